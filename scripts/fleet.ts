@@ -1,0 +1,58 @@
+/**
+ * `fleet` — the command-line entry point (package bin). Each verb lives in its own module that exports
+ * `run(argv: string[]): Promise<number>` (the exit code: 0 ok, 1 failure found, 2 bad input).
+ * Errors of kind {@link UserError} print their message only; anything else is a bug and prints a stack.
+ */
+import { UserError } from "./errors.js";
+
+type VerbModule = { run(argv: string[]): Promise<number> };
+
+const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
+  plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(verbs).map((v) => v.length));
+  return [
+    "usage: fleet <verb> [options]",
+    "",
+    ...Object.entries(verbs).map(([v, { summary }]) => `  ${v.padEnd(width)}  ${summary}`),
+    "",
+    "Run `fleet <verb> --help` for a verb's options.",
+  ].join("\n");
+}
+
+/** Runs one CLI invocation; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (!verb || verb === "--help" || verb === "-h" || verb === "help") {
+    process.stdout.write(usage() + "\n");
+    return verb ? 0 : 2;
+  }
+  const entry = verbs[verb];
+  if (!entry) {
+    process.stderr.write(`fleet: unknown verb "${verb}".\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof UserError) {
+      process.stderr.write(err.message.endsWith("\n") ? err.message : err.message + "\n");
+      return err.exitCode;
+    }
+    throw err;
+  }
+}
+
+const isEntry = process.argv[1] && /fleet\.(ts|mjs|js)$/.test(process.argv[1]);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`fleet: internal error (please report): ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}
