@@ -1,0 +1,144 @@
+/**
+ * Cross-field rules of a fleet: the checks a schema of one field at a time cannot make. Each returns
+ * problems with the fleet.yaml path to blame, so the loader can print `file:line:col path: message`.
+ */
+import type { FleetFile, NodeInput, RoleName } from "./schema.js";
+import { ROLE_NAMES, ROLE_SUPPORT } from "./schema.js";
+import { canonicalRoles } from "./fleet.js";
+import { didYouMean } from "./suggest.js";
+
+/** One validation problem: the fleet.yaml path it concerns and a message (what was expected, how to fix). */
+export interface Problem {
+  path: (string | number)[];
+  message: string;
+  /** Point at the key of the last path element rather than its value (e.g. for a node's name). */
+  atKey?: boolean;
+}
+
+const LINUX: readonly string[] = ["debian", "raspios", "arch"];
+
+/** The roles a node gets: its profile's (when the profile exists) plus its own, canonical order. */
+export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
+  const fromProfile = node.profile ? (file.profiles[node.profile] ?? []) : [];
+  return canonicalRoles([...fromProfile, ...(node.roles ?? [])]);
+}
+
+/**
+ * Every cross-field problem of a schema-valid fleet file, in file order. Rules: profile exists; a node has
+ * roles; role allowed on the node's OS; `agentapi` needs `claude`; `windows-wsl` ⇔ `wslDistro`; unique hosts;
+ * exactly one `icecc-scheduler` when any node runs `iceccd`; at most one `ntfy`, on Linux with Docker; at
+ * most one `queue`, and one present when any node runs `worker`; workers and Claude nodes have a budget cap.
+ */
+export function checkRules(file: FleetFile): Problem[] {
+  const problems: Problem[] = [];
+  const nodes = Object.entries(file.nodes);
+  const profileNames = Object.keys(file.profiles);
+  const holders = new Map<RoleName, string[]>();
+  const hosts = new Map<string, string>();
+
+  for (const [name, node] of nodes) {
+    const at = (...rest: (string | number)[]) => ["nodes", name, ...rest];
+    if (node.profile !== undefined && !(node.profile in file.profiles)) {
+      const known = profileNames.length ? profileNames.join("|") : "(none defined under profiles:)";
+      problems.push({
+        path: at("profile"),
+        message: `expected one of ${known}, got "${node.profile}"${didYouMean(node.profile, profileNames)}`,
+      });
+    }
+    const roles = rolesOf(file, node);
+    if (roles.length === 0 && (node.profile === undefined || node.profile in file.profiles)) {
+      problems.push({
+        path: at(),
+        atKey: true,
+        message: `node has no roles: add \`profile: <name>\` or \`roles: [...]\` (roles: ${ROLE_NAMES.join("|")})`,
+      });
+    }
+    for (const role of roles) {
+      (holders.get(role) ?? holders.set(role, []).get(role)!).push(name);
+      const supported = ROLE_SUPPORT[role];
+      if (!supported.includes(node.os)) {
+        problems.push({
+          path: at("os"),
+          message: `role ${role} is not supported on ${node.os}; it runs on ${supported.join("|")} (move the role to another node or remove it)`,
+        });
+      }
+    }
+    if (roles.includes("agentapi") && !roles.includes("claude")) {
+      problems.push({
+        path: at(node.roles?.includes("agentapi") ? "roles" : "profile"),
+        message: "role agentapi needs role claude on the same node (AgentAPI drives the node's Claude Code); add claude",
+      });
+    }
+    if (node.os === "windows-wsl" && node.wslDistro === undefined) {
+      problems.push({
+        path: at("os"),
+        message: "a windows-wsl node needs `wslDistro:` naming its WSL2 distribution (e.g. Debian), where its Linux roles run",
+      });
+    }
+    if (node.os !== "windows-wsl" && node.wslDistro !== undefined) {
+      problems.push({
+        path: at("wslDistro"),
+        message: `wslDistro applies only to os windows-wsl, but this node's os is ${node.os}; remove it`,
+      });
+    }
+    if ((roles.includes("worker") || roles.includes("claude")) && (node.budgetUsdPerSession ?? file.defaults.budgetUsdPerSession) === undefined) {
+      problems.push({
+        path: at(),
+        atKey: true,
+        message: "node runs Claude but has no budget cap: set `budgetUsdPerSession:` (USD) on it or under defaults",
+      });
+    }
+    for (const field of ["host", "bootstrapHost"] as const) {
+      const value = node[field];
+      if (value === undefined) continue;
+      const key = value.toLowerCase();
+      const other = hosts.get(key);
+      if (other !== undefined && other !== name) {
+        problems.push({
+          path: at(field),
+          message: `host "${value}" is already used by node ${other}; every node needs its own address`,
+        });
+      } else {
+        hosts.set(key, name);
+      }
+    }
+  }
+
+  const firstNodePath = nodes.length ? ["nodes", nodes[0][0]] : ["nodes"];
+  const held = (role: RoleName) => holders.get(role) ?? [];
+  if (held("iceccd").length > 0 && held("icecc-scheduler").length === 0) {
+    problems.push({
+      path: ["nodes"],
+      atKey: true,
+      message: `nodes ${held("iceccd").join(", ")} run iceccd but no node runs icecc-scheduler; add icecc-scheduler to exactly one always-on Linux node`,
+    });
+  }
+  for (const role of ["icecc-scheduler", "ntfy", "queue"] as const) {
+    const names = held(role);
+    for (const extra of names.slice(1)) {
+      problems.push({
+        path: ["nodes", extra],
+        atKey: true,
+        message: `role ${role} is already on node ${names[0]}; a fleet has at most one ${role}, remove it from ${extra}`,
+      });
+    }
+  }
+  for (const name of held("ntfy")) {
+    const node = file.nodes[name];
+    if (LINUX.includes(node.os) && node.docker !== true) {
+      problems.push({
+        path: ["nodes", name],
+        atKey: true,
+        message: "role ntfy runs as a Docker container: set `docker: true` on this node once it has a Docker engine its SSH user can use",
+      });
+    }
+  }
+  if (held("worker").length > 0 && held("queue").length === 0) {
+    problems.push({
+      path: held("worker").length ? ["nodes", held("worker")[0]] : firstNodePath,
+      atKey: true,
+      message: "workers need a task queue: add role queue to one always-on Linux node (usually the orchestrator)",
+    });
+  }
+  return problems;
+}

@@ -1,0 +1,219 @@
+/**
+ * The zod schema of `fleet.yaml`: the one typed description of a fleet. `fleet.schema.json` is generated
+ * from {@link fleetFileSchema} (`npm run schema`), so editors complete the same fields this validates.
+ *
+ * Shapes only live here; cross-field rules (one scheduler, unique hosts, role allowed on an OS …) are in
+ * `rules.ts`, and the resolved model every other layer reads is built by `load.ts`.
+ */
+import { z } from "zod";
+
+/** Operating-system families a node can run. `windows-wsl` = Windows host with a WSL2 Debian distro. */
+export const OS_NAMES = ["macos", "debian", "raspios", "arch", "windows-wsl"] as const;
+export type OsName = (typeof OS_NAMES)[number];
+
+/** CPU architectures, as `uname -m` prints them on Linux (`arm64` on macOS is written `aarch64` here). */
+export const ARCH_NAMES = ["x86_64", "aarch64"] as const;
+export type ArchName = (typeof ARCH_NAMES)[number];
+
+/**
+ * Every role fleetkit can put on a node, in the order their components are created on a node (Tailscale
+ * first; the scheduler before daemons; Claude before AgentAPI; the queue before workers).
+ */
+export const ROLE_NAMES = [
+  "tailscale",
+  "claude",
+  "icecc-scheduler",
+  "iceccd",
+  "toolchains",
+  "agentapi",
+  "ntfy",
+  "queue",
+  "worker",
+] as const;
+export type RoleName = (typeof ROLE_NAMES)[number];
+
+/** Operating systems each role supports; a role on any other OS is a validation error naming these. */
+export const ROLE_SUPPORT: Record<RoleName, readonly OsName[]> = {
+  tailscale: OS_NAMES,
+  claude: OS_NAMES,
+  "icecc-scheduler": ["debian", "raspios", "arch"],
+  iceccd: OS_NAMES,
+  // icecc-create-env packs a Linux toolchain; builders are always-on Linux machines.
+  toolchains: ["debian", "raspios", "arch"],
+  agentapi: OS_NAMES,
+  // ntfy runs as a Docker container, which fleetkit drives only on Linux engines.
+  ntfy: ["debian", "raspios", "arch"],
+  queue: ["debian", "raspios", "arch"],
+  worker: OS_NAMES,
+};
+
+const nodeName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "a lower-case hostname label (a-z, 0-9, '-')");
+const hostName = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9.:_-]*[A-Za-z0-9])?$/, "a hostname, Tailscale name or IP address");
+const usd = z.number().positive().max(10_000);
+const port = z.number().int().min(1).max(65535);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex digits (a sha256)");
+
+/** Claude Code settings shared by every node (a node may not override them; budget caps are per node). */
+export const claudeSettingsSchema = z
+  .object({
+    /** npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI). */
+    version: z.string().regex(/^\d+\.\d+\.\d+$/, "an exact version like 2.0.14"),
+    /** Claude Code permissions.defaultMode for headless nodes (claude-workers.md uses bypassPermissions). */
+    defaultMode: z.enum(["default", "acceptEdits", "plan", "bypassPermissions"]).default("bypassPermissions"),
+    /** Tools allowed without asking (settings.json permissions.allow). */
+    allow: z.array(z.string()).default(["Edit"]),
+    /** OS-level sandbox (Seatbelt on macOS, bubblewrap on Linux) with autoAllowBashIfSandboxed. */
+    sandbox: z.boolean().default(true),
+    /** Network domains the sandbox allows (settings.json sandbox.network.allowedDomains). */
+    allowedDomains: z.array(z.string()).default(["*.com", "*.io", "*.dev"]),
+  })
+  .strict();
+
+/** Per-fleet defaults a node inherits unless it sets the same field. */
+export const defaultsSchema = z
+  .object({
+    /** SSH user on every node (the account that runs agents and workers). */
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").default("fleet"),
+    /** SSH port. */
+    sshPort: port.default(22),
+    /** Path of the private key, on the machine that runs `pulumi up`, used to reach every node. */
+    sshKeyPath: z.string().default("~/.ssh/id_ed25519"),
+    /** Seconds one SSH dial may take before it counts as failed (@pulumi/command perDialTimeout). */
+    perDialTimeoutSeconds: z.number().int().min(1).max(600).default(10),
+    /** Failed dials before a node is given up on (@pulumi/command dialErrorLimit); keeps offline Pis fast. */
+    dialErrorLimit: z.number().int().min(1).max(100).default(3),
+    /** Claude budget cap in USD per session for nodes that set none. */
+    budgetUsdPerSession: usd.optional(),
+    claude: claudeSettingsSchema,
+  })
+  .strict();
+
+/** Keys of per-platform artifact checksums: `<os>-<arch>` as the download names them. */
+export const PLATFORM_KEYS = ["linux-x86_64", "linux-aarch64", "darwin-x86_64", "darwin-aarch64"] as const;
+export type PlatformKey = (typeof PLATFORM_KEYS)[number];
+
+/** One downloadable artifact, pinned by version and by sha256 per platform (`linux-x86_64`, `darwin-aarch64` …). */
+export const artifactSchema = z
+  .object({
+    version: z.string().min(1),
+    /**
+     * Download URL template; `{version}`, `{os}` (linux|darwin), `{goarch}` (amd64|arm64) and `{arch}`
+     * (x86_64|aarch64) are substituted per node.
+     */
+    url: z.string().url(),
+    /** sha256 of the file each platform downloads; a platform without one cannot be installed. */
+    sha256: z.partialRecord(z.enum(PLATFORM_KEYS), sha256Hex).default({}),
+  })
+  .strict();
+
+export const servicesSchema = z
+  .object({
+    ntfy: z
+      .object({
+        /** Host port the ntfy container publishes (remote-tasks.md uses 8091). */
+        port: port.default(8091),
+        /** Topic workers publish task results to. */
+        topic: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "an ntfy topic name").default("fleet-tasks"),
+        /** Pinned ntfy image; pin a digest for reproducible deploys. */
+        image: z.string().default("binwiederhier/ntfy:v2.11.0"),
+        /** Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url). */
+        baseUrl: z.string().url().optional(),
+        /** Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`). */
+        upstreamBaseUrl: z.string().url().optional(),
+      })
+      .strict()
+      .prefault({}),
+    queue: z
+      .object({
+        /** TCP port of the queue server's HTTP API, bound on the queue node's host address. */
+        port: port.default(8787),
+      })
+      .strict()
+      .prefault({}),
+    agentapi: z
+      .object({
+        /** AgentAPI's HTTP port (its default is 3284). */
+        port: port.default(3284),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export const artifactsSchema = z
+  .object({
+    agentapi: artifactSchema.default({
+      version: "v0.10.0",
+      url: "https://github.com/coder/agentapi/releases/download/{version}/agentapi-{os}-{goarch}",
+      sha256: {},
+    }),
+    tailscale: artifactSchema.default({
+      version: "1.90.6",
+      url: "https://pkgs.tailscale.com/stable/tailscale_{version}_{goarch}.tgz",
+      sha256: {},
+    }),
+  })
+  .strict();
+
+const roleList = z.array(z.enum(ROLE_NAMES));
+
+/** One node (a machine) of the fleet, keyed by its name under `nodes:`. */
+export const nodeSchema = z
+  .object({
+    /** SSH address: a Tailscale (MagicDNS) name, DNS name or IP. Also the address services use. */
+    host: hostName,
+    /** Address for the first `pulumi up`, before the node has joined the tailnet (e.g. a LAN IP). */
+    bootstrapHost: hostName.optional(),
+    os: z.enum(OS_NAMES),
+    arch: z.enum(ARCH_NAMES),
+    /** SSH user; defaults to `defaults.user`. */
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").optional(),
+    sshPort: port.optional(),
+    /** Name of a profile under `profiles:` whose roles this node gets. */
+    profile: z.string().optional(),
+    /** Roles in addition to the profile's. */
+    roles: roleList.optional(),
+    /** Claude budget cap in USD per session (and per task; a day's cap for workers). */
+    budgetUsdPerSession: usd.optional(),
+    /** iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count). */
+    iceccMaxJobs: z.number().int().min(1).max(256).optional(),
+    /** WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian). */
+    wslDistro: z.string().regex(/^[A-Za-z0-9._-]+$/, "a WSL distribution name").optional(),
+    /** The node has a Docker engine the SSH user may drive (required to host ntfy). */
+    docker: z.boolean().optional(),
+    /** The node builds icecc toolchain tarballs (the scheduler node always does). */
+    builder: z.boolean().optional(),
+    /** Free labels (`gpu: "true"`, `site: home`); tasks can require them. */
+    tags: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+/** The whole `fleet.yaml`. */
+export const fleetFileSchema = z
+  .object({
+    /** Fleet name; also the Pulumi stack name users pick for it. */
+    fleet: nodeName,
+    /** Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`. */
+    tailnet: z.string().optional(),
+    defaults: defaultsSchema,
+    services: servicesSchema.prefault({}),
+    artifacts: artifactsSchema.prefault({}),
+    /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
+    profiles: z.record(nodeName, roleList).default({}),
+    nodes: z.record(nodeName, nodeSchema),
+  })
+  .strict();
+
+/** `fleet.yaml` as written (before defaults). */
+export type FleetFileInput = z.input<typeof fleetFileSchema>;
+/** `fleet.yaml` after zod parsing (defaults applied), before cross-field resolution. */
+export type FleetFile = z.output<typeof fleetFileSchema>;
+export type NodeInput = z.output<typeof nodeSchema>;
+export type ClaudeSettings = z.output<typeof claudeSettingsSchema>;
+export type Artifact = z.output<typeof artifactSchema>;
+export type Services = z.output<typeof servicesSchema>;
