@@ -1,0 +1,124 @@
+/**
+ * Turns a role's parts (files, install steps, uninstall steps) into a {@link Bundle}: complete, idempotent
+ * POSIX sh scripts that embed the files, plus the bundle hash. Also the shell command that starts a script
+ * on a node over SSH, shared by the Pulumi components, the hosts tests and the `fleet` scripts.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import Mustache from "mustache";
+import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Bundle, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
+import { platformFor, type Platform } from "./platform.js";
+
+const TEMPLATES = new URL("../templates/", import.meta.url);
+
+/** Reads `templates/<relPath>` (UTF-8). Throws when the template is missing (a packaging bug). */
+export function readTemplate(relPath: string): string {
+  return readFileSync(new URL(relPath, TEMPLATES), "utf8");
+}
+
+/**
+ * Renders `templates/<relPath>` with Mustache, HTML escaping off (these are config files, not pages).
+ * Always returns text ending in exactly one newline.
+ */
+export function renderTemplate(relPath: string, view: Record<string, unknown>): string {
+  const out = Mustache.render(readTemplate(relPath), view, {}, { escape: (s: unknown) => String(s) });
+  return out.replace(/\n*$/, "\n");
+}
+
+/** Quotes `s` for POSIX sh as one word ('…' with embedded quotes escaped). */
+export function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+const HEREDOC_END = "FLEETKIT_EOF";
+
+/** Shell lines that place one file with {@link BundleFile}'s mode and owner (content in a quoted heredoc). */
+export function putFile(f: BundleFile, platform: Platform): string {
+  if (!f.content.endsWith("\n")) throw new Error(`bundle file ${f.path} must end with a newline`);
+  if (f.content.split("\n").includes(HEREDOC_END)) throw new Error(`bundle file ${f.path} contains the line ${HEREDOC_END}`);
+  const group = f.group ?? (f.owner === "root" ? platform.rootGroup : f.owner);
+  return `fk_put ${shQuote(f.path)} ${f.mode.toString(8).padStart(4, "0")} ${shQuote(f.owner)} ${shQuote(group)} <<'${HEREDOC_END}'\n${f.content}${HEREDOC_END}`;
+}
+
+/** The parts a role renderer returns; {@link assembleBundle} turns them into a Bundle. */
+export interface RoleParts {
+  target?: ScriptTarget;
+  files: BundleFile[];
+  /** Packages (already per platform) this role needs; recorded in the marker, released on uninstall. */
+  packages: string[];
+  /** Shell run before the files are placed (e.g. users, directories, downloads). */
+  preInstall?: string;
+  /** Shell run after the files are placed (e.g. enable and start services). */
+  postInstall?: string;
+  /** Shell run by uninstall before files are removed (e.g. stop services). */
+  preUninstall?: string;
+  /** Shell run by uninstall after files are removed. */
+  postUninstall?: string;
+  services: BundleService[];
+  secrets?: SecretName[];
+}
+
+function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platform, what: string): string {
+  return [
+    "#!/bin/sh",
+    `# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
+    readTemplate("common/prelude.sh").trimEnd(),
+    `FK_STATE=${shQuote(platform.stateDir)}`,
+    `FK_FAMILY=${platform.family}`,
+    `FK_ROOT_GROUP=${platform.rootGroup}`,
+    `FK_USER=${shQuote(node.user)}`,
+    `FK_BREW=${shQuote(platform.brew ?? "")}`,
+    `export FK_STATE FK_FAMILY FK_ROOT_GROUP FK_USER FK_BREW`,
+    `mkdir -p "$FK_STATE/roles"`,
+  ].join("\n");
+}
+
+/**
+ * Builds the bundle for one role on one node from its parts: the install script places every file, runs
+ * the role's steps and writes the marker; the uninstall script reverses it. Pure.
+ */
+export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): Bundle {
+  const platform = platformFor(node);
+  const secrets = parts.secrets ?? [];
+  const installBody = [
+    header(fleet, node, role, platform, "install"),
+    secrets.length ? `fk_read_secrets ${secrets.join(" ")}` : "",
+    parts.preInstall ?? "",
+    ...parts.files.map((f) => putFile(f, platform)),
+    parts.postInstall ?? "",
+  ].filter((s) => s !== "").join("\n");
+  const uninstall = [
+    header(fleet, node, role, platform, "uninstall"),
+    parts.preUninstall ?? "",
+    parts.files.length ? `fk_rm ${parts.files.map((f) => shQuote(f.path)).join(" ")}` : "",
+    parts.postUninstall ?? "",
+    parts.packages.length ? `fk_pkg_release ${role} ${parts.packages.join(" ")}` : "",
+    `fk_forget ${role}`,
+  ].filter((s) => s !== "").join("\n") + "\n";
+
+  const target = parts.target ?? (node.os === "windows-wsl" ? "wsl" : "node");
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ target, files: parts.files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages }));
+  const digest = hash.digest("hex");
+  const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
+  return { node: node.name, role, target, files: parts.files, install, uninstall, services: parts.services, secrets, hash: digest };
+}
+
+/**
+ * The command string that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'`
+ * (the script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on
+ * stdin). Windows: the host's OpenSSH hands the line to its default shell, so the script travels base64
+ * encoded (no quoting survives cmd.exe, PowerShell and wsl.exe alike) and is decoded inside the distro.
+ */
+export function remoteCommand(node: FleetNode, target: ScriptTarget, script: string): string {
+  if (target === "wsl") {
+    const b64 = Buffer.from(script, "utf8").toString("base64");
+    return `wsl.exe -d ${node.wslDistro} -u root -- sh -c "echo ${b64} | base64 -d > /tmp/fleetkit-$$.sh && sh /tmp/fleetkit-$$.sh; r=$?; rm -f /tmp/fleetkit-$$.sh; exit $r"`;
+  }
+  if (target === "windows-host") {
+    const b64 = Buffer.from(script, "utf16le").toString("base64");
+    return `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand ${b64}`;
+  }
+  return `sudo -n sh -c ${shQuote(script)}`;
+}

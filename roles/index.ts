@@ -1,0 +1,33 @@
+/**
+ * The role registry: which renderer makes each role's bundle, and the entry points every consumer uses
+ * (`renderNodeBundles` for one node, `renderFleetBundles` for all). Pure: same fleet, same bytes.
+ */
+import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Bundle } from "./types.js";
+import { assembleBundle, type RoleParts } from "./bundle.js";
+import { renderIceccd, renderIceccScheduler } from "./icecc.js";
+
+type Renderer = (fleet: Fleet, node: FleetNode) => RoleParts;
+
+/** Renderer per role. A role missing here cannot be planned (the plan says so). */
+export const RENDERERS: Partial<Record<RoleName, Renderer>> = {
+  "icecc-scheduler": renderIceccScheduler,
+  iceccd: renderIceccd,
+};
+
+/** Renders one role for one node. @throws Error when no renderer exists for the role (a fleetkit bug). */
+export function renderBundle(fleet: Fleet, node: FleetNode, role: RoleName): Bundle {
+  const render = RENDERERS[role];
+  if (!render) throw new Error(`no renderer for role ${role}`);
+  return assembleBundle(fleet, node, role, render(fleet, node));
+}
+
+/** Every bundle of one node, in the node's canonical role order. */
+export function renderNodeBundles(fleet: Fleet, node: FleetNode): Bundle[] {
+  return node.roles.map((role) => renderBundle(fleet, node, role));
+}
+
+/** Every node's bundles, keyed by node name, in fleet order. */
+export function renderFleetBundles(fleet: Fleet): Map<string, Bundle[]> {
+  return new Map(fleet.nodes.map((n) => [n.name, renderNodeBundles(fleet, n)]));
+}

@@ -1,0 +1,78 @@
+/**
+ * The role bundle: everything one role needs on one node, rendered as plain data by a pure function of the
+ * fleet (no network, no clock), so the same fleet renders byte-identical bundles every time.
+ *
+ * Who reads a bundle:
+ * - the Pulumi role component runs `install` over SSH (`remote.Command` create, `triggers: [hash]`) with the
+ *   role's secrets on stdin, and `uninstall` as the command's `delete`;
+ * - the hosts tests run the very same scripts over SSH on real Debian nodes;
+ * - the static tests feed `files` and the scripts to shellcheck, systemd-analyze and a plist parser;
+ * - `fleet drift` compares the node's marker and files with a fresh render.
+ */
+import type { FleetNode, RoleName } from "../stacks/model/fleet.js";
+
+/** A file the role places on the node. Content is text and always ends with a newline. */
+export interface BundleFile {
+  /** Absolute path on the node (inside the WSL distro for windows-wsl Linux-side roles). */
+  path: string;
+  /** Permission bits, e.g. 0o644; secrets files are 0o600. */
+  mode: number;
+  /** Owning user name (`root` or the node user). */
+  owner: string;
+  /** Owning group; undefined = the owner's primary group. */
+  group?: string;
+  content: string;
+  /** What checks this file statically: shell, systemd unit, launchd plist, json, yaml, or plain text. */
+  kind: "shell" | "systemd" | "launchd" | "json" | "yaml" | "text";
+}
+
+/** A long-running service the role manages. */
+export interface BundleService {
+  /** systemd unit name (`iceccd.service`), launchd label (`org.icecc.iceccd`) or container name. */
+  name: string;
+  manager: "systemd" | "launchd" | "docker";
+  /** systemd: system unit or a --user unit; launchd: LaunchDaemon (system) or LaunchAgent (user). */
+  scope: "system" | "user";
+}
+
+/** Where the scripts run on the node. */
+export type ScriptTarget =
+  /** The node's own shell (Linux, macOS). */
+  | "node"
+  /** A Windows node's WSL distro, as root (`wsl.exe -d <distro> -u root -- …`). */
+  | "wsl"
+  /** A Windows node's host side (PowerShell), for Tailscale and WSL settings only. */
+  | "windows-host";
+
+/** A secret an install script reads from stdin, one `NAME=value` line each, in this order. */
+export type SecretName = "tailscaleAuthKey" | "anthropicApiKey" | "claudeOauthToken" | "queueToken" | "queueTokens" | "ntfyToken";
+
+/** One role rendered for one node. */
+export interface Bundle {
+  node: string;
+  role: RoleName;
+  target: ScriptTarget;
+  files: BundleFile[];
+  /**
+   * Idempotent POSIX sh script (PowerShell for `windows-host`): installs packages, writes `files` only when
+   * their content differs, (re)starts services only when something changed, writes the role marker, and
+   * prints a last line `fleetkit: <role> changed` or `fleetkit: <role> unchanged`.
+   */
+  install: string;
+  /** Removes the role's services, files and marker; succeeds when already removed. */
+  uninstall: string;
+  services: BundleService[];
+  /** Secrets the install script expects on stdin (as `NAME=value` lines); empty = stdin unused. */
+  secrets: SecretName[];
+  /** sha256 (hex) over target, files (path, mode, owner, content), scripts, services and secret names. */
+  hash: string;
+}
+
+/** Renders one role for one node; pure. Throws only on programmer error (the model is already valid). */
+export type RoleRenderer = (ctx: RenderContext) => Omit<Bundle, "hash" | "node" | "role">;
+
+/** What a renderer sees: the whole fleet (for peers like the scheduler's host) and the node. */
+export interface RenderContext {
+  fleet: import("../stacks/model/fleet.js").Fleet;
+  node: FleetNode;
+}
