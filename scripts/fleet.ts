@@ -9,6 +9,7 @@ type VerbModule = { run(argv: string[]): Promise<number> };
 
 const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
+  schema: { summary: "print, write or check fleet.schema.json (the JSON Schema of fleet.yaml)", load: () => import("./schema.js") },
 };
 
 function usage(): string {

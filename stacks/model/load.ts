@@ -80,6 +80,12 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** A required field that is absent: blame the map that should hold it, at its key. */
+function missing(path: Path, expected: string): Problem {
+  const field = String(path.at(-1));
+  return { path: path.slice(0, -1), atKey: true, message: `required field "${field}" is missing: add \`${field}:\` (${expected})`, field: path };
+}
+
 /** One zod issue as the problems it stands for (unknown keys give one problem each). */
 function issueProblems(issue: z.core.$ZodIssue): Problem[] {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
@@ -87,11 +93,13 @@ function issueProblems(issue: z.core.$ZodIssue): Problem[] {
   switch (issue.code) {
     case "invalid_value": {
       const values = issue.values.map(String);
+      if (input === undefined) return [missing(path, `one of ${values.join("|")}`)];
       return [{ path, message: `expected one of ${values.join("|")}, got ${describe(input)}${typeof input === "string" ? didYouMean(input, values) : ""}` }];
     }
     case "invalid_type": {
-      if (input === undefined) return [{ path, message: `required field missing: add \`${String(path.at(-1))}:\` (${issue.expected})` }];
-      const expected = issue.expected === "record" || issue.expected === "object" ? "a map" : issue.expected === "array" ? "a list" : `a ${issue.expected}`;
+      const expected =
+        issue.expected === "record" || issue.expected === "object" ? "a map" : issue.expected === "array" ? "a list" : issue.expected === "int" ? "an integer" : `a ${issue.expected}`;
+      if (input === undefined) return [missing(path, expected)];
       return [{ path, message: `expected ${expected}, got ${describe(input)}` }];
     }
     case "unrecognized_keys": {
@@ -152,7 +160,7 @@ export function parseFleet(source: string, file: string): Fleet {
   const place = (p: Problem): LocatedProblem => {
     const range = locate(doc, p.path, p.atKey ?? false);
     const pos = lineCounter.linePos(range ? range[0] : 0);
-    return { file, line: pos.line, col: pos.col, field: fieldName(p.path), message: p.message };
+    return { file, line: pos.line, col: pos.col, field: fieldName(p.field ?? p.path), message: p.message };
   };
 
   if (doc.errors.length > 0) {

@@ -13,6 +13,8 @@ export interface Problem {
   message: string;
   /** Point at the key of the last path element rather than its value (e.g. for a node's name). */
   atKey?: boolean;
+  /** Field path to print when it differs from the place blamed (a missing field is blamed on its map). */
+  field?: (string | number)[];
 }
 
 const LINUX: readonly string[] = ["debian", "raspios", "arch"];

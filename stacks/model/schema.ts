@@ -62,15 +62,15 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex digits (
 export const claudeSettingsSchema = z
   .object({
     /** npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI). */
-    version: z.string().regex(/^\d+\.\d+\.\d+$/, "an exact version like 2.0.14"),
+    version: z.string().regex(/^\d+\.\d+\.\d+$/, "an exact version like 2.0.14").describe("npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI)."),
     /** Claude Code permissions.defaultMode for headless nodes (claude-workers.md uses bypassPermissions). */
-    defaultMode: z.enum(["default", "acceptEdits", "plan", "bypassPermissions"]).default("bypassPermissions"),
+    defaultMode: z.enum(["default", "acceptEdits", "plan", "bypassPermissions"]).default("bypassPermissions").describe("Claude Code permissions.defaultMode for headless nodes (claude-workers.md uses bypassPermissions)."),
     /** Tools allowed without asking (settings.json permissions.allow). */
-    allow: z.array(z.string()).default(["Edit"]),
+    allow: z.array(z.string()).default(["Edit"]).describe("Tools allowed without asking (settings.json permissions.allow)."),
     /** OS-level sandbox (Seatbelt on macOS, bubblewrap on Linux) with autoAllowBashIfSandboxed. */
-    sandbox: z.boolean().default(true),
+    sandbox: z.boolean().default(true).describe("OS-level sandbox (Seatbelt on macOS, bubblewrap on Linux) with autoAllowBashIfSandboxed."),
     /** Network domains the sandbox allows (settings.json sandbox.network.allowedDomains). */
-    allowedDomains: z.array(z.string()).default(["*.com", "*.io", "*.dev"]),
+    allowedDomains: z.array(z.string()).default(["*.com", "*.io", "*.dev"]).describe("Network domains the sandbox allows (settings.json sandbox.network.allowedDomains)."),
   })
   .strict();
 
@@ -78,17 +78,17 @@ export const claudeSettingsSchema = z
 export const defaultsSchema = z
   .object({
     /** SSH user on every node (the account that runs agents and workers). */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").default("fleet"),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").default("fleet").describe("SSH user on every node (the account that runs agents and workers)."),
     /** SSH port. */
-    sshPort: port.default(22),
+    sshPort: port.default(22).describe("SSH port."),
     /** Path of the private key, on the machine that runs `pulumi up`, used to reach every node. */
-    sshKeyPath: z.string().default("~/.ssh/id_ed25519"),
+    sshKeyPath: z.string().default("~/.ssh/id_ed25519").describe("Path of the private key, on the machine that runs `pulumi up`, used to reach every node."),
     /** Seconds one SSH dial may take before it counts as failed (@pulumi/command perDialTimeout). */
-    perDialTimeoutSeconds: z.number().int().min(1).max(600).default(10),
+    perDialTimeoutSeconds: z.number().int().min(1).max(600).default(10).describe("Seconds one SSH dial may take before it counts as failed (@pulumi/command perDialTimeout)."),
     /** Failed dials before a node is given up on (@pulumi/command dialErrorLimit); keeps offline Pis fast. */
-    dialErrorLimit: z.number().int().min(1).max(100).default(3),
+    dialErrorLimit: z.number().int().min(1).max(100).default(3).describe("Failed dials before a node is given up on (@pulumi/command dialErrorLimit); keeps offline Pis fast."),
     /** Claude budget cap in USD per session for nodes that set none. */
-    budgetUsdPerSession: usd.optional(),
+    budgetUsdPerSession: usd.optional().describe("Claude budget cap in USD per session for nodes that set none."),
     claude: claudeSettingsSchema,
   })
   .strict();
@@ -107,7 +107,7 @@ export const artifactSchema = z
      */
     url: z.string().url(),
     /** sha256 of the file each platform downloads; a platform without one cannot be installed. */
-    sha256: z.partialRecord(z.enum(PLATFORM_KEYS), sha256Hex).default({}),
+    sha256: z.partialRecord(z.enum(PLATFORM_KEYS), sha256Hex).default({}).describe("sha256 of the file each platform downloads; a platform without one cannot be installed."),
   })
   .strict();
 
@@ -116,29 +116,29 @@ export const servicesSchema = z
     ntfy: z
       .object({
         /** Host port the ntfy container publishes (remote-tasks.md uses 8091). */
-        port: port.default(8091),
+        port: port.default(8091).describe("Host port the ntfy container publishes (remote-tasks.md uses 8091)."),
         /** Topic workers publish task results to. */
-        topic: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "an ntfy topic name").default("fleet-tasks"),
+        topic: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "an ntfy topic name").default("fleet-tasks").describe("Topic workers publish task results to."),
         /** Pinned ntfy image; pin a digest for reproducible deploys. */
-        image: z.string().default("binwiederhier/ntfy:v2.11.0"),
+        image: z.string().default("binwiederhier/ntfy:v2.11.0").describe("Pinned ntfy image; pin a digest for reproducible deploys."),
         /** Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url). */
-        baseUrl: z.string().url().optional(),
+        baseUrl: z.string().url().optional().describe("Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url)."),
         /** Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`). */
-        upstreamBaseUrl: z.string().url().optional(),
+        upstreamBaseUrl: z.string().url().optional().describe("Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`)."),
       })
       .strict()
       .prefault({}),
     queue: z
       .object({
         /** TCP port of the queue server's HTTP API, bound on the queue node's host address. */
-        port: port.default(8787),
+        port: port.default(8787).describe("TCP port of the queue server's HTTP API, bound on the queue node's host address."),
       })
       .strict()
       .prefault({}),
     agentapi: z
       .object({
         /** AgentAPI's HTTP port (its default is 3284). */
-        port: port.default(3284),
+        port: port.default(3284).describe("AgentAPI's HTTP port (its default is 3284)."),
       })
       .strict()
       .prefault({}),
@@ -166,30 +166,30 @@ const roleList = z.array(z.enum(ROLE_NAMES));
 export const nodeSchema = z
   .object({
     /** SSH address: a Tailscale (MagicDNS) name, DNS name or IP. Also the address services use. */
-    host: hostName,
+    host: hostName.describe("SSH address: a Tailscale (MagicDNS) name, DNS name or IP. Also the address services use."),
     /** Address for the first `pulumi up`, before the node has joined the tailnet (e.g. a LAN IP). */
-    bootstrapHost: hostName.optional(),
+    bootstrapHost: hostName.optional().describe("Address for the first `pulumi up`, before the node has joined the tailnet (e.g. a LAN IP)."),
     os: z.enum(OS_NAMES),
     arch: z.enum(ARCH_NAMES),
     /** SSH user; defaults to `defaults.user`. */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").optional(),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").optional().describe("SSH user; defaults to `defaults.user`."),
     sshPort: port.optional(),
     /** Name of a profile under `profiles:` whose roles this node gets. */
-    profile: z.string().optional(),
+    profile: z.string().optional().describe("Name of a profile under `profiles:` whose roles this node gets."),
     /** Roles in addition to the profile's. */
-    roles: roleList.optional(),
+    roles: roleList.optional().describe("Roles in addition to the profile's."),
     /** Claude budget cap in USD per session (and per task; a day's cap for workers). */
-    budgetUsdPerSession: usd.optional(),
+    budgetUsdPerSession: usd.optional().describe("Claude budget cap in USD per session (and per task; a day's cap for workers)."),
     /** iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count). */
-    iceccMaxJobs: z.number().int().min(1).max(256).optional(),
+    iceccMaxJobs: z.number().int().min(1).max(256).optional().describe("iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count)."),
     /** WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian). */
-    wslDistro: z.string().regex(/^[A-Za-z0-9._-]+$/, "a WSL distribution name").optional(),
+    wslDistro: z.string().regex(/^[A-Za-z0-9._-]+$/, "a WSL distribution name").optional().describe("WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian)."),
     /** The node has a Docker engine the SSH user may drive (required to host ntfy). */
-    docker: z.boolean().optional(),
+    docker: z.boolean().optional().describe("The node has a Docker engine the SSH user may drive (required to host ntfy)."),
     /** The node builds icecc toolchain tarballs (the scheduler node always does). */
-    builder: z.boolean().optional(),
+    builder: z.boolean().optional().describe("The node builds icecc toolchain tarballs (the scheduler node always does)."),
     /** Free labels (`gpu: "true"`, `site: home`); tasks can require them. */
-    tags: z.record(z.string(), z.string()).optional(),
+    tags: z.record(z.string(), z.string()).optional().describe("Free labels (`gpu: \"true\"`, `site: home`); tasks can require them."),
   })
   .strict();
 
@@ -197,14 +197,14 @@ export const nodeSchema = z
 export const fleetFileSchema = z
   .object({
     /** Fleet name; also the Pulumi stack name users pick for it. */
-    fleet: nodeName,
+    fleet: nodeName.describe("Fleet name; also the Pulumi stack name users pick for it."),
     /** Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`. */
-    tailnet: z.string().optional(),
+    tailnet: z.string().optional().describe("Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`."),
     defaults: defaultsSchema,
     services: servicesSchema.prefault({}),
     artifacts: artifactsSchema.prefault({}),
     /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
-    profiles: z.record(nodeName, roleList).default({}),
+    profiles: z.record(nodeName, roleList).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
     nodes: z.record(nodeName, nodeSchema),
   })
   .strict();
