@@ -1,0 +1,54 @@
+/**
+ * `fleet plan [--fleet FILE] [--json]`: offline. Validates the fleet file, renders every node's role
+ * bundles and prints the resources `pulumi up` would manage per node — the same resource set the Pulumi
+ * program registers (both come from `planFleet`). Exit 0 ok, 2 bad input.
+ */
+import { minimist, chalk } from "zx";
+import { loadFleet } from "../stacks/model/load.js";
+import { planFleet, type FleetPlan } from "../stacks/plan.js";
+import { UserError } from "./errors.js";
+
+const USAGE = `usage: fleet plan [--fleet FILE] [--json]
+  --fleet FILE   fleet file to plan (default fleet.yaml)
+  --json         print the plan as JSON: { fleet, nodes: [{ name, os, arch, host, roles: [{ role, bundleHash, resources: [{ type, name, dependsOn }] }] }] }
+`;
+
+/** The human-readable plan: one block per node, one line per role with its bundle hash and resources. */
+export function formatPlan(plan: FleetPlan, file: string): string {
+  const roleCount = plan.nodes.reduce((n, node) => n + node.roles.length, 0);
+  const resourceCount = plan.nodes.reduce((n, node) => n + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
+  const lines = [chalk.bold(`fleet ${plan.fleet} (${file}): ${plan.nodes.length} nodes, ${roleCount} roles, ${resourceCount} resources`), ""];
+  const nameWidth = Math.max(...plan.nodes.map((n) => n.name.length));
+  for (const node of plan.nodes) {
+    lines.push(`${chalk.bold(node.name.padEnd(nameWidth))}  ${node.os}/${node.arch}  ssh ${node.host}`);
+    const roleWidth = Math.max(...node.roles.map((r) => r.role.length));
+    for (const role of node.roles) {
+      const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))];
+      lines.push(
+        `  ${role.role.padEnd(roleWidth)}  ${chalk.dim(role.bundleHash.slice(0, 12))}  ${role.resources.map((r) => r.type.split(":").at(-1)).join(" + ")}${deps.length ? chalk.dim(`  after ${deps.join(", ")}`) : ""}`,
+      );
+    }
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = minimist(argv, {
+    string: ["fleet"],
+    boolean: ["json", "help"],
+    default: { fleet: "fleet.yaml" },
+    unknown: (a) => {
+      if (a.startsWith("-")) throw new UserError(`fleet plan: unknown option ${a}\n${USAGE}`);
+      throw new UserError(`fleet plan: unexpected argument "${a}"\n${USAGE}`);
+    },
+  });
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const fleet = loadFleet(args.fleet);
+  const plan = planFleet(fleet);
+  process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(plan, args.fleet));
+  return 0;
+}
