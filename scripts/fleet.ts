@@ -3,6 +3,7 @@
  * `run(argv: string[]): Promise<number>` (the exit code: 0 ok, 1 failure found, 2 bad input).
  * Errors of kind {@link UserError} print their message only; anything else is a bug and prints a stack.
  */
+import { pathToFileURL } from "node:url";
 import { UserError } from "./errors.js";
 
 type VerbModule = { run(argv: string[]): Promise<number> };
@@ -47,8 +48,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && /fleet\.(ts|mjs|js)$/.test(process.argv[1]);
-if (isEntry) {
+/** Runs the CLI with this process's arguments and exits with its code (the package bin calls this). */
+export function runCli(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err) => {
@@ -57,3 +58,6 @@ if (isEntry) {
     },
   );
 }
+
+// `tsx scripts/fleet.ts …` runs it directly too.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) runCli();
