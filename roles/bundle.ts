@@ -57,6 +57,8 @@ export interface RoleParts {
   postUninstall?: string;
   services: BundleService[];
   secrets?: SecretName[];
+  /** `all` (default): every secret is required on stdin; `any`: at least one of them (e.g. API key or OAuth token). */
+  secretsMode?: "all" | "any";
 }
 
 function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platform, what: string): string {
@@ -79,11 +81,13 @@ function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platfor
  * the role's steps and writes the marker; the uninstall script reverses it. Pure.
  */
 export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): Bundle {
+  if (parts.target === "windows-host") return assembleWindowsHostBundle(fleet, node, role, parts);
   const platform = platformFor(node);
   const secrets = parts.secrets ?? [];
+  const any = parts.secretsMode === "any";
   const installBody = [
     header(fleet, node, role, platform, "install"),
-    secrets.length ? `fk_read_secrets ${secrets.join(" ")}` : "",
+    secrets.length ? `fk_read_secrets ${any ? "--any " : ""}${secrets.join(" ")}` : "",
     parts.preInstall ?? "",
     ...parts.files.map((f) => putFile(f, platform)),
     parts.postInstall ?? "",
@@ -99,10 +103,48 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
 
   const target = parts.target ?? (node.os === "windows-wsl" ? "wsl" : "node");
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ target, files: parts.files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages }));
+  hash.update(JSON.stringify({ target, files: parts.files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}) }));
   const digest = hash.digest("hex");
   const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
-  return { node: node.name, role, target, files: parts.files, install, uninstall, services: parts.services, secrets, hash: digest };
+  const bundle: Bundle = { node: node.name, role, target, files: parts.files, install, uninstall, services: parts.services, secrets, hash: digest };
+  if (any) bundle.secretsMode = "any";
+  return bundle;
+}
+
+/** Quotes `s` for PowerShell as one single-quoted string (embedded quotes doubled). */
+export function psQuote(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Builds a Windows host bundle (target `windows-host`): PowerShell scripts around the prelude in
+ * `templates/wsl/prelude.ps1`, whose helpers mirror the sh prelude (Fk-ReadSecrets, Fk-Finish …). Such a
+ * bundle places no files itself (a step that edits a file inside the WSL distro does it through wsl.exe).
+ * @throws Error when parts carry files or packages (a renderer bug: they are sh-only).
+ */
+function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): Bundle {
+  if (parts.files.length || parts.packages.length) throw new Error(`role ${role}: a windows-host bundle cannot place files or packages`);
+  const secrets = parts.secrets ?? [];
+  const any = parts.secretsMode === "any";
+  const head = (what: string) =>
+    [
+      `# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}), Windows host. Rendered by fleetkit; do not edit.`,
+      readTemplate("wsl/prelude.ps1").trimEnd(),
+    ].join("\n");
+  const installBody = [
+    head("install"),
+    secrets.length ? `Fk-ReadSecrets${any ? " -Any" : ""} @(${secrets.map(psQuote).join(", ")})` : "",
+    parts.preInstall ?? "",
+    parts.postInstall ?? "",
+  ].filter((s) => s !== "").join("\n");
+  const uninstall = [head("uninstall"), parts.preUninstall ?? "", parts.postUninstall ?? "", `Fk-Forget ${psQuote(role)}`].filter((s) => s !== "").join("\n") + "\n";
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify({ target: "windows-host", installBody, uninstall, services: parts.services, secrets, ...(any ? { secretsMode: "any" } : {}) }));
+  const digest = hash.digest("hex");
+  const install = `${installBody}\nFk-Finish ${psQuote(role)} ${psQuote(digest)}\n`;
+  const bundle: Bundle = { node: node.name, role, target: "windows-host", files: [], install, uninstall, services: parts.services, secrets, hash: digest };
+  if (any) bundle.secretsMode = "any";
+  return bundle;
 }
 
 /**

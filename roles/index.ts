@@ -6,6 +6,9 @@ import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
 import type { Bundle } from "./types.js";
 import { assembleBundle, type RoleParts } from "./bundle.js";
 import { renderIceccd, renderIceccScheduler } from "./icecc.js";
+import { renderTailscale } from "./tailscale.js";
+import { renderClaude } from "./claude.js";
+import { renderAgentapi } from "./agentapi.js";
 
 type Renderer = (fleet: Fleet, node: FleetNode) => RoleParts;
 
@@ -13,6 +16,9 @@ type Renderer = (fleet: Fleet, node: FleetNode) => RoleParts;
 export const RENDERERS: Partial<Record<RoleName, Renderer>> = {
   "icecc-scheduler": renderIceccScheduler,
   iceccd: renderIceccd,
+  tailscale: renderTailscale,
+  claude: renderClaude,
+  agentapi: renderAgentapi,
 };
 
 /** Renders one role for one node. @throws Error when no renderer exists for the role (a fleetkit bug). */

@@ -9,6 +9,7 @@
  */
 import type { FleetNode } from "../stacks/model/fleet.js";
 import { osFamily } from "../stacks/model/fleet.js";
+import type { Artifact, PlatformKey } from "../stacks/model/schema.js";
 
 /** Package names per package manager for one piece of software. */
 export interface PackageNames {
@@ -39,6 +40,8 @@ export interface Platform {
   packageList(pkgs: PackageNames): string[];
   /** Group of root-owned files (`root` on Linux, `wheel` on macOS). */
   rootGroup: string;
+  /** Primary group of the node user: `staff` on macOS (every account's default), the user's own elsewhere. */
+  userGroup: string;
 }
 
 function homeOf(node: FleetNode): string {
@@ -60,6 +63,7 @@ export function platformFor(node: FleetNode): Platform {
       home: homeOf(node),
       brew,
       rootGroup: "wheel",
+      userGroup: "staff",
       packageList: (p) => p.brew ?? [],
       installPackages: (p) =>
         (p.brew ?? [])
@@ -76,6 +80,7 @@ export function platformFor(node: FleetNode): Platform {
     binDir: "/usr/local/lib/fleetkit",
     home: homeOf(node),
     rootGroup: "root",
+    userGroup: node.user,
     packageList: (p) => (arch ? (p.pacman ?? []) : (p.apt ?? [])),
     installPackages: (p) => {
       const pkgs = arch ? (p.pacman ?? []) : (p.apt ?? []);
@@ -83,4 +88,46 @@ export function platformFor(node: FleetNode): Platform {
       return arch ? `fk_pacman_install ${pkgs.join(" ")}` : `fk_apt_install ${pkgs.join(" ")}`;
     },
   };
+}
+
+/** The `<os>-<arch>` key of fleet.yaml artifact checksums for `node` (a WSL distro counts as Linux). */
+export function platformKey(node: FleetNode): PlatformKey {
+  return `${node.os === "macos" ? "darwin" : "linux"}-${node.arch}`;
+}
+
+/**
+ * The download URL of `artifact` for `node`: `{version}`, `{os}` (linux|darwin), `{goarch}` (amd64|arm64)
+ * and `{arch}` (x86_64|aarch64) substituted.
+ */
+export function artifactUrl(artifact: Artifact, node: FleetNode): string {
+  const vars: Record<string, string> = {
+    version: artifact.version,
+    os: node.os === "macos" ? "darwin" : "linux",
+    goarch: node.arch === "x86_64" ? "amd64" : "arm64",
+    arch: node.arch,
+  };
+  return artifact.url.replace(/\{(version|os|goarch|arch)\}/g, (_, k: string) => vars[k]);
+}
+
+/** Whether fleet.yaml pins a sha256 of `artifact` for `node`'s platform (without one it cannot be installed). */
+export function artifactPinned(artifact: Artifact, node: FleetNode): boolean {
+  return artifact.sha256[platformKey(node)] !== undefined;
+}
+
+/**
+ * Shell that downloads `artifact` for `node` to `dest` (mode `mode`) with sha256 verification (fk_download),
+ * or, when fleet.yaml pins no sha256 for the node's platform, stops the install with a message saying how
+ * to pin it. `name` is the key under `artifacts:` (e.g. `agentapi`). There is never a built-in checksum.
+ */
+export function artifactFetch(name: string, artifact: Artifact, node: FleetNode, dest: string, mode: number): string {
+  const key = platformKey(node);
+  const url = artifactUrl(artifact, node);
+  const sum = artifact.sha256[key];
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  if (sum === undefined) {
+    return `fk_die ${q(
+      `no sha256 pinned for ${name} ${artifact.version} on ${key}: download ${url}, run sha256sum on it (shasum -a 256 on macOS) and add it to fleet.yaml as artifacts.${name}.sha256.${key}`,
+    )}`;
+  }
+  return `fk_download ${q(url)} ${sum} ${q(dest)} ${mode.toString(8).padStart(4, "0")}`;
 }

@@ -64,6 +64,8 @@ export interface Bundle {
   services: BundleService[];
   /** Secrets the install script expects on stdin (as `NAME=value` lines); empty = stdin unused. */
   secrets: SecretName[];
+  /** `any`: the install script needs at least one of `secrets` (pass whichever are configured); absent = all. */
+  secretsMode?: "any";
   /** sha256 (hex) over target, files (path, mode, owner, content), scripts, services and secret names. */
   hash: string;
 }

@@ -35,19 +35,29 @@ fk_rm() {
   done
 }
 
-# fk_read_secrets NAME... : reads `NAME=value` lines from stdin into FK_SECRET_<NAME> without echoing them.
+# fk_read_secrets [--any] NAME... : reads `NAME=value` lines from stdin into FK_SECRET_<NAME> without echoing
+# them. Every NAME is required; with --any, at least one of them (the others stay empty).
 fk_read_secrets() {
+  fk_any=0
+  if [ "${1:-}" = --any ]; then fk_any=1; shift; fi
   while IFS= read -r fk_line || [ -n "$fk_line" ]; do
     fk_name=${fk_line%%=*}
+    # shellcheck disable=SC2034 # read through eval below
     fk_value=${fk_line#*=}
     for fk_want in "$@"; do
       if [ "$fk_name" = "$fk_want" ]; then eval "FK_SECRET_$fk_name=\$fk_value"; fi
     done
   done
+  fk_found=0
   for fk_want in "$@"; do
     eval "fk_have=\${FK_SECRET_$fk_want:-}"
-    [ -n "$fk_have" ] || fk_die "secret $fk_want was not given on stdin; set it with pulumi config set --secret"
+    if [ -n "$fk_have" ]; then
+      fk_found=1
+    elif [ "$fk_any" = 0 ]; then
+      fk_die "secret $fk_want was not given on stdin; set it with pulumi config set --secret"
+    fi
   done
+  [ "$fk_found" = 1 ] || fk_die "none of the secrets $* was given on stdin; set one of them with pulumi config set --secret"
 }
 
 # fk_apt_install PKG... : installs missing Debian packages.

@@ -1,0 +1,88 @@
+/**
+ * Role `agentapi`: coder/agentapi in front of the node's Claude Code, so other nodes (and the orchestrator)
+ * can drive a Claude session over HTTP: `agentapi server --type claude --port <port> --allowed-hosts <names>
+ * -- claude`, running as the node user with the Claude credentials of roles/claude.ts.
+ *
+ * - Binary: the pinned release from `artifacts.agentapi` for the node's OS/arch (`agentapi-<os>-<goarch>`),
+ *   sha256-verified by fk_download; with no sha256 pinned for the platform the install stops and says how
+ *   to pin it. Installed to `<binDir>/agentapi`.
+ * - Service: systemd `claude-agentapi.service` (User=, EnvironmentFile=<configDir>/claude.env; the name the
+ *   reference fleet used) on Linux and inside the WSL distro; on macOS the LaunchDaemon
+ *   `com.claude.agentapi` with UserName= (a LaunchDaemon starts at boot without anyone logged in, unlike the
+ *   reference's LaunchAgent).
+ * - Health: the install waits (bounded, 60 s) for `GET /status` on 127.0.0.1.
+ *
+ * Security: AgentAPI has no authentication at all (FIELD-NOTES): whoever reaches the port drives an agent
+ * with the node user's rights. `--allowed-hosts` (default: localhost only) is set to exactly this node's
+ * names — localhost, 127.0.0.1, its fleet.yaml host, its node name and its tailnet name — so requests
+ * addressed any other way (e.g. DNS rebinding) are refused, and `--allowed-origins` to the matching
+ * `http://name:port` origins. This is not access control: keep the port on the tailnet and restrict it
+ * with tailnet ACLs. Flags checked against coder/agentapi cmd/server/server.go (`--type`, `--port`,
+ * `--allowed-hosts` hostnames without ports, `--allowed-origins`).
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { renderTemplate, type RoleParts } from "./bundle.js";
+import { artifactFetch, artifactPinned, platformFor } from "./platform.js";
+import { ENSURE_CURL } from "./tailscale.js";
+import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
+
+/** Absolute path of the agentapi binary on `node`. */
+export function agentapiBinary(node: FleetNode): string {
+  return `${platformFor(node).binDir}/agentapi`;
+}
+
+/** Host names AgentAPI accepts requests for on `node` (no ports), in a fixed order without duplicates. */
+export function agentapiAllowedHosts(fleet: Fleet, node: FleetNode): string[] {
+  const names = ["localhost", "127.0.0.1", node.host, node.name];
+  if (fleet.tailnet) names.push(`${node.name}.${fleet.tailnet}`);
+  return [...new Set(names)];
+}
+
+/** Renders the agentapi role for one node (see the module docstring). Pure. */
+export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
+  const p = platformFor(node);
+  const port = fleet.services.agentapi.port;
+  const art = fleet.artifacts.agentapi;
+  const bin = agentapiBinary(node);
+  const hosts = agentapiAllowedHosts(fleet, node);
+  const view = {
+    node: node.name,
+    version: art.version,
+    user: node.user,
+    home: p.home,
+    port,
+    envFile: claudeEnvFile(node),
+    agentapi: bin,
+    claude: claudeBinary(node),
+    allowedHosts: hosts.join(","),
+    allowedOrigins: hosts.map((h) => `http://${h}:${port}`).join(","),
+    nodeBin: nodeJsBinDir(node),
+  };
+  const fetch = artifactFetch("agentapi", art, node, bin, 0o755);
+
+  if (p.family === "macos") {
+    const plist = "/Library/LaunchDaemons/com.claude.agentapi.plist";
+    const log = `${p.home}/Library/Logs/claude-agentapi.log`;
+    return {
+      packages: [],
+      preInstall: fetch,
+      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("agentapi/com.claude.agentapi.plist", { ...view, log }) }],
+      postInstall: [`fk_launchd_daemon com.claude.agentapi ${plist} system`, renderTemplate("agentapi/health.sh", { port, logHint: log }).trimEnd()].join("\n"),
+      preUninstall: `fk_launchd_remove com.claude.agentapi ${plist} system`,
+      postUninstall: `fk_rm ${bin}`,
+      services: [{ name: "com.claude.agentapi", manager: "launchd", scope: "system" }],
+    };
+  }
+
+  const unit = "/etc/systemd/system/claude-agentapi.service";
+  return {
+    packages: [],
+    // An unpinned platform stops first, before anything changes; Debian may need curl (download, health).
+    preInstall: (artifactPinned(art, node) ? [p.family === "debian" ? ENSURE_CURL : "", fetch] : [fetch]).filter(Boolean).join("\n"),
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("agentapi/claude-agentapi.service", view) }],
+    postInstall: ["fk_systemd_unit claude-agentapi.service", renderTemplate("agentapi/health.sh", { port, logHint: "journalctl -u claude-agentapi" }).trimEnd()].join("\n"),
+    preUninstall: `fk_systemd_remove claude-agentapi.service ${unit}`,
+    postUninstall: `fk_rm ${bin}`,
+    services: [{ name: "claude-agentapi.service", manager: "systemd", scope: "system" }],
+  };
+}

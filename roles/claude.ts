@@ -1,0 +1,124 @@
+/**
+ * Role `claude`: Claude Code, pinned to `defaults.claude.version`, set up for the node user.
+ *
+ * - Install: Node.js from the platform's package manager (apt/pacman `nodejs npm`, Homebrew `node` run as
+ *   the node user), then `npm install --global --prefix <binDir>/claude-code @anthropic-ai/claude-code@<v>`
+ *   as root into a prefix fleetkit owns, linked as /usr/local/bin/claude. Claude's docs warn against
+ *   `sudo npm install -g` because the self-updater then lacks write access; fleetkit pins the version and
+ *   turns the updater off (`DISABLE_AUTOUPDATER=1` in settings.json), so a root-owned install is what we
+ *   want: the agent cannot modify its own binary. Needs Node.js 18+ (Claude Code's system requirements).
+ * - With the sandbox on, Linux and WSL2 also get `bubblewrap` and `socat`, which Claude Code's sandbox
+ *   needs there (macOS uses the built-in Seatbelt; code.claude.com/docs/en/sandboxing).
+ * - Files: `~/.claude/settings.json` (permissions + sandbox as in reference/claude-workers.md, from
+ *   fleet.yaml), `~/.claude/CLAUDE.md` (the node's identity: name, fleet, roles, budget cap, how to
+ *   delegate), `<configDir>/node.json` (what the worker runtime reads: node, fleet, budgetUsdPerSession,
+ *   roles, os, arch).
+ * - Secrets: `anthropicApiKey` and/or `claudeOauthToken` on stdin (at least one; the component passes
+ *   whichever is configured) into `<configDir>/claude.env` (0600, owned by the node user) as
+ *   `ANTHROPIC_API_KEY=` / `CLAUDE_CODE_OAUTH_TOKEN=` lines, read by AgentAPI's service and the worker.
+ *   No secret is ever part of a rendered file.
+ * Uninstall removes Claude Code, the link, the env file and the rendered files; ~/.claude's history stays.
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { renderTemplate, type RoleParts } from "./bundle.js";
+import { platformFor, type PackageNames } from "./platform.js";
+
+/** Where fleetkit installs Claude Code's npm prefix on `node`. */
+export function claudePrefix(node: FleetNode): string {
+  return `${platformFor(node).binDir}/claude-code`;
+}
+
+/** Absolute path of the `claude` executable fleetkit installs on `node` (inside the WSL distro on Windows). */
+export function claudeBinary(node: FleetNode): string {
+  return `${claudePrefix(node)}/bin/claude`;
+}
+
+/** The 0600 env file holding the node's Claude credentials (ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN). */
+export function claudeEnvFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/claude.env`;
+}
+
+/** Directory holding the `node` executable on `node` (Homebrew's bin on macOS, /usr/bin on Linux). */
+export function nodeJsBinDir(node: FleetNode): string {
+  const p = platformFor(node);
+  return p.family === "macos" ? p.brew!.replace(/\/brew$/, "") : "/usr/bin";
+}
+
+/** `~/.claude/settings.json` for the fleet's Claude settings (shape from reference/claude-workers.md). */
+export function claudeSettings(fleet: Fleet): Record<string, unknown> {
+  const c = fleet.claude;
+  return {
+    // Pinned version: the self-updater would drift away from the version AgentAPI was tested with.
+    env: { DISABLE_AUTOUPDATER: "1" },
+    permissions: { allow: c.allow, defaultMode: c.defaultMode },
+    sandbox: c.sandbox ? { enabled: true, autoAllowBashIfSandboxed: true, network: { allowedDomains: c.allowedDomains } } : { enabled: false },
+  };
+}
+
+/** `<configDir>/node.json`: the facts the worker runtime reads about its node (budget in USD per session). */
+export function nodeFacts(fleet: Fleet, node: FleetNode): Record<string, unknown> {
+  return {
+    node: node.name,
+    fleet: fleet.name,
+    budgetUsdPerSession: node.budgetUsdPerSession ?? null,
+    roles: node.roles,
+    os: node.os,
+    arch: node.arch,
+  };
+}
+
+/** Renders the claude role for one node (see the module docstring). Pure. */
+export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
+  const p = platformFor(node);
+  const sandboxPkgs = fleet.claude.sandbox ? ["bubblewrap", "socat"] : [];
+  const pkgs: PackageNames = { apt: ["nodejs", "npm", ...sandboxPkgs], pacman: ["nodejs", "npm", ...sandboxPkgs], brew: ["node"] };
+  const group = p.userGroup;
+  const envFile = claudeEnvFile(node);
+  const view = {
+    version: fleet.claude.version,
+    prefix: claudePrefix(node),
+    nodeBin: nodeJsBinDir(node),
+    user: node.user,
+    group,
+    home: p.home,
+    configDir: p.configDir,
+    envFile,
+    systemd: p.serviceManager === "systemd",
+    launchd: p.serviceManager === "launchd",
+  };
+  const claudeMd = renderTemplate("claude/CLAUDE.md", {
+    node: node.name,
+    fleet: fleet.name,
+    os: node.os,
+    arch: node.arch,
+    roles: node.roles.join(", "),
+    host: node.host,
+    tailnetName: fleet.tailnet ? `${node.name}.${fleet.tailnet}` : undefined,
+    budget: node.budgetUsdPerSession,
+    agentapi: node.roles.includes("agentapi"),
+    agentapiPort: fleet.services.agentapi.port,
+    iceccd: node.roles.includes("iceccd"),
+    worker: node.roles.includes("worker"),
+  });
+  return {
+    packages: p.packageList(pkgs),
+    preInstall: [p.installPackages(pkgs), renderTemplate("claude/install.sh", view).trimEnd()].join("\n"),
+    files: [
+      {
+        path: `${p.home}/.claude/settings.json`,
+        mode: 0o644,
+        owner: node.user,
+        group,
+        kind: "json",
+        content: `${JSON.stringify(claudeSettings(fleet), null, 2)}\n`,
+      },
+      { path: `${p.home}/.claude/CLAUDE.md`, mode: 0o644, owner: node.user, group, kind: "text", content: claudeMd },
+      { path: `${p.configDir}/node.json`, mode: 0o644, owner: "root", kind: "json", content: `${JSON.stringify(nodeFacts(fleet, node), null, 2)}\n` },
+    ],
+    postInstall: renderTemplate("claude/env.sh", view).trimEnd(),
+    postUninstall: renderTemplate("claude/uninstall.sh", view).trimEnd(),
+    services: [],
+    secrets: ["anthropicApiKey", "claudeOauthToken"],
+    secretsMode: "any",
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Role `tailscale`: installs Tailscale and joins the node to the tailnet as `tailscale up --hostname <node>`.
+ *
+ * Per OS family:
+ * - Debian / Raspberry Pi OS: the static tarball from `artifacts.tailscale` (version + sha256 per platform
+ *   in fleet.yaml, verified by fk_download; no pinned sha256 = the install stops and says how to pin it),
+ *   binaries in /usr/local, a rendered `tailscaled.service` (the unit Tailscale ships in that tarball).
+ * - Arch: `pacman -S tailscale` and the package's own `tailscaled.service`.
+ * - macOS: the Homebrew formula `tailscale` (not the cask the reference used): the cask is the GUI app,
+ *   whose network extension runs per logged-in user and needs sudo/GUI approval to install, so a headless
+ *   node reached over SSH cannot use it (FIELD-NOTES). The formula's `tailscaled` runs as a root
+ *   LaunchDaemon — the `homebrew.mxcl.tailscale` job `sudo brew services start tailscale` writes.
+ * - Windows (`windows-wsl`): on the Windows host (target `windows-host`, PowerShell): `winget install --id
+ *   Tailscale.Tailscale -e` pinned to the same version, `tailscale up --unattended` (keeps running with no one
+ *   logged in), then the WSL2 host setup of roles/wsl.ts. WSL shares the host's network, so the distro
+ *   needs no Tailscale of its own.
+ *
+ * The auth key (secret `tailscaleAuthKey`) arrives on stdin and reaches tailscale only as a 0600 temp file
+ * named by `--auth-key=file:PATH` (tailscale cmd/tailscale/cli/up.go: "if it begins with "file:", then
+ * it's a path to a file containing the authkey"), removed right after. Idempotent: when
+ * `tailscale status --json --peers=false` shows BackendState Running with Self.HostName = the node name,
+ * nothing is re-authenticated; Running under another name is renamed with `tailscale set --hostname`.
+ * Uninstall: `tailscale logout` (best effort), then the service and binaries go.
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { psQuote, renderTemplate, type RoleParts } from "./bundle.js";
+import { artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
+import { wslHostSetup } from "./wsl.js";
+
+const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
+
+/** Debian minimal images may lack curl; it is a prerequisite, not a role package (never released on uninstall). */
+export const ENSURE_CURL = "command -v curl >/dev/null 2>&1 || fk_apt_install curl ca-certificates";
+
+/** Absolute path of the `tailscale` CLI on `node` (Windows: on the host). */
+export function tailscaleBinary(node: FleetNode): string {
+  const p = platformFor(node);
+  if (node.os === "windows-wsl") return "C:\\Program Files\\Tailscale\\tailscale.exe";
+  if (p.family === "macos") return `${p.brew!.replace(/\/bin\/brew$/, "")}/opt/tailscale/bin/tailscale`;
+  if (p.family === "arch") return "/usr/bin/tailscale";
+  return "/usr/local/bin/tailscale";
+}
+
+/** Renders the tailscale role for one node (see the module docstring). Pure. */
+export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
+  if (node.os === "windows-wsl") return renderWindowsHost(fleet, node);
+  const p = platformFor(node);
+  const ts = tailscaleBinary(node);
+  const logHint = p.family === "macos" ? "/usr/local/var/log/tailscaled.log" : "journalctl -u tailscaled";
+  const up = renderTemplate("tailscale/up.sh", { tailscale: ts, hostname: node.name, logHint }).trimEnd();
+  const logout = renderTemplate("tailscale/logout.sh", { tailscale: ts, hostname: node.name }).trimEnd();
+
+  if (p.family === "macos") {
+    const prefix = p.brew!.replace(/\/bin\/brew$/, "");
+    const plist = "/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist";
+    const log = `${prefix}/var/log/tailscaled.log`;
+    return {
+      packages: p.packageList(PACKAGES),
+      preInstall: p.installPackages(PACKAGES),
+      files: [
+        {
+          path: plist,
+          mode: 0o644,
+          owner: "root",
+          kind: "launchd",
+          content: renderTemplate("tailscale/homebrew.mxcl.tailscale.plist", { node: node.name, tailscaled: `${prefix}/opt/tailscale/bin/tailscaled`, log }),
+        },
+      ],
+      postInstall: [`fk_launchd_daemon homebrew.mxcl.tailscale ${plist} system`, up].join("\n"),
+      preUninstall: [logout, `fk_launchd_remove homebrew.mxcl.tailscale ${plist} system`].join("\n"),
+      services: [{ name: "homebrew.mxcl.tailscale", manager: "launchd", scope: "system" }],
+      secrets: ["tailscaleAuthKey"],
+    };
+  }
+
+  if (p.family === "arch") {
+    return {
+      packages: p.packageList(PACKAGES),
+      preInstall: p.installPackages(PACKAGES),
+      files: [],
+      postInstall: ["fk_systemd_unit tailscaled.service", up].join("\n"),
+      preUninstall: [logout, "systemctl disable --now --quiet tailscaled.service 2>/dev/null || true"].join("\n"),
+      services: [{ name: "tailscaled.service", manager: "systemd", scope: "system" }],
+      secrets: ["tailscaleAuthKey"],
+    };
+  }
+
+  // Debian and Raspberry Pi OS: the static tarball.
+  const art = fleet.artifacts.tailscale;
+  const tarball = `${p.stateDir}/downloads/${artifactUrl(art, node).split("/").pop()}`;
+  const dir = tarball.replace(/^.*\//, "").replace(/\.tgz$/, "");
+  const unit = "/etc/systemd/system/tailscaled.service";
+  // An unpinned platform stops before anything changes; curl (for fk_download) only when it will be used.
+  const fetch = artifactFetch("tailscale", art, node, tarball, 0o644);
+  return {
+    packages: [],
+    preInstall: renderTemplate("tailscale/tarball.sh", {
+      version: art.version,
+      fetch: artifactPinned(art, node) ? `${ENSURE_CURL}\n${fetch}` : fetch,
+      tarball,
+      dir,
+    }).trimEnd(),
+    files: [
+      { path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("tailscale/tailscaled.service", { node: node.name, version: art.version }) },
+    ],
+    postInstall: ["fk_systemd_unit tailscaled.service", up].join("\n"),
+    preUninstall: [logout, `fk_systemd_remove tailscaled.service ${unit}`].join("\n"),
+    postUninstall: `fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled ${tarball}`,
+    services: [{ name: "tailscaled.service", manager: "systemd", scope: "system" }],
+    secrets: ["tailscaleAuthKey"],
+  };
+}
+
+/** The Windows host variant: PowerShell, Tailscale via winget, then WSL2 + the node's distro (roles/wsl.ts). */
+function renderWindowsHost(fleet: Fleet, node: FleetNode): RoleParts {
+  const version = fleet.artifacts.tailscale.version;
+  return {
+    target: "windows-host",
+    packages: [],
+    files: [],
+    preInstall: renderTemplate("tailscale/windows-install.ps1", {
+      version,
+      versionPs: psQuote(version),
+      hostname: node.name,
+      hostnamePs: psQuote(node.name),
+    }).trimEnd(),
+    postInstall: wslHostSetup(fleet, node),
+    preUninstall: renderTemplate("tailscale/windows-uninstall.ps1", { hostname: node.name }).trimEnd(),
+    // The Tailscale Windows service belongs to its installer; fleetkit does not manage it directly.
+    services: [],
+    secrets: ["tailscaleAuthKey"],
+  };
+}

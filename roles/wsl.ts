@@ -1,0 +1,51 @@
+/**
+ * The Windows host side of a `windows-wsl` node: make sure WSL2 and the node's distro exist, the node user
+ * exists inside it, and `/etc/wsl.conf` boots systemd (`[boot] systemd=true`), restarting WSL
+ * (`wsl.exe --shutdown`) only when that file changed.
+ *
+ * How it is carried out: this is not a role of its own. The `tailscale` role's Windows variant (target
+ * `windows-host`, PowerShell) runs these steps after installing Tailscale, because
+ * - every other role of a Windows node runs inside the distro (target `wsl`, the Debian bundles) and needs
+ *   the distro, the user and systemd to exist first, and `tailscale` is the role every node's other roles
+ *   already depend on (`dependsOn`: Tailscale before everything), so the ordering comes for free;
+ * - only the host can restart WSL: a script inside the distro would kill itself with `wsl.exe --shutdown`;
+ * - no role name outside ROLE_NAMES is needed, so the fleet model, plan and components stay unchanged.
+ * Tailscale goes first in that script so that a machine that must reboot to finish enabling WSL is
+ * already on the tailnet when it comes back. Uninstalling `tailscale` never disables WSL or touches the
+ * distro (that would destroy the user's Linux files).
+ *
+ * Facts used: `wsl.exe --install --no-distribution` enables WSL2 (a reboot may be needed);
+ * `[boot] systemd=true` needs WSL 0.67.6+ and takes effect after `wsl.exe --shutdown` (Microsoft's "wsl.conf"
+ * docs); `WSL_UTF8=1` makes wsl.exe print UTF-8 instead of UTF-16.
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { psQuote, readTemplate, renderTemplate } from "./bundle.js";
+
+/**
+ * The POSIX sh script run as root inside the distro: ensures the node user and the wsl.conf setting;
+ * prints `FLEETKIT_WSL_CONF_CHANGED` when /etc/wsl.conf changed (the env var `FK_WSL_CONF` overrides the
+ * path, for tests). Pure.
+ */
+export function wslDistroSetupScript(node: FleetNode): string {
+  return [
+    "#!/bin/sh",
+    `# fleetkit: prepares WSL distro ${node.wslDistro} of node ${node.name} (run as root by the Windows host script).`,
+    "set -eu",
+    renderTemplate("wsl/ensure-user.sh", { user: node.user }).trimEnd(),
+    readTemplate("wsl/wsl-conf.sh").trimEnd(),
+  ].join("\n") + "\n";
+}
+
+/**
+ * PowerShell lines (for a `windows-host` install script, after the PowerShell prelude) that prepare WSL2
+ * and the node's distro. @throws Error when `node` is not a windows-wsl node with a distro (a caller bug).
+ */
+export function wslHostSetup(fleet: Fleet, node: FleetNode): string {
+  if (node.os !== "windows-wsl" || !node.wslDistro) throw new Error(`node ${node.name} is not a windows-wsl node with a wslDistro`);
+  return renderTemplate("wsl/host-setup.ps1", {
+    node: node.name,
+    distro: node.wslDistro,
+    distroPs: psQuote(node.wslDistro),
+    setupB64: Buffer.from(wslDistroSetupScript(node), "utf8").toString("base64"),
+  }).trimEnd();
+}

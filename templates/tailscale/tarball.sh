@@ -1,0 +1,16 @@
+# Tailscale {{version}} from the static tarball pinned by sha256 in fleet.yaml; binaries go to /usr/local.
+{{{fetch}}}
+fk_ts_tmp=$(mktemp -d)
+tar -xzf {{tarball}} -C "$fk_ts_tmp" --strip-components=1 {{dir}}/tailscale {{dir}}/tailscaled
+for fk_b in tailscale:/usr/local/bin/tailscale tailscaled:/usr/local/sbin/tailscaled; do
+  fk_src="$fk_ts_tmp/${fk_b%%:*}"
+  fk_dst=${fk_b#*:}
+  if ! cmp -s "$fk_src" "$fk_dst"; then
+    mkdir -p "$(dirname "$fk_dst")"
+    install -m 0755 "$fk_src" "$fk_dst.fleetkit-new"
+    mv -f "$fk_dst.fleetkit-new" "$fk_dst"
+    FK_CHANGED=1
+    fk_log "installed $fk_dst"
+  fi
+done
+rm -rf "$fk_ts_tmp"
