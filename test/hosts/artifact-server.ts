@@ -1,0 +1,269 @@
+/**
+ * The artifact server of the hosts level: serves stand-ins for the downloads test nodes cannot fetch here
+ * (Tailscale's static tarball, the AgentAPI binary) from the host side of the nodes' network, laid out like
+ * the real download sites so a role's real download-and-verify path runs unchanged:
+ *
+ * - `GET /tailscale/tailscale_<version>_<goarch>.tgz` — like pkgs.tailscale.com/stable: a directory
+ *   `tailscale_<version>_<goarch>/` holding `tailscale`, `tailscaled` and `systemd/tailscaled.{service,defaults}`;
+ * - `GET /agentapi/v<version>/agentapi-<os>-<goarch>` — like coder/agentapi's GitHub release assets.
+ *
+ * Stand-ins are small POSIX sh / python3 programs that behave like the real ones where roles look
+ * (versions, a daemon that stays up, `agentapi server --port N` answering `GET /status`). Tarballs are built
+ * reproducibly (sorted names, mtime 0, numeric root owner, `gzip -n`), so a version's sha256 is the same in
+ * every run; it is computed from the served bytes at publish time, never written down by hand.
+ */
+import { createHash } from "node:crypto";
+import { execFile } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import Fastify, { type FastifyInstance } from "fastify";
+
+const run = promisify(execFile);
+
+/** Artifacts the server can stand in for. */
+export type ArtifactKind = "tailscale" | "agentapi";
+
+/** One file the server serves. */
+export interface ServedFile {
+  /** URL path, e.g. `/agentapi/v0.10.0/agentapi-linux-amd64`. */
+  path: string;
+  /** Absolute URL as nodes reach it. */
+  url: string;
+  /** sha256 of the served bytes, lowercase hex. */
+  sha256: string;
+  sizeBytes: number;
+}
+
+/**
+ * A published artifact version in the shape of fleet.yaml's `artifacts.<kind>` (version, URL template with
+ * `{version}`/`{os}`/`{goarch}`, sha256 per platform key), ready to put into a test fleet.
+ */
+export interface FleetArtifact {
+  version: string;
+  url: string;
+  sha256: Partial<Record<"linux-x86_64" | "linux-aarch64", string>>;
+  /** The served file of this machine's platform. */
+  file: ServedFile;
+}
+
+/** A running artifact server. */
+export interface ArtifactServer {
+  /** `http://<address>:<port>` */
+  baseUrl: string;
+  /** Builds (once) and serves the stand-in `kind` at `version`; returns it in fleet.yaml's shape. */
+  publish(kind: ArtifactKind, version: string): Promise<FleetArtifact>;
+  /** Serves arbitrary bytes at `path` (e.g. a corrupt download); returns what was served. */
+  serve(path: string, content: string | Buffer): ServedFile;
+  /** Every request seen, as `METHOD path status`, in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/** Go's architecture name for this machine (`amd64`, `arm64`) and fleet.yaml's platform key. */
+export function hostPlatform(): { goarch: "amd64" | "arm64"; key: "linux-x86_64" | "linux-aarch64" } {
+  return process.arch === "arm64" ? { goarch: "arm64", key: "linux-aarch64" } : { goarch: "amd64", key: "linux-x86_64" };
+}
+
+/** The stand-in `tailscaled`: runs until stopped, like the real daemon; `--cleanup` and `--version` exit. */
+function tailscaledStandIn(version: string): string {
+  return `#!/bin/sh
+# fleetkit test stand-in for tailscaled ${version}: stays up like the real daemon; touches no network.
+case "\${1:-}" in
+  --version|-version) echo ${version}; exit 0 ;;
+  --cleanup|-cleanup) rm -f /run/tailscale/tailscaled.standin; exit 0 ;;
+esac
+mkdir -p /run/tailscale /var/lib/tailscale
+echo "tailscaled ${version} pid $$ args $*" > /run/tailscale/tailscaled.standin
+trap 'rm -f /run/tailscale/tailscaled.standin; exit 0' TERM INT
+while :; do sleep 3600 & wait $!; done
+`;
+}
+
+/** The stand-in `tailscale` CLI: version, up (auth key redacted in its record), down, status, ip. */
+function tailscaleStandIn(version: string): string {
+  return `#!/bin/sh
+# fleetkit test stand-in for the tailscale ${version} CLI; talks to the stand-in tailscaled only.
+set -eu
+cmd=\${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  version|--version) echo ${version} ;;
+  up|login)
+    [ -f /run/tailscale/tailscaled.standin ] || { echo "failed to connect to local tailscaled; it doesn't appear to be running" >&2; exit 1; }
+    mkdir -p /var/lib/tailscale
+    printf '%s\\n' "$@" | sed -e 's/^\\(--auth-\\{0,1\\}key\\)=.*/\\1=<redacted>/' > /var/lib/tailscale/standin-up
+    ;;
+  down|logout) rm -f /var/lib/tailscale/standin-up ;;
+  status) if [ -f /var/lib/tailscale/standin-up ]; then echo "100.64.0.1 $(hostname) linux -"; else echo "Logged out."; exit 1; fi ;;
+  ip) echo 100.64.0.1 ;;
+  *) echo "tailscale stand-in: unsupported command '$cmd'" >&2; exit 2 ;;
+esac
+`;
+}
+
+/** The systemd unit Tailscale ships in its static tarball, with Type=simple (the stand-in cannot sd_notify). */
+const TAILSCALED_SERVICE = `[Unit]
+Description=Tailscale node agent
+Documentation=https://tailscale.com/kb/
+Wants=network-pre.target
+After=network-pre.target NetworkManager.service systemd-resolved.service
+
+[Service]
+EnvironmentFile=/etc/default/tailscaled
+ExecStart=/usr/sbin/tailscaled --state=/var/lib/tailscale/tailscaled.state --socket=/run/tailscale/tailscaled.sock --port=\${PORT} $FLAGS
+ExecStopPost=/usr/sbin/tailscaled --cleanup
+Restart=on-failure
+RuntimeDirectory=tailscale
+RuntimeDirectoryMode=0755
+StateDirectory=tailscale
+StateDirectoryMode=0700
+CacheDirectory=tailscale
+CacheDirectoryMode=0750
+Type=simple
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+const TAILSCALED_DEFAULTS = `# Set the port to listen on for incoming VPN packets.
+# Remote nodes will automatically be informed about the new port number,
+# but you might want to configure this in order to set external firewall
+# settings.
+PORT="41641"
+
+# Extra flags you might want to pass to tailscaled.
+FLAGS=""
+`;
+
+/** The stand-in `agentapi`: `agentapi server [--port N] [...] -- CMD` serves GET /status (and /messages). */
+function agentapiStandIn(version: string): string {
+  return `#!/usr/bin/env python3
+"""fleetkit test stand-in for AgentAPI ${version}: 'agentapi server --port N [...] -- CMD' answers GET /status."""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VERSION = "${version}"
+
+
+def main(argv):
+    if not argv or argv[0] in ("--version", "version"):
+        print("agentapi version " + VERSION)
+        return 0
+    if argv[0] != "server":
+        print("agentapi stand-in: unsupported command " + repr(argv[0]), file=sys.stderr)
+        return 2
+    args = argv[1:]
+    agent = args[args.index("--") + 1:] if "--" in args else []
+    opts = args[:args.index("--")] if "--" in args else args
+    port = 3284
+    for i, a in enumerate(opts):
+        if a == "--port" and i + 1 < len(opts):
+            port = int(opts[i + 1])
+        elif a.startswith("--port="):
+            port = int(a.split("=", 1)[1])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/status":
+                body = {"status": "stable", "agent": agent, "version": VERSION}
+            elif self.path == "/messages":
+                body = {"messages": []}
+            else:
+                self.send_error(404)
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+    return 0
+
+
+sys.exit(main(sys.argv[1:]))
+`;
+}
+
+function sha256(b: Buffer): string {
+  return createHash("sha256").update(b).digest("hex");
+}
+
+/**
+ * Starts the server on `address` (host side of the nodes' network; `127.0.0.1` works for host-only use),
+ * port chosen by the kernel, and publishes the default versions given. Stand-in files are built in a
+ * temporary directory removed by `close()`. Rejects when the address cannot be bound or `tar` fails.
+ */
+export async function startArtifactServer(address: string): Promise<ArtifactServer> {
+  const files = new Map<string, Buffer>();
+  const requests: string[] = [];
+  const work = mkdtempSync(join(tmpdir(), "fleetkit-artifacts-"));
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.get("/*", async (req, reply) => {
+    const path = decodeURIComponent(req.url.split("?")[0] ?? "");
+    const body = files.get(path);
+    requests.push(`GET ${path} ${body ? 200 : 404}`);
+    if (!body) return reply.code(404).type("text/plain").send("not found\n");
+    return reply.type("application/octet-stream").send(body);
+  });
+  await app.listen({ host: address, port: 0 });
+  const addr = app.server.address();
+  if (!addr || typeof addr === "string") throw new Error("artifact server has no TCP address");
+  const baseUrl = `http://${address}:${addr.port}`;
+  const platform = hostPlatform();
+
+  const serve = (path: string, content: string | Buffer): ServedFile => {
+    const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
+    files.set(path, body);
+    return { path, url: baseUrl + path, sha256: sha256(body), sizeBytes: body.length };
+  };
+
+  const published = new Map<string, FleetArtifact>();
+  const publish = async (kind: ArtifactKind, version: string): Promise<FleetArtifact> => {
+    const key = `${kind}@${version}`;
+    const have = published.get(key);
+    if (have) return have;
+    let file: ServedFile;
+    let url: string;
+    if (kind === "tailscale") {
+      const dirName = `tailscale_${version}_${platform.goarch}`;
+      const dir = join(work, key, dirName);
+      mkdirSync(join(dir, "systemd"), { recursive: true });
+      writeFileSync(join(dir, "tailscale"), tailscaleStandIn(version));
+      writeFileSync(join(dir, "tailscaled"), tailscaledStandIn(version));
+      chmodSync(join(dir, "tailscale"), 0o755);
+      chmodSync(join(dir, "tailscaled"), 0o755);
+      writeFileSync(join(dir, "systemd", "tailscaled.service"), TAILSCALED_SERVICE);
+      writeFileSync(join(dir, "systemd", "tailscaled.defaults"), TAILSCALED_DEFAULTS);
+      const tgz = join(work, key, `${dirName}.tgz`);
+      await run("tar", ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", join(work, key), "-cf", tgz.replace(/\.tgz$/, ".tar"), dirName]);
+      await run("gzip", ["-n", "-9", "-f", tgz.replace(/\.tgz$/, ".tar")]);
+      file = serve(`/tailscale/${dirName}.tgz`, readFileSync(tgz.replace(/\.tgz$/, ".tar.gz")));
+      url = `${baseUrl}/tailscale/tailscale_{version}_{goarch}.tgz`;
+    } else {
+      file = serve(`/agentapi/v${version}/agentapi-linux-${platform.goarch}`, agentapiStandIn(version));
+      url = `${baseUrl}/agentapi/v{version}/agentapi-{os}-{goarch}`;
+    }
+    const artifact: FleetArtifact = { version, url, sha256: { [platform.key]: file.sha256 }, file };
+    published.set(key, artifact);
+    return artifact;
+  };
+
+  return {
+    baseUrl,
+    publish,
+    serve,
+    requests,
+    close: async () => {
+      await app.close();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}

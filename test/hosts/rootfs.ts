@@ -1,0 +1,140 @@
+/**
+ * The cached Debian bookworm root filesystem the hosts-level test nodes boot from.
+ *
+ * Built once with `debootstrap --variant=minbase` from the machine's own apt mirror (read from
+ * /etc/apt/sources.list.d/*.sources, the deb822 files apt uses here), under an exclusive `flock` so concurrent
+ * test files never build it twice, into a temporary directory renamed into place when complete. The directory
+ * name carries a hash of the recipe below, so changing the package list builds a fresh tree instead of
+ * reusing a stale one. Nodes mount it read-only as the lower layer of an overlay (`systemd-nspawn
+ * --volatile=overlay`), so one tree serves every node of every run and is never written after the build.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+
+/** Where root filesystems are cached (outside the repo); override with FLEETKIT_ROOTFS_CACHE. */
+export const ROOTFS_CACHE_DIR = process.env.FLEETKIT_ROOTFS_CACHE ?? "/var/cache/fleetkit";
+
+/** The unprivileged node user every test node has, with passwordless sudo (the fleet's `user`). */
+export const NODE_USER = "admin";
+
+/**
+ * Packages installed into the root filesystem. Beyond what boots a node with sshd (openssh-server,
+ * systemd-sysv, dbus), these are what the Linux roles need anyway, so tests do not depend on apt at run time:
+ * icecc (iceccd, icecc-scheduler, icecc-create-env), gcc + libc6-dev (a real compile), curl + ca-certificates
+ * (artifact downloads), sudo (the Pulumi command provider's `sudo -n sh -c`), python3 (stand-in AgentAPI).
+ */
+export const ROOTFS_PACKAGES = [
+  "openssh-server", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps",
+  "ca-certificates", "curl", "sudo", "python3", "gcc", "libc6-dev", "icecc", "file", "xz-utils",
+];
+
+/** Debian mirror URLs as configured on this machine. */
+export interface DebianMirrors {
+  /** e.g. http://deb.debian.org/debian */
+  debian: string;
+  /** e.g. http://deb.debian.org/debian-security */
+  security: string;
+}
+
+/**
+ * Reads the Debian mirror and security mirror from this machine's deb822 apt sources (the `URIs:` of the
+ * stanzas whose suites include bookworm / bookworm-security). Falls back to deb.debian.org.
+ */
+export function machineDebianMirrors(dir = "/etc/apt/sources.list.d"): DebianMirrors {
+  const found: DebianMirrors = { debian: "http://deb.debian.org/debian", security: "http://deb.debian.org/debian-security" };
+  if (!existsSync(dir)) return found;
+  for (const f of readdirSync(dir).filter((n) => n.endsWith(".sources")).sort()) {
+    for (const stanza of readFileSync(join(dir, f), "utf8").split(/\n\s*\n/)) {
+      const uri = /^URIs:\s*(\S+)/m.exec(stanza)?.[1];
+      const suites = /^Suites:\s*(.+)$/m.exec(stanza)?.[1]?.split(/\s+/) ?? [];
+      if (!uri || !/^https?:\/\//.test(uri)) continue;
+      if (suites.includes("bookworm-security")) found.security = uri.replace(/\/$/, "");
+      else if (suites.includes("bookworm")) found.debian = uri.replace(/\/$/, "");
+    }
+  }
+  return found;
+}
+
+/** The shell recipe that turns a fresh debootstrap tree into a test node image (run on the host, as root). */
+function recipe(mirrors: DebianMirrors): string {
+  return String.raw`
+set -euo pipefail
+rm -rf "$FINAL".tmp.*
+tmp="$FINAL.tmp.$$"
+debootstrap --variant=minbase --include="$PACKAGES" bookworm "$tmp" "$MIRROR"
+cat > "$tmp/etc/apt/sources.list" <<EOF
+deb ${mirrors.debian} bookworm main
+deb ${mirrors.debian} bookworm-updates main
+deb ${mirrors.security} bookworm-security main
+EOF
+cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+chroot "$tmp" apt-get update -q
+chroot "$tmp" apt-get clean
+# The packaged icecc init scripts must not start by themselves: the icecc roles own those daemons.
+chroot "$tmp" update-rc.d iceccd disable
+chroot "$tmp" update-rc.d icecc-scheduler disable
+# Nothing may take the dpkg lock or prompt on a console behind the tests' back.
+for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer dpkg-db-backup.timer \
+         systemd-firstboot.service; do
+  ln -sf /dev/null "$tmp/etc/systemd/system/$u"
+done
+# Empty machine-id: each boot gets its own (from the container UUID nspawn passes); hostname comes from nspawn.
+: > "$tmp/etc/machine-id"
+rm -f "$tmp/etc/hostname"
+chroot "$tmp" useradd --create-home --shell /bin/bash --groups sudo ${NODE_USER}
+echo '${NODE_USER} ALL=(ALL) NOPASSWD:ALL' > "$tmp/etc/sudoers.d/${NODE_USER}"
+chmod 0440 "$tmp/etc/sudoers.d/${NODE_USER}"
+install -d -m 0700 "$tmp/root/.ssh"
+install -d -m 0700 -o "$(chroot "$tmp" id -u ${NODE_USER})" -g "$(chroot "$tmp" id -g ${NODE_USER})" "$tmp/home/${NODE_USER}/.ssh"
+printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n' > "$tmp/etc/ssh/sshd_config.d/fleetkit-test.conf"
+echo "$RECIPE_HASH" > "$tmp/etc/fleetkit-test-rootfs"
+mv "$tmp" "$FINAL"
+`;
+}
+
+/** Result of {@link ensureRootfs}. */
+export interface RootfsInfo {
+  /** Absolute path of the finished tree. */
+  path: string;
+  /** True when this call ran debootstrap (a cold build); false when the cache was reused. */
+  built: boolean;
+  /** Wall time of this call, seconds. */
+  seconds: number;
+}
+
+/**
+ * Returns the cached root filesystem, building it first when missing (cold: about a minute of debootstrap
+ * plus apt-get update). Safe to call from concurrent processes: the build runs under `flock` on
+ * `<cache>/rootfs.lock` and re-checks the cache once it holds the lock. Throws with debootstrap's output
+ * tail when the build fails; a failed build leaves only a `.tmp.*` directory that the next build removes.
+ */
+export async function ensureRootfs(log: (line: string) => void = () => {}): Promise<RootfsInfo> {
+  const started = Date.now();
+  const mirrors = machineDebianMirrors();
+  const script = recipe(mirrors);
+  const hash = createHash("sha256").update(JSON.stringify({ script, ROOTFS_PACKAGES })).digest("hex").slice(0, 12);
+  const final = join(ROOTFS_CACHE_DIR, `rootfs-bookworm-${hash}`);
+  const ready = () => existsSync(join(final, "etc/fleetkit-test-rootfs"));
+  if (ready()) return { path: final, built: false, seconds: (Date.now() - started) / 1000 };
+  mkdirSync(ROOTFS_CACHE_DIR, { recursive: true });
+  log(`hosts: building root filesystem ${final} with debootstrap from ${mirrors.debian} (one time)`);
+  const guarded = `if [ -f "$FINAL/etc/fleetkit-test-rootfs" ]; then exit 0; fi\n${script}`;
+  const out: string[] = [];
+  const code = await new Promise<number>((resolve, reject) => {
+    const child = spawn("flock", [join(ROOTFS_CACHE_DIR, "rootfs.lock"), "bash", "-c", guarded], {
+      env: { ...process.env, FINAL: final, PACKAGES: ROOTFS_PACKAGES.join(","), MIRROR: mirrors.debian, RECIPE_HASH: hash, DEBIAN_FRONTEND: "noninteractive" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keep = (b: Buffer) => { out.push(b.toString()); if (out.length > 400) out.splice(0, 200); };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    child.on("error", reject);
+    child.on("close", (c) => resolve(c ?? 1));
+  });
+  if (code !== 0 || !ready()) {
+    throw new Error(`building the test root filesystem ${final} failed (exit ${code}); last output:\n${out.join("").split("\n").slice(-25).join("\n")}`);
+  }
+  return { path: final, built: true, seconds: (Date.now() - started) / 1000 };
+}
