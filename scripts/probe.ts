@@ -1,0 +1,231 @@
+/**
+ * The node probe shared by `fleet status` and `fleet drift`: one generated POSIX sh script per node,
+ * started with the bundles' own `remoteCommand` (as root; inside the WSL distro on Windows nodes) in one
+ * SSH round trip, that prints one tab-separated record per fact. Everything it looks at comes from the
+ * node's freshly rendered role bundles (marker, file paths, services), so there is no second list of
+ * what a role installs.
+ *
+ * Records (one per line, fields separated by TAB):
+ * - `fk-probe 1` first, `fk-probe-end` last (a report without the end line is incomplete);
+ * - `marker ROLE HASH|-` — `$FK_STATE/roles/ROLE.hash`, `-` when absent;
+ * - `file ROLE PATH SHA256|-` — sha256 of each rendered file as it is on the node;
+ * - `svc ROLE MANAGER NAME STATE` — STATE one of {@link ServiceState};
+ * - `tailscale STATE` — tailscaled's BackendState (`Running` = up), `missing` without the CLI;
+ * - `agentapi HTTPCODE STATUS` — `GET /status` on the node's AgentAPI port (`000` = no answer);
+ * - `icecc CONNECTIONS` — established TCP connections to the scheduler port 8765 (iceccd keeps one);
+ * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem.
+ */
+import { createHash } from "node:crypto";
+import { remoteCommand, shQuote } from "../roles/bundle.js";
+import { RENDERERS, renderBundle } from "../roles/index.js";
+import { platformFor } from "../roles/platform.js";
+import type { Bundle, BundleService, ScriptTarget } from "../roles/types.js";
+import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import { SERVICE_STATES, serviceStateScript, type ServiceState } from "./services.js";
+import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
+
+/** Icecream scheduler TCP port (icecc docs: daemons connect to the scheduler on 8765). */
+export const ICECC_SCHEDULER_PORT = 8765;
+
+/** A node's bundles, split into the rendered ones and roles that have no renderer yet. */
+export interface NodeBundles {
+  bundles: Bundle[];
+  /** Roles of the node for which fleetkit has no renderer (cannot be checked). */
+  unrendered: RoleName[];
+}
+
+/** Renders every role of `node` that has a renderer (the same render `pulumi up` ships). Pure. */
+export function renderRoles(fleet: Fleet, node: FleetNode): NodeBundles {
+  const bundles: Bundle[] = [];
+  const unrendered: RoleName[] = [];
+  for (const role of node.roles) {
+    if (RENDERERS[role]) bundles.push(renderBundle(fleet, node, role));
+    else unrendered.push(role);
+  }
+  return { bundles, unrendered };
+}
+
+/** sha256 (hex) of a rendered file's content, as `sha256sum` prints it on the node. */
+export function sha256Hex(content: string): string {
+  return createHash("sha256").update(content, "utf8").digest("hex");
+}
+
+/**
+ * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`). Extra checks
+ * (Tailscale, AgentAPI, icecc, disk) are included for the roles the node has. Pure.
+ */
+export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], target: ScriptTarget): string {
+  const stateDir = platformFor(node).stateDir;
+  const roles = new Set(node.roles);
+  const lines = [
+    "#!/bin/sh",
+    `# fleetkit probe of node ${node.name} (read-only). Rendered by fleet status / fleet drift.`,
+    "set -u",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/homebrew/bin:$PATH",
+    "T=$(printf '\\t')",
+    "fk_sha() { if [ ! -f \"$1\" ]; then echo -; elif command -v sha256sum >/dev/null 2>&1; then sha256sum \"$1\" | cut -d' ' -f1; else shasum -a 256 \"$1\" | cut -d' ' -f1; fi; }",
+    "echo 'fk-probe 1'",
+  ];
+  for (const b of bundles) {
+    const marker = `${stateDir}/roles/${b.role}.hash`;
+    lines.push(`fk_m=$(head -n1 ${shQuote(marker)} 2>/dev/null) || fk_m=-; echo "marker\t${b.role}\t\${fk_m:--}"`);
+    for (const f of b.files) lines.push(`echo "file\t${b.role}\t"${shQuote(f.path)}"\t$(fk_sha ${shQuote(f.path)})"`);
+    for (const s of b.services) {
+      lines.push(`fk_s=$(\n${serviceStateScript(s, node)}\n)`, `echo "svc\t${b.role}\t${s.manager}\t"${shQuote(s.name)}"\t$fk_s"`);
+    }
+  }
+  if (target !== "windows-host") {
+    if (roles.has("tailscale") && target === "node") {
+      lines.push(
+        "if command -v tailscale >/dev/null 2>&1; then",
+        "  fk_ts=$(tailscale status --json 2>/dev/null | sed -n 's/^[[:space:]]*\"BackendState\":[[:space:]]*\"\\([A-Za-z]*\\)\".*/\\1/p' | head -n1)",
+        "  echo \"tailscale\t${fk_ts:-unknown}\"",
+        "else echo \"tailscale${T}missing\"; fi",
+      );
+    }
+    if (roles.has("agentapi")) {
+      const url = `http://127.0.0.1:${fleet.services.agentapi.port}/status`;
+      lines.push(
+        `fk_body=$(curl -s -m 3 -w '\\n%{http_code}' ${shQuote(url)} 2>/dev/null) || true`,
+        "fk_code=$(printf '%s\\n' \"$fk_body\" | tail -n1)",
+        "fk_st=$(printf '%s\\n' \"$fk_body\" | sed -n 's/.*\"status\"[[:space:]]*:[[:space:]]*\"\\([a-z]*\\)\".*/\\1/p' | head -n1)",
+        "echo \"agentapi\t${fk_code:-000}\t${fk_st:--}\"",
+      );
+    }
+    if (roles.has("iceccd")) {
+      lines.push(
+        "if command -v ss >/dev/null 2>&1; then",
+        `  fk_ic=$(ss -Htn state established '( dport = :${ICECC_SCHEDULER_PORT} )' 2>/dev/null | wc -l | tr -d ' ')`,
+        "else",
+        `  fk_ic=$(netstat -an -p tcp 2>/dev/null | grep -c '[.:]${ICECC_SCHEDULER_PORT}[[:space:]].*ESTABLISHED')`,
+        "fi",
+        "echo \"icecc\t$fk_ic\"",
+      );
+    }
+    lines.push("df -Pk / 2>/dev/null | awk -v t=\"$T\" 'NR==2 { printf \"disk%s/%s%.0f%s%.0f\\n\", t, t, $4*1024, t, $2*1024 }'");
+  }
+  lines.push("echo fk-probe-end");
+  return lines.join("\n") + "\n";
+}
+
+/** What one probe reported, parsed. Absent facts are undefined (the node lacks the role). */
+export interface ProbeReport {
+  /** The end record was seen: every fact below was printed. */
+  complete: boolean;
+  /** Marker hash per role; null = no marker file. */
+  markers: Map<RoleName, string | null>;
+  files: { role: RoleName; path: string; sha256: string | null }[];
+  services: { role: RoleName; manager: BundleService["manager"]; name: string; state: ServiceState }[];
+  /** tailscaled BackendState (`Running` = up) or `missing`. */
+  tailscale?: string;
+  /** AgentAPI `GET /status`: HTTP code (0 = no answer) and the `status` field (`stable`/`running`). */
+  agentapi?: { httpCode: number; status: string | null };
+  /** Established connections to the icecc scheduler port. */
+  iceccConnections?: number;
+  disk?: { path: string; availBytes: number; totalBytes: number };
+  /** Lines the parser did not understand (shown in --json for debugging). */
+  unparsed: string[];
+}
+
+/**
+ * Parses probe output (the records listed in this module's docstring). Pure; never throws: unknown lines
+ * are kept in `unparsed`, a missing end line leaves `complete` false.
+ */
+export function parseProbe(stdout: string): ProbeReport {
+  const report: ProbeReport = { complete: false, markers: new Map(), files: [], services: [], unparsed: [] };
+  for (const line of stdout.split("\n")) {
+    if (line === "" || line === "fk-probe 1") continue;
+    if (line === "fk-probe-end") {
+      report.complete = true;
+      continue;
+    }
+    const f = line.split("\t");
+    const dash = (v: string | undefined) => (v === undefined || v === "-" || v === "" ? null : v);
+    switch (f[0]) {
+      case "marker":
+        if (f.length === 3) {
+          report.markers.set(f[1] as RoleName, dash(f[2]));
+          continue;
+        }
+        break;
+      case "file":
+        if (f.length === 4) {
+          report.files.push({ role: f[1] as RoleName, path: f[2], sha256: dash(f[3]) });
+          continue;
+        }
+        break;
+      case "svc":
+        if (f.length === 5 && ["systemd", "launchd", "docker"].includes(f[2])) {
+          const state = (SERVICE_STATES as readonly string[]).includes(f[4]) ? (f[4] as ServiceState) : "unknown";
+          report.services.push({ role: f[1] as RoleName, manager: f[2] as BundleService["manager"], name: f[3], state });
+          continue;
+        }
+        break;
+      case "tailscale":
+        if (f.length === 2) {
+          report.tailscale = f[1];
+          continue;
+        }
+        break;
+      case "agentapi":
+        if (f.length === 3 && /^\d{3}$/.test(f[1])) {
+          report.agentapi = { httpCode: Number(f[1]), status: dash(f[2]) };
+          continue;
+        }
+        break;
+      case "icecc":
+        if (f.length === 2 && /^\d+$/.test(f[1])) {
+          report.iceccConnections = Number(f[1]);
+          continue;
+        }
+        break;
+      case "disk":
+        if (f.length === 4 && /^\d+$/.test(f[2]) && /^\d+$/.test(f[3])) {
+          report.disk = { path: f[1], availBytes: Number(f[2]), totalBytes: Number(f[3]) };
+          continue;
+        }
+        break;
+    }
+    report.unparsed.push(line);
+  }
+  return report;
+}
+
+/** The outcome of probing one node: the SSH result(s) and the merged report. */
+export interface NodeProbe {
+  node: FleetNode;
+  /** `ok` when every probe ran; otherwise the first failing call's reach. */
+  reach: SshResult["reach"];
+  /** Wall-clock ms of the SSH round trip (the slowest call when a node needs two). */
+  ms: number;
+  /** Why the node could not be probed (offline, timeout, probe failed). */
+  reason?: string;
+  report: ProbeReport;
+  bundles: Bundle[];
+  unrendered: RoleName[];
+  /** Roles on a Windows host side (PowerShell), which the POSIX probe does not look at. */
+  unprobed: RoleName[];
+}
+
+/**
+ * Probes `node`: one SSH call per script target its bundles use (one on Linux and macOS; on a Windows
+ * node one into the WSL distro). Never throws for network trouble.
+ * @param timeoutSeconds overall limit per SSH call, dial included.
+ */
+export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number): Promise<NodeProbe> {
+  const { bundles, unrendered } = renderRoles(fleet, node);
+  const posixTarget: ScriptTarget = node.os === "windows-wsl" ? "wsl" : "node";
+  const probed = bundles.filter((b) => b.target !== "windows-host");
+  const unprobed = bundles.filter((b) => b.target === "windows-host").map((b) => b.role);
+  const script = probeScript(fleet, node, probed, posixTarget);
+  const result = await sshRun(sshTargetOf(node), remoteCommand(node, posixTarget, script), { timeoutSeconds });
+  const report = parseProbe(result.reach === "ok" ? result.stdout : "");
+  let reason = result.reason;
+  if (result.reach === "ok" && !report.complete) {
+    const err = result.stderr.trim().split("\n").at(-1) || `exit code ${result.exitCode}`;
+    reason = `the probe did not finish (${err})`;
+  }
+  const probe: NodeProbe = { node, reach: result.reach, ms: result.ms, report, bundles, unrendered, unprobed };
+  if (reason !== undefined) probe.reason = reason;
+  return probe;
+}

@@ -1,0 +1,203 @@
+/**
+ * `fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS]`: the health of every
+ * node, probed in parallel (one SSH round trip per node, see `probe.ts`), each within a per-node timeout,
+ * so an offline node is reported as offline and never holds up the rest. Replaces the reference's
+ * `status.sh` / `fleet-health-check.sh` loops.
+ *
+ * Healthy means: SSH answers; every role's services are active under their service manager; every
+ * rendered role has its install marker; Tailscale's BackendState is `Running` (tailscale role);
+ * AgentAPI answers `GET /status` with 200 (agentapi role); iceccd holds a connection to the scheduler
+ * (iceccd role); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free.
+ * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
+ */
+import { chalk, minimist } from "zx";
+import { loadFleet } from "../stacks/model/load.js";
+import { ROLE_NAMES } from "../stacks/model/schema.js";
+import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import { UserError } from "./errors.js";
+import { probeNode, type NodeProbe } from "./probe.js";
+import { resolveTargets } from "./targets.js";
+import type { ServiceState } from "./services.js";
+
+/** Below this many free bytes on `/` a node is unhealthy (1 GiB). */
+export const MIN_FREE_BYTES = 1024 ** 3;
+/** Below this fraction of free space on `/` a node is unhealthy. */
+export const MIN_FREE_RATIO = 0.05;
+
+/** One role's health on one node. `ok: null` = could not be judged (no renderer yet, or not probed). */
+export interface RoleHealth {
+  role: RoleName;
+  ok: boolean | null;
+  services: { name: string; manager: string; state: ServiceState }[];
+  /** What is wrong, one phrase each; empty when ok. */
+  problems: string[];
+}
+
+/** One node's row of `fleet status --json`. */
+export interface NodeStatus {
+  node: string;
+  host: string;
+  os: string;
+  /** `ok`: probed; `offline`: SSH failed; `timeout`: no answer within the per-node timeout. */
+  reach: "ok" | "offline" | "timeout";
+  /** Milliseconds of the SSH round trip that ran the probe (connect + probe + close). */
+  sshMs: number;
+  tailscale: string | null;
+  agentapi: { httpCode: number; status: string | null } | null;
+  iceccSchedulerConnections: number | null;
+  disk: { availBytes: number; totalBytes: number } | null;
+  roles: RoleHealth[];
+  healthy: boolean;
+  /** Every problem on the node, in role order, e.g. `iceccd: iceccd.service is inactive`. */
+  problems: string[];
+}
+
+/** The whole `fleet status --json` document. */
+export interface StatusReport {
+  fleet: string;
+  healthy: boolean;
+  nodes: NodeStatus[];
+}
+
+/** Judges one probed node. Pure: the same probe gives the same status. */
+export function nodeStatus(probe: NodeProbe): NodeStatus {
+  const { node, report } = probe;
+  const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms };
+  if (probe.reach !== "ok" || !report.complete) {
+    const why = probe.reach === "ok" ? (probe.reason ?? "the probe did not finish") : `${probe.reach}: ${probe.reason ?? "no answer"}`;
+    return {
+      ...base,
+      tailscale: null,
+      agentapi: null,
+      iceccSchedulerConnections: null,
+      disk: null,
+      roles: node.roles.map((role) => ({ role, ok: null, services: [], problems: [] })),
+      healthy: false,
+      problems: [why],
+    };
+  }
+  const roles: RoleHealth[] = node.roles.map((role) => {
+    const bundle = probe.bundles.find((b) => b.role === role);
+    if (!bundle) {
+      const why = probe.unrendered.includes(role) ? "not checked: fleetkit has no renderer for this role yet" : "not checked: runs on the Windows host side";
+      return { role, ok: null, services: [], problems: [why] };
+    }
+    const problems: string[] = [];
+    if (!report.markers.get(role)) problems.push("not installed (no marker)");
+    const services = report.services.filter((s) => s.role === role).map(({ name, manager, state }) => ({ name, manager, state }));
+    for (const s of bundle.services) {
+      const seen = services.find((x) => x.name === s.name);
+      if (!seen) problems.push(`${s.name} not reported`);
+      else if (seen.state !== "active") problems.push(`${s.name} is ${seen.state}`);
+    }
+    if (role === "tailscale" && report.tailscale !== undefined && report.tailscale !== "Running") problems.push(`tailscale is ${report.tailscale}`);
+    if (role === "agentapi" && report.agentapi && report.agentapi.httpCode !== 200) {
+      problems.push(report.agentapi.httpCode === 0 ? "GET /status: no answer" : `GET /status answered ${report.agentapi.httpCode}`);
+    }
+    if (role === "iceccd" && report.iceccConnections === 0) problems.push("not connected to the icecc scheduler");
+    return { role, ok: problems.length === 0, services, problems };
+  });
+  const problems = roles.filter((r) => r.ok === false).flatMap((r) => r.problems.map((p) => `${r.role}: ${p}`));
+  const disk = report.disk ? { availBytes: report.disk.availBytes, totalBytes: report.disk.totalBytes } : null;
+  if (disk && (disk.availBytes < MIN_FREE_BYTES || disk.availBytes < disk.totalBytes * MIN_FREE_RATIO)) {
+    problems.push(`disk: only ${formatBytes(disk.availBytes)} free of ${formatBytes(disk.totalBytes)} on /`);
+  }
+  return {
+    ...base,
+    tailscale: report.tailscale ?? null,
+    agentapi: report.agentapi ?? null,
+    iceccSchedulerConnections: report.iceccConnections ?? null,
+    disk,
+    roles,
+    healthy: problems.length === 0,
+    problems,
+  };
+}
+
+/** Bytes as `12.3 GiB` / `512 MiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * Probes `nodes` in parallel, each within `timeoutSeconds` (dial included), and judges them.
+ * Resolves when the slowest node answers or times out; never rejects for network trouble.
+ */
+export async function fleetStatus(fleet: Fleet, nodes: FleetNode[], timeoutSeconds: number): Promise<StatusReport> {
+  const statuses = await Promise.all(nodes.map(async (n) => nodeStatus(await probeNode(fleet, n, timeoutSeconds))));
+  return { fleet: fleet.name, healthy: statuses.every((s) => s.healthy), nodes: statuses };
+}
+
+/** The human table: one row per node, ✓/✗ per role (· = role not on that node), then the problems. */
+export function formatStatus(report: StatusReport): string {
+  const roleCols = ROLE_NAMES.filter((r) => report.nodes.some((n) => n.roles.some((x) => x.role === r)));
+  const header = ["node", "ssh", ...roleCols, "disk free"];
+  const rows = report.nodes.map((n) => {
+    const ssh = n.reach === "ok" ? chalk.green(`${n.sshMs}ms`) : chalk.red(n.reach);
+    const cells = roleCols.map((r) => {
+      const role = n.roles.find((x) => x.role === r);
+      if (!role) return chalk.dim("·");
+      if (role.ok === null) return chalk.yellow("?");
+      return role.ok ? chalk.green("✓") : chalk.red("✗");
+    });
+    const disk = n.disk ? formatBytes(n.disk.availBytes) : "-";
+    const name = n.healthy ? chalk.bold(n.node) : chalk.bold.red(n.node);
+    return [name, ssh, ...cells, n.problems.some((p) => p.startsWith("disk:")) ? chalk.red(disk) : disk];
+  });
+  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "").length;
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i]))));
+  const pad = (s: string, i: number) => s + " ".repeat(widths[i] - visible(s));
+  const lines = [header.map((h, i) => chalk.dim(pad(h, i))).join("  "), ...rows.map((r) => r.map(pad).join("  ").trimEnd())];
+  const bad = report.nodes.filter((n) => !n.healthy);
+  if (bad.length) {
+    lines.push("");
+    for (const n of bad) for (const p of n.problems) lines.push(`${chalk.red("✗")} ${n.node}: ${p}`);
+  }
+  const healthy = report.nodes.length - bad.length;
+  lines.push("", `${healthy}/${report.nodes.length} nodes healthy`);
+  return lines.join("\n") + "\n";
+}
+
+const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS]
+  --fleet FILE       fleet file (default fleet.yaml)
+  --json             print { fleet, healthy, nodes: [{ node, reach, sshMs, roles: [{ role, ok, services, problems }], … }] }
+  --timeout SECONDS  per-node limit, dial included (default: the fleet's perDialTimeoutSeconds + 10)
+Exit 0 when every node is healthy, 1 when any node is unhealthy or offline, 2 for bad input.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const args = minimist(argv, {
+    string: ["fleet", "timeout"],
+    boolean: ["json", "help"],
+    default: { fleet: "fleet.yaml" },
+    unknown: (a) => {
+      if (a.startsWith("-")) throw new UserError(`fleet status: unknown option ${a}\n${USAGE}`);
+      return true;
+    },
+  });
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const fleet = loadFleet(args.fleet);
+  const nodes = resolveTargets(fleet, args._.map(String));
+  const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
+  const report = await fleetStatus(fleet, nodes, timeoutSeconds);
+  process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
+  return report.healthy ? 0 : 1;
+}
+
+/** Parses a `--timeout SECONDS` flag. @throws UserError (exit 2) unless a positive number. */
+export function parseTimeout(value: unknown, fallback: number, verb: string): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UserError(`fleet ${verb}: --timeout expects a positive number of seconds, got "${String(value)}".`);
+  return n;
+}

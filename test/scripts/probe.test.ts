@@ -1,0 +1,186 @@
+/**
+ * The probe shared by `fleet status` and `fleet drift`: its script (shellcheck, and run for real by dash
+ * on this machine), its parser, and the judgements built on it (status health, drift findings).
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parseFleet } from "../../stacks/model/load.js";
+import { parseProbe, probeScript, renderRoles, sha256Hex, type NodeProbe } from "../../scripts/probe.js";
+import { nodeStatus, formatBytes } from "../../scripts/status.js";
+import { nodeDrift } from "../../scripts/drift.js";
+
+const fleet = parseFleet(
+  `fleet: t
+defaults:
+  claude: { version: 1.0.0 }
+nodes:
+  sched: { host: sched, os: debian, arch: x86_64, roles: [icecc-scheduler, iceccd, tailscale, agentapi, claude], budgetUsdPerSession: 5 }
+  mac: { host: mac, os: macos, arch: aarch64, roles: [iceccd] }
+`,
+  "probe.yaml",
+);
+const sched = fleet.nodes[0];
+const mac = fleet.nodes[1];
+
+describe("probeScript", () => {
+  it.each([["sched"], ["mac"]])("is clean POSIX sh for %s (shellcheck)", (name) => {
+    const node = fleet.nodes.find((n) => n.name === name)!;
+    const script = probeScript(fleet, node, renderRoles(fleet, node).bundles, "node");
+    const r = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("runs under dash and reports exactly the rendered roles, files and services", () => {
+    const { bundles } = renderRoles(fleet, mac);
+    // Run the macOS node's probe here: its marker and plist are absent and launchctl does not exist, so
+    // every fact is reported as missing — through the real script and the real parser.
+    const out = execFileSync("dash", ["-c", probeScript(fleet, mac, bundles, "node")], { encoding: "utf8" });
+    const report = parseProbe(out);
+    expect(report.complete).toBe(true);
+    expect(report.unparsed).toEqual([]);
+    expect([...report.markers]).toEqual([["iceccd", null]]);
+    expect(report.files).toEqual([
+      { role: "iceccd", path: "/Library/LaunchDaemons/org.icecc.iceccd.plist", sha256: null },
+      { role: "iceccd", path: "/usr/local/etc/fleetkit/icecc.env", sha256: null },
+    ]);
+    expect(report.services).toEqual([{ role: "iceccd", manager: "launchd", name: "org.icecc.iceccd", state: "missing" }]);
+    expect(report.iceccConnections).toBe(0);
+    expect(report.disk!.totalBytes).toBeGreaterThan(report.disk!.availBytes);
+  });
+});
+
+describe("parseProbe", () => {
+  const H = "a".repeat(64);
+  it.each([
+    ["empty output is incomplete", "", { complete: false, markers: [], files: [], services: [], unparsed: [] }],
+    [
+      "every record kind",
+      `fk-probe 1\nmarker\ticeccd\t${H}\nmarker\ttailscale\t-\nfile\ticeccd\t/etc/x y\t${H}\nfile\ticeccd\t/etc/z\t-\nsvc\ticeccd\tsystemd\ticeccd.service\tfailed\n` +
+        `tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t1024\t4096\nfk-probe-end\n`,
+      {
+        complete: true,
+        markers: [["iceccd", H], ["tailscale", null]],
+        files: [{ role: "iceccd", path: "/etc/x y", sha256: H }, { role: "iceccd", path: "/etc/z", sha256: null }],
+        services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "failed" }],
+        tailscale: "Running",
+        agentapi: { httpCode: 200, status: "stable" },
+        iceccConnections: 1,
+        disk: { path: "/", availBytes: 1024, totalBytes: 4096 },
+        unparsed: [],
+      },
+    ],
+    [
+      "junk and unknown states are kept apart",
+      "fk-probe 1\nsudo: a password is required\nsvc\tx\tsystemd\tx.service\tweird\nagentapi\t000\t-\nicecc\tmany\nfk-probe-end",
+      {
+        complete: true,
+        markers: [],
+        files: [],
+        services: [{ role: "x", manager: "systemd", name: "x.service", state: "unknown" }],
+        agentapi: { httpCode: 0, status: null },
+        unparsed: ["sudo: a password is required", "icecc\tmany"],
+      },
+    ],
+  ])("%s", (_what, out, expected) => {
+    const r = parseProbe(out);
+    expect({ ...r, markers: [...r.markers] }).toEqual(expected);
+  });
+});
+
+/** A probe of `sched` as it would come back, built from its real bundles with some facts overridden. */
+function schedProbe(over: { marker?: (role: string, hash: string) => string | null; file?: (path: string, sha: string) => string | null; svc?: (name: string) => string; extra?: string } = {}): NodeProbe {
+  const { bundles, unrendered } = renderRoles(fleet, sched);
+  const lines = ["fk-probe 1"];
+  for (const b of bundles) {
+    lines.push(`marker\t${b.role}\t${(over.marker ?? ((_r, h) => h))(b.role, b.hash) ?? "-"}`);
+    for (const f of b.files) lines.push(`file\t${b.role}\t${f.path}\t${(over.file ?? ((_p, s) => s))(f.path, sha256Hex(f.content)) ?? "-"}`);
+    for (const s of b.services) lines.push(`svc\t${b.role}\t${s.manager}\t${s.name}\t${(over.svc ?? (() => "active"))(s.name)}`);
+  }
+  lines.push(over.extra ?? "tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t50000000000\t100000000000", "fk-probe-end");
+  return { node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles, unrendered, unprobed: [] };
+}
+
+describe("nodeDrift", () => {
+  const { bundles } = renderRoles(fleet, sched);
+  const scheduler = bundles.find((b) => b.role === "icecc-scheduler")!;
+  const unit = "/etc/systemd/system/iceccd.service";
+
+  it("a node that matches the render has no findings; roles without a renderer are listed as unchecked", () => {
+    const d = nodeDrift(schedProbe());
+    expect(d.findings).toEqual([]);
+    expect(d.checked).toBe(true);
+    expect(d.unchecked.map((u) => u.role)).toEqual(renderRoles(fleet, sched).unrendered);
+  });
+
+  it.each([
+    [
+      "a removed marker",
+      { marker: (r: string, h: string) => (r === "iceccd" ? null : h) },
+      [{ node: "sched", role: "iceccd", kind: "marker-missing", expected: bundles.find((b) => b.role === "iceccd")!.hash }],
+    ],
+    [
+      "an old bundle",
+      { marker: (r: string, h: string) => (r === "icecc-scheduler" ? "b".repeat(64) : h) },
+      [{ node: "sched", role: "icecc-scheduler", kind: "marker-differs", expected: scheduler.hash, actual: "b".repeat(64) }],
+    ],
+    [
+      "a hand-edited file",
+      { file: (p: string, s: string) => (p === unit ? "c".repeat(64) : s) },
+      [{ node: "sched", role: "iceccd", kind: "file-changed", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files[0].content), actual: "c".repeat(64) }],
+    ],
+    [
+      "a deleted file",
+      { file: (p: string, s: string) => (p === unit ? null : s) },
+      [{ node: "sched", role: "iceccd", kind: "file-missing", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files[0].content) }],
+    ],
+    [
+      "a stopped service",
+      { svc: (n: string) => (n === "icecc-scheduler.service" ? "inactive" : "active") },
+      [{ node: "sched", role: "icecc-scheduler", kind: "service-not-running", service: "icecc-scheduler.service", expected: "active", actual: "inactive" }],
+    ],
+  ])("reports %s", (_what, over, findings) => {
+    expect(nodeDrift(schedProbe(over)).findings).toEqual(findings);
+  });
+
+  it("an offline node is not checked (and has no findings)", () => {
+    const p = schedProbe();
+    const d = nodeDrift({ ...p, reach: "offline", reason: "ssh: connect to host sched port 22: Connection refused", report: parseProbe("") });
+    expect(d).toMatchObject({ node: "sched", checked: false, reason: "offline: ssh: connect to host sched port 22: Connection refused", findings: [] });
+  });
+});
+
+describe("nodeStatus", () => {
+  it("a healthy node", () => {
+    const s = nodeStatus(schedProbe());
+    expect(s.healthy).toBe(true);
+    expect(s.problems).toEqual([]);
+    expect(s.roles.filter((r) => r.ok === true).map((r) => r.role)).toEqual(renderRoles(fleet, sched).bundles.map((b) => b.role));
+    expect(s.roles.filter((r) => r.ok === null).map((r) => r.role)).toEqual(renderRoles(fleet, sched).unrendered);
+  });
+
+  it.each([
+    ["a stopped service", { svc: (n: string) => (n === "iceccd.service" ? "inactive" : "active") }, ["iceccd: iceccd.service is inactive"]],
+    ["a missing marker", { marker: (r: string, h: string) => (r === "iceccd" ? null : h) }, ["iceccd: not installed (no marker)"]],
+    ["iceccd without its scheduler", { extra: "icecc\t0\ndisk\t/\t50000000000\t100000000000" }, ["iceccd: not connected to the icecc scheduler"]],
+    ["a full disk", { extra: "icecc\t1\ndisk\t/\t1000000\t100000000000" }, ["disk: only 977 KiB free of 93.1 GiB on /"]],
+    ["5 % free is not enough on a big disk", { extra: "icecc\t1\ndisk\t/\t40000000000\t1000000000000" }, ["disk: only 37.3 GiB free of 931 GiB on /"]],
+  ])("is unhealthy with %s", (_what, over, problems) => {
+    const s = nodeStatus(schedProbe(over));
+    expect(s.healthy).toBe(false);
+    expect(s.problems).toEqual(problems);
+  });
+
+  it("an offline node is unhealthy and says why", () => {
+    const p = schedProbe();
+    const s = nodeStatus({ ...p, reach: "timeout", reason: "no answer within 3 s", report: parseProbe("") });
+    expect(s).toMatchObject({ reach: "timeout", healthy: false, problems: ["timeout: no answer within 3 s"], disk: null });
+  });
+
+  it.each([
+    [0, "0 B"],
+    [1023, "1023 B"],
+    [1536, "1.5 KiB"],
+    [200 * 1024 ** 3, "200 GiB"],
+  ])("formatBytes(%i) = %s", (n, s) => expect(formatBytes(n)).toBe(s));
+});
