@@ -11,6 +11,12 @@ type VerbModule = { run(argv: string[]): Promise<number> };
 const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
   schema: { summary: "print, write or check fleet.schema.json (the JSON Schema of fleet.yaml)", load: () => import("./schema.js") },
+  status: { summary: "health of every node in parallel: SSH, services per role, Tailscale, AgentAPI, icecc, disk", load: () => import("./status.js") },
+  exec: { summary: "run a shell command on nodes in parallel, output prefixed by node name", load: () => import("./exec.js") },
+  logs: { summary: "show (or follow) a role's service logs on a node", load: () => import("./logs.js") },
+  restart: { summary: "restart a role's services on a node", load: () => import("./restart.js") },
+  "add-machine": { summary: "add a node to fleet.yaml (flags, prompts or --probe over SSH), keeping its comments", load: () => import("./add-machine.js") },
+  drift: { summary: "compare live nodes (markers, files, services) and the Pulumi stack with the current render", load: () => import("./drift.js") },
 };
 
 function usage(): string {
