@@ -12,6 +12,7 @@ const mesh = loadFleet("fleet.yaml");
 const remote = loadFleet("examples/remote-tasks.fleet.yaml");
 const shared = loadFleet("examples/shared-fs-queue.fleet.yaml");
 const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;
+const FLEETS: Record<string, Fleet> = { mesh, remote, shared };
 
 /** The same fleet with sha256 pins for every platform, as a user would write them in fleet.yaml. */
 function pinned(fleet: Fleet): Fleet {
@@ -25,13 +26,14 @@ function pinned(fleet: Fleet): Fleet {
 describe("role tailscale: per OS family", () => {
   it.each([
     // fleet, node, target, package-manager line, service-manager line, service name
-    [mesh, "arch-orchestrator", "node", "fk_pacman_install tailscale", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    [mesh, "macbook1", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
-    [remote, "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
-    [mesh, "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' " + "b".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_arm64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    [shared, "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' " + "a".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_amd64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    [mesh, "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) install --id Tailscale.Tailscale -e --version $FkTsVersion --silent --accept-package-agreements --accept-source-agreements --disable-interactivity", "  Fk-Run wsl.exe --shutdown", null],
-  ] as const)("%#: %s on %s", (fleet, name, target, pkgLine, svcLine, service) => {
+    ["mesh", "arch-orchestrator", "node", "fk_pacman_install tailscale", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["mesh", "macbook1", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
+    ["remote", "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
+    ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' " + "b".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_arm64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' " + "a".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_amd64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["mesh", "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) install --id Tailscale.Tailscale -e --version $FkTsVersion --silent --accept-package-agreements --accept-source-agreements --disable-interactivity", "  Fk-Run wsl.exe --shutdown", null],
+  ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
+    const fleet = FLEETS[label];
     const b = renderBundle(pinned(fleet), node(fleet, name), "tailscale");
     const lines = b.install.split("\n");
     expect(b.target).toBe(target);

@@ -1,0 +1,103 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parse as parsePlist } from "plist";
+import { loadFleet } from "../../stacks/model/load.js";
+import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import { renderBundle } from "../../roles/index.js";
+import { agentapiAllowedHosts } from "../../roles/agentapi.js";
+
+const mesh = loadFleet("fleet.yaml");
+const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;
+
+const SUMS = { "linux-x86_64": "1".repeat(64), "linux-aarch64": "2".repeat(64), "darwin-x86_64": "3".repeat(64), "darwin-aarch64": "4".repeat(64) };
+/** The mesh with agentapi pinned for every platform and, to cover WSL, AgentAPI on windows-laptop too. */
+const pinned: Fleet = {
+  ...mesh,
+  artifacts: { ...mesh.artifacts, agentapi: { ...mesh.artifacts.agentapi, sha256: SUMS } },
+  nodes: mesh.nodes.map((n) => (n.name === "windows-laptop" ? { ...n, roles: [...n.roles, "agentapi"] } : n)),
+};
+const remotePinned: Fleet = (() => {
+  const f = loadFleet("examples/remote-tasks.fleet.yaml");
+  return { ...f, artifacts: { ...f.artifacts, agentapi: { ...f.artifacts.agentapi, sha256: SUMS } }, nodes: f.nodes.map((n) => ({ ...n, roles: [...n.roles, "agentapi"] })) };
+})();
+
+const FLEETS: Record<string, Fleet> = { mesh, pinned, remotePinned, noTailnet: { ...mesh, tailnet: undefined } };
+
+describe("role agentapi: per OS family", () => {
+  it.each([
+    // fleet, node, target, download line, service-manager line, service
+    ["pinned", "arch-orchestrator", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' ${SUMS["linux-x86_64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+    ["pinned", "macbook1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-amd64' ${SUMS["darwin-x86_64"]} '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "com.claude.agentapi"],
+    ["remotePinned", "macbook-air", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-arm64' ${SUMS["darwin-aarch64"]} '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "com.claude.agentapi"],
+    ["pinned", "rpi1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64' ${SUMS["linux-aarch64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+    ["pinned", "windows-laptop", "wsl", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' ${SUMS["linux-x86_64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+  ] as const)("%s fleet: %s (target %s)", (label, name, target, fetchLine, svcLine, service) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "agentapi");
+    const lines = b.install.split("\n");
+    expect(b.target).toBe(target);
+    expect(lines).toContain(fetchLine);
+    expect(lines).toContain(svcLine);
+    expect(lines).toContain("until curl -fsS -o /dev/null http://127.0.0.1:3284/status; do");
+    expect(b.services.map((s) => [s.name, s.manager, s.scope])).toEqual([[service, svcLine.startsWith("fk_systemd") ? "systemd" : "launchd", "system"]]);
+    expect(b.secrets).toEqual([]);
+  });
+
+  it("Linux unit: runs as the node user with the Claude env file, narrow allowed hosts, pinned claude", () => {
+    const b = renderBundle(pinned, node(pinned, "rpi1"), "agentapi");
+    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([["/etc/systemd/system/claude-agentapi.service", 0o644, "root", "systemd"]]);
+    const unit = b.files[0].content.split("\n");
+    expect(unit).toContain("User=fleet");
+    expect(unit).toContain("WorkingDirectory=/home/fleet");
+    expect(unit).toContain("EnvironmentFile=/etc/fleetkit/claude.env");
+    expect(unit).toContain(
+      "ExecStart=/usr/local/lib/fleetkit/agentapi server --type claude --port 3284 --allowed-hosts localhost,127.0.0.1,rpi1,rpi1.tail-agent-mesh.ts.net " +
+        "--allowed-origins http://localhost:3284,http://127.0.0.1:3284,http://rpi1:3284,http://rpi1.tail-agent-mesh.ts.net:3284 -- /usr/local/lib/fleetkit/claude-code/bin/claude",
+    );
+    expect(b.files[0].content).toContain("AgentAPI has NO authentication");
+  });
+
+  it("macOS LaunchDaemon parses (plist and Python plistlib) and runs as the node user with the env file", () => {
+    const b = renderBundle(pinned, node(pinned, "imac"), "agentapi");
+    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([["/Library/LaunchDaemons/com.claude.agentapi.plist", 0o644, "root", "launchd"]]);
+    const job = parsePlist(b.files[0].content) as Record<string, unknown>;
+    expect(job.Label).toBe("com.claude.agentapi");
+    expect(job.UserName).toBe("fleet");
+    expect(job.ProgramArguments).toEqual([
+      "/bin/sh",
+      "-c",
+      "set -a; . /usr/local/etc/fleetkit/claude.env; set +a; exec /usr/local/libexec/fleetkit/agentapi server --type claude --port 3284 " +
+        "--allowed-hosts localhost,127.0.0.1,imac,imac.tail-agent-mesh.ts.net --allowed-origins http://localhost:3284,http://127.0.0.1:3284,http://imac:3284,http://imac.tail-agent-mesh.ts.net:3284 " +
+        "-- /usr/local/libexec/fleetkit/claude-code/bin/claude",
+    ]);
+    expect(job.EnvironmentVariables).toEqual({ HOME: "/Users/fleet", PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", TERM: "xterm-256color" });
+    const py = spawnSync("python3", ["-c", "import plistlib,sys; d=plistlib.loads(sys.stdin.buffer.read()); print(d['Label'], d['UserName'], d['KeepAlive'])"], { input: b.files[0].content, encoding: "utf8" });
+    expect([py.status, py.stdout]).toEqual([0, "com.claude.agentapi fleet True\n"]);
+  });
+
+  it.each([
+    ["noTailnet", "rpi2", ["localhost", "127.0.0.1", "rpi2"]],
+    ["mesh", "rpi2", ["localhost", "127.0.0.1", "rpi2", "rpi2.tail-agent-mesh.ts.net"]],
+    ["remotePinned", "macbook-pro", ["localhost", "127.0.0.1", "katies-macbook-pro", "macbook-pro", "macbook-pro.tail-remote-tasks.ts.net"]],
+  ] as const)("%s fleet: allowed hosts of %s are only its own names", (label, name, hosts) => {
+    expect(agentapiAllowedHosts(FLEETS[label], node(FLEETS[label], name))).toEqual(hosts);
+  });
+
+  it("without a pinned sha256 the install stops before anything changes and says how to pin it", () => {
+    const b = renderBundle(mesh, node(mesh, "rpi1"), "agentapi");
+    const body = b.install.split('mkdir -p "$FK_STATE/roles"\n')[1].split("\n");
+    expect(body[0]).toBe(
+      "fk_die 'no sha256 pinned for agentapi v0.10.0 on linux-aarch64: download https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64, " +
+        "run sha256sum on it (shasum -a 256 on macOS) and add it to fleet.yaml as artifacts.agentapi.sha256.linux-aarch64'",
+    );
+  });
+
+  it.each([
+    ["rpi3", "fk_systemd_remove claude-agentapi.service /etc/systemd/system/claude-agentapi.service", "fk_rm /usr/local/lib/fleetkit/agentapi"],
+    ["macbook1", "fk_launchd_remove com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "fk_rm /usr/local/libexec/fleetkit/agentapi"],
+  ])("%s uninstall stops the service, then removes the binary", (name, stop, rm) => {
+    const lines = renderBundle(pinned, node(pinned, name), "agentapi").uninstall.split("\n");
+    expect(lines.indexOf(stop)).toBeGreaterThan(0);
+    expect(lines.indexOf(rm)).toBeGreaterThan(lines.indexOf(stop));
+  });
+});

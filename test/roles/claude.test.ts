@@ -1,0 +1,180 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { loadFleet } from "../../stacks/model/load.js";
+import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import { renderBundle } from "../../roles/index.js";
+import { readTemplate, renderTemplate } from "../../roles/bundle.js";
+
+const mesh = loadFleet("fleet.yaml");
+const remote = loadFleet("examples/remote-tasks.fleet.yaml");
+const shared = loadFleet("examples/shared-fs-queue.fleet.yaml");
+const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;
+const FLEETS: Record<string, Fleet> = { mesh, remote, shared };
+
+describe("role claude: per OS family", () => {
+  it.each([
+    // fleet, node, target, package-manager line, npm (prefix) line
+    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
+    ["mesh", "macbook1", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code"],
+    ["remote", "macbook-air", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code"],
+    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
+    ["shared", "control-node", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
+    ["mesh", "windows-desktop", "wsl", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
+  ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, prefix) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "claude");
+    const lines = b.install.split("\n");
+    expect(b.target).toBe(target);
+    expect(lines).toContain(pkgLine);
+    expect(lines).toContain(`  npm install --global --prefix ${prefix} --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@2.1.331 >/dev/null`);
+    expect(lines).toContain(`  ln -sfn ${prefix}/bin/claude /usr/local/bin/claude`);
+    expect(lines).toContain("fk_read_secrets --any anthropicApiKey claudeOauthToken");
+    expect([b.secrets, b.secretsMode, b.services]).toEqual([["anthropicApiKey", "claudeOauthToken"], "any", []]);
+  });
+
+  it.each([
+    ["mesh", "macbook2", [
+      ["/Users/fleet/.claude/settings.json", 0o644, "fleet", "staff", "json"],
+      ["/Users/fleet/.claude/CLAUDE.md", 0o644, "fleet", "staff", "text"],
+      ["/usr/local/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+    ]],
+    ["remote", "macbook-pro", [
+      ["/Users/matt/.claude/settings.json", 0o644, "matt", "staff", "json"],
+      ["/Users/matt/.claude/CLAUDE.md", 0o644, "matt", "staff", "text"],
+      ["/usr/local/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+    ]],
+    ["mesh", "rpi2", [
+      ["/home/fleet/.claude/settings.json", 0o644, "fleet", "fleet", "json"],
+      ["/home/fleet/.claude/CLAUDE.md", 0o644, "fleet", "fleet", "text"],
+      ["/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+    ]],
+    ["shared", "pi-node-1", [
+      ["/home/user/.claude/settings.json", 0o644, "user", "user", "json"],
+      ["/home/user/.claude/CLAUDE.md", 0o644, "user", "user", "text"],
+      ["/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+    ]],
+  ] as const)("%s fleet: files of %s: paths, modes, owners, groups", (label, name, files) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "claude");
+    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.group, f.kind])).toEqual(files);
+  });
+
+  it.each([
+    ["macbook1", "fleet:staff", "/Users/fleet/.claude", "fk_put /usr/local/etc/fleetkit/claude.env 0600 fleet staff < \"$fk_env_tmp\""],
+    ["rpi3", "fleet:fleet", "/home/fleet/.claude", "fk_put /etc/fleetkit/claude.env 0600 fleet fleet < \"$fk_env_tmp\""],
+  ])("%s: ~/.claude owned by %s, env file 0600 for the node user", (name, owner, dir, putLine) => {
+    const lines = renderBundle(mesh, node(mesh, name), "claude").install.split("\n");
+    expect(lines).toContain(`chown ${owner} ${dir}`);
+    expect(lines).toContain(`chmod 0700 ${dir}`);
+    expect(lines).toContain(putLine);
+  });
+
+  it("settings.json carries the fleet's permissions and sandbox (claude-workers.md shape) and pins the updater off", () => {
+    const b = renderBundle(mesh, node(mesh, "imac"), "claude");
+    expect(JSON.parse(b.files[0].content)).toEqual({
+      env: { DISABLE_AUTOUPDATER: "1" },
+      permissions: { allow: ["Edit"], defaultMode: "bypassPermissions" },
+      sandbox: { enabled: true, autoAllowBashIfSandboxed: true, network: { allowedDomains: ["*.com", "*.io", "*.dev"] } },
+    });
+  });
+
+  it("sandbox off: no bubblewrap/socat, sandbox.enabled false", () => {
+    const fleet: Fleet = { ...mesh, claude: { ...mesh.claude, sandbox: false } };
+    const b = renderBundle(fleet, node(fleet, "rpi1"), "claude");
+    expect(b.install.split("\n")).toContain("fk_apt_install nodejs npm");
+    expect(JSON.parse(b.files[0].content).sandbox).toEqual({ enabled: false });
+  });
+
+  it.each([
+    ["mesh", "arch-orchestrator", { node: "arch-orchestrator", fleet: "agent-mesh", budgetUsdPerSession: 20, roles: ["tailscale", "claude", "icecc-scheduler", "iceccd", "toolchains", "agentapi", "ntfy", "queue", "worker"], os: "arch", arch: "x86_64" }],
+    ["mesh", "rpi1", { node: "rpi1", fleet: "agent-mesh", budgetUsdPerSession: 5, roles: ["tailscale", "claude", "iceccd", "agentapi", "worker"], os: "raspios", arch: "aarch64" }],
+    ["shared", "control-node", { node: "control-node", fleet: "shared-fs-queue", budgetUsdPerSession: 10, roles: ["tailscale", "claude", "queue", "worker"], os: "debian", arch: "x86_64" }],
+  ] as const)("%s fleet: node.json of %s records the budget cap for the worker runtime", (label, name, facts) => {
+    const fleet = FLEETS[label];
+    const f = renderBundle(fleet, node(fleet, name), "claude").files[2];
+    expect(JSON.parse(f.content)).toEqual(facts);
+  });
+
+  it.each([
+    ["macbook1", 10, true, "`macbook1` (`macbook1.tail-agent-mesh.ts.net` on the tailnet)"],
+    ["macbook2", 5, false, "`macbook2` (`macbook2.tail-agent-mesh.ts.net` on the tailnet)"],
+  ])("CLAUDE.md of %s: identity, budget $%d, AgentAPI line only with agentapi", (name, budget, agentapi, address) => {
+    const md = renderBundle(mesh, node(mesh, name), "claude").files[1].content;
+    expect(md.split("\n")[0]).toBe(`# Fleet node ${name}`);
+    expect(md).toContain(`a node of the fleet **agent-mesh** (macos, x86_64)`);
+    expect(md).toContain(`- Address: ${address}.`);
+    expect(md).toContain(`- Budget cap: **$${budget} per session**. Headless runs get \`--max-budget-usd ${budget}\``);
+    expect(md).toContain('    fleet task delegate <node|any> "<prompt>" [--model M] [--wait]');
+    expect(md.includes("AgentAPI serves this Claude session on port 3284")).toBe(agentapi);
+    expect(md).not.toMatch(/\n\n\n/);
+  });
+
+  it("uninstall removes Claude Code, its link and the env file, but keeps ~/.claude", () => {
+    const u = renderBundle(mesh, node(mesh, "rpi1"), "claude").uninstall;
+    expect(u).toContain("fk_rm /etc/fleetkit/claude.env\n");
+    expect(u).toContain("if [ -d /usr/local/lib/fleetkit/claude-code ]; then rm -rf /usr/local/lib/fleetkit/claude-code;");
+    expect(u).toContain("fk_rm '/home/fleet/.claude/settings.json' '/home/fleet/.claude/CLAUDE.md' '/etc/fleetkit/node.json'\n");
+    expect(u).not.toMatch(/rm -rf \/home\/fleet\/\.claude/);
+  });
+});
+
+/**
+ * The credentials step (claude/env.sh after fk_read_secrets) run for real by sh, as the current user,
+ * with marker secrets on stdin: proves the env file's exact content and 0600 mode, that either secret
+ * alone is enough, that none is an error, and that no secret reaches stdout or stderr.
+ */
+describe("Claude credentials from stdin (claude/env.sh run by sh)", () => {
+  const API = "sk-ant-api03-MARKERapi_key-0123";
+  const OAUTH = "sk-ant-oat01-MARKERoauth_tok-4567";
+  const me = userInfo().username;
+  const group = spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim();
+
+  function run(stdin: string, dir = mkdtempSync(join(tmpdir(), "fk-claude-"))) {
+    const envFile = join(dir, "claude.env");
+    const script = [
+      readTemplate("common/prelude.sh"),
+      "fk_read_secrets --any anthropicApiKey claudeOauthToken",
+      renderTemplate("claude/env.sh", { configDir: dir, envFile, user: me, group, systemd: false, launchd: false }),
+      'echo "changed=$FK_CHANGED"',
+    ].join("\n");
+    const r = spawnSync("sh", ["-c", script], { input: stdin, encoding: "utf8", env: { PATH: process.env.PATH } });
+    let content: string | null = null;
+    let mode: string | null = null;
+    try {
+      content = readFileSync(envFile, "utf8");
+      mode = (statSync(envFile).mode & 0o777).toString(8);
+    } catch {
+      /* not written */
+    }
+    return { dir, status: r.status, stdout: r.stdout, stderr: r.stderr, content, mode };
+  }
+
+  it.each([
+    ["API key only", `anthropicApiKey=${API}\n`, `ANTHROPIC_API_KEY=${API}\n`],
+    ["OAuth token only", `claudeOauthToken=${OAUTH}\n`, `CLAUDE_CODE_OAUTH_TOKEN=${OAUTH}\n`],
+    ["both, other lines ignored", `tailscaleAuthKey=tskey-x\nclaudeOauthToken=${OAUTH}\nanthropicApiKey=${API}`, `ANTHROPIC_API_KEY=${API}\nCLAUDE_CODE_OAUTH_TOKEN=${OAUTH}\n`],
+  ])("%s → exact 0600 env file, no secret in any output", (_, stdin, expected) => {
+    const r = run(stdin);
+    try {
+      expect([r.status, r.content, r.mode, r.stdout]).toEqual([0, expected, "600", "changed=1\n"]);
+      for (const s of [API, OAUTH]) expect(r.stdout + r.stderr).not.toContain(s);
+      // A second run with the same secrets changes nothing.
+      const again = run(stdin, r.dir);
+      expect([again.status, again.stdout]).toEqual([0, "changed=0\n"]);
+    } finally {
+      rmSync(r.dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ["no secret at all", "", "fleetkit: error: none of the secrets anthropicApiKey claudeOauthToken was given on stdin; set one of them with pulumi config set --secret\n"],
+    ["a value with a space", `anthropicApiKey=sk-ant bad\n`, "fleetkit: error: a Claude secret holds characters other than letters, digits and _.+/=-; check the value given to pulumi config set --secret\n"],
+  ])("%s → exit 1 with a clear message, nothing written", (_, stdin, message) => {
+    const r = run(stdin);
+    rmSync(r.dir, { recursive: true, force: true });
+    expect([r.status, r.stderr, r.content]).toEqual([1, message, null]);
+  });
+});

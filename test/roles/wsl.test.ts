@@ -1,0 +1,98 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { loadFleet } from "../../stacks/model/load.js";
+import { renderBundle } from "../../roles/index.js";
+import { readTemplate } from "../../roles/bundle.js";
+import { wslDistroSetupScript } from "../../roles/wsl.js";
+
+const mesh = loadFleet("fleet.yaml");
+const desktop = mesh.nodes.find((n) => n.name === "windows-desktop")!;
+
+/**
+ * templates/wsl/wsl-conf.sh run for real by sh (the same text the Windows host sends into the distro),
+ * on a temp file instead of /etc/wsl.conf: exact resulting file, the change marker only when it changed,
+ * and a second run that changes nothing.
+ */
+describe("/etc/wsl.conf gets [boot] systemd=true, other settings kept (wsl/wsl-conf.sh run by sh)", () => {
+  function run(conf: string) {
+    const r = spawnSync("sh", ["-c", `set -eu\n${readTemplate("wsl/wsl-conf.sh")}`], { env: { PATH: process.env.PATH, FK_WSL_CONF: conf }, encoding: "utf8" });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it.each([
+    ["no file", null, "[boot]\nsystemd=true\n"],
+    ["an empty file", "", "[boot]\nsystemd=true\n"],
+    ["another section only", "[network]\nhostname=win\n", "[network]\nhostname=win\n\n[boot]\nsystemd=true\n"],
+    ["systemd=false in [boot]", "[boot]\nsystemd=false\ncommand=echo hi\n[user]\ndefault=bob\n", "[boot]\nsystemd=true\ncommand=echo hi\n[user]\ndefault=bob\n"],
+    ["[boot] without systemd, then [user]", "[boot]\ncommand=mount -a\n[user]\ndefault=bob\n", "[boot]\ncommand=mount -a\nsystemd=true\n[user]\ndefault=bob\n"],
+    ["[boot] last, spaced key", "[user]\ndefault=bob\n[boot]\n  systemd = no\n", "[user]\ndefault=bob\n[boot]\nsystemd=true\n"],
+    ["a systemd key in another section is left alone", "[other]\nsystemd=false\n", "[other]\nsystemd=false\n\n[boot]\nsystemd=true\n"],
+  ])("%s", (_, before, after) => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-wslconf-"));
+    const conf = join(dir, "wsl.conf");
+    try {
+      if (before !== null) writeFileSync(conf, before);
+      const first = run(conf);
+      expect([first.status, first.stdout, first.stderr]).toEqual([0, "FLEETKIT_WSL_CONF_CHANGED\n", ""]);
+      expect(readFileSync(conf, "utf8")).toBe(after);
+      expect((statSync(conf).mode & 0o777).toString(8)).toBe("644");
+      const second = run(conf);
+      expect([second.status, second.stdout]).toEqual([0, ""]);
+      expect(readFileSync(conf, "utf8")).toBe(after);
+      expect(existsSync(`${conf}.fleetkit-new.${process.pid}`)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an already correct file is not rewritten and WSL is not restarted", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-wslconf-"));
+    const conf = join(dir, "wsl.conf");
+    writeFileSync(conf, "[boot]\nsystemd=true\n[user]\ndefault=fleet\n");
+    const r = run(conf);
+    rmSync(dir, { recursive: true, force: true });
+    expect([r.status, r.stdout]).toEqual([0, ""]);
+  });
+});
+
+describe("Windows host setup inside the tailscale role (target windows-host)", () => {
+  const b = renderBundle(mesh, desktop, "tailscale");
+  const ps = b.install;
+
+  it("sends the distro setup (node user + wsl.conf) base64-encoded to the node's distro as root", () => {
+    const script = wslDistroSetupScript(desktop);
+    const b64 = Buffer.from(script, "utf8").toString("base64");
+    expect(ps).toContain(`$FkOut = @(Fk-Capture wsl.exe --distribution $FkDistro --user root -- sh -c "echo ${b64} | base64 -d | sh")`);
+    expect(script).toContain("if ! id fleet >/dev/null 2>&1; then\n  useradd --create-home --shell /bin/bash fleet\n");
+    const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
+    expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");
+  });
+
+  it("restarts WSL only when wsl.conf changed, then insists on systemd as PID 1", () => {
+    const lines = ps.split("\n");
+    const cond = lines.indexOf("if ($FkOut -contains 'FLEETKIT_WSL_CONF_CHANGED') {");
+    expect(cond).toBeGreaterThan(0);
+    expect(lines[cond + 2]).toBe("  Fk-Run wsl.exe --shutdown");
+    expect(lines.filter((l) => l.includes("wsl.exe --shutdown") && !l.includes("Fk-Log"))).toEqual(["  Fk-Run wsl.exe --shutdown"]);
+    expect(ps).toContain("$FkInit = \"$(Fk-Capture wsl.exe --distribution $FkDistro --user root -- cat /proc/1/comm)\".Trim()\nif ($FkInit -ne 'systemd') {");
+  });
+
+  it("enables WSL2 and installs the distro when missing, asking for a reboot rather than looping", () => {
+    expect(ps).toContain("  Fk-Capture wsl.exe --install --no-distribution | Out-Null\n  Fk-Die 'WSL2 was just enabled");
+    expect(ps).toContain("  Fk-Run wsl.exe --install --distribution $FkDistro --no-launch\n");
+  });
+
+  it("the WSL-side roles of the node run in the distro and depend on this bundle by role order", () => {
+    expect(desktop.roles[0]).toBe("tailscale");
+    expect(renderBundle(mesh, desktop, "claude").target).toBe("wsl");
+  });
+
+  it("reads the auth key from stdin with the PowerShell prelude and never names a value", () => {
+    expect(ps).toContain("Fk-ReadSecrets @('tailscaleAuthKey')\n");
+    expect(ps).toContain("[IO.File]::WriteAllText($FkKey.FullName, $script:FkSecrets['tailscaleAuthKey'])");
+    expect(ps).toContain("Remove-Item -Force -ErrorAction SilentlyContinue -Path $FkKey.FullName");
+  });
+});
