@@ -14,10 +14,10 @@ function Fk-Winget {
 }
 
 $FkTsHave = ''
-if (Test-Path $FkTailscale) { $FkTsHave = "$(Fk-Capture $FkTailscale version | Select-Object -First 1)".Trim() }
+if (Test-Path $FkTailscale) { $FkTsHave = "$(Fk-Capture $FkTailscale @('version') | Select-Object -First 1)".Trim() }
 if ($FkTsHave -ne $FkTsVersion) {
   Fk-Log "winget install Tailscale.Tailscale $FkTsVersion (installed: '$FkTsHave')"
-  Fk-Run (Fk-Winget) install --id Tailscale.Tailscale -e --version $FkTsVersion --silent --accept-package-agreements --accept-source-agreements --disable-interactivity
+  Fk-Run (Fk-Winget) @('install', '--id', 'Tailscale.Tailscale', '-e', '--version', $FkTsVersion, '--silent', '--accept-package-agreements', '--accept-source-agreements', '--disable-interactivity')
   if (-not (Test-Path $FkTailscale)) { Fk-Die "winget reported success but $FkTailscale is missing" }
   $script:FkChanged = $true
 }
@@ -25,7 +25,7 @@ if ($FkTsHave -ne $FkTsVersion) {
 # Wait (bounded) for the Tailscale service to answer, then join unless already Running as {{hostname}}.
 $FkTsState = $null
 foreach ($i in 1..30) {
-  $raw = (Fk-Capture $FkTailscale status --json --peers=false) -join "`n"
+  $raw = (Fk-Capture $FkTailscale @('status', '--json', '--peers=false')) -join "`n"
   if ($raw -match '"BackendState"') { $FkTsState = $raw | ConvertFrom-Json; break }
   Start-Sleep -Seconds 1
 }
@@ -34,7 +34,7 @@ if ($FkTsState.BackendState -eq 'Running' -and $FkTsState.Self.HostName -eq {{ho
   Fk-Log 'tailscale: already up as {{hostname}}'
 } elseif ($FkTsState.BackendState -eq 'Running') {
   Fk-Log 'tailscale: renaming this machine to {{hostname}}'
-  Fk-Run $FkTailscale set --hostname={{hostname}}
+  Fk-Run $FkTailscale @('set', '--hostname={{hostname}}')
   $script:FkChanged = $true
 } else {
   # The key file sits in the SSH user's own temp folder (ACL: that user, SYSTEM, Administrators) for the
@@ -43,7 +43,7 @@ if ($FkTsState.BackendState -eq 'Running' -and $FkTsState.Self.HostName -eq {{ho
   try {
     [IO.File]::WriteAllText($FkKey.FullName, $script:FkSecrets['tailscaleAuthKey'])
     Fk-Log 'tailscale up --hostname={{hostname}} --unattended'
-    Fk-Run $FkTailscale up "--auth-key=file:$($FkKey.FullName)" --hostname={{hostname}} --unattended --timeout=120s
+    Fk-Run $FkTailscale @('up', "--auth-key=file:$($FkKey.FullName)", '--hostname={{hostname}}', '--unattended', '--timeout=120s')
   } finally {
     Remove-Item -Force -ErrorAction SilentlyContinue -Path $FkKey.FullName
   }

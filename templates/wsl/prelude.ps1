@@ -25,17 +25,21 @@ function Fk-ReadSecrets([string[]]$Names, [switch]$Any) {
   }
 }
 
-# Fk-Run EXE ARGS... : runs a native program and stops the script when it fails.
-function Fk-Run([string]$Exe) {
-  & $Exe @args
-  if ($LASTEXITCODE -ne 0) { Fk-Die "$Exe $($args -join ' ') failed with exit code $LASTEXITCODE" }
+# Native programs get their arguments as one array (Fk-Run EXE @('a', '--b')): PowerShell takes a bare
+# `--` or `-x` written after a function name as its own parameter syntax (and Windows PowerShell 5.1 drops
+# a bare `--` even before native programs), while array elements are passed on verbatim.
+
+# Fk-Run EXE ARGV : runs a native program and stops the script when it fails.
+function Fk-Run([string]$Exe, [string[]]$Argv) {
+  & $Exe @Argv
+  if ($LASTEXITCODE -ne 0) { Fk-Die "$Exe $($Argv -join ' ') failed with exit code $LASTEXITCODE" }
 }
 
-# Fk-Capture EXE ARGS... : runs a native program, returns its stdout lines, drops its stderr; check
+# Fk-Capture EXE ARGV : runs a native program, returns its stdout lines, drops its stderr; check
 # $LASTEXITCODE after. (Windows PowerShell 5.1 turns redirected native stderr into errors under 'Stop'.)
-function Fk-Capture([string]$Exe) {
+function Fk-Capture([string]$Exe, [string[]]$Argv) {
   $ErrorActionPreference = 'Continue'
-  & $Exe @args 2>$null
+  & $Exe @Argv 2>$null
 }
 
 # Fk-Finish ROLE HASH : writes the role marker and reports the outcome.

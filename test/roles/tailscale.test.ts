@@ -31,7 +31,7 @@ describe("role tailscale: per OS family", () => {
     ["remote", "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
     ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' " + "b".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_arm64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
     ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' " + "a".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_amd64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    ["mesh", "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) install --id Tailscale.Tailscale -e --version $FkTsVersion --silent --accept-package-agreements --accept-source-agreements --disable-interactivity", "  Fk-Run wsl.exe --shutdown", null],
+    ["mesh", "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) @('install', '--id', 'Tailscale.Tailscale', '-e', '--version', $FkTsVersion, '--silent', '--accept-package-agreements', '--accept-source-agreements', '--disable-interactivity')", "  Fk-Run wsl.exe @('--shutdown')", null],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
     const b = renderBundle(pinned(fleet), node(fleet, name), "tailscale");
@@ -107,12 +107,12 @@ describe("role tailscale: per OS family", () => {
   it("Windows: winget pinned to the fleet's version, up --unattended, then the WSL host setup", () => {
     const b = renderBundle(mesh, node(mesh, "windows-laptop"), "tailscale");
     expect(b.install).toContain("$FkTsVersion = '1.90.6'\n");
-    expect(b.install).toContain('Fk-Run $FkTailscale up "--auth-key=file:$($FkKey.FullName)" --hostname=windows-laptop --unattended --timeout=120s');
-    expect(b.install.indexOf("--unattended")).toBeLessThan(b.install.indexOf("wsl.exe --status"));
+    expect(b.install).toContain(`Fk-Run $FkTailscale @('up', "--auth-key=file:$($FkKey.FullName)", '--hostname=windows-laptop', '--unattended', '--timeout=120s')`);
+    expect(b.install.indexOf("'--unattended'")).toBeLessThan(b.install.indexOf("wsl.exe @('--status')"));
     expect(b.install).toContain("$FkDistro = 'Debian'\n");
     expect(b.install.trimEnd().split("\n").at(-1)).toBe(`Fk-Finish 'tailscale' '${b.hash}'`);
-    expect(b.uninstall).toContain("uninstall --id Tailscale.Tailscale -e --silent");
-    expect(b.uninstall).not.toMatch(/wsl\.exe --(unregister|uninstall)/);
+    expect(b.uninstall).toContain("Fk-Run $winget.Source @('uninstall', '--id', 'Tailscale.Tailscale', '-e', '--silent',");
+    expect(b.uninstall).not.toMatch(/wsl\.exe|--unregister/);
   });
 });
 

@@ -65,7 +65,7 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
   it("sends the distro setup (node user + wsl.conf) base64-encoded to the node's distro as root", () => {
     const script = wslDistroSetupScript(desktop);
     const b64 = Buffer.from(script, "utf8").toString("base64");
-    expect(ps).toContain(`$FkOut = @(Fk-Capture wsl.exe --distribution $FkDistro --user root -- sh -c "echo ${b64} | base64 -d | sh")`);
+    expect(ps).toContain(`$FkOut = @(Fk-Capture wsl.exe @('--distribution', $FkDistro, '--user', 'root', '--', 'sh', '-c', 'echo ${b64} | base64 -d | sh'))`);
     expect(script).toContain("if ! id fleet >/dev/null 2>&1; then\n  useradd --create-home --shell /bin/bash fleet\n");
     const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
     expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");
@@ -75,14 +75,14 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
     const lines = ps.split("\n");
     const cond = lines.indexOf("if ($FkOut -contains 'FLEETKIT_WSL_CONF_CHANGED') {");
     expect(cond).toBeGreaterThan(0);
-    expect(lines[cond + 2]).toBe("  Fk-Run wsl.exe --shutdown");
-    expect(lines.filter((l) => l.includes("wsl.exe --shutdown") && !l.includes("Fk-Log"))).toEqual(["  Fk-Run wsl.exe --shutdown"]);
-    expect(ps).toContain("$FkInit = \"$(Fk-Capture wsl.exe --distribution $FkDistro --user root -- cat /proc/1/comm)\".Trim()\nif ($FkInit -ne 'systemd') {");
+    expect(lines[cond + 2]).toBe("  Fk-Run wsl.exe @('--shutdown')");
+    expect(lines.filter((l) => l.includes("--shutdown") && !l.includes("Fk-Log"))).toEqual(["  Fk-Run wsl.exe @('--shutdown')"]);
+    expect(ps).toContain(`$FkInit = "$(Fk-Capture wsl.exe @('--distribution', $FkDistro, '--user', 'root', '--', 'cat', '/proc/1/comm'))".Trim()\nif ($FkInit -ne 'systemd') {`);
   });
 
   it("enables WSL2 and installs the distro when missing, asking for a reboot rather than looping", () => {
-    expect(ps).toContain("  Fk-Capture wsl.exe --install --no-distribution | Out-Null\n  Fk-Die 'WSL2 was just enabled");
-    expect(ps).toContain("  Fk-Run wsl.exe --install --distribution $FkDistro --no-launch\n");
+    expect(ps).toContain("  Fk-Capture wsl.exe @('--install', '--no-distribution') | Out-Null\n  Fk-Die 'WSL2 was just enabled");
+    expect(ps).toContain("  Fk-Run wsl.exe @('--install', '--distribution', $FkDistro, '--no-launch')\n");
   });
 
   it("the WSL-side roles of the node run in the distro and depend on this bundle by role order", () => {
