@@ -11,6 +11,9 @@ type VerbModule = { run(argv: string[]): Promise<number> };
 const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
   schema: { summary: "print, write or check fleet.schema.json (the JSON Schema of fleet.yaml)", load: () => import("./schema.js") },
+  task: { summary: "delegate a task to a node; list, show, wait for, cancel or re-prioritize tasks; fleet status", load: () => import("../runtime/cli/task.js") },
+  queue: { summary: "run the task queue server (fleet queue serve --db FILE --listen HOST:PORT --tokens FILE)", load: () => import("../runtime/cli/queue.js") },
+  worker: { summary: "run a worker daemon that claims and runs tasks for one node", load: () => import("../runtime/cli/worker.js") },
   status: { summary: "health of every node in parallel: SSH, services per role, Tailscale, AgentAPI, icecc, disk", load: () => import("./status.js") },
   exec: { summary: "run a shell command on nodes in parallel, output prefixed by node name", load: () => import("./exec.js") },
   logs: { summary: "show (or follow) a role's service logs on a node", load: () => import("./logs.js") },

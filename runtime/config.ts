@@ -1,0 +1,133 @@
+/**
+ * The queue server's view of the fleet: the tokens file (`fleet queue serve --tokens FILE`), rendered by the
+ * `queue` role from fleet.yaml and kept on the orchestrator as a 0600 file. Also small shared helpers for
+ * reading secrets from files (worker token, env file) without ever putting them on a command line.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { z } from "zod";
+import { UserError } from "../scripts/errors.js";
+
+const NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+/** One node as the queue knows it: its bearer token and the facts tasks can require (fleet.yaml's node). */
+export const TokensNodeSchema = z
+  .object({
+    /** Bearer token of this node's worker and CLI (at least 16 characters; minted by the stack, a Pulumi secret). */
+    token: z.string().min(16, "a node token needs at least 16 characters"),
+    /** fleet.yaml `os` (macos, debian, raspios, arch, windows-wsl); matched by a task's `os` tag. */
+    os: z.string().min(1),
+    /** fleet.yaml `arch` (x86_64, aarch64); matched by a task's `arch` tag. */
+    arch: z.string().min(1),
+    /** fleet.yaml `tags` (free labels); a task's other tags must all match. */
+    tags: z.record(z.string(), z.string()).default({}),
+    /** fleet.yaml `budgetUsdPerSession` in USD: the per-task cap and the node's daily cap; absent = no cap. */
+    budgetUsdPerSession: z.number().positive().nullable().optional(),
+  })
+  .strict();
+
+/** ntfy settings the workers publish to (fleet.yaml `services.ntfy` plus the access token, `tk_…`). */
+export const NtfySchema = z
+  .object({
+    /** Base URL of the ntfy server, e.g. `http://arch-orchestrator:8091`. */
+    url: z.url(),
+    /** Topic to publish to, e.g. `fleet-tasks`. */
+    topic: z.string().regex(/^[-_A-Za-z0-9]{1,64}$/, "an ntfy topic is 1-64 letters, digits, - or _"),
+    /** Access token sent as `Authorization: Bearer`; null when the server allows anonymous publish. */
+    token: z.string().min(1).nullable().optional(),
+  })
+  .strict();
+
+/**
+ * The tokens file: JSON `{ "nodes": { "<node>": TokensNode }, "ntfy": Ntfy | null, "publicUrl"?: string }`.
+ * `publicUrl` is the queue's URL as users reach it (used for ntfy click links); default: the listen address.
+ */
+export const TokensFileSchema = z
+  .object({
+    nodes: z
+      .record(z.string().regex(NAME, "node names are lowercase letters, digits and -"), TokensNodeSchema)
+      .refine((n) => Object.keys(n).length > 0, "at least one node is required"),
+    ntfy: NtfySchema.nullable().default(null),
+    publicUrl: z.url().optional(),
+  })
+  .strict()
+  .superRefine((file, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [name, node] of Object.entries(file.nodes)) {
+      const other = seen.get(node.token);
+      if (other) ctx.addIssue({ code: "custom", path: ["nodes", name, "token"], message: `the same token as node "${other}"; every node needs its own token` });
+      seen.set(node.token, name);
+    }
+  });
+
+/** A parsed, validated tokens file. */
+export type TokensFile = z.infer<typeof TokensFileSchema>;
+/** One node of a tokens file. */
+export type TokensNode = z.infer<typeof TokensNodeSchema>;
+/** ntfy settings of a tokens file. */
+export type NtfySettings = z.infer<typeof NtfySchema>;
+
+/** Formats a zod issue path as `nodes.pi.token`. */
+export function issuePath(path: readonly PropertyKey[]): string {
+  return path.length ? path.map(String).join(".") : "(top level)";
+}
+
+/**
+ * Parses tokens-file text. Throws {@link UserError} (exit 2) naming the file, the field and a fix; the error
+ * never echoes a token value.
+ */
+export function parseTokensFile(text: string, file: string): TokensFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${file}: not valid JSON (${(err as Error).message}). The tokens file is JSON of the shape { "nodes": { "<node>": { "token", "os", "arch", "tags", "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }; re-render it with the queue role or fix it by hand.`);
+  }
+  const parsed = TokensFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const extra = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problem(s))` : "";
+    throw new UserError(`${file}: field ${issuePath(issue.path)}: ${issue.message}${extra}. The tokens file is JSON of the shape { "nodes": { "<node>": { "token", "os", "arch", "tags", "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }; fix that field and restart the queue server.`);
+  }
+  return parsed.data;
+}
+
+/** Reads and parses a tokens file; a missing or unreadable file is a {@link UserError}. */
+export function loadTokensFile(file: string): TokensFile {
+  return parseTokensFile(readSecretFile(file, "tokens file"), file);
+}
+
+/**
+ * Reads a file holding a secret (a token or env file). Warns on stderr when group or others may read it
+ * (it should be mode 0600). Throws {@link UserError} when it is missing or empty.
+ */
+export function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+    const mode = statSync(file).mode & 0o077;
+    if (mode !== 0) process.stderr.write(`fleet: warning: ${what} ${file} is readable by group or others; run: chmod 600 ${file}\n`);
+  } catch (err) {
+    throw new UserError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Check the path (it is created by the queue/worker role, mode 0600).`);
+  }
+  if (!text.trim()) throw new UserError(`${what} ${file} is empty; it must hold the secret.`);
+  return text;
+}
+
+/**
+ * Parses an env file of `KEY=VALUE` lines (blank lines and `#` comments skipped, optional `export `, values
+ * optionally in single or double quotes). Used for the node's Claude credentials (ANTHROPIC_API_KEY or
+ * CLAUDE_CODE_OAUTH_TOKEN). Throws {@link UserError} naming the line of a malformed entry.
+ */
+export function parseEnvFile(text: string, file: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((line, i) => {
+    const trimmed = line.trim();
+    if (!trimmed || trimmed.startsWith("#")) return;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(trimmed);
+    if (!m) throw new UserError(`${file}:${i + 1}: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line.`);
+    let value = m[2]!;
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
+    env[m[1]!] = value;
+  });
+  return env;
+}

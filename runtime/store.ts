@@ -1,0 +1,467 @@
+/**
+ * The queue's store: every SQL statement of the worker runtime lives in this module, so a PostgreSQL store
+ * can follow by implementing the same class shape. SQLite through better-sqlite3 in WAL mode; each public
+ * method is one transaction. Times are epoch milliseconds inside, ISO strings in {@link Task}.
+ *
+ * Pending tasks are indexed per node in the `ready` table (node, priority, task id): a claim is one indexed
+ * lookup whatever the queue length, and FIFO within a priority falls out of the task id order.
+ */
+import Database from "better-sqlite3";
+import { randomUUID } from "node:crypto";
+import { FINAL_STATES, PRIORITIES, type CompleteBody, type Priority, type SubmitBody, type Task, type TaskState, type TASK_STATES } from "./api.js";
+
+/** Returns the nodes that may run a task with this target and required tags (the server's fleet view). */
+export type EligibleNodes = (target: string, tags: Record<string, string>) => string[];
+
+/** Options for {@link Store}. */
+export interface StoreOptions {
+  /** SQLite `synchronous` in WAL mode: `full` (default) survives power loss; `normal` survives process crashes only. */
+  synchronous?: "full" | "normal";
+}
+
+/** Result of {@link Store.complete}. */
+export type CompleteOutcome =
+  | { kind: "ok"; task: Task }
+  /** The same lease already reported (a retried request): nothing changed. */
+  | { kind: "duplicate"; task: Task }
+  /** The lease is gone (expired and re-queued, or another worker holds the task). */
+  | { kind: "lost"; task: Task };
+
+/** Filter for {@link Store.list}. */
+export interface ListFilter {
+  state?: TaskState;
+  /** Tasks targeted at or run by this node. */
+  node?: string;
+  /** Most recent first, at most this many (default 100, max 10,000). */
+  limit?: number;
+}
+
+interface TaskRow {
+  id: number;
+  target: string;
+  tags: string;
+  prompt: string;
+  priority: number;
+  model: string;
+  chosen_model: string | null;
+  model_reason: string | null;
+  cwd: string | null;
+  repo: string | null;
+  timeout_seconds: number;
+  max_attempts: number;
+  state: string;
+  attempts: number;
+  submitted_by: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  node: string | null;
+  worker: string | null;
+  lease_id: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  claim_seq: number | null;
+  result: string | null;
+  error: string | null;
+  exit_code: number | null;
+  duration_seconds: number | null;
+  cost_usd: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  target TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  prompt TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  chosen_model TEXT,
+  model_reason TEXT,
+  cwd TEXT,
+  repo TEXT,
+  timeout_seconds REAL NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  submitted_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  node TEXT,
+  worker TEXT,
+  lease_id TEXT,
+  lease_expires_at INTEGER,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  claim_seq INTEGER,
+  result TEXT,
+  error TEXT,
+  exit_code INTEGER,
+  duration_seconds REAL,
+  cost_usd REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, id);
+CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS tasks_node_finished ON tasks(node, finished_at);
+CREATE TABLE IF NOT EXISTS ready (
+  node TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  task_id INTEGER NOT NULL,
+  PRIMARY KEY (node, priority, task_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ready_task ON ready(task_id);
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  last_seen INTEGER,
+  status TEXT,
+  message TEXT
+);
+`;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function toTask(r: TaskRow): Task {
+  return {
+    id: r.id,
+    target: r.target,
+    tags: JSON.parse(r.tags) as Record<string, string>,
+    prompt: r.prompt,
+    priority: PRIORITIES[r.priority]!,
+    model: r.model as Task["model"],
+    chosenModel: r.chosen_model as Task["chosenModel"],
+    modelReason: r.model_reason,
+    cwd: r.cwd,
+    repo: r.repo,
+    timeoutSeconds: r.timeout_seconds,
+    maxAttempts: r.max_attempts,
+    state: r.state as TaskState,
+    attempts: r.attempts,
+    submittedBy: r.submitted_by,
+    createdAt: iso(r.created_at)!,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    node: r.node,
+    worker: r.worker,
+    leaseExpiresAt: iso(r.lease_expires_at),
+    cancelRequested: r.cancel_requested === 1,
+    result: r.result,
+    error: r.error,
+    exitCode: r.exit_code,
+    durationSeconds: r.duration_seconds,
+    costUsd: r.cost_usd,
+  };
+}
+
+/**
+ * The SQLite task store. Not safe for two server processes on one file (one queue server per fleet);
+ * better-sqlite3 is synchronous, so each method runs to completion on the event loop.
+ */
+export class Store {
+  private readonly db: Database.Database;
+  private claimSeq: number;
+  private readonly st;
+
+  /**
+   * Opens (creating if needed) the database file and prepares statements.
+   * @param file path of the SQLite file (`:memory:` works for unit use)
+   * @param eligible the fleet view: which nodes may run a task (used to (re)build the ready index)
+   */
+  constructor(file: string, private readonly eligible: EligibleNodes, opts: StoreOptions = {}) {
+    this.db = new Database(file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma("busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
+    this.st = {
+      insertTask: this.db.prepare(
+        `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, timeout_seconds, max_attempts, state, submitted_by, created_at)
+         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @timeout, @maxAttempts, 'pending', @submittedBy, @now)`,
+      ),
+      insertReady: this.db.prepare("INSERT OR IGNORE INTO ready (node, priority, task_id) VALUES (?, ?, ?)"),
+      deleteReady: this.db.prepare("DELETE FROM ready WHERE task_id = ?"),
+      get: this.db.prepare("SELECT * FROM tasks WHERE id = ?"),
+      nextReady: this.db.prepare("SELECT task_id FROM ready WHERE node = ? ORDER BY priority, task_id LIMIT 1"),
+      lease: this.db.prepare(
+        `UPDATE tasks SET state = 'running', attempts = attempts + 1, node = @node, worker = @worker, lease_id = @leaseId,
+           lease_expires_at = @expires, started_at = @now, claim_seq = @seq WHERE id = @id AND state = 'pending'`,
+      ),
+      renew: this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_id = ?"),
+      finish: this.db.prepare(
+        `UPDATE tasks SET state = @state, finished_at = @now, lease_expires_at = NULL, result = @result, error = @error,
+           exit_code = @exitCode, duration_seconds = @durationSeconds, cost_usd = @costUsd,
+           chosen_model = COALESCE(@chosenModel, chosen_model), model_reason = COALESCE(@modelReason, model_reason)
+         WHERE id = @id`,
+      ),
+      requeue: this.db.prepare(
+        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, error = ? WHERE id = ?",
+      ),
+      release: this.db.prepare(
+        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, attempts = attempts - 1 WHERE id = ?",
+      ),
+      expired: this.db.prepare("SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ?"),
+      cancelPending: this.db.prepare("UPDATE tasks SET state = 'cancelled', finished_at = ? WHERE id = ?"),
+      requestCancel: this.db.prepare("UPDATE tasks SET cancel_requested = 1 WHERE id = ?"),
+      setPriority: this.db.prepare("UPDATE tasks SET priority = ? WHERE id = ?"),
+      setReadyPriority: this.db.prepare("UPDATE ready SET priority = ? WHERE task_id = ?"),
+      spentSince: this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS s FROM tasks WHERE node = ? AND finished_at >= ?"),
+      spentByNodeSince: this.db.prepare(
+        "SELECT node, SUM(cost_usd) AS s FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY node",
+      ),
+      countByState: this.db.prepare("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state"),
+      countByNodeState: this.db.prepare(
+        "SELECT COALESCE(node, target) AS node, state, COUNT(*) AS n FROM tasks GROUP BY COALESCE(node, target), state",
+      ),
+      touchNode: this.db.prepare(
+        `INSERT INTO nodes (name, last_seen, status, message) VALUES (@name, @now, @status, @message)
+         ON CONFLICT(name) DO UPDATE SET last_seen = @now, status = COALESCE(@status, status),
+           message = CASE WHEN @status IS NULL THEN message ELSE @message END`,
+      ),
+      nodes: this.db.prepare("SELECT name, last_seen, status, message FROM nodes"),
+      extendLeases: this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND lease_expires_at < ?"),
+      pendingIds: this.db.prepare("SELECT id, target, tags, priority FROM tasks WHERE state = 'pending'"),
+      clearReady: this.db.prepare("DELETE FROM ready"),
+    };
+  }
+
+  /** Closes the database (checkpointing the WAL). */
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Rebuilds the ready index from the pending tasks and the current fleet view (call at start: the tokens
+   * file may have changed which nodes match). Returns the number of pending tasks.
+   */
+  rebuildReady(): number {
+    return this.db.transaction(() => {
+      this.st.clearReady.run();
+      const rows = this.st.pendingIds.all() as Array<{ id: number; target: string; tags: string; priority: number }>;
+      for (const r of rows) for (const n of this.eligible(r.target, JSON.parse(r.tags))) this.st.insertReady.run(n, r.priority, r.id);
+      return rows.length;
+    })();
+  }
+
+  /**
+   * Gives every running lease that would expire before `untilMs` that much time (call at start, so workers
+   * that outlived a server restart can heartbeat again before their tasks are re-queued). Returns the count.
+   */
+  extendRunningLeases(untilMs: number): number {
+    return this.st.extendLeases.run(untilMs, untilMs).changes;
+  }
+
+  /**
+   * Stores a new pending task and indexes it for the given nodes. Returns the task.
+   * @param nodes the nodes that may run it (non-empty; the server rejects a task no node can run)
+   */
+  submit(body: SubmitBody, submittedBy: string, nodes: string[], now: number): Task {
+    return this.db.transaction(() => {
+      const priority = PRIORITIES.indexOf(body.priority);
+      const id = Number(
+        this.st.insertTask.run({
+          target: body.target,
+          tags: JSON.stringify(body.tags),
+          prompt: body.prompt,
+          priority,
+          model: body.model,
+          cwd: body.cwd ?? null,
+          repo: body.repo ?? null,
+          timeout: body.timeoutSeconds,
+          maxAttempts: body.maxAttempts,
+          submittedBy,
+          now,
+        }).lastInsertRowid,
+      );
+      for (const n of nodes) this.st.insertReady.run(n, priority, id);
+      return this.getRow(id)!;
+    })();
+  }
+
+  /**
+   * Leases the first ready task for `node` (highest priority, then oldest), or returns null.
+   * @param leaseMs lease length in milliseconds from `now`
+   */
+  claim(node: string, worker: string, leaseMs: number, now: number): { task: Task; leaseId: string } | null {
+    return this.db.transaction(() => {
+      const row = this.st.nextReady.get(node) as { task_id: number } | undefined;
+      if (!row) return null;
+      const leaseId = randomUUID();
+      this.st.deleteReady.run(row.task_id);
+      this.st.lease.run({ id: row.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: ++this.claimSeq });
+      return { task: this.getRow(row.task_id)!, leaseId };
+    })();
+  }
+
+  /**
+   * Renews a lease to `now + leaseMs`. Returns the task (its `cancelRequested` tells the worker to stop), or
+   * null when the lease is no longer this worker's.
+   */
+  heartbeat(id: number, leaseId: string, leaseMs: number, now: number): Task | null {
+    return this.db.transaction(() => {
+      if (this.st.renew.run(now + leaseMs, id, leaseId).changes === 0) return null;
+      return this.getRow(id);
+    })();
+  }
+
+  /**
+   * Records a worker's report. Exactly-once: only the current lease holder of a running task moves it to a
+   * final state; the same report again is a `duplicate`; any other lease is `lost`. Returns undefined for an
+   * unknown id.
+   */
+  complete(id: number, body: CompleteBody, now: number): CompleteOutcome | undefined {
+    return this.db.transaction((): CompleteOutcome | undefined => {
+      const row = this.st.get.get(id) as TaskRow | undefined;
+      if (!row) return undefined;
+      if (row.lease_id !== body.leaseId) return { kind: "lost", task: toTask(row) };
+      if (row.state !== "running") return { kind: FINAL_STATES.includes(row.state as TaskState) ? "duplicate" : "lost", task: toTask(row) };
+      const state = row.cancel_requested === 1 && body.outcome !== "completed" ? "cancelled" : body.outcome;
+      this.st.finish.run({
+        id,
+        state,
+        now,
+        result: body.result,
+        error: body.error,
+        exitCode: body.exitCode,
+        durationSeconds: body.durationSeconds,
+        costUsd: body.costUsd,
+        chosenModel: body.chosenModel,
+        modelReason: body.modelReason,
+      });
+      return { kind: "ok", task: this.getRow(id)! };
+    })();
+  }
+
+  /**
+   * Puts a running task back to pending without counting the attempt (a worker shutting down). Returns the
+   * task, or null when the lease is not current.
+   */
+  release(id: number, leaseId: string): Task | null {
+    return this.db.transaction(() => {
+      const row = this.st.get.get(id) as TaskRow | undefined;
+      if (!row || row.state !== "running" || row.lease_id !== leaseId) return null;
+      this.st.release.run(id);
+      for (const n of this.eligible(row.target, JSON.parse(row.tags))) this.st.insertReady.run(n, row.priority, id);
+      return this.getRow(id);
+    })();
+  }
+
+  /**
+   * Handles leases that expired before `now`: a task whose cancel was requested becomes cancelled, one that
+   * used all its attempts fails, the rest go back to pending. Returns the changed tasks.
+   */
+  expireLeases(now: number): { requeued: Task[]; finished: Task[] } {
+    return this.db.transaction(() => {
+      const requeued: Task[] = [];
+      const finished: Task[] = [];
+      for (const row of this.st.expired.all(now) as TaskRow[]) {
+        const lost = `lease of worker ${row.worker} on node ${row.node} expired at ${iso(row.lease_expires_at)} (attempt ${row.attempts} of ${row.max_attempts})`;
+        if (row.cancel_requested === 1 || row.attempts >= row.max_attempts) {
+          const state = row.cancel_requested === 1 ? "cancelled" : "failed";
+          this.st.finish.run({ id: row.id, state, now, result: null, error: lost, exitCode: null, durationSeconds: null, costUsd: null, chosenModel: null, modelReason: null });
+          finished.push(this.getRow(row.id)!);
+        } else {
+          this.st.requeue.run(lost, row.id);
+          for (const n of this.eligible(row.target, JSON.parse(row.tags))) this.st.insertReady.run(n, row.priority, row.id);
+          requeued.push(this.getRow(row.id)!);
+        }
+      }
+      return { requeued, finished };
+    })();
+  }
+
+  /**
+   * Cancels a task: a pending one at once, a running one by flagging it (its worker stops at its next
+   * heartbeat). Returns the task, or undefined for an unknown id; a final task is returned unchanged.
+   */
+  cancel(id: number, now: number): Task | undefined {
+    return this.db.transaction(() => {
+      const row = this.st.get.get(id) as TaskRow | undefined;
+      if (!row) return undefined;
+      if (row.state === "pending") {
+        this.st.deleteReady.run(id);
+        this.st.cancelPending.run(now, id);
+      } else if (row.state === "running") {
+        this.st.requestCancel.run(id);
+      }
+      return this.getRow(id)!;
+    })();
+  }
+
+  /** Changes a task's priority (re-ordering it among the pending). Returns the task or undefined. */
+  setPriority(id: number, priority: Priority): Task | undefined {
+    return this.db.transaction(() => {
+      const p = PRIORITIES.indexOf(priority);
+      if (this.st.setPriority.run(p, id).changes === 0) return undefined;
+      this.st.setReadyPriority.run(p, id);
+      return this.getRow(id)!;
+    })();
+  }
+
+  /** One task, or undefined. */
+  get(id: number): Task | undefined {
+    return this.getRow(id) ?? undefined;
+  }
+
+  private getRow(id: number): Task | null {
+    const row = this.st.get.get(id) as TaskRow | undefined;
+    return row ? toTask(row) : null;
+  }
+
+  /** Tasks matching the filter, newest first. */
+  list(filter: ListFilter): Task[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.state) {
+      where.push("state = ?");
+      args.push(filter.state);
+    }
+    if (filter.node) {
+      where.push("(node = ? OR target = ?)");
+      args.push(filter.node, filter.node);
+    }
+    const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
+    const sql = `SELECT * FROM tasks ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ${limit}`;
+    return (this.db.prepare(sql).all(...args) as TaskRow[]).map(toTask);
+  }
+
+  /** The order in which tasks were claimed (claim sequence number), for tests and audits: `[taskId, seq, node]`. */
+  claimOrder(): Array<{ id: number; seq: number; node: string; priority: Priority }> {
+    return (this.db.prepare("SELECT id, claim_seq AS seq, node, priority FROM tasks WHERE claim_seq IS NOT NULL ORDER BY claim_seq").all() as Array<{ id: number; seq: number; node: string; priority: number }>).map(
+      (r) => ({ ...r, priority: PRIORITIES[r.priority]! }),
+    );
+  }
+
+  /** USD spent by a node on tasks finished at or after `sinceMs`. */
+  spentSince(node: string, sinceMs: number): number {
+    return (this.st.spentSince.get(node, sinceMs) as { s: number }).s;
+  }
+
+  /** Task counts by state and by node, and USD spent since `sinceMs` (total and by node). */
+  stats(sinceMs: number): { byState: Record<(typeof TASK_STATES)[number], number>; byNode: Record<string, Partial<Record<TaskState, number>>>; spentByNode: Record<string, number> } {
+    const byState = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const r of this.st.countByState.all() as Array<{ state: TaskState; n: number }>) byState[r.state] = r.n;
+    const byNode: Record<string, Partial<Record<TaskState, number>>> = {};
+    for (const r of this.st.countByNodeState.all() as Array<{ node: string; state: TaskState; n: number }>) (byNode[r.node] ??= {})[r.state] = r.n;
+    const spentByNode: Record<string, number> = {};
+    for (const r of this.st.spentByNodeSince.all(sinceMs) as Array<{ node: string; s: number }>) spentByNode[r.node] = r.s;
+    return { byState, byNode, spentByNode };
+  }
+
+  /**
+   * Records that a node was seen now; `status` (idle, busy, over-budget, stopping) and `message` replace the
+   * stored ones when status is given.
+   */
+  touchNode(name: string, now: number, status: string | null = null, message: string | null = null): void {
+    this.st.touchNode.run({ name, now, status, message });
+  }
+
+  /** Every node ever seen: last-seen time (ms), last status and message. */
+  nodes(): Array<{ name: string; lastSeen: number | null; status: string | null; message: string | null }> {
+    return (this.st.nodes.all() as Array<{ name: string; last_seen: number | null; status: string | null; message: string | null }>).map((r) => ({
+      name: r.name,
+      lastSeen: r.last_seen,
+      status: r.status,
+      message: r.message,
+    }));
+  }
+}
