@@ -29,7 +29,7 @@ export const TokensNodeSchema = z
 export const NtfySchema = z
   .object({
     /** Base URL of the ntfy server, e.g. `http://arch-orchestrator:8091`. */
-    url: z.url(),
+    url: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }),
     /** Topic to publish to, e.g. `fleet-tasks`. */
     topic: z.string().regex(/^[-_A-Za-z0-9]{1,64}$/, "an ntfy topic is 1-64 letters, digits, - or _"),
     /** Access token sent as `Authorization: Bearer`; null when the server allows anonymous publish. */
@@ -44,15 +44,16 @@ export const NtfySchema = z
 export const TokensFileSchema = z
   .object({
     nodes: z
-      .record(z.string().regex(NAME, "node names are lowercase letters, digits and -"), TokensNodeSchema)
+      .record(z.string(), TokensNodeSchema)
       .refine((n) => Object.keys(n).length > 0, "at least one node is required"),
     ntfy: NtfySchema.nullable().default(null),
-    publicUrl: z.url().optional(),
+    publicUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).optional(),
   })
   .strict()
   .superRefine((file, ctx) => {
     const seen = new Map<string, string>();
     for (const [name, node] of Object.entries(file.nodes)) {
+      if (!NAME.test(name)) ctx.addIssue({ code: "custom", path: ["nodes", name], message: "node names are lowercase letters, digits and - (as in fleet.yaml)" });
       const other = seen.get(node.token);
       if (other) ctx.addIssue({ code: "custom", path: ["nodes", name, "token"], message: `the same token as node "${other}"; every node needs its own token` });
       seen.set(node.token, name);

@@ -272,6 +272,17 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     process.stderr.write(`fleet queue: internal error: ${err.stack ?? err}\n`);
     return reply.code(500).send({ error: "internal error" });
   });
+  app.removeContentTypeParser(["text/plain", "application/json"]);
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    if (!(body as string).trim()) return done(new HttpError(400, "request body is empty; send a JSON object"), undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      // V8's wording changes between Node versions; keep only the position it reports.
+      const pos = /position (\d+)/.exec((err as Error).message);
+      done(new HttpError(400, `request body is not valid JSON (${pos ? `error at character ${pos[1]}` : "it ends early or is not JSON at all"})`), undefined);
+    }
+  });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split("?")[0]}` }));
 
   app.decorateRequest("node", "");

@@ -1,0 +1,69 @@
+/**
+ * Auth and bad-input table against a real `fleet queue serve` process: exact status codes and messages, and
+ * nothing written by a rejected request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { api, startServer, stopAll, tempDir, tokenOf, writeTokens, type ServerProc } from "./harness.js";
+
+let server: ServerProc;
+
+beforeAll(async () => {
+  const dir = tempDir();
+  const tokens = writeTokens(dir, { alpha: { os: "debian", tags: { gpu: "true" } }, beta: { os: "macos", arch: "aarch64" } });
+  server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 30 });
+  // One task leased to alpha, for the wrong-node cases.
+  await api(server.url, "POST", "/v1/tasks", { body: { target: "alpha", prompt: "held by alpha" } });
+  const claim = await api(server.url, "POST", "/v1/claim", { body: { node: "alpha", worker: "t" } });
+  expect(claim.body.task.id).toBe(1);
+}, 60_000);
+afterAll(stopAll);
+
+const ok = { target: "alpha", prompt: "Run uptime" };
+const big = "x".repeat(64 * 1024 + 1);
+
+describe("queue API: auth and bad input", () => {
+  it.each([
+    ["no Authorization header", "GET", "/v1/tasks", { token: null }, 401, "missing Authorization: Bearer <node token>"],
+    ["not a Bearer header", "GET", "/v1/tasks", { token: null, headers: { authorization: "Basic abc" } }, 401, 'Authorization header must be "Bearer <node token>"'],
+    ["unknown token", "GET", "/v1/tasks", { token: "nope-token-0000000000000000" }, 401, "unknown token"],
+    ["unknown token on /metrics", "GET", "/metrics", { token: "x" }, 401, "unknown token"],
+    ["claim for another node", "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "alpha", worker: "w" } }, 403, "this token belongs to node beta; it cannot claim tasks for node alpha"],
+    ["heartbeat on another node's task", "POST", "/v1/tasks/1/heartbeat", { token: tokenOf("beta"), body: { leaseId: "x" } }, 403, "task 1 is leased to node alpha, not beta"],
+    ["complete another node's task", "POST", "/v1/tasks/1/complete", { token: tokenOf("beta"), body: { leaseId: "x", outcome: "completed" } }, 403, "task 1 is leased to node alpha, not beta"],
+    ["heartbeat with a wrong lease", "POST", "/v1/tasks/1/heartbeat", { body: { leaseId: "not-the-lease" } }, 409, "lease lost: task 1 is running under another lease"],
+    ["malformed JSON", "POST", "/v1/tasks", { rawBody: '{"target": "alpha",}' }, 400, "request body is not valid JSON (error at character 19)"],
+    ["empty JSON body", "POST", "/v1/tasks", { rawBody: "" }, 400, "request body is empty; send a JSON object"],
+    ["JSON array body", "POST", "/v1/tasks", { body: [ok] }, 400, "request body must be a JSON object"],
+    ["unknown field", "POST", "/v1/tasks", { body: { ...ok, colour: "red" } }, 400, 'unknown field "colour"'],
+    ["missing prompt", "POST", "/v1/tasks", { body: { target: "alpha" } }, 400, 'field "prompt" is required'],
+    ["empty prompt", "POST", "/v1/tasks", { body: { ...ok, prompt: "" } }, 400, 'field "prompt": the prompt is empty'],
+    ["oversize prompt", "POST", "/v1/tasks", { body: { ...ok, prompt: big } }, 400, 'field "prompt": 65537 bytes; the limit is 65536 bytes (64 KiB)'],
+    ["unknown node", "POST", "/v1/tasks", { body: { ...ok, target: "gamma" } }, 400, 'field "target": unknown node "gamma"; known nodes: alpha, beta, or "any"'],
+    ["bad priority", "POST", "/v1/tasks", { body: { ...ok, priority: "urgent" } }, 400, 'field "priority": Invalid option: expected one of "high"|"medium"|"low"'],
+    ["bad model", "POST", "/v1/tasks", { body: { ...ok, model: "gpt" } }, 400, 'field "model": Invalid option: expected one of "auto"|"haiku"|"sonnet"|"opus"'],
+    ["no node has the tags", "POST", "/v1/tasks", { body: { target: "any", prompt: "p", tags: { os: "windows-wsl" } } }, 400, 'field "tags": no node has {"os":"windows-wsl"}'],
+    ["target node lacks the tags", "POST", "/v1/tasks", { body: { target: "beta", prompt: "p", tags: { gpu: "true" } } }, 400, 'field "tags": no node "beta" has {"gpu":"true"}'],
+    ["relative cwd", "POST", "/v1/tasks", { body: { ...ok, cwd: "src" } }, 400, 'field "cwd": cwd must be an absolute path'],
+    ["negative timeout", "POST", "/v1/tasks", { body: { ...ok, timeoutSeconds: -1 } }, 400, 'field "timeoutSeconds": Too small: expected number to be >0'],
+    ["bad task id", "GET", "/v1/tasks/abc", {}, 400, 'task id must be a positive integer, got "abc"'],
+    ["unknown task", "GET", "/v1/tasks/999", {}, 404, "no task 999"],
+    ["bad state filter", "GET", "/v1/tasks?state=done", {}, 400, 'query "state" must be one of pending, running, completed, failed, cancelled, got "done"'],
+    ["unknown query parameter", "GET", "/v1/tasks?owner=me", {}, 400, 'unknown query parameter "owner" (allowed: state, node, limit)'],
+    ["priority of a running task", "POST", "/v1/tasks/1/priority", { body: { priority: "high" } }, 409, "task 1 is running; only a pending task's priority can change"],
+    ["wrong content type", "POST", "/v1/tasks", { rawBody: "hello", headers: { "content-type": "text/plain" } }, 415, "send the body as Content-Type: application/json"],
+    ["unknown route", "GET", "/v2/tasks", {}, 404, "no route GET /v2/tasks"],
+  ] as const)("%s", async (_name, method, path, o, status, error) => {
+    const r = await api(server.url, method, path, o as Parameters<typeof api>[3]);
+    expect({ status: r.status, body: r.body }).toEqual({ status, body: { error } });
+  });
+
+  it("wrote nothing for the rejected requests", async () => {
+    const r = await api(server.url, "GET", "/v1/tasks");
+    expect(r.body.tasks.map((t: { id: number; prompt: string }) => [t.id, t.prompt])).toEqual([[1, "held by alpha"]]);
+  });
+
+  it("answers /healthz without a token", async () => {
+    expect(await api(server.url, "GET", "/healthz", { token: null })).toEqual({ status: 200, body: { ok: true } });
+  });
+});

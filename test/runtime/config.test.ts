@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { parseEnvFile, parseTokensFile } from "../../runtime/config.js";
+import { UserError } from "../../scripts/errors.js";
+
+const node = { token: "pi-token-0123456789abcdef", os: "raspios", arch: "aarch64" };
+const SHAPE =
+  'The tokens file is JSON of the shape { "nodes": { "<node>": { "token", "os", "arch", "tags", "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }; fix that field and restart the queue server.';
+
+describe("tokens file", () => {
+  it("parses a good file, filling defaults", () => {
+    const f = parseTokensFile(JSON.stringify({ nodes: { pi: { ...node, budgetUsdPerSession: 5 } }, ntfy: { url: "http://orch:8091", topic: "fleet-tasks", token: "tk_x" } }), "t.json");
+    expect(f).toEqual({ nodes: { pi: { ...node, tags: {}, budgetUsdPerSession: 5 } }, ntfy: { url: "http://orch:8091", topic: "fleet-tasks", token: "tk_x" } });
+    expect(parseTokensFile(JSON.stringify({ nodes: { pi: node } }), "t.json").ntfy).toBeNull();
+  });
+
+  it.each([
+    ["no nodes", { nodes: {} }, "field nodes: at least one node is required"],
+    ["short token", { nodes: { pi: { ...node, token: "abc" } } }, "field nodes.pi.token: a node token needs at least 16 characters"],
+    ["unknown node field", { nodes: { pi: { ...node, budget: 5 } } }, 'field nodes.pi: Unrecognized key: "budget"'],
+    ["bad node name", { nodes: { Pi: node } }, "field nodes.Pi: node names are lowercase letters, digits and - (as in fleet.yaml)"],
+    ["negative budget", { nodes: { pi: { ...node, budgetUsdPerSession: -1 } } }, "field nodes.pi.budgetUsdPerSession: Too small: expected number to be >0"],
+    ["shared token", { nodes: { pi: node, mac: { ...node, os: "macos" } } }, 'field nodes.mac.token: the same token as node "pi"; every node needs its own token'],
+    ["bad ntfy url", { nodes: { pi: node }, ntfy: { url: "orch:8091", topic: "t" } }, "field ntfy.url: expected an http:// or https:// URL"],
+    ["bad ntfy topic", { nodes: { pi: node }, ntfy: { url: "http://o:1", topic: "a b" } }, "field ntfy.topic: an ntfy topic is 1-64 letters, digits, - or _"],
+  ])("%s", (_n, json, msg) => {
+    expect(() => parseTokensFile(JSON.stringify(json), "/etc/fleetkit/queue-tokens.json")).toThrow(new UserError(`/etc/fleetkit/queue-tokens.json: ${msg}. ${SHAPE}`));
+  });
+
+  it("names the file for bad JSON and never echoes a token", () => {
+    let err: unknown;
+    try {
+      parseTokensFile('{"nodes": {"pi": {"token": "secret-secret-secret-1"', "q.json");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/^q\.json: not valid JSON \(/);
+    expect((err as Error).message).not.toContain("secret-secret");
+  });
+});
+
+describe("env file", () => {
+  it("parses KEY=VALUE lines with comments, export and quotes", () => {
+    expect(parseEnvFile("# claude\nexport ANTHROPIC_API_KEY='sk-ant-x'\n\nCLAUDE_CODE_OAUTH_TOKEN=\"tok\"\nEMPTY=\n", "e")).toEqual({ ANTHROPIC_API_KEY: "sk-ant-x", CLAUDE_CODE_OAUTH_TOKEN: "tok", EMPTY: "" });
+  });
+  it("names the line of a bad entry", () => {
+    expect(() => parseEnvFile("A=1\nnot an assignment\n", "/etc/fleetkit/claude.env")).toThrow(
+      new UserError("/etc/fleetkit/claude.env:2: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line."),
+    );
+  });
+});
