@@ -6,7 +6,13 @@
  *   as root into a prefix fleetkit owns, linked as /usr/local/bin/claude. Claude's docs warn against
  *   `sudo npm install -g` because the self-updater then lacks write access; fleetkit pins the version and
  *   turns the updater off (`DISABLE_AUTOUPDATER=1` in settings.json), so a root-owned install is what we
- *   want: the agent cannot modify its own binary. Needs Node.js 18+ (Claude Code's system requirements).
+ *   want: the agent cannot modify its own binary. Claude Code 2.x's npm package is a wrapper whose
+ *   postinstall copies the platform's native binary (an optional dependency,
+ *   `@anthropic-ai/claude-code-<os>-<arch>`) over `bin/claude.exe`: Node.js is needed to install, not to
+ *   run. Its `engines` asks for Node 22+, which Debian/Raspberry Pi OS do not ship, so the step checks the
+ *   result instead (`claude --version` must print `<version> (Claude Code)`, which is also the idempotency
+ *   test) and names the Node.js version when it fails. Verified by test/roles/claude.test.ts, which runs the
+ *   step against the npm registry.
  * - With the sandbox on, Linux and WSL2 also get `bubblewrap` and `socat`, which Claude Code's sandbox
  *   needs there (macOS uses the built-in Seatbelt; code.claude.com/docs/en/sandboxing).
  * - Files: `~/.claude/settings.json` (permissions + sandbox as in reference/claude-workers.md, from
@@ -83,6 +89,7 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     home: p.home,
     configDir: p.configDir,
     envFile,
+    linkDir: "/usr/local/bin",
     systemd: p.serviceManager === "systemd",
     launchd: p.serviceManager === "launchd",
   };

@@ -178,3 +178,30 @@ describe("Claude credentials from stdin (claude/env.sh run by sh)", () => {
     expect([r.status, r.stderr, r.content]).toEqual([1, message, null]);
   });
 });
+
+/**
+ * The install step (claude/install.sh) run for real by sh against the npm registry, into a temp prefix
+ * and link dir: the pinned package installs a working native `claude`, a second run changes nothing, the
+ * uninstall step removes it. (Reaches registry.npmjs.org; the npm cache makes reruns fast.)
+ */
+describe("Claude Code install step, run for real (npm registry)", () => {
+  it("installs 2.1.331 so that `claude --version` answers; rerun unchanged; uninstall removes it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-cc-"));
+    const version = mesh.claude.version;
+    const view = { version, prefix: `${dir}/prefix`, nodeBin: "/usr/bin", user: userInfo().username, group: spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim(), home: `${dir}/home`, configDir: `${dir}/etc`, envFile: `${dir}/etc/claude.env`, linkDir: `${dir}/bin`, systemd: false, launchd: false };
+    const script = (tpl: string) => [readTemplate("common/prelude.sh"), renderTemplate(tpl, view), 'echo "changed=$FK_CHANGED"'].join("\n");
+    const sh = (tpl: string) => spawnSync("sh", ["-c", script(tpl)], { encoding: "utf8" });
+    try {
+      const first = sh("claude/install.sh");
+      expect([first.status, first.stdout, first.stderr]).toEqual([0, "changed=1\n", `fleetkit: npm install @anthropic-ai/claude-code@${version}\n`]);
+      expect(spawnSync(`${dir}/bin/claude`, ["--version"], { encoding: "utf8" }).stdout).toBe(`${version} (Claude Code)\n`);
+      expect((statSync(`${dir}/home/.claude`).mode & 0o777).toString(8)).toBe("700");
+      expect(sh("claude/install.sh").stdout).toBe("changed=0\n");
+      const un = sh("claude/uninstall.sh");
+      expect([un.status, un.stdout]).toEqual([0, "changed=1\n"]);
+      expect(spawnSync("ls", [dir], { encoding: "utf8" }).stdout).toBe("bin\nhome\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
+});
