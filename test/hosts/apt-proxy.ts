@@ -1,6 +1,6 @@
 /**
  * The test nodes' only way out: an HTTP forward proxy on the host side of their network, passing requests
- * to the Debian package registry hosts and refusing everything else with 403. Nodes have no default route,
+ * to the package registry hosts it is given (Debian's, npm's) and refusing everything else with 403. Nodes have no default route,
  * so apt (configured with `Acquire::http::Proxy`) reaches Debian through this and nothing else reaches
  * anything outside. Plain `GET`/`HEAD` with absolute URIs (apt's http method) and `CONNECT host:443` (https
  * sources) are supported.

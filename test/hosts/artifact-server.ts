@@ -66,40 +66,213 @@ export function hostPlatform(): { goarch: "amd64" | "arm64"; key: "linux-x86_64"
   return process.arch === "arm64" ? { goarch: "arm64", key: "linux-aarch64" } : { goarch: "amd64", key: "linux-x86_64" };
 }
 
-/** The stand-in `tailscaled`: runs until stopped, like the real daemon; `--cleanup` and `--version` exit. */
+/**
+ * The stand-in `tailscaled` (python3): serves the CLI on its unix socket (`--socket`, default
+ * /run/tailscale/tailscaled.sock), keeps login state in its `--state` file as JSON, tells systemd it is ready
+ * (sd_notify READY=1 from the main process, as the real daemon does under `Type=notify`), and exits 0 on
+ * SIGTERM. Records only the sha256 of an auth key, never the key. `--version` and `--cleanup` exit at once.
+ */
 function tailscaledStandIn(version: string): string {
-  return `#!/bin/sh
-# fleetkit test stand-in for tailscaled ${version}: stays up like the real daemon; touches no network.
-case "\${1:-}" in
-  --version|-version) echo ${version}; exit 0 ;;
-  --cleanup|-cleanup) rm -f /run/tailscale/tailscaled.standin; exit 0 ;;
-esac
-mkdir -p /run/tailscale /var/lib/tailscale
-echo "tailscaled ${version} pid $$ args $*" > /run/tailscale/tailscaled.standin
-trap 'rm -f /run/tailscale/tailscaled.standin; exit 0' TERM INT
-while :; do sleep 3600 & wait $!; done
+  return `#!/usr/bin/env python3
+"""fleetkit test stand-in for tailscaled ${version}: a daemon with the CLI's socket; touches no network."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+
+VERSION = "${version}"
+args = sys.argv[1:]
+
+
+def opt(name, default):
+    for i, a in enumerate(args):
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+        if a == name and i + 1 < len(args):
+            return args[i + 1]
+    return default
+
+
+sock_path = opt("--socket", "/run/tailscale/tailscaled.sock")
+state_path = opt("--state", "/var/lib/tailscale/tailscaled.state")
+if "--version" in args or "-version" in args:
+    print(VERSION)
+    sys.exit(0)
+if "--cleanup" in args or "-cleanup" in args:
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    sys.exit(0)
+
+try:
+    with open(state_path) as f:
+        state = json.load(f)
+except (OSError, ValueError):
+    state = {"BackendState": "NeedsLogin", "HostName": None, "AuthKeySha256": None}
+if state.get("BackendState") == "Stopped":
+    state["BackendState"] = "Running"
+
+
+def save():
+    os.makedirs(os.path.dirname(state_path), exist_ok=True)
+    tmp = state_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, state_path)
+
+
+def status():
+    running = state["BackendState"] == "Running"
+    host = state.get("HostName") or socket.gethostname()
+    return {
+        "Version": VERSION,
+        "BackendState": state["BackendState"],
+        "Self": {"HostName": host, "DNSName": host + ".tailnet-standin.ts.net.", "TailscaleIPs": ["100.64.0.1"] if running else [], "Online": running},
+        "AuthKeySha256": state.get("AuthKeySha256"),
+    }
+
+
+def handle(req):
+    cmd = req.get("cmd")
+    if cmd == "status":
+        return status()
+    if cmd == "up":
+        if state["BackendState"] != "Running" and not req.get("authKey"):
+            return {"error": "no auth key given and this node is logged out"}
+        if req.get("authKey"):
+            state["AuthKeySha256"] = hashlib.sha256(req["authKey"].encode()).hexdigest()
+        state["BackendState"] = "Running"
+        if req.get("hostname"):
+            state["HostName"] = req["hostname"]
+    elif cmd == "set":
+        if req.get("hostname"):
+            state["HostName"] = req["hostname"]
+    elif cmd == "down":
+        state["BackendState"] = "Stopped"
+    elif cmd == "logout":
+        state.update({"BackendState": "NeedsLogin", "HostName": None, "AuthKeySha256": None})
+    else:
+        return {"error": "unknown command " + repr(cmd)}
+    save()
+    return status()
+
+
+os.makedirs(os.path.dirname(sock_path), exist_ok=True)
+if os.path.exists(sock_path):
+    os.unlink(sock_path)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sock_path)
+os.chmod(sock_path, 0o666)
+server.listen(8)
+
+
+def stop(*_):
+    try:
+        os.unlink(sock_path)
+    finally:
+        os._exit(0)
+
+
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+notify = os.environ.get("NOTIFY_SOCKET")
+if notify:
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.connect("\\0" + notify[1:] if notify.startswith("@") else notify)
+    n.send(b"READY=1")
+    n.close()
+while True:
+    conn, _ = server.accept()
+    with conn:
+        data = b""
+        while not data.endswith(b"\\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        try:
+            reply = handle(json.loads(data.decode() or "{}"))
+        except ValueError:
+            reply = {"error": "bad request"}
+        conn.sendall((json.dumps(reply) + "\\n").encode())
 `;
 }
 
-/** The stand-in `tailscale` CLI: version, up (auth key redacted in its record), down, status, ip. */
+/**
+ * The stand-in `tailscale` CLI (python3): `version`, `status [--json]`, `up [--auth-key=KEY|file:PATH]
+ * [--hostname=H]`, `set --hostname=H`, `down`, `logout`, `ip`, talking to the stand-in daemon's socket;
+ * fails like the real CLI when tailscaled is not running.
+ */
 function tailscaleStandIn(version: string): string {
-  return `#!/bin/sh
-# fleetkit test stand-in for the tailscale ${version} CLI; talks to the stand-in tailscaled only.
-set -eu
-cmd=\${1:-}
-[ $# -gt 0 ] && shift
-case "$cmd" in
-  version|--version) echo ${version} ;;
-  up|login)
-    [ -f /run/tailscale/tailscaled.standin ] || { echo "failed to connect to local tailscaled; it doesn't appear to be running" >&2; exit 1; }
-    mkdir -p /var/lib/tailscale
-    printf '%s\\n' "$@" | sed -e 's/^\\(--auth-\\{0,1\\}key\\)=.*/\\1=<redacted>/' > /var/lib/tailscale/standin-up
-    ;;
-  down|logout) rm -f /var/lib/tailscale/standin-up ;;
-  status) if [ -f /var/lib/tailscale/standin-up ]; then echo "100.64.0.1 $(hostname) linux -"; else echo "Logged out."; exit 1; fi ;;
-  ip) echo 100.64.0.1 ;;
-  *) echo "tailscale stand-in: unsupported command '$cmd'" >&2; exit 2 ;;
-esac
+  return `#!/usr/bin/env python3
+"""fleetkit test stand-in for the tailscale ${version} CLI; talks only to the stand-in tailscaled."""
+import json
+import socket
+import sys
+
+VERSION = "${version}"
+argv = sys.argv[1:]
+sock_path = "/run/tailscale/tailscaled.sock"
+while argv and argv[0].startswith("--socket"):
+    sock_path = argv[0].split("=", 1)[1] if "=" in argv[0] else argv.pop(1)
+    argv.pop(0)
+cmd = argv[0] if argv else "status"
+flags = {}
+for a in argv[1:]:
+    if a.startswith("--"):
+        k, _, v = a[2:].partition("=")
+        flags[k] = v if _ else "true"
+
+
+def call(req):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(sock_path)
+    except OSError:
+        print("failed to connect to local tailscaled; it doesn't appear to be running", file=sys.stderr)
+        sys.exit(1)
+    s.sendall((json.dumps(req) + "\\n").encode())
+    data = b""
+    while not data.endswith(b"\\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    reply = json.loads(data.decode())
+    if "error" in reply:
+        print("tailscale: " + reply["error"], file=sys.stderr)
+        sys.exit(1)
+    return reply
+
+
+if cmd in ("version", "--version"):
+    print(VERSION)
+elif cmd == "status":
+    st = call({"cmd": "status"})
+    if flags.get("json") == "true":
+        print(json.dumps(st, indent=2))
+    elif st["BackendState"] == "Running":
+        print("100.64.0.1  %s  -  linux  -" % st["Self"]["HostName"])
+    else:
+        print("Logged out." if st["BackendState"] == "NeedsLogin" else "Tailscale is stopped.")
+        sys.exit(1)
+elif cmd in ("up", "login"):
+    key = flags.get("auth-key") or flags.get("authkey") or ""
+    if key.startswith("file:"):
+        with open(key[5:]) as f:
+            key = f.read().strip()
+    call({"cmd": "up", "authKey": key, "hostname": flags.get("hostname")})
+elif cmd == "set":
+    call({"cmd": "set", "hostname": flags.get("hostname")})
+elif cmd in ("down", "logout"):
+    call({"cmd": cmd})
+elif cmd == "ip":
+    print("100.64.0.1")
+else:
+    print("tailscale stand-in: unsupported command " + repr(cmd), file=sys.stderr)
+    sys.exit(2)
 `;
 }
 
@@ -158,15 +331,23 @@ def main(argv):
     args = argv[1:]
     agent = args[args.index("--") + 1:] if "--" in args else []
     opts = args[:args.index("--")] if "--" in args else args
-    port = 3284
-    for i, a in enumerate(opts):
-        if a == "--port" and i + 1 < len(opts):
-            port = int(opts[i + 1])
-        elif a.startswith("--port="):
-            port = int(a.split("=", 1)[1])
+    def opt(name, default):
+        for i, a in enumerate(opts):
+            if a == name and i + 1 < len(opts):
+                return opts[i + 1]
+            if a.startswith(name + "="):
+                return a.split("=", 1)[1]
+        return default
+
+    port = int(opt("--port", "3284"))
+    allowed_hosts = opt("--allowed-hosts", "localhost").split(",")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            if "*" not in allowed_hosts and host not in allowed_hosts:
+                self.send_error(403, "host not allowed: " + host)
+                return
             if self.path == "/status":
                 body = {"status": "stable", "agent": agent, "version": VERSION}
             elif self.path == "/messages":

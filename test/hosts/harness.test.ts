@@ -69,15 +69,15 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
     expect((await node("node-b").ssh("pgrep -x iceccd; pgrep -x icecc-scheduler")).stdout).toBe("");
   });
 
-  it("reaches Debian's registry only through the host's apt proxy; nothing else outside", async () => {
+  it("reaches the package registries only through the host's proxy; nothing else outside", async () => {
     const n = node("node-c");
     const noRoute = await n.ssh("curl -sS --max-time 5 --noproxy '*' http://deb.debian.org/debian/ -o /dev/null");
     expect(noRoute.code).not.toBe(0);
     expect(noRoute.stderr).toMatch(/Couldn't connect|Could not resolve|unreachable/i);
     const refusedBefore = net.aptProxy.refused.length;
-    const other = await n.ssh(`curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -x ${net.aptProxy.url} http://registry.npmjs.org/`);
+    const other = await n.ssh(`curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -x ${net.aptProxy.url} http://example.org/`);
     expect(other.stdout).toBe("403");
-    expect(net.aptProxy.refused.slice(refusedBefore)).toEqual(["GET http://registry.npmjs.org/"]);
+    expect(net.aptProxy.refused.slice(refusedBefore)).toEqual(["GET http://example.org/"]);
     const passedBefore = net.aptProxy.passed();
     await n.run("sudo -n apt-get update -q", { timeoutSeconds: 300 });
     expect(net.aptProxy.passed()).toBeGreaterThan(passedBefore);
@@ -108,10 +108,12 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
     const aaUrl = aa.url.replace("{version}", aa.version).replace("{os}", "linux").replace("{goarch}", goarch);
     await n.run(`curl -fsS -o /tmp/agentapi ${aaUrl} && echo '${aa.file.sha256}  /tmp/agentapi' | sha256sum -c --quiet && chmod 755 /tmp/agentapi`);
     expect(await n.run("/tmp/agentapi --version")).toBe("agentapi version 0.10.0\n");
-    await n.run("sudo -n systemd-run --unit=agentapi-probe /tmp/agentapi server --port 3284 -- claude");
+    await n.run("sudo -n systemd-run --unit=agentapi-probe /tmp/agentapi server --port 3284 --allowed-hosts localhost,node-a -- claude");
     // From another node: proves the stand-in serves /status and that node-to-node TCP works for services.
     const status = await node("node-b").run("for i in $(seq 50); do curl -fsS http://node-a:3284/status && exit 0; sleep 0.1; done; exit 1");
     expect(JSON.parse(status)).toEqual({ status: "stable", agent: ["claude"], version: "0.10.0" });
+    // Like the real one, it refuses requests addressed to a name outside --allowed-hosts.
+    expect(await node("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' http://${n.address}:3284/status`)).toBe("403");
     await n.run("sudo -n systemctl stop agentapi-probe");
     expect(net.artifactServer.requests).toContain(`GET ${aa.file.path} 200`);
     expect(await n.run(`curl -sS -o /dev/null -w '%{http_code}' ${net.artifactServer.baseUrl}/nope`)).toBe("404");

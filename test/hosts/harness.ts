@@ -9,7 +9,8 @@
  * - a bridge `fkhSbr` holding `10.213.S.1/24` on the host; per node a namespace `fkhSnI` whose `eth0`
  *   (`10.213.S.(10+I)/24`) is one end of a veth pair, the other end (`fkhSnI`) enslaved to the bridge.
  *   Nodes reach each other over the bridge and the host at `10.213.S.1`; they have no default route, so
- *   the only things outside the node they can reach are the apt proxy (Debian's registry only) and the
+ *   the only things outside the node they can reach are the proxy (Debian's registry for apt, and npm's
+ *   registry over HTTPS for the claude role's `npm install`; configured via /etc/apt and /etc/npmrc) and the
  *   artifact server, both listening on `10.213.S.1`. No host sysctl or firewall rule is changed;
  * - per node `systemd-nspawn --register=no --keep-unit --volatile=overlay -b` on the cached root filesystem
  *   (see rootfs.ts) in that namespace: the tree is the read-only lower layer of a tmpfs overlay, so every
@@ -32,6 +33,8 @@ export const RUN_BASE = "/run/fleetkit-hosts";
 /** Prefix of every namespace, link and machine name the harness creates. */
 export const NAME_PREFIX = "fkh";
 const MAX_SLOTS = 64;
+/** The npm registry (HTTPS via CONNECT): the claude role installs Claude Code from it with npm. */
+const NPM_REGISTRY_HOST = "registry.npmjs.org";
 
 /** Thrown by {@link bootNodes} when this machine cannot run the hosts level; the message says why and how to fix. */
 export class HostsUnavailableError extends Error {}
@@ -376,9 +379,10 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
     sh("ip", ["link", "set", bridge, "up"]);
 
     const mirrors = machineDebianMirrors();
-    aptProxy = await startAptProxy(hostAddress, [new URL(mirrors.debian).hostname, new URL(mirrors.security).hostname]);
+    aptProxy = await startAptProxy(hostAddress, [new URL(mirrors.debian).hostname, new URL(mirrors.security).hostname, NPM_REGISTRY_HOST]);
     artifactServer = await startArtifactServer(hostAddress);
     writeFileSync(join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "${aptProxy.url}";\nAcquire::https::Proxy "${aptProxy.url}";\n`, { mode: 0o644 });
+    writeFileSync(join(dir, "npmrc"), `proxy=${aptProxy.url}\nhttps-proxy=${aptProxy.url}\n`, { mode: 0o644 });
 
     const nodes = names.map((name, i) => ({ name, machine: `${NAME_PREFIX}${slot}n${i + 1}`, address: `10.213.${slot}.${11 + i}` }));
     writeFileSync(join(dir, "hosts"), [
@@ -406,6 +410,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
         `--bind-ro=${join(dir, "authorized_keys")}:/home/${NODE_USER}/.ssh/authorized_keys`,
         `--bind-ro=${join(dir, "hosts")}:/etc/hosts`,
         `--bind-ro=${join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/90fleetkit-test-proxy`,
+        `--bind-ro=${join(dir, "npmrc")}:/etc/npmrc`,
       ], { stdio: ["ignore", logFd, logFd], detached: true });
       closeSync(logFd);
       children.push(child);

@@ -23,11 +23,14 @@ export const NODE_USER = "admin";
  * Packages installed into the root filesystem. Beyond what boots a node with sshd (openssh-server,
  * systemd-sysv, dbus), these are what the Linux roles need anyway, so tests do not depend on apt at run time:
  * icecc (iceccd, icecc-scheduler, icecc-create-env), gcc + libc6-dev (a real compile), curl + ca-certificates
- * (artifact downloads), sudo (the Pulumi command provider's `sudo -n sh -c`), python3 (stand-in AgentAPI).
+ * (artifact downloads), sudo (the Pulumi command provider's `sudo -n sh -c`), python3 (the stand-in Tailscale and
+ * AgentAPI), nodejs + npm + bubblewrap + socat (the claude role's packages; npm's dependency tree is ~300 Debian
+ * packages, too slow to fetch per run).
  */
 export const ROOTFS_PACKAGES = [
   "openssh-server", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps",
   "ca-certificates", "curl", "sudo", "python3", "gcc", "libc6-dev", "icecc", "file", "xz-utils",
+  "nodejs", "npm", "bubblewrap", "socat",
 ];
 
 /** Debian mirror URLs as configured on this machine. */
@@ -61,17 +64,25 @@ export function machineDebianMirrors(dir = "/etc/apt/sources.list.d"): DebianMir
 function recipe(mirrors: DebianMirrors): string {
   return String.raw`
 set -euo pipefail
-rm -rf "$FINAL".tmp.*
+[ -n "$FINAL" ] || exit 2
+for d in "$FINAL".tmp.*; do umount "$d/proc" 2>/dev/null || true; done
+rm -rf --one-file-system "$FINAL".tmp.*
 tmp="$FINAL.tmp.$$"
-debootstrap --variant=minbase --include="$PACKAGES" bookworm "$tmp" "$MIRROR"
+# debootstrap resolves only simple dependency sets: it lays down the base, apt installs the rest.
+debootstrap --variant=minbase --include=openssh-server,systemd-sysv,dbus bookworm "$tmp" "$MIRROR"
 cat > "$tmp/etc/apt/sources.list" <<EOF
 deb ${mirrors.debian} bookworm main
 deb ${mirrors.debian} bookworm-updates main
 deb ${mirrors.security} bookworm-security main
 EOF
 cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+mount -t proc proc "$tmp/proc"
+trap 'umount "$tmp/proc" 2>/dev/null || true' EXIT
 chroot "$tmp" apt-get update -q
+chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES
 chroot "$tmp" apt-get clean
+umount "$tmp/proc"
+trap - EXIT
 # The packaged icecc init scripts must not start by themselves: the icecc roles own those daemons.
 chroot "$tmp" update-rc.d iceccd disable
 chroot "$tmp" update-rc.d icecc-scheduler disable
@@ -124,7 +135,7 @@ export async function ensureRootfs(log: (line: string) => void = () => {}): Prom
   const out: string[] = [];
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn("flock", [join(ROOTFS_CACHE_DIR, "rootfs.lock"), "bash", "-c", guarded], {
-      env: { ...process.env, FINAL: final, PACKAGES: ROOTFS_PACKAGES.join(","), MIRROR: mirrors.debian, RECIPE_HASH: hash, DEBIAN_FRONTEND: "noninteractive" },
+      env: { ...process.env, FINAL: final, PACKAGES: ROOTFS_PACKAGES.join(" "), MIRROR: mirrors.debian, RECIPE_HASH: hash, DEBIAN_FRONTEND: "noninteractive" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const keep = (b: Buffer) => { out.push(b.toString()); if (out.length > 400) out.splice(0, 200); };
