@@ -1,7 +1,9 @@
 /**
  * The Windows host side of a `windows-wsl` node: make sure WSL2 and the node's distro exist, the node user
- * exists inside it, and `/etc/wsl.conf` boots systemd (`[boot] systemd=true`), restarting WSL
- * (`wsl.exe --shutdown`) only when that file changed.
+ * exists inside it, `/etc/wsl.conf` boots systemd (`[boot] systemd=true`), and the SSH user's
+ * `%USERPROFILE%\.wslconfig` sets `[wsl2] networkingMode=mirrored` (the distro then shares the host's
+ * interfaces, Tailscale's included, so iceccd/AgentAPI/worker inside WSL are reachable from the tailnet;
+ * NAT mode would hide them). WSL is restarted (`wsl.exe --shutdown`) only when one of the two changed.
  *
  * How it is carried out: this is not a role of its own. The `tailscale` role's Windows variant (target
  * `windows-host`, PowerShell) runs these steps after installing Tailscale, because

@@ -71,13 +71,18 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
     expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");
   });
 
-  it("restarts WSL only when wsl.conf changed, then insists on systemd as PID 1", () => {
+  it("restarts WSL only when wsl.conf or .wslconfig changed, then insists on systemd as PID 1", () => {
     const lines = ps.split("\n");
-    const cond = lines.indexOf("if ($FkOut -contains 'FLEETKIT_WSL_CONF_CHANGED') {");
+    const cond = lines.indexOf("if ($FkMirrored -or ($FkOut -contains 'FLEETKIT_WSL_CONF_CHANGED')) {");
     expect(cond).toBeGreaterThan(0);
     expect(lines[cond + 2]).toBe("  Fk-Run wsl.exe @('--shutdown')");
     expect(lines.filter((l) => l.includes("--shutdown") && !l.includes("Fk-Log"))).toEqual(["  Fk-Run wsl.exe @('--shutdown')"]);
     expect(ps).toContain(`$FkInit = "$(Fk-Capture wsl.exe @('--distribution', $FkDistro, '--user', 'root', '--', 'cat', '/proc/1/comm'))".Trim()\nif ($FkInit -ne 'systemd') {`);
+  });
+
+  it("sets mirrored networking in the SSH user's .wslconfig so the distro's services are on the tailnet", () => {
+    expect(ps).toContain("$FkMirrored = Fk-IniSet (Join-Path $env:USERPROFILE '.wslconfig') 'wsl2' 'networkingMode' 'mirrored'\n");
+    expect(ps.indexOf("$FkMirrored = Fk-IniSet")).toBeLessThan(ps.indexOf("if ($FkMirrored -or"));
   });
 
   it("enables WSL2 and installs the distro when missing, asking for a reboot rather than looping", () => {
