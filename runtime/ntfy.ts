@@ -32,7 +32,7 @@ export async function publish(ntfy: NtfySettings, n: Notification, timeoutSecond
     await res.arrayBuffer();
     return res.ok ? { ok: true } : { ok: false, error: `ntfy answered HTTP ${res.status}` };
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    return { ok: false, error: `ntfy unreachable: ${e.cause?.code ?? e.name}: ${e.message}` };
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    return { ok: false, error: `ntfy unreachable: ${e.cause?.code ?? e.cause?.message ?? `${e.name}: ${e.message}`}` };
   }
 }

@@ -47,7 +47,7 @@ export interface QueueServerOptions {
   presenceSeconds?: number;
   /** SQLite durability, see {@link StoreOptions} (default full). */
   synchronous?: "full" | "normal";
-  /** Base URL for links to tasks (default tokens.publicUrl or the listen URL). */
+  /** Base URL for links to tasks (default tokens.publicUrl, else the Host the client used). */
   publicUrl?: string;
 }
 
@@ -448,7 +448,8 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
       budgetUsdPerSession: node.budgetUsdPerSession ?? null,
       spentTodayUsd: spentToday(n),
       ntfy: tokens.ntfy ? { url: tokens.ntfy.url, topic: tokens.ntfy.topic, token: tokens.ntfy.token ?? null } : null,
-      publicUrl: opts.publicUrl ?? tokens.publicUrl ?? "",
+      // Without a configured URL, links use the address the worker reached us at.
+      publicUrl: opts.publicUrl ?? tokens.publicUrl ?? `http://${req.headers.host}`,
     };
   });
 

@@ -66,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
     leaseSeconds,
     maxClaimWaitSeconds: secondsFlag(f["claim-wait-seconds"], "claim-wait-seconds"),
     synchronous: f.synchronous as "full" | "normal" | undefined,
-    publicUrl: f["public-url"] ?? tokens.publicUrl ?? `http://${f.listen}`,
+    publicUrl: f["public-url"],
   });
   let address: string;
   try {
