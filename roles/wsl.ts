@@ -39,6 +39,18 @@ export function wslDistroSetupScript(node: FleetNode): string {
 }
 
 /**
+ * `script` without its comment-only lines (the shebang stays). The distro script travels base64-encoded
+ * inside a PowerShell script that itself travels UTF-16 + base64 encoded on one Windows command line
+ * (32,767 characters at most), so the comments nobody can read there are left out.
+ */
+export function withoutCommentLines(script: string): string {
+  return script
+    .split("\n")
+    .filter((l, i) => i === 0 || !/^\s*#/.test(l))
+    .join("\n");
+}
+
+/**
  * PowerShell lines (for a `windows-host` install script, after the PowerShell prelude) that prepare WSL2
  * and the node's distro. @throws Error when `node` is not a windows-wsl node with a distro (a caller bug).
  */
@@ -48,6 +60,6 @@ export function wslHostSetup(fleet: Fleet, node: FleetNode): string {
     node: node.name,
     distro: node.wslDistro,
     distroPs: psQuote(node.wslDistro),
-    setupB64: Buffer.from(wslDistroSetupScript(node), "utf8").toString("base64"),
+    setupB64: Buffer.from(withoutCommentLines(wslDistroSetupScript(node)), "utf8").toString("base64"),
   }).trimEnd();
 }

@@ -7,7 +7,7 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { Language, Parser } from "web-tree-sitter";
 import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate } from "../../roles/bundle.js";
+import { readTemplate, remoteCommand } from "../../roles/bundle.js";
 
 let parser: Parser;
 beforeAll(async () => {
@@ -36,7 +36,7 @@ const windowsScripts = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examp
       .filter((r) => ["tailscale", "claude", "agentapi"].includes(r))
       .map((r) => renderBundle(fleet, n, r))
       .filter((b) => b.target === "windows-host")
-      .flatMap((b) => [[`${b.node}/${b.role} install`, b.install], [`${b.node}/${b.role} uninstall`, b.uninstall]] as const),
+      .flatMap((b) => [[`${b.node}/${b.role} install`, b.install, remoteCommand(n, b.target, b.install)], [`${b.node}/${b.role} uninstall`, b.uninstall, remoteCommand(n, b.target, b.uninstall)]] as const),
   );
 });
 
@@ -60,5 +60,12 @@ describe("Windows host PowerShell", () => {
     const calls = script.split("\n").flatMap((l) => [...l.matchAll(/Fk-(?:Run|Capture) (\S+) (\S+)/g)].map((m) => [m[1], m[2]]));
     expect(calls.length).toBeGreaterThan(0);
     expect(calls.filter(([exe, first]) => exe !== "EXE" && !first.startsWith("@("))).toEqual([]);
+  });
+
+  // CreateProcess takes at most 32,767 characters; the encoded command must fit (a cmd.exe DefaultShell
+  // allows only 8,191: see roles/wsl.ts and the report on delivering scripts as files).
+  it.each(windowsScripts)("%s: the encoded SSH command fits one Windows command line", (_, __, command) => {
+    expect(command.startsWith("powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand ")).toBe(true);
+    expect(command.length).toBeLessThan(32_767);
   });
 });

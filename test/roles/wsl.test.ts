@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate } from "../../roles/bundle.js";
-import { wslDistroSetupScript } from "../../roles/wsl.js";
+import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";
 
 const mesh = loadFleet("fleet.yaml");
 const desktop = mesh.nodes.find((n) => n.name === "windows-desktop")!;
@@ -64,11 +64,16 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
 
   it("sends the distro setup (node user + wsl.conf) base64-encoded to the node's distro as root", () => {
     const script = wslDistroSetupScript(desktop);
-    const b64 = Buffer.from(script, "utf8").toString("base64");
+    const sent = withoutCommentLines(script);
+    expect(sent.split("\n").filter((l) => l.trim().startsWith("#"))).toEqual(["#!/bin/sh"]);
+    expect(sent.split("\n").length).toBe(script.split("\n").filter((l) => !/^\s*#/.test(l)).length + 1);
+    const b64 = Buffer.from(sent, "utf8").toString("base64");
     expect(ps).toContain(`$FkOut = @(Fk-Capture wsl.exe @('--distribution', $FkDistro, '--user', 'root', '--', 'sh', '-c', 'echo ${b64} | base64 -d | sh'))`);
     expect(script).toContain("if ! id fleet >/dev/null 2>&1; then\n  useradd --create-home --shell /bin/bash fleet\n");
-    const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
-    expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");
+    for (const text of [script, sent]) {
+      const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: text, encoding: "utf8" });
+      expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");
+    }
   });
 
   it("restarts WSL only when wsl.conf or .wslconfig changed, then insists on systemd as PID 1", () => {
