@@ -21,6 +21,10 @@
  * `tailscale status --json --peers=false` shows BackendState Running with Self.HostName = the node name,
  * nothing is re-authenticated; Running under another name is renamed with `tailscale set --hostname`.
  * Uninstall: `tailscale logout` (best effort), then the service and binaries go.
+ *
+ * Caveat: when a node is reached over its tailnet name, a run that changes tailscaled (new version or
+ * unit) restarts the daemon under the SSH session that runs the script; WireGuard sessions usually
+ * survive the short restart, but a version bump is safest run with the node's `bootstrapHost` (LAN).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { psQuote, renderTemplate, type RoleParts } from "./bundle.js";
