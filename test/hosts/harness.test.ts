@@ -74,14 +74,17 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
     const noRoute = await n.ssh("curl -sS --max-time 5 --noproxy '*' http://deb.debian.org/debian/ -o /dev/null");
     expect(noRoute.code).not.toBe(0);
     expect(noRoute.stderr).toMatch(/Couldn't connect|Could not resolve|unreachable/i);
-    const refusedBefore = net.aptProxy.refused.length;
-    const other = await n.ssh(`curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -x ${net.aptProxy.url} http://example.org/`);
+    const refusedBefore = net.registryProxy.refused.length;
+    const other = await n.ssh(`curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -x ${net.registryProxy.url} http://example.org/`);
     expect(other.stdout).toBe("403");
-    expect(net.aptProxy.refused.slice(refusedBefore)).toEqual(["GET http://example.org/"]);
-    const passedBefore = net.aptProxy.passed();
+    expect(net.registryProxy.refused.slice(refusedBefore)).toEqual(["GET http://example.org/"]);
+    const passedBefore = net.registryProxy.passed();
     await n.run("sudo -n apt-get update -q", { timeoutSeconds: 300 });
-    expect(net.aptProxy.passed()).toBeGreaterThan(passedBefore);
+    expect(net.registryProxy.passed()).toBeGreaterThan(passedBefore);
     expect(await n.run("apt-cache policy hello | sed -n 3p")).toMatch(/Candidate: \S+/);
+    // npm reaches its registry through the same proxy (a pass-through mirror; TLS ends on the host).
+    expect(await n.run("npm view semver@7.6.0 version", { timeoutSeconds: 120 })).toBe("7.6.0\n");
+    expect(net.registryProxy.refused.slice(refusedBefore)).toEqual(["GET http://example.org/"]);
   });
 
   it("serves stand-in Tailscale and AgentAPI downloads whose sha256 matches what the node receives", async () => {

@@ -5,17 +5,17 @@
  * How a run is laid out (all names carry the run's slot number `S`, 0–63, so concurrent test files never
  * collide and a crashed run's leftovers can be found):
  * - state in `/run/fleetkit-hosts/slot-S/` (tmpfs, outside the repo): the throwaway ed25519 key made for
- *   this run, the nodes' authorized_keys, /etc/hosts and apt proxy config, each node's console log;
+ *   this run, the nodes' authorized_keys, /etc/hosts, apt proxy config and npmrc, each node's console log;
  * - a bridge `fkhSbr` holding `10.213.S.1/24` on the host; per node a namespace `fkhSnI` whose `eth0`
  *   (`10.213.S.(10+I)/24`) is one end of a veth pair, the other end (`fkhSnI`) enslaved to the bridge.
  *   Nodes reach each other over the bridge and the host at `10.213.S.1`; they have no default route, so
- *   the only things outside the node they can reach are the proxy (Debian's registry for apt, and npm's
- *   registry over HTTPS for the claude role's `npm install`; configured via /etc/apt and /etc/npmrc) and the
+ *   the only things outside the node they can reach are the registry proxy (Debian's registry for apt, npm's
+ *   for the claude role's `npm install`; see registry-proxy.ts) and the
  *   artifact server, both listening on `10.213.S.1`. No host sysctl or firewall rule is changed;
  * - per node `systemd-nspawn --register=no --keep-unit --volatile=overlay -b` on the cached root filesystem
  *   (see rootfs.ts) in that namespace: the tree is the read-only lower layer of a tmpfs overlay, so every
  *   write a test makes vanishes with the node (what `--ephemeral` gives, without copying 700 MB per node
- *   on ext4). The key, hosts file and proxy config are bind-mounted read-only.
+ *   on ext4). The key, hosts file, apt proxy config and npmrc are bind-mounted read-only.
  *
  * Teardown (`teardown()`, and synchronously from process `exit`/SIGINT/SIGTERM handlers) powers nodes off,
  * kills what remains in their namespaces, deletes namespaces, veths, the bridge and the slot directory.
@@ -25,7 +25,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { ensureRootfs, machineDebianMirrors, NODE_USER, type RootfsInfo } from "./rootfs.js";
-import { startAptProxy, type AptProxy } from "./apt-proxy.js";
+import { startRegistryProxy, type RegistryProxy } from "./registry-proxy.js";
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
 
 /** Directory holding one subdirectory per live (or crashed) run. */
@@ -33,8 +33,6 @@ export const RUN_BASE = "/run/fleetkit-hosts";
 /** Prefix of every namespace, link and machine name the harness creates. */
 export const NAME_PREFIX = "fkh";
 const MAX_SLOTS = 64;
-/** The npm registry (HTTPS via CONNECT): the claude role installs Claude Code from it with npm. */
-const NPM_REGISTRY_HOST = "registry.npmjs.org";
 
 /** Thrown by {@link bootNodes} when this machine cannot run the hosts level; the message says why and how to fix. */
 export class HostsUnavailableError extends Error {}
@@ -91,10 +89,10 @@ export interface BootOptions {
 export interface TestNetwork {
   slot: number;
   nodes: TestNode[];
-  /** Address of the host side of the nodes' network (apt proxy and artifact server listen here). */
+  /** Address of the host side of the nodes' network (registry proxy and artifact server listen here). */
   hostAddress: string;
   artifactServer: ArtifactServer;
-  aptProxy: AptProxy;
+  registryProxy: RegistryProxy;
   /** Private key of this run (in the slot directory; deleted at teardown). */
   keyPath: string;
   rootfs: RootfsInfo;
@@ -319,7 +317,7 @@ function installExitHandlers(): void {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Boots `n` nodes (1–40) and the apt proxy and artifact server for them; resolves once every node's
+ * Boots `n` nodes (1–40) and the registry proxy and artifact server for them; resolves once every node's
  * `systemctl is-system-running` says `running` or `degraded` over SSH.
  *
  * Builds the cached root filesystem first when it is missing (see {@link ensureRootfs}). Throws
@@ -346,7 +344,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
   const slot = claimSlot();
   const dir = slotDir(slot);
   const children: ChildProcess[] = [];
-  let aptProxy: AptProxy | undefined;
+  let registryProxy: RegistryProxy | undefined;
   let artifactServer: ArtifactServer | undefined;
   let tornDown = false;
   const destroySync = () => {
@@ -362,7 +360,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null)) await sleep(100);
-    await Promise.allSettled([aptProxy?.close(), artifactServer?.close()]);
+    await Promise.allSettled([registryProxy?.close(), artifactServer?.close()]);
     destroySync();
   };
 
@@ -379,10 +377,10 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
     sh("ip", ["link", "set", bridge, "up"]);
 
     const mirrors = machineDebianMirrors();
-    aptProxy = await startAptProxy(hostAddress, [new URL(mirrors.debian).hostname, new URL(mirrors.security).hostname, NPM_REGISTRY_HOST]);
+    registryProxy = await startRegistryProxy(hostAddress, [new URL(mirrors.debian).hostname, new URL(mirrors.security).hostname]);
     artifactServer = await startArtifactServer(hostAddress);
-    writeFileSync(join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "${aptProxy.url}";\nAcquire::https::Proxy "${aptProxy.url}";\n`, { mode: 0o644 });
-    writeFileSync(join(dir, "npmrc"), `proxy=${aptProxy.url}\nhttps-proxy=${aptProxy.url}\n`, { mode: 0o644 });
+    writeFileSync(join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "${registryProxy.url}";\nAcquire::https::Proxy "${registryProxy.url}";\n`, { mode: 0o644 });
+    writeFileSync(join(dir, "npmrc"), `registry=${registryProxy.url}/\n`, { mode: 0o644 });
 
     const nodes = names.map((name, i) => ({ name, machine: `${NAME_PREFIX}${slot}n${i + 1}`, address: `10.213.${slot}.${11 + i}` }));
     writeFileSync(join(dir, "hosts"), [
@@ -459,7 +457,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
 
     const bootSeconds = (Date.now() - started) / 1000;
     log(`hosts: ${n} node(s) running in ${bootSeconds.toFixed(1)} s (slot ${slot}, rootfs ${rootfs.built ? "built" : "cached"})`);
-    return { slot, nodes: testNodes, hostAddress, artifactServer, aptProxy, keyPath, rootfs, bootSeconds, teardown };
+    return { slot, nodes: testNodes, hostAddress, artifactServer, registryProxy, keyPath, rootfs, bootSeconds, teardown };
   } catch (e) {
     await teardown();
     throw e;

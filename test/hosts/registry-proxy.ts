@@ -1,17 +1,24 @@
 /**
- * The test nodes' only way out: an HTTP forward proxy on the host side of their network, passing requests
- * to the package registry hosts it is given (Debian's, npm's) and refusing everything else with 403. Nodes have no default route,
- * so apt (configured with `Acquire::http::Proxy`) reaches Debian through this and nothing else reaches
- * anything outside. Plain `GET`/`HEAD` with absolute URIs (apt's http method) and `CONNECT host:443` (https
- * sources) are supported.
+ * The test nodes' only way out: a proxy on the host side of their network for the package registries and
+ * nothing else. Nodes have no default route, so everything they fetch from outside goes through here:
+ *
+ * - apt: an HTTP forward proxy (`Acquire::http::Proxy`): `GET`/`HEAD` with absolute URIs to the allowed hosts
+ *   (the machine's Debian mirrors), or `CONNECT host:443` to them; any other host gets 403;
+ * - npm: a pass-through mirror of https://registry.npmjs.org at this server's root (`registry=` in the node's
+ *   /etc/npmrc; npm's default `replace-registry-host` rewrites tarball URLs to it). The TLS connection to
+ *   npm is made from the test process, with this machine's trust store, so nodes need no CA of their own.
  */
-import { createServer, request as httpRequest, type Server } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { connect } from "node:net";
 import type { AddressInfo } from "node:net";
 
+/** The registry the npm mirror passes through to. */
+export const NPM_REGISTRY = "https://registry.npmjs.org";
+
 /** A running proxy. */
-export interface AptProxy {
-  /** `http://<address>:<port>` as nodes use it. */
+export interface RegistryProxy {
+  /** `http://<address>:<port>`: apt's proxy URL and npm's registry URL as nodes use them. */
   url: string;
   /** Requests refused, as `METHOD target` (for test diagnostics). */
   refused: string[];
@@ -22,13 +29,18 @@ export interface AptProxy {
 
 /**
  * Starts the proxy on `address` (a host-side address only the test nodes reach), port chosen by the kernel.
- * `allowedHosts` are exact host names (e.g. `deb.debian.org`). Rejects when the address cannot be bound.
+ * `allowedHosts` are the exact host names apt may reach (e.g. `deb.debian.org`); the npm mirror is always on.
+ * Rejects when the address cannot be bound.
  */
-export async function startAptProxy(address: string, allowedHosts: string[]): Promise<AptProxy> {
+export async function startRegistryProxy(address: string, allowedHosts: string[]): Promise<RegistryProxy> {
   const allowed = new Set(allowedHosts.map((h) => h.toLowerCase()));
   const refused: string[] = [];
   let passed = 0;
   const server: Server = createServer((req, res) => {
+    if ((req.url ?? "").startsWith("/")) {
+      npmMirror(req, res);
+      return;
+    }
     let target: URL;
     try {
       target = new URL(req.url ?? "");
@@ -55,6 +67,28 @@ export async function startAptProxy(address: string, allowedHosts: string[]): Pr
     });
     req.pipe(upstream);
   });
+  /** Origin-form requests are npm's: passed to the real registry over HTTPS, GET/HEAD only. */
+  const npmMirror = (req: IncomingMessage, res: ServerResponse) => {
+    if (!["GET", "HEAD"].includes(req.method ?? "")) {
+      refused.push(`${req.method} ${req.url}`);
+      res.writeHead(405).end("fleetkit test npm mirror: read-only\n");
+      return;
+    }
+    passed++;
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: new URL(NPM_REGISTRY).host };
+    delete headers["proxy-connection"];
+    delete headers.connection;
+    const upstream = httpsRequest(NPM_REGISTRY + req.url, { method: req.method, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.setTimeout(120_000, () => upstream.destroy(new Error("upstream timeout")));
+    upstream.on("error", (e) => {
+      if (!res.headersSent) res.writeHead(502).end(`upstream error: ${e.message}\n`);
+      else res.destroy();
+    });
+    upstream.end();
+  };
   server.on("connect", (req, socket, head) => {
     const [host, port] = (req.url ?? "").split(":");
     if (!host || port !== "443" || !allowed.has(host.toLowerCase())) {
