@@ -120,9 +120,12 @@ export class Worker {
     }
   }
 
-  /** Retries a queue call on network errors with backoff until it succeeds, the token is refused (null), or stop. */
-  private async retry<T>(what: string, fn: () => Promise<T>, untilMs = Infinity): Promise<T | null> {
-    let delay = 250;
+  /**
+   * Retries a queue call on network errors and 5xx with exponential backoff (up to `maxDelayMs`) until it
+   * succeeds, the token is refused (null), stop, or `untilMs` passes (then the last error is thrown).
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>, untilMs = Infinity, maxDelayMs = 5000): Promise<T | null> {
+    let delay = Math.min(250, maxDelayMs);
     for (;;) {
       try {
         return await fn();
@@ -136,7 +139,7 @@ export class Worker {
         if (Date.now() + delay > untilMs) throw err;
         this.log(`worker ${this.o.node}: ${what}: ${(err as Error).message}; retrying in ${(delay / 1000).toFixed(2)} s`);
         await sleep(delay);
-        delay = Math.min(delay * 2, 5000);
+        delay = Math.min(delay * 2, maxDelayMs);
       }
     }
   }
@@ -229,7 +232,8 @@ export class Worker {
       const error = why === "timeout" ? `timed out after ${task.timeoutSeconds} s` : why === "cancelled" ? "cancelled while running" : result.error;
       const body = { leaseId, outcome, result: result.result, error, exitCode: result.exitCode, durationSeconds: result.durationSeconds, costUsd: result.costUsd, chosenModel: model, modelReason: reason } as const;
       // Keep reporting through a queue restart; a 409/403 means the lease is gone and the result is dropped.
-      const final = await this.retry("complete", () => this.client.complete(task.id, body), Date.now() + 10 * 60_000).catch((err: Error) => {
+      // Retry often enough to report within the lease the queue grants a surviving worker after its restart.
+      const final = await this.retry("complete", () => this.client.complete(task.id, body), Date.now() + 10 * 60_000, (leaseSeconds * 1000) / 4).catch((err: Error) => {
         this.log(`worker ${workerId}: task ${task.id}: result not recorded: ${err.message}`);
         return null;
       });
