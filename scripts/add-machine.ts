@@ -70,8 +70,10 @@ export function appendNode(source: string, name: string, entry: NodeEntry): stri
   // Nodes separated by blank lines get one before the new node too.
   let blankBefore = false;
   if (items.length >= 2) {
+    // A block value's range ends after its line break, a flow value's (`{ … }`) before it.
     const prevEnd = (items.at(-2)!.value as { range: [number, number, number] }).range[1];
-    blankBefore = /^\s*\n/.test(source.slice(prevEnd, keyStart(items.at(-1)!))) || /\n\s*\n/.test(source.slice(prevEnd, keyStart(items.at(-1)!)));
+    const between = (source[prevEnd - 1] === "\n" ? "\n" : "") + source.slice(prevEnd, keyStart(items.at(-1)!));
+    blankBefore = /\n[ \t]*\n/.test(between);
   }
   // Insert after the map's last content line and any comment lines indented like its contents.
   let at = nodes.range![1];

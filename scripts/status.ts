@@ -7,7 +7,8 @@
  * Healthy means: SSH answers; every role's services are active under their service manager; every
  * rendered role has its install marker; Tailscale's BackendState is `Running` (tailscale role);
  * AgentAPI answers `GET /status` with 200 (agentapi role); iceccd holds a connection to the scheduler
- * (iceccd role); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free.
+ * (iceccd role); the queue server has seen the node's worker recently (worker role, when a queue token is
+ * given: `GET /v1/nodes` of the runtime's queue API); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free.
  * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
  */
 import { chalk, minimist } from "zx";
@@ -18,6 +19,10 @@ import { UserError } from "./errors.js";
 import { probeNode, type NodeProbe } from "./probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
+import { nodeWithRole } from "../stacks/model/fleet.js";
+import { QueueClient } from "../runtime/client.js";
+import type { NodePresence } from "../runtime/api.js";
+import { readToken } from "../runtime/cli/args.js";
 
 /** Below this many free bytes on `/` a node is unhealthy (1 GiB). */
 export const MIN_FREE_BYTES = 1024 ** 3;
@@ -46,6 +51,8 @@ export interface NodeStatus {
   agentapi: { httpCode: number; status: string | null } | null;
   iceccSchedulerConnections: number | null;
   disk: { availBytes: number; totalBytes: number } | null;
+  /** The worker's presence as the queue server reports it (worker role only; null = not asked). */
+  worker: { online: boolean; lastSeen: string | null; status: string | null } | null;
   roles: RoleHealth[];
   healthy: boolean;
   /** Every problem on the node, in role order, e.g. `iceccd: iceccd.service is inactive`. */
@@ -57,10 +64,39 @@ export interface StatusReport {
   fleet: string;
   healthy: boolean;
   nodes: NodeStatus[];
+  /** Why worker presence could not be read from the queue (absent when it was, or no node runs a worker). */
+  queue?: string;
 }
 
-/** Judges one probed node. Pure: the same probe gives the same status. */
-export function nodeStatus(probe: NodeProbe): NodeStatus {
+/**
+ * What the queue server says about worker presence: a map node → presence, or why it could not be asked
+ * (no token, unreachable, refused). `GET /v1/nodes` of the runtime's queue API, with a node token.
+ */
+export type QueuePresence = { ok: true; nodes: Map<string, NodePresence> } | { ok: false; reason: string };
+
+/** The queue's base URL for `fleet` (the queue node's host and `services.queue.port`), or undefined. */
+export function queueUrl(fleet: Fleet): string | undefined {
+  const q = nodeWithRole(fleet, "queue");
+  return q ? `http://${q.host}:${fleet.services.queue.port}` : undefined;
+}
+
+/**
+ * Asks the queue server which nodes' workers are present, within `timeoutSeconds`. Never throws.
+ * @param token a node token of the queue (from `--token-file` or FLEET_TOKEN), undefined = not asked.
+ */
+export async function queuePresence(url: string, token: string | undefined, timeoutSeconds: number): Promise<QueuePresence> {
+  if (!token) return { ok: false, reason: "not checked: no queue token (pass --token-file FILE or set FLEET_TOKEN)" };
+  try {
+    const client = new QueueClient(url, token);
+    const res = await client.request<{ nodes: NodePresence[] }>("GET", "/v1/nodes", undefined, AbortSignal.timeout(timeoutSeconds * 1000));
+    return { ok: true, nodes: new Map(res.nodes.map((n) => [n.node, n])) };
+  } catch (err) {
+    return { ok: false, reason: `queue ${url} not reachable: ${(err as Error).message}` };
+  }
+}
+
+/** Judges one probed node (with the queue's worker presence when known). Pure: same inputs, same status. */
+export function nodeStatus(probe: NodeProbe, presence?: QueuePresence): NodeStatus {
   const { node, report } = probe;
   const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms };
   if (probe.reach !== "ok" || !report.complete) {
@@ -71,6 +107,7 @@ export function nodeStatus(probe: NodeProbe): NodeStatus {
       agentapi: null,
       iceccSchedulerConnections: null,
       disk: null,
+      worker: null,
       roles: node.roles.map((role) => ({ role, ok: null, services: [], problems: [] })),
       healthy: false,
       problems: [why],
@@ -78,7 +115,14 @@ export function nodeStatus(probe: NodeProbe): NodeStatus {
   }
   const roles: RoleHealth[] = node.roles.map((role) => {
     const bundle = probe.bundles.find((b) => b.role === role);
+    // The queue's view of a worker counts whether or not the role's bundle can be rendered here.
+    let unseen: string | undefined;
+    if (role === "worker" && presence?.ok) {
+      const p = presence.nodes.get(node.name);
+      if (!p?.online) unseen = `not seen by the queue ${p?.lastSeen ? `since ${p.lastSeen}` : "yet"}`;
+    }
     if (!bundle) {
+      if (unseen) return { role, ok: false, services: [], problems: [unseen] };
       const why = probe.unrendered.includes(role) ? "not checked: fleetkit has no renderer for this role yet" : "not checked: runs on the Windows host side";
       return { role, ok: null, services: [], problems: [why] };
     }
@@ -95,6 +139,7 @@ export function nodeStatus(probe: NodeProbe): NodeStatus {
       problems.push(report.agentapi.httpCode === 0 ? "GET /status: no answer" : `GET /status answered ${report.agentapi.httpCode}`);
     }
     if (role === "iceccd" && report.iceccConnections === 0) problems.push("not connected to the icecc scheduler");
+    if (unseen) problems.push(unseen);
     return { role, ok: problems.length === 0, services, problems };
   });
   const problems = roles.filter((r) => r.ok === false).flatMap((r) => r.problems.map((p) => `${r.role}: ${p}`));
@@ -108,10 +153,17 @@ export function nodeStatus(probe: NodeProbe): NodeStatus {
     agentapi: report.agentapi ?? null,
     iceccSchedulerConnections: report.iceccConnections ?? null,
     disk,
+    worker: workerOf(node, presence),
     roles,
     healthy: problems.length === 0,
     problems,
   };
+}
+
+function workerOf(node: FleetNode, presence: QueuePresence | undefined): NodeStatus["worker"] {
+  if (!node.roles.includes("worker") || !presence?.ok) return null;
+  const p = presence.nodes.get(node.name);
+  return { online: p?.online ?? false, lastSeen: p?.lastSeen ?? null, status: p?.status ?? null };
 }
 
 /** Bytes as `12.3 GiB` / `512 MiB`. */
@@ -130,9 +182,16 @@ export function formatBytes(bytes: number): string {
  * Probes `nodes` in parallel, each within `timeoutSeconds` (dial included), and judges them.
  * Resolves when the slowest node answers or times out; never rejects for network trouble.
  */
-export async function fleetStatus(fleet: Fleet, nodes: FleetNode[], timeoutSeconds: number): Promise<StatusReport> {
-  const statuses = await Promise.all(nodes.map(async (n) => nodeStatus(await probeNode(fleet, n, timeoutSeconds))));
-  return { fleet: fleet.name, healthy: statuses.every((s) => s.healthy), nodes: statuses };
+export async function fleetStatus(fleet: Fleet, nodes: FleetNode[], timeoutSeconds: number, queueToken?: string): Promise<StatusReport> {
+  const url = queueUrl(fleet);
+  const wantPresence = url !== undefined && nodes.some((n) => n.roles.includes("worker"));
+  const presenceP = wantPresence ? queuePresence(url, queueToken, timeoutSeconds) : Promise.resolve(undefined);
+  const probes = await Promise.all(nodes.map((n) => probeNode(fleet, n, timeoutSeconds)));
+  const presence = await presenceP;
+  const statuses = probes.map((p) => nodeStatus(p, presence));
+  const report: StatusReport = { fleet: fleet.name, healthy: statuses.every((s) => s.healthy), nodes: statuses };
+  if (presence && !presence.ok) report.queue = presence.reason;
+  return report;
 }
 
 /** The human table: one row per node, ✓/✗ per role (· = role not on that node), then the problems. */
@@ -160,13 +219,15 @@ export function formatStatus(report: StatusReport): string {
     lines.push("");
     for (const n of bad) for (const p of n.problems) lines.push(`${chalk.red("✗")} ${n.node}: ${p}`);
   }
+  if (report.queue) lines.push("", chalk.yellow(`worker presence ${report.queue}`));
   const healthy = report.nodes.length - bad.length;
   lines.push("", `${healthy}/${report.nodes.length} nodes healthy`);
   return lines.join("\n") + "\n";
 }
 
-const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS]
+const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS] [--token-file FILE]
   --fleet FILE       fleet file (default fleet.yaml)
+  --token-file FILE  a queue node token (mode 0600; or FLEET_TOKEN) to read worker presence from the queue
   --json             print { fleet, healthy, nodes: [{ node, reach, sshMs, roles: [{ role, ok, services, problems }], … }] }
   --timeout SECONDS  per-node limit, dial included (default: the fleet's perDialTimeoutSeconds + 10)
 Exit 0 when every node is healthy, 1 when any node is unhealthy or offline, 2 for bad input.
@@ -174,7 +235,7 @@ Exit 0 when every node is healthy, 1 when any node is unhealthy or offline, 2 fo
 
 export async function run(argv: string[]): Promise<number> {
   const args = minimist(argv, {
-    string: ["fleet", "timeout"],
+    string: ["fleet", "timeout", "token-file"],
     boolean: ["json", "help"],
     default: { fleet: "fleet.yaml" },
     unknown: (a) => {
@@ -189,7 +250,8 @@ export async function run(argv: string[]): Promise<number> {
   const fleet = loadFleet(args.fleet);
   const nodes = resolveTargets(fleet, args._.map(String));
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
-  const report = await fleetStatus(fleet, nodes, timeoutSeconds);
+  const token = args["token-file"] ? readToken(args["token-file"]) : process.env.FLEET_TOKEN;
+  const report = await fleetStatus(fleet, nodes, timeoutSeconds, token);
   process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
   return report.healthy ? 0 : 1;
 }

@@ -55,6 +55,18 @@ describe("appendNode (golden file)", () => {
   });
 
   it.each([
+    ["one flow map per line", "nodes:\n  a: { host: a, os: debian, arch: x86_64, roles: [iceccd] }\n  b: { host: b, os: debian, arch: x86_64 }\n", "", "    roles: [iceccd]\n"],
+    ["flow maps with blank lines", "nodes:\n  a: { host: a, os: debian, arch: x86_64, roles: [iceccd] }\n\n  b: { host: b, os: debian, arch: x86_64 }\n", "\n", "    roles: [iceccd]\n"],
+    // No flow list anywhere in the file: the new node's list is a block list too.
+    ["block maps, comments between, no blank line", "nodes:\n  a:\n    host: a\n  # b is next\n  b:\n    host: b\n", "", "    roles:\n      - iceccd\n"],
+  ])("follows the layout of %s", (_what, nodes, gap, roles) => {
+    const head = "fleet: s\n";
+    expect(appendNode(head + nodes, "c", { host: "c", os: "debian", arch: "x86_64", roles: ["iceccd"] })).toBe(
+      `${head}${nodes}${gap}  c:\n    host: c\n    os: debian\n    arch: x86_64\n${roles}`,
+    );
+  });
+
+  it.each([
     [
       "an OS the schema does not know",
       "lab3",
