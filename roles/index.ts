@@ -9,6 +9,10 @@ import { renderIceccd, renderIceccScheduler } from "./icecc.js";
 import { renderTailscale } from "./tailscale.js";
 import { renderClaude } from "./claude.js";
 import { renderAgentapi } from "./agentapi.js";
+import { renderNtfy } from "./ntfy.js";
+import { renderQueue } from "./queue.js";
+import { renderWorker } from "./worker.js";
+import { renderToolchains } from "./toolchains.js";
 
 type Renderer = (fleet: Fleet, node: FleetNode) => RoleParts;
 
@@ -19,6 +23,10 @@ export const RENDERERS: Partial<Record<RoleName, Renderer>> = {
   tailscale: renderTailscale,
   claude: renderClaude,
   agentapi: renderAgentapi,
+  ntfy: renderNtfy,
+  queue: renderQueue,
+  worker: renderWorker,
+  toolchains: renderToolchains,
 };
 
 /** Renders one role for one node. @throws Error when no renderer exists for the role (a fleetkit bug). */

@@ -1,0 +1,125 @@
+/**
+ * Role `queue`: the fleet's task queue server (runtime/server.ts) on one always-on Linux node, run exactly as
+ * `fleet queue serve --db FILE --listen HOST:PORT --tokens FILE` by the systemd unit `fleet-queue.service`, as
+ * the node user.
+ *
+ * - Runtime: Node.js from the platform's packages (apt/pacman `nodejs npm`), version checked against what the
+ *   runtime's dependencies need (20+: better-sqlite3 12); the runtime sources and a pinned package-lock
+ *   subset (roles/runtime-dist.ts) unpacked into `<binDir>/queue`, then `npm ci --omit=dev` when the lock
+ *   changed. The sources travel gzip+base64 inside the install script: one SSH command line is limited to
+ *   128 KiB (Linux MAX_ARG_STRLEN), which the plain sources plus lockfile would exceed.
+ * - Listen: `<node host>:<services.queue.port>` — the node's tailnet name, never 0.0.0.0.
+ * - Database: `<stateDir>/queue/queue.db` (SQLite, WAL), owned by the node user; kept on uninstall.
+ * - Tokens: `<configDir>/queue/nodes.json` (0644) holds the public facts of every node (os, arch, tags,
+ *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL). The install merges the
+ *   secrets from stdin into `<configDir>/queue/tokens.json` (0600, node user): `queueTokens` is a one-line
+ *   JSON object `{"<node>": "<token>"}` with a token (16–256 of `A-Za-z0-9_-`) for every node of the fleet
+ *   (each node's worker and CLI use their own); `ntfyToken` (`tk_` + 29 lower-case letters/digits, the same
+ *   value the ntfy role provisions) when the fleet has an ntfy server, handed to workers by `GET
+ *   /v1/nodes/me`. Secrets only ever pass through `printf` (a shell builtin) and stdin, never a command line.
+ * - Health: the install waits (bounded, 60 s) for `GET /healthz`.
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { nodeWithRole } from "../stacks/model/fleet.js";
+import { readTemplate, renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { platformFor, type PackageNames } from "./platform.js";
+import { nodeJsBinDir } from "./claude.js";
+import { ntfyUrl } from "./ntfy.js";
+import { runtimePayload } from "./runtime-dist.js";
+import type { SecretName } from "./types.js";
+
+/** Node.js and npm from the platform's package manager (Homebrew's `node` carries npm). */
+export const NODEJS_PACKAGES: PackageNames = { apt: ["nodejs", "npm"], pacman: ["nodejs", "npm"], brew: ["node"] };
+
+/** The queue's base URL as every node reaches it: `http://<queue node host>:<services.queue.port>`. */
+export function queueUrl(fleet: Fleet): string {
+  const q = nodeWithRole(fleet, "queue");
+  if (!q) throw new Error("no node runs the queue: the fleet model should have rejected workers without one");
+  return `http://${q.host}:${fleet.services.queue.port}`;
+}
+
+/** Directory of the queue runtime on `node`. */
+export function queueDir(node: FleetNode): string {
+  return `${platformFor(node).binDir}/queue`;
+}
+
+/** Path of the tokens file (0600) on the queue node. */
+export function queueTokensFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/queue/tokens.json`;
+}
+
+/**
+ * The public half of the tokens file (runtime/config.ts TokensFileSchema without `token` values): every node's
+ * os, arch, tags and budget cap (USD per session), the ntfy server (URL, topic; token filled in on the node)
+ * or null, and the queue's public URL for links in notifications.
+ */
+export function queueFacts(fleet: Fleet): Record<string, unknown> {
+  const ntfy = nodeWithRole(fleet, "ntfy");
+  return {
+    nodes: Object.fromEntries(
+      fleet.nodes.map((n) => [n.name, { os: n.os, arch: n.arch, tags: n.tags, budgetUsdPerSession: n.budgetUsdPerSession ?? null }]),
+    ),
+    ntfy: ntfy ? { url: ntfyUrl(fleet, ntfy), topic: fleet.services.ntfy.topic } : null,
+    publicUrl: queueUrl(fleet),
+  };
+}
+
+/** Renders the queue role for one node (see the module docstring). Pure. */
+export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
+  const p = platformFor(node);
+  const dir = queueDir(node);
+  const stateDir = `${p.stateDir}/queue`;
+  const configDir = `${p.configDir}/queue`;
+  const facts = `${configDir}/nodes.json`;
+  const tokens = queueTokensFile(node);
+  const nodeBin = nodeJsBinDir(node);
+  const url = queueUrl(fleet);
+  const listen = `${node.host}:${fleet.services.queue.port}`;
+  const hasNtfy = nodeWithRole(fleet, "ntfy") !== undefined;
+  const secrets: SecretName[] = hasNtfy ? ["queueTokens", "ntfyToken"] : ["queueTokens"];
+  const payload = runtimePayload(node, "queue", dir);
+  const group = p.userGroup;
+  const unit = "/etc/systemd/system/fleet-queue.service";
+  const runtime = renderTemplate("queue/runtime.sh", {
+    verb: "queue",
+    dir,
+    nodeBin,
+    stateDir: p.stateDir,
+    minNodeMajor: payload.minNodeMajor,
+    why: "better-sqlite3 and fastify",
+    payload: payload.base64,
+  }).trimEnd();
+  const tokensStep = [
+    "# Tokens: public facts + secrets from stdin -> 0600 file the server (running as the node user) reads.",
+    `fk_tok_tmp=$(mktemp ${configDir}/.tokens.XXXXXX)`,
+    `printf '%s\\n%s\\n' "\${FK_SECRET_queueTokens:-}" "\${FK_SECRET_ntfyToken:-}" | ${nodeBin}/node ${dir}/tokens-file.mjs ${facts} > "$fk_tok_tmp" || { rm -f "$fk_tok_tmp"; exit 1; }`,
+    `fk_put ${tokens} 0600 ${shQuote(node.user)} ${shQuote(group)} < "$fk_tok_tmp"`,
+    'rm -f "$fk_tok_tmp"',
+  ].join("\n");
+  return {
+    packages: p.packageList(NODEJS_PACKAGES),
+    preInstall: [
+      p.installPackages(NODEJS_PACKAGES),
+      `mkdir -p ${stateDir} ${configDir}`,
+      `chown ${shQuote(node.user)}:${shQuote(group)} ${stateDir}`,
+      `chmod 0750 ${stateDir}`,
+      runtime,
+    ].filter(Boolean).join("\n"),
+    files: [
+      { path: `${dir}/tokens-file.mjs`, mode: 0o644, owner: "root", kind: "text", content: readTemplate("queue/tokens-file.mjs") },
+      { path: facts, mode: 0o644, owner: "root", kind: "json", content: `${JSON.stringify(queueFacts(fleet), null, 2)}\n` },
+      {
+        path: unit,
+        mode: 0o644,
+        owner: "root",
+        kind: "systemd",
+        content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, dir, nodeBin, listen, db: `${stateDir}/queue.db`, tokens }),
+      },
+    ],
+    postInstall: [tokensStep, "fk_systemd_unit fleet-queue.service", renderTemplate("queue/health.sh", { nodeBin, url, listen }).trimEnd()].join("\n"),
+    preUninstall: `fk_systemd_remove fleet-queue.service ${unit}`,
+    postUninstall: [`fk_rm ${tokens}`, `rm -rf ${dir}`, `fk_log "kept the task database in ${stateDir}"`].join("\n"),
+    services: [{ name: "fleet-queue.service", manager: "systemd", scope: "system" }],
+    secrets,
+  };
+}

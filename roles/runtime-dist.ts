@@ -1,0 +1,232 @@
+/**
+ * How the worker runtime (`runtime/`) reaches a node: as its TypeScript sources plus a pinned npm install,
+ * rendered into the `queue` and `worker` bundles (no build step, no generated artifact in git).
+ *
+ * For one entry module (`runtime/cli/queue.ts`, `runtime/cli/worker.ts`) the renderer ships:
+ * - every repository file that entry reaches through static relative imports (`import … from "./x.js"`,
+ *   `export … from`, side-effect imports; `.js` specifiers map to the `.ts` sources), read from this
+ *   checkout, so a change to any of them changes the bundle hash and re-deploys the role;
+ * - `fleet.mjs`, a small entry that registers tsx (the same loader `bin/fleet.mjs` uses) and runs the verb;
+ * - `package.json` naming exactly the npm packages those files import (plus `tsx`), at the versions this
+ *   checkout's `package-lock.json` resolved, and a `package-lock.json` that is the subset of ours reachable
+ *   from them (same resolved URLs and integrity hashes), so `npm ci --omit=dev` on the node installs
+ *   byte-for-byte the dependency tree our tests ran against.
+ *
+ * Each role gets its own directory (`<binDir>/queue`, `<binDir>/worker`), so removing one role never breaks
+ * the other on a node that runs both, and a worker (zod + tsx only) never builds better-sqlite3.
+ *
+ * Pure apart from reading repository files (like templates); results are cached per entry.
+ */
+import { readFileSync } from "node:fs";
+import { posix } from "node:path";
+import { gzipSync } from "node:zlib";
+import type { FleetNode } from "../stacks/model/fleet.js";
+import { putFile, readTemplate } from "./bundle.js";
+import { platformFor } from "./platform.js";
+import type { BundleFile } from "./types.js";
+
+const REPO = new URL("../", import.meta.url);
+
+/** One file of a shipped runtime, path relative to the role's runtime directory. */
+export interface RuntimeFile {
+  /** Relative path, e.g. `runtime/cli/queue.ts` or `package.json`. */
+  path: string;
+  content: string;
+}
+
+/** A runtime package for one entry: files to place, the npm packages it needs and the Node.js it needs. */
+export interface RuntimePackage {
+  /** Sources, `fleet.mjs`, `package.json`, `package-lock.json`, in a fixed order (sorted paths). */
+  files: RuntimeFile[];
+  /** npm package name → exact version (the direct dependencies in package.json). */
+  dependencies: Record<string, string>;
+  /**
+   * Lowest Node.js major version the direct dependencies accept: for each `engines.node` the smallest major
+   * it names, then the largest of those (better-sqlite3 12 names `20.x || …`, so the queue needs 20).
+   */
+  minNodeMajor: number;
+}
+
+interface LockEntry {
+  version?: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  engines?: { node?: string } | string[];
+  dev?: boolean;
+  link?: boolean;
+  [k: string]: unknown;
+}
+
+interface Lockfile {
+  lockfileVersion: number;
+  packages: Record<string, LockEntry>;
+}
+
+const IMPORT_RE = /^\s*(?:import|export)\s(?:[^;'"]*?\sfrom\s+)?["']([^"']+)["']/gm;
+
+/** Static import specifiers of a module's source (type-only imports included: harmless and small). */
+export function staticImports(source: string): string[] {
+  const out: string[] = [];
+  for (const m of source.matchAll(IMPORT_RE)) out.push(m[1]!);
+  return out;
+}
+
+/** npm package name of a bare specifier (`@scope/name/sub` → `@scope/name`), or undefined for builtins. */
+function packageName(spec: string): string | undefined {
+  if (spec.startsWith("node:") || spec.startsWith(".") || spec.startsWith("/")) return undefined;
+  const parts = spec.split("/");
+  return spec.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+}
+
+function readRepo(rel: string): string {
+  return readFileSync(new URL(rel, REPO), "utf8");
+}
+
+/**
+ * The repository files `entries` reach through static relative imports, and the npm packages they import.
+ * @throws Error naming the importing file when a relative import has no source file (a broken checkout).
+ */
+export function importClosure(entries: string[]): { files: string[]; packages: string[] } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const queue = [...entries];
+  while (queue.length) {
+    const file = queue.pop()!;
+    if (files.has(file)) continue;
+    files.add(file);
+    let source: string;
+    try {
+      source = readRepo(file);
+    } catch {
+      throw new Error(`runtime packaging: ${file} does not exist (imported by the runtime entry set ${entries.join(", ")})`);
+    }
+    for (const spec of staticImports(source)) {
+      const pkg = packageName(spec);
+      if (pkg) {
+        packages.add(pkg);
+        continue;
+      }
+      if (!spec.startsWith(".")) continue;
+      const target = posix.normalize(posix.join(posix.dirname(file), spec)).replace(/\.js$/, ".ts");
+      queue.push(target);
+    }
+  }
+  return { files: [...files].sort(), packages: [...packages].sort() };
+}
+
+let lockCache: Lockfile | undefined;
+function repoLock(): Lockfile {
+  lockCache ??= JSON.parse(readRepo("package-lock.json")) as Lockfile;
+  return lockCache;
+}
+
+/** Where npm would find `name` when required from the package installed at `from` (lockfile path). */
+function resolveIn(lock: Lockfile, from: string, name: string): string | undefined {
+  let base = from;
+  for (;;) {
+    const candidate = base ? `${base}/node_modules/${name}` : `node_modules/${name}`;
+    if (lock.packages[candidate]) return candidate;
+    if (!base) return undefined;
+    const i = base.lastIndexOf("/node_modules/");
+    base = i < 0 ? "" : base.slice(0, i);
+  }
+}
+
+/**
+ * The subset of this checkout's package-lock.json that `roots` need: every package reachable through
+ * dependencies, optionalDependencies and (installed) peerDependencies, entries copied unchanged.
+ * @throws Error when a required dependency is missing from the lock (run `npm install`).
+ */
+export function lockSubset(roots: string[], name: string): { lock: Record<string, unknown>; dependencies: Record<string, string>; minNodeMajor: number } {
+  const lock = repoLock();
+  const picked = new Map<string, LockEntry>();
+  const dependencies: Record<string, string> = {};
+  const visit = (path: string) => {
+    if (picked.has(path)) return;
+    const entry = lock.packages[path]!;
+    if (entry.dev) throw new Error(`runtime packaging: ${path} is a dev-only package in package-lock.json; add it to dependencies`);
+    picked.set(path, entry);
+    const optional = new Set([...Object.keys(entry.optionalDependencies ?? {}), ...Object.entries(entry.peerDependenciesMeta ?? {}).filter(([, m]) => m.optional).map(([k]) => k)]);
+    for (const dep of [...Object.keys(entry.dependencies ?? {}), ...Object.keys(entry.optionalDependencies ?? {}), ...Object.keys(entry.peerDependencies ?? {})]) {
+      const at = resolveIn(lock, path, dep);
+      if (at) visit(at);
+      else if (!optional.has(dep) && !(entry.peerDependencies && dep in entry.peerDependencies)) {
+        throw new Error(`runtime packaging: ${dep} (needed by ${path}) is missing from package-lock.json; run npm install`);
+      }
+    }
+  };
+  for (const root of roots) {
+    const path = `node_modules/${root}`;
+    const entry = lock.packages[path];
+    if (!entry?.version) throw new Error(`runtime packaging: the runtime imports ${root}, which package-lock.json does not list; npm install --save ${root}`);
+    dependencies[root] = entry.version;
+    visit(path);
+  }
+  // Only direct dependencies count: transitive `engines` are advisory and often ahead of reality (cookie 1.x
+  // says >=22 while this repository's suite runs fastify on Node 20).
+  let minNodeMajor = 0;
+  for (const entry of roots.map((r) => lock.packages[`node_modules/${r}`]!)) {
+    const range = !Array.isArray(entry.engines) ? entry.engines?.node : undefined;
+    const majors = range ? [...range.matchAll(/(\d+)(?:\.[\dx*]+)*/g)].map((m) => Number(m[1])) : [];
+    if (majors.length) minNodeMajor = Math.max(minNodeMajor, Math.min(...majors));
+  }
+  const packages: Record<string, unknown> = { "": { name, dependencies } };
+  for (const path of [...picked.keys()].sort()) packages[path] = picked.get(path);
+  return { lock: { name, lockfileVersion: 3, requires: true, packages }, dependencies, minNodeMajor };
+}
+
+const cache = new Map<string, RuntimePackage>();
+
+/**
+ * The runtime package for `verb` (`queue` or `worker`): the closure of `runtime/cli/<verb>.ts`, the entry
+ * `fleet.mjs`, package.json and the lock subset. Cached; the same checkout gives the same bytes.
+ * @param entryTemplate text of `fleet.mjs` (rendered by the caller from templates/).
+ */
+export function runtimePackage(verb: "queue" | "worker", entryTemplate: string): RuntimePackage {
+  const key = `${verb}\0${entryTemplate}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const closure = importClosure([`runtime/cli/${verb}.ts`]);
+  const roots = [...new Set([...closure.packages, "tsx"])].sort();
+  const name = `fleetkit-${verb}`;
+  const { lock, dependencies, minNodeMajor } = lockSubset(roots, name);
+  const pkg = { name, private: true, type: "module", description: `fleetkit ${verb} runtime, rendered by the ${verb} role`, dependencies, allowScripts: { "better-sqlite3": true } };
+  const files: RuntimeFile[] = [
+    ...closure.files.map((path) => ({ path, content: ensureNewline(readRepo(path)) })),
+    { path: "fleet.mjs", content: ensureNewline(entryTemplate) },
+    { path: "package.json", content: `${JSON.stringify(pkg, null, 2)}\n` },
+    { path: "package-lock.json", content: `${JSON.stringify(lock, null, 2)}\n` },
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const result = { files, dependencies, minNodeMajor };
+  cache.set(key, result);
+  return result;
+}
+
+function ensureNewline(s: string): string {
+  return s.endsWith("\n") ? s : `${s}\n`;
+}
+
+/** The runtime package as the install script carries it: fk_put lines, gzip-compressed, base64 in 76-column lines. */
+export interface RuntimePayload {
+  /** Base64 of the gzip of a sh fragment that places every runtime file with fk_put (root, 0644). */
+  base64: string;
+  /** See {@link RuntimePackage.minNodeMajor}. */
+  minNodeMajor: number;
+  /** Absolute paths the fragment writes, sorted. */
+  paths: string[];
+}
+
+/**
+ * The {@link runtimePackage} of `verb` for `node`, ready to embed in an install script that unpacks it into
+ * `dir`. gzip runs at level 9 with no name and mtime 0, so the same checkout gives the same bytes.
+ */
+export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: string): RuntimePayload {
+  const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
+  const platform = platformFor(node);
+  const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: 0o644, owner: "root", kind: "text", content: f.content }));
+  const script = `${files.map((f) => putFile(f, platform)).join("\n")}\n`;
+  const b64 = gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64");
+  return { base64: b64.replace(/(.{76})/g, "$1\n").trimEnd(), minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
+}

@@ -1,0 +1,214 @@
+/**
+ * Role `toolchains`: icecc environment tarballs for the fleet's compile cluster, built on builder nodes and
+ * copied to every Linux iceccd node, plus the `ICECC_VERSION` each node's compiles use.
+ *
+ * Build (this role's bundle, on each node with role `toolchains`): `<binDir>/icecc-env-build` runs
+ * `icecc-create-env` for the node's gcc/g++ and clang (each when installed) and stores
+ * `/opt/icecc-envs/<arch>-<compiler>-<md5>.tar.gz`, `<md5>` being icecc-create-env's content hash of the
+ * toolchain's files. icecc-create-env's tarball bytes differ on every run (fresh mtimes), so an unchanged
+ * toolchain keeps the existing file rather than the new bytes: same name, same sha256, never copied again.
+ * A builder packs its own compilers, so it builds for its own arch only; an arch the fleet's iceccd nodes
+ * run with no builder of that arch is listed by {@link toolchainsPlan} as `missing` (a note, not an error:
+ * those nodes' icecc packs their local compiler itself and compiles among nodes of their arch).
+ *
+ * Distribution (run by the Pulumi component or a zx script after the build, since the tarball names and
+ * sha256s exist only then): read each builder's `/opt/icecc-envs/manifest-<arch>` ({@link parseManifest}),
+ * then for every receiving node and tarball run {@link toolchainCheckCommand}; only on `missing`, stream the
+ * file from the builder into {@link toolchainReceiveScript} (verifies the sha256 before anything is
+ * replaced, links `current-<arch>-<compiler>.tar.gz`, removes superseded tarballs, writes the env file).
+ *
+ * Environment (`<configDir>/icecc-env.sh`, a sourced sh file, rendered purely from the fleet): resolves the
+ * `current-*` links when sourced, so the bundle never needs the deploy-time hashes. ICECC_VERSION is
+ * `<native>(,<platform>:<tarball>)*` (icecc's README "Cross-Compiling using icecream"; FIELD-NOTES).
+ *
+ * macOS iceccd nodes receive nothing: a Linux toolchain cannot run on a macOS daemon and builds no Mach-O.
+ */
+import { createHash } from "node:crypto";
+import type { ArchName, Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { ARCH_NAMES } from "../stacks/model/schema.js";
+import { putFile, readTemplate, renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { iceccBinary } from "./icecc.js";
+import { platformFor } from "./platform.js";
+import type { BundleFile } from "./types.js";
+
+/** Where tarballs live on builders and receivers (the reference fleet's path). */
+export const TOOLCHAIN_DIR = "/opt/icecc-envs";
+
+/** Compilers packed when installed on a builder. */
+export const COMPILERS = ["gcc", "clang"] as const;
+export type Compiler = (typeof COMPILERS)[number];
+
+/** One line of a builder's manifest: a current tarball. */
+export interface ToolchainTarball {
+  arch: ArchName;
+  compiler: Compiler;
+  /** File name in {@link TOOLCHAIN_DIR}: `<arch>-<compiler>-<md5>.tar.gz`. */
+  file: string;
+  /** sha256 (hex) of the file. */
+  sha256: string;
+}
+
+/** Who builds what, who receives what, and what cannot be built. */
+export interface ToolchainsPlan {
+  /** One entry per builder node (role toolchains): the arch it builds for. */
+  builders: { node: string; arch: ArchName }[];
+  /** Per arch with a builder: the Linux iceccd nodes that receive its tarballs (the builder itself excluded). */
+  distribution: { arch: ArchName; from: string; to: string[] }[];
+  /** Arches that Linux iceccd nodes run but no builder does: their tarballs cannot be built. */
+  missing: { arch: ArchName; nodes: string[]; reason: string }[];
+  /** iceccd nodes that receive no tarball, with the reason. */
+  skipped: { node: string; reason: string }[];
+}
+
+const isLinux = (n: FleetNode) => n.os !== "macos";
+
+/** The toolchains plan of `fleet`. Pure. */
+export function toolchainsPlan(fleet: Fleet): ToolchainsPlan {
+  const builders = fleet.nodes.filter((n) => n.roles.includes("toolchains"));
+  const daemons = fleet.nodes.filter((n) => n.roles.includes("iceccd"));
+  const receivers = daemons.filter(isLinux);
+  const distribution: ToolchainsPlan["distribution"] = [];
+  const missing: ToolchainsPlan["missing"] = [];
+  for (const arch of ARCH_NAMES) {
+    const from = builders.find((b) => b.arch === arch);
+    const needing = receivers.filter((n) => n.arch === arch).map((n) => n.name);
+    if (from) distribution.push({ arch, from: from.name, to: receivers.filter((n) => n.name !== from.name).map((n) => n.name) });
+    else if (needing.length) {
+      missing.push({
+        arch,
+        nodes: needing,
+        reason: `no ${arch} builder: icecc-create-env packs the compilers of the machine it runs on; give one always-on ${arch} Linux node (e.g. ${needing[0]}) the role toolchains to build ${arch} tarballs`,
+      });
+    }
+  }
+  const skipped = daemons.filter((n) => !isLinux(n)).map((n) => ({ node: n.name, reason: "macOS: a Linux toolchain cannot run on a macOS iceccd and builds no Mach-O; its icecc packs its own compiler" }));
+  return { builders: builders.map((b) => ({ node: b.name, arch: b.arch })), distribution, missing, skipped };
+}
+
+/** Human-readable lines of {@link toolchainsPlan} for the plan output. */
+export function describeToolchainsPlan(fleet: Fleet): string[] {
+  const plan = toolchainsPlan(fleet);
+  return [
+    ...plan.distribution.map((d) => `toolchains ${d.arch}: built on ${d.from}, copied to ${d.to.length ? d.to.join(", ") : "no other node"}`),
+    ...plan.missing.map((m) => `toolchains ${m.arch}: not built (${m.reason}); ${m.nodes.join(", ")} compile with their local compiler`),
+    ...plan.skipped.map((s) => `toolchains: ${s.node} receives none (${s.reason})`),
+  ];
+}
+
+/** Path of the environment file on `node`. */
+export function toolchainEnvPath(node: FleetNode): string {
+  return `${platformFor(node).configDir}/icecc-env.sh`;
+}
+
+/** Arches that have a builder in `fleet`, in ARCH_NAMES order. */
+function builtArches(fleet: Fleet): ArchName[] {
+  return ARCH_NAMES.filter((a) => fleet.nodes.some((n) => n.roles.includes("toolchains") && n.arch === a));
+}
+
+/**
+ * The sourced environment file for a Linux iceccd node (see the module docstring). Depends only on the
+ * node's arch and the fleet's builder arches. `envDir` is for tests.
+ */
+export function toolchainEnvFile(fleet: Fleet, node: FleetNode, envDir = TOOLCHAIN_DIR): BundleFile {
+  const path = toolchainEnvPath(node);
+  const others = builtArches(fleet).filter((a) => a !== node.arch);
+  return {
+    path,
+    mode: 0o644,
+    owner: "root",
+    kind: "shell",
+    content: renderTemplate("toolchains/icecc-env.sh", { node: node.name, arch: node.arch, envDir, path, otherArches: others.join(" ") }),
+  };
+}
+
+/** The build command a builder runs (`<binDir>/icecc-env-build`). `envDir` is for tests. */
+export function toolchainBuildScript(node: FleetNode, envDir = TOOLCHAIN_DIR): string {
+  return renderTemplate("toolchains/icecc-env-build.sh", { node: node.name, arch: node.arch, envDir, createEnv: iceccBinary(node, "icecc-create-env") });
+}
+
+const FILE_RE = /^(x86_64|aarch64)-(gcc|clang)-[0-9a-f]{32}\.tar\.gz$/;
+const SHA_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * Parses a builder's `manifest-<arch>` (`arch compiler file sha256` per line).
+ * @throws Error naming the line when a field is malformed (the values end up inside scripts).
+ */
+export function parseManifest(text: string): ToolchainTarball[] {
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((line, i) => {
+      const [arch, compiler, file, sha256, extra] = line.trim().split(/\s+/);
+      const ok = (ARCH_NAMES as readonly string[]).includes(arch!) && (COMPILERS as readonly string[]).includes(compiler!) && FILE_RE.test(file ?? "") && SHA_RE.test(sha256 ?? "") && extra === undefined && file!.startsWith(`${arch}-${compiler}-`);
+      if (!ok) throw new Error(`toolchain manifest line ${i + 1}: expected "<arch> <compiler> <arch>-<compiler>-<md5>.tar.gz <sha256>", got "${line.slice(0, 200)}"`);
+      return { arch: arch as ArchName, compiler: compiler as Compiler, file: file!, sha256: sha256! };
+    });
+}
+
+function checkTarball(t: ToolchainTarball): void {
+  parseManifest(`${t.arch} ${t.compiler} ${t.file} ${t.sha256}`);
+}
+
+/**
+ * A command (POSIX sh, safe for any node user) printing `present` when `<envDir>/<file>` exists with that
+ * sha256, else `missing`: the distribution copies only on `missing`.
+ */
+export function toolchainCheckCommand(t: ToolchainTarball, envDir = TOOLCHAIN_DIR): string {
+  checkTarball(t);
+  const f = shQuote(`${envDir}/${t.file}`);
+  return `if [ -f ${f} ] && [ "$(sha256sum ${f} | cut -d' ' -f1)" = ${t.sha256} ]; then echo present; else echo missing; fi`;
+}
+
+/**
+ * The complete script (run as root, tarball on stdin) that installs tarball `t` on `node` and writes the
+ * node's environment file; idempotent, prints `fleetkit: toolchains changed|unchanged`. Pure.
+ * @throws Error when `t` is malformed (see {@link parseManifest}).
+ */
+export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: ToolchainTarball, envDir = TOOLCHAIN_DIR): string {
+  checkTarball(t);
+  const p = platformFor(node);
+  return [
+    "#!/bin/sh",
+    `# fleetkit toolchain receive: ${t.file} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
+    readTemplate("common/prelude.sh").trimEnd(),
+    `FK_STATE=${shQuote(p.stateDir)}`,
+    `FK_FAMILY=${p.family}`,
+    `FK_ROOT_GROUP=${p.rootGroup}`,
+    "export FK_STATE FK_FAMILY FK_ROOT_GROUP",
+    renderTemplate("toolchains/receive.sh", { ...t, envDir }).trimEnd(),
+    putFile(toolchainEnvFile(fleet, node, envDir), p),
+    'if [ "$FK_CHANGED" = 1 ]; then echo "fleetkit: toolchains changed"; else echo "fleetkit: toolchains unchanged"; fi',
+    "",
+  ].join("\n");
+}
+
+/** Renders the toolchains role (the builder side) for one node. Pure. */
+export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
+  const p = platformFor(node);
+  const pkgs = { apt: ["icecc", "gcc", "g++"], pacman: ["icecream", "gcc"] };
+  const build = `${p.binDir}/icecc-env-build`;
+  const plan = toolchainsPlan(fleet);
+  const notes = plan.missing.map((m) => `fk_log ${shQuote(`note: ${m.arch} toolchains are not built: ${m.reason}`)}`);
+  return {
+    packages: p.packageList(pkgs),
+    preInstall: p.installPackages(pkgs),
+    files: [
+      { path: build, mode: 0o755, owner: "root", kind: "shell", content: toolchainBuildScript(node) },
+      toolchainEnvFile(fleet, node),
+    ],
+    postInstall: [
+      `fk_tc_out=$(${build})`,
+      `printf '%s\\n' "$fk_tc_out" | sed 's/^/fleetkit: toolchain /' >&2`,
+      'case $fk_tc_out in *"built "*) FK_CHANGED=1 ;; esac',
+      ...notes,
+    ].join("\n"),
+    // The tarballs stay: other nodes may still compile with them; `rm -rf /opt/icecc-envs` frees the space.
+    postUninstall: `fk_log ${shQuote(`kept the toolchain tarballs in ${TOOLCHAIN_DIR}`)}`,
+    services: [],
+  };
+}
+
+/** sha256 (hex) of `data`: what a manifest records for a tarball (tests, distribution scripts). */
+export function sha256Hex(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}

@@ -1,0 +1,96 @@
+/**
+ * Role `worker`: the worker daemon (runtime/worker.ts) on each worker node, run exactly as
+ * `fleet worker --queue URL --token-file FILE --node NAME [--claude PATH] [--env-file FILE]` as the node user:
+ * systemd unit `fleet-worker.service` on Linux and inside the WSL distro on Windows, LaunchDaemon
+ * `dev.fleetkit.worker` with `UserName` on macOS (runs at boot without a login, unlike a LaunchAgent).
+ *
+ * - Runtime: Node.js from the platform's packages (Homebrew `node` run as the node user on macOS), the worker's
+ *   sources and pinned package-lock subset (zod + tsx, no native modules) in `<binDir>/worker`, `npm ci` when
+ *   the lock changed (roles/runtime-dist.ts).
+ * - Queue: `http://<queue node host>:<services.queue.port>` (the queue binds the host address only, so the
+ *   orchestrator's own worker uses it too). Budget cap and ntfy settings come from the queue
+ *   (`GET /v1/nodes/me`, from fleet.yaml's budgetUsdPerSession), so editing a budget re-deploys only the queue.
+ * - Claude: with role `claude` on the node, `--claude <pinned claude>` and `--env-file <configDir>/claude.env`
+ *   (the 0600 credentials file the claude role writes); without it, `claude` from PATH and no env file.
+ * - Secret: `queueToken` (this node's own token, the value the queue role has for it in `queueTokens`) from
+ *   stdin into `<configDir>/worker/token`, 0600, owned by the node user; never on a command line.
+ * - Stop: SIGTERM, then 45 s (the worker finishes tasks for 30 s, then releases them to the queue).
+ */
+import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import { renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { platformFor } from "./platform.js";
+import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
+import { NODEJS_PACKAGES, queueUrl } from "./queue.js";
+import { runtimePayload } from "./runtime-dist.js";
+
+/** Directory of the worker runtime on `node`. */
+export function workerDir(node: FleetNode): string {
+  return `${platformFor(node).binDir}/worker`;
+}
+
+/** The 0600 file holding the node's queue token. */
+export function workerTokenFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/worker/token`;
+}
+
+/** Renders the worker role for one node (see the module docstring). Pure. */
+export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
+  const p = platformFor(node);
+  const dir = workerDir(node);
+  const nodeBin = nodeJsBinDir(node);
+  const hasClaude = node.roles.includes("claude");
+  const payload = runtimePayload(node, "worker", dir);
+  const group = p.userGroup;
+  const tokenFile = workerTokenFile(node);
+  const view = {
+    node: node.name,
+    user: node.user,
+    group,
+    home: p.home,
+    dir,
+    nodeBin,
+    queueUrl: queueUrl(fleet),
+    tokenFile,
+    configDir: `${p.configDir}/worker`,
+    claude: hasClaude ? claudeBinary(node) : undefined,
+    envFile: hasClaude ? claudeEnvFile(node) : undefined,
+  };
+  const runtime = renderTemplate("queue/runtime.sh", {
+    verb: "worker",
+    dir,
+    nodeBin,
+    stateDir: p.stateDir,
+    minNodeMajor: payload.minNodeMajor,
+    why: "tsx",
+    payload: payload.base64,
+  }).trimEnd();
+  const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime].filter(Boolean).join("\n");
+  const token = renderTemplate("worker/token.sh", { ...view, user: shQuote(node.user), group: shQuote(group) }).trimEnd();
+  const cleanup = [`fk_rm ${tokenFile}`, `rm -rf ${dir}`].join("\n");
+
+  if (p.serviceManager === "launchd") {
+    const plist = "/Library/LaunchDaemons/dev.fleetkit.worker.plist";
+    const log = `${p.home}/Library/Logs/fleet-worker.log`;
+    return {
+      packages: p.packageList(NODEJS_PACKAGES),
+      preInstall,
+      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("worker/dev.fleetkit.worker.plist", { ...view, log }) }],
+      postInstall: [token, `fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
+      preUninstall: `fk_launchd_remove dev.fleetkit.worker ${plist} system`,
+      postUninstall: cleanup,
+      services: [{ name: "dev.fleetkit.worker", manager: "launchd", scope: "system" }],
+      secrets: ["queueToken"],
+    };
+  }
+  const unit = "/etc/systemd/system/fleet-worker.service";
+  return {
+    packages: p.packageList(NODEJS_PACKAGES),
+    preInstall,
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }],
+    postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
+    preUninstall: `fk_systemd_remove fleet-worker.service ${unit}`,
+    postUninstall: cleanup,
+    services: [{ name: "fleet-worker.service", manager: "systemd", scope: "system" }],
+    secrets: ["queueToken"],
+  };
+}

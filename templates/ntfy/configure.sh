@@ -1,0 +1,13 @@
+# server.yml = the public part + the declared publish token, 0600 root (the container runs ntfy as root).
+fk_ntfy_tmp=$(mktemp {{configDir}}/.server.XXXXXX)
+{
+  cat {{publicFile}}
+  printf 'auth-tokens:\n  - "{{publisher}}:%s:fleetkit workers"\n' "${FK_SECRET_ntfyToken:-}"
+} > "$fk_ntfy_tmp"
+fk_put {{configFile}} 0600 root {{rootGroup}} < "$fk_ntfy_tmp"
+rm -f "$fk_ntfy_tmp"
+# ntfy reads its config only at start: restart a running container when anything changed.
+if [ "$FK_CHANGED" = 1 ] && docker container inspect {{container}} >/dev/null 2>&1; then
+  docker restart {{container}} >/dev/null
+  fk_log "restarted container {{container}}"
+fi

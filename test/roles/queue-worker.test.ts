@@ -1,0 +1,325 @@
+/**
+ * Roles queue and worker: per-OS renders for the three real fleets, the tokens-file merge with marker
+ * secrets, and an end-to-end run of exactly what the bundles ship: the runtime payload unpacked by the
+ * rendered shell fragment, the queue server started from it, a worker from the worker payload claiming and
+ * completing a task over HTTP on loopback.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse as parsePlist } from "plist";
+import { loadFleet } from "../../stacks/model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { renderBundle } from "../../roles/index.js";
+import { readTemplate, remoteCommand, renderTemplate } from "../../roles/bundle.js";
+import { queueFacts, queueUrl } from "../../roles/queue.js";
+import { importClosure, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
+
+const mesh = loadFleet("fleet.yaml");
+const remote = loadFleet("examples/remote-tasks.fleet.yaml");
+const shared = loadFleet("examples/shared-fs-queue.fleet.yaml");
+const FLEETS: Record<string, Fleet> = { mesh, remote, shared };
+const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;
+const holders = (fleet: Fleet, role: RoleName) => fleet.nodes.filter((n) => n.roles.includes(role)).map((n) => n.name);
+
+describe("which nodes run the queue and workers", () => {
+  it.each([
+    ["mesh", ["arch-orchestrator"], ["arch-orchestrator", "macbook1", "imac", "rpi1", "rpi2", "rpi3"], "http://arch-orchestrator:8787"],
+    ["remote", ["raspberrypi"], ["macbook-pro", "raspberrypi"], "http://raspberrypi:8787"],
+    ["shared", ["control-node"], ["control-node", "pi-node-1", "pi-node-2"], "http://control-node:8787"],
+  ] as const)("%s fleet", (label, queue, workers, url) => {
+    const fleet = FLEETS[label];
+    expect([holders(fleet, "queue"), holders(fleet, "worker"), queueUrl(fleet)]).toEqual([queue, workers, url]);
+  });
+});
+
+describe("role queue", () => {
+  it.each([
+    ["mesh", "arch-orchestrator", "fk_pacman_install nodejs npm", ["queueTokens", "ntfyToken"], "arch-orchestrator:8787"],
+    ["remote", "raspberrypi", "fk_apt_install nodejs npm", ["queueTokens", "ntfyToken"], "raspberrypi:8787"],
+    ["shared", "control-node", "fk_apt_install nodejs npm", ["queueTokens"], "control-node:8787"],
+  ] as const)("%s fleet: %s", (label, name, pkgLine, secrets, listen) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "queue");
+    const lines = b.install.split("\n");
+    expect(b.target).toBe("node");
+    expect(lines).toContain(pkgLine);
+    expect(lines).toContain(`fk_read_secrets ${secrets.join(" ")}`);
+    expect(lines).toContain("fk_systemd_unit fleet-queue.service");
+    expect(lines).toContain('if [ "$fk_node_major" -lt 20 ]; then');
+    expect(b.secrets).toEqual(secrets);
+    expect(b.services).toEqual([{ name: "fleet-queue.service", manager: "systemd", scope: "system" }]);
+    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([
+      ["/usr/local/lib/fleetkit/queue/tokens-file.mjs", 0o644, "root", "text"],
+      ["/etc/fleetkit/queue/nodes.json", 0o644, "root", "json"],
+      ["/etc/systemd/system/fleet-queue.service", 0o644, "root", "systemd"],
+    ]);
+    const unit = b.files[2].content.split("\n");
+    const user = node(fleet, name).user;
+    expect(unit).toContain(`User=${user}`);
+    expect(unit).toContain(
+      `ExecStart=/usr/bin/node /usr/local/lib/fleetkit/queue/fleet.mjs queue serve --db /var/lib/fleetkit/queue/queue.db --listen ${listen} --tokens /etc/fleetkit/queue/tokens.json`,
+    );
+    expect(unit).toContain("ReadWritePaths=/var/lib/fleetkit/queue");
+    expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service /etc/systemd/system/fleet-queue.service");
+    // The whole SSH command stays under Linux's 128 KiB limit for one argument (MAX_ARG_STRLEN).
+    expect(Buffer.byteLength(remoteCommand(node(fleet, name), b.target, b.install))).toBeLessThan(128 * 1024);
+  });
+
+  it("nodes.json holds every node's public facts and the ntfy server, no token", () => {
+    expect(queueFacts(remote)).toEqual({
+      nodes: {
+        "macbook-air": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
+        "macbook-pro": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 10 },
+        raspberrypi: { os: "raspios", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
+      },
+      ntfy: { url: "http://raspberrypi:8091", topic: "claude-tasks" },
+      publicUrl: "http://raspberrypi:8787",
+    });
+    expect(queueFacts(shared).ntfy).toBeNull();
+  });
+});
+
+describe("role worker", () => {
+  it.each([
+    // fleet, node, target, package line, service-manager line, service
+    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["shared", "pi-node-2", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+  ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "worker");
+    const lines = b.install.split("\n");
+    expect(b.target).toBe(target);
+    expect(lines).toContain(pkgLine);
+    expect(lines).toContain(svcLine);
+    expect(lines).toContain("fk_read_secrets queueToken");
+    expect(lines).toContain('if [ "$fk_node_major" -lt 18 ]; then');
+    expect(b.secrets).toEqual(["queueToken"]);
+    expect(b.services.map((s) => [s.name, s.manager, s.scope])).toEqual([[service, svcLine.startsWith("fk_systemd") ? "systemd" : "launchd", "system"]]);
+  });
+
+  it("Windows (WSL) worker: systemd inside the distro, Debian packages", () => {
+    const laptop: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => (n.name === "windows-laptop" ? { ...n, roles: [...n.roles, "worker"] } : n)) };
+    const b = renderBundle(laptop, node(laptop, "windows-laptop"), "worker");
+    expect([b.target, b.files.map((f) => f.path)]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service"]]);
+    expect(b.install.split("\n")).toContain("fk_apt_install nodejs npm");
+    expect(remoteCommand(node(laptop, "windows-laptop"), b.target, b.install)).toMatch(/^wsl\.exe -d Debian -u root -- sh -c "echo [A-Za-z0-9+/=]+ \| base64 -d/);
+  });
+
+  it("Linux unit: the runtime's worker CLI with the queue URL, token file, node, pinned claude and its env file", () => {
+    const b = renderBundle(mesh, node(mesh, "rpi1"), "worker");
+    const unit = b.files[0].content.split("\n");
+    expect(unit).toContain("User=fleet");
+    expect(unit).toContain("Environment=HOME=/home/fleet");
+    expect(unit).toContain(
+      "ExecStart=/usr/bin/node /usr/local/lib/fleetkit/worker/fleet.mjs worker --queue http://arch-orchestrator:8787 --token-file /etc/fleetkit/worker/token --node rpi1 " +
+        "--claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
+    );
+    expect(unit).toContain("TimeoutStopSec=45");
+  });
+
+  it("macOS LaunchDaemon parses with plist and Python's plistlib and runs as the node user", () => {
+    const b = renderBundle(mesh, node(mesh, "macbook1"), "worker");
+    const xml = b.files[0].content;
+    const parsed = parsePlist(xml) as Record<string, unknown>;
+    expect(parsed).toMatchObject({
+      Label: "dev.fleetkit.worker",
+      UserName: "fleet",
+      ProgramArguments: [
+        "/usr/local/bin/node", "/usr/local/libexec/fleetkit/worker/fleet.mjs", "worker",
+        "--queue", "http://arch-orchestrator:8787", "--token-file", "/usr/local/etc/fleetkit/worker/token", "--node", "macbook1",
+        "--claude", "/usr/local/libexec/fleetkit/claude-code/bin/claude", "--env-file", "/usr/local/etc/fleetkit/claude.env",
+      ],
+      RunAtLoad: true,
+      KeepAlive: true,
+      ExitTimeOut: 45,
+    });
+    const py = spawnSync("python3", ["-c", "import plistlib,sys; d=plistlib.loads(sys.stdin.buffer.read()); print(d['Label'], d['UserName'])"], { input: xml, encoding: "utf8" });
+    expect([py.status, py.stdout]).toEqual([0, "dev.fleetkit.worker fleet\n"]);
+  });
+
+  it("a worker node without role claude uses claude from PATH and no env file", () => {
+    const noClaude: Fleet = { ...shared, nodes: shared.nodes.map((n) => (n.name === "pi-node-1" ? { ...n, roles: n.roles.filter((r) => r !== "claude") } : n)) };
+    const unit = renderBundle(noClaude, node(noClaude, "pi-node-1"), "worker").files[0].content;
+    expect(unit).toContain("--node pi-node-1\n");
+    expect(unit).not.toContain("--env-file");
+  });
+});
+
+describe("runtime packaging", () => {
+  it("static imports: named, default, side-effect, re-export and multi-line forms", () => {
+    const src = 'import a from "./a.js";\nimport {\n  b,\n  c,\n} from "../b.js";\nimport "./side.js";\nexport { d } from "./d.js";\nimport type { T } from "./t.js";\nconst x = await import("./dyn.js");\n';
+    expect(staticImports(src)).toEqual(["./a.js", "../b.js", "./side.js", "./d.js", "./t.js"]);
+  });
+
+  it.each([
+    ["queue", ["fastify", "better-sqlite3", "prom-client", "zod"]],
+    ["worker", ["zod"]],
+  ] as const)("%s: the closure of runtime/cli/%s.ts and the packages it imports", (verb, pkgs) => {
+    const c = importClosure([`runtime/cli/${verb}.ts`]);
+    expect(c.files).toContain(`runtime/cli/${verb}.ts`);
+    expect(c.files).toContain("scripts/errors.ts");
+    expect(c.files.every((f) => f.startsWith("runtime/") || f === "scripts/errors.ts")).toBe(true);
+    expect(c.packages).toEqual([...pkgs].sort());
+    const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
+    const lock = JSON.parse(pkg.files.find((f) => f.path === "package-lock.json")!.content);
+    const repoLock = JSON.parse(readFileSync("package-lock.json", "utf8"));
+    expect(Object.keys(pkg.dependencies)).toEqual([...pkgs, "tsx"].sort());
+    for (const [dep, version] of Object.entries(pkg.dependencies)) expect(repoLock.packages[`node_modules/${dep}`].version).toBe(version);
+    // Every entry is copied unchanged from our lock (same resolved URL and integrity), none is dev-only.
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      if (path === "") continue;
+      expect(entry).toEqual(repoLock.packages[path]);
+      expect((entry as { dev?: boolean }).dev).toBeUndefined();
+    }
+    expect(lock.packages[""]).toEqual({ name: `fleetkit-${verb}`, dependencies: pkg.dependencies });
+  });
+
+  it("minimum Node.js: 20 for the queue (better-sqlite3 12), 18 for the worker (tsx)", () => {
+    const t = readTemplate("queue/fleet.mjs");
+    expect([runtimePackage("queue", t).minNodeMajor, runtimePackage("worker", t).minNodeMajor]).toEqual([20, 18]);
+  });
+
+  it("the payload is deterministic", () => {
+    const n = node(mesh, "rpi1");
+    expect(runtimePayload(n, "worker", "/x")).toEqual(runtimePayload(n, "worker", "/x"));
+  });
+});
+
+// ---- tokens file ----------------------------------------------------------------------------------------
+
+const MARK = (n: number) => `MARKERtoken${String(n).padStart(8, "0")}`;
+const NTFY_MARK = "tk_markerntfy0000000000000000000".slice(0, 32);
+
+function mergeTokens(fleet: Fleet, stdin: string): { status: number | null; stdout: string; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), "fk-tokens-"));
+  try {
+    writeFileSync(join(dir, "nodes.json"), JSON.stringify(queueFacts(fleet)));
+    writeFileSync(join(dir, "tokens-file.mjs"), readTemplate("queue/tokens-file.mjs"));
+    const r = spawnSync(process.execPath, [join(dir, "tokens-file.mjs"), join(dir, "nodes.json")], { input: stdin, encoding: "utf8" });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("tokens file merge (secrets from stdin, errors without values)", () => {
+  const sharedTokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
+
+  it("merges one token per node into the runtime's tokens file shape", () => {
+    const r = mergeTokens(shared, `${JSON.stringify(sharedTokens)}\n\n`);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    const out = JSON.parse(r.stdout);
+    expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, token: MARK(3) });
+    expect(out.ntfy).toBeNull();
+  });
+
+  it("adds the ntfy token when the fleet has an ntfy server", () => {
+    const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
+    const r = mergeTokens(remote, `${JSON.stringify(tokens)}\n${NTFY_MARK}\n`);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).ntfy).toEqual({ url: "http://raspberrypi:8091", topic: "claude-tasks", token: NTFY_MARK });
+  });
+
+  it.each([
+    ["not JSON", "{nope", "secret queueTokens is not a JSON object of node name to token; set it with pulumi config set --secret"],
+    ["an array", "[]", "secret queueTokens must be a JSON object of node name to token"],
+    ["a node missing", JSON.stringify({ "control-node": MARK(1), "pi-node-1": MARK(2) }), "secret queueTokens has no valid token for node pi-node-2 (16-256 letters, digits, _ or -)"],
+    ["a short token", JSON.stringify({ ...sharedTokens, "pi-node-1": "MARKERshort" }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
+    ["a token with a quote", JSON.stringify({ ...sharedTokens, "pi-node-1": `${MARK(9)}"x` }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
+    ["an unknown node", JSON.stringify({ ...sharedTokens, rpi9: MARK(4) }), 'secret queueTokens names node "rpi9", which is not in the fleet; remove it'],
+    ["a shared token", JSON.stringify({ ...sharedTokens, "pi-node-2": MARK(1) }), "secret queueTokens gives node pi-node-2 the same token as another node; every node needs its own"],
+  ])("rejects %s", (_label, line, message) => {
+    const r = mergeTokens(shared, `${line}\n\n`);
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: ${message}\n`]);
+    expect(r.stderr).not.toContain("MARKER");
+  });
+
+  it("rejects a malformed ntfy token without echoing it", () => {
+    const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
+    const r = mergeTokens(remote, `${JSON.stringify(tokens)}\ntk_MARKER\n`);
+    expect([r.status, r.stderr]).toEqual([1, "fleetkit: error: secret ntfyToken must be an ntfy access token: tk_ and 29 lower-case letters or digits\n"]);
+  });
+});
+
+// ---- end to end: the shipped runtime, unpacked by the rendered fragment, serving and working ---------------
+
+const work = mkdtempSync(join(tmpdir(), "fk-runtime-e2e-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Unpacks `verb`'s payload into `dir` by running the rendered runtime fragment (npm ci skipped: see below). */
+function unpack(verb: "queue" | "worker", dir: string): void {
+  const n = node(shared, "control-node");
+  const payload = runtimePayload(n, verb, dir);
+  // The repository's installed packages stand in for `npm ci` (no registry in tests): link each one, and
+  // stamp the lock as installed so the fragment skips npm.
+  mkdirSync(join(dir, "node_modules"), { recursive: true });
+  for (const entry of readdirSync("node_modules")) symlinkSync(join(process.cwd(), "node_modules", entry), join(dir, "node_modules", entry));
+  const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
+  writeFileSync(join(dir, "node_modules", ".fleetkit-package-lock.json"), pkg.files.find((f) => f.path === "package-lock.json")!.content);
+  const fragment = renderTemplate("queue/runtime.sh", { verb, dir, nodeBin: dirname(process.execPath), stateDir: join(work, "state"), minNodeMajor: payload.minNodeMajor, why: "test", payload: payload.base64 });
+  const script = [readTemplate("common/prelude.sh"), fragment, 'echo "changed=$FK_CHANGED"'].join("\n");
+  const r = spawnSync("sh", ["-c", script], { encoding: "utf8" });
+  expect([r.status, r.stdout]).toEqual([0, "changed=1\n"]);
+  for (const f of payload.paths) expect(statSync(f).mode & 0o777).toBe(0o644);
+  // A second run places nothing: every file is unchanged.
+  const again = spawnSync("sh", ["-c", script], { encoding: "utf8" });
+  expect([again.status, again.stdout, again.stderr]).toEqual([0, "changed=0\n", ""]);
+}
+
+describe("end to end: the queue and worker the bundles ship", () => {
+  it("unpacks both runtimes, serves the queue, and a worker completes a delegated task", async () => {
+    const qdir = join(work, "queue");
+    const wdir = join(work, "worker");
+    unpack("queue", qdir);
+    unpack("worker", wdir);
+    const tokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
+    const merged = mergeTokens(shared, `${JSON.stringify(tokens)}\n\n`);
+    const tokensFile = join(work, "tokens.json");
+    writeFileSync(tokensFile, merged.stdout, { mode: 0o600 });
+    const tokenFile = join(work, "pi-node-1.token");
+    writeFileSync(tokenFile, `${MARK(2)}\n`, { mode: 0o600 });
+
+    const server = spawn(process.execPath, [join(qdir, "fleet.mjs"), "queue", "serve", "--db", join(work, "queue.db"), "--listen", "127.0.0.1:0", "--tokens", tokensFile], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error(`queue did not start: ${out}`)), 20_000);
+        server.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+        server.on("exit", (code) => reject(new Error(`queue exited ${code}`)));
+      });
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${url}/v1/tasks`)).status).toBe(401);
+      const submit = await fetch(`${url}/v1/tasks`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${MARK(1)}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ target: "pi-node-1", prompt: "Run uptime" }),
+      });
+      expect(submit.status).toBe(201);
+      const task = (await submit.json()) as { id: string };
+      const w = spawnSync(
+        process.execPath,
+        [join(wdir, "fleet.mjs"), "worker", "--queue", url, "--token-file", tokenFile, "--node", "pi-node-1", "--once", "--executor", "noop", "--home-root", join(work, "homes")],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+      expect(w.status).toBe(0);
+      expect(`${w.stdout}${w.stderr}`).not.toContain("MARKER");
+      const done = (await (await fetch(`${url}/v1/tasks/${task.id}`, { headers: { Authorization: `Bearer ${MARK(1)}` } })).json()) as { state: string };
+      expect(done.state).toBe("completed");
+    } finally {
+      server.kill("SIGTERM");
+    }
+  });
+});
