@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
+import { loadFleet, parseFleet } from "../../stacks/model/load.js";
 import { parseProbe, probeScript, renderRoles, sha256Hex, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus, formatBytes } from "../../scripts/status.js";
 import { nodeDrift } from "../../scripts/drift.js";
@@ -29,6 +29,22 @@ describe("probeScript", () => {
     const r = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
+  });
+
+  const realNodes = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"].flatMap((file) => {
+    const f = loadFleet(file);
+    return f.nodes.map((n) => [file, n.name, f, n] as const);
+  });
+  it.each(realNodes)("%s %s: the probe of every rendered role passes shellcheck and asks for each service", (_file, _name, f, node) => {
+    const target = node.os === "windows-wsl" ? "wsl" : "node";
+    const bundles = renderRoles(f, node).bundles.filter((b) => b.target !== "windows-host");
+    const script = probeScript(f, node, bundles, target);
+    const r = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
+    expect(r.stdout + r.stderr).toBe("");
+    for (const b of bundles) {
+      expect(script).toContain(`echo "marker\t${b.role}\t`);
+      for (const s of b.services) expect(script).toContain(`echo "svc\t${b.role}\t${s.manager}\t"'${s.name}'"\t$fk_s"`);
+    }
   });
 
   it("runs under dash and reports exactly the rendered roles, files and services", () => {
