@@ -5,7 +5,8 @@
  *
  * - `GET /tailscale/tailscale_<version>_<goarch>.tgz` — like pkgs.tailscale.com/stable: a directory
  *   `tailscale_<version>_<goarch>/` holding `tailscale`, `tailscaled` and `systemd/tailscaled.{service,defaults}`;
- * - `GET /agentapi/v<version>/agentapi-<os>-<goarch>` — like coder/agentapi's GitHub release assets.
+ * - `GET /agentapi/<version>/agentapi-<os>-<goarch>` — like coder/agentapi's GitHub release assets (the
+ *   version carries its own `v`, as fleet.yaml's `artifacts.agentapi.version` does: `v0.10.0`).
  *
  * Stand-ins are small POSIX sh / python3 programs that behave like the real ones where roles look
  * (versions, a daemon that stays up, `agentapi server --port N` answering `GET /status`). Tarballs are built
@@ -429,8 +430,8 @@ export async function startArtifactServer(address: string): Promise<ArtifactServ
       file = serve(`/tailscale/${dirName}.tgz`, readFileSync(tgz.replace(/\.tgz$/, ".tar.gz")));
       url = `${baseUrl}/tailscale/tailscale_{version}_{goarch}.tgz`;
     } else {
-      file = serve(`/agentapi/v${version}/agentapi-linux-${platform.goarch}`, agentapiStandIn(version));
-      url = `${baseUrl}/agentapi/v{version}/agentapi-{os}-{goarch}`;
+      file = serve(`/agentapi/${version}/agentapi-linux-${platform.goarch}`, agentapiStandIn(version));
+      url = `${baseUrl}/agentapi/{version}/agentapi-{os}-{goarch}`;
     }
     const artifact: FleetArtifact = { version, url, sha256: { [platform.key]: file.sha256 }, file };
     published.set(key, artifact);

@@ -14,6 +14,8 @@ import { hostPlatform, startArtifactServer } from "./artifact-server.js";
 
 const skipReason = announceSkip();
 const NAMES = ["node-a", "node-b", "node-c"];
+/** cgroup hierarchies the harness gives each node its own directory in, on this machine. */
+const HIERARCHIES = [existsSync("/sys/fs/cgroup/unified/cgroup.procs") || existsSync("/sys/fs/cgroup/cgroup.controllers") ? "unified" : "", existsSync("/sys/fs/cgroup/systemd/cgroup.procs") ? "systemd" : ""].filter(Boolean);
 
 describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian nodes", () => {
   let net: TestNetwork;
@@ -33,6 +35,7 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
       netns: [`fkh${s}n1`, `fkh${s}n2`, `fkh${s}n3`],
       links: [`fkh${s}br`, `fkh${s}n1`, `fkh${s}n2`, `fkh${s}n3`],
       machines: [`fkh${s}n1`, `fkh${s}n2`, `fkh${s}n3`],
+      cgroups: ["systemd", "unified"].flatMap((h) => [1, 2, 3].map((i) => `${h}/fkh${s}n${i}`)).filter((c) => HIERARCHIES.includes(c.split("/")[0]!)),
     });
     expect(net.nodes.map((n) => [n.name, n.address])).toEqual(NAMES.map((name, i) => [name, `10.213.${s}.${11 + i}`]));
   });
@@ -46,6 +49,16 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
     expect(["running", "degraded"]).toContain(state);
     expect(await n.run("systemctl is-active ssh.service dbus.service")).toBe("active\nactive\n");
     expect(await n.run(". /etc/os-release; echo $VERSION_CODENAME")).toBe("bookworm\n");
+  });
+
+  it("gives each node's systemd its own cgroups: stopping a unit on one node leaves the same unit on another running", async () => {
+    const [a, b] = [node("node-a"), node("node-b")];
+    await Promise.all([a, b].map((n) => n.run("sudo -n systemd-run --quiet --unit=fk-probe sleep 600")));
+    await a.run("sudo -n systemctl stop fk-probe");
+    expect((await a.ssh("systemctl is-active fk-probe")).stdout).toBe("inactive\n");
+    expect(await b.run("systemctl is-active fk-probe; pgrep -x sleep | wc -l")).toBe("active\n1\n");
+    expect(await a.run("sudo -n journalctl --no-pager | grep -c 'Input/output error' || true")).toBe("0\n");
+    await b.run("sudo -n systemctl stop fk-probe");
   });
 
   it("passes stdin to the remote command and returns its exit code and both streams", async () => {
@@ -107,14 +120,14 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
       await other.close();
     }
 
-    const aa = await net.artifactServer.publish("agentapi", "0.10.0");
+    const aa = await net.artifactServer.publish("agentapi", "v0.10.0");
     const aaUrl = aa.url.replace("{version}", aa.version).replace("{os}", "linux").replace("{goarch}", goarch);
     await n.run(`curl -fsS -o /tmp/agentapi ${aaUrl} && echo '${aa.file.sha256}  /tmp/agentapi' | sha256sum -c --quiet && chmod 755 /tmp/agentapi`);
-    expect(await n.run("/tmp/agentapi --version")).toBe("agentapi version 0.10.0\n");
+    expect(await n.run("/tmp/agentapi --version")).toBe("agentapi version v0.10.0\n");
     await n.run("sudo -n systemd-run --unit=agentapi-probe /tmp/agentapi server --port 3284 --allowed-hosts localhost,node-a -- claude");
     // From another node: proves the stand-in serves /status and that node-to-node TCP works for services.
     const status = await node("node-b").run("for i in $(seq 50); do curl -fsS http://node-a:3284/status && exit 0; sleep 0.1; done; exit 1");
-    expect(JSON.parse(status)).toEqual({ status: "stable", agent: ["claude"], version: "0.10.0" });
+    expect(JSON.parse(status)).toEqual({ status: "stable", agent: ["claude"], version: "v0.10.0" });
     // Like the real one, it refuses requests addressed to a name outside --allowed-hosts.
     expect(await node("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' http://${n.address}:3284/status`)).toBe("403");
     await n.run("sudo -n systemctl stop agentapi-probe");
@@ -144,7 +157,7 @@ describe.skipIf(skipReason !== undefined)("hosts harness: three real Debian node
     const keyPath = net.keyPath;
     expect(existsSync(keyPath)).toBe(true);
     await net.teardown();
-    expect(listHostsResources(slot)).toEqual({ netns: [], links: [], machines: [] });
+    expect(listHostsResources(slot)).toEqual({ netns: [], links: [], machines: [], cgroups: [] });
     expect(existsSync(`${RUN_BASE}/slot-${slot}`)).toBe(false);
     expect(existsSync(keyPath)).toBe(false);
     await net.teardown(); // idempotent
@@ -166,13 +179,13 @@ describe.skipIf(skipReason !== undefined)("hosts harness: crash recovery", () =>
       });
       child.on("exit", (code) => reject(new Error(`fixture exited ${code} before booting: ${err}`)));
     });
-    expect(listHostsResources(slot)).toEqual({ netns: [`fkh${slot}n1`], links: [`fkh${slot}br`, `fkh${slot}n1`], machines: [`fkh${slot}n1`] });
+    expect(listHostsResources(slot)).toEqual({ netns: [`fkh${slot}n1`], links: [`fkh${slot}br`, `fkh${slot}n1`], machines: [`fkh${slot}n1`], cgroups: HIERARCHIES.map((h) => `${h}/fkh${slot}n1`).sort() });
     child.kill("SIGKILL");
     await new Promise((r) => child.once("close", r));
     // The crashed run's node is still up: nothing ran its exit handlers.
     expect(listHostsResources(slot).machines).toEqual([`fkh${slot}n1`]);
     expect(cleanupLeftovers()).toContain(slot);
-    expect(listHostsResources(slot)).toEqual({ netns: [], links: [], machines: [] });
+    expect(listHostsResources(slot)).toEqual({ netns: [], links: [], machines: [], cgroups: [] });
     expect(existsSync(`${RUN_BASE}/slot-${slot}`)).toBe(false);
   }, 240_000);
 });

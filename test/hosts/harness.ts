@@ -17,12 +17,15 @@
  *   write a test makes vanishes with the node (what `--ephemeral` gives, without copying 700 MB per node
  *   on ext4). The key, hosts file, apt proxy config and npmrc are bind-mounted read-only.
  *
+ * - each node runs in its own cgroup `<machine>` (see `cgroupParents`), so nodes' systemds never share one.
+ *
  * Teardown (`teardown()`, and synchronously from process `exit`/SIGINT/SIGTERM handlers) powers nodes off,
- * kills what remains in their namespaces, deletes namespaces, veths, the bridge and the slot directory.
+ * kills what remains in their namespaces, deletes namespaces, veths, the bridge, the nodes' cgroups and the
+ * slot directory.
  * Every boot first removes the leftovers of runs whose owning process is gone.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { ensureRootfs, machineDebianMirrors, NODE_USER, type RootfsInfo } from "./rootfs.js";
 import { startRegistryProxy, type RegistryProxy } from "./registry-proxy.js";
@@ -138,6 +141,8 @@ export interface HostsResources {
   links: string[];
   /** Machine names of running systemd-nspawn processes. */
   machines: string[];
+  /** Per-node cgroups, as `<hierarchy>/<machine>` (e.g. `unified/fkh0n1`). */
+  cgroups: string[];
 }
 
 const NAME_RE = /^fkh(\d+)(?:n\d+|br)$/;
@@ -149,6 +154,40 @@ function sh(cmd: string, args: string[], allowFail = false): string {
     if (allowFail) return "";
     const err = e as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(" ")} failed: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+/**
+ * The cgroup directories nodes are placed in, one per writable hierarchy systemd uses (the unified cgroup2
+ * tree and, on hybrid hosts, the v1 `name=systemd` tree), under this process's own cgroup there.
+ *
+ * Why: with `--keep-unit` and no systemd on the host, nspawn puts every container into
+ * `<its cgroup>/payload`, so all nodes would share one cgroup tree and each node's systemd would see (and
+ * try to kill) the other nodes' `system.slice/<unit>` processes ("Failed to kill control group …:
+ * Input/output error", units stuck in `activating`). Each node therefore starts in its own `<machine>` cgroup.
+ */
+function cgroupParents(): { name: string; path: string }[] {
+  const own = readFileSync("/proc/self/cgroup", "utf8").split("\n");
+  const rel = (hier: string) => own.find((l) => l.split(":")[1] === hier)?.split(":")[2] ?? "/";
+  const out: { name: string; path: string }[] = [];
+  if (existsSync("/sys/fs/cgroup/cgroup.controllers")) out.push({ name: "unified", path: join("/sys/fs/cgroup", rel("")) });
+  else if (existsSync("/sys/fs/cgroup/unified/cgroup.procs")) out.push({ name: "unified", path: join("/sys/fs/cgroup/unified", rel("")) });
+  if (existsSync("/sys/fs/cgroup/systemd/cgroup.procs")) out.push({ name: "systemd", path: join("/sys/fs/cgroup/systemd", rel("name=systemd")) });
+  return out;
+}
+
+/** Removes a cgroup directory tree bottom-up (rmdir only; processes must be gone). Bounded retries. */
+function removeCgroup(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroup(join(dir, e.name));
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
   }
 }
 
@@ -178,7 +217,8 @@ export function listHostsResources(slot?: number): HostsResources {
   const netns = sh("ip", ["netns", "list"], true).split("\n").map((l) => l.split(" ")[0] ?? "").filter(mine);
   const links = sh("ip", ["-o", "link", "show"], true).split("\n").map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? "").filter(mine);
   const machines = nspawnProcesses().map((p) => p.machine).filter(mine);
-  return { netns: netns.sort(), links: links.sort(), machines: machines.sort() };
+  const cgroups = cgroupParents().flatMap((c) => (existsSync(c.path) ? readdirSync(c.path) : []).filter(mine).map((d) => `${c.name}/${d}`));
+  return { netns: netns.sort(), links: links.sort(), machines: machines.sort(), cgroups: cgroups.sort() };
 }
 
 function slotDir(slot: number): string {
@@ -218,6 +258,9 @@ function destroySlotSync(slot: number): void {
     }
   }
   for (const ns of res.netns) sh("ip", ["netns", "delete", ns], true);
+  for (const c of cgroupParents()) {
+    for (const d of existsSync(c.path) ? readdirSync(c.path) : []) if (NAME_RE.exec(d)?.[1] === String(slot)) removeCgroup(join(c.path, d));
+  }
   for (const link of listHostsResources(slot).links) sh("ip", ["link", "delete", link], true);
   const propagate = "/run/systemd/nspawn/propagate";
   if (existsSync(propagate)) {
@@ -240,7 +283,7 @@ export function cleanupLeftovers(): number[] {
     }
   }
   const all = listHostsResources();
-  for (const name of [...all.netns, ...all.links, ...all.machines]) slots.add(Number(NAME_RE.exec(name)?.[1]));
+  for (const name of [...all.netns, ...all.links, ...all.machines, ...all.cgroups.map((c) => c.split("/")[1]!)]) slots.add(Number(NAME_RE.exec(name)?.[1]));
   const cleaned: number[] = [];
   for (const s of [...slots].sort((a, b) => a - b)) {
     if (slotOwnerAlive(s)) continue;
@@ -398,9 +441,13 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
       sh("ip", ["link", "set", ns, "master", bridge, "up"]);
     }
 
+    const cgroups = cgroupParents();
     for (const x of nodes) {
       const logFd = openSync(join(dir, `console-${x.name}.log`), "w");
-      const child = spawn("systemd-nspawn", [
+      const procs = cgroups.map((c) => join(c.path, x.machine, "cgroup.procs"));
+      for (const c of cgroups) mkdirSync(join(c.path, x.machine));
+      // A shell moves itself into the node's own cgroups, then becomes systemd-nspawn (see cgroupParents).
+      const child = spawn("sh", ["-c", 'for f in $FK_CGROUP_PROCS; do echo $$ > "$f" || exit 1; done; exec "$@"', "sh", "systemd-nspawn", 
         "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--boot", "--console=read-only",
         `--machine=${x.machine}`, `--hostname=${x.name}`, `--directory=${rootfs.path}`,
         `--network-namespace-path=/run/netns/${x.machine}`,
@@ -409,7 +456,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
         `--bind-ro=${join(dir, "hosts")}:/etc/hosts`,
         `--bind-ro=${join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/90fleetkit-test-proxy`,
         `--bind-ro=${join(dir, "npmrc")}:/etc/npmrc`,
-      ], { stdio: ["ignore", logFd, logFd], detached: true });
+      ], { stdio: ["ignore", logFd, logFd], detached: true, env: { ...process.env, FK_CGROUP_PROCS: procs.join(" ") } });
       closeSync(logFd);
       children.push(child);
     }
