@@ -43,7 +43,7 @@ export interface NodeDrift {
   checked: boolean;
   reason?: string;
   findings: DriftFinding[];
-  /** Roles not compared, with why (no renderer yet; Windows host side). */
+  /** Roles not compared, with why (no renderer yet). */
   unchecked: { role: RoleName; reason: string }[];
 }
 
@@ -68,10 +68,7 @@ export interface DriftReport {
 /** Compares one node's probe with its render. Pure. */
 export function nodeDrift(probe: NodeProbe): NodeDrift {
   const name = probe.node.name;
-  const unchecked = [
-    ...probe.unrendered.map((role) => ({ role, reason: "fleetkit has no renderer for this role yet" })),
-    ...probe.unprobed.map((role) => ({ role, reason: "runs on the Windows host side, which the probe does not read" })),
-  ];
+  const unchecked = probe.unrendered.map((role) => ({ role, reason: "fleetkit has no renderer for this role yet" }));
   if (probe.reach !== "ok" || !probe.report.complete) {
     return { node: name, checked: false, reason: probe.reach === "ok" ? probe.reason : `${probe.reach}: ${probe.reason ?? "no answer"}`, findings: [], unchecked };
   }

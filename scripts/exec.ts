@@ -4,6 +4,8 @@
  * the words after `--` are joined with spaces and run by the node's login shell). Output is streamed
  * line by line, each line prefixed with the node's name (stderr lines go to stderr); then one summary
  * line per node with its exit code. Replaces the reference's per-machine `pi-exec.sh` / `mbp-exec.sh`.
+ * On a Windows node the command reaches the host's OpenSSH default shell (cmd.exe unless changed); prefix
+ * it with `wsl.exe -d <distro> --` to run inside the distro.
  *
  * Exit code: the highest per-node exit code (0 only when every node exited 0; an unreachable or timed
  * out node counts as 255, ssh's own code); 2 for bad input.

@@ -1,9 +1,9 @@
 /**
  * The node probe shared by `fleet status` and `fleet drift`: one generated POSIX sh script per node,
- * started with the bundles' own `remoteCommand` (as root; inside the WSL distro on Windows nodes) in one
- * SSH round trip, that prints one tab-separated record per fact. Everything it looks at comes from the
- * node's freshly rendered role bundles (marker, file paths, services), so there is no second list of
- * what a role installs.
+ * started with the bundles' own `remoteCommand` (as root; inside the WSL distro on Windows nodes, plus a
+ * PowerShell probe of the host side there, run at the same time) in one SSH round trip, that prints one
+ * tab-separated record per fact. Everything it looks at comes from the node's freshly rendered role
+ * bundles (marker, file paths, services), so there is no second list of what a role installs.
  *
  * Records (one per line, fields separated by TAB):
  * - `fk-probe 1` first, `fk-probe-end` last (a report without the end line is incomplete);
@@ -203,29 +203,97 @@ export interface NodeProbe {
   report: ProbeReport;
   bundles: Bundle[];
   unrendered: RoleName[];
-  /** Roles on a Windows host side (PowerShell), which the POSIX probe does not look at. */
-  unprobed: RoleName[];
 }
 
 /**
- * Probes `node`: one SSH call per script target its bundles use (one on Linux and macOS; on a Windows
- * node one into the WSL distro). Never throws for network trouble.
+ * The probe for a Windows node's host side (PowerShell, target `windows-host`): the role markers Fk-Finish
+ * writes under `$env:ProgramData\fleetkit\roles` and, with the tailscale role, tailscaled's BackendState
+ * from the Windows Tailscale CLI. Same records as {@link probeScript}; Windows host bundles place no files
+ * and list no services. Pure.
+ */
+export function windowsHostProbeScript(node: FleetNode, bundles: Bundle[]): string {
+  const lines = [
+    `# fleetkit probe of node ${node.name}, Windows host side (read-only). Rendered by fleet status / fleet drift.`,
+    "$ErrorActionPreference = 'SilentlyContinue'",
+    "$T = [char]9",
+    "Write-Output 'fk-probe 1'",
+    "$FkRoles = Join-Path (Join-Path $env:ProgramData 'fleetkit') 'roles'",
+  ];
+  for (const b of bundles) {
+    lines.push(
+      `$p = Join-Path $FkRoles '${b.role}.hash'`,
+      "if (Test-Path -LiteralPath $p) { $h = ([string](Get-Content -LiteralPath $p -TotalCount 1)).Trim() } else { $h = '-' }",
+      `Write-Output ('marker' + $T + '${b.role}' + $T + $h)`,
+    );
+  }
+  if (bundles.some((b) => b.role === "tailscale")) {
+    lines.push(
+      "$ts = (Get-Command tailscale.exe).Source",
+      "if (-not $ts) { $c = Join-Path $env:ProgramFiles 'Tailscale\\tailscale.exe'; if (Test-Path -LiteralPath $c) { $ts = $c } }",
+      "if ($ts) {",
+      "  $st = ((& $ts @('status', '--json') | Out-String) | ConvertFrom-Json).BackendState",
+      "  if (-not $st) { $st = 'unknown' }",
+      "  Write-Output ('tailscale' + $T + $st)",
+      "} else { Write-Output ('tailscale' + $T + 'missing') }",
+    );
+  }
+  lines.push("Write-Output 'fk-probe-end'");
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Merges the reports of a node's two probes (its WSL distro and its Windows host side): complete only when
+ * both are; the host side's Tailscale state wins (WSL shares the host's network). Pure.
+ */
+export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport {
+  const merged: ProbeReport = {
+    ...linux,
+    complete: linux.complete && host.complete,
+    markers: new Map([...linux.markers, ...host.markers]),
+    files: [...linux.files, ...host.files],
+    services: [...linux.services, ...host.services],
+    unparsed: [...linux.unparsed, ...host.unparsed],
+  };
+  if (host.tailscale !== undefined) merged.tailscale = host.tailscale;
+  return merged;
+}
+
+/**
+ * Probes `node` in one SSH round trip: the POSIX probe on Linux and macOS; on a Windows node two calls
+ * at once, one into the WSL distro and one to the host side (PowerShell) when it has host-side roles.
+ * Never throws for network trouble.
  * @param timeoutSeconds overall limit per SSH call, dial included.
  */
 export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number): Promise<NodeProbe> {
   const { bundles, unrendered } = renderRoles(fleet, node);
   const posixTarget: ScriptTarget = node.os === "windows-wsl" ? "wsl" : "node";
   const probed = bundles.filter((b) => b.target !== "windows-host");
-  const unprobed = bundles.filter((b) => b.target === "windows-host").map((b) => b.role);
-  const script = probeScript(fleet, node, probed, posixTarget);
-  const result = await sshRun(sshTargetOf(node), remoteCommand(node, posixTarget, script), { timeoutSeconds });
-  const report = parseProbe(result.reach === "ok" ? result.stdout : "");
-  let reason = result.reason;
-  if (result.reach === "ok" && !report.complete) {
-    const err = result.stderr.trim().split("\n").at(-1) || `exit code ${result.exitCode}`;
-    reason = `the probe did not finish (${err})`;
+  const hostSide = bundles.filter((b) => b.target === "windows-host");
+  const target = sshTargetOf(node);
+  const [result, hostResult] = await Promise.all([
+    sshRun(target, remoteCommand(node, posixTarget, probeScript(fleet, node, probed, posixTarget)), { timeoutSeconds }),
+    hostSide.length ? sshRun(target, remoteCommand(node, "windows-host", windowsHostProbeScript(node, hostSide)), { timeoutSeconds }) : undefined,
+  ]);
+  let report = parseProbe(result.reach === "ok" ? result.stdout : "");
+  const calls = [{ r: result, report }];
+  if (hostResult) {
+    const hostReport = parseProbe(hostResult.reach === "ok" ? hostResult.stdout.replace(/\r/g, "") : "");
+    calls.push({ r: hostResult, report: hostReport });
+    report = mergeReports(report, hostReport);
   }
-  const probe: NodeProbe = { node, reach: result.reach, ms: result.ms, report, bundles, unrendered, unprobed };
+  const failed = calls.find((c) => c.r.reach !== "ok") ?? calls.find((c) => !c.report.complete);
+  let reason: string | undefined;
+  if (failed) {
+    reason = failed.r.reach !== "ok" ? failed.r.reason : `the probe did not finish (${failed.r.stderr.trim().split("\n").at(-1) || `exit code ${failed.r.exitCode}`})`;
+  }
+  const probe: NodeProbe = {
+    node,
+    reach: calls.find((c) => c.r.reach !== "ok")?.r.reach ?? "ok",
+    ms: Math.max(...calls.map((c) => c.r.ms)),
+    report,
+    bundles,
+    unrendered,
+  };
   if (reason !== undefined) probe.reason = reason;
   return probe;
 }

@@ -123,8 +123,7 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence): NodeStat
     }
     if (!bundle) {
       if (unseen) return { role, ok: false, services: [], problems: [unseen] };
-      const why = probe.unrendered.includes(role) ? "not checked: fleetkit has no renderer for this role yet" : "not checked: runs on the Windows host side";
-      return { role, ok: null, services: [], problems: [why] };
+      return { role, ok: null, services: [], problems: ["not checked: fleetkit has no renderer for this role yet"] };
     }
     const problems: string[] = [];
     if (!report.markers.get(role)) problems.push("not installed (no marker)");

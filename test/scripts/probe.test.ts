@@ -5,7 +5,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { loadFleet, parseFleet } from "../../stacks/model/load.js";
-import { parseProbe, probeScript, renderRoles, sha256Hex, type NodeProbe } from "../../scripts/probe.js";
+import { mergeReports, parseProbe, probeScript, renderRoles, sha256Hex, windowsHostProbeScript, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus, formatBytes } from "../../scripts/status.js";
 import { nodeDrift } from "../../scripts/drift.js";
 
@@ -114,7 +114,7 @@ function schedProbe(over: { marker?: (role: string, hash: string) => string | nu
     for (const s of b.services) lines.push(`svc\t${b.role}\t${s.manager}\t${s.name}\t${(over.svc ?? (() => "active"))(s.name)}`);
   }
   lines.push(over.extra ?? "tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t50000000000\t100000000000", "fk-probe-end");
-  return { node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles, unrendered, unprobed: [] };
+  return { node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles, unrendered };
 }
 
 describe("nodeDrift", () => {
@@ -199,4 +199,44 @@ describe("nodeStatus", () => {
     [1536, "1.5 KiB"],
     [200 * 1024 ** 3, "200 GiB"],
   ])("formatBytes(%i) = %s", (n, s) => expect(formatBytes(n)).toBe(s));
+});
+
+describe("Windows host side", () => {
+  const mesh = loadFleet("fleet.yaml");
+  const win = mesh.nodes.find((n) => n.os === "windows-wsl")!;
+  const hostSide = renderRoles(mesh, win).bundles.filter((b) => b.target === "windows-host");
+
+  it("the PowerShell probe parses with a real PowerShell grammar and asks for each host-side marker", async () => {
+    const { Language, Parser } = await import("web-tree-sitter");
+    await Parser.init();
+    const parser = new Parser();
+    parser.setLanguage(await Language.load(new URL("../../node_modules/tree-sitter-powershell/tree-sitter-powershell.wasm", import.meta.url).pathname));
+    const script = windowsHostProbeScript(win, hostSide);
+    const errors: string[] = [];
+    const walk = (n: any) => {
+      if (n.type === "ERROR" || n.isMissing) errors.push(`${n.startPosition.row + 1}: ${n.text.slice(0, 60)}`);
+      for (const c of n.children) if (c) walk(c);
+    };
+    walk(parser.parse(script)!.rootNode);
+    expect(errors).toEqual([]);
+    expect(hostSide.length).toBeGreaterThan(0);
+    for (const b of hostSide) expect(script).toContain(`Write-Output ('marker' + $T + '${b.role}' + $T + $h)`);
+  });
+
+  it("merges the WSL and host reports: both must be complete, the host's Tailscale state wins", () => {
+    const H = "d".repeat(64);
+    const linux = parseProbe(`fk-probe 1\nmarker\ticeccd\t${H}\nsvc\ticeccd\tsystemd\ticeccd.service\tactive\ndisk\t/\t5\t10\nfk-probe-end\n`);
+    const host = parseProbe(`fk-probe 1\r\nmarker\ttailscale\t-\r\ntailscale\tNeedsLogin\r\nfk-probe-end\r\n`.replace(/\r/g, ""));
+    const m = mergeReports(linux, host);
+    expect({ ...m, markers: [...m.markers] }).toEqual({
+      complete: true,
+      markers: [["iceccd", H], ["tailscale", null]],
+      files: [],
+      services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "active" }],
+      disk: { path: "/", availBytes: 5, totalBytes: 10 },
+      tailscale: "NeedsLogin",
+      unparsed: [],
+    });
+    expect(mergeReports(linux, parseProbe("fk-probe 1\nmarker\ttailscale\t-\n")).complete).toBe(false);
+  });
 });
