@@ -3,6 +3,7 @@
  * the schema's own message leaving the file untouched, platform detection from probe output, and
  * `--probe` over real SSH against this machine's test sshd.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -174,5 +175,55 @@ describe("fleet add-machine --probe over real SSH (this machine's test sshd)", (
     expect(r.code).toBe(2);
     expect(r.out).toContain("fleet add-machine --probe: cannot reach fleet@127.0.0.1:1 (offline: ssh: connect to host 127.0.0.1 port 1: Connection refused).");
     expect(readFileSync(file, "utf8")).toBe(before.replace("  sshPort: 22\n", "  sshPort: 1\n"));
+  });
+});
+
+describe("fleet add-machine on a terminal (prompts through a real pseudo-terminal, util-linux script)", () => {
+  /** Runs the CLI under `script` (a pty), answering each prompt when it appears; resolves with exit code and output. */
+  function interactive(file: string, answers: [prompt: string, answer: string][]): Promise<{ code: number | null; out: string }> {
+    return new Promise((resolve) => {
+      const child = spawn("script", ["-qec", `node_modules/.bin/tsx scripts/fleet.ts add-machine --fleet ${file}`, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+      let out = "";
+      let next = 0;
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        while (next < answers.length && out.includes(answers[next][0])) child.stdin.write(answers[next++][1] + "\n");
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        resolve({ code, out: out.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "") });
+      });
+    });
+  }
+
+  it("asks for each missing answer and writes the golden entry", async () => {
+    const file = join(work, "tty.yaml");
+    writeFileSync(file, before);
+    const r = await interactive(file, [
+      ["node name", "lab1"],
+      ["SSH address of lab1", LAB1.host],
+      ["operating system (macos, debian, raspios, arch, windows-wsl)", "debian"],
+      ["CPU architecture (x86_64, aarch64)", "x86_64"],
+      ["profile, or roles separated by commas (builder, compiler)", "compiler"],
+    ]);
+    expect(r.out).toContain("added node lab1 (debian/x86_64, profile compiler)");
+    expect(r.code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(after);
+  });
+
+  it("refuses an invalid answer with the schema's message (exit 2) and leaves the file as it was", async () => {
+    const file = join(work, "tty-bad.yaml");
+    writeFileSync(file, before);
+    const r = await interactive(file, [
+      ["node name", "lab1"],
+      ["SSH address of lab1", "lab1"],
+      ["operating system", "ubuntu"],
+      ["CPU architecture", "x86_64"],
+      ["profile, or roles", "compiler"],
+    ]);
+    expect(r.out).toContain(`nodes.lab1.os: expected one of macos|debian|raspios|arch|windows-wsl, got "ubuntu"`);
+    expect(r.code).toBe(2);
+    expect(readFileSync(file, "utf8")).toBe(before);
   });
 });
