@@ -30,7 +30,10 @@ export interface DriftFinding {
   /** The file (for file-*) or service name (for service-not-running). */
   file?: string;
   service?: string;
-  /** What the render says: the bundle hash or the file's sha256 (`service-not-running`: `active`). */
+  /**
+   * What the render says: the bundle hash or the file's sha256 (`service-not-running`: `active`). File
+   * hashes are left out for private files (mode without group/other bits).
+   */
   expected?: string;
   /** What the node has: its marker hash, the file's sha256, or the service state. */
   actual?: string;
@@ -81,8 +84,11 @@ export function nodeDrift(probe: NodeProbe): NodeDrift {
     for (const f of b.files) {
       const seen = report.files.find((x) => x.role === b.role && x.path === f.path);
       const expected = sha256Hex(f.content);
-      if (!seen || seen.sha256 === null) findings.push({ node: name, role: b.role, kind: "file-missing", file: f.path, expected });
-      else if (seen.sha256 !== expected) findings.push({ node: name, role: b.role, kind: "file-changed", file: f.path, expected, actual: seen.sha256 });
+      // A private file (no group/other access) may hold a secret once edited by hand: its hashes stay out of
+      // the report, which CI uploads as an artifact.
+      const hashes = (f.mode & 0o077) === 0 ? {} : { expected, ...(seen?.sha256 ? { actual: seen.sha256 } : {}) };
+      if (!seen || seen.sha256 === null) findings.push({ node: name, role: b.role, kind: "file-missing", file: f.path, ...(f.mode & 0o077 ? { expected } : {}) });
+      else if (seen.sha256 !== expected) findings.push({ node: name, role: b.role, kind: "file-changed", file: f.path, ...hashes });
     }
     for (const s of b.services) {
       const seen = report.services.find((x) => x.role === b.role && x.name === s.name);
@@ -170,7 +176,7 @@ function describeFinding(f: DriftFinding): string {
     case "file-missing":
       return `${f.file} is missing`;
     case "file-changed":
-      return `${f.file} was changed on the node (sha256 ${f.actual!.slice(0, 12)}, rendered ${f.expected!.slice(0, 12)})`;
+      return f.actual && f.expected ? `${f.file} was changed on the node (sha256 ${f.actual.slice(0, 12)}, rendered ${f.expected.slice(0, 12)})` : `${f.file} was changed on the node`;
     case "service-not-running":
       return `${f.service} is ${f.actual}, should be active`;
   }

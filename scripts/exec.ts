@@ -78,8 +78,9 @@ export async function execOnNodes(
   );
 }
 
-const USAGE = `usage: fleet exec <node|profile|all …> [--fleet FILE] [--timeout SECONDS] -- <command …>
+const USAGE = `usage: fleet exec <node|profile|all …> [--fleet FILE] [--timeout SECONDS] [--json] -- <command …>
   --fleet FILE       fleet file (default fleet.yaml)
+  --json             after the output, print [{ node, reach, exitCode, ms, reason? }] on stdout instead of the summary
   --timeout SECONDS  kill the command on a node after this long (default: no limit beyond the SSH dial timeout)
 Runs the command on every named node in parallel; output lines are prefixed with the node name.
 Exit code: the highest per-node exit code (offline or timed-out nodes count as 255); 2 for bad input.
@@ -88,7 +89,7 @@ Exit code: the highest per-node exit code (offline or timed-out nodes count as 2
 export async function run(argv: string[]): Promise<number> {
   const args = minimist(argv, {
     string: ["fleet", "timeout"],
-    boolean: ["help"],
+    boolean: ["help", "json"],
     default: { fleet: "fleet.yaml" },
     "--": true,
     unknown: (a) => {
@@ -111,6 +112,10 @@ export async function run(argv: string[]): Promise<number> {
     out: (l) => process.stdout.write(l + "\n"),
     err: (l) => process.stderr.write(l + "\n"),
   });
+  if (args.json) {
+    process.stdout.write(JSON.stringify(results, null, 2) + "\n");
+    return overallExitCode(results);
+  }
   for (const r of results) {
     const what = r.reach === "ok" ? `exit ${r.exitCode}` : `${r.reach} (${r.reason})`;
     const mark = r.exitCode === 0 ? chalk.green("✓") : chalk.red("✗");

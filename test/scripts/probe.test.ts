@@ -159,6 +159,12 @@ describe("nodeDrift", () => {
     expect(nodeDrift(schedProbe(over)).findings).toEqual(findings);
   });
 
+  it("a private file's hashes stay out of the report", () => {
+    const p = schedProbe({ file: (path: string, sha: string) => (path === unit ? "e".repeat(64) : sha) });
+    const bundles = p.bundles.map((b) => (b.role === "iceccd" ? { ...b, files: b.files.map((f) => ({ ...f, mode: 0o600 })) } : b));
+    expect(nodeDrift({ ...p, bundles }).findings).toEqual([{ node: "sched", role: "iceccd", kind: "file-changed", file: unit }]);
+  });
+
   it("an offline node is not checked (and has no findings)", () => {
     const p = schedProbe();
     const d = nodeDrift({ ...p, reach: "offline", reason: "ssh: connect to host sched port 22: Connection refused", report: parseProbe("") });

@@ -2,7 +2,7 @@
  * The SSH transport and `fleet exec` against a real OpenSSH server on 127.0.0.1 (a throwaway sshd with
  * its own keys, see sshd.ts): exit codes, stdin, streaming, refused and silent peers, timeouts.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -125,6 +125,28 @@ describe("fleet exec", () => {
     expect(text).toMatch(/^✗ s0: exit 3, \d+ ms$/m);
     expect(text).toMatch(/^✗ a: exit 3, \d+ ms$/m);
     expect(text).not.toContain(" b:");
+  });
+
+  it("--json reports each node's reach and exit code, offline nodes as 255", async () => {
+    const { file } = loopbackFleet(["a"]);
+    const offline = join(work, "offline.yaml");
+    writeFileSync(offline, readFileSync(file, "utf8").replace(/^  sshPort: \d+$/m, "  sshPort: 1"));
+    const chunks: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const writeErr = process.stderr.write.bind(process.stderr);
+    process.stdout.write = ((c: string) => (chunks.push(String(c)), true)) as typeof process.stdout.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await execRun(["--fleet", offline, "all", "--json", "--", "true"]);
+    } finally {
+      process.stdout.write = write;
+      process.stderr.write = writeErr;
+    }
+    expect(code).toBe(255);
+    const results = JSON.parse(chunks.join("")) as { node: string; reach: string; exitCode: number; reason: string }[];
+    expect(results.map((r) => [r.node, r.reach, r.exitCode])).toEqual([["s0", "offline", 255], ["a", "offline", 255]]);
+    expect(results[1].reason).toBe(`ssh: connect to host ${LOOPBACK_HOSTS[1]} port 1: Connection refused`);
   });
 
   it.each([
