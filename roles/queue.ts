@@ -12,9 +12,9 @@
  * - Database: `<stateDir>/queue/queue.db` (SQLite, WAL), owned by the node user; kept on uninstall.
  * - Tokens: `<configDir>/queue/nodes.json` (0644) holds the public facts of every node (os, arch, tags,
  *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL). The install merges the
- *   secrets from stdin into `<configDir>/queue/tokens.json` (0600, node user): `queueTokens` is a one-line
- *   JSON object `{"<node>": "<token>"}` with a token (16–256 of `A-Za-z0-9_-`) for every node of the fleet
- *   (each node's worker and CLI use their own); `ntfyToken` (`tk_` + 29 lower-case letters/digits, the same
+ *   secrets from stdin into `<configDir>/queue/tokens.json` (0600, node user): `queueTokens` is the stack's
+ *   one-line `node:token node:token …` (stacks/secrets.ts formatQueueTokens; a token of 16–256 `A-Za-z0-9_-`
+ *   per node that runs a worker; nodes without one are left out of the file); `ntfyToken` (`tk_` + 29 lower-case letters/digits, the same
  *   value the ntfy role provisions) when the fleet has an ntfy server, handed to workers by `GET
  *   /v1/nodes/me`. Secrets only ever pass through `printf` (a shell builtin) and stdin, never a command line.
  * - Health: the install waits (bounded, 60 s) for `GET /healthz`.

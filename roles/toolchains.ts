@@ -105,12 +105,21 @@ function builtArches(fleet: Fleet): ArchName[] {
   return ARCH_NAMES.filter((a) => fleet.nodes.some((n) => n.roles.includes("toolchains") && n.arch === a));
 }
 
+/** Where the node-side scripts put things; defaults are the real paths, tests point them into a temp dir. */
+export interface ToolchainPaths {
+  /** Tarball directory (default {@link TOOLCHAIN_DIR}). */
+  envDir?: string;
+  /** Environment file (default {@link toolchainEnvPath}). */
+  envFile?: string;
+}
+
 /**
  * The sourced environment file for a Linux iceccd node (see the module docstring). Depends only on the
- * node's arch and the fleet's builder arches. `envDir` is for tests.
+ * node's arch and the fleet's builder arches.
  */
-export function toolchainEnvFile(fleet: Fleet, node: FleetNode, envDir = TOOLCHAIN_DIR): BundleFile {
-  const path = toolchainEnvPath(node);
+export function toolchainEnvFile(fleet: Fleet, node: FleetNode, paths: ToolchainPaths = {}): BundleFile {
+  const envDir = paths.envDir ?? TOOLCHAIN_DIR;
+  const path = paths.envFile ?? toolchainEnvPath(node);
   const others = builtArches(fleet).filter((a) => a !== node.arch);
   return {
     path,
@@ -164,8 +173,9 @@ export function toolchainCheckCommand(t: ToolchainTarball, envDir = TOOLCHAIN_DI
  * node's environment file; idempotent, prints `fleetkit: toolchains changed|unchanged`. Pure.
  * @throws Error when `t` is malformed (see {@link parseManifest}).
  */
-export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: ToolchainTarball, envDir = TOOLCHAIN_DIR): string {
+export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: ToolchainTarball, paths: ToolchainPaths = {}): string {
   checkTarball(t);
+  const envDir = paths.envDir ?? TOOLCHAIN_DIR;
   const p = platformFor(node);
   return [
     "#!/bin/sh",
@@ -176,7 +186,7 @@ export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: Toolcha
     `FK_ROOT_GROUP=${p.rootGroup}`,
     "export FK_STATE FK_FAMILY FK_ROOT_GROUP",
     renderTemplate("toolchains/receive.sh", { ...t, envDir }).trimEnd(),
-    putFile(toolchainEnvFile(fleet, node, envDir), p),
+    putFile(toolchainEnvFile(fleet, node, paths), p),
     'if [ "$FK_CHANGED" = 1 ]; then echo "fleetkit: toolchains changed"; else echo "fleetkit: toolchains unchanged"; fi',
     "",
   ].join("\n");

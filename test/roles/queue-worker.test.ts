@@ -210,9 +210,10 @@ function mergeTokens(fleet: Fleet, stdin: string): { status: number | null; stdo
 
 describe("tokens file merge (secrets from stdin, errors without values)", () => {
   const sharedTokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
+  const line = (t: Record<string, string>) => Object.entries(t).map(([n, v]) => `${n}:${v}`).join(" ");
 
   it("merges one token per node into the runtime's tokens file shape", () => {
-    const r = mergeTokens(shared, `${JSON.stringify(sharedTokens)}\n\n`);
+    const r = mergeTokens(shared, `${line(sharedTokens)}\n\n`);
     expect([r.status, r.stderr]).toEqual([0, ""]);
     const out = JSON.parse(r.stdout);
     expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, token: MARK(3) });
@@ -221,28 +222,35 @@ describe("tokens file merge (secrets from stdin, errors without values)", () => 
 
   it("adds the ntfy token when the fleet has an ntfy server", () => {
     const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
-    const r = mergeTokens(remote, `${JSON.stringify(tokens)}\n${NTFY_MARK}\n`);
+    const r = mergeTokens(remote, `${line(tokens)}\n${NTFY_MARK}\n`);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).ntfy).toEqual({ url: "http://raspberrypi:8091", topic: "claude-tasks", token: NTFY_MARK });
   });
 
+  it("leaves out nodes the stack minted no token for (no worker there)", () => {
+    const r = mergeTokens(remote, `macbook-pro:${MARK(2)} raspberrypi:${MARK(3)}\n${NTFY_MARK}\n`);
+    expect(r.status).toBe(0);
+    expect(Object.keys(JSON.parse(r.stdout).nodes)).toEqual(["macbook-pro", "raspberrypi"]);
+  });
+
   it.each([
-    ["not JSON", "{nope", "secret queueTokens is not a JSON object of node name to token; set it with pulumi config set --secret"],
-    ["an array", "[]", "secret queueTokens must be a JSON object of node name to token"],
-    ["a node missing", JSON.stringify({ "control-node": MARK(1), "pi-node-1": MARK(2) }), "secret queueTokens has no valid token for node pi-node-2 (16-256 letters, digits, _ or -)"],
-    ["a short token", JSON.stringify({ ...sharedTokens, "pi-node-1": "MARKERshort" }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
-    ["a token with a quote", JSON.stringify({ ...sharedTokens, "pi-node-1": `${MARK(9)}"x` }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
-    ["an unknown node", JSON.stringify({ ...sharedTokens, rpi9: MARK(4) }), 'secret queueTokens names node "rpi9", which is not in the fleet; remove it'],
-    ["a shared token", JSON.stringify({ ...sharedTokens, "pi-node-2": MARK(1) }), "secret queueTokens gives node pi-node-2 the same token as another node; every node needs its own"],
-  ])("rejects %s", (_label, line, message) => {
-    const r = mergeTokens(shared, `${line}\n\n`);
+    ["an empty line", "", "secret queueTokens holds no node:token pair; the stack mints one per worker node"],
+    ["JSON instead of pairs", JSON.stringify(sharedTokens), "secret queueTokens must be node:token pairs separated by spaces; set it with pulumi config set --secret"],
+    ["a pair without a colon", `control-node${MARK(1)}`, "secret queueTokens must be node:token pairs separated by spaces; set it with pulumi config set --secret"],
+    ["a short token", line({ ...sharedTokens, "pi-node-1": "MARKERshort" }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
+    ["a token with a quote", line({ ...sharedTokens, "pi-node-1": `${MARK(9)}"x` }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
+    ["an unknown node", line({ ...sharedTokens, rpi9: MARK(4) }), 'secret queueTokens names node "rpi9", which is not in the fleet; remove it'],
+    ["a node twice", `${line(sharedTokens)} pi-node-1:${MARK(5)}`, "secret queueTokens names node pi-node-1 twice"],
+    ["a shared token", line({ ...sharedTokens, "pi-node-2": MARK(1) }), "secret queueTokens gives node pi-node-2 the same token as another node; every node needs its own"],
+  ])("rejects %s", (_label, input, message) => {
+    const r = mergeTokens(shared, `${input}\n\n`);
     expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: ${message}\n`]);
     expect(r.stderr).not.toContain("MARKER");
   });
 
   it("rejects a malformed ntfy token without echoing it", () => {
     const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
-    const r = mergeTokens(remote, `${JSON.stringify(tokens)}\ntk_MARKER\n`);
+    const r = mergeTokens(remote, `${line(tokens)}\ntk_MARKER\n`);
     expect([r.status, r.stderr]).toEqual([1, "fleetkit: error: secret ntfyToken must be an ntfy access token: tk_ and 29 lower-case letters or digits\n"]);
   });
 });
@@ -279,7 +287,7 @@ describe("end to end: the queue and worker the bundles ship", () => {
     unpack("queue", qdir);
     unpack("worker", wdir);
     const tokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
-    const merged = mergeTokens(shared, `${JSON.stringify(tokens)}\n\n`);
+    const merged = mergeTokens(shared, `${Object.entries(tokens).map(([n, v]) => `${n}:${v}`).join(" ")}\n\n`);
     const tokensFile = join(work, "tokens.json");
     writeFileSync(tokensFile, merged.stdout, { mode: 0o600 });
     const tokenFile = join(work, "pi-node-1.token");

@@ -1,0 +1,205 @@
+/**
+ * Role toolchains: the plan (who builds, who receives, what cannot be built) for the real fleets, the
+ * builder bundle per OS, and the real thing on this machine: icecc-create-env packs the installed gcc and
+ * clang through the rendered build command, a rebuild keeps the tarballs byte-identical, the rendered
+ * receive script installs them on a "node" directory (verified by sha256, skipped when present), and the
+ * rendered environment file yields the platform-mapped ICECC_VERSION.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadFleet } from "../../stacks/model/load.js";
+import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import { renderBundle } from "../../roles/index.js";
+import {
+  describeToolchainsPlan,
+  parseManifest,
+  sha256Hex,
+  toolchainBuildScript,
+  toolchainCheckCommand,
+  toolchainEnvFile,
+  toolchainReceiveScript,
+  toolchainsPlan,
+  type ToolchainTarball,
+} from "../../roles/toolchains.js";
+
+const mesh = loadFleet("fleet.yaml");
+const remote = loadFleet("examples/remote-tasks.fleet.yaml");
+const shared = loadFleet("examples/shared-fs-queue.fleet.yaml");
+const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;
+/** The mesh with rpi1 also building (an aarch64 builder). */
+const meshArm: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => (n.name === "rpi1" ? { ...n, roles: [...n.roles, "toolchains"], builder: true } : n)) };
+
+const NO_ARM =
+  "no aarch64 builder: icecc-create-env packs the compilers of the machine it runs on; give one always-on aarch64 Linux node (e.g. rpi1) the role toolchains to build aarch64 tarballs";
+
+describe("toolchains plan", () => {
+  it("nine-machine fleet: x86_64 built on the orchestrator and copied to every Linux daemon; aarch64 cannot be built", () => {
+    expect(toolchainsPlan(mesh)).toEqual({
+      builders: [{ node: "arch-orchestrator", arch: "x86_64" }],
+      distribution: [{ arch: "x86_64", from: "arch-orchestrator", to: ["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"] }],
+      missing: [{ arch: "aarch64", nodes: ["rpi1", "rpi2", "rpi3"], reason: NO_ARM }],
+      skipped: ["macbook1", "imac", "macbook2"].map((n) => ({ node: n, reason: "macOS: a Linux toolchain cannot run on a macOS iceccd and builds no Mach-O; its icecc packs its own compiler" })),
+    });
+    expect(describeToolchainsPlan(mesh).slice(0, 2)).toEqual([
+      "toolchains x86_64: built on arch-orchestrator, copied to rpi1, rpi2, rpi3, windows-desktop, windows-laptop",
+      `toolchains aarch64: not built (${NO_ARM}); rpi1, rpi2, rpi3 compile with their local compiler`,
+    ]);
+  });
+
+  it("with an aarch64 builder, both arches are built and cross-copied", () => {
+    const plan = toolchainsPlan(meshArm);
+    expect([plan.distribution, plan.missing]).toEqual([
+      [
+        { arch: "x86_64", from: "arch-orchestrator", to: ["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"] },
+        { arch: "aarch64", from: "rpi1", to: ["arch-orchestrator", "rpi2", "rpi3", "windows-desktop", "windows-laptop"] },
+      ],
+      [],
+    ]);
+  });
+
+  it.each([["remote-tasks"], ["shared-fs-queue"]])("%s: no icecc, nothing to build", (label) => {
+    expect(toolchainsPlan(label === "remote-tasks" ? remote : shared)).toEqual({ builders: [], distribution: [], missing: [], skipped: [] });
+  });
+});
+
+describe("role toolchains: the builder bundle", () => {
+  it.each([
+    ["mesh", "arch-orchestrator", "fk_pacman_install icecream gcc", "/usr/bin/icecc-create-env", true],
+    ["meshArm", "rpi1", "fk_apt_install icecc gcc g++", "/usr/bin/icecc-create-env", false],
+  ] as const)("%s fleet: %s", (label, name, pkgLine, createEnv, noteArm) => {
+    const fleet = label === "mesh" ? mesh : meshArm;
+    const b = renderBundle(fleet, node(fleet, name), "toolchains");
+    const lines = b.install.split("\n");
+    expect([b.target, b.secrets, b.services]).toEqual(["node", [], []]);
+    expect(lines).toContain(pkgLine);
+    expect(b.files.map((f) => [f.path, f.mode, f.kind])).toEqual([
+      ["/usr/local/lib/fleetkit/icecc-env-build", 0o755, "shell"],
+      ["/etc/fleetkit/icecc-env.sh", 0o644, "shell"],
+    ]);
+    expect(b.files[0].content).toContain(`  if ! (cd "$work" && ${createEnv} "$@") > "$work/$compiler.log" 2>&1; then`);
+    expect(lines).toContain("fk_tc_out=$(/usr/local/lib/fleetkit/icecc-env-build)");
+    expect(lines.includes(`fk_log 'note: aarch64 toolchains are not built: ${NO_ARM}'`)).toBe(noteArm);
+  });
+
+  it("adding a node changes no toolchains hash; adding an aarch64 builder changes the x86_64 builder's env file", () => {
+    const h = (f: Fleet) => renderBundle(f, node(f, "arch-orchestrator"), "toolchains").hash;
+    const rpi4: FleetNode = { ...node(mesh, "rpi3"), name: "rpi4", host: "rpi4" };
+    expect(h({ ...mesh, nodes: [...mesh.nodes, rpi4] })).toBe(h(mesh));
+    expect(h(meshArm)).not.toBe(h(mesh));
+  });
+});
+
+describe("manifest and check command", () => {
+  const good = `x86_64 gcc x86_64-gcc-${"a".repeat(32)}.tar.gz ${"b".repeat(64)}`;
+  it("parses a manifest", () => {
+    expect(parseManifest(`${good}\n\n`)).toEqual([{ arch: "x86_64", compiler: "gcc", file: `x86_64-gcc-${"a".repeat(32)}.tar.gz`, sha256: "b".repeat(64) }]);
+  });
+  it.each([
+    ["an unknown arch", `armv7 gcc armv7-gcc-${"a".repeat(32)}.tar.gz ${"b".repeat(64)}`],
+    ["a file of another compiler", `x86_64 gcc x86_64-clang-${"a".repeat(32)}.tar.gz ${"b".repeat(64)}`],
+    ["a path in the name", `x86_64 gcc ../x86_64-gcc-${"a".repeat(32)}.tar.gz ${"b".repeat(64)}`],
+    ["a short sha256", `x86_64 gcc x86_64-gcc-${"a".repeat(32)}.tar.gz ${"b".repeat(63)}`],
+    ["a shell word", `x86_64 gcc x86_64-gcc-${"a".repeat(32)}.tar.gz ${"b".repeat(64)} ;rm`],
+  ])("rejects %s", (_label, line) => {
+    expect(() => parseManifest(line)).toThrow(`toolchain manifest line 1: expected "<arch> <compiler> <arch>-<compiler>-<md5>.tar.gz <sha256>", got "${line}"`);
+  });
+});
+
+// ---- real build, distribution and environment ------------------------------------------------------------
+
+const root = mkdtempSync(join(tmpdir(), "fk-toolchains-"));
+const builderDir = join(root, "builder");
+const nodeDir = join(root, "node");
+let built: ToolchainTarball[] = [];
+let firstOut = "";
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const runBuild = () => {
+  const script = join(root, "icecc-env-build");
+  writeFileSync(script, toolchainBuildScript(node(mesh, "arch-orchestrator"), builderDir), { mode: 0o755 });
+  return execFileSync("sh", [script], { encoding: "utf8" });
+};
+
+describe("on this machine: icecc-create-env for real", () => {
+  beforeAll(() => {
+    firstOut = runBuild();
+    built = parseManifest(readFileSync(join(builderDir, "manifest-x86_64"), "utf8"));
+  }, 120_000);
+
+  it("builds one content-named tarball per installed compiler and links it as current", () => {
+    expect(built.map((t) => t.compiler)).toEqual(["gcc", "clang"]);
+    expect(firstOut).toBe(built.map((t) => `built ${t.file}\n`).join(""));
+    for (const t of built) {
+      expect(t.file).toMatch(new RegExp(`^x86_64-${t.compiler}-[0-9a-f]{32}\\.tar\\.gz$`));
+      expect(sha256Hex(readFileSync(join(builderDir, t.file)))).toBe(t.sha256);
+      expect(readlinkSync(join(builderDir, `current-x86_64-${t.compiler}.tar.gz`))).toBe(t.file);
+    }
+    const listing = execFileSync("tar", ["-tzf", join(builderDir, built[0]!.file)], { encoding: "utf8" }).split("\n");
+    expect(listing).toContain("usr/bin/gcc");
+  });
+
+  it("a rebuild of unchanged compilers keeps every tarball byte-identical (so it is never copied again)", () => {
+    const before = built.map((t) => statSync(join(builderDir, t.file)).mtimeMs);
+    expect(runBuild()).toBe(built.map((t) => `unchanged ${t.file}\n`).join(""));
+    expect(parseManifest(readFileSync(join(builderDir, "manifest-x86_64"), "utf8"))).toEqual(built);
+    expect(built.map((t) => statSync(join(builderDir, t.file)).mtimeMs)).toEqual(before);
+  }, 120_000);
+
+  it("distribution: check says missing, receive installs and verifies, then check says present and a resend is a no-op", () => {
+    const rpi1 = node(mesh, "rpi1");
+    const paths = { envDir: nodeDir, envFile: join(root, "etc", "icecc-env.sh") };
+    const check = (t: ToolchainTarball) => execFileSync("sh", ["-c", toolchainCheckCommand(t, nodeDir)], { encoding: "utf8" });
+    for (const t of built) {
+      expect(check(t)).toBe("missing\n");
+      const r = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, rpi1, t, paths)], { input: readFileSync(join(builderDir, t.file)), encoding: "utf8" });
+      expect([r.status, r.stdout]).toEqual([0, "fleetkit: toolchains changed\n"]);
+      expect(check(t)).toBe("present\n");
+      const again = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, rpi1, t, paths)], { input: "", encoding: "utf8" });
+      expect([again.status, again.stdout]).toEqual([0, "fleetkit: toolchains unchanged\n"]);
+      expect(readlinkSync(join(nodeDir, `current-x86_64-${t.compiler}.tar.gz`))).toBe(t.file);
+    }
+    expect(readFileSync(paths.envFile, "utf8")).toBe(toolchainEnvFile(mesh, rpi1, paths).content);
+  });
+
+  it("a corrupted transfer is refused and replaces nothing", () => {
+    const t = built[0]!;
+    const other: ToolchainTarball = { ...t, file: `x86_64-${t.compiler}-${"0".repeat(32)}.tar.gz` };
+    const r = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, node(mesh, "rpi1"), other, { envDir: nodeDir, envFile: join(root, "etc", "x.sh") })], { input: "not a tarball", encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`fleetkit: error: toolchain ${other.file} arrived with sha256 [0-9a-f]{64}, expected ${t.sha256}; nothing was replaced, send it again\n$`));
+    expect(spawnSync("ls", ["-A", nodeDir], { encoding: "utf8" }).stdout.split("\n").filter((f) => f.includes("0".repeat(32)))).toEqual([]);
+    expect(readlinkSync(join(nodeDir, `current-x86_64-${t.compiler}.tar.gz`))).toBe(t.file);
+  });
+
+  it.each([
+    // fleet, node, [ICECC_VERSION, FLEET_ICECC_VERSION_GCC, FLEET_ICECC_VERSION_CLANG] as relative names
+    ["mesh", "windows-desktop", ["x86_64-clang", "x86_64-gcc", "x86_64-clang"]],
+    ["mesh", "rpi1", ["", "", ""]],
+    ["meshArm", "rpi1", ["aarch64-clang,x86_64:x86_64-clang", "", "aarch64-clang,x86_64:x86_64-clang"]],
+    ["meshArm", "windows-desktop", ["x86_64-clang,aarch64:aarch64-clang", "x86_64-gcc", "x86_64-clang,aarch64:aarch64-clang"]],
+  ] as const)("environment file, %s fleet, %s", (label, name, expected) => {
+    const fleet = label === "mesh" ? mesh : meshArm;
+    // With an aarch64 builder (meshArm), an aarch64 clang tarball as it would have sent it (contents do not matter).
+    const armFile = `aarch64-clang-${"c".repeat(32)}.tar.gz`;
+    const dir = join(root, `env-${label}-${name}`);
+    mkdirSync(dir);
+    for (const t of built) {
+      linkSync(join(builderDir, t.file), join(dir, t.file));
+      symlinkSync(t.file, join(dir, `current-x86_64-${t.compiler}.tar.gz`));
+    }
+    if (label === "meshArm") {
+      writeFileSync(join(dir, armFile), "x");
+      symlinkSync(armFile, join(dir, "current-aarch64-clang.tar.gz"));
+    }
+    const env = toolchainEnvFile(fleet, node(fleet, name), { envDir: dir });
+    writeFileSync(join(dir, "icecc-env.sh"), env.content);
+    const r = spawnSync("sh", ["-c", `set -eu; . ${join(dir, "icecc-env.sh")}; printf '%s|%s|%s|%s' "\${ICECC_VERSION-unset}" "$FLEET_ICECC_VERSION_GCC" "$FLEET_ICECC_VERSION_CLANG" "$(env | grep -c '^ICECC_VERSION=' || true)"`], { encoding: "utf8" });
+    const file = (rel: string) => (rel.startsWith("aarch64-clang") ? join(dir, armFile) : join(dir, built.find((t) => rel.startsWith(`x86_64-${t.compiler}`))!.file));
+    const expand = (v: string) => v.split(",").filter(Boolean).map((part) => (part.includes(":") ? `${part.split(":")[0]}:${file(part.split(":")[1]!)}` : file(part))).join(",");
+    const [version, gcc, clang] = expected.map(expand);
+    expect([r.status, r.stdout]).toEqual([0, `${version || "unset"}|${gcc}|${clang}|${version ? 1 : 0}`]);
+  });
+});
