@@ -5,6 +5,7 @@
  * not yet in the fleet, for `add-machine --probe`. The verbs run as the real CLI in a child process.
  * Skipped loudly when the machine cannot run the hosts level.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -162,6 +163,26 @@ nodes:
     const bad = await fleetCli("logs", "cc1", "icecc-scheduler", "--fleet", file);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('fleet logs: "icecc-scheduler" is not a role of node cc1');
+  });
+
+  it("logs -f: keeps streaming; a restart shows up while it runs", async () => {
+    const child = spawn("node_modules/.bin/tsx", ["scripts/fleet.ts", "logs", "cc1", "iceccd", "-f", "-n", "0", "--fleet", file], {
+      env: { ...process.env, FLEET_KNOWN_HOSTS: join(work, "known_hosts"), FORCE_COLOR: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    try {
+      // Restart until the follower shows it (the first restart may come before journalctl -f is attached); bounded.
+      for (let i = 0; i < 10 && !/Started iceccd\.service/.test(out); i++) {
+        await asRoot("cc1", "systemctl restart iceccd.service");
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+      expect(out).toMatch(/Started iceccd\.service/);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill("SIGINT");
+    }
   });
 
   it("drift: clean after install; a hand-edited file and a removed marker are reported (exit 1); re-install makes it clean", async () => {
