@@ -90,6 +90,8 @@ describe("worker presence from the queue", () => {
 
   it("a queue that does not answer is reported, within the timeout", async () => {
     const presence = await queuePresence("http://127.0.0.1:1", tokenOf("pi"), 2);
-    expect(presence).toEqual({ ok: false, reason: "queue http://127.0.0.1:1 not reachable: fetch failed" });
+    expect(presence.ok).toBe(false);
+    // The wording of the connection error is the queue client's (fetch's cause when it gives one).
+    if (!presence.ok) expect(presence.reason).toMatch(/^queue http:\/\/127\.0\.0\.1:1 not reachable: (fetch failed|connect ECONNREFUSED 127\.0\.0\.1:1)$/);
   });
 });
