@@ -60,7 +60,8 @@ fk_read_secrets() {
   [ "$fk_found" = 1 ] || fk_die "none of the secrets $* was given on stdin; set one of them with pulumi config set --secret"
 }
 
-# fk_apt_install PKG... : installs missing Debian packages.
+# fk_apt_install PKG... : installs missing Debian packages. Role commands on one node run in parallel
+# (Pulumi runs independent resources concurrently), so apt waits for the dpkg lock instead of failing.
 fk_apt_install() {
   fk_missing=""
   for fk_p in "$@"; do
@@ -68,9 +69,9 @@ fk_apt_install() {
   done
   if [ -n "$fk_missing" ]; then
     fk_log "apt-get install$fk_missing"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
     # shellcheck disable=SC2086 # word splitting of the package list is intended
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $fk_missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $fk_missing >/dev/null
     FK_CHANGED=1
   fi
 }
@@ -111,7 +112,7 @@ fk_pkg_release() {
     [ -n "$fk_used" ] && continue
     fk_log "removing package $fk_p"
     case "$FK_FAMILY" in
-      debian) dpkg-query -W "$fk_p" >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "$fk_p" >/dev/null ;;
+      debian) dpkg-query -W "$fk_p" >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 purge -y -q "$fk_p" >/dev/null ;;
       arch) pacman -Q "$fk_p" >/dev/null 2>&1 && pacman -Rns --noconfirm "$fk_p" >/dev/null ;;
       macos) fk_brew list --formula "$fk_p" >/dev/null 2>&1 && fk_brew uninstall --formula "$fk_p" >/dev/null ;;
     esac
