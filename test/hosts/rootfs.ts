@@ -22,14 +22,15 @@ export const NODE_USER = "admin";
 /**
  * Packages installed into the root filesystem. Beyond what boots a node with sshd (openssh-server,
  * systemd-sysv, dbus), these are what the Linux roles need anyway, so tests do not depend on apt at run time:
- * icecc (iceccd, icecc-scheduler, icecc-create-env), gcc + libc6-dev (a real compile), curl + ca-certificates
+ * icecc (iceccd, icecc-scheduler, icecc-create-env), gcc + g++ + libc6-dev (a real compile; icecc-create-env
+ * packs both compilers), curl + ca-certificates
  * (artifact downloads), sudo (the Pulumi command provider's `sudo -n sh -c`), python3 (the stand-in Tailscale and
  * AgentAPI), nodejs + npm + bubblewrap + socat (the claude role's packages; npm's dependency tree is ~300 Debian
  * packages, too slow to fetch per run).
  */
 export const ROOTFS_PACKAGES = [
   "openssh-server", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps",
-  "ca-certificates", "curl", "sudo", "python3", "gcc", "libc6-dev", "icecc", "file", "xz-utils",
+  "ca-certificates", "curl", "sudo", "python3", "gcc", "g++", "libc6-dev", "icecc", "file", "xz-utils",
   "nodejs", "npm", "bubblewrap", "socat",
 ];
 

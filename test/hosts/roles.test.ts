@@ -1,0 +1,322 @@
+/**
+ * Every Linux role bundle on real Debian nodes, run over SSH exactly as the Pulumi role component runs it:
+ * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent as the node user,
+ * with the bundle's secrets as `NAME=value` lines on stdin, in the order of plan.ts `roleDependencies`
+ * (Pulumi's `dependsOn`); uninstall runs in reverse order, and a changed bundle is replaced the way
+ * `deleteBeforeReplace` does it (old uninstall, then new install).
+ *
+ * The fleet is rendered from a test fleet.yaml of three Debian nodes by the real model and role renderers;
+ * downloads come from the harness's artifact server, with their sha256 written into that fleet.yaml.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseFleet } from "../../stacks/model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
+import { renderFleetBundles } from "../../roles/index.js";
+import { remoteCommand } from "../../roles/bundle.js";
+import type { Bundle, SecretName } from "../../roles/types.js";
+import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
+import type { FleetArtifact } from "./artifact-server.js";
+
+const skipReason = announceSkip();
+
+/** Roles this file proves, by node. Every Linux role with a renderer that needs no Node.js ≥ 20 (see below). */
+const LAYOUT: Record<string, RoleName[]> = {
+  "node-a": ["tailscale", "claude", "agentapi", "icecc-scheduler", "iceccd"],
+  "node-b": ["tailscale", "claude", "iceccd"],
+  "node-c": ["tailscale", "iceccd"],
+};
+const NAMES = Object.keys(LAYOUT);
+
+/** Binaries and trees a role installs outside its bundle files, which uninstall must remove. */
+const ROLE_LEFTOVERS: Partial<Record<RoleName, string[]>> = {
+  tailscale: ["/usr/local/bin/tailscale", "/usr/local/sbin/tailscaled"],
+  claude: ["/usr/local/bin/claude", "/usr/local/lib/fleetkit/claude-code", "/etc/fleetkit/claude.env"],
+  agentapi: ["/usr/local/lib/fleetkit/agentapi"],
+};
+/** Processes a role runs (pgrep -f patterns), which must be gone after uninstall. */
+const ROLE_PROCESSES: Partial<Record<RoleName, string>> = {
+  tailscale: "/usr/local/sbin/tailscaled",
+  agentapi: "/usr/local/lib/fleetkit/agentapi",
+  "icecc-scheduler": "/usr/sbin/icecc-scheduler",
+  iceccd: "/usr/sbin/iceccd",
+};
+
+function fleetYaml(net: TestNetwork, artifacts: { tailscale: FleetArtifact; agentapi: FleetArtifact }, maxJobs: Record<string, number>): string {
+  const art = (a: FleetArtifact) => ({ version: a.version, url: a.url, sha256: a.sha256 });
+  return [
+    "fleet: hosts-test",
+    "tailnet: hosts-test.ts.net",
+    "defaults:",
+    `  user: ${net.nodes[0]!.user}`,
+    `  sshKeyPath: ${net.keyPath}`,
+    "  budgetUsdPerSession: 5",
+    "  claude:",
+    "    version: 2.1.331",
+    "    sandbox: true",
+    "artifacts:",
+    `  tailscale: ${JSON.stringify(art(artifacts.tailscale))}`,
+    `  agentapi: ${JSON.stringify(art(artifacts.agentapi))}`,
+    "nodes:",
+    ...net.nodes.flatMap((n) => [
+      `  ${n.name}:`,
+      `    host: ${n.address}`,
+      "    os: debian",
+      "    arch: x86_64",
+      `    roles: [${LAYOUT[n.name]!.join(", ")}]`,
+      ...(maxJobs[n.name] ? [`    iceccMaxJobs: ${maxJobs[n.name]}`] : []),
+    ]),
+    "",
+  ].join("\n");
+}
+
+/** Install order as Pulumi's dependsOn gives it: waves of role resources whose dependencies are all done. */
+function installWaves(fleet: Fleet): [FleetNode, RoleName][][] {
+  const pending = fleet.nodes.flatMap((n) => n.roles.map((r) => [n, r] as [FleetNode, RoleName]));
+  const done = new Set<string>();
+  const waves: [FleetNode, RoleName][][] = [];
+  while (pending.length) {
+    const wave = pending.filter(([n, r]) => roleDependencies(fleet, n, r).every((d) => done.has(d)));
+    if (!wave.length) throw new Error("dependency cycle among roles");
+    for (const w of wave) pending.splice(pending.indexOf(w), 1);
+    for (const [n, r] of wave) done.add(roleResourceName(n.name, r));
+    waves.push(wave);
+  }
+  return waves;
+}
+
+const lastLine = (s: string) => s.trimEnd().split("\n").pop() ?? "";
+
+describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three real Debian nodes", () => {
+  let net: TestNetwork;
+  let fleet: Fleet;
+  let bundles: Map<string, Bundle[]>;
+  let tailscale: FleetArtifact;
+  let agentapi: FleetArtifact;
+  const secrets: Record<SecretName, string> = {
+    tailscaleAuthKey: `tskey-auth-test-${randomBytes(12).toString("hex")}`,
+    anthropicApiKey: `sk-ant-test-${randomBytes(12).toString("hex")}`,
+    claudeOauthToken: "",
+    queueToken: "",
+    queueTokens: "",
+    ntfyToken: "",
+  };
+  const testNode = (name: string): TestNode => net.nodes.find((n) => n.name === name)!;
+  const fleetNode = (f: Fleet, name: string): FleetNode => f.nodes.find((n) => n.name === name)!;
+  const bundleOf = (node: string, role: RoleName): Bundle => bundles.get(node)!.find((b) => b.role === role)!;
+
+  /** Runs a bundle script as the Pulumi component does; install gets the secrets on stdin. */
+  const runScript = (f: Fleet, b: Bundle, which: "install" | "uninstall") => {
+    const input = which === "install" && b.secrets.length ? b.secrets.filter((s) => secrets[s]).map((s) => `${s}=${secrets[s]}\n`).join("") : undefined;
+    return testNode(b.node).ssh(remoteCommand(fleetNode(f, b.node), b.target, b[which]), { input, timeoutSeconds: 600 });
+  };
+
+  /** `mode owner group sha256 mtime(ns)` per path, or `absent`. */
+  const fileFacts = async (node: string, paths: string[]): Promise<Record<string, string>> => {
+    const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+    const script = paths
+      .map((p) => `if [ -e ${q(p)} ]; then echo "$(stat -c '%a %U %G' ${q(p)}) $(sha256sum < ${q(p)} | cut -d' ' -f1) $(stat -c '%.9Y' ${q(p)})"; else echo absent; fi`)
+      .join("\n");
+    const out = (await testNode(node).run("sudo -n sh -s", { input: script })).trimEnd().split("\n");
+    return Object.fromEntries(paths.map((p, i) => [p, out[i]!]));
+  };
+  const expectedFacts = (b: Bundle) =>
+    Object.fromEntries(b.files.map((f) => [f.path, `${f.mode.toString(8)} ${f.owner} ${f.group ?? f.owner} ${createHash("sha256").update(f.content).digest("hex")}`]));
+  const withoutMtime = (facts: Record<string, string>) => Object.fromEntries(Object.entries(facts).map(([k, v]) => [k, v.replace(/ \d+\.\d+$/, "")]));
+
+  const installed: { b: Bundle; code: number; stdout: string; stderr: string }[] = [];
+
+  beforeAll(async () => {
+    net = await bootNodes(3, { names: NAMES, log: (l) => console.log(l) });
+    tailscale = await net.artifactServer.publish("tailscale", "1.80.3");
+    agentapi = await net.artifactServer.publish("agentapi", "v0.10.0");
+    fleet = parseFleet(fleetYaml(net, { tailscale, agentapi }, { "node-b": 2, "node-c": 2 }), "hosts-test.fleet.yaml");
+    bundles = renderFleetBundles(fleet);
+  });
+  afterAll(async () => {
+    await net?.teardown();
+  });
+
+  const allPairs = Object.entries(LAYOUT).flatMap(([node, roles]) => roles.map((role) => ({ node, role })));
+
+  it("renders exactly the bundles of the test fleet, all for the node shell, with no secret in any script", () => {
+    expect([...bundles].map(([n, bs]) => [n, bs.map((b) => b.role).sort()])).toEqual(Object.entries(LAYOUT).map(([n, roles]) => [n, [...roles].sort()]));
+    for (const b of [...bundles.values()].flat()) {
+      expect(b.target).toBe("node");
+      for (const value of Object.values(secrets).filter(Boolean)) {
+        expect(b.install).not.toContain(value);
+        expect(b.files.map((f) => f.content).join("")).not.toContain(value);
+      }
+    }
+  });
+
+  it("installs every role in dependency order (waves run in parallel, like Pulumi)", async () => {
+    for (const wave of installWaves(fleet)) {
+      const results = await Promise.all(wave.map(async ([n, role]) => ({ b: bundleOf(n.name, role), ...(await runScript(fleet, bundleOf(n.name, role), "install")) })));
+      installed.push(...results);
+      const failed = results.filter((r) => r.code !== 0);
+      expect(failed.map((r) => `${r.b.node}/${r.b.role} exited ${r.code}: ${r.stderr.split("\n").slice(-6).join("\n")}`)).toEqual([]);
+    }
+    expect(installed.length).toBe(allPairs.length);
+  });
+
+  it.each(allPairs)("$node $role: install reported a change, its services are active, its files are as rendered", async ({ node, role }) => {
+    const r = installed.find((x) => x.b.node === node && x.b.role === role)!;
+    expect(lastLine(r.stdout)).toBe(`fleetkit: ${role} changed`);
+    const b = bundleOf(node, role);
+    for (const s of b.services) {
+      const st = await testNode(node).ssh(`systemctl is-active ${s.name}`);
+      const why = st.stdout === "active\n" ? "" : (await testNode(node).ssh(`sudo -n journalctl -u ${s.name} --no-pager | tail -15`)).stdout;
+      expect(st.stdout, why).toBe("active\n");
+    }
+    expect(withoutMtime(await fileFacts(node, b.files.map((f) => f.path)))).toEqual(expectedFacts(b));
+    expect(await testNode(node).run(`cat /var/lib/fleetkit/roles/${role}.hash`)).toBe(`${b.hash}\n`);
+  });
+
+  it.each(allPairs)("$node $role: install again reports no change and touches no file", async ({ node, role }) => {
+    const b = bundleOf(node, role);
+    const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []).filter((p) => !p.endsWith("claude-code"))];
+    const before = await fileFacts(node, paths);
+    const pidsBefore = await testNode(node).run(`for s in ${b.services.map((s) => s.name).join(" ") || "none"}; do systemctl show -p MainPID --value $s 2>/dev/null || true; done`);
+    const r = await runScript(fleet, b, "install");
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastLine(r.stdout)).toBe(`fleetkit: ${role} unchanged`);
+    expect(await fileFacts(node, paths)).toEqual(before);
+    // No restart either: the services keep their main process.
+    expect(await testNode(node).run(`for s in ${b.services.map((s) => s.name).join(" ") || "none"}; do systemctl show -p MainPID --value $s 2>/dev/null || true; done`)).toBe(pidsBefore);
+  });
+
+  it("tailscale: each node is Running under its node name with the auth key from stdin, which is in no file, log or process list", async () => {
+    const keySum = createHash("sha256").update(secrets.tailscaleAuthKey).digest("hex");
+    for (const name of NAMES) {
+      const st = JSON.parse(await testNode(name).run("/usr/local/bin/tailscale status --json --peers=false"));
+      expect([st.BackendState, st.Self.HostName, st.AuthKeySha256, st.Version]).toEqual(["Running", name, keySum, "1.80.3"]);
+      // The check script travels on stdin: on a command line, sudo would log the key it looks for.
+      const leak = await testNode(name).ssh("sudo -n sh -s", {
+        input: `k='${secrets.tailscaleAuthKey}'\ngrep -rlF -- "$k" /etc /var/lib /tmp /run /home 2>/dev/null\njournalctl --no-pager | grep -cF -- "$k"\nps -eo args | grep -cF -- "$k"\n`,
+      });
+      // (ps lists the grep itself once.)
+      expect(leak.stdout).toBe("0\n1\n");
+    }
+  });
+
+  it("claude: Claude Code 2.1.331 runs as the node user; the API key is only in a 0600 env file the user owns", async () => {
+    for (const name of ["node-a", "node-b"]) {
+      expect(await testNode(name).run("claude --version")).toBe("2.1.331 (Claude Code)\n");
+      expect(await testNode(name).run("sudo -n stat -c '%a %U' /etc/fleetkit/claude.env; sudo -n cat /etc/fleetkit/claude.env")).toBe(`600 admin\nANTHROPIC_API_KEY=${secrets.anthropicApiKey}\n`);
+      expect(JSON.parse(await testNode(name).run("cat ~/.claude/settings.json")).env).toEqual({ DISABLE_AUTOUPDATER: "1" });
+    }
+  });
+
+  it("agentapi: answers GET /status from another node addressed by the node's name, and refuses other names", async () => {
+    const status = await testNode("node-b").run(`curl -fsS http://node-a:${fleet.services.agentapi.port}/status`);
+    expect(JSON.parse(status)).toMatchObject({ status: "stable", version: "v0.10.0", agent: ["/usr/local/lib/fleetkit/claude-code/bin/claude"] });
+    expect(await testNode("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${fleet.services.agentapi.port}/status`)).toBe("403");
+    expect(await testNode("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
+  });
+
+  it("icecc: a C file compiled on node-b with CC='icecc gcc' and a toolchain tarball runs remotely on node-c, per icecc's own log", async () => {
+    const b = testNode("node-b");
+    const c = testNode("node-c");
+    // Every daemon has registered with the scheduler on node-a (bounded wait).
+    const src = "#include <stdio.h>\nint main(void) { printf(\"compiled by icecc: %d\\n\", 6 * 7); return 0; }\n";
+    await b.copy({ content: src }, "/home/admin/work/hello.c", 0o644);
+    await b.run("sudo -n chown -R admin:admin /home/admin/work");
+    const created = await b.run("cd /home/admin/work && /usr/bin/icecc-create-env --gcc /usr/bin/gcc /usr/bin/g++ 2>&1");
+    const env = /^creating (\S+\.tar\.gz)$/m.exec(created)?.[1] ?? `(no tarball in: ${created})`;
+    expect(env).toMatch(/^[0-9a-f]{32}\.tar\.gz$/);
+    const compile = [
+      "cd /home/admin/work && rm -f icecc.log hello.o",
+      `ICECC_VERSION=/home/admin/work/${env} ICECC_PREFERRED_HOST=node-c ICECC_DEBUG=debug ICECC_LOGFILE=/home/admin/work/icecc.log icecc gcc -O2 -c hello.c -o hello.o`,
+      "gcc -o hello hello.o && ./hello",
+    ].join(" && ");
+    let out = "";
+    for (let i = 0; i < 30; i++) {
+      // The scheduler learns about daemons within seconds of their start; retry until node-c is offered.
+      out = await b.run(compile);
+      const log = await b.run("cat /home/admin/work/icecc.log");
+      if (log.includes(c.address)) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(out).toBe("compiled by icecc: 42\n");
+    const log = await b.run("cat /home/admin/work/icecc.log");
+    expect(log).toContain(c.address);
+    expect(log).not.toMatch(/building myself/);
+    // node-c's daemon saw the job and installed the environment it came with.
+    expect(await c.run(`sudo -n sh -c 'ls /var/cache/icecc/target=* 2>/dev/null | head -1 | grep -c .'`)).toBe("1\n");
+  }, 120_000);
+
+  it("a role change (iceccd max jobs on node-c) changes only that bundle; replacing it restarts the daemon with the new setting", async () => {
+    const changed = parseFleet(fleetYaml(net, { tailscale, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
+    const next = renderFleetBundles(changed);
+    const now = renderFleetBundles(fleet);
+    const diff = [...next].flatMap(([n, bs]) => bs.filter((b) => now.get(n)!.find((x) => x.role === b.role)!.hash !== b.hash).map((b) => `${n}/${b.role}`));
+    expect(diff).toEqual(["node-c/iceccd"]);
+    const c = testNode("node-c");
+    const pidBefore = await c.run("systemctl show -p MainPID --value iceccd.service");
+    const nb = next.get("node-c")!.find((b) => b.role === "iceccd")!;
+    // deleteBeforeReplace: the old bundle's uninstall, then the new install.
+    const un = await runScript(fleet, bundleOf("node-c", "iceccd"), "uninstall");
+    expect([un.code, lastLine(un.stdout)]).toEqual([0, "fleetkit: iceccd removed"]);
+    const inst = await runScript(changed, nb, "install");
+    expect([inst.code, lastLine(inst.stdout)]).toEqual([0, "fleetkit: iceccd changed"]);
+    const pid = (await c.run("systemctl show -p MainPID --value iceccd.service")).trim();
+    expect(pid).not.toBe(pidBefore.trim());
+    expect(await c.run(`tr '\\0' ' ' < /proc/${pid}/cmdline`)).toContain("--max-processes 3 ");
+    bundles.set("node-c", next.get("node-c")!);
+  });
+
+  it("tailscale upgrade with a wrong sha256 stops with a clear error and leaves the running version alone; the right one upgrades", async () => {
+    const newer = await net.artifactServer.publish("tailscale", "1.82.0");
+    const wrong = { ...newer, sha256: tailscale.sha256 };
+    const bad = parseFleet(fleetYaml(net, { tailscale: wrong, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
+    const c = testNode("node-c");
+    const badBundle = renderFleetBundles(bad).get("node-c")!.find((b) => b.role === "tailscale")!;
+    const r = await runScript(bad, badBundle, "install");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`fleetkit: error: checksum mismatch for ${newer.file.url}: expected sha256 ${tailscale.file.sha256}, got ${newer.file.sha256}`);
+    expect(await c.run("/usr/local/bin/tailscale version; systemctl is-active tailscaled; /usr/local/bin/tailscale status --json | grep -c '\"BackendState\": \"Running\"'")).toBe("1.80.3\nactive\n1\n");
+    expect(await c.run("ls /var/lib/fleetkit/downloads")).toBe("tailscale_1.80.3_amd64.tgz\n");
+
+    const good = parseFleet(fleetYaml(net, { tailscale: newer, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
+    const goodBundle = renderFleetBundles(good).get("node-c")!.find((b) => b.role === "tailscale")!;
+    const up = await runScript(good, goodBundle, "install");
+    expect([up.code, lastLine(up.stdout)], up.stderr).toEqual([0, "fleetkit: tailscale changed"]);
+    expect(await c.run("/usr/local/sbin/tailscaled --version; systemctl is-active tailscaled")).toBe("1.82.0\nactive\n");
+    bundles.set("node-c", bundles.get("node-c")!.map((b) => (b.role === "tailscale" ? goodBundle : b)));
+  });
+
+  it("uninstalls every role in reverse dependency order: units, files, binaries, markers and processes gone", async () => {
+    for (const wave of installWaves(fleet).reverse()) {
+      const results = await Promise.all(wave.map(async ([n, role]) => ({ b: bundleOf(n.name, role), ...(await runScript(fleet, bundleOf(n.name, role), "uninstall")) })));
+      expect(results.map((r) => [r.b.node, r.b.role, r.code, lastLine(r.stdout) || r.stderr.trim().split("\n").slice(-3).join(" | ")])).toEqual(
+        results.map((r) => [r.b.node, r.b.role, 0, `fleetkit: ${r.b.role} removed`]),
+      );
+    }
+    for (const [node, roles] of Object.entries(LAYOUT)) {
+      const n = testNode(node);
+      for (const role of roles) {
+        const b = bundleOf(node, role);
+        const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []), `/var/lib/fleetkit/roles/${role}.hash`, `/var/lib/fleetkit/roles/${role}.packages`];
+        expect(await n.run(`for p in ${paths.join(" ")}; do sudo -n test -e "$p" && echo "left: $p"; done; true`)).toBe("");
+        for (const s of b.services) {
+          expect((await n.ssh(`systemctl is-active ${s.name}`)).stdout).toBe("inactive\n");
+          expect((await n.ssh(`systemctl cat ${s.name}`)).code).not.toBe(0);
+        }
+        if (ROLE_PROCESSES[role]) expect((await n.ssh(`pgrep -f ${ROLE_PROCESSES[role]}`)).stdout).toBe("");
+      }
+    }
+  });
+
+  it("uninstalling again succeeds and changes nothing", async () => {
+    const results = await Promise.all(allPairs.map(({ node, role }) => runScript(fleet, bundleOf(node, role), "uninstall")));
+    expect(results.map((r) => [r.code, lastLine(r.stdout)])).toEqual(allPairs.map(({ role }) => [0, `fleetkit: ${role} removed`]));
+  });
+});
+
+if (skipReason !== undefined) {
+  describe("hosts: role bundles", () => {
+    it.skip(`SKIPPED: ${skipReason}`, () => {});
+  });
+}
