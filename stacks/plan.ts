@@ -1,16 +1,48 @@
 /**
  * The plan: which Pulumi resources each node's roles become, with their bundle hashes and dependencies.
- * Pure; `fleet plan` prints it and the program tests check the program registers exactly this.
+ * Pure (no config, no I/O beyond the templates the renderers read); `fleet plan` prints it, and the program
+ * (`stacks/index.ts`) registers exactly these resources: it takes every name, type token and dependency
+ * from the functions here, and the program tests compare the engine's registrations with {@link planFleet}.
  */
 import type { Fleet, FleetNode, RoleName } from "./model/fleet.js";
 import { nodeWithRole } from "./model/fleet.js";
 import { renderNodeBundles } from "../roles/index.js";
+import type { Bundle } from "../roles/types.js";
 
-/** One resource the program registers: Pulumi type token, resource name, names it depends on. */
+/** Type token of the Fleet component (one per stack). */
+export const FLEET_TYPE = "fleetkit:index:Fleet";
+/** Type token of a Node component (one per node, parent the Fleet). */
+export const NODE_TYPE = "fleetkit:index:Node";
+/** Type token of @pulumi/command's remote.Command (a role's install/uninstall over SSH). */
+export const COMMAND_TYPE = "command:remote:Command";
+/** Type token of @pulumi/random's RandomPassword (stack-minted tokens). */
+export const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
+/** Type token of the Docker provider resource (ntfy's `docker.Provider`, host `ssh://user@node`). */
+export const DOCKER_PROVIDER_TYPE = "pulumi:providers:docker";
+/** Type token of @pulumi/docker's RemoteImage (the pinned ntfy image). */
+export const DOCKER_IMAGE_TYPE = "docker:index/remoteImage:RemoteImage";
+/** Type token of @pulumi/docker's Container (the ntfy server). */
+export const DOCKER_CONTAINER_TYPE = "docker:index/container:Container";
+
+/**
+ * One resource the program registers: Pulumi type token, resource name, and the names of the resources the
+ * engine is told it depends on. Dependencies are listed as the engine receives them: a `dependsOn` on a
+ * role component stands for that component's own resources (its install command, and for ntfy its Docker
+ * resources), and a secret on stdin adds the token resource it came from. Sorted by name.
+ */
 export interface PlannedResource {
   type: string;
   name: string;
   dependsOn: string[];
+}
+
+/** One role on one node in the plan. */
+export interface PlannedRole {
+  role: RoleName;
+  /** sha256 (hex) of the role's bundle; the install command's trigger. */
+  bundleHash: string;
+  /** The role component first, then its resources in creation order. */
+  resources: PlannedResource[];
 }
 
 /** The whole plan; the JSON shape of `fleet plan --json`. */
@@ -21,8 +53,14 @@ export interface FleetPlan {
     os: string;
     arch: string;
     host: string;
-    roles: { role: RoleName; bundleHash: string; resources: PlannedResource[] }[];
+    roles: PlannedRole[];
   }[];
+}
+
+/** Facts about the stack's config that change the resource set (not the bundles). */
+export interface PlanOptions {
+  /** `fleetkit:ntfyToken` is set, so no ntfy token is minted (default false: minted when a bundle needs one). */
+  ntfyTokenFromConfig?: boolean;
 }
 
 /** `fleetkit:role:IceccScheduler` for `icecc-scheduler`. */
@@ -35,7 +73,31 @@ export function roleResourceName(node: string, role: RoleName): string {
   return `${node}-${role}`;
 }
 
-/** The role components a role on `node` must wait for (explicit `dependsOn`, DESIGN layer 3). */
+/** Name of a role's install command (create = install script, delete = uninstall script). */
+export function installResourceName(roleResource: string): string {
+  return `${roleResource}-install`;
+}
+
+/** Names of the ntfy role's Docker resources: the provider, the pinned image and the container. */
+export function ntfyResourceNames(roleResource: string): { provider: string; image: string; container: string } {
+  return { provider: `${roleResource}-docker`, image: `${roleResource}-image`, container: `${roleResource}-container` };
+}
+
+/** Name of the minted queue token of `node` (a child of the Fleet: the queue node and the node share it). */
+export function queueTokenResourceName(node: string): string {
+  return `${node}-queue-token`;
+}
+
+/** Name of the minted ntfy token, named after the node whose role it is listed under (see {@link planFleet}). */
+export function ntfyTokenResourceName(node: string): string {
+  return `${node}-ntfy-token`;
+}
+
+/**
+ * The role components a role on `node` must wait for (explicit `dependsOn`, DESIGN layer 3): Tailscale
+ * before every other role on the node; iceccd and toolchains after the scheduler's component; AgentAPI
+ * after Claude; a worker after Claude and the queue server. Names, possibly on other nodes.
+ */
 export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName): string[] {
   const deps: string[] = [];
   const local = (r: RoleName) => node.roles.includes(r) && deps.push(roleResourceName(node.name, r));
@@ -53,8 +115,78 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
   return [...new Set(deps)].filter((d) => d !== roleResourceName(node.name, role));
 }
 
-/** The plan of a whole fleet, nodes in file order, roles in canonical order. */
-export function planFleet(fleet: Fleet): FleetPlan {
+/** The resources a role component parents (what a `dependsOn` on it stands for), in creation order. */
+export function roleChildResources(role: RoleName, roleResource: string): PlannedResource[] {
+  const install = installResourceName(roleResource);
+  const children: PlannedResource[] = [{ type: COMMAND_TYPE, name: install, dependsOn: [] }];
+  if (role === "ntfy") {
+    const n = ntfyResourceNames(roleResource);
+    children.push(
+      { type: DOCKER_PROVIDER_TYPE, name: n.provider, dependsOn: [install] },
+      { type: DOCKER_IMAGE_TYPE, name: n.image, dependsOn: [install] },
+      { type: DOCKER_CONTAINER_TYPE, name: n.container, dependsOn: [n.image, install] },
+    );
+  }
+  return children;
+}
+
+/** Which minted secrets a fleet needs, from its rendered bundles. */
+export interface MintedSecrets {
+  /** Nodes that get a queue token (some bundle of theirs reads `queueToken`), in fleet order. */
+  queueTokenNodes: string[];
+  /** The node and role the minted ntfy token is listed under; undefined = none minted. */
+  ntfyTokenOwner?: { node: string; role: RoleName };
+}
+
+/**
+ * Decides the minted secrets: a queue token for every node with a bundle that reads `queueToken`; one ntfy
+ * token when some bundle reads `ntfyToken` and config does not supply it, listed under the ntfy role when
+ * that reads it, else under the first bundle (fleet order) that does.
+ */
+export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}): MintedSecrets {
+  const all = [...bundles.values()].flat();
+  const queueTokenNodes = [...bundles.entries()].filter(([, bs]) => bs.some((b) => b.secrets.includes("queueToken"))).map(([n]) => n);
+  let ntfyTokenOwner: MintedSecrets["ntfyTokenOwner"];
+  if (!options.ntfyTokenFromConfig) {
+    const readers = all.filter((b) => b.secrets.includes("ntfyToken"));
+    const owner = readers.find((b) => b.role === "ntfy") ?? readers[0];
+    if (owner) ntfyTokenOwner = { node: owner.node, role: owner.role };
+  }
+  return { queueTokenNodes, ntfyTokenOwner };
+}
+
+/** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
+export function secretInputResources(bundle: Bundle, minted: MintedSecrets): string[] {
+  const names: string[] = [];
+  for (const s of bundle.secrets) {
+    if (s === "queueToken" && minted.queueTokenNodes.includes(bundle.node)) names.push(queueTokenResourceName(bundle.node));
+    if (s === "queueTokens") names.push(...minted.queueTokenNodes.map(queueTokenResourceName));
+    if (s === "ntfyToken" && minted.ntfyTokenOwner) names.push(ntfyTokenResourceName(minted.ntfyTokenOwner.node));
+  }
+  return names;
+}
+
+/** Renders every node's bundles once, in fleet order. */
+export function renderBundles(fleet: Fleet): Map<string, Bundle[]> {
+  return new Map(fleet.nodes.map((n) => [n.name, renderNodeBundles(fleet, n)]));
+}
+
+const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
+
+/**
+ * The plan of a whole fleet: nodes in file order, roles in canonical order, each role's resources (its
+ * component, minted tokens listed under it, its install command, ntfy's Docker resources).
+ * @param bundles the fleet's rendered bundles (default: rendered here); pass them to render only once.
+ * @throws Error when a role has no renderer (a fleetkit bug; the model only allows known roles).
+ */
+export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
+  const minted = mintedSecrets(bundles, options);
+  const childrenOf = new Map<string, PlannedResource[]>();
+  for (const [node, bs] of bundles) for (const b of bs) childrenOf.set(roleResourceName(node, b.role), roleChildResources(b.role, roleResourceName(node, b.role)));
+  const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
+  const queueTokenOwner = new Map<string, RoleName>();
+  for (const node of minted.queueTokenNodes) queueTokenOwner.set(node, bundles.get(node)!.find((b) => b.secrets.includes("queueToken"))!.role);
+
   return {
     fleet: fleet.name,
     nodes: fleet.nodes.map((node) => ({
@@ -62,14 +194,22 @@ export function planFleet(fleet: Fleet): FleetPlan {
       os: node.os,
       arch: node.arch,
       host: node.host,
-      roles: renderNodeBundles(fleet, node).map((bundle) => {
+      roles: bundles.get(node.name)!.map((bundle): PlannedRole => {
         const name = roleResourceName(node.name, bundle.role);
+        const after = expand(roleDependencies(fleet, node, bundle.role));
+        const tokens: PlannedResource[] = [];
+        if (queueTokenOwner.get(node.name) === bundle.role) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: queueTokenResourceName(node.name), dependsOn: [] });
+        if (minted.ntfyTokenOwner?.node === node.name && minted.ntfyTokenOwner.role === bundle.role)
+          tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
+        const [install, ...rest] = roleChildResources(bundle.role, name);
         return {
           role: bundle.role,
           bundleHash: bundle.hash,
           resources: [
-            { type: roleTypeToken(bundle.role), name, dependsOn: roleDependencies(fleet, node, bundle.role) },
-            { type: "command:remote:Command", name: `${name}-install`, dependsOn: [] },
+            { type: roleTypeToken(bundle.role), name, dependsOn: sorted(after) },
+            ...tokens,
+            { ...install, dependsOn: sorted([...after, ...secretInputResources(bundle, minted)]) },
+            ...rest.map((r) => ({ ...r, dependsOn: sorted(r.dependsOn) })),
           ],
         };
       }),

@@ -1,0 +1,134 @@
+/**
+ * The Fleet component (`fleetkit:index:Fleet`): the root of a stack's resources. It mints the secrets the
+ * stack owns (queue tokens, the ntfy token when config has none) and creates one Node component per node.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { Fleet as FleetModel } from "./model/fleet.js";
+import type { Bundle } from "../roles/types.js";
+import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
+import { Node } from "./node.js";
+import { NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
+
+/** Inputs of the Fleet component. */
+export interface FleetArgs {
+  /** The validated fleet (stacks/model/load.ts `loadFleet`). */
+  fleet: FleetModel;
+  /** The fleet's rendered bundles by node (default: rendered here); pass them to render only once. */
+  bundles?: Map<string, Bundle[]>;
+  /** Secrets from config (secrets.ts `readConfigSecrets`). */
+  configSecrets: StackSecrets["config"];
+  /** SSH private key text per node name, secret (index.ts reads `fleetkit:sshPrivateKey` or the key file). */
+  sshPrivateKey: (node: string) => pulumi.Input<string>;
+  /** Local key file per node name when the key came from a file (handed to Docker's ssh); else undefined. */
+  sshKeyFile?: (node: string) => string | undefined;
+  /**
+   * Nodes to forget (`fleetkit:forgetNodes`): their resources get `retainOnDelete`, so removing them from
+   * fleet.yaml afterwards drops them from the stack without running uninstall on a machine that is gone.
+   */
+  forgetNodes?: string[];
+}
+
+/**
+ * A whole fleet. Children: one `Node` per node and the minted tokens (`<node>-queue-token`, and
+ * `<node>-ntfy-token` when `fleetkit:ntfyToken` is unset). Children are named after the node they belong to,
+ * not after the fleet: a node's resource names (and so its URNs) must not change when the fleet is renamed,
+ * or every role on every node would be replaced. One Fleet per stack, so names never collide.
+ *
+ * Forgetting a dead node (its uninstall cannot run, FIELD-NOTES): `pulumi config set --path
+ * 'fleetkit:forgetNodes[0]' rpi3`, `pulumi up` (marks its resources retainOnDelete, touches no machine),
+ * then remove the node from fleet.yaml and `pulumi up` again: its resources leave the stack and nothing
+ * runs on it. (`pulumi state delete <urn> --target-dependents` does the same by hand.)
+ */
+export class Fleet extends pulumi.ComponentResource {
+  /** Node components by node name, in fleet order. */
+  public readonly nodes: Record<string, Node> = {};
+  /** Minted queue tokens by node name (secret). */
+  public readonly queueTokens: Record<string, pulumi.Output<string>> = {};
+  /** Bundle hashes per node and role. */
+  public readonly bundleHashes: Record<string, Record<string, string>>;
+
+  constructor(name: string, args: FleetArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(FLEET_TYPE, name, {}, opts);
+    const model = args.fleet;
+    const bundles = args.bundles ?? renderBundles(model);
+    const forget = new Set(args.forgetNodes ?? []);
+    const child = { parent: this };
+    const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined });
+    const retain = (node: string) => ({ ...child, retainOnDelete: forget.has(node) });
+
+    for (const node of minted.queueTokenNodes) {
+      const token = new random.RandomPassword(queueTokenResourceName(node), { length: QUEUE_TOKEN_LENGTH, special: false }, retain(node));
+      this.queueTokens[node] = token.result;
+    }
+    let mintedNtfyToken: pulumi.Output<string> | undefined;
+    if (minted.ntfyTokenOwner) {
+      const owner = minted.ntfyTokenOwner.node;
+      const token = new random.RandomPassword(ntfyTokenResourceName(owner), { length: NTFY_TOKEN_RANDOM_LENGTH, special: false, upper: false }, retain(owner));
+      mintedNtfyToken = pulumi.secret(pulumi.interpolate`tk_${token.result}`);
+    }
+    const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, mintedNtfyToken };
+
+    // Role components by name, resolved as nodes are created: a role may wait for one on a later node.
+    type Slot = { promise: Promise<pulumi.Resource>; resolve: (r: pulumi.Resource) => void; reject: (e: Error) => void };
+    const created = new Map<string, Slot>();
+    const slot = (roleName: string): Slot => {
+      let entry = created.get(roleName);
+      if (!entry) {
+        let resolve!: Slot["resolve"];
+        let reject!: Slot["reject"];
+        const promise = new Promise<pulumi.Resource>((res, rej) => ((resolve = res), (reject = rej)));
+        // A rejection nobody awaits (construction failed first) must not become an unhandled rejection.
+        promise.catch(() => undefined);
+        entry = { promise, resolve, reject };
+        created.set(roleName, entry);
+      }
+      return entry;
+    };
+    for (const [node, bs] of bundles) for (const b of bs) slot(roleResourceName(node, b.role));
+    const lookup = (roleName: string) => {
+      if (!created.has(roleName)) throw new Error(`no role component ${roleName} in fleet ${model.name} (a fleetkit bug)`);
+      return slot(roleName).promise;
+    };
+
+    this.bundleHashes = {};
+    try {
+      this.createNodes(model, bundles, args, { secrets, forget, lookup, resolve: (name, rc) => slot(name).resolve(rc) });
+    } catch (err) {
+      // Registrations already waiting on a role that will never exist would hold `pulumi up` open forever.
+      for (const entry of created.values()) entry.reject(err as Error);
+      throw err;
+    }
+    this.registerOutputs({ bundleHashes: this.bundleHashes });
+  }
+
+  private createNodes(
+    model: FleetModel,
+    bundles: Map<string, Bundle[]>,
+    args: FleetArgs,
+    ctx: { secrets: StackSecrets; forget: Set<string>; lookup: (name: string) => Promise<pulumi.Resource>; resolve: (name: string, rc: pulumi.Resource) => void },
+  ): void {
+    const { secrets, forget, lookup } = ctx;
+    const child = { parent: this };
+    for (const node of model.nodes) {
+      const nodeBundles = bundles.get(node.name) ?? [];
+      const component = new Node(
+        node.name,
+        {
+          fleet: model,
+          node,
+          bundles: nodeBundles,
+          secrets,
+          sshPrivateKey: args.sshPrivateKey(node.name),
+          sshKeyFile: args.sshKeyFile?.(node.name),
+          forget: forget.has(node.name),
+          lookup,
+        },
+        child,
+      );
+      this.nodes[node.name] = component;
+      this.bundleHashes[node.name] = component.bundleHashes;
+      for (const [role, rc] of Object.entries(component.roles)) ctx.resolve(roleResourceName(node.name, role as never), rc!);
+    }
+  }
+}

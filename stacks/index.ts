@@ -1,0 +1,100 @@
+/**
+ * The Pulumi program (`main` in Pulumi.yaml): loads the stack's fleet file and creates the Fleet component,
+ * which creates a Node per node and a role component per role.
+ *
+ * Stack config (namespace `fleetkit`):
+ * - `fleetFile`: fleet file to deploy, relative to the project (default `fleet.yaml`);
+ * - secrets `tailscaleAuthKey`, `anthropicApiKey` or `claudeOauthToken`, optional `ntfyToken` and
+ *   `sshPrivateKey` (see secrets.ts); without `sshPrivateKey` the key at fleet.yaml `defaults.sshKeyPath`
+ *   is read;
+ * - `forgetNodes`: list of node names whose machines are gone (see fleet.ts for the two-step procedure).
+ *
+ * A bad fleet file or missing secret stops the program with one paragraph (a `pulumi.RunError`), never a
+ * stack trace.
+ */
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { UserError } from "../scripts/errors.js";
+import { loadFleet } from "./model/load.js";
+import type { Fleet as FleetModel } from "./model/fleet.js";
+import { Fleet } from "./fleet.js";
+import { CONFIG_NAMESPACE, readConfigSecrets } from "./secrets.js";
+
+const config = new pulumi.Config(CONFIG_NAMESPACE);
+const fleetFile = config.get("fleetFile") ?? "fleet.yaml";
+
+function load(file: string): FleetModel {
+  try {
+    return loadFleet(file);
+  } catch (err) {
+    if (err instanceof UserError) throw new pulumi.RunError(err.message);
+    throw err;
+  }
+}
+
+/** `~/…` → the home directory; other relative paths are relative to the project directory. */
+function expandPath(path: string): string {
+  return path === "~" || path.startsWith("~/") ? resolve(homedir(), path.slice(2)) : resolve(path);
+}
+
+/**
+ * The SSH key per node: `fleetkit:sshPrivateKey` when set, else the file at the node's `sshKeyPath`
+ * (read once per path). Always a secret Output, so the connection input never flips plain ↔ secret.
+ * @throws pulumi.RunError when neither is available, naming the path and both fixes.
+ */
+function sshKeys(model: FleetModel): { key: (node: string) => pulumi.Output<string>; file: (node: string) => string | undefined } {
+  const fromConfig = config.getSecret("sshPrivateKey");
+  if (fromConfig !== undefined) {
+    const key = pulumi.secret(fromConfig);
+    return { key: () => key, file: () => undefined };
+  }
+  const byPath = new Map<string, { key: pulumi.Output<string>; file: string }>();
+  for (const node of model.nodes) {
+    if (byPath.has(node.sshKeyPath)) continue;
+    const file = expandPath(node.sshKeyPath);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new pulumi.RunError(
+        `cannot read the SSH private key ${node.sshKeyPath} (${model.file} defaults.sshKeyPath, ${(err as NodeJS.ErrnoException).code ?? "unreadable"}), ` +
+          `which fleetkit uses to reach node ${node.name}. Point sshKeyPath at your key, or store the key in the stack with ` +
+          `\`pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519\`, and run again.`,
+      );
+    }
+    byPath.set(node.sshKeyPath, { key: pulumi.secret(text), file });
+  }
+  const of = (name: string) => byPath.get(model.nodes.find((n) => n.name === name)!.sshKeyPath)!;
+  return { key: (n) => of(n).key, file: (n) => of(n).file };
+}
+
+/** `fleetkit:forgetNodes`, checked: a list of node names (unknown names are warned about, not errors). */
+function forgetNodes(model: FleetModel): string[] {
+  const value = config.getObject<unknown>("forgetNodes") ?? [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
+    throw new pulumi.RunError(`fleetkit:forgetNodes must be a list of node names, e.g. \`pulumi config set --path 'fleetkit:forgetNodes[0]' rpi3\`; got ${JSON.stringify(value)}.`);
+  }
+  const known = new Set(model.nodes.map((n) => n.name));
+  for (const name of value) {
+    if (!known.has(name)) pulumi.log.warn(`fleetkit:forgetNodes lists "${name}", which is not a node of ${model.file}; it has no effect (remove it from the config).`);
+  }
+  return value;
+}
+
+const model = load(fleetFile);
+const keys = sshKeys(model);
+
+const fleet = new Fleet(model.name, {
+  fleet: model,
+  configSecrets: readConfigSecrets(config),
+  sshPrivateKey: keys.key,
+  sshKeyFile: keys.file,
+  forgetNodes: forgetNodes(model),
+});
+
+/** Stack output: the fleet's name (fleet.yaml `fleet`). */
+export const fleetName = model.name;
+/** Stack output: bundle hash per node and role (what `fleet drift` compares nodes against). */
+export const bundleHashes = fleet.bundleHashes;

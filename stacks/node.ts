@@ -1,0 +1,94 @@
+/**
+ * The Node component (`fleetkit:index:Node`): one machine of the fleet and its role components, created in
+ * the node's canonical role order with explicit `dependsOn` (plan.ts `roleDependencies`).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { Fleet as FleetModel, FleetNode, RoleName } from "./model/fleet.js";
+import type { Bundle } from "../roles/types.js";
+import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
+import { Role, type RoleComponent, type SshConnection } from "./role.js";
+import { Ntfy } from "./ntfy.js";
+import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy.js";
+import { secretStdin, type StackSecrets } from "./secrets.js";
+
+/** How a role component is looked up by name once created (it may sit on a node created later). */
+export type RoleLookup = (name: string) => Promise<pulumi.Resource>;
+
+/** Inputs of a Node component. */
+export interface NodeArgs {
+  /** The whole fleet (for peers: the scheduler's and the queue's nodes). */
+  fleet: FleetModel;
+  /** This node, with defaults applied. */
+  node: FleetNode;
+  /** The node's rendered bundles, one per role, in canonical role order. */
+  bundles: Bundle[];
+  /** Config and minted secrets; each role gets the ones its bundle declares, on stdin. */
+  secrets: StackSecrets;
+  /** SSH private key (PEM/OpenSSH text), a secret Output so it never flips between plain and secret. */
+  sshPrivateKey: pulumi.Input<string>;
+  /**
+   * Local path of that key when it was read from a file (fleet.yaml `defaults.sshKeyPath`, `~` expanded),
+   * handed to Docker's ssh client for ntfy; undefined when the key came from config (ssh-agent is used).
+   */
+  sshKeyFile?: string;
+  /** The node is listed in `fleetkit:forgetNodes`: its resources get `retainOnDelete`. Default false. */
+  forget?: boolean;
+  /** Finds a role component of any node by name (for `dependsOn` across nodes). */
+  lookup: RoleLookup;
+}
+
+/**
+ * The SSH connection of `node` for @pulumi/command: its host (or `hostOverride`), port, user, the key, and
+ * fleet.yaml's dial limits (`perDialTimeoutSeconds`, `dialErrorLimit`) so an offline node fails fast.
+ */
+export function sshConnection(node: FleetNode, privateKey: pulumi.Input<string>, hostOverride?: string): SshConnection {
+  return {
+    host: hostOverride ?? node.host,
+    port: node.sshPort,
+    user: node.user,
+    privateKey,
+    perDialTimeout: node.perDialTimeoutSeconds,
+    dialErrorLimit: node.dialErrorLimit,
+  };
+}
+
+/**
+ * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`).
+ * The `tailscale` role connects to `bootstrapHost` when set (the node is not on the tailnet before it
+ * runs); every other role connects to `host`. Keep `bootstrapHost` in fleet.yaml after the first run:
+ * removing it changes that command's connection, which replaces it (uninstall, then install).
+ */
+export class Node extends pulumi.ComponentResource {
+  /** The node's role components by role. */
+  public readonly roles: Partial<Record<RoleName, RoleComponent>> = {};
+  /** Bundle hash per role, the install commands' triggers. */
+  public readonly bundleHashes: Record<string, string>;
+
+  constructor(name: string, args: NodeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(NODE_TYPE, name, {}, opts);
+    const { fleet, node } = args;
+    if (name !== node.name) throw new Error(`Node component ${name} must be named after its node (${node.name})`);
+    this.bundleHashes = Object.fromEntries(args.bundles.map((b) => [b.role, b.hash]));
+
+    for (const bundle of args.bundles) {
+      const roleName = roleResourceName(name, bundle.role);
+      const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
+      const deps = roleDependencies(fleet, node, bundle.role);
+      const roleArgs = {
+        node,
+        bundle,
+        connection: sshConnection(node, args.sshPrivateKey, host),
+        secretStdin: secretStdin(bundle, args.secrets),
+        forget: args.forget ?? false,
+      };
+      const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: Promise.all(deps.map(args.lookup)) } : {}) };
+      if (bundle.role === "ntfy") {
+        const sshOpts = [...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []), "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes"];
+        this.roles.ntfy = new Ntfy(roleName, { ...roleArgs, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, roleOpts);
+      } else {
+        this.roles[bundle.role] = new Role(roleName, roleArgs, roleOpts);
+      }
+    }
+    this.registerOutputs({ bundleHashes: this.bundleHashes });
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The role component: one role's bundle shipped to one node. Every role is this component (type token
+ * `fleetkit:role:<Role>`), except ntfy, which extends it with its Docker container (`stacks/ntfy.ts`).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import type { FleetNode } from "./model/fleet.js";
+import type { Bundle } from "../roles/types.js";
+import { remoteCommand } from "../roles/bundle.js";
+import { installResourceName, roleTypeToken } from "./plan.js";
+
+/** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
+export type SshConnection = command.types.input.remote.ConnectionArgs;
+
+/** Inputs of a role component. */
+export interface RoleArgs {
+  /** The node the role runs on (its WSL distro decides how `wsl` scripts are started). */
+  node: FleetNode;
+  /** The role's rendered bundle (roles/index.ts `renderNodeBundles`); its hash is the install trigger. */
+  bundle: Bundle;
+  /**
+   * SSH connection to the node. Keep it stable between runs (same host, key secret-ness, limits): any
+   * change replaces the install command, which re-runs uninstall and install.
+   */
+  connection: pulumi.Input<SshConnection>;
+  /** The install script's stdin: the bundle's secrets as `NAME=value` lines (secret); undefined = none. */
+  secretStdin?: pulumi.Input<string>;
+  /**
+   * Keep this role's resources on the node when they leave the program (`retainOnDelete`): set for nodes
+   * listed in `fleetkit:forgetNodes`, whose uninstall cannot run because the machine is gone. Default false.
+   */
+  forget?: boolean;
+}
+
+/**
+ * Ships one role to one node with a `remote.Command` named `<name>-install`:
+ * - `create` runs the bundle's install script as root (`remoteCommand`), `delete` its uninstall script;
+ * - `triggers: [bundle.hash]`: an unchanged bundle is never re-run; a changed one replaces the command
+ *   with `deleteBeforeReplace`, so the old uninstall runs before the new install and never undoes it
+ *   (FIELD-NOTES: create-before-delete would). Install scripts are idempotent, so a replacement that
+ *   re-runs them is safe;
+ * - secrets reach the script only on stdin; a role with secrets marks stdout/stderr secret and logs stderr
+ *   only, so nothing a script echoes can leak into a diff or the log;
+ * - the component's `dependsOn` is passed on to the command, so the script really waits for the roles this
+ *   one needs (a `dependsOn` on a component alone does not hold back its children).
+ *
+ * Children are named `<name>-…` and checked to be (like sst's base component).
+ */
+export class RoleComponent extends pulumi.ComponentResource {
+  /** sha256 of the bundle (the install command's trigger). */
+  public readonly bundleHash: pulumi.Output<string>;
+  /** The install command (create = install, delete = uninstall). */
+  public readonly install: command.remote.Command;
+  /** The install script's standard output (secret for roles with secrets); its last line says changed/unchanged. */
+  public readonly stdout: pulumi.Output<string>;
+  /** The component's name: every child's name starts with it. */
+  protected readonly name: string;
+  /** The options children inherit from the component (retainOnDelete for forgotten nodes). */
+  protected readonly forget: boolean;
+
+  /**
+   * @param name the role resource name, `<node>-<role>` (plan.ts `roleResourceName`)
+   * @param args the node, bundle, connection and secrets
+   * @param opts component options; `dependsOn` is also applied to the install command
+   */
+  constructor(name: string, args: RoleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(roleTypeToken(args.bundle.role), name, {}, opts);
+    this.name = name;
+    this.forget = args.forget ?? false;
+    const { node, bundle } = args;
+    const hasSecrets = bundle.secrets.length > 0;
+    this.install = new command.remote.Command(
+      this.childName(installResourceName(name)),
+      {
+        connection: args.connection,
+        create: remoteCommand(node, bundle.target, bundle.install),
+        delete: remoteCommand(node, bundle.target, bundle.uninstall),
+        triggers: [bundle.hash],
+        ...(args.secretStdin !== undefined ? { stdin: args.secretStdin } : {}),
+        // The previous run's output would travel to the node as SSH environment; it is not needed.
+        addPreviousOutputInEnv: false,
+        ...(hasSecrets ? { logging: "stderr" as const } : {}),
+      },
+      {
+        parent: this,
+        dependsOn: opts?.dependsOn,
+        deleteBeforeReplace: true,
+        retainOnDelete: this.forget,
+        ...(hasSecrets ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
+      },
+    );
+    this.bundleHash = pulumi.output(bundle.hash);
+    this.stdout = this.install.stdout;
+  }
+
+  /**
+   * Returns `child` after checking it starts with `<name>-`, so two instances never collide.
+   * @throws Error naming the child and the required prefix (a fleetkit bug).
+   */
+  protected childName(child: string): string {
+    if (!child.startsWith(`${this.name}-`)) throw new Error(`child resource "${child}" of ${this.name} must be named ${this.name}-…`);
+    return child;
+  }
+
+  /** Options for a child created by a subclass: parented here, retained when the node is forgotten. */
+  protected childOptions(extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions {
+    return { ...extra, parent: this, retainOnDelete: this.forget };
+  }
+}
+
+/** A role component with nothing beyond its install command; registers its outputs. */
+export class Role extends RoleComponent {
+  constructor(name: string, args: RoleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(name, args, opts);
+    this.registerOutputs({ bundleHash: this.bundleHash, stdout: this.stdout });
+  }
+}

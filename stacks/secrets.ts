@@ -1,0 +1,125 @@
+/**
+ * The stack's secrets: read from Pulumi secret config or minted by the stack, and handed to a role's install
+ * script on stdin as `NAME=value` lines (the names of roles/types.ts `SecretName`, read by the prelude's
+ * `fk_read_secrets` / `Fk-ReadSecrets`). Secrets never reach a command string, a file in the repo or a log.
+ *
+ * Set them with
+ * ```
+ * pulumi config set --secret fleetkit:tailscaleAuthKey tskey-auth-…
+ * pulumi config set --secret fleetkit:anthropicApiKey sk-ant-…        # or fleetkit:claudeOauthToken (claude setup-token)
+ * pulumi config set --secret fleetkit:ntfyToken tk_…                  # optional: minted by the stack when unset
+ * pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519   # optional: else defaults.sshKeyPath is read
+ * ```
+ * Per-node queue tokens are always minted by the stack (`random.RandomPassword`, kept secret in the state).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import type { Bundle, SecretName } from "../roles/types.js";
+
+/** The Pulumi config namespace of every fleetkit key (`fleetkit:fleetFile`, `fleetkit:tailscaleAuthKey` …). */
+export const CONFIG_NAMESPACE = "fleetkit";
+
+/** Secrets a user sets with `pulumi config set --secret fleetkit:<name>`. */
+export const CONFIG_SECRETS = ["tailscaleAuthKey", "anthropicApiKey", "claudeOauthToken", "ntfyToken"] as const;
+/** A secret read from config. */
+export type ConfigSecretName = (typeof CONFIG_SECRETS)[number];
+
+/** Length of a minted queue token in characters (letters and digits: about 190 bits). */
+export const QUEUE_TOKEN_LENGTH = 32;
+/** Random characters after `tk_` in a minted ntfy access token (ntfy's own tokens have 29, lower-case and digits). */
+export const NTFY_TOKEN_RANDOM_LENGTH = 29;
+
+/** The secret values a stack can feed to install scripts; each an Output marked secret. */
+export interface StackSecrets {
+  /** From config, by name; absent when not set. */
+  config: Partial<Record<ConfigSecretName, pulumi.Output<string>>>;
+  /** Minted per node: the bearer token of that node's worker and CLI, keyed by node name. */
+  queueTokens: Record<string, pulumi.Output<string>>;
+  /** Minted when `fleetkit:ntfyToken` is unset and some bundle needs it. */
+  mintedNtfyToken?: pulumi.Output<string>;
+}
+
+/**
+ * Reads the config secrets (`fleetkit:<name>` for each of {@link CONFIG_SECRETS}) that are set. Values are
+ * secret Outputs whether or not the user used `--secret`, so a value never flips between plain and secret.
+ */
+export function readConfigSecrets(config: pulumi.Config): StackSecrets["config"] {
+  const out: StackSecrets["config"] = {};
+  for (const name of CONFIG_SECRETS) {
+    const value = config.getSecret(name);
+    if (value !== undefined) out[name] = pulumi.secret(value);
+  }
+  return out;
+}
+
+/**
+ * The one-line value of `queueTokens` (the queue server's view of every node's token): `node:token` pairs
+ * sorted by node name, separated by single spaces. Tokens are letters and digits only, so a POSIX sh
+ * `for pair in $FK_SECRET_queueTokens` loop splits it safely.
+ */
+export function formatQueueTokens(tokens: Record<string, string>): string {
+  return Object.keys(tokens)
+    .sort()
+    .map((node) => `${node}:${tokens[node]}`)
+    .join(" ");
+}
+
+/**
+ * Thrown while building the program when a bundle needs a secret that is not configured. A
+ * {@link pulumi.RunError}, so `pulumi up` prints this one paragraph and no stack trace.
+ */
+export class MissingSecretError extends pulumi.RunError {
+  constructor(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">, missing: SecretName[]) {
+    const keys = missing.map((s) => `fleetkit:${s}`);
+    const what = bundle.secretsMode === "any" ? `one of the secrets ${keys.join(", ")}` : `the secret ${keys.join(", ")}`;
+    super(
+      `role ${bundle.role} on node ${bundle.node} needs ${what}, which is not set in this stack's config. ` +
+        `Set it with \`pulumi config set --secret ${keys[0]} <value>\` (the value stays encrypted in Pulumi.<stack>.yaml) and run again.`,
+    );
+    this.name = "MissingSecretError";
+  }
+}
+
+/**
+ * The value of one bundle secret for a node, or undefined when the stack has none.
+ * Sources: config for tailscaleAuthKey, anthropicApiKey, claudeOauthToken; config or the minted token for
+ * ntfyToken; the node's minted token for queueToken; every minted token ({@link formatQueueTokens}) for
+ * queueTokens.
+ */
+export function secretValue(secrets: StackSecrets, node: string, name: SecretName): pulumi.Output<string> | undefined {
+  switch (name) {
+    case "queueToken":
+      return secrets.queueTokens[node];
+    case "queueTokens":
+      return Object.keys(secrets.queueTokens).length ? pulumi.all(secrets.queueTokens).apply(formatQueueTokens) : undefined;
+    case "ntfyToken":
+      return secrets.config.ntfyToken ?? secrets.mintedNtfyToken;
+    default:
+      return secrets.config[name];
+  }
+}
+
+/**
+ * The stdin of a bundle's install command: one `NAME=value` line per secret the bundle declares and the
+ * stack has, in the bundle's order, as a secret Output; undefined when the bundle declares none.
+ * @throws MissingSecretError when a required secret is not configured (mode `all`: any missing; mode
+ *   `any`: all missing).
+ * @throws Error (when the Output resolves) if a value contains a line break, which would corrupt the lines.
+ */
+export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">, secrets: StackSecrets): pulumi.Output<string> | undefined {
+  if (bundle.secrets.length === 0) return undefined;
+  const present: [SecretName, pulumi.Output<string>][] = [];
+  const missing: SecretName[] = [];
+  for (const name of bundle.secrets) {
+    const value = secretValue(secrets, bundle.node, name);
+    if (value) present.push([name, value]);
+    else missing.push(name);
+  }
+  if (bundle.secretsMode === "any" ? present.length === 0 : missing.length > 0) throw new MissingSecretError(bundle, missing);
+  const lines = present.map(([name, value]) =>
+    value.apply((v) => {
+      if (/[\r\n]/.test(v)) throw new Error(`secret fleetkit:${name} for role ${bundle.role} on node ${bundle.node} contains a line break; set it again as one line`);
+      return `${name}=${v}\n`;
+    }),
+  );
+  return pulumi.secret(pulumi.all(lines).apply((l) => l.join("")));
+}

@@ -1,0 +1,149 @@
+/**
+ * Runs the real Pulumi program (`stacks/index.ts`) under `pulumi.runtime.setMocks` and records what the
+ * Pulumi SDK sends the engine for every resource: type, name, parent, dependencies, options and inputs
+ * (both decoded and in the wire form that keeps secret markers). The engine side is Pulumi's own
+ * MockMonitor; we only watch its RegisterResource requests.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { vi } from "vitest";
+
+/** Pulumi's wire signature of a secret value (sdk/nodejs/runtime/rpc.ts `specialSecretSig`). */
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+/** One RegisterResource request as the SDK sent it. */
+export interface Registration {
+  type: string;
+  name: string;
+  urn: string;
+  custom: boolean;
+  /** Parent resource name ("" for a root resource) and type. */
+  parent: string;
+  parentType: string;
+  /** Names of the resources the engine is told this one depends on (explicit dependsOn and inputs), sorted. */
+  dependsOn: string[];
+  /** Inputs decoded to plain values (secrets unwrapped). */
+  inputs: Record<string, unknown>;
+  /** Inputs in wire form: a secret is `{ [SIG_KEY]: SECRET_SIG, value }`. */
+  wire: Record<string, unknown>;
+  deleteBeforeReplace: boolean;
+  retainOnDelete: boolean;
+  additionalSecretOutputs: string[];
+  replaceOnChanges: string[];
+  /** Provider reference (`urn::id`), "" for the default provider. */
+  provider: string;
+}
+
+/** True when a wire-form value is a Pulumi secret. */
+export function isSecret(wire: unknown): boolean {
+  return typeof wire === "object" && wire !== null && (wire as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+/** A wire-form value with every secret envelope replaced by its value. */
+export function reveal(wire: unknown): unknown {
+  if (isSecret(wire)) return reveal((wire as { value: unknown }).value);
+  if (Array.isArray(wire)) return wire.map(reveal);
+  if (wire && typeof wire === "object") return Object.fromEntries(Object.entries(wire).map(([k, v]) => [k, reveal(v)]));
+  return wire;
+}
+
+const nameOf = (urn: string) => (urn ? urn.slice(urn.lastIndexOf("::") + 2) : "");
+const typeOf = (urn: string) => {
+  if (!urn) return "";
+  const qualified = urn.split("::")[2];
+  return qualified.slice(qualified.lastIndexOf("$") + 1);
+};
+
+/** The values the mocks answer for minted tokens and images, so tests can look for them. */
+export const MINTED_MARKER = "MINTEDSECRETMARKER";
+
+/**
+ * Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs; RandomPassword
+ * answers a recognisable `result`; RemoteImage an `imageId`.
+ */
+const mocks: pulumi.runtime.Mocks = {
+  newResource(args) {
+    const state: Record<string, unknown> = { ...args.inputs };
+    if (args.type === "random:index/randomPassword:RandomPassword") state.result = `${MINTED_MARKER}${args.name.replace(/[^A-Za-z0-9]/g, "")}`;
+    if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${"0".repeat(64)}`;
+    if (args.type === "command:remote:Command") Object.assign(state, { stdout: "fleetkit: changed", stderr: "" });
+    return { id: `${args.name}_id`, state };
+  },
+  call(args) {
+    return args.inputs;
+  },
+};
+
+/** What one program run produced. */
+export interface ProgramRun {
+  registrations: Registration[];
+  /** The program module's exports (stack outputs). */
+  outputs: Record<string, unknown>;
+  /** Registration by resource name. @throws Error when absent. */
+  get(name: string): Registration;
+}
+
+/**
+ * Runs `stacks/index.ts` once with the given stack config (`fleetkit:` keys; `secretKeys` are marked secret
+ * like `pulumi config set --secret`), waits until every registration is done, and returns them.
+ * @throws whatever the program throws (e.g. pulumi.RunError for a bad fleet file).
+ */
+export async function runProgram(config: Record<string, string>, secretKeys: string[] = []): Promise<ProgramRun> {
+  vi.resetModules();
+  await pulumi.runtime.setMocks(mocks, "fleetkit", "dev", false);
+  pulumi.runtime.setAllConfig(config, secretKeys);
+  const registrations: Registration[] = [];
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): Promise<void> };
+  const original = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) => {
+    const wire = (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
+    const parentUrn = req.getParent();
+    registrations.push({
+      type: req.getType(),
+      name: req.getName(),
+      urn: "",
+      custom: req.getCustom(),
+      parent: nameOf(parentUrn),
+      parentType: typeOf(parentUrn),
+      dependsOn: [...new Set(req.getDependenciesList().map(nameOf))].sort(),
+      inputs: reveal(wire) as Record<string, unknown>,
+      wire,
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      retainOnDelete: req.getRetainondelete?.() ?? false,
+      additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+      replaceOnChanges: req.getReplaceonchangesList(),
+      provider: req.getProvider(),
+    });
+    return original(req, cb);
+  };
+  let outputs: Record<string, unknown>;
+  try {
+    outputs = { ...(await import("../../stacks/index.js")) };
+  } finally {
+    await pulumi.runtime.disconnect();
+  }
+  const byName = new Map(registrations.map((r) => [r.name, r]));
+  return {
+    registrations,
+    outputs,
+    get(name) {
+      const r = byName.get(name);
+      if (!r) throw new Error(`no resource named ${name} was registered`);
+      return r;
+    },
+  };
+}
+
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getDependenciesList(): string[];
+  getObject(): { toJavaScript(): unknown } | undefined;
+  getDeletebeforereplace(): boolean;
+  getRetainondelete?(): boolean;
+  getAdditionalsecretoutputsList(): string[];
+  getReplaceonchangesList(): string[];
+  getProvider(): string;
+}

@@ -1,0 +1,346 @@
+/**
+ * Program tests: the real `stacks/index.ts` under Pulumi's mocks, for each of the three real fleets. What
+ * is checked is what the Pulumi SDK sends the engine: every resource's type, name, parent and
+ * dependencies, and the install commands' inputs and options.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { loadFleet } from "../../stacks/model/load.js";
+import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { FLEET_TYPE, NODE_TYPE, RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
+import { remoteCommand } from "../../roles/bundle.js";
+import type { Bundle } from "../../roles/types.js";
+import { isSecret, MINTED_MARKER, runProgram, type ProgramRun, type Registration } from "./harness.js";
+import { REAL_FLEETS, renderableRoles, withNode, withoutRole, withRenderableRoles } from "./fleets.js";
+
+/** Marker values for every configured secret: none may appear outside a Pulumi secret. */
+const MARK = "SECRETMARKER";
+const SECRETS = {
+  "fleetkit:tailscaleAuthKey": `tskey-auth-${MARK}ts`,
+  "fleetkit:anthropicApiKey": `sk-ant-${MARK}ak`,
+  "fleetkit:sshPrivateKey": `-----BEGIN OPENSSH PRIVATE KEY-----\n${MARK}ssh\n-----END OPENSSH PRIVATE KEY-----\n`,
+};
+
+function stackConfig(fleetFile: string, extra: Record<string, string> = {}): [Record<string, string>, string[]] {
+  return [{ "fleetkit:fleetFile": fleetFile, ...SECRETS, ...extra }, Object.keys(SECRETS)];
+}
+
+async function run(fleetFile: string, extra: Record<string, string> = {}): Promise<ProgramRun> {
+  return runProgram(...stackConfig(fleetFile, extra));
+}
+
+/** A resource as compared: type, name, parent name, dependency names. */
+interface Shape {
+  type: string;
+  name: string;
+  parent: string;
+  dependsOn: string[];
+}
+
+const byName = (a: Shape, b: Shape) => a.name.localeCompare(b.name);
+const shape = (r: Registration): Shape => ({ type: r.type, name: r.name, parent: r.parent, dependsOn: r.dependsOn });
+
+/**
+ * The resources a plan stands for, with parents by the program's rules: the Fleet at the root, Nodes
+ * under it, role components under their Node, minted tokens under the Fleet, everything else under its
+ * role component.
+ */
+function expectedShapes(plan: FleetPlan): Shape[] {
+  const out: Shape[] = [{ type: FLEET_TYPE, name: plan.fleet, parent: "", dependsOn: [] }];
+  for (const node of plan.nodes) {
+    out.push({ type: NODE_TYPE, name: node.name, parent: plan.fleet, dependsOn: [] });
+    for (const role of node.roles) {
+      const [component, ...children] = role.resources;
+      out.push({ ...component, parent: node.name });
+      for (const c of children) out.push({ ...c, parent: c.type === RANDOM_PASSWORD_TYPE ? plan.fleet : component.name });
+    }
+  }
+  return out.sort(byName);
+}
+
+/** Every string in a wire-form value that is not inside a secret. */
+function plainStrings(wire: unknown, out: string[] = []): string[] {
+  if (isSecret(wire)) return out;
+  if (typeof wire === "string") out.push(wire);
+  else if (Array.isArray(wire)) for (const v of wire) plainStrings(v, out);
+  else if (wire && typeof wire === "object") for (const v of Object.values(wire)) plainStrings(v, out);
+  return out;
+}
+
+/**
+ * The script a command line carries: `sudo -n sh -c '…'` unquoted; on Windows decoded (base64 for wsl.exe's
+ * sh, UTF-16LE base64 for PowerShell).
+ */
+function scriptOf(commandLine: string): string {
+  const sudo = "sudo -n sh -c '";
+  if (commandLine.startsWith(sudo) && commandLine.endsWith("'")) return commandLine.slice(sudo.length, -1).replaceAll(`'\\''`, "'");
+  const wsl = /echo ([A-Za-z0-9+/=]+) \| base64 -d/.exec(commandLine);
+  if (wsl) return Buffer.from(wsl[1], "base64").toString("utf8");
+  const ps = /-EncodedCommand ([A-Za-z0-9+/=]+)$/.exec(commandLine);
+  if (ps) return Buffer.from(ps[1], "base64").toString("utf16le");
+  throw new Error(`not a Windows command line: ${commandLine.slice(0, 80)}`);
+}
+
+describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
+  let file: string;
+  let model: FleetModel;
+  let bundles: Map<string, Bundle[]>;
+  let plan: FleetPlan;
+  let program: ProgramRun;
+
+  beforeAll(async () => {
+    file = withRenderableRoles(realFile);
+    model = loadFleet(file);
+    bundles = renderBundles(model);
+    plan = planFleet(model, {}, bundles);
+    program = await run(file);
+  });
+
+  it("registers exactly the planned resources (types, names, parents, dependencies), plus the Fleet and its Nodes", () => {
+    expect(program.registrations.map(shape).sort(byName)).toEqual(expectedShapes(plan));
+    expect(new Set(program.registrations.map((r) => r.name)).size).toBe(program.registrations.length);
+  });
+
+  it("runs each role's install script as the command's create and its uninstall script as delete, triggered by the bundle hash", () => {
+    for (const node of model.nodes) {
+      for (const bundle of bundles.get(node.name)!) {
+        const cmd = program.get(`${node.name}-${bundle.role}-install`);
+        expect(cmd.inputs.create).toBe(remoteCommand(node, bundle.target, bundle.install));
+        expect(cmd.inputs.delete).toBe(remoteCommand(node, bundle.target, bundle.uninstall));
+        expect(cmd.inputs.triggers).toEqual([bundle.hash]);
+        expect(cmd.replaceOnChanges).toContain("triggers[*]");
+        expect(cmd.deleteBeforeReplace).toBe(true);
+        expect(cmd.retainOnDelete).toBe(false);
+        expect(cmd.inputs.addPreviousOutputInEnv).toBe(false);
+      }
+    }
+  });
+
+  it("connects to each node with its fleet.yaml settings, the key as a secret, Tailscale via bootstrapHost", () => {
+    for (const node of model.nodes) {
+      for (const bundle of bundles.get(node.name)!) {
+        const cmd = program.get(`${node.name}-${bundle.role}-install`);
+        const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
+        expect(cmd.inputs.connection).toEqual({
+          host,
+          port: node.sshPort,
+          user: node.user,
+          privateKey: SECRETS["fleetkit:sshPrivateKey"],
+          perDialTimeout: node.perDialTimeoutSeconds,
+          dialErrorLimit: node.dialErrorLimit,
+        });
+        expect(isSecret(cmd.wire.connection) || isSecret((cmd.wire.connection as Record<string, unknown>).privateKey)).toBe(true);
+      }
+    }
+  });
+
+  it("feeds each role exactly its secrets on stdin, as a secret, with secret outputs and stderr-only logging", () => {
+    for (const node of model.nodes) {
+      for (const bundle of bundles.get(node.name)!) {
+        const cmd = program.get(`${node.name}-${bundle.role}-install`);
+        if (bundle.secrets.length === 0) {
+          expect(cmd.inputs.stdin).toBeUndefined();
+          expect(cmd.inputs.logging).toBeUndefined();
+          expect(cmd.additionalSecretOutputs).toEqual(["connection"]);
+          continue;
+        }
+        expect(isSecret(cmd.wire.stdin)).toBe(true);
+        const names = String(cmd.inputs.stdin)
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.slice(0, l.indexOf("=")));
+        // claude: either credential; the stack has the API key only.
+        const expected = bundle.secretsMode === "any" ? bundle.secrets.filter((s) => s !== "claudeOauthToken") : bundle.secrets;
+        expect(names).toEqual(expected);
+        expect(cmd.inputs.logging).toBe("stderr");
+        // @pulumi/command itself always adds "connection".
+        expect(cmd.additionalSecretOutputs).toEqual(["stdout", "stderr", "connection"]);
+      }
+    }
+  });
+
+  it("never shows a secret outside a Pulumi secret: not in create/delete, inputs, or stack outputs", () => {
+    const markers = [MARK, MINTED_MARKER];
+    for (const r of program.registrations) {
+      for (const s of plainStrings(r.wire)) for (const m of markers) expect(s, `${r.name}`).not.toContain(m);
+    }
+    expect(JSON.stringify(program.outputs)).not.toMatch(new RegExp(markers.join("|")));
+  });
+
+  it("exports every bundle hash as a stack output", () => {
+    const expected = Object.fromEntries(plan.nodes.map((n) => [n.name, Object.fromEntries(n.roles.map((r) => [r.role, r.bundleHash]))]));
+    expect(program.outputs.bundleHashes).toEqual(expected);
+    expect(program.outputs.fleetName).toBe(model.name);
+  });
+});
+
+/** Keeps only the rows of roles that render today (the role renderers land one by one). */
+const renderable = <T extends { role: RoleName }>(rows: T[]) => rows.filter((r) => renderableRoles().has(r.role));
+
+describe("fleet.yaml, node by node", () => {
+  let program: ProgramRun;
+  let model: FleetModel;
+  const node = (name: string): FleetNode => model.nodes.find((n) => n.name === name)!;
+  const create = (name: string) => String(program.get(name).inputs.create);
+  const script = (name: string) => scriptOf(create(name));
+
+  beforeAll(async () => {
+    const file = withRenderableRoles("fleet.yaml");
+    model = loadFleet(file);
+    program = await run(file);
+  });
+
+  // rpi1, written out by hand: its roles, what each waits for, and where the queue token sits.
+  it.each(
+    renderable<{ role: RoleName; type: string; dependsOn: string[] }>([
+      { role: "tailscale", type: "fleetkit:role:Tailscale", dependsOn: [] },
+      { role: "claude", type: "fleetkit:role:Claude", dependsOn: ["rpi1-tailscale-install"] },
+      { role: "iceccd", type: "fleetkit:role:Iceccd", dependsOn: ["arch-orchestrator-icecc-scheduler-install", "rpi1-tailscale-install"] },
+      { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
+      { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
+    ]),
+  )("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
+    const component = program.get(`rpi1-${role}`);
+    expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn });
+    const install = program.get(`rpi1-${role}-install`);
+    const tokenDeps = role === "worker" ? ["rpi1-queue-token"] : [];
+    expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...dependsOn, ...tokenDeps].sort() });
+  });
+
+  it("rpi1 has only its Node, role components, install commands (and queue token)", () => {
+    const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
+    const roles = node("rpi1").roles;
+    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), ...(roles.includes("worker") ? ["rpi1-queue-token"] : [])].sort();
+    expect(mine).toEqual(expected);
+    expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
+  });
+
+  it("rpi1's iceccd points at arch-orchestrator and installs with apt, as a systemd service", () => {
+    expect(create("rpi1-iceccd-install")).toMatch(/^sudo -n sh -c '/);
+    const sh = script("rpi1-iceccd-install");
+    expect(sh).toContain("ExecStart=/usr/sbin/iceccd --scheduler-host arch-orchestrator -N rpi1 --max-processes 4");
+    expect(sh).toMatch(/^fk_apt_install icecc$/m);
+    expect(sh).toMatch(/^fk_systemd_unit iceccd.service$/m);
+    // The shared prelude defines helpers for every service manager; only calls count.
+    expect(sh).not.toMatch(/^fk_launchd_\w+ /m);
+  });
+
+  it("arch-orchestrator installs with pacman and runs the scheduler its daemons point at", () => {
+    const sh = script("arch-orchestrator-icecc-scheduler-install");
+    expect(sh).toMatch(/^fk_pacman_install icecream$/m);
+    expect(sh).toMatch(/^fk_systemd_unit icecc-scheduler.service$/m);
+    expect(script("arch-orchestrator-iceccd-install")).toContain("--scheduler-host 127.0.0.1 -N arch-orchestrator --max-processes 8");
+  });
+
+  it.each(["macbook1", "imac", "macbook2"])("%s runs its services with launchd and Homebrew at /usr/local (Intel), never systemd", (name) => {
+    expect(node(name).roles.length).toBeGreaterThan(0);
+    for (const role of node(name).roles) {
+      expect(create(`${name}-${role}-install`)).toMatch(/^sudo -n sh -c '/);
+      // The shared prelude defines helpers for every service manager; only calls count.
+      expect(script(`${name}-${role}-install`)).not.toMatch(/^fk_systemd_\w+ /m);
+    }
+    const iceccd = script(`${name}-iceccd-install`);
+    expect(iceccd).toMatch(/^fk_launchd_daemon org.icecc.iceccd \/Library\/LaunchDaemons\/org.icecc.iceccd.plist system$/m);
+    expect(iceccd).toMatch(/^FK_BREW='\/usr\/local\/bin\/brew'$/m);
+    expect(iceccd).toMatch(/^fk_brew_install icecream$/m);
+  });
+
+  it.each(["windows-desktop", "windows-laptop"])("%s runs Tailscale on the Windows host and every other role inside its WSL distro", (name) => {
+    const n = node(name);
+    for (const role of n.roles) {
+      const line = create(`${name}-${role}-install`);
+      const sh = scriptOf(line);
+      if (role === "tailscale") {
+        expect(line).toMatch(/^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand /);
+        expect(sh).toContain("winget");
+      } else {
+        expect(line.startsWith(`wsl.exe -d ${n.wslDistro} -u root -- sh -c "`)).toBe(true);
+        expect(sh).toMatch(/^#!\/bin\/sh\n/);
+      }
+    }
+    const iceccd = script(`${name}-iceccd-install`);
+    expect(iceccd).toMatch(/^fk_apt_install icecc$/m);
+    expect(iceccd).toMatch(/^fk_systemd_unit iceccd.service$/m);
+    expect(iceccd).toContain(`--scheduler-host arch-orchestrator -N ${name}`);
+  });
+});
+
+describe("changes stay local", () => {
+  let base: ProgramRun;
+  const baseFile = withRenderableRoles("fleet.yaml");
+
+  beforeAll(async () => {
+    base = await run(baseFile);
+  });
+
+  it("adding a node adds only that node's resources and changes no other resource", async () => {
+    const file = withNode(baseFile, "rpi4", { host: "rpi4", os: "raspios", arch: "aarch64", profile: "headless-agent", budgetUsdPerSession: 5, iceccMaxJobs: 4 });
+    const after = await run(file);
+    const before = new Map(base.registrations.map((r) => [r.name, r]));
+    const added = after.registrations.filter((r) => !before.has(r.name));
+    expect(added.length).toBeGreaterThan(1);
+    for (const r of added) expect(r.name === "rpi4" || r.name.startsWith("rpi4-"), r.name).toBe(true);
+    expect(after.registrations.length).toBe(base.registrations.length + added.length);
+    // The queue server's bundle lists every node's facts (os, arch, tags, budget) for task matching, and its
+    // stdin every node's token: it is the one resource of another node that must learn about rpi4.
+    const differing = after.registrations
+      .filter((r) => before.has(r.name))
+      .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(before.get(r.name)!), before.get(r.name)!.inputs]))
+      .map((r) => r.name);
+    expect(differing).toEqual(renderableRoles().has("queue") ? ["arch-orchestrator-queue-install"] : []);
+    if (renderableRoles().has("queue")) {
+      const queue = after.get("arch-orchestrator-queue-install");
+      expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
+      expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
+    }
+  });
+
+  it.each(
+    renderable<{ node: string; role: RoleName; changed: string[] }>([
+      // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
+      { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
+      { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
+      { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"] },
+    ]),
+  )("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed }) => {
+    const after = await run(withoutRole(baseFile, node, role));
+    const now = new Map(after.registrations.map((r) => [r.name, r]));
+    const gone = base.registrations.filter((r) => !now.has(r.name)).map((r) => r.name).sort();
+    expect(gone).toEqual([`${node}-${role}`, `${node}-${role}-install`]);
+    expect(after.registrations.length).toBe(base.registrations.length - 2);
+    const differing = base.registrations
+      .filter((r) => now.has(r.name))
+      .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(now.get(r.name)!), now.get(r.name)!.inputs]))
+      .map((r) => r.name);
+    expect(differing).toEqual(changed);
+  });
+});
+
+describe("stack config", () => {
+  const file = withRenderableRoles("examples/shared-fs-queue.fleet.yaml");
+
+  it("fleetkit:forgetNodes marks that node's resources retainOnDelete and no other node's", async () => {
+    const program = await run(file, { "fleetkit:forgetNodes": JSON.stringify(["pi-node-2"]) });
+    const mine = (r: Registration) => r.name.startsWith("pi-node-2-");
+    const custom = program.registrations.filter((r) => r.custom);
+    expect(custom.filter(mine).length).toBeGreaterThan(0);
+    for (const r of custom) expect(r.retainOnDelete, r.name).toBe(mine(r));
+  });
+
+  it.each([
+    ["a missing fleet file", { "fleetkit:fleetFile": "no-such-fleet.yaml" }, /no-such-fleet\.yaml:1:1 \(file\): cannot read the fleet file \(no such file\)/],
+    ["a missing Tailscale auth key", { "fleetkit:tailscaleAuthKey": "" }, /role tailscale on node control-node needs the secret fleetkit:tailscaleAuthKey, which is not set in this stack's config\. Set it with `pulumi config set --secret fleetkit:tailscaleAuthKey <value>`/],
+    ["no Claude credential", { "fleetkit:anthropicApiKey": "" }, /role claude on node control-node needs one of the secrets fleetkit:anthropicApiKey, fleetkit:claudeOauthToken/],
+    ["a forgetNodes that is not a list", { "fleetkit:forgetNodes": JSON.stringify("pi-node-2") }, /fleetkit:forgetNodes must be a list of node names/],
+  ])("stops with one clear paragraph on %s", async (_what, change, message) => {
+    const [config, secretKeys] = stackConfig(file, change);
+    for (const [k, v] of Object.entries(change)) if (v === "") delete config[k];
+    const err = await runProgram(config, secretKeys).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    // A RunError: Pulumi prints its message without a stack trace.
+    expect(pulumi.RunError.isInstance(err)).toBe(true);
+    expect(err?.message).toMatch(message);
+  });
+});
