@@ -76,6 +76,8 @@ export const CompleteBodySchema = z
     /** The model the worker ran and why (see model-choice.ts). */
     chosenModel: z.enum(MODELS).nullable().default(null),
     modelReason: z.string().nullable().default(null),
+    /** Also claim the node's next task (no waiting) for the same worker: the answer is `{ task, next: ClaimAnswer | null }`. */
+    claimNext: z.boolean().default(false),
   })
   .strict();
 /** A validated complete body. */

@@ -1,7 +1,9 @@
 /**
- * HTTP client of the queue API, used by the worker daemon and `fleet task`. Uses Node's fetch (undici,
- * keep-alive). Every call sends the node's bearer token; errors carry the server's status and message.
+ * HTTP client of the queue API, used by the worker daemon and `fleet task`. Uses undici's `request` on a
+ * keep-alive pool (several times less CPU per call than `fetch`, which matters at 1,000+ tasks/s). Every call
+ * sends the node's bearer token; errors carry the server's status and message.
  */
+import { Pool } from "undici";
 import type { ClaimAnswer, CompleteInput, NodeInfo, NodePresence, Priority, Stats, SubmitInput, Task, TaskState } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
@@ -18,6 +20,7 @@ export class QueueError extends Error {
 /** Client for one queue server with one node token. */
 export class QueueClient {
   private readonly base: string;
+  private readonly pool: Pool;
 
   /**
    * @param url queue base URL, e.g. `http://arch-orchestrator:8787`
@@ -28,28 +31,40 @@ export class QueueClient {
     private readonly token: string,
   ) {
     this.base = url.replace(/\/+$/, "");
+    const u = new URL(this.base);
+    this.prefix = u.pathname.replace(/\/+$/, "");
+    // Long polls are bounded by the server (≤ 600 s); the timeouts only catch a hung connection.
+    this.pool = new Pool(u.origin, { headersTimeout: 660_000, bodyTimeout: 660_000, keepAliveTimeout: 30_000 });
+  }
+
+  private readonly prefix: string;
+
+  /** Closes the connection pool (in-flight requests finish first). */
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   /**
-   * Sends one request. Throws {@link QueueError} for a non-2xx answer, or fetch's TypeError when the server
-   * cannot be reached. `signal` aborts a long poll.
+   * Sends one request. Throws {@link QueueError} for a non-2xx answer, or undici's error (with a `code` such
+   * as ECONNREFUSED or UND_ERR_SOCKET) when the server cannot be reached. `signal` aborts a long poll.
    */
   async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await fetch(this.base + path, {
-      method,
+    const res = await this.pool.request({
+      method: method as "GET" | "POST",
+      path: this.prefix + path,
       headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
-    const text = await res.text();
-    if (!res.ok) {
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode > 299) {
       let msg = text;
       try {
         msg = (JSON.parse(text) as { error?: string }).error ?? text;
       } catch {
         /* not JSON: keep the text */
       }
-      throw new QueueError(res.status, msg || res.statusText);
+      throw new QueueError(res.statusCode, msg || `HTTP ${res.statusCode}`);
     }
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -92,6 +107,10 @@ export class QueueClient {
   /** `POST /v1/tasks/:id/complete`: reports a run. */
   complete(id: number, body: CompleteInput): Promise<Task> {
     return this.request("POST", `/v1/tasks/${id}/complete`, body);
+  }
+  /** `POST /v1/tasks/:id/complete` with `claimNext`: reports a run and leases the node's next task, if any. */
+  completeAndClaim(id: number, body: CompleteInput): Promise<{ task: Task; next: ClaimAnswer | null }> {
+    return this.request("POST", `/v1/tasks/${id}/complete`, { ...body, claimNext: true });
   }
   /** `POST /v1/tasks/:id/release`: gives a running task back (no attempt counted). */
   release(id: number, leaseId: string): Promise<Task> {

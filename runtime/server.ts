@@ -45,7 +45,7 @@ export interface QueueServerOptions {
   sweepSeconds?: number;
   /** A node not seen for this long (and not long-polling) is offline (default: max(60, 2 × claim wait)). */
   presenceSeconds?: number;
-  /** SQLite durability, see {@link StoreOptions} (default full). */
+  /** SQLite durability, see {@link StoreOptions} (default normal). */
   synchronous?: "full" | "normal";
   /** Base URL for links to tasks (default tokens.publicUrl, else the Host the client used). */
   publicUrl?: string;
@@ -178,8 +178,14 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     map.delete(key);
     for (const w of set) w();
   };
+  // One new task wakes one waiting claim per eligible node (the longest-waiting), not the whole herd.
+  const wakeOne = (node: string) => {
+    const set = claimWaiters.get(node);
+    const first = set?.values().next().value;
+    if (first) first();
+  };
   const taskReady = (t: Task) => {
-    for (const n of eligible(t.target, t.tags)) wake(claimWaiters, n);
+    for (const n of eligible(t.target, t.tags)) wakeOne(n);
   };
   const taskFinal = (t: Task) => wake(resultWaiters, t.id);
   const waitFor = <K>(map: Map<K, Set<Waiter>>, key: K, ms: number, reply: FastifyReply): Promise<void> =>
@@ -368,6 +374,22 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return t;
   });
 
+  /** One claim attempt for `node` without waiting: a lease, or why not (budget cap reached, nothing ready). */
+  const claimNow = (node: string, worker: string): ClaimAnswer => {
+    const over = overBudget(node);
+    if (over) {
+      seen(node, "over-budget", `spent $${over.spent.toFixed(2)} of $${over.cap.toFixed(2)} today (UTC)`);
+      return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "over-budget" };
+    }
+    seen(node, "idle");
+    const c = store.claim(node, worker, leaseMs, Date.now());
+    if (!c) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
+    claims.inc({ node });
+    const cap = tokens.nodes[node]!.budgetUsdPerSession ?? null;
+    const maxBudgetUsd = cap === null ? null : Math.max(0, Math.floor((cap - spentToday(node)) * 100) / 100);
+    return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd, reason: null };
+  };
+
   app.post("/v1/claim", async (req, reply): Promise<ClaimAnswer> => {
     const body = parse(ClaimBodySchema, req.body);
     const node = nodeOf(req);
@@ -376,21 +398,12 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     openClaims.set(node, (openClaims.get(node) ?? 0) + 1);
     try {
       for (;;) {
-        const over = overBudget(node);
-        if (over) {
-          seen(node, "over-budget", `spent $${over.spent.toFixed(2)} of $${over.cap.toFixed(2)} today (UTC)`);
-          return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "over-budget" };
+        if (reply.raw.destroyed || closing) {
+          wakeOne(node); // a wake-up this claim cannot use goes to the next waiter
+          return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
         }
-        seen(node, "idle");
-        if (reply.raw.destroyed || closing) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
-        const c = store.claim(node, body.worker, leaseMs, Date.now());
-        if (c) {
-          claims.inc({ node });
-          const cap = tokens.nodes[node]!.budgetUsdPerSession ?? null;
-          const maxBudgetUsd = cap === null ? null : Math.max(0, Math.floor((cap - spentToday(node)) * 100) / 100);
-          return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd, reason: null };
-        }
-        if (Date.now() >= deadline) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
+        const a = claimNow(node, body.worker);
+        if (a.task || a.reason === "over-budget" || Date.now() >= deadline) return a;
         await waitFor(claimWaiters, node, deadline - Date.now(), reply);
       }
     } finally {
@@ -420,8 +433,13 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
       if (r.task.costUsd && r.task.node) spend.set(r.task.node, spentToday(r.task.node) + r.task.costUsd);
       taskFinal(r.task);
     }
-    seen(nodeOf(req), "idle");
-    return reply.code(200).send(r.task);
+    if (!body.claimNext) {
+      seen(nodeOf(req), "idle");
+      return reply.code(200).send(r.task);
+    }
+    // The worker's next claim rides on this answer (no waiting): one round trip per task instead of two.
+    const next = r.kind === "ok" && !closing ? claimNow(nodeOf(req), r.task.worker ?? nodeOf(req)) : null;
+    return reply.code(200).send({ task: r.task, next });
   });
 
   app.post("/v1/tasks/:id/release", async (req) => {

@@ -15,7 +15,11 @@ export type EligibleNodes = (target: string, tags: Record<string, string>) => st
 
 /** Options for {@link Store}. */
 export interface StoreOptions {
-  /** SQLite `synchronous` in WAL mode: `full` (default) survives power loss; `normal` survives process crashes only. */
+  /**
+   * SQLite `synchronous` in WAL mode. `normal` (default, SQLite's advice for WAL): a committed task survives a
+   * crash or kill -9 of the queue process, but the last commits may be lost if the machine loses power.
+   * `full`: every commit is fsynced (survives power loss) at several times the cost per write.
+   */
   synchronous?: "full" | "normal";
 }
 
@@ -169,7 +173,7 @@ export class Store {
   constructor(file: string, private readonly eligible: EligibleNodes, opts: StoreOptions = {}) {
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${opts.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;

@@ -148,19 +148,23 @@ export class Worker {
     const workerId = `${this.o.node}/${hostname()}:${process.pid}/${i}`;
     const home = ensureHome(join(this.o.homeRoot ?? join(homedir(), ".fleetkit", "workers"), `${this.o.node}-${i}`));
     let overBudgetLogged = false;
+    let next: ClaimAnswer | null = null;
     while (!this.stopping) {
-      const abort = new AbortController();
-      this.claimAborts.add(abort);
-      let ans: ClaimAnswer | null;
-      try {
-        const wait = this.o.pollSeconds !== undefined ? 0 : (this.o.claimWaitSeconds ?? 25);
-        ans = await this.retry("claim", () => this.client.claim(this.o.node, workerId, wait, abort.signal));
-      } catch (err) {
-        if (this.stopping) break;
-        this.log(`worker ${this.o.node}: claim refused: ${(err as Error).message}`);
-        return 2;
-      } finally {
-        this.claimAborts.delete(abort);
+      let ans: ClaimAnswer | null = next;
+      next = null;
+      if (!ans?.task) {
+        const abort = new AbortController();
+        this.claimAborts.add(abort);
+        try {
+          const wait = this.o.pollSeconds !== undefined ? 0 : (this.o.claimWaitSeconds ?? 25);
+          ans = await this.retry("claim", () => this.client.claim(this.o.node, workerId, wait, abort.signal));
+        } catch (err) {
+          if (this.stopping) break;
+          this.log(`worker ${this.o.node}: claim refused: ${(err as Error).message}`);
+          return 2;
+        } finally {
+          this.claimAborts.delete(abort);
+        }
       }
       if (ans === null) return this.stopping ? 0 : 2;
       if (!ans.task || !ans.leaseId) {
@@ -174,10 +178,13 @@ export class Worker {
         continue;
       }
       overBudgetLogged = false;
-      await this.runTask(ans.task, ans.leaseId, ans.leaseSeconds, ans.maxBudgetUsd, workerId, home);
+      // Long-polling slots take their next lease with the result report (baseline polling and --once do not).
+      const claimNext = !this.o.once && this.o.pollSeconds === undefined;
+      next = await this.runTask(ans.task, ans.leaseId, ans.leaseSeconds, ans.maxBudgetUsd, workerId, home, claimNext);
       if (this.o.once) break;
       if (this.o.pollSeconds !== undefined) await this.pause(this.o.pollSeconds);
     }
+    if (next?.task && next.leaseId) await this.client.release(next.task.id, next.leaseId).catch(() => undefined);
     return 0;
   }
 
@@ -189,7 +196,11 @@ export class Worker {
     this.claimAborts.delete(abort);
   }
 
-  private async runTask(task: Task, leaseId: string, leaseSeconds: number, maxBudgetUsd: number | null, workerId: string, home: string): Promise<void> {
+  /**
+   * Runs one leased task to its report. With `claimNext`, the report also leases the node's next task, which
+   * is returned (a lease this slot must run, or release if it is stopping).
+   */
+  private async runTask(task: Task, leaseId: string, leaseSeconds: number, maxBudgetUsd: number | null, workerId: string, home: string, claimNext: boolean): Promise<ClaimAnswer | null> {
     const abort = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -222,25 +233,34 @@ export class Worker {
       clearInterval(hb);
       clearTimeout(timeout);
       const why = abort.signal.aborted ? (abort.signal.reason as StopReason) : null;
-      if (why === "lease-lost") return;
+      if (why === "lease-lost") return null;
       if (why === "shutdown") {
         await this.retry("release", () => this.client.release(task.id, leaseId), Date.now() + leaseSeconds * 1000).catch(() => undefined);
         this.log(`worker ${workerId}: task ${task.id} released to the queue`);
-        return;
+        return null;
       }
       const outcome = why === "cancelled" ? "cancelled" : result.outcome;
       const error = why === "timeout" ? `timed out after ${task.timeoutSeconds} s` : why === "cancelled" ? "cancelled while running" : result.error;
       const body = { leaseId, outcome, result: result.result, error, exitCode: result.exitCode, durationSeconds: result.durationSeconds, costUsd: result.costUsd, chosenModel: model, modelReason: reason } as const;
       // Keep reporting through a queue restart; a 409/403 means the lease is gone and the result is dropped.
       // Retry often enough to report within the lease the queue grants a surviving worker after its restart.
-      const final = await this.retry("complete", () => this.client.complete(task.id, body), Date.now() + 10 * 60_000, (leaseSeconds * 1000) / 4).catch((err: Error) => {
+      const report = () => (claimNext && !this.stopping ? this.client.completeAndClaim(task.id, body) : this.client.complete(task.id, body).then((t) => ({ task: t, next: null })));
+      const answer = await this.retry("complete", report, Date.now() + 10 * 60_000, (leaseSeconds * 1000) / 4).catch((err: Error) => {
         this.log(`worker ${workerId}: task ${task.id}: result not recorded: ${err.message}`);
         return null;
       });
-      if (!final) return;
+      if (!answer) return null;
+      const final = answer.task;
       this.lastOutcome = final.state;
       this.log(`worker ${workerId}: task ${task.id} ${final.state} in ${result.durationSeconds.toFixed(2)} s${result.costUsd ? `, $${result.costUsd.toFixed(4)}` : ""}`);
       this.notify(final);
+      if (answer.next?.task && answer.next.leaseId && this.stopping) {
+        // Stopping: hand the piggybacked lease straight back.
+        const n = answer.next;
+        await this.client.release(n.task!.id, n.leaseId!).catch(() => undefined);
+        return null;
+      }
+      return answer.next;
     } finally {
       clearInterval(hb);
       clearTimeout(timeout);

@@ -17,7 +17,8 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
                         "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }
   --lease-seconds       lease length; workers heartbeat every third of it (default 30)
   --claim-wait-seconds  longest long-poll of a claim (default 30)
-  --synchronous         SQLite durability: full survives power loss (default), normal only process crashes
+  --synchronous         SQLite durability: normal (default) keeps acknowledged tasks through a crash of the
+                        queue process; full also through power loss, at several times the cost per write
   --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)`;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */

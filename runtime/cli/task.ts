@@ -38,8 +38,8 @@ async function call<T>(url: string | undefined, fn: () => Promise<T>): Promise<T
     return await fn();
   } catch (err) {
     if (err instanceof QueueError) throw new UserError(`queue refused (HTTP ${err.status}): ${err.message}`, err.status >= 500 ? 1 : 2);
-    const e = err as Error & { cause?: { code?: string } };
-    throw new UserError(`cannot reach the queue at ${url ?? process.env.FLEET_QUEUE_URL}: ${e.cause?.code ?? e.message}. Is \`fleet queue serve\` running there?`, 1);
+    const e = err as Error & { code?: string; cause?: { code?: string } };
+    throw new UserError(`cannot reach the queue at ${url ?? process.env.FLEET_QUEUE_URL}: ${e.code ?? e.cause?.code ?? e.message}. Is \`fleet queue serve\` running there?`, 1);
   }
 }
 

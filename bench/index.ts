@@ -1,0 +1,8 @@
+/**
+ * `npm run bench`: every benchmark of the project, each printing its figures beside a baseline measured in the
+ * same run. Bounded (a few minutes at most); each benchmark cleans up the processes it starts.
+ */
+import { runRuntimeBench } from "./runtime.bench.js";
+
+await runRuntimeBench((text) => process.stdout.write(text));
+await (await import("./status.bench.js")).runStatusBench((line) => process.stdout.write(`\nfleet status (scripts): ${line}\n`));
