@@ -16,6 +16,7 @@ import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
+import { parseManifest, toolchainCheckCommand, toolchainReceiveScript, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import type { FleetArtifact } from "./artifact-server.js";
 
@@ -23,7 +24,7 @@ const skipReason = announceSkip();
 
 /** Roles this file proves, by node. Every Linux role with a renderer that needs no Node.js ≥ 20 (see below). */
 const LAYOUT: Record<string, RoleName[]> = {
-  "node-a": ["tailscale", "claude", "agentapi", "icecc-scheduler", "iceccd"],
+  "node-a": ["tailscale", "claude", "agentapi", "icecc-scheduler", "iceccd", "toolchains"],
   "node-b": ["tailscale", "claude", "iceccd"],
   "node-c": ["tailscale", "iceccd"],
 };
@@ -216,35 +217,61 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(await testNode("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
   });
 
-  it("icecc: a C file compiled on node-b with CC='icecc gcc' and a toolchain tarball runs remotely on node-c, per icecc's own log", async () => {
+  it("toolchains: node-a's tarball is copied to node-b and node-c by content hash, sha256-verified, once", async () => {
+    const plan = toolchainsPlan(fleet);
+    expect(plan.distribution).toEqual([{ arch: "x86_64", from: "node-a", to: ["node-b", "node-c"] }]);
+    const manifest = parseManifest(await testNode("node-a").run(`cat ${TOOLCHAIN_DIR}/manifest-x86_64`));
+    expect(manifest.map((t) => [t.arch, t.compiler])).toEqual([["x86_64", "gcc"]]);
+    const t = manifest[0]!;
+    const bytes = Buffer.from(await testNode("node-a").run(`base64 -w0 ${TOOLCHAIN_DIR}/${t.file}`), "base64");
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(t.sha256);
+    const bad = Buffer.from(bytes);
+    bad[bad.length - 1] ^= 0xff;
+    for (const name of plan.distribution[0]!.to) {
+      const n = testNode(name);
+      const node = fleetNode(fleet, name);
+      const receive = remoteCommand(node, "node", toolchainReceiveScript(fleet, node, t));
+      expect(await n.run(toolchainCheckCommand(t))).toBe("missing\n");
+      // A copy corrupted on the way is refused before anything is placed.
+      const refused = await n.ssh(receive, { input: bad });
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining(`toolchain ${t.file} arrived with sha256 ${createHash("sha256").update(bad).digest("hex")}, expected ${t.sha256}; nothing was replaced`)]);
+      expect(await n.run(`${toolchainCheckCommand(t)}; ls -A ${TOOLCHAIN_DIR}`)).toBe("missing\n");
+      const first = await n.ssh(receive, { input: bytes });
+      expect([first.code, lastLine(first.stdout)], first.stderr).toEqual([0, "fleetkit: toolchains changed"]);
+      expect(await n.run(toolchainCheckCommand(t))).toBe("present\n");
+      const again = await n.ssh(receive, { input: bytes });
+      expect([again.code, lastLine(again.stdout)], again.stderr).toEqual([0, "fleetkit: toolchains unchanged"]);
+      expect(await n.run(". /etc/fleetkit/icecc-env.sh && echo $ICECC_VERSION")).toBe(`${TOOLCHAIN_DIR}/${t.file}\n`);
+    }
+  });
+
+  it("icecc: a C file compiled on node-b with CC='icecc gcc' and the distributed toolchain runs on node-c, per icecc's own log", async () => {
     const b = testNode("node-b");
     const c = testNode("node-c");
-    // Every daemon has registered with the scheduler on node-a (bounded wait).
     const src = "#include <stdio.h>\nint main(void) { printf(\"compiled by icecc: %d\\n\", 6 * 7); return 0; }\n";
     await b.copy({ content: src }, "/home/admin/work/hello.c", 0o644);
     await b.run("sudo -n chown -R admin:admin /home/admin/work");
-    const created = await b.run("cd /home/admin/work && /usr/bin/icecc-create-env --gcc /usr/bin/gcc /usr/bin/g++ 2>&1");
-    const env = /^creating (\S+\.tar\.gz)$/m.exec(created)?.[1] ?? `(no tarball in: ${created})`;
-    expect(env).toMatch(/^[0-9a-f]{32}\.tar\.gz$/);
+    const env = (await b.run(". /etc/fleetkit/icecc-env.sh && echo $ICECC_VERSION")).trim();
+    expect(env).toMatch(new RegExp(`^${TOOLCHAIN_DIR}/x86_64-gcc-([0-9a-f]{32})\\.tar\\.gz$`));
     const compile = [
-      "cd /home/admin/work && rm -f icecc.log hello.o",
-      `ICECC_VERSION=/home/admin/work/${env} ICECC_PREFERRED_HOST=node-c ICECC_DEBUG=debug ICECC_LOGFILE=/home/admin/work/icecc.log icecc gcc -O2 -c hello.c -o hello.o`,
+      "cd /home/admin/work && rm -f icecc.log hello.o && . /etc/fleetkit/icecc-env.sh",
+      "ICECC_PREFERRED_HOST=node-c ICECC_DEBUG=debug ICECC_LOGFILE=/home/admin/work/icecc.log icecc gcc -O2 -c hello.c -o hello.o",
       "gcc -o hello hello.o && ./hello",
     ].join(" && ");
     let out = "";
     for (let i = 0; i < 30; i++) {
-      // The scheduler learns about daemons within seconds of their start; retry until node-c is offered.
+      // The scheduler learns about daemons within seconds of their start; retry (bounded) until node-c is offered.
       out = await b.run(compile);
-      const log = await b.run("cat /home/admin/work/icecc.log");
-      if (log.includes(c.address)) break;
+      if ((await b.run("cat /home/admin/work/icecc.log")).includes(c.address)) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
     expect(out).toBe("compiled by icecc: 42\n");
     const log = await b.run("cat /home/admin/work/icecc.log");
     expect(log).toContain(c.address);
     expect(log).not.toMatch(/building myself/);
-    // node-c's daemon saw the job and installed the environment it came with.
-    expect(await c.run(`sudo -n sh -c 'ls /var/cache/icecc/target=* 2>/dev/null | head -1 | grep -c .'`)).toBe("1\n");
+    // node-c's daemon installed the environment the job came with (iceccd names it by the tarball's hash).
+    const md5 = /x86_64-gcc-([0-9a-f]{32})/.exec(env)![1]!;
+    expect(await c.run(`sudo -n find /var/cache/icecc -maxdepth 2 -name '*${md5}*' | wc -l`)).not.toBe("0\n");
   }, 120_000);
 
   it("a role change (iceccd max jobs on node-c) changes only that bundle; replacing it restarts the daemon with the new setting", async () => {
