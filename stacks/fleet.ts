@@ -121,6 +121,7 @@ export class Fleet extends pulumi.ComponentResource {
           secrets,
           sshPrivateKey: args.sshPrivateKey(node.name),
           sshKeyFile: args.sshKeyFile?.(node.name),
+          sshKeyFileOf: args.sshKeyFile,
           forget: forget.has(node.name),
           lookup,
         },

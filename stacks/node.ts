@@ -9,6 +9,8 @@ import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
 import { Role, type RoleComponent, type SshConnection } from "./role.js";
 import { Ntfy } from "./ntfy.js";
 import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy.js";
+import { Iceccd, Toolchains } from "./toolchains.js";
+import { toolchainSources } from "./plan.js";
 import { secretStdin, type StackSecrets } from "./secrets.js";
 
 /** How a role component is looked up by name once created (it may sit on a node created later). */
@@ -33,6 +35,8 @@ export interface NodeArgs {
   sshKeyFile?: string;
   /** The node is listed in `fleetkit:forgetNodes`: its resources get `retainOnDelete`. Default false. */
   forget?: boolean;
+  /** Local key file per node name (Docker's and the toolchain streaming's ssh); undefined = ssh-agent. */
+  sshKeyFileOf?: (node: string) => string | undefined;
   /** Finds a role component of any node by name (for `dependsOn` across nodes). */
   lookup: RoleLookup;
 }
@@ -85,6 +89,15 @@ export class Node extends pulumi.ComponentResource {
       if (bundle.role === "ntfy") {
         const sshOpts = [...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []), "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes"];
         this.roles.ntfy = new Ntfy(roleName, { ...roleArgs, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, roleOpts);
+      } else if (bundle.role === "toolchains") {
+        this.roles.toolchains = new Toolchains(roleName, { ...roleArgs, arch: node.arch }, roleOpts);
+      } else if (bundle.role === "iceccd") {
+        const sources = toolchainSources(fleet, node).map(({ from, arch }) => {
+          const builder = fleet.nodes.find((n) => n.name === from)!;
+          const manifest = pulumi.output(args.lookup(roleResourceName(from, "toolchains"))).apply((c) => (c as Toolchains).manifest);
+          return { builder, arch, manifest, keyFile: args.sshKeyFileOf?.(from) };
+        });
+        this.roles.iceccd = new Iceccd(roleName, { ...roleArgs, fleet, sources, keyFile: args.sshKeyFile }, roleOpts);
       } else {
         this.roles[bundle.role] = new Role(roleName, roleArgs, roleOpts);
       }

@@ -7,6 +7,8 @@
 import type { Fleet, FleetNode, RoleName } from "./model/fleet.js";
 import { nodeWithRole } from "./model/fleet.js";
 import { renderNodeBundles } from "../roles/index.js";
+import { toolchainsPlan } from "../roles/toolchains.js";
+import type { ArchName } from "./model/schema.js";
 import type { Bundle } from "../roles/types.js";
 
 /** Type token of the Fleet component (one per stack). */
@@ -15,6 +17,8 @@ export const FLEET_TYPE = "fleetkit:index:Fleet";
 export const NODE_TYPE = "fleetkit:index:Node";
 /** Type token of @pulumi/command's remote.Command (a role's install/uninstall over SSH). */
 export const COMMAND_TYPE = "command:remote:Command";
+/** Type token of @pulumi/command's local.Command (toolchain streaming, run where `pulumi up` runs). */
+export const LOCAL_COMMAND_TYPE = "command:local:Command";
 /** Type token of @pulumi/random's RandomPassword (stack-minted tokens). */
 export const RANDOM_PASSWORD_TYPE = "random:index/randomPassword:RandomPassword";
 /** Type token of the Docker provider resource (ntfy's `docker.Provider`, host `ssh://user@node`). */
@@ -83,6 +87,16 @@ export function ntfyResourceNames(roleResource: string): { provider: string; ima
   return { provider: `${roleResource}-docker`, image: `${roleResource}-image`, container: `${roleResource}-container` };
 }
 
+/** Name of the command that reads a builder's toolchain manifest (child of its toolchains component). */
+export function toolchainManifestResourceName(roleResource: string): string {
+  return `${roleResource}-manifest`;
+}
+
+/** Name of the command that brings an iceccd node's tarballs of `arch` up to date (child of its iceccd component). */
+export function toolchainReceiveResourceName(roleResource: string, arch: ArchName): string {
+  return `${roleResource}-toolchains-${arch}`;
+}
+
 /** Name of the minted queue token of `node` (a child of the Fleet: the queue node and the node share it). */
 export function queueTokenResourceName(node: string): string {
   return `${node}-queue-token`;
@@ -115,8 +129,14 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
   return [...new Set(deps)].filter((d) => d !== roleResourceName(node.name, role));
 }
 
-/** The resources a role component parents (what a `dependsOn` on it stands for), in creation order. */
-export function roleChildResources(role: RoleName, roleResource: string): PlannedResource[] {
+/**
+ * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: its
+ * install command; for ntfy the Docker provider, image and container; for toolchains on a builder the
+ * manifest reader; for iceccd on a Linux node one toolchain receiver per builder (roles/toolchains.ts
+ * `toolchainsPlan`).
+ */
+export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName): PlannedResource[] {
+  const roleResource = roleResourceName(node.name, role);
   const install = installResourceName(roleResource);
   const children: PlannedResource[] = [{ type: COMMAND_TYPE, name: install, dependsOn: [] }];
   if (role === "ntfy") {
@@ -127,7 +147,21 @@ export function roleChildResources(role: RoleName, roleResource: string): Planne
       { type: DOCKER_CONTAINER_TYPE, name: n.container, dependsOn: [n.image, install] },
     );
   }
+  if (role === "toolchains") children.push({ type: COMMAND_TYPE, name: toolchainManifestResourceName(roleResource), dependsOn: [install] });
+  if (role === "iceccd") {
+    for (const source of toolchainSources(fleet, node)) {
+      const manifest = toolchainManifestResourceName(roleResourceName(source.from, "toolchains"));
+      children.push({ type: LOCAL_COMMAND_TYPE, name: toolchainReceiveResourceName(roleResource, source.arch), dependsOn: [install, manifest].sort() });
+    }
+  }
   return children;
+}
+
+/** The builders `node` receives toolchain tarballs from (none for macOS and for builders themselves). */
+export function toolchainSources(fleet: Fleet, node: FleetNode): { from: string; arch: ArchName }[] {
+  return toolchainsPlan(fleet)
+    .distribution.filter((d) => d.to.includes(node.name))
+    .map((d) => ({ from: d.from, arch: d.arch }));
 }
 
 /** Which minted secrets a fleet needs, from its rendered bundles. */
@@ -175,14 +209,14 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
 
 /**
  * The plan of a whole fleet: nodes in file order, roles in canonical order, each role's resources (its
- * component, minted tokens listed under it, its install command, ntfy's Docker resources).
+ * component, minted tokens listed under it, its install command, then {@link roleChildResources}).
  * @param bundles the fleet's rendered bundles (default: rendered here); pass them to render only once.
  * @throws Error when a role has no renderer (a fleetkit bug; the model only allows known roles).
  */
 export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
   const minted = mintedSecrets(bundles, options);
   const childrenOf = new Map<string, PlannedResource[]>();
-  for (const [node, bs] of bundles) for (const b of bs) childrenOf.set(roleResourceName(node, b.role), roleChildResources(b.role, roleResourceName(node, b.role)));
+  for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role));
   const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
   const queueTokenOwner = new Map<string, RoleName>();
   for (const node of minted.queueTokenNodes) queueTokenOwner.set(node, bundles.get(node)!.find((b) => b.secrets.includes("queueToken"))!.role);
@@ -201,7 +235,7 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
         if (queueTokenOwner.get(node.name) === bundle.role) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: queueTokenResourceName(node.name), dependsOn: [] });
         if (minted.ntfyTokenOwner?.node === node.name && minted.ntfyTokenOwner.role === bundle.role)
           tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
-        const [install, ...rest] = roleChildResources(bundle.role, name);
+        const [install, ...rest] = roleChildResources(fleet, node, bundle.role);
         return {
           role: bundle.role,
           bundleHash: bundle.hash,

@@ -4,6 +4,7 @@
  * (both decoded and in the wire form that keeps secret markers). The engine side is Pulumi's own
  * MockMonitor; we only watch its RegisterResource requests.
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
 
@@ -58,6 +59,15 @@ const typeOf = (urn: string) => {
 export const MINTED_MARKER = "MINTEDSECRETMARKER";
 
 /**
+ * What a builder's manifest reader answers: the `manifest-<arch>` a build of gcc and clang writes
+ * (`arch compiler file sha256`, roles/toolchains.ts), with hashes derived from the resource name.
+ */
+export function mockManifest(resourceName: string, arch = "x86_64"): string {
+  const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
+  return ["gcc", "clang"].map((c) => `${arch} ${c} ${arch}-${c}-${hex(`${resourceName}-${c}-md5`, 32)}.tar.gz ${hex(`${resourceName}-${c}`, 64)}\n`).join("");
+}
+
+/**
  * Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs; RandomPassword
  * answers a recognisable `result`; RemoteImage an `imageId`.
  */
@@ -66,7 +76,7 @@ const mocks: pulumi.runtime.Mocks = {
     const state: Record<string, unknown> = { ...args.inputs };
     if (args.type === "random:index/randomPassword:RandomPassword") state.result = `${MINTED_MARKER}${args.name.replace(/[^A-Za-z0-9]/g, "")}`;
     if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${"0".repeat(64)}`;
-    if (args.type === "command:remote:Command") Object.assign(state, { stdout: "fleetkit: changed", stderr: "" });
+    if (args.type === "command:remote:Command") Object.assign(state, { stdout: args.name.endsWith("-toolchains-manifest") ? mockManifest(args.name) : "fleetkit: changed", stderr: "" });
     return { id: `${args.name}_id`, state };
   },
   call(args) {

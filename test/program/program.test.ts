@@ -207,10 +207,10 @@ describe("fleet.yaml, node by node", () => {
     expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...dependsOn, ...tokenDeps].sort() });
   });
 
-  it("rpi1 has only its Node, role components, install commands (and queue token)", () => {
+  it("rpi1 has only its Node, role components, install commands, queue token and x86_64 toolchain receiver", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;
-    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), ...(roles.includes("worker") ? ["rpi1-queue-token"] : [])].sort();
+    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64"].sort();
     expect(mine).toEqual(expected);
     expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
   });
@@ -296,18 +296,18 @@ describe("changes stay local", () => {
   });
 
   it.each(
-    renderable<{ node: string; role: RoleName; changed: string[] }>([
+    renderable<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([
       // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
       { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
       { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
-      { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"] },
+      { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"], alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"] },
     ]),
-  )("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed }) => {
+  )("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));
     const gone = base.registrations.filter((r) => !now.has(r.name)).map((r) => r.name).sort();
-    expect(gone).toEqual([`${node}-${role}`, `${node}-${role}-install`]);
-    expect(after.registrations.length).toBe(base.registrations.length - 2);
+    expect(gone).toEqual([`${node}-${role}`, `${node}-${role}-install`, ...alsoGone].sort());
+    expect(after.registrations.length).toBe(base.registrations.length - gone.length);
     const differing = base.registrations
       .filter((r) => now.has(r.name))
       .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(now.get(r.name)!), now.get(r.name)!.inputs]))

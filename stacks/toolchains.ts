@@ -1,0 +1,126 @@
+/**
+ * Toolchain tarball distribution in the program (roles/toolchains.ts describes the tarballs and scripts):
+ * - a builder's `toolchains` component also reads the builder's manifest after its install
+ *   (`<name>-manifest`, a remote.Command whose stdout is `manifest-<arch>`);
+ * - a receiving node's `iceccd` component gets one `<name>-toolchains-<arch>` local.Command per builder: run
+ *   on the machine doing `pulumi up`, it asks the node whether each listed tarball is present with that
+ *   sha256 and streams only the missing ones builder → node over SSH (`ssh builder cat … | ssh node
+ *   receive-script`), so an unchanged tarball is never copied again. The receive script verifies the sha256
+ *   before anything is replaced, links `current-<arch>-<compiler>.tar.gz` and writes the node's ICECC_VERSION
+ *   environment file. It re-runs when the manifest changes (its trigger).
+ *
+ * Both use the local `ssh` client (BatchMode, the fleet's dial timeout, the key file when the key came from
+ * a file, else the ssh-agent), like Docker's SSH transport for ntfy.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import type { ArchName, Fleet, FleetNode } from "./model/fleet.js";
+import { remoteCommand, shQuote } from "../roles/bundle.js";
+import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript } from "../roles/toolchains.js";
+import { RoleComponent, type RoleArgs } from "./role.js";
+import { toolchainManifestResourceName, toolchainReceiveResourceName } from "./plan.js";
+
+/**
+ * The local `ssh` invocation that runs `remoteLine` on `node` (`remoteLine` as one shell word).
+ * @param keyFile private key file for `-i`; undefined = whatever ssh-agent offers
+ */
+export function sshInvocation(node: FleetNode, remoteLine: string, keyFile?: string): string {
+  const opts = [...(keyFile ? ["-i", shQuote(keyFile)] : []), "-p", String(node.sshPort), "-o", "BatchMode=yes", "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`];
+  return `ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} ${shQuote(remoteLine)}`;
+}
+
+/** Where a node's Linux-side scripts run: inside the WSL distro on Windows, else the node's shell. */
+const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "node");
+
+/**
+ * The local sh script that brings `receiver` up to date with `builder`'s manifest text: for each tarball,
+ * check on the receiver, stream from the builder only when missing, and run the receive script either way
+ * (it reads stdin only when the file is missing; it also links and writes the environment file). Pure.
+ * @throws Error when the manifest is malformed (roles/toolchains.ts parseManifest).
+ */
+export function distributionScript(fleet: Fleet, builder: FleetNode, receiver: FleetNode, manifest: string, keys: { builder?: string; receiver?: string } = {}): string {
+  const tarballs = parseManifest(manifest);
+  const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
+  if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
+  for (const t of tarballs) {
+    const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t)), keys.receiver);
+    const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${TOOLCHAIN_DIR}/${t.file}`)}`), keys.builder);
+    const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveScript(fleet, receiver, t)), keys.receiver);
+    lines.push(`if [ "$(${check})" = missing ]; then`, `  ${send} | ${receive}`, "else", `  ${receive} </dev/null`, "fi");
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Inputs of a builder's toolchains component: a role plus the arch it builds. */
+export interface ToolchainsArgs extends RoleArgs {
+  /** The builder's arch: its manifest is `/opt/icecc-envs/manifest-<arch>`. */
+  arch: ArchName;
+}
+
+/** The `toolchains` role on a builder: its bundle builds the tarballs; `<name>-manifest` reads the list. */
+export class Toolchains extends RoleComponent {
+  /** Reads the builder's manifest after each install. */
+  public readonly manifestCommand: command.remote.Command;
+  /** The manifest text (`arch compiler file sha256` lines). */
+  public readonly manifest: pulumi.Output<string>;
+
+  constructor(name: string, args: ToolchainsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(name, args, opts);
+    const file = `${TOOLCHAIN_DIR}/manifest-${args.arch}`;
+    this.manifestCommand = new command.remote.Command(
+      this.childName(toolchainManifestResourceName(name)),
+      {
+        connection: args.connection,
+        create: remoteCommand(args.node, args.bundle.target, `cat ${shQuote(file)}`),
+        triggers: [args.bundle.hash],
+        addPreviousOutputInEnv: false,
+      },
+      this.childOptions({ dependsOn: [this.install] }),
+    );
+    this.manifest = this.manifestCommand.stdout;
+    this.registerOutputs({ bundleHash: this.bundleHash, stdout: this.stdout, manifest: this.manifest });
+  }
+}
+
+/** One builder whose tarballs an iceccd node receives. */
+export interface ToolchainSource {
+  builder: FleetNode;
+  arch: ArchName;
+  /** The builder's manifest (its Toolchains component's `manifest`). */
+  manifest: pulumi.Input<string>;
+  /** Local key file for reaching the builder; undefined = ssh-agent. */
+  keyFile?: string;
+}
+
+/** Inputs of an iceccd component on a node that receives toolchains. */
+export interface IceccdArgs extends RoleArgs {
+  fleet: Fleet;
+  /** Builders to receive from (roles/toolchains.ts toolchainsPlan: Linux iceccd nodes other than the builder). */
+  sources: ToolchainSource[];
+  /** Local key file for reaching this node; undefined = ssh-agent. */
+  keyFile?: string;
+}
+
+/** The `iceccd` role plus, on Linux receivers, the toolchain tarballs of every builder. */
+export class Iceccd extends RoleComponent {
+  /** One distribution command per builder arch. */
+  public readonly toolchains: command.local.Command[];
+
+  constructor(name: string, args: IceccdArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(name, args, opts);
+    this.toolchains = args.sources.map(
+      (src) =>
+        new command.local.Command(
+          this.childName(toolchainReceiveResourceName(name, src.arch)),
+          {
+            create: pulumi.output(src.manifest).apply((m) => distributionScript(args.fleet, src.builder, args.node, m, { builder: src.keyFile, receiver: args.keyFile })),
+            triggers: [src.manifest],
+            interpreter: ["/bin/sh", "-c"],
+            addPreviousOutputInEnv: false,
+          },
+          this.childOptions({ dependsOn: [this.install] }),
+        ),
+    );
+    this.registerOutputs({ bundleHash: this.bundleHash, stdout: this.stdout });
+  }
+}
