@@ -430,7 +430,9 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const r = store.complete(id, body, Date.now())!;
     if (r.kind === "lost") throw new HttpError(409, `lease lost: task ${id} is ${r.task.state}${r.task.state === "running" ? " under another lease" : ""}; the result was not recorded`);
     if (r.kind === "ok") {
-      if (r.task.costUsd && r.task.node) spend.set(r.task.node, spentToday(r.task.node) + r.task.costUsd);
+      // Add to a cached day total only: an uncached total is read from the store, which already has this cost.
+      const cached = r.task.node ? spend.get(r.task.node) : undefined;
+      if (r.task.costUsd && cached !== undefined && utcDayStart(Date.now()) === spendDay) spend.set(r.task.node!, cached + r.task.costUsd);
       taskFinal(r.task);
     }
     if (!body.claimNext) {

@@ -63,6 +63,45 @@ describe("queue API: auth and bad input", () => {
     expect(r.body.tasks.map((t: { id: number; prompt: string }) => [t.id, t.prompt])).toEqual([[1, "held by alpha"]]);
   });
 
+  it("orders claims by priority, FIFO within a level, and re-orders on a priority change", async () => {
+    const ids: number[] = [];
+    for (const [prompt, priority] of [["b1", "low"], ["b2", "medium"], ["b3", "medium"], ["b4", "low"]] as const) {
+      ids.push((await api(server.url, "POST", "/v1/tasks", { token: tokenOf("beta"), body: { target: "beta", prompt, priority } })).body.id);
+    }
+    expect((await api(server.url, "POST", `/v1/tasks/${ids[3]}/priority`, { token: tokenOf("beta"), body: { priority: "high" } })).body.priority).toBe("high");
+    const order: string[] = [];
+    for (let i = 0; i < 4; i++) order.push((await api(server.url, "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "beta", worker: "w" } })).body.task.prompt);
+    expect(order).toEqual(["b4", "b2", "b3", "b1"]);
+    const empty = await api(server.url, "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "beta", worker: "w" } });
+    expect(empty).toEqual({ status: 200, body: { task: null, leaseId: null, leaseSeconds: 30, maxBudgetUsd: null, reason: "empty" } });
+  });
+
+  it("completes exactly once per lease, and hands the next lease back with claimNext", async () => {
+    const a = (await api(server.url, "POST", "/v1/tasks", { token: tokenOf("beta"), body: { target: "beta", prompt: "first" } })).body.id;
+    const b = (await api(server.url, "POST", "/v1/tasks", { token: tokenOf("beta"), body: { target: "beta", prompt: "second" } })).body.id;
+    const claim = (await api(server.url, "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "beta", worker: "w1" } })).body;
+    expect(claim.task.id).toBe(a);
+    const body = { leaseId: claim.leaseId, outcome: "completed", result: "ok", costUsd: 0.5, claimNext: true };
+    const done = await api(server.url, "POST", `/v1/tasks/${a}/complete`, { token: tokenOf("beta"), body });
+    expect(done.status).toBe(200);
+    expect(done.body.task).toMatchObject({ id: a, state: "completed", result: "ok", costUsd: 0.5 });
+    expect(done.body.next).toMatchObject({ task: { id: b, state: "running", worker: "w1" }, reason: null });
+    // The same report again (a retry after a lost answer) changes nothing and claims nothing.
+    const again = await api(server.url, "POST", `/v1/tasks/${a}/complete`, { token: tokenOf("beta"), body: { ...body, result: "other" } });
+    expect(again.body).toMatchObject({ task: { id: a, result: "ok" }, next: null });
+    const lost = await api(server.url, "POST", `/v1/tasks/${b}/complete`, { token: tokenOf("beta"), body: { leaseId: claim.leaseId, outcome: "completed" } });
+    expect(lost).toEqual({ status: 409, body: { error: `lease lost: task ${b} is running under another lease; the result was not recorded` } });
+  });
+
+  it("serves Prometheus metrics", async () => {
+    const r = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${tokenOf("alpha")}` } });
+    const text = await r.text();
+    expect(text).toContain('fleet_tasks{state="completed"} 1');
+    expect(text).toContain('fleet_node_online{node="beta"} 1');
+    expect(text).toContain('fleet_spend_today_usd{node="beta"} 0.5');
+    expect(text).toContain("fleet_tasks_submitted_total 7");
+  });
+
   it("answers /healthz without a token", async () => {
     expect(await api(server.url, "GET", "/healthz", { token: null })).toEqual({ status: 200, body: { ok: true } });
   });

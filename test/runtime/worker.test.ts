@@ -2,6 +2,7 @@
  * Worker daemon end to end: real queue and worker processes, the stand-in `claude`, real HTTP stand-ins for
  * ntfy and AgentAPI, driven through the `fleet task` CLI.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -124,9 +125,27 @@ describe("worker daemon, claude-print executor", () => {
     expect(bad.out).toContain("  error      working directory /nonexistent/dir does not exist on node alpha");
   });
 
+  it("runs a --repo task in a clone under the slot's home, pulling it on the next task", async () => {
+    const repo = join(dir, "src-repo");
+    const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", "-C", repo, ...args]);
+    mkdirSync(repo);
+    git("init", "-q");
+    writeFileSync(join(repo, "README"), "v1\n");
+    git("add", "README");
+    git("commit", "-q", "-m", "v1");
+    const clone = join(dir, "homes", "alpha-0", "repos", "src-repo");
+    expect((await cli(["delegate", "alpha", "read the repo", "--repo", `file://${repo}`, "--wait"])).code).toBe(0);
+    expect(readFileSync(join(clone, "README"), "utf8")).toBe("v1\n");
+    writeFileSync(join(repo, "README"), "v2\n");
+    git("commit", "-q", "-am", "v2");
+    expect((await cli(["delegate", "alpha", "read the repo again", "--repo", `file://${repo}`, "--wait"])).code).toBe(0);
+    expect(readFileSync(join(clone, "README"), "utf8")).toBe("v2\n");
+    expect(argvRecords().filter((r) => r.argv.at(-1)?.startsWith("read the repo")).map((r) => r.cwd)).toEqual([clone, clone]);
+  });
+
   it("lists and shows tasks, and rejects bad CLI input with exit 2", async () => {
     const list = await cli(["list", "--status", "completed", "--json"]);
-    expect(JSON.parse(list.out.slice(list.out.indexOf("["))).map((t: { id: number }) => t.id)).toEqual([5, 1]);
+    expect(JSON.parse(list.out.slice(list.out.indexOf("["))).map((t: { id: number }) => t.id)).toEqual([8, 7, 5, 1]);
     expect((await cli(["priority", "1", "urgent"])).out).toContain('priority must be one of high, medium, low, got "urgent".');
     const bad = await cli(["delegate", "alpha", "x", "--tag", "gpu"]);
     expect(bad.code).toBe(2);
