@@ -87,7 +87,11 @@ export class Node extends pulumi.ComponentResource {
       };
       const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: Promise.all(deps.map(args.lookup)) } : {}) };
       if (bundle.role === "ntfy") {
-        const sshOpts = [...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []), "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes"];
+        // Docker's SSH transport runs the local ssh client: same options as the toolchain streaming.
+        const sshOpts = [
+          ...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []),
+          ...["-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
+        ];
         this.roles.ntfy = new Ntfy(roleName, { ...roleArgs, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, roleOpts);
       } else if (bundle.role === "toolchains") {
         this.roles.toolchains = new Toolchains(roleName, { ...roleArgs, arch: node.arch }, roleOpts);

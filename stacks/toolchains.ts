@@ -16,21 +16,45 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ArchName, Fleet, FleetNode } from "./model/fleet.js";
 import { remoteCommand, shQuote } from "../roles/bundle.js";
-import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript } from "../roles/toolchains.js";
+import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "../roles/toolchains.js";
 import { RoleComponent, type RoleArgs } from "./role.js";
 import { toolchainManifestResourceName, toolchainReceiveResourceName } from "./plan.js";
 
+/** How the local `ssh` client reaches nodes. */
+export interface SshClientOptions {
+  /** Private key file for `-i`; undefined = whatever ssh-agent offers. */
+  keyFile?: string;
+  /** Extra `-o` options, e.g. `UserKnownHostsFile=…` (tests). */
+  options?: string[];
+}
+
 /**
- * The local `ssh` invocation that runs `remoteLine` on `node` (`remoteLine` as one shell word).
- * @param keyFile private key file for `-i`; undefined = whatever ssh-agent offers
+ * The local `ssh` invocation that runs `remoteLine` on `node` (`remoteLine` as one shell word). Batch mode
+ * (never a prompt), the fleet's dial timeout, and a node's host key accepted on first contact
+ * (`StrictHostKeyChecking=accept-new`; a changed key still fails).
  */
-export function sshInvocation(node: FleetNode, remoteLine: string, keyFile?: string): string {
-  const opts = [...(keyFile ? ["-i", shQuote(keyFile)] : []), "-p", String(node.sshPort), "-o", "BatchMode=yes", "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`];
+export function sshInvocation(node: FleetNode, remoteLine: string, client: SshClientOptions = {}): string {
+  const opts = [
+    ...(client.keyFile ? ["-i", shQuote(client.keyFile)] : []),
+    "-p", String(node.sshPort),
+    "-o", "BatchMode=yes",
+    "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`,
+    "-o", "StrictHostKeyChecking=accept-new",
+    ...(client.options ?? []).flatMap((o) => ["-o", shQuote(o)]),
+  ];
   return `ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} ${shQuote(remoteLine)}`;
 }
 
 /** Where a node's Linux-side scripts run: inside the WSL distro on Windows, else the node's shell. */
 const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "node");
+
+/** Tarball locations for {@link distributionScript}; the defaults are the real paths, tests use temp dirs. */
+export interface DistributionPaths {
+  /** The builder's tarball directory (default /opt/icecc-envs). */
+  builderEnvDir?: string;
+  /** The receiver's tarball directory and environment file. */
+  receiver?: ToolchainPaths;
+}
 
 /**
  * The local sh script that brings `receiver` up to date with `builder`'s manifest text: for each tarball,
@@ -38,14 +62,22 @@ const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "n
  * (it reads stdin only when the file is missing; it also links and writes the environment file). Pure.
  * @throws Error when the manifest is malformed (roles/toolchains.ts parseManifest).
  */
-export function distributionScript(fleet: Fleet, builder: FleetNode, receiver: FleetNode, manifest: string, keys: { builder?: string; receiver?: string } = {}): string {
+export function distributionScript(
+  fleet: Fleet,
+  builder: FleetNode,
+  receiver: FleetNode,
+  manifest: string,
+  ssh: { builder?: SshClientOptions; receiver?: SshClientOptions } = {},
+  paths: DistributionPaths = {},
+): string {
   const tarballs = parseManifest(manifest);
+  const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
   if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
   for (const t of tarballs) {
-    const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t)), keys.receiver);
-    const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${TOOLCHAIN_DIR}/${t.file}`)}`), keys.builder);
-    const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveScript(fleet, receiver, t)), keys.receiver);
+    const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiver?.envDir)), ssh.receiver);
+    const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${builderDir}/${t.file}`)}`), ssh.builder);
+    const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveScript(fleet, receiver, t, paths.receiver)), ssh.receiver);
     lines.push(`if [ "$(${check})" = missing ]; then`, `  ${send} | ${receive}`, "else", `  ${receive} </dev/null`, "fi");
   }
   return lines.join("\n") + "\n";
@@ -113,7 +145,7 @@ export class Iceccd extends RoleComponent {
         new command.local.Command(
           this.childName(toolchainReceiveResourceName(name, src.arch)),
           {
-            create: pulumi.output(src.manifest).apply((m) => distributionScript(args.fleet, src.builder, args.node, m, { builder: src.keyFile, receiver: args.keyFile })),
+            create: pulumi.output(src.manifest).apply((m) => distributionScript(args.fleet, src.builder, args.node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile: args.keyFile } })),
             triggers: [src.manifest],
             interpreter: ["/bin/sh", "-c"],
             addPreviousOutputInEnv: false,

@@ -1,12 +1,11 @@
 /**
  * The real fleet files the program tests run, and variants written to a temp folder (a node added, a role
- * removed) with the `yaml` package so comments and layout of the rest stay as they are.
+ * removed) with the `yaml` package, so comments and layout of the rest stay as they are.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import { RENDERERS } from "../../roles/index.js";
 import type { RoleName } from "../../stacks/model/fleet.js";
 
 /** The three real fleets: the nine-machine mesh and the two examples. */
@@ -20,36 +19,6 @@ export function writeFleet(text: string): string {
   const path = join(dir, `fleet-${++counter}.yaml`);
   writeFileSync(path, text);
   return path;
-}
-
-/** Roles that have a bundle renderer in roles/index.ts today. */
-export function renderableRoles(): Set<RoleName> {
-  return new Set(Object.keys(RENDERERS) as RoleName[]);
-}
-
-/**
- * `file` with every role that has no renderer yet removed from its profiles and nodes (the role renderers
- * land one by one); the file itself when all of its roles render. Returns a path.
- */
-export function withRenderableRoles(file: string): string {
-  const doc = parseDocument(readFileSync(file, "utf8"));
-  const keep = renderableRoles();
-  let changed = false;
-  const filter = (path: (string | number)[]) => {
-    const list = doc.getIn(path) as { items: { value: RoleName }[] } | undefined;
-    if (!list) return;
-    for (let i = list.items.length - 1; i >= 0; i--) {
-      if (!keep.has(list.items[i].value)) {
-        list.items.splice(i, 1);
-        changed = true;
-      }
-    }
-  };
-  const profiles = doc.get("profiles") as { items: { key: { value: string } }[] } | undefined;
-  for (const p of profiles?.items ?? []) filter(["profiles", p.key.value]);
-  const nodes = doc.get("nodes") as { items: { key: { value: string } }[] };
-  for (const n of nodes.items) filter(["nodes", n.key.value, "roles"]);
-  return changed ? writeFleet(doc.toString()) : file;
 }
 
 /** `file` with `yamlNode` (a YAML map text for one node) added under `nodes` as `name`. */

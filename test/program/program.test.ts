@@ -10,8 +10,9 @@ import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/mode
 import { FLEET_TYPE, NODE_TYPE, RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
-import { isSecret, MINTED_MARKER, runProgram, type ProgramRun, type Registration } from "./harness.js";
-import { REAL_FLEETS, renderableRoles, withNode, withoutRole, withRenderableRoles } from "./fleets.js";
+import { distributionScript } from "../../stacks/toolchains.js";
+import { isSecret, MINTED_MARKER, mockManifest, runProgram, type ProgramRun, type Registration } from "./harness.js";
+import { REAL_FLEETS, withNode, withoutRole } from "./fleets.js";
 
 /** Marker values for every configured secret: none may appear outside a Pulumi secret. */
 const MARK = "SECRETMARKER";
@@ -89,7 +90,7 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
   let program: ProgramRun;
 
   beforeAll(async () => {
-    file = withRenderableRoles(realFile);
+    file = realFile;
     model = loadFleet(file);
     bundles = renderBundles(model);
     plan = planFleet(model, {}, bundles);
@@ -174,9 +175,6 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
   });
 });
 
-/** Keeps only the rows of roles that render today (the role renderers land one by one). */
-const renderable = <T extends { role: RoleName }>(rows: T[]) => rows.filter((r) => renderableRoles().has(r.role));
-
 describe("fleet.yaml, node by node", () => {
   let program: ProgramRun;
   let model: FleetModel;
@@ -185,20 +183,19 @@ describe("fleet.yaml, node by node", () => {
   const script = (name: string) => scriptOf(create(name));
 
   beforeAll(async () => {
-    const file = withRenderableRoles("fleet.yaml");
-    model = loadFleet(file);
-    program = await run(file);
+    model = loadFleet("fleet.yaml");
+    program = await run("fleet.yaml");
   });
 
   // rpi1, written out by hand: its roles, what each waits for, and where the queue token sits.
   it.each(
-    renderable<{ role: RoleName; type: string; dependsOn: string[] }>([
+    ([
       { role: "tailscale", type: "fleetkit:role:Tailscale", dependsOn: [] },
       { role: "claude", type: "fleetkit:role:Claude", dependsOn: ["rpi1-tailscale-install"] },
       { role: "iceccd", type: "fleetkit:role:Iceccd", dependsOn: ["arch-orchestrator-icecc-scheduler-install", "rpi1-tailscale-install"] },
       { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
       { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
-    ]),
+    ] as { role: RoleName; type: string; dependsOn: string[] }[]),
   )("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
     const component = program.get(`rpi1-${role}`);
     expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn });
@@ -267,7 +264,7 @@ describe("fleet.yaml, node by node", () => {
 
 describe("changes stay local", () => {
   let base: ProgramRun;
-  const baseFile = withRenderableRoles("fleet.yaml");
+  const baseFile = "fleet.yaml";
 
   beforeAll(async () => {
     base = await run(baseFile);
@@ -287,21 +284,19 @@ describe("changes stay local", () => {
       .filter((r) => before.has(r.name))
       .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(before.get(r.name)!), before.get(r.name)!.inputs]))
       .map((r) => r.name);
-    expect(differing).toEqual(renderableRoles().has("queue") ? ["arch-orchestrator-queue-install"] : []);
-    if (renderableRoles().has("queue")) {
-      const queue = after.get("arch-orchestrator-queue-install");
-      expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
-      expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
-    }
+    expect(differing).toEqual(["arch-orchestrator-queue-install"]);
+    const queue = after.get("arch-orchestrator-queue-install");
+    expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
+    expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
   });
 
   it.each(
-    renderable<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([
+    ([
       // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
       { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
       { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
       { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"], alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"] },
-    ]),
+    ] as { node: string; role: RoleName; changed: string[]; alsoGone?: string[] }[]),
   )("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));
@@ -317,7 +312,7 @@ describe("changes stay local", () => {
 });
 
 describe("stack config", () => {
-  const file = withRenderableRoles("examples/shared-fs-queue.fleet.yaml");
+  const file = "examples/shared-fs-queue.fleet.yaml";
 
   it("fleetkit:forgetNodes marks that node's resources retainOnDelete and no other node's", async () => {
     const program = await run(file, { "fleetkit:forgetNodes": JSON.stringify(["pi-node-2"]) });
@@ -342,5 +337,101 @@ describe("stack config", () => {
     // A RunError: Pulumi prints its message without a stack trace.
     expect(pulumi.RunError.isInstance(err)).toBe(true);
     expect(err?.message).toMatch(message);
+  });
+});
+
+describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", () => {
+  let program: ProgramRun;
+  let model: FleetModel;
+  const file = "examples/remote-tasks.fleet.yaml";
+
+  beforeAll(async () => {
+    model = loadFleet(file);
+    program = await run(file);
+  });
+
+  it("drives the Pi's engine through a docker.Provider at ssh://matt@raspberrypi with batch-mode ssh options", () => {
+    const provider = program.get("raspberrypi-ntfy-docker");
+    expect(shape(provider)).toEqual({ type: "pulumi:providers:docker", name: "raspberrypi-ntfy-docker", parent: "raspberrypi-ntfy", dependsOn: ["raspberrypi-ntfy-install"] });
+    expect(provider.inputs.host).toBe("ssh://matt@raspberrypi");
+    // The key came from config, so ssh uses the agent: no -i.
+    expect(JSON.parse(String(provider.inputs.sshOpts))).toEqual(["-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]);
+  });
+
+  it("pulls the pinned image and runs the container with the role's ports, mounts and command, after server.yml is placed", () => {
+    const providerRef = (r: Registration) => r.provider.split("::").slice(0, -1).join("::");
+    const image = program.get("raspberrypi-ntfy-image");
+    const container = program.get("raspberrypi-ntfy-container");
+    expect(image.inputs).toEqual({ name: "binwiederhier/ntfy:v2.11.0", keepLocally: true });
+    expect(image.dependsOn).toEqual(["raspberrypi-ntfy-install"]);
+    expect(container.dependsOn).toEqual(["raspberrypi-ntfy-image", "raspberrypi-ntfy-install"]);
+    for (const r of [image, container]) expect(providerRef(r)).toMatch(/::raspberrypi-ntfy-docker$/);
+    expect(container.inputs).toMatchObject({
+      name: "ntfy",
+      image: `sha256:${"0".repeat(64)}`,
+      command: ["serve"],
+      ports: [{ internal: 80, external: 8091 }],
+      volumes: [
+        { hostPath: "/etc/fleetkit/ntfy", containerPath: "/etc/ntfy", readOnly: true },
+        { hostPath: "/var/lib/fleetkit/ntfy", containerPath: "/var/lib/ntfy", readOnly: false },
+      ],
+      restart: "unless-stopped",
+      mustRun: true,
+    });
+  });
+
+  it("mints one ntfy token and hands the same one to ntfy and the queue", () => {
+    const token = `ntfyToken=tk_${MINTED_MARKER}raspberrypintfytoken\n`;
+    expect(program.get("raspberrypi-ntfy-token")).toMatchObject({ type: RANDOM_PASSWORD_TYPE, parent: model.name });
+    expect(program.get("raspberrypi-ntfy-token").inputs).toMatchObject({ length: 29, special: false, upper: false });
+    expect(program.get("raspberrypi-ntfy-install").inputs.stdin).toBe(token);
+    expect(String(program.get("raspberrypi-queue-install").inputs.stdin)).toContain(token);
+  });
+
+  it("uses fleetkit:ntfyToken instead when it is set, and mints none", async () => {
+    const configured = await run(file, { "fleetkit:ntfyToken": `tk_${MARK.toLowerCase()}0000000000000000` });
+    expect(configured.registrations.some((r) => r.name === "raspberrypi-ntfy-token")).toBe(false);
+    expect(configured.get("raspberrypi-ntfy-install").inputs.stdin).toBe(`ntfyToken=tk_${MARK.toLowerCase()}0000000000000000\n`);
+    expect(configured.get("raspberrypi-ntfy-install").dependsOn).toEqual(["raspberrypi-tailscale-install"]);
+    const plan = planFleet(loadFleet(file), { ntfyTokenFromConfig: true });
+    expect(configured.registrations.map(shape).sort(byName)).toEqual(expectedShapes(plan));
+  });
+});
+
+describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () => {
+  let program: ProgramRun;
+  let model: FleetModel;
+  const node = (name: string) => model.nodes.find((n) => n.name === name)!;
+
+  beforeAll(async () => {
+    model = loadFleet("fleet.yaml");
+    program = await run("fleet.yaml");
+  });
+
+  it("reads the builder's manifest after each toolchains install", () => {
+    const manifest = program.get("arch-orchestrator-toolchains-manifest");
+    expect(shape(manifest)).toEqual({ type: "command:remote:Command", name: "arch-orchestrator-toolchains-manifest", parent: "arch-orchestrator-toolchains", dependsOn: ["arch-orchestrator-toolchains-install"] });
+    expect(manifest.inputs.create).toBe("sudo -n sh -c 'cat '\\''/opt/icecc-envs/manifest-x86_64'\\'''");
+    expect(manifest.inputs.triggers).toEqual(program.get("arch-orchestrator-toolchains-install").inputs.triggers);
+  });
+
+  it("sends them to every Linux iceccd node but the builder, none to the Macs", () => {
+    const receivers = program.registrations.filter((r) => r.type === "command:local:Command").map((r) => r.name).sort();
+    expect(receivers).toEqual(["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"].map((n) => `${n}-iceccd-toolchains-x86_64`));
+  });
+
+  it.each(["rpi1", "windows-desktop"])("%s receives from the builder's manifest, re-run when the manifest changes", (name) => {
+    const receive = program.get(`${name}-iceccd-toolchains-x86_64`);
+    const manifest = mockManifest("arch-orchestrator-toolchains-manifest");
+    expect(shape(receive)).toEqual({
+      type: "command:local:Command",
+      name: `${name}-iceccd-toolchains-x86_64`,
+      parent: `${name}-iceccd`,
+      dependsOn: ["arch-orchestrator-toolchains-manifest", `${name}-iceccd-install`],
+    });
+    expect(receive.inputs.triggers).toEqual([manifest]);
+    expect(receive.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
+    expect(receive.inputs.create).toBe(distributionScript(model, node("arch-orchestrator"), node(name), manifest, { builder: {}, receiver: {} }));
+    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' '${name === "rpi1" ? "sudo -n sh -c" : "wsl.exe -d Debian -u root --"}`);
   });
 });
