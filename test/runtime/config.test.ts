@@ -1,4 +1,7 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { fleetRun, tempDir } from "./harness.js";
 import { parseEnvFile, parseTokensFile } from "../../runtime/config.js";
 import { UserError } from "../../scripts/errors.js";
 
@@ -47,5 +50,23 @@ describe("env file", () => {
     expect(() => parseEnvFile("A=1\nnot an assignment\n", "/etc/fleetkit/claude.env")).toThrow(
       new UserError("/etc/fleetkit/claude.env:2: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line."),
     );
+  });
+});
+
+describe("fleet queue serve / fleet worker: bad input exits 2 with one paragraph", () => {
+  it.each([
+    ["short token", ["queue", "serve", "--db", "DIR/q.db", "--listen", "127.0.0.1:0", "--tokens", "DIR/bad.json"], "DIR/bad.json: field nodes.pi.token: a node token needs at least 16 characters."],
+    ["missing --db", ["queue", "serve", "--listen", "127.0.0.1:0", "--tokens", "DIR/bad.json"], "fleet queue serve: --db is required."],
+    ["bad --listen", ["queue", "serve", "--db", "DIR/q.db", "--listen", "8787", "--tokens", "DIR/bad.json"], '--listen must be HOST:PORT (e.g. 127.0.0.1:8787 or arch-orchestrator:8787), got "8787".'],
+    ["missing tokens file", ["queue", "serve", "--db", "DIR/q.db", "--listen", "127.0.0.1:0", "--tokens", "DIR/none.json"], "cannot read tokens file DIR/none.json: ENOENT."],
+    ["unknown worker flag", ["worker", "--queue", "http://127.0.0.1:1", "--token", "x"], "Unknown option '--token'"],
+    ["bad executor", ["worker", "--queue", "http://127.0.0.1:1", "--token-file", "DIR/bad.json", "--node", "pi", "--executor", "bash"], '--executor must be one of claude-print, agentapi, noop, got "bash".'],
+  ])("%s", async (_n, args, message) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "bad.json"), JSON.stringify({ nodes: { pi: { ...node, token: "short" } } }), { mode: 0o600 });
+    const r = await fleetRun(args.map((a) => a.replace("DIR", dir)));
+    expect(r.code).toBe(2);
+    expect(r.out).toContain(message.replace("DIR", dir));
+    expect(r.out).not.toMatch(/\n\s+at /); // no stack trace
   });
 });
