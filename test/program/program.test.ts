@@ -12,7 +12,10 @@ import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../stacks/toolchains.js";
 import { isSecret, MINTED_MARKER, mockManifest, runProgram, type ProgramRun, type Registration } from "./harness.js";
-import { REAL_FLEETS, withNode, withoutRole } from "./fleets.js";
+import { REAL_FLEETS, withNode, withoutRole, writeFleet } from "./fleets.js";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** Marker values for every configured secret: none may appear outside a Pulumi secret. */
 const MARK = "SECRETMARKER";
@@ -322,10 +325,31 @@ describe("stack config", () => {
     for (const r of custom) expect(r.retainOnDelete, r.name).toBe(mine(r));
   });
 
+  it("without fleetkit:sshPrivateKey reads the key at defaults.sshKeyPath (~ = home), still as a secret, and gives its path to ssh", async () => {
+    const home = mkdtempSync(join(tmpdir(), "fleetkit-home-"));
+    mkdirSync(join(home, ".ssh"));
+    writeFileSync(join(home, ".ssh", "id_ed25519"), SECRETS["fleetkit:sshPrivateKey"], { mode: 0o600 });
+    const [config, secretKeys] = stackConfig("examples/remote-tasks.fleet.yaml");
+    delete config["fleetkit:sshPrivateKey"];
+    const savedHome = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      const program = await runProgram(config, secretKeys);
+      const install = program.get("raspberrypi-ntfy-install");
+      expect((install.inputs.connection as Record<string, unknown>).privateKey).toBe(SECRETS["fleetkit:sshPrivateKey"]);
+      expect(plainStrings(install.wire).join("\n")).not.toContain(MARK);
+      expect(JSON.parse(String(program.get("raspberrypi-ntfy-docker").inputs.sshOpts)).slice(0, 2)).toEqual(["-i", join(home, ".ssh", "id_ed25519")]);
+    } finally {
+      process.env.HOME = savedHome;
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     ["a missing fleet file", { "fleetkit:fleetFile": "no-such-fleet.yaml" }, /no-such-fleet\.yaml:1:1 \(file\): cannot read the fleet file \(no such file\)/],
     ["a missing Tailscale auth key", { "fleetkit:tailscaleAuthKey": "" }, /role tailscale on node control-node needs the secret fleetkit:tailscaleAuthKey, which is not set in this stack's config\. Set it with `pulumi config set --secret fleetkit:tailscaleAuthKey <value>`/],
     ["no Claude credential", { "fleetkit:anthropicApiKey": "" }, /role claude on node control-node needs one of the secrets fleetkit:anthropicApiKey, fleetkit:claudeOauthToken/],
+    ["no SSH key (neither config nor file)", { "fleetkit:sshPrivateKey": "", "fleetkit:fleetFile": writeFleet(readFileSync(file, "utf8").replace("user: user", "user: user\n  sshKeyPath: /nonexistent/key")) }, /cannot read the SSH private key \/nonexistent\/key \(.*defaults\.sshKeyPath, ENOENT\), which fleetkit uses to reach node control-node\. Point sshKeyPath at your key, or store the key in the stack with `pulumi config set --secret fleetkit:sshPrivateKey < ~\/\.ssh\/id_ed25519`/],
     ["a forgetNodes that is not a list", { "fleetkit:forgetNodes": JSON.stringify("pi-node-2") }, /fleetkit:forgetNodes must be a list of node names/],
   ])("stops with one clear paragraph on %s", async (_what, change, message) => {
     const [config, secretKeys] = stackConfig(file, change);
