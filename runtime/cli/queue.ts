@@ -9,7 +9,7 @@ import { createQueueServer } from "../server.js";
 import { parseFlags, secondsFlag } from "./args.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
-       [--lease-seconds S] [--claim-wait-seconds S] [--synchronous full|normal] [--public-url URL]
+       [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
 
   --db                  SQLite database file (created if missing; WAL mode)
   --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
@@ -17,6 +17,7 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
                         "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }
   --lease-seconds       lease length; workers heartbeat every third of it (default 30)
   --claim-wait-seconds  longest long-poll of a claim (default 30)
+  --presence-seconds    a node not heard from for this long (and not long-polling) is offline (default 60)
   --synchronous         SQLite durability: normal (default) keeps acknowledged tasks through a crash of the
                         queue process; full also through power loss, at several times the cost per write
   --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)`;
@@ -45,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
       tokens: { type: "string" },
       "lease-seconds": { type: "string" },
       "claim-wait-seconds": { type: "string" },
+      "presence-seconds": { type: "string" },
       synchronous: { type: "string" },
       "public-url": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -66,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     tokens,
     leaseSeconds,
     maxClaimWaitSeconds: secondsFlag(f["claim-wait-seconds"], "claim-wait-seconds"),
+    presenceSeconds: secondsFlag(f["presence-seconds"], "presence-seconds"),
     synchronous: f.synchronous as "full" | "normal" | undefined,
     publicUrl: f["public-url"],
   });

@@ -220,6 +220,34 @@ describe("agentapi executor", () => {
   });
 });
 
+describe("agentapi executor, cancelled", () => {
+  it("interrupts the agent with an Escape keystroke", async () => {
+    agentapi.setReplyAfterMs(60_000);
+    const sub = await cli(["delegate", "beta", "a long agent job"]);
+    const id = Number(/Task #(\d+)/.exec(sub.out)![1]);
+    await waitUntil("the agent to be running", async () => (await task(id)).state === "running");
+    await cli(["cancel", String(id)]);
+    expect((await cli(["wait", String(id), "--timeout", "20"])).code).toBe(1);
+    expect(await task(id)).toMatchObject({ state: "cancelled", error: "cancelled while running" });
+    expect(agentapi.raw).toEqual(["\u001b"]);
+    agentapi.setReplyAfterMs(200);
+  });
+});
+
+describe("presence", () => {
+  it("a node whose worker dies goes offline after the presence window", async () => {
+    const d = tempDir();
+    const s = await startServer({ db: join(d, "q.db"), tokens: writeTokens(d, { alpha: {} }), claimWaitSeconds: 1, extra: ["--presence-seconds", "1"] });
+    const env = { FLEET_QUEUE_URL: s.url, FLEET_TOKEN: tokenOf("alpha") };
+    expect((await fleetRun(["task", "status"], env)).out).toContain("alpha (debian/x86_64):\n  ✗ Offline, last seen never");
+    const w = startWorker({ url: s.url, dir: d, node: "alpha" });
+    await waitUntil("alpha online", async () => (await fleetRun(["task", "status"], env)).out.includes("alpha (debian/x86_64):\n  ✓ Online (idle), last seen"));
+    w.child.kill("SIGKILL");
+    await w.exited;
+    await waitUntil("alpha offline", async () => /alpha \(debian\/x86_64\):\n  ✗ Offline, last seen \d+s ago/.test((await fleetRun(["task", "status"], env)).out));
+  });
+});
+
 describe("ntfy down", () => {
   it("never fails or loses a task", async () => {
     const d = tempDir();
