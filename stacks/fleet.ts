@@ -38,7 +38,8 @@ export interface FleetArgs {
  * Forgetting a dead node (its uninstall cannot run, FIELD-NOTES): `pulumi config set --path
  * 'fleetkit:forgetNodes[0]' rpi3`, `pulumi up` (marks its resources retainOnDelete, touches no machine),
  * then remove the node from fleet.yaml and `pulumi up` again: its resources leave the stack and nothing
- * runs on it. (`pulumi state delete <urn> --target-dependents` does the same by hand.)
+ * runs on it. (`pulumi state delete <urn> --target-dependents` does the same by hand.) A dead ntfy node
+ * needs the by-hand way for its Docker provider, which cannot configure without reaching the engine.
  */
 export class Fleet extends pulumi.ComponentResource {
   /** Node components by node name, in fleet order. */

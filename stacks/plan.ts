@@ -61,7 +61,10 @@ export interface FleetPlan {
   }[];
 }
 
-/** Facts about the stack's config that change the resource set (not the bundles). */
+/**
+ * Facts about the stack's config that change the resource set (not the bundles). `fleet plan` runs offline
+ * without stack config and plans with the defaults.
+ */
 export interface PlanOptions {
   /** `fleetkit:ntfyToken` is set, so no ntfy token is minted (default false: minted when a bundle needs one). */
   ntfyTokenFromConfig?: boolean;

@@ -41,12 +41,19 @@ export interface StackSecrets {
 /**
  * Reads the config secrets (`fleetkit:<name>` for each of {@link CONFIG_SECRETS}) that are set. Values are
  * secret Outputs whether or not the user used `--secret`, so a value never flips between plain and secret.
+ * @throws pulumi.RunError when a value holds a line break: it would corrupt (or forge) stdin's
+ *   `NAME=value` lines.
  */
 export function readConfigSecrets(config: pulumi.Config): StackSecrets["config"] {
   const out: StackSecrets["config"] = {};
   for (const name of CONFIG_SECRETS) {
-    const value = config.getSecret(name);
-    if (value !== undefined) out[name] = pulumi.secret(value);
+    // The raw value, read without wrapping it, only to check its shape; it is wrapped as a secret below.
+    const raw = pulumi.runtime.getConfig(`${config.name}:${name}`);
+    if (raw === undefined) continue;
+    if (/[\r\n]/.test(raw)) {
+      throw new pulumi.RunError(`fleetkit:${name} contains a line break; set it again as one line with \`pulumi config set --secret fleetkit:${name} <value>\`.`);
+    }
+    out[name] = pulumi.secret(raw);
   }
   return out;
 }
@@ -101,9 +108,10 @@ export function secretValue(secrets: StackSecrets, node: string, name: SecretNam
 /**
  * The stdin of a bundle's install command: one `NAME=value` line per secret the bundle declares and the
  * stack has, in the bundle's order, as a secret Output; undefined when the bundle declares none.
+ * Values are one line each: config values are checked by {@link readConfigSecrets}, minted tokens are
+ * letters and digits.
  * @throws MissingSecretError when a required secret is not configured (mode `all`: any missing; mode
  *   `any`: all missing).
- * @throws Error (when the Output resolves) if a value contains a line break, which would corrupt the lines.
  */
 export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">, secrets: StackSecrets): pulumi.Output<string> | undefined {
   if (bundle.secrets.length === 0) return undefined;
@@ -115,11 +123,6 @@ export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "
     else missing.push(name);
   }
   if (bundle.secretsMode === "any" ? present.length === 0 : missing.length > 0) throw new MissingSecretError(bundle, missing);
-  const lines = present.map(([name, value]) =>
-    value.apply((v) => {
-      if (/[\r\n]/.test(v)) throw new Error(`secret fleetkit:${name} for role ${bundle.role} on node ${bundle.node} contains a line break; set it again as one line`);
-      return `${name}=${v}\n`;
-    }),
-  );
+  const lines = present.map(([name, value]) => value.apply((v) => `${name}=${v}\n`));
   return pulumi.secret(pulumi.all(lines).apply((l) => l.join("")));
 }

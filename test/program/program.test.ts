@@ -350,6 +350,7 @@ describe("stack config", () => {
     ["a missing Tailscale auth key", { "fleetkit:tailscaleAuthKey": "" }, /role tailscale on node control-node needs the secret fleetkit:tailscaleAuthKey, which is not set in this stack's config\. Set it with `pulumi config set --secret fleetkit:tailscaleAuthKey <value>`/],
     ["no Claude credential", { "fleetkit:anthropicApiKey": "" }, /role claude on node control-node needs one of the secrets fleetkit:anthropicApiKey, fleetkit:claudeOauthToken/],
     ["no SSH key (neither config nor file)", { "fleetkit:sshPrivateKey": "", "fleetkit:fleetFile": writeFleet(readFileSync(file, "utf8").replace("user: user", "user: user\n  sshKeyPath: /nonexistent/key")) }, /cannot read the SSH private key \/nonexistent\/key \(.*defaults\.sshKeyPath, ENOENT\), which fleetkit uses to reach node control-node\. Point sshKeyPath at your key, or store the key in the stack with `pulumi config set --secret fleetkit:sshPrivateKey < ~\/\.ssh\/id_ed25519`/],
+    ["a secret with a line break", { "fleetkit:anthropicApiKey": "sk-ant-1\nqueueToken=forged" }, /^fleetkit:anthropicApiKey contains a line break; set it again as one line with `pulumi config set --secret fleetkit:anthropicApiKey <value>`\.$/],
     ["a forgetNodes that is not a list", { "fleetkit:forgetNodes": JSON.stringify("pi-node-2") }, /fleetkit:forgetNodes must be a list of node names/],
   ])("stops with one clear paragraph on %s", async (_what, change, message) => {
     const [config, secretKeys] = stackConfig(file, change);
