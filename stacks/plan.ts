@@ -8,7 +8,7 @@ import type { Fleet, FleetNode, RoleName } from "./model/fleet.js";
 import { nodeWithRole } from "./model/fleet.js";
 import { renderNodeBundles } from "../roles/index.js";
 import { toolchainsPlan } from "../roles/toolchains.js";
-import type { ArchName } from "./model/schema.js";
+import { ROLE_NAMES, type ArchName } from "./model/schema.js";
 import type { Bundle } from "../roles/types.js";
 
 /** Type token of the Fleet component (one per stack). */
@@ -74,6 +74,11 @@ export interface PlanOptions {
 export function roleTypeToken(role: RoleName): string {
   return `fleetkit:role:${role.split("-").map((w) => w[0].toUpperCase() + w.slice(1)).join("")}`;
 }
+
+/** The type token of every role component, by role (`fleetkit:role:Iceccd` …): the one place they are spelled. */
+export const ROLE_TYPES: Readonly<Record<RoleName, string>> = Object.freeze(
+  Object.fromEntries(ROLE_NAMES.map((r) => [r, roleTypeToken(r)])) as Record<RoleName, string>,
+);
 
 /** Name of the role component of `role` on `node` (child resources are prefixed with it). */
 export function roleResourceName(node: string, role: RoleName): string {
@@ -243,7 +248,7 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
           role: bundle.role,
           bundleHash: bundle.hash,
           resources: [
-            { type: roleTypeToken(bundle.role), name, dependsOn: sorted(after) },
+            { type: ROLE_TYPES[bundle.role], name, dependsOn: sorted(after) },
             ...tokens,
             { ...install, dependsOn: sorted([...after, ...secretInputResources(bundle, minted)]) },
             ...rest.map((r) => ({ ...r, dependsOn: sorted(r.dependsOn) })),
