@@ -16,7 +16,7 @@ describe("crashes", () => {
     const dir = tempDir();
     const log = join(dir, "runs.log");
     writeFileSync(log, "");
-    const server = await startServer({ db: join(dir, "q.db"), tokens: writeTokens(dir, { alpha: {} }), leaseSeconds: 1, claimWaitSeconds: 2 });
+    const server = await startServer({ db: join(dir, "q.db"), tokens: writeTokens(dir, { alpha: {} }), leaseSeconds: 2, claimWaitSeconds: 2 });
     const a = startWorker({ url: server.url, dir, node: "alpha", extra: ["--home-root", join(dir, "a")], env: { FAKE_CLAUDE_LOG: log } });
     const sub = await api(server.url, "POST", "/v1/tasks", { body: { target: "alpha", prompt: "crash-me FAKE:sleep=1.5" } });
     const id = sub.body.id as number;

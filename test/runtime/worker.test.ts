@@ -39,7 +39,7 @@ beforeAll(async () => {
     { alpha: { os: "debian", budgetUsdPerSession: 5 }, beta: { os: "macos", arch: "aarch64" }, gamma: { budgetUsdPerSession: 1 }, delta: {} },
     { url: ntfy.url, topic: "fleet-tasks", token: "tk_teststandin" },
   );
-  server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 1.5, claimWaitSeconds: 2 });
+  server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 3, claimWaitSeconds: 2 });
   const envFile = join(dir, "claude.env");
   writeFileSync(envFile, "ANTHROPIC_API_KEY=sk-ant-test-not-real\n", { mode: 0o600 });
   alpha = startWorker({ url: server.url, dir, node: "alpha", extra: ["--env-file", envFile], env: { FAKE_CLAUDE_ARGV_DIR: argvDir, FLEET_TOKEN: tokenOf("alpha") } });
