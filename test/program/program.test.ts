@@ -191,15 +191,13 @@ describe("fleet.yaml, node by node", () => {
   });
 
   // rpi1, written out by hand: its roles, what each waits for, and where the queue token sits.
-  it.each(
-    ([
-      { role: "tailscale", type: "fleetkit:role:Tailscale", dependsOn: [] },
-      { role: "claude", type: "fleetkit:role:Claude", dependsOn: ["rpi1-tailscale-install"] },
-      { role: "iceccd", type: "fleetkit:role:Iceccd", dependsOn: ["arch-orchestrator-icecc-scheduler-install", "rpi1-tailscale-install"] },
-      { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
-      { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
-    ] as { role: RoleName; type: string; dependsOn: string[] }[]),
-  )("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
+  it.each<{ role: RoleName; type: string; dependsOn: string[] }>([
+    { role: "tailscale", type: "fleetkit:role:Tailscale", dependsOn: [] },
+    { role: "claude", type: "fleetkit:role:Claude", dependsOn: ["rpi1-tailscale-install"] },
+    { role: "iceccd", type: "fleetkit:role:Iceccd", dependsOn: ["arch-orchestrator-icecc-scheduler-install", "rpi1-tailscale-install"] },
+    { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
+    { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
+  ])("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
     const component = program.get(`rpi1-${role}`);
     expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn });
     const install = program.get(`rpi1-${role}-install`);
@@ -210,6 +208,7 @@ describe("fleet.yaml, node by node", () => {
   it("rpi1 has only its Node, role components, install commands, queue token and x86_64 toolchain receiver", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;
+    expect(roles).toEqual(["tailscale", "claude", "iceccd", "agentapi", "worker"]);
     const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64"].sort();
     expect(mine).toEqual(expected);
     expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
@@ -293,14 +292,12 @@ describe("changes stay local", () => {
     expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
   });
 
-  it.each(
-    ([
-      // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
-      { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
-      { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
-      { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"], alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"] },
-    ] as { node: string; role: RoleName; changed: string[]; alsoGone?: string[] }[]),
-  )("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
+  it.each<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([
+    // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
+    { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
+    { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
+    { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"], alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"] },
+  ])("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));
     const gone = base.registrations.filter((r) => !now.has(r.name)).map((r) => r.name).sort();
