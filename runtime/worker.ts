@@ -207,8 +207,11 @@ export class Worker {
     this.running.set(task.id, { abort, done });
     const { model, reason } = resolveModel(task.model, task.prompt);
     this.log(`worker ${workerId}: task ${task.id} started (model ${model}: ${reason})`);
+    let beating = false; // one heartbeat in flight at a time, however slow the queue answers
     const hb = setInterval(() => {
-      this.client.heartbeat(task.id, leaseId).then(
+      if (beating) return;
+      beating = true;
+      this.client.heartbeat(task.id, leaseId).finally(() => (beating = false)).then(
         (r) => {
           if (r.task.cancelRequested && !abort.signal.aborted) abort.abort("cancelled" satisfies StopReason);
         },
