@@ -1,5 +1,5 @@
 /**
- * Hosts-level test harness: boots N Debian bookworm nodes with real systemd as PID 1 and sshd, each in its
+ * Hosts-level test harness: boots N Debian (bookworm by default, or trixie) nodes with real systemd as PID 1 and sshd, each in its
  * own network namespace, and gives the test process an SSH transport to them.
  *
  * How a run is laid out (all names carry the run's slot number `S`, 0–63, so concurrent test files never
@@ -27,7 +27,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { ensureRootfs, machineDebianMirrors, NODE_USER, type RootfsInfo } from "./rootfs.js";
+import { ensureRootfs, machineDebianMirrors, NODE_USER, type DebianSuite, type RootfsInfo } from "./rootfs.js";
 import { startRegistryProxy, type RegistryProxy } from "./registry-proxy.js";
 import { startArtifactServer, type ArtifactServer } from "./artifact-server.js";
 
@@ -86,6 +86,8 @@ export interface BootOptions {
   log?: (line: string) => void;
   /** Seconds to wait for each node to reach running/degraded and answer SSH (default 180). */
   bootTimeoutSeconds?: number;
+  /** Debian release of the nodes (default bookworm; trixie has the Node.js 20 the queue/worker roles need). */
+  suite?: DebianSuite;
 }
 
 /** A booted set of nodes and the services the harness runs for them. */
@@ -380,7 +382,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
 
   const cleaned = cleanupLeftovers();
   if (cleaned.length) log(`hosts: removed leftovers of crashed runs in slots ${cleaned.join(", ")}`);
-  const rootfs = await ensureRootfs(log);
+  const rootfs = await ensureRootfs(log, opts.suite ?? "bookworm");
   if (rootfs.built) log(`hosts: root filesystem built in ${rootfs.seconds.toFixed(1)} s`);
 
   installExitHandlers();

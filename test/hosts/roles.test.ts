@@ -12,13 +12,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
-import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { parseManifest, toolchainCheckCommand, toolchainReceiveScript, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import type { FleetArtifact } from "./artifact-server.js";
+import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
 
 const skipReason = announceSkip();
 
@@ -72,23 +72,6 @@ function fleetYaml(net: TestNetwork, artifacts: { tailscale: FleetArtifact; agen
   ].join("\n");
 }
 
-/** Install order as Pulumi's dependsOn gives it: waves of role resources whose dependencies are all done. */
-function installWaves(fleet: Fleet): [FleetNode, RoleName][][] {
-  const pending = fleet.nodes.flatMap((n) => n.roles.map((r) => [n, r] as [FleetNode, RoleName]));
-  const done = new Set<string>();
-  const waves: [FleetNode, RoleName][][] = [];
-  while (pending.length) {
-    const wave = pending.filter(([n, r]) => roleDependencies(fleet, n, r).every((d) => done.has(d)));
-    if (!wave.length) throw new Error("dependency cycle among roles");
-    for (const w of wave) pending.splice(pending.indexOf(w), 1);
-    for (const [n, r] of wave) done.add(roleResourceName(n.name, r));
-    waves.push(wave);
-  }
-  return waves;
-}
-
-const lastLine = (s: string) => s.trimEnd().split("\n").pop() ?? "";
-
 describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three real Debian nodes", () => {
   let net: TestNetwork;
   let fleet: Fleet;
@@ -103,28 +86,10 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     queueTokens: "",
     ntfyToken: "",
   };
-  const testNode = (name: string): TestNode => net.nodes.find((n) => n.name === name)!;
+  const tn = (name: string): TestNode => testNode(net, name);
   const fleetNode = (f: Fleet, name: string): FleetNode => f.nodes.find((n) => n.name === name)!;
-  const bundleOf = (node: string, role: RoleName): Bundle => bundles.get(node)!.find((b) => b.role === role)!;
-
-  /** Runs a bundle script as the Pulumi component does; install gets the secrets on stdin. */
-  const runScript = (f: Fleet, b: Bundle, which: "install" | "uninstall") => {
-    const input = which === "install" && b.secrets.length ? b.secrets.filter((s) => secrets[s]).map((s) => `${s}=${secrets[s]}\n`).join("") : undefined;
-    return testNode(b.node).ssh(remoteCommand(fleetNode(f, b.node), b.target, b[which]), { input, timeoutSeconds: 600 });
-  };
-
-  /** `mode owner group sha256 mtime(ns)` per path, or `absent`. */
-  const fileFacts = async (node: string, paths: string[]): Promise<Record<string, string>> => {
-    const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
-    const script = paths
-      .map((p) => `if [ -e ${q(p)} ]; then echo "$(stat -c '%a %U %G' ${q(p)}) $(sha256sum < ${q(p)} | cut -d' ' -f1) $(stat -c '%.9Y' ${q(p)})"; else echo absent; fi`)
-      .join("\n");
-    const out = (await testNode(node).run("sudo -n sh -s", { input: script })).trimEnd().split("\n");
-    return Object.fromEntries(paths.map((p, i) => [p, out[i]!]));
-  };
-  const expectedFacts = (b: Bundle) =>
-    Object.fromEntries(b.files.map((f) => [f.path, `${f.mode.toString(8)} ${f.owner} ${f.group ?? f.owner} ${createHash("sha256").update(f.content).digest("hex")}`]));
-  const withoutMtime = (facts: Record<string, string>) => Object.fromEntries(Object.entries(facts).map(([k, v]) => [k, v.replace(/ \d+\.\d+$/, "")]));
+  const bundleOf = (n: string, role: RoleName): Bundle => bundles.get(n)!.find((b) => b.role === role)!;
+  const runScript = (f: Fleet, b: Bundle, which: "install" | "uninstall") => runBundleScript(net, f, b, which, secrets);
 
   const installed: { b: Bundle; code: number; stdout: string; stderr: string }[] = [];
 
@@ -167,34 +132,33 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(lastLine(r.stdout)).toBe(`fleetkit: ${role} changed`);
     const b = bundleOf(node, role);
     for (const s of b.services) {
-      const st = await testNode(node).ssh(`systemctl is-active ${s.name}`);
-      const why = st.stdout === "active\n" ? "" : (await testNode(node).ssh(`sudo -n journalctl -u ${s.name} --no-pager | tail -15`)).stdout;
-      expect(st.stdout, why).toBe("active\n");
+      const { state, journal } = await serviceState(tn(node), s.name);
+      expect(state, journal).toBe("active");
     }
-    expect(withoutMtime(await fileFacts(node, b.files.map((f) => f.path)))).toEqual(expectedFacts(b));
-    expect(await testNode(node).run(`cat /var/lib/fleetkit/roles/${role}.hash`)).toBe(`${b.hash}\n`);
+    expect(withoutMtime(await fileFacts(tn(node), b.files.map((f) => f.path)))).toEqual(expectedFacts(b));
+    expect(await tn(node).run(`cat /var/lib/fleetkit/roles/${role}.hash`)).toBe(`${b.hash}\n`);
   });
 
   it.each(allPairs)("$node $role: install again reports no change and touches no file", async ({ node, role }) => {
     const b = bundleOf(node, role);
     const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []).filter((p) => !p.endsWith("claude-code"))];
-    const before = await fileFacts(node, paths);
-    const pidsBefore = await testNode(node).run(`for s in ${b.services.map((s) => s.name).join(" ") || "none"}; do systemctl show -p MainPID --value $s 2>/dev/null || true; done`);
+    const before = await fileFacts(tn(node), paths);
+    const pidsBefore = await mainPids(tn(node), b);
     const r = await runScript(fleet, b, "install");
     expect(r.code, r.stderr).toBe(0);
     expect(lastLine(r.stdout)).toBe(`fleetkit: ${role} unchanged`);
-    expect(await fileFacts(node, paths)).toEqual(before);
+    expect(await fileFacts(tn(node), paths)).toEqual(before);
     // No restart either: the services keep their main process.
-    expect(await testNode(node).run(`for s in ${b.services.map((s) => s.name).join(" ") || "none"}; do systemctl show -p MainPID --value $s 2>/dev/null || true; done`)).toBe(pidsBefore);
+    expect(await mainPids(tn(node), b)).toBe(pidsBefore);
   });
 
   it("tailscale: each node is Running under its node name with the auth key from stdin, which is in no file, log or process list", async () => {
     const keySum = createHash("sha256").update(secrets.tailscaleAuthKey).digest("hex");
     for (const name of NAMES) {
-      const st = JSON.parse(await testNode(name).run("/usr/local/bin/tailscale status --json --peers=false"));
+      const st = JSON.parse(await tn(name).run("/usr/local/bin/tailscale status --json --peers=false"));
       expect([st.BackendState, st.Self.HostName, st.AuthKeySha256, st.Version]).toEqual(["Running", name, keySum, "1.80.3"]);
       // The check script travels on stdin: on a command line, sudo would log the key it looks for.
-      const leak = await testNode(name).ssh("sudo -n sh -s", {
+      const leak = await tn(name).ssh("sudo -n sh -s", {
         input: `k='${secrets.tailscaleAuthKey}'\ngrep -rlF -- "$k" /etc /var/lib /tmp /run /home 2>/dev/null\njournalctl --no-pager | grep -cF -- "$k"\nps -eo args | grep -cF -- "$k"\n`,
       });
       // (ps lists the grep itself once.)
@@ -204,31 +168,31 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
 
   it("claude: Claude Code 2.1.331 runs as the node user; the API key is only in a 0600 env file the user owns", async () => {
     for (const name of ["node-a", "node-b"]) {
-      expect(await testNode(name).run("claude --version")).toBe("2.1.331 (Claude Code)\n");
-      expect(await testNode(name).run("sudo -n stat -c '%a %U' /etc/fleetkit/claude.env; sudo -n cat /etc/fleetkit/claude.env")).toBe(`600 admin\nANTHROPIC_API_KEY=${secrets.anthropicApiKey}\n`);
-      expect(JSON.parse(await testNode(name).run("cat ~/.claude/settings.json")).env).toEqual({ DISABLE_AUTOUPDATER: "1" });
+      expect(await tn(name).run("claude --version")).toBe("2.1.331 (Claude Code)\n");
+      expect(await tn(name).run("sudo -n stat -c '%a %U' /etc/fleetkit/claude.env; sudo -n cat /etc/fleetkit/claude.env")).toBe(`600 admin\nANTHROPIC_API_KEY=${secrets.anthropicApiKey}\n`);
+      expect(JSON.parse(await tn(name).run("cat ~/.claude/settings.json")).env).toEqual({ DISABLE_AUTOUPDATER: "1" });
     }
   });
 
   it("agentapi: answers GET /status from another node addressed by the node's name, and refuses other names", async () => {
-    const status = await testNode("node-b").run(`curl -fsS http://node-a:${fleet.services.agentapi.port}/status`);
+    const status = await tn("node-b").run(`curl -fsS http://node-a:${fleet.services.agentapi.port}/status`);
     expect(JSON.parse(status)).toMatchObject({ status: "stable", version: "v0.10.0", agent: ["/usr/local/lib/fleetkit/claude-code/bin/claude"] });
-    expect(await testNode("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${fleet.services.agentapi.port}/status`)).toBe("403");
-    expect(await testNode("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
+    expect(await tn("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${fleet.services.agentapi.port}/status`)).toBe("403");
+    expect(await tn("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
   });
 
   it("toolchains: node-a's tarball is copied to node-b and node-c by content hash, sha256-verified, once", async () => {
     const plan = toolchainsPlan(fleet);
     expect(plan.distribution).toEqual([{ arch: "x86_64", from: "node-a", to: ["node-b", "node-c"] }]);
-    const manifest = parseManifest(await testNode("node-a").run(`cat ${TOOLCHAIN_DIR}/manifest-x86_64`));
+    const manifest = parseManifest(await tn("node-a").run(`cat ${TOOLCHAIN_DIR}/manifest-x86_64`));
     expect(manifest.map((t) => [t.arch, t.compiler])).toEqual([["x86_64", "gcc"]]);
     const t = manifest[0]!;
-    const bytes = Buffer.from(await testNode("node-a").run(`base64 -w0 ${TOOLCHAIN_DIR}/${t.file}`), "base64");
+    const bytes = Buffer.from(await tn("node-a").run(`base64 -w0 ${TOOLCHAIN_DIR}/${t.file}`), "base64");
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(t.sha256);
     const bad = Buffer.from(bytes);
     bad[bad.length - 1] ^= 0xff;
     for (const name of plan.distribution[0]!.to) {
-      const n = testNode(name);
+      const n = tn(name);
       const node = fleetNode(fleet, name);
       const receive = remoteCommand(node, "node", toolchainReceiveScript(fleet, node, t));
       expect(await n.run(toolchainCheckCommand(t))).toBe("missing\n");
@@ -246,8 +210,8 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
   });
 
   it("icecc: a C file compiled on node-b with CC='icecc gcc' and the distributed toolchain runs on node-c, per icecc's own log", async () => {
-    const b = testNode("node-b");
-    const c = testNode("node-c");
+    const b = tn("node-b");
+    const c = tn("node-c");
     const src = "#include <stdio.h>\nint main(void) { printf(\"compiled by icecc: %d\\n\", 6 * 7); return 0; }\n";
     await b.copy({ content: src }, "/home/admin/work/hello.c", 0o644);
     await b.run("sudo -n chown -R admin:admin /home/admin/work");
@@ -280,7 +244,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     const now = renderFleetBundles(fleet);
     const diff = [...next].flatMap(([n, bs]) => bs.filter((b) => now.get(n)!.find((x) => x.role === b.role)!.hash !== b.hash).map((b) => `${n}/${b.role}`));
     expect(diff).toEqual(["node-c/iceccd"]);
-    const c = testNode("node-c");
+    const c = tn("node-c");
     const pidBefore = await c.run("systemctl show -p MainPID --value iceccd.service");
     const nb = next.get("node-c")!.find((b) => b.role === "iceccd")!;
     // deleteBeforeReplace: the old bundle's uninstall, then the new install.
@@ -298,7 +262,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     const newer = await net.artifactServer.publish("tailscale", "1.82.0");
     const wrong = { ...newer, sha256: tailscale.sha256 };
     const bad = parseFleet(fleetYaml(net, { tailscale: wrong, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
-    const c = testNode("node-c");
+    const c = tn("node-c");
     const badBundle = renderFleetBundles(bad).get("node-c")!.find((b) => b.role === "tailscale")!;
     const r = await runScript(bad, badBundle, "install");
     expect(r.code).toBe(1);
@@ -322,7 +286,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
       );
     }
     for (const [node, roles] of Object.entries(LAYOUT)) {
-      const n = testNode(node);
+      const n = tn(node);
       for (const role of roles) {
         const b = bundleOf(node, role);
         const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []), `/var/lib/fleetkit/roles/${role}.hash`, `/var/lib/fleetkit/roles/${role}.packages`];

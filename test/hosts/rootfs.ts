@@ -1,5 +1,6 @@
 /**
- * The cached Debian bookworm root filesystem the hosts-level test nodes boot from.
+ * The cached Debian root filesystems the hosts-level test nodes boot from: bookworm (Debian 12, the default)
+ * and trixie (Debian 13, whose Node.js 20 the queue and worker roles need; bookworm ships 18).
  *
  * Built once with `debootstrap --variant=minbase` from the machine's own apt mirror (read from
  * /etc/apt/sources.list.d/*.sources, the deb822 files apt uses here), under an exclusive `flock` so concurrent
@@ -26,12 +27,13 @@ export const NODE_USER = "admin";
  * packs both compilers), curl + ca-certificates
  * (artifact downloads), sudo (the Pulumi command provider's `sudo -n sh -c`), python3 (the stand-in Tailscale and
  * AgentAPI), nodejs + npm + bubblewrap + socat (the claude role's packages; npm's dependency tree is ~300 Debian
- * packages, too slow to fetch per run).
+ * packages, too slow to fetch per run), make (better-sqlite3, which the queue runtime needs, falls back to
+ * compiling with node-gyp when its prebuilt binary cannot be fetched from GitHub, as here).
  */
 export const ROOTFS_PACKAGES = [
   "openssh-server", "systemd-sysv", "dbus", "iproute2", "iputils-ping", "procps",
   "ca-certificates", "curl", "sudo", "python3", "gcc", "g++", "libc6-dev", "icecc", "file", "xz-utils",
-  "nodejs", "npm", "bubblewrap", "socat",
+  "nodejs", "npm", "bubblewrap", "socat", "make",
 ];
 
 /** Debian mirror URLs as configured on this machine. */
@@ -44,7 +46,7 @@ export interface DebianMirrors {
 
 /**
  * Reads the Debian mirror and security mirror from this machine's deb822 apt sources (the `URIs:` of the
- * stanzas whose suites include bookworm / bookworm-security). Falls back to deb.debian.org.
+ * stanzas with a plain suite such as `bookworm`, and with a `*-security` suite). Falls back to deb.debian.org.
  */
 export function machineDebianMirrors(dir = "/etc/apt/sources.list.d"): DebianMirrors {
   const found: DebianMirrors = { debian: "http://deb.debian.org/debian", security: "http://deb.debian.org/debian-security" };
@@ -54,15 +56,18 @@ export function machineDebianMirrors(dir = "/etc/apt/sources.list.d"): DebianMir
       const uri = /^URIs:\s*(\S+)/m.exec(stanza)?.[1];
       const suites = /^Suites:\s*(.+)$/m.exec(stanza)?.[1]?.split(/\s+/) ?? [];
       if (!uri || !/^https?:\/\//.test(uri)) continue;
-      if (suites.includes("bookworm-security")) found.security = uri.replace(/\/$/, "");
-      else if (suites.includes("bookworm")) found.debian = uri.replace(/\/$/, "");
+      if (suites.some((x) => x.endsWith("-security"))) found.security = uri.replace(/\/$/, "");
+      else if (suites.some((x) => /^[a-z]+$/.test(x))) found.debian = uri.replace(/\/$/, "");
     }
   }
   return found;
 }
 
+/** Debian releases the harness can boot. */
+export type DebianSuite = "bookworm" | "trixie";
+
 /** The shell recipe that turns a fresh debootstrap tree into a test node image (run on the host, as root). */
-function recipe(mirrors: DebianMirrors): string {
+function recipe(mirrors: DebianMirrors, suite: DebianSuite): string {
   return String.raw`
 set -euo pipefail
 [ -n "$FINAL" ] || exit 2
@@ -70,11 +75,11 @@ for d in "$FINAL".tmp.*; do umount "$d/proc" 2>/dev/null || true; done
 rm -rf --one-file-system "$FINAL".tmp.*
 tmp="$FINAL.tmp.$$"
 # debootstrap resolves only simple dependency sets: it lays down the base, apt installs the rest.
-debootstrap --variant=minbase --include=openssh-server,systemd-sysv,dbus bookworm "$tmp" "$MIRROR"
+debootstrap --variant=minbase --include=openssh-server,systemd-sysv,dbus ${suite} "$tmp" "$MIRROR"
 cat > "$tmp/etc/apt/sources.list" <<EOF
-deb ${mirrors.debian} bookworm main
-deb ${mirrors.debian} bookworm-updates main
-deb ${mirrors.security} bookworm-security main
+deb ${mirrors.debian} ${suite} main
+deb ${mirrors.debian} ${suite}-updates main
+deb ${mirrors.security} ${suite}-security main
 EOF
 cp /etc/resolv.conf "$tmp/etc/resolv.conf"
 mount -t proc proc "$tmp/proc"
@@ -85,8 +90,10 @@ chroot "$tmp" apt-get clean
 umount "$tmp/proc"
 trap - EXIT
 # The packaged icecc init scripts must not start by themselves: the icecc roles own those daemons.
-chroot "$tmp" update-rc.d iceccd disable
-chroot "$tmp" update-rc.d icecc-scheduler disable
+for s in iceccd icecc-scheduler; do
+  if [ -e "$tmp/etc/init.d/$s" ]; then chroot "$tmp" update-rc.d "$s" disable; fi
+  for d in "$tmp"/etc/systemd/system/*.wants; do rm -f "$d/$s.service"; done
+done
 # Nothing may take the dpkg lock or prompt on a console behind the tests' back.
 for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer dpkg-db-backup.timer \
          systemd-firstboot.service; do
@@ -117,17 +124,17 @@ export interface RootfsInfo {
 }
 
 /**
- * Returns the cached root filesystem, building it first when missing (cold: about a minute of debootstrap
+ * Returns the cached root filesystem of `suite`, building it first when missing (cold: about a minute of debootstrap
  * plus apt-get update). Safe to call from concurrent processes: the build runs under `flock` on
  * `<cache>/rootfs.lock` and re-checks the cache once it holds the lock. Throws with debootstrap's output
  * tail when the build fails; a failed build leaves only a `.tmp.*` directory that the next build removes.
  */
-export async function ensureRootfs(log: (line: string) => void = () => {}): Promise<RootfsInfo> {
+export async function ensureRootfs(log: (line: string) => void = () => {}, suite: DebianSuite = "bookworm"): Promise<RootfsInfo> {
   const started = Date.now();
   const mirrors = machineDebianMirrors();
-  const script = recipe(mirrors);
+  const script = recipe(mirrors, suite);
   const hash = createHash("sha256").update(JSON.stringify({ script, ROOTFS_PACKAGES })).digest("hex").slice(0, 12);
-  const final = join(ROOTFS_CACHE_DIR, `rootfs-bookworm-${hash}`);
+  const final = join(ROOTFS_CACHE_DIR, `rootfs-${suite}-${hash}`);
   const ready = () => existsSync(join(final, "etc/fleetkit-test-rootfs"));
   if (ready()) return { path: final, built: false, seconds: (Date.now() - started) / 1000 };
   mkdirSync(ROOTFS_CACHE_DIR, { recursive: true });
