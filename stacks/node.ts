@@ -60,7 +60,8 @@ export function sshConnection(node: FleetNode, privateKey: pulumi.Input<string>,
  * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`).
  * The `tailscale` role connects to `bootstrapHost` when set (the node is not on the tailnet before it
  * runs); every other role connects to `host`. Keep `bootstrapHost` in fleet.yaml after the first run:
- * removing it changes that command's connection, which replaces it (uninstall, then install).
+ * removing it changes that command's connection, which re-runs Tailscale's install or, where the provider
+ * treats the connection as replace-on-change (FIELD-NOTES), uninstalls and installs it again.
  */
 export class Node extends pulumi.ComponentResource {
   /** The node's role components by role. */
