@@ -372,6 +372,17 @@ describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", ()
     program = await run(file);
   });
 
+  it("reaches the Pi at its bootstrap address for Tailscale only, at its tailnet name for everything else", () => {
+    expect((program.get("raspberrypi-tailscale-install").inputs.connection as { host: string }).host).toBe("192.168.1.50");
+    for (const role of ["claude", "queue", "worker", "ntfy"]) expect((program.get(`raspberrypi-${role}-install`).inputs.connection as { host: string }).host).toBe("raspberrypi");
+  });
+
+  it("registers the same resources with the same inputs on a second run (nothing depends on time or order)", async () => {
+    const again = await run(file);
+    const view = (p: ProgramRun) => p.registrations.map((r) => JSON.stringify([shape(r), r.inputs, r.deleteBeforeReplace, r.additionalSecretOutputs])).sort();
+    expect(view(again)).toEqual(view(program));
+  });
+
   it("drives the Pi's engine through a docker.Provider at ssh://matt@raspberrypi with batch-mode ssh options", () => {
     const provider = program.get("raspberrypi-ntfy-docker");
     expect(shape(provider)).toEqual({ type: "pulumi:providers:docker", name: "raspberrypi-ntfy-docker", parent: "raspberrypi-ntfy", dependsOn: ["raspberrypi-ntfy-install"] });
