@@ -5,10 +5,10 @@
  * failure names exactly the artifact and prints the checker's findings. The table comes from
  * renderFleetBundles, so a new role is checked here as soon as it renders.
  */
-import { basename } from "node:path";
+import { basename, extname } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { embeddedScripts, realArtifacts, realBundles, type Artifact } from "./artifacts.js";
-import { plistCheck, powershellProblems, runFinish, shellcheck, systemdVerify, jsonProblems, yamlProblems, yamlTopLevelKeys, type Findings, type FinishRuns } from "./checkers.js";
+import { nodeCheck, plistCheck, powershellProblems, runFinish, shellcheck, systemdVerify, jsonProblems, yamlProblems, yamlTopLevelKeys, type Findings, type FinishRuns } from "./checkers.js";
 import { placedFiles, secretModeProblem, secretRuleApplies, type PlacedFile } from "./placed-files.js";
 import { appendedYamlKeys, isDocumentedNtfyKey } from "./ntfy-keys.js";
 
@@ -22,6 +22,7 @@ const units = ofKind("systemd");
 const plists = ofKind("launchd");
 const jsons = ofKind("json");
 const yamls = ofKind("yaml");
+const javascript = ofKind("text").filter(([, a]) => /\.[cm]?js$/.test(a.what));
 const bundleRows = bundles.map((fb) => [`${fb.fleet} › ${fb.bundle.node} › ${fb.bundle.role}`, fb] as const);
 
 // ntfy's server.yml = the rendered public part (a yaml bundle file) + the keys the install appends.
@@ -40,14 +41,16 @@ let shellFindings: Findings;
 let unitFindings: Findings;
 let plistFindings: Findings;
 let finishRuns: Map<string, FinishRuns>;
+let jsFindings: Findings;
 
 beforeAll(async () => {
   const shBundles = bundleRows.filter(([, fb]) => fb.bundle.target !== "windows-host");
   const finishing = Promise.all(shBundles.map(async ([id, fb]) => [id, await runFinish(fb.bundle.install)] as const));
-  [shellFindings, unitFindings, plistFindings] = await Promise.all([
+  [shellFindings, unitFindings, plistFindings, jsFindings] = await Promise.all([
     shellcheck(sh.map(([, a]) => a)),
     systemdVerify(units.map(([, a]) => ({ ...a, unit: basename(a.what), group: `${a.fleet} › ${a.node}` }))),
     plistCheck(plists.map(([, a]) => ({ ...a, expectedLabel: basename(a.what, ".plist") }))),
+    nodeCheck(javascript.map(([, a]) => ({ ...a, ext: extname(a.what) }))),
   ]);
   finishRuns = new Map(await finishing);
 }, 300_000);
@@ -95,6 +98,9 @@ describe("config files parse", () => {
   });
   it.each(yamls)("%s (YAML, unique keys)", (_, a) => {
     expect(yamlProblems(a.content)).toEqual([]);
+  });
+  it.each(javascript)("%s (JavaScript: node --check)", (id) => {
+    expect(jsFindings.get(id)).toEqual([]);
   });
   it.each(ntfyConfigs)("%s: every key of server.yml is one ntfy documents", (_, keys) => {
     expect(keys).toContain("auth-tokens"); // the appended secret part was found

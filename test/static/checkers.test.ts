@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { describe, expect, it } from "vitest";
 import { gzipSync } from "node:zlib";
 import { embeddedScripts, realArtifacts, realBundles } from "./artifacts.js";
-import { jsonProblems, plistCheck, powershellProblems, runFinish, shellcheck, shellDialect, systemdVerify, unitExecutables, yamlProblems } from "./checkers.js";
+import { jsonProblems, nodeCheck, plistCheck, powershellProblems, runFinish, shellcheck, shellDialect, systemdVerify, unitExecutables, yamlProblems } from "./checkers.js";
 import { placedFiles, secretModeProblem, secretNamed } from "./placed-files.js";
 import { appendedYamlKeys, isDocumentedNtfyKey } from "./ntfy-keys.js";
 
@@ -69,6 +69,14 @@ describe("systemd-analyze verify", () => {
     for (const [name, , expected] of broken) expect(found.get(name)!.join("\n"), name).toMatch(expected);
   });
 
+  it("in a node's group of units, a finding lands on the broken unit only", async () => {
+    const node = artifacts.filter((a) => a.kind === "systemd" && a.fleet === good.fleet && a.node === good.node);
+    expect(node.length).toBeGreaterThan(1);
+    const items = node.map((a, i) => ({ id: a.id, unit: basename(a.what), group: "node", content: i === 1 ? a.content.replace("[Service]\n", "[Service]\nFrobnicate=1\n") : a.content }));
+    const found = await systemdVerify(items);
+    expect(items.map((it) => found.get(it.id)!.length)).toEqual(items.map((_, i) => (i === 1 ? 1 : 0)));
+  });
+
   it("checks executables inside the root: without the stubs, even one this machine has is missing", async () => {
     expect(unitExecutables("ExecStart=/usr/bin/node a\nExecStartPre=-/bin/true\nExecStart=!!/x y\nExecStop=kill\n")).toEqual(["/usr/bin/node", "/bin/true", "/x"]);
     const content = good.content.replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} --version`);
@@ -107,6 +115,15 @@ describe("config parsers", () => {
     ['{"a": 1}', 0],
   ])("JSON %s has %i problem(s)", (text, n) => {
     expect(jsonProblems(text)).toHaveLength(n);
+  });
+
+  it("node --check passes ESM and fails a syntax error, naming the line", async () => {
+    const found = await nodeCheck([
+      { id: "ok", ext: ".mjs", content: "import { x } from './x.js';\nexport const y = x;\n" },
+      { id: "bad", ext: ".mjs", content: "export const y = ;\n" },
+    ]);
+    expect(found.get("ok")).toEqual([]);
+    expect(found.get("bad")).toEqual([expect.stringMatching(/^file:1 \| SyntaxError: Unexpected token ';'/)]);
   });
 
   it.each([

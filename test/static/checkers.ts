@@ -31,6 +31,9 @@ function run(cmd: string, args: string[], opts: { input?: string } = {}): Promis
       if (e && typeof e.code === "string") reject(new Error(`cannot run ${cmd} (${e.code}); install it (see .ci/run)`));
       else resolve({ code: e ? Number(e.code ?? 1) : 0, stdout, stderr });
     });
+    // A checker that exits before reading stdin (node --check, shellcheck with files) closes the pipe: EPIPE
+    // there is no finding, its exit status and output are.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }
@@ -210,6 +213,33 @@ export async function plistCheck(items: PlistItem[]): Promise<Findings> {
   if (code !== 0) throw new Error(`python3 plist check failed (exit ${code}): ${stderr.trim()}`);
   for (const [id, errs] of Object.entries(JSON.parse(stdout) as Record<string, string[]>)) out.set(id, errs);
   return out;
+}
+
+/** A JavaScript file to syntax-check, with its extension (`.mjs`, `.cjs`, `.js`) deciding ESM or CommonJS. */
+export interface ScriptFileItem extends Item {
+  ext: string;
+}
+
+/**
+ * `node --check` (parse without running) over each JavaScript file, in parallel; the findings are node's
+ * SyntaxError lines. Source: node(1) `--check`.
+ */
+export async function nodeCheck(items: ScriptFileItem[]): Promise<Findings> {
+  const out = emptyFindings(items);
+  const dir = mkdtempSync(join(tmpdir(), "fleetkit-node-check-"));
+  try {
+    await Promise.all(
+      items.map(async (it, i) => {
+        const file = join(dir, `${i}${it.ext}`);
+        writeFileSync(file, it.content);
+        const { code, stderr } = await run(process.execPath, ["--check", file]);
+        if (code !== 0) out.get(it.id)!.push(stderr.split("\n").filter((l) => /Error|^\S+:\d+$/.test(l)).join(" | ").replaceAll(file, "file") || `node --check exited ${code}`);
+      }),
+    );
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** JSON.parse's complaint, or `[]`. */
