@@ -1,9 +1,12 @@
 /**
  * The static level (DESIGN.md "How we know it works"): every artifact of every bundle of every real fleet,
- * all five OS families, through its real checker — shellcheck, systemd-analyze verify, Python's plistlib,
- * the yaml package, JSON.parse, a PowerShell grammar — one test per (fleet, node, role, artifact), so a
- * failure names exactly the artifact and prints the checker's findings. The table comes from
- * renderFleetBundles, so a new role is checked here as soon as it renders.
+ * all five OS families, through its real checker — shellcheck (scripts, shell files, scripts embedded in an
+ * install), systemd-analyze verify, Python's plistlib, the yaml package with ntfy's documented keys,
+ * JSON.parse, node --check, a PowerShell grammar — one test per (fleet, node, role, artifact), so a failure
+ * names exactly the artifact and prints the checker's findings. Also per bundle: the install's last line is
+ * fk_finish and, run by dash with the script's own prelude, prints `changed` then `unchanged`; files that
+ * may hold secrets are 0600. The table comes from renderFleetBundles, so a new role is checked here as
+ * soon as it renders. The checkers' own negative tests are in checkers.test.ts.
  */
 import { basename, extname } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";

@@ -5,7 +5,7 @@
  * missing) throws with the apt package to install, so the level fails loudly instead of passing empty.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseDocument } from "yaml";
@@ -111,6 +111,9 @@ export interface UnitItem extends Item {
   group: string;
 }
 
+/** This machine's stock units, copied into each root so the units' targets and dependencies resolve. */
+const STOCK_UNITS = "/usr/lib/systemd/system";
+
 /** Absolute executables a unit's `Exec*=` lines start (prefixes `@-:+!|` stripped), for stubs in the root. */
 export function unitExecutables(content: string): string[] {
   const out = new Set<string>();
@@ -132,6 +135,7 @@ export function unitExecutables(content: string): string[] {
  */
 export async function systemdVerify(items: UnitItem[], opts: { stubExecutables?: boolean } = {}): Promise<Findings> {
   const out = emptyFindings(items);
+  if (!existsSync(STOCK_UNITS)) throw new Error(`${STOCK_UNITS} is missing: install systemd (apt-get install systemd; see .ci/run)`);
   const groups = new Map<string, UnitItem[]>();
   for (const it of items) groups.set(it.group, [...(groups.get(it.group) ?? []), it]);
   const dir = mkdtempSync(join(tmpdir(), "fleetkit-systemd-"));
@@ -139,7 +143,7 @@ export async function systemdVerify(items: UnitItem[], opts: { stubExecutables?:
     let n = 0;
     for (const [group, units] of groups) {
       const root = join(dir, String(n++));
-      cpSync("/usr/lib/systemd/system", join(root, "usr/lib/systemd/system"), { recursive: true, verbatimSymlinks: true });
+      cpSync(STOCK_UNITS, join(root, "usr/lib/systemd/system"), { recursive: true, verbatimSymlinks: true });
       mkdirSync(join(root, "etc/systemd/system"), { recursive: true });
       for (const u of units) {
         if (units.filter((v) => v.unit === u.unit).length > 1) throw new Error(`group ${group} has two units named ${u.unit}`);
