@@ -10,7 +10,7 @@
  * --volatile=overlay`), so one tree serves every node of every run and is never written after the build.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 
@@ -113,6 +113,29 @@ mv "$tmp" "$FINAL"
 `;
 }
 
+/**
+ * Removes trees of `suite` built from an older recipe (about 1 GB each) once a new one exists, unless a
+ * running process (a node of a concurrent run) still names it on its command line.
+ */
+function pruneStale(suite: DebianSuite, keep: string, log: (line: string) => void): void {
+  const inUse = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8");
+      } catch {
+        return "";
+      }
+    })
+    .join("\n");
+  for (const d of readdirSync(ROOTFS_CACHE_DIR)) {
+    const path = join(ROOTFS_CACHE_DIR, d);
+    if (!new RegExp(`^rootfs-${suite}-[0-9a-f]{12}$`).test(d) || path === keep || inUse.includes(path)) continue;
+    rmSync(path, { recursive: true, force: true });
+    log(`hosts: removed the outdated root filesystem ${path}`);
+  }
+}
+
 /** Result of {@link ensureRootfs}. */
 export interface RootfsInfo {
   /** Absolute path of the finished tree. */
@@ -155,5 +178,6 @@ export async function ensureRootfs(log: (line: string) => void = () => {}, suite
   if (code !== 0 || !ready()) {
     throw new Error(`building the test root filesystem ${final} failed (exit ${code}); last output:\n${out.join("").split("\n").slice(-25).join("\n")}`);
   }
+  pruneStale(suite, final, log);
   return { path: final, built: true, seconds: (Date.now() - started) / 1000 };
 }
