@@ -158,14 +158,20 @@ describe("runtime packaging", () => {
   });
 
   it.each([
-    ["queue", ["fastify", "better-sqlite3", "prom-client", "zod"]],
-    ["worker", ["zod"]],
-  ] as const)("%s: the closure of runtime/cli/%s.ts and the packages it imports", (verb, pkgs) => {
+    // verb, packages it must import, packages it must not (a worker never builds better-sqlite3)
+    ["queue", ["better-sqlite3", "fastify", "zod"], []],
+    ["worker", ["zod"], ["better-sqlite3", "fastify", "prom-client"]],
+  ] as const)("%s: the closure of its CLI module and the npm packages it imports", (verb, must, mustNot) => {
     const c = importClosure([`runtime/cli/${verb}.ts`]);
     expect(c.files).toContain(`runtime/cli/${verb}.ts`);
     expect(c.files).toContain("scripts/errors.ts");
     expect(c.files.every((f) => f.startsWith("runtime/") || f === "scripts/errors.ts")).toBe(true);
-    expect(c.packages).toEqual([...pkgs].sort());
+    // Exactly the bare specifiers the shipped files import, nothing else.
+    const bare = new Set(c.files.flatMap((f) => staticImports(readFileSync(f, "utf8"))).filter((s) => !s.startsWith(".") && !s.startsWith("node:")).map((s) => (s.startsWith("@") ? s.split("/").slice(0, 2).join("/") : s.split("/")[0]!)));
+    expect(c.packages).toEqual([...bare].sort());
+    for (const p of must) expect(c.packages).toContain(p);
+    for (const p of mustNot) expect(c.packages).not.toContain(p);
+    const pkgs = c.packages;
     const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
     const lock = JSON.parse(pkg.files.find((f) => f.path === "package-lock.json")!.content);
     const repoLock = JSON.parse(readFileSync("package-lock.json", "utf8"));
@@ -329,5 +335,76 @@ describe("end to end: the queue and worker the bundles ship", () => {
     } finally {
       server.kill("SIGTERM");
     }
+  });
+});
+
+// ---- secrets and determinism across the queue, worker, ntfy and toolchains roles ------------------------
+
+const MINE: RoleName[] = ["toolchains", "ntfy", "queue", "worker"];
+const mine = (fleet: Fleet) => fleet.nodes.flatMap((n) => n.roles.filter((r) => MINE.includes(r)).map((r) => renderBundle(fleet, n, r)));
+const hashes = (fleet: Fleet) => new Map(mine(fleet).map((b) => [`${b.node}/${b.role}`, b.hash]));
+
+describe("secrets: declared per role, never rendered", () => {
+  it.each([["mesh"], ["remote"], ["shared"]])("%s fleet: scripts, files and SSH command lines carry no token", (label) => {
+    const fleet = FLEETS[label];
+    for (const b of mine(fleet)) {
+      const n = node(fleet, b.node);
+      const expected = { toolchains: [], ntfy: ["ntfyToken"], queue: holders(fleet, "ntfy").length ? ["queueTokens", "ntfyToken"] : ["queueTokens"], worker: ["queueToken"] }[b.role as "ntfy"];
+      expect([b.node, b.role, b.secrets]).toEqual([b.node, b.role, expected]);
+      for (const t of [b.install, b.uninstall, ...b.files.map((f) => f.content), remoteCommand(n, b.target, b.install), remoteCommand(n, b.target, b.uninstall)]) {
+        expect(t).not.toMatch(/tk_[a-z0-9]{29}\b|MARKER/);
+      }
+    }
+  });
+
+  it("worker token step, run: 0600 file owned by the user, the value never printed; bad values refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-worker-token-"));
+    try {
+      const run = (value: string) => {
+        const view = { user: "root", group: "root", configDir: dir, tokenFile: join(dir, "token") };
+        const script = [readTemplate("common/prelude.sh"), "fk_read_secrets queueToken", renderTemplate("worker/token.sh", view)].join("\n");
+        return spawnSync("sh", ["-c", script], { input: `queueToken=${value}\n`, encoding: "utf8" });
+      };
+      const ok = run(MARK(7));
+      expect([ok.status, ok.stdout]).toEqual([0, ""]);
+      expect(ok.stderr).toBe(`fleetkit: wrote ${join(dir, "token")}\n`);
+      expect(readFileSync(join(dir, "token"), "utf8")).toBe(`${MARK(7)}\n`);
+      expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o600);
+      for (const [bad, msg] of [
+        ["MARKER;rm -rf /tmp/x", "secret queueToken holds characters other than letters, digits, _ and -; set it with pulumi config set --secret"],
+        ["MARKERshort", "secret queueToken is shorter than 16 characters; set the node's token with pulumi config set --secret"],
+      ]) {
+        const r = run(bad!);
+        expect([r.status, r.stderr]).toEqual([1, `fleetkit: error: ${msg}\n`]);
+      }
+      expect(readFileSync(join(dir, "token"), "utf8")).toBe(`${MARK(7)}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("bundle hashes of queue, worker, ntfy and toolchains", () => {
+  it.each([["mesh"], ["remote"], ["shared"]])("%s fleet: two renders are identical", (label) => {
+    expect(mine(FLEETS[label])).toEqual(mine(FLEETS[label]));
+  });
+
+  it("adding a worker node changes only the queue's hash (it learns the node's facts)", () => {
+    const rpi4: FleetNode = { ...node(mesh, "rpi3"), name: "rpi4", host: "rpi4" };
+    const before = hashes(mesh);
+    const after = hashes({ ...mesh, nodes: [...mesh.nodes, rpi4] });
+    const changed = [...before].filter(([k, h]) => after.get(k) !== h).map(([k]) => k);
+    expect(changed).toEqual(["arch-orchestrator/queue"]);
+    expect([...after.keys()].filter((k) => !before.has(k))).toEqual(["rpi4/worker"]);
+  });
+
+  it.each([
+    ["queue port", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, queue: { port: 9000 } } }), ["arch-orchestrator/queue", "arch-orchestrator/worker", "macbook1/worker", "imac/worker", "rpi1/worker", "rpi2/worker", "rpi3/worker"]],
+    ["ntfy topic", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, ntfy: { ...f.services.ntfy, topic: "other" } } }), ["arch-orchestrator/ntfy", "arch-orchestrator/queue"]],
+    ["rpi2's budget", (f: Fleet): Fleet => ({ ...f, nodes: f.nodes.map((n) => (n.name === "rpi2" ? { ...n, budgetUsdPerSession: 6 } : n)) }), ["arch-orchestrator/queue"]],
+  ] as const)("editing the %s re-renders exactly the bundles that use it", (_what, edit, expected) => {
+    const before = hashes(mesh);
+    const after = hashes(edit(mesh));
+    expect([...before].filter(([k, h]) => after.get(k) !== h).map(([k]) => k)).toEqual(expected);
   });
 });
