@@ -16,6 +16,8 @@
  * no known password matches: the account is usable with its token only. People who subscribe get accounts
  * with `docker exec -it ntfy ntfy user add …` (kept in the auth database across deploys).
  *
+ * Needs ntfy 2.14 or newer for those three keys (fleet.yaml's default image is v2.14.0).
+ *
  * Keys checked against ntfy's server.yml reference: base-url, listen-http, cache-file, cache-duration,
  * attachment-cache-dir, behind-proxy, upstream-base-url, auth-file, auth-default-access, enable-login,
  * enable-signup, auth-users, auth-access, auth-tokens.

@@ -119,8 +119,8 @@ export const servicesSchema = z
         port: port.default(8091).describe("Host port the ntfy container publishes (remote-tasks.md uses 8091)."),
         /** Topic workers publish task results to. */
         topic: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "an ntfy topic name").default("fleet-tasks").describe("Topic workers publish task results to."),
-        /** Pinned ntfy image; pin a digest for reproducible deploys. */
-        image: z.string().default("binwiederhier/ntfy:v2.11.0").describe("Pinned ntfy image; pin a digest for reproducible deploys."),
+        /** Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys. */
+        image: z.string().default("binwiederhier/ntfy:v2.14.0").describe("Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys."),
         /** Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url). */
         baseUrl: z.string().url().optional().describe("Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url)."),
         /** Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`). */

@@ -395,7 +395,7 @@ describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", ()
     const providerRef = (r: Registration) => r.provider.split("::").slice(0, -1).join("::");
     const image = program.get("raspberrypi-ntfy-image");
     const container = program.get("raspberrypi-ntfy-container");
-    expect(image.inputs).toEqual({ name: "binwiederhier/ntfy:v2.11.0", keepLocally: true });
+    expect(image.inputs).toEqual({ name: "binwiederhier/ntfy:v2.14.0", keepLocally: true });
     expect(image.dependsOn).toEqual(["raspberrypi-ntfy-install"]);
     expect(container.dependsOn).toEqual(["raspberrypi-ntfy-image", "raspberrypi-ntfy-install"]);
     for (const r of [image, container]) expect(providerRef(r)).toMatch(/::raspberrypi-ntfy-docker$/);

@@ -45,7 +45,7 @@ describe("role ntfy", () => {
       "auth-access": [`fleetkit-publisher:${topic}:write-only`],
     });
     expect(ntfyContainer(fleet, n)).toEqual({
-      image: "binwiederhier/ntfy:v2.11.0",
+      image: "binwiederhier/ntfy:v2.14.0",
       name: "ntfy",
       ports: [{ internal: 80, external: 8091 }],
       volumes: [
