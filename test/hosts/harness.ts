@@ -1,6 +1,6 @@
 /**
- * Hosts-level test harness: boots N Debian (bookworm by default, or trixie) nodes with real systemd as PID 1 and sshd, each in its
- * own network namespace, and gives the test process an SSH transport to them.
+ * Hosts-level test harness: boots N Debian nodes (bookworm by default, or trixie) with real systemd as PID 1
+ * and sshd, each in its own network namespace, and gives the test process an SSH transport to them.
  *
  * How a run is laid out (all names carry the run's slot number `S`, 0–63, so concurrent test files never
  * collide and a crashed run's leftovers can be found):
@@ -9,20 +9,18 @@
  * - a bridge `fkhSbr` holding `10.213.S.1/24` on the host; per node a namespace `fkhSnI` whose `eth0`
  *   (`10.213.S.(10+I)/24`) is one end of a veth pair, the other end (`fkhSnI`) enslaved to the bridge.
  *   Nodes reach each other over the bridge and the host at `10.213.S.1`; they have no default route, so
- *   the only things outside the node they can reach are the registry proxy (Debian's registry for apt, npm's
- *   for the claude role's `npm install`; see registry-proxy.ts) and the
- *   artifact server, both listening on `10.213.S.1`. No host sysctl or firewall rule is changed;
+ *   the only things outside the node they can reach are the registry proxy (Debian's registry for apt,
+ *   npm's for `npm install`; see registry-proxy.ts) and the artifact server, both on `10.213.S.1`. No host
+ *   sysctl or firewall rule is changed;
  * - per node `systemd-nspawn --register=no --keep-unit --volatile=overlay -b` on the cached root filesystem
  *   (see rootfs.ts) in that namespace: the tree is the read-only lower layer of a tmpfs overlay, so every
- *   write a test makes vanishes with the node (what `--ephemeral` gives, without copying 700 MB per node
- *   on ext4). The key, hosts file, apt proxy config and npmrc are bind-mounted read-only.
- *
+ *   write a test makes vanishes with the node (what `--ephemeral` gives, without copying 1 GB per node on
+ *   ext4). The key, hosts file, apt proxy config and npmrc are bind-mounted read-only;
  * - each node runs in its own cgroup `<machine>` (see `cgroupParents`), so nodes' systemds never share one.
  *
  * Teardown (`teardown()`, and synchronously from process `exit`/SIGINT/SIGTERM handlers) powers nodes off,
  * kills what remains in their namespaces, deletes namespaces, veths, the bridge, the nodes' cgroups and the
- * slot directory.
- * Every boot first removes the leftovers of runs whose owning process is gone.
+ * slot directory. Every boot first removes the leftovers of runs whose owning process is gone.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
