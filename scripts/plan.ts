@@ -6,6 +6,8 @@
 import { minimist, chalk } from "zx";
 import { loadFleet } from "../stacks/model/load.js";
 import { planFleet, type FleetPlan } from "../stacks/plan.js";
+import { describeToolchainsPlan } from "../roles/toolchains.js";
+import type { Fleet } from "../stacks/model/fleet.js";
 import { UserError } from "./errors.js";
 
 const USAGE = `usage: fleet plan [--fleet FILE] [--json]
@@ -13,8 +15,12 @@ const USAGE = `usage: fleet plan [--fleet FILE] [--json]
   --json         print the plan as JSON: { fleet, nodes: [{ name, os, arch, host, roles: [{ role, bundleHash, resources: [{ type, name, dependsOn }] }] }] }
 `;
 
-/** The human-readable plan: one block per node, one line per role with its bundle hash and resources. */
-export function formatPlan(plan: FleetPlan, file: string): string {
+/**
+ * The human-readable plan: a header line, one block per node with one line per role (bundle hash, its
+ * resources' types, the resources of other roles it waits for), then where each icecc toolchain is
+ * built and copied (roles/toolchains.ts describeToolchainsPlan).
+ */
+export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string {
   const roleCount = plan.nodes.reduce((n, node) => n + node.roles.length, 0);
   const resourceCount = plan.nodes.reduce((n, node) => n + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
   const lines = [chalk.bold(`fleet ${plan.fleet} (${file}): ${plan.nodes.length} nodes, ${roleCount} roles, ${resourceCount} resources`), ""];
@@ -23,13 +29,16 @@ export function formatPlan(plan: FleetPlan, file: string): string {
     lines.push(`${chalk.bold(node.name.padEnd(nameWidth))}  ${node.os}/${node.arch}  ssh ${node.host}`);
     const roleWidth = Math.max(...node.roles.map((r) => r.role.length));
     for (const role of node.roles) {
-      const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))];
+      const own = new Set(role.resources.map((r) => r.name));
+      const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))].filter((d) => !own.has(d));
       lines.push(
         `  ${role.role.padEnd(roleWidth)}  ${chalk.dim(role.bundleHash.slice(0, 12))}  ${role.resources.map((r) => r.type.split(":").at(-1)).join(" + ")}${deps.length ? chalk.dim(`  after ${deps.join(", ")}`) : ""}`,
       );
     }
     lines.push("");
   }
+  const toolchains = describeToolchainsPlan(fleet);
+  if (toolchains.length) lines.push(...toolchains, "");
   return lines.join("\n");
 }
 
@@ -49,6 +58,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   const fleet = loadFleet(args.fleet);
   const plan = planFleet(fleet);
-  process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(plan, args.fleet));
+  process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(fleet, plan, args.fleet));
   return 0;
 }
