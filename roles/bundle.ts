@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import Mustache from "mustache";
 import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
 import type { Bundle, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
@@ -148,19 +149,53 @@ function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName
 }
 
 /**
+ * The longest command line a Windows node accepts over SSH: its OpenSSH server hands the line to the
+ * DefaultShell, cmd.exe unless changed, whose limit is 8,191 characters (Microsoft, "Command prompt
+ * (Cmd.exe) command-line string limitation"); PowerShell's is CreateProcess's 32,767.
+ */
+export const WINDOWS_COMMAND_LINE_LIMIT = 8191;
+
+/** gzip then base64, byte-stable across platforms (mtime 0, OS byte "unknown"), so the command never churns. */
+function packScript(script: string): string {
+  const gz = gzipSync(Buffer.from(script, "utf8"), { level: 9 });
+  gz[9] = 0xff;
+  return gz.toString("base64");
+}
+
+/**
  * The command string that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'`
  * (the script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on
- * stdin). Windows: the host's OpenSSH hands the line to its default shell, so the script travels base64
- * encoded (no quoting survives cmd.exe, PowerShell and wsl.exe alike) and is decoded inside the distro.
+ * stdin).
+ *
+ * Windows: the host's OpenSSH hands the line to its DefaultShell, cmd.exe or PowerShell, so the line is
+ * written to mean the same to both (no `$`, `%`, `^`, `!` or inner double quote) and to fit cmd.exe's
+ * {@link WINDOWS_COMMAND_LINE_LIMIT}: the script travels gzipped and base64-encoded.
+ * - `wsl`: `wsl.exe -d <distro> -u root -e sh -c "…"` decodes it into `/tmp/fleetkit-<sha256 prefix>.sh`
+ *   (mode 0600) and runs it with sh; the script's first line removes that file. Stdin (the secrets) reaches
+ *   the script.
+ * - `windows-host`: `powershell.exe … -Command "iex (…)"` decompresses it in memory and runs it in the
+ *   command's scope; stdin reaches it as `[Console]::In`.
+ * @throws Error when a Windows command would exceed the limit (ROLE_SUPPORT keeps the big worker bundle off
+ *   Windows nodes; the test suite renders every real fleet's Windows commands).
  */
 export function remoteCommand(node: FleetNode, target: ScriptTarget, script: string): string {
+  let line: string | undefined;
   if (target === "wsl") {
-    const b64 = Buffer.from(script, "utf8").toString("base64");
-    return `wsl.exe -d ${node.wslDistro} -u root -- sh -c "echo ${b64} | base64 -d > /tmp/fleetkit-$$.sh && sh /tmp/fleetkit-$$.sh; r=$?; rm -f /tmp/fleetkit-$$.sh; exit $r"`;
+    const payload = `rm -f "$0"\n${script}`;
+    const file = `/tmp/fleetkit-${createHash("sha256").update(payload).digest("hex").slice(0, 16)}.sh`;
+    line = `wsl.exe -d ${node.wslDistro} -u root -e sh -c "umask 077 && echo ${packScript(payload)} | base64 -d | gzip -dc > ${file} && sh ${file}"`;
+  } else if (target === "windows-host") {
+    const stream = `New-Object IO.Compression.GZipStream((New-Object IO.MemoryStream(,[Convert]::FromBase64String('${packScript(script)}'))),[IO.Compression.CompressionMode]::Decompress)`;
+    line = `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex ((New-Object IO.StreamReader(${stream})).ReadToEnd())"`;
   }
-  if (target === "windows-host") {
-    const b64 = Buffer.from(script, "utf16le").toString("base64");
-    return `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand ${b64}`;
+  if (line !== undefined) {
+    if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
+      throw new Error(
+        `the ${target} command for node ${node.name} is ${line.length} characters, over the ${WINDOWS_COMMAND_LINE_LIMIT} a Windows command line may have ` +
+          `(cmd.exe's limit); this role cannot be delivered to a Windows node yet: move it to a Linux or macOS node`,
+      );
+    }
+    return line;
   }
   return `sudo -n sh -c ${shQuote(script)}`;
 }

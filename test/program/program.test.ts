@@ -4,6 +4,7 @@
  * dependencies, and the install commands' inputs and options.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/model/fleet.js";
@@ -72,16 +73,16 @@ function plainStrings(wire: unknown, out: string[] = []): string[] {
 }
 
 /**
- * The script a command line carries: `sudo -n sh -c '…'` unquoted; on Windows decoded (base64 for wsl.exe's
- * sh, UTF-16LE base64 for PowerShell).
+ * The script a command line carries: `sudo -n sh -c '…'` unquoted; on Windows decoded (gzip + base64 for
+ * wsl.exe's sh, less the launcher's `rm -f "$0"` line, and for PowerShell).
  */
 function scriptOf(commandLine: string): string {
   const sudo = "sudo -n sh -c '";
   if (commandLine.startsWith(sudo) && commandLine.endsWith("'")) return commandLine.slice(sudo.length, -1).replaceAll(`'\\''`, "'");
-  const wsl = /echo ([A-Za-z0-9+/=]+) \| base64 -d/.exec(commandLine);
-  if (wsl) return Buffer.from(wsl[1], "base64").toString("utf8");
-  const ps = /-EncodedCommand ([A-Za-z0-9+/=]+)$/.exec(commandLine);
-  if (ps) return Buffer.from(ps[1], "base64").toString("utf16le");
+  const wsl = /echo ([A-Za-z0-9+/=]+) \| base64 -d \| gzip -dc/.exec(commandLine);
+  if (wsl) return gunzipSync(Buffer.from(wsl[1]!, "base64")).toString("utf8").replace(/^rm -f "\$0"\n/, "");
+  const ps = /FromBase64String\('([A-Za-z0-9+/=]+)'\)/.exec(commandLine);
+  if (ps) return gunzipSync(Buffer.from(ps[1]!, "base64")).toString("utf8");
   throw new Error(`not a Windows command line: ${commandLine.slice(0, 80)}`);
 }
 
@@ -250,10 +251,10 @@ describe("fleet.yaml, node by node", () => {
       const line = create(`${name}-${role}-install`);
       const sh = scriptOf(line);
       if (role === "tailscale") {
-        expect(line).toMatch(/^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand /);
+        expect(line).toMatch(/^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex /);
         expect(sh).toContain("winget");
       } else {
-        expect(line.startsWith(`wsl.exe -d ${n.wslDistro} -u root -- sh -c "`)).toBe(true);
+        expect(line.startsWith(`wsl.exe -d ${n.wslDistro} -u root -e sh -c "`)).toBe(true);
         expect(sh).toMatch(/^#!\/bin\/sh\n/);
       }
     }
@@ -445,7 +446,8 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () 
     const manifest = program.get("arch-orchestrator-toolchains-manifest");
     expect(shape(manifest)).toEqual({ type: "command:remote:Command", name: "arch-orchestrator-toolchains-manifest", parent: "arch-orchestrator-toolchains", dependsOn: ["arch-orchestrator-toolchains-install"] });
     expect(manifest.inputs.create).toBe("sudo -n sh -c 'cat '\\''/opt/icecc-envs/manifest-x86_64'\\'''");
-    expect(manifest.inputs.triggers).toEqual(program.get("arch-orchestrator-toolchains-install").inputs.triggers);
+    // Its `cat` never changes, so the bundle hash re-runs it whenever the install re-ran.
+    expect(manifest.inputs.triggers).toEqual([renderBundles(model).get("arch-orchestrator")!.find((b) => b.role === "toolchains")!.hash]);
   });
 
   it("sends them to every Linux iceccd node but the builder, none to the Macs", () => {
@@ -465,6 +467,6 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () 
     expect(receive.inputs.triggers).toEqual([manifest]);
     expect(receive.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
     expect(receive.inputs.create).toBe(distributionScript(model, node("arch-orchestrator"), node(name), manifest, { builder: {}, receiver: {} }));
-    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' '${name === "rpi1" ? "sudo -n sh -c" : "wsl.exe -d Debian -u root --"}`);
+    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' '${name === "rpi1" ? "sudo -n sh -c" : "wsl.exe -d Debian -u root -e sh -c"}`);
   });
 });

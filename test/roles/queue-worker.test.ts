@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parsePlist } from "plist";
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet, parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, renderTemplate } from "../../roles/bundle.js";
@@ -103,12 +103,18 @@ describe("role worker", () => {
     expect(b.services.map((s) => [s.name, s.manager, s.scope])).toEqual([[service, svcLine.startsWith("fk_systemd") ? "systemd" : "launchd", "system"]]);
   });
 
-  it("Windows (WSL) worker: systemd inside the distro, Debian packages", () => {
+  it("Windows (WSL) worker: refused by the loader (its runtime payload cannot fit a Windows command line)", () => {
+    const text = readFileSync("fleet.yaml", "utf8").split("\n");
+    const at = text.findIndex((l) => l.startsWith("  windows-laptop:"));
+    const profile = text.findIndex((l, i) => i > at && l.trim() === "profile: workstation");
+    text[profile] = "    roles: [tailscale, claude, worker]";
+    expect(() => parseFleet(text.join("\n"), "fleet.yaml")).toThrow(
+      `fleet.yaml:${at + 3}:9 nodes.windows-laptop.os: role worker is not supported on windows-wsl; it runs on macos|debian|raspios|arch (move the role to another node or remove it)`,
+    );
+    // What the limit check says when such a bundle is rendered anyway.
     const laptop: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => (n.name === "windows-laptop" ? { ...n, roles: [...n.roles, "worker"] } : n)) };
     const b = renderBundle(laptop, node(laptop, "windows-laptop"), "worker");
-    expect([b.target, b.files.map((f) => f.path)]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service"]]);
-    expect(b.install.split("\n")).toContain("fk_apt_install nodejs npm");
-    expect(remoteCommand(node(laptop, "windows-laptop"), b.target, b.install)).toMatch(/^wsl\.exe -d Debian -u root -- sh -c "echo [A-Za-z0-9+/=]+ \| base64 -d/);
+    expect(() => remoteCommand(node(laptop, "windows-laptop"), b.target, b.install)).toThrow(/^the wsl command for node windows-laptop is \d+ characters, over the 8191 a Windows command line may have/);
   });
 
   it("Linux unit: the runtime's worker CLI with the queue URL, token file, node, pinned claude and its env file", () => {

@@ -2,10 +2,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate } from "../../roles/bundle.js";
+import { readTemplate, remoteCommand, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";
 
 const mesh = loadFleet("fleet.yaml");
@@ -104,5 +105,57 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
     expect(ps).toContain("Fk-ReadSecrets @('tailscaleAuthKey')\n");
     expect(ps).toContain("[IO.File]::WriteAllText($FkKey.FullName, $script:FkSecrets['tailscaleAuthKey'])");
     expect(ps).toContain("Remove-Item -Force -ErrorAction SilentlyContinue -Path $FkKey.FullName");
+  });
+});
+
+/**
+ * The command lines fleetkit sends to Windows nodes (roles/bundle.ts remoteCommand), for every Windows
+ * command of the three real fleets: they fit cmd.exe's 8,191 characters, mean the same to cmd.exe and
+ * PowerShell (no `$`, `%`, `^`, `!`, no inner double quote), and carry the script exactly. The WSL
+ * launcher (the `sh -c` argument wsl.exe receives) is run for real by sh.
+ */
+describe("Windows command lines (remoteCommand)", () => {
+  const lines = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"].flatMap((file) => {
+    const fleet = loadFleet(file);
+    return fleet.nodes
+      .filter((n) => n.os === "windows-wsl")
+      .flatMap((n) =>
+        n.roles.flatMap((role) => {
+          const b = renderBundle(fleet, n, role);
+          return (["install", "uninstall"] as const).map((step) => ({ what: `${n.name}/${role} ${step}`, target: b.target, script: b[step], line: remoteCommand(n, b.target, b[step]) }));
+        }),
+      );
+  });
+  const unpack = (b64: string) => gunzipSync(Buffer.from(b64, "base64")).toString("utf8");
+
+  it("covers both Windows nodes of the mesh, Windows host and WSL", () => {
+    expect(lines.length).toBe(12);
+    expect(new Set(lines.map((l) => l.target))).toEqual(new Set(["wsl", "windows-host"]));
+  });
+
+  it.each(lines.map((l) => [l.what, l] as const))("%s: fits cmd.exe, shell-neutral, carries the script exactly", (_, l) => {
+    expect(l.line.length).toBeLessThanOrEqual(WINDOWS_COMMAND_LINE_LIMIT);
+    expect(l.line).not.toMatch(/[$%^!]/);
+    expect(l.line.split('"').length).toBe(3);
+    if (l.target === "wsl") {
+      const m = /^wsl\.exe -d Debian -u root -e sh -c "umask 077 && echo ([A-Za-z0-9+/=]+) \| base64 -d \| gzip -dc > (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) && sh \2"$/.exec(l.line);
+      expect(m).not.toBeNull();
+      expect(unpack(m![1]!)).toBe(`rm -f "$0"\n${l.script}`);
+    } else {
+      const m = /^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex \(\(New-Object IO\.StreamReader\(New-Object IO\.Compression\.GZipStream\(\(New-Object IO\.MemoryStream\(,\[Convert\]::FromBase64String\('([A-Za-z0-9+/=]+)'\)\)\),\[IO\.Compression\.CompressionMode\]::Decompress\)\)\)\.ReadToEnd\(\)\)"$/.exec(l.line);
+      expect(m).not.toBeNull();
+      expect(unpack(m![1]!)).toBe(l.script);
+    }
+  });
+
+  it("the WSL launcher, run by sh: passes stdin to the script, keeps its exit code, leaves no file behind", () => {
+    const script = '#!/bin/sh\nIFS= read -r line\nprintf "got %s from %s\\n" "$line" "$(basename "$0")"\nexit 3\n';
+    const line = remoteCommand(desktop, "wsl", script);
+    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(line)![1]!;
+    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const r = spawnSync("sh", ["-c", inner], { input: "TS_AUTHKEY=secret-value\n", encoding: "utf8" });
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 3, stdout: `got TS_AUTHKEY=secret-value from ${file.slice(5)}\n`, stderr: "" });
+    expect(existsSync(file)).toBe(false);
+    expect(remoteCommand(desktop, "wsl", script)).toBe(line);
   });
 });
