@@ -15,6 +15,17 @@ const USAGE = `usage: fleet plan [--fleet FILE] [--json]
   --json         print the plan as JSON: { fleet, nodes: [{ name, os, arch, host, roles: [{ role, bundleHash, resources: [{ type, name, dependsOn }] }] }] }
 `;
 
+/** Resource types in order, the last segment of each, repeats counted: `Queue + RandomPassword ×3 + Command`. */
+function typeSummary(resources: { type: string }[]): string {
+  const runs: { type: string; count: number }[] = [];
+  for (const r of resources) {
+    const type = r.type.split(":").at(-1)!;
+    if (runs.at(-1)?.type === type) runs.at(-1)!.count++;
+    else runs.push({ type, count: 1 });
+  }
+  return runs.map((r) => (r.count > 1 ? `${r.type} ×${r.count}` : r.type)).join(" + ");
+}
+
 /**
  * The human-readable plan: a header line, one block per node with one line per role (bundle hash, its
  * resources' types, the resources of other roles it waits for), then where each icecc toolchain is
@@ -32,7 +43,7 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string 
       const own = new Set(role.resources.map((r) => r.name));
       const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))].filter((d) => !own.has(d));
       lines.push(
-        `  ${role.role.padEnd(roleWidth)}  ${chalk.dim(role.bundleHash.slice(0, 12))}  ${role.resources.map((r) => r.type.split(":").at(-1)).join(" + ")}${deps.length ? chalk.dim(`  after ${deps.join(", ")}`) : ""}`,
+        `  ${role.role.padEnd(roleWidth)}  ${chalk.dim(role.bundleHash.slice(0, 12))}  ${typeSummary(role.resources)}${deps.length ? chalk.dim(`  after ${deps.join(", ")}`) : ""}`,
       );
     }
     lines.push("");

@@ -98,3 +98,9 @@ const fleet = new Fleet(model.name, {
 export const fleetName = model.name;
 /** Stack output: bundle hash per node and role (what `fleet drift` compares nodes against). */
 export const bundleHashes = fleet.bundleHashes;
+/**
+ * Stack output (secret): each node's queue token by node name, present when the fleet runs a queue. A
+ * worker node's token is also on the node (its worker reads it); anyone else uses theirs with `fleet task`:
+ * `FLEET_TOKEN=$(npx pulumi stack output --show-secrets queueTokens | jq -r .macbook2)`.
+ */
+export const queueTokens = Object.keys(fleet.queueTokens).length ? pulumi.secret(pulumi.all(fleet.queueTokens)) : undefined;

@@ -174,27 +174,43 @@ export function toolchainSources(fleet: Fleet, node: FleetNode): { from: string;
 
 /** Which minted secrets a fleet needs, from its rendered bundles. */
 export interface MintedSecrets {
-  /** Nodes that get a queue token (some bundle of theirs reads `queueToken`), in fleet order. */
+  /**
+   * Nodes that get a queue token, in fleet order: every node when the fleet runs a queue (the queue role
+   * reads `queueTokens`), so a node without a worker can still submit tasks with `fleet task`; otherwise
+   * the nodes with a bundle that reads `queueToken`.
+   */
   queueTokenNodes: string[];
+  /**
+   * Per token node, the node and role its token is listed under in the plan: the node's own role that
+   * reads `queueToken` (its worker), else the queue role, which reads every token.
+   */
+  queueTokenOwners: Map<string, { node: string; role: RoleName }>;
   /** The node and role the minted ntfy token is listed under; undefined = none minted. */
   ntfyTokenOwner?: { node: string; role: RoleName };
 }
 
 /**
- * Decides the minted secrets: a queue token for every node with a bundle that reads `queueToken`; one ntfy
- * token when some bundle reads `ntfyToken` and config does not supply it, listed under the ntfy role when
- * that reads it, else under the first bundle (fleet order) that does.
+ * Decides the minted secrets: a queue token for every node when the fleet runs a queue, else for every node
+ * with a bundle that reads `queueToken`; one ntfy token when some bundle reads `ntfyToken` and config does
+ * not supply it, listed under the ntfy role when that reads it, else under the first bundle (fleet order)
+ * that does.
  */
 export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}): MintedSecrets {
   const all = [...bundles.values()].flat();
-  const queueTokenNodes = [...bundles.entries()].filter(([, bs]) => bs.some((b) => b.secrets.includes("queueToken"))).map(([n]) => n);
+  const queue = all.find((b) => b.secrets.includes("queueTokens"));
+  const queueTokenOwners = new Map<string, { node: string; role: RoleName }>();
+  for (const [node, bs] of bundles) {
+    const reader = bs.find((b) => b.secrets.includes("queueToken")) ?? queue;
+    if (reader) queueTokenOwners.set(node, { node: reader.node, role: reader.role });
+  }
+  const queueTokenNodes = [...queueTokenOwners.keys()];
   let ntfyTokenOwner: MintedSecrets["ntfyTokenOwner"];
   if (!options.ntfyTokenFromConfig) {
     const readers = all.filter((b) => b.secrets.includes("ntfyToken"));
     const owner = readers.find((b) => b.role === "ntfy") ?? readers[0];
     if (owner) ntfyTokenOwner = { node: owner.node, role: owner.role };
   }
-  return { queueTokenNodes, ntfyTokenOwner };
+  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner };
 }
 
 /** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
@@ -226,8 +242,6 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
   const childrenOf = new Map<string, PlannedResource[]>();
   for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role));
   const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
-  const queueTokenOwner = new Map<string, RoleName>();
-  for (const node of minted.queueTokenNodes) queueTokenOwner.set(node, bundles.get(node)!.find((b) => b.secrets.includes("queueToken"))!.role);
 
   return {
     fleet: fleet.name,
@@ -240,7 +254,9 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
         const name = roleResourceName(node.name, bundle.role);
         const after = expand(roleDependencies(fleet, node, bundle.role));
         const tokens: PlannedResource[] = [];
-        if (queueTokenOwner.get(node.name) === bundle.role) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: queueTokenResourceName(node.name), dependsOn: [] });
+        for (const [tokenNode, owner] of minted.queueTokenOwners) {
+          if (owner.node === node.name && owner.role === bundle.role) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: queueTokenResourceName(tokenNode), dependsOn: [] });
+        }
         if (minted.ntfyTokenOwner?.node === node.name && minted.ntfyTokenOwner.role === bundle.role)
           tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
         const [install, ...rest] = roleChildResources(fleet, node, bundle.role);

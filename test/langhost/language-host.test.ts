@@ -124,7 +124,7 @@ describe.each([
 
   it("registers exactly the planned resources with their types, names and parents", () => {
     expect(tree(run.registrations)).toEqual(plannedTree(plan));
-    expect(run.registrations).toHaveLength(113);
+    expect(run.registrations).toHaveLength(116);
     expect(new Set(run.registrations.map((r) => r.urn)).size).toBe(run.registrations.length);
   });
 

@@ -206,6 +206,19 @@ describe("fleet.yaml, node by node", () => {
     expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...dependsOn, ...tokenDeps].sort() });
   });
 
+  it("every node has a queue token: workers read theirs, the others (macbook2, the Windows PCs) get one for `fleet task` from the secret stack output", async () => {
+    const tokens = program.registrations.filter((r) => r.type === RANDOM_PASSWORD_TYPE && r.name.endsWith("-queue-token"));
+    expect(tokens.map((r) => r.name).sort()).toEqual(model.nodes.map((n) => `${n.name}-queue-token`).sort());
+    for (const t of tokens) expect([t.parent, t.inputs.length, t.inputs.special]).toEqual(["agent-mesh", 32, false]);
+    const queue = program.get("arch-orchestrator-queue-install");
+    for (const n of model.nodes) expect(queue.dependsOn).toContain(`${n.name}-queue-token`);
+    expect(String(queue.inputs.stdin)).toContain(`macbook2:${MINTED_MARKER}macbook2queuetoken`);
+    const output = program.outputs.queueTokens as pulumi.Output<Record<string, string>>;
+    expect(await pulumi.isSecret(output)).toBe(true);
+    const value = await new Promise<Record<string, string>>((resolve) => output.apply(resolve));
+    expect(value).toEqual(Object.fromEntries(model.nodes.map((n) => [n.name, `${MINTED_MARKER}${n.name.replace(/-/g, "")}queuetoken`])));
+  });
+
   it("rpi1 has only its Node, role components, install commands, queue token and x86_64 toolchain receiver", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;

@@ -28,7 +28,16 @@ describe("fleet plan", () => {
     expect(hashes).toEqual(planFleet(loadFleet(file)).nodes.flatMap((n) => n.roles.map((r) => r.bundleHash.slice(0, 12))));
   });
 
-  it("--json prints planFleet's plan for the root fleet: 9 nodes, 43 roles, 102 resources", () => {
+  it("counts repeated resource types and lists only other roles' resources after 'after' (root fleet's queue)", () => {
+    const run = fleetCli();
+    const queue = run.stdout.split("\n").find((l) => l.startsWith("  queue "))!;
+    expect(queue.replace(HASH, "$1############$3")).toBe(
+      "  queue            ############  Queue + RandomPassword ×3 + Command  after arch-orchestrator-tailscale-install, arch-orchestrator-ntfy-token, " +
+        "arch-orchestrator-queue-token, imac-queue-token, macbook1-queue-token, rpi1-queue-token, rpi2-queue-token, rpi3-queue-token",
+    );
+  });
+
+  it("--json prints planFleet's plan for the root fleet: 9 nodes, 43 roles, 105 resources", () => {
     const run = fleetCli("--json");
     expect(run.status).toBe(0);
     const json = JSON.parse(run.stdout);
@@ -38,7 +47,7 @@ describe("fleet plan", () => {
     expect(Object.keys(json.nodes[0].roles[0])).toEqual(["role", "bundleHash", "resources"]);
     expect(Object.keys(json.nodes[0].roles[0].resources[0])).toEqual(["type", "name", "dependsOn"]);
     const roles = json.nodes.flatMap((n: { roles: { resources: unknown[] }[] }) => n.roles);
-    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 43, 102]);
+    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 43, 105]);
   });
 
   it.each([
