@@ -68,16 +68,21 @@ export function mockManifest(resourceName: string, arch = "x86_64"): string {
 }
 
 /**
- * Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs; RandomPassword
- * answers a recognisable `result`; RemoteImage an `imageId`.
+ * The computed outputs the real providers return on create, as the tests' engines answer them: a
+ * RandomPassword's recognisable `result`, a RemoteImage's `imageId`, a remote command's stdout (a
+ * builder's manifest, else the install's last line) and stderr. Merged over the echoed inputs.
  */
+export function providerOutputs(type: string, name: string): Record<string, unknown> {
+  if (type === "random:index/randomPassword:RandomPassword") return { result: `${MINTED_MARKER}${name.replace(/[^A-Za-z0-9]/g, "")}` };
+  if (type === "docker:index/remoteImage:RemoteImage") return { imageId: `sha256:${"0".repeat(64)}` };
+  if (type === "command:remote:Command") return { stdout: name.endsWith("-toolchains-manifest") ? mockManifest(name) : "fleetkit: changed", stderr: "" };
+  return {};
+}
+
+/** Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs plus {@link providerOutputs}. */
 const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
-    const state: Record<string, unknown> = { ...args.inputs };
-    if (args.type === "random:index/randomPassword:RandomPassword") state.result = `${MINTED_MARKER}${args.name.replace(/[^A-Za-z0-9]/g, "")}`;
-    if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `sha256:${"0".repeat(64)}`;
-    if (args.type === "command:remote:Command") Object.assign(state, { stdout: args.name.endsWith("-toolchains-manifest") ? mockManifest(args.name) : "fleetkit: changed", stderr: "" });
-    return { id: `${args.name}_id`, state };
+    return { id: `${args.name}_id`, state: { ...args.inputs, ...providerOutputs(args.type, args.name) } };
   },
   call(args) {
     return args.inputs;

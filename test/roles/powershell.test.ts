@@ -5,9 +5,8 @@
  */
 import { describe, expect, it, beforeAll } from "vitest";
 import { Language, Parser } from "web-tree-sitter";
-import { loadFleet } from "../../stacks/model/load.js";
-import { renderBundle } from "../../roles/index.js";
-import { readTemplate, remoteCommand } from "../../roles/bundle.js";
+import { readTemplate } from "../../roles/bundle.js";
+import { WINDOWS_COMMANDS } from "./windows-commands.js";
 
 let parser: Parser;
 beforeAll(async () => {
@@ -29,16 +28,7 @@ function syntaxErrors(source: string): string[] {
   return out;
 }
 
-const windowsScripts = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"].flatMap((file) => {
-  const fleet = loadFleet(file);
-  return fleet.nodes.flatMap((n) =>
-    n.roles
-      .filter((r) => ["tailscale", "claude", "agentapi"].includes(r))
-      .map((r) => renderBundle(fleet, n, r))
-      .filter((b) => b.target === "windows-host")
-      .flatMap((b) => [[`${b.node}/${b.role} install`, b.install, remoteCommand(n, b.target, b.install)], [`${b.node}/${b.role} uninstall`, b.uninstall, remoteCommand(n, b.target, b.uninstall)]] as const),
-  );
-});
+const windowsScripts = WINDOWS_COMMANDS.filter((c) => c.target === "windows-host").map((c) => [c.what, c.script, c.line] as const);
 
 describe("Windows host PowerShell", () => {
   it("there are Windows host scripts to check (both Windows nodes of the mesh)", () => {

@@ -8,6 +8,7 @@ import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";
+import { WINDOWS_COMMANDS } from "./windows-commands.js";
 
 const mesh = loadFleet("fleet.yaml");
 const desktop = mesh.nodes.find((n) => n.name === "windows-desktop")!;
@@ -115,17 +116,7 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
  * launcher (the `sh -c` argument wsl.exe receives) is run for real by sh.
  */
 describe("Windows command lines (remoteCommand)", () => {
-  const lines = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"].flatMap((file) => {
-    const fleet = loadFleet(file);
-    return fleet.nodes
-      .filter((n) => n.os === "windows-wsl")
-      .flatMap((n) =>
-        n.roles.flatMap((role) => {
-          const b = renderBundle(fleet, n, role);
-          return (["install", "uninstall"] as const).map((step) => ({ what: `${n.name}/${role} ${step}`, target: b.target, script: b[step], line: remoteCommand(n, b.target, b[step]) }));
-        }),
-      );
-  });
+  const lines = WINDOWS_COMMANDS;
   const unpack = (b64: string) => gunzipSync(Buffer.from(b64, "base64")).toString("utf8");
 
   it("covers both Windows nodes of the mesh, Windows host and WSL", () => {

@@ -1,0 +1,30 @@
+/**
+ * Every command line fleetkit sends to a Windows node of the three real fleets (roles/bundle.ts
+ * remoteCommand over each role's install and uninstall script), for the Windows tests to check.
+ */
+import { loadFleet } from "../../stacks/model/load.js";
+import { renderBundle } from "../../roles/index.js";
+import { remoteCommand } from "../../roles/bundle.js";
+import type { ScriptTarget } from "../../roles/types.js";
+import { REAL_FLEETS } from "../program/fleets.js";
+
+/** One Windows command: `<node>/<role> install|uninstall`, where it runs, the script and the SSH command line. */
+export interface WindowsCommand {
+  what: string;
+  target: ScriptTarget;
+  script: string;
+  line: string;
+}
+
+/** In fleet file, node and role order; install before uninstall. */
+export const WINDOWS_COMMANDS: WindowsCommand[] = REAL_FLEETS.flatMap((file) => {
+  const fleet = loadFleet(file);
+  return fleet.nodes
+    .filter((n) => n.os === "windows-wsl")
+    .flatMap((n) =>
+      n.roles.flatMap((role) => {
+        const b = renderBundle(fleet, n, role);
+        return (["install", "uninstall"] as const).map((step) => ({ what: `${n.name}/${role} ${step}`, target: b.target, script: b[step], line: remoteCommand(n, b.target, b[step]) }));
+      }),
+    );
+});
