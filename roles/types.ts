@@ -3,7 +3,7 @@
  * fleet (no network, no clock), so the same fleet renders byte-identical bundles every time.
  *
  * Who reads a bundle:
- * - the Pulumi role component runs `install` over SSH (`remote.Command` create, `triggers: [hash]`) with the
+ * - the Pulumi role component runs `install` over SSH (`remote.Command` create, re-run in place when it changes) with the
  *   role's secrets on stdin, and `uninstall` as the command's `delete`;
  * - the hosts tests run the very same scripts over SSH on real Debian nodes;
  * - the static tests feed `files` and the scripts to shellcheck, systemd-analyze and a plist parser;

@@ -60,13 +60,13 @@ export function sshConnection(node: FleetNode, privateKey: pulumi.Input<string>,
  * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`).
  * The `tailscale` role connects to `bootstrapHost` when set (the node is not on the tailnet before it
  * runs); every other role connects to `host`. Keep `bootstrapHost` in fleet.yaml after the first run:
- * removing it changes that command's connection, which re-runs Tailscale's install or, where the provider
- * treats the connection as replace-on-change (FIELD-NOTES), uninstalls and installs it again.
+ * removing it changes that command's connection, which the provider treats as replace-on-change
+ * (FIELD-NOTES): Tailscale is uninstalled and installed again.
  */
 export class Node extends pulumi.ComponentResource {
   /** The node's role components by role. */
   public readonly roles: Partial<Record<RoleName, RoleComponent>> = {};
-  /** Bundle hash per role, the install commands' triggers. */
+  /** Bundle hash per role (the markers the installs leave on the node). */
   public readonly bundleHashes: Record<string, string>;
 
   constructor(name: string, args: NodeArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -43,7 +43,7 @@ export interface PlannedResource {
 /** One role on one node in the plan. */
 export interface PlannedRole {
   role: RoleName;
-  /** sha256 (hex) of the role's bundle; the install command's trigger. */
+  /** sha256 (hex) of the role's bundle: the marker its install leaves on the node (`fleet drift` compares it). */
   bundleHash: string;
   /** The role component first, then its resources in creation order. */
   resources: PlannedResource[];

@@ -16,11 +16,11 @@ export type SshConnection = command.types.input.remote.ConnectionArgs;
 export interface RoleArgs {
   /** The node the role runs on (its WSL distro decides how `wsl` scripts are started). */
   node: FleetNode;
-  /** The role's rendered bundle (roles/index.ts `renderNodeBundles`); its hash is the install trigger. */
+  /** The role's rendered bundle (roles/index.ts `renderNodeBundles`); the install script embeds all of it. */
   bundle: Bundle;
   /**
    * SSH connection to the node. Keep it stable between runs (same host, key secret-ness, limits): any
-   * change replaces the install command, which re-runs uninstall and install.
+   * change replaces the install command, which runs uninstall, then install.
    */
   connection: pulumi.Input<SshConnection>;
   /** The install script's stdin: the bundle's secrets as `NAME=value` lines (secret); undefined = none. */
@@ -35,10 +35,15 @@ export interface RoleArgs {
 /**
  * Ships one role to one node with a `remote.Command` named `<name>-install`:
  * - `create` runs the bundle's install script as root (`remoteCommand`), `delete` its uninstall script;
- * - `triggers: [bundle.hash]`: an unchanged bundle is never re-run; a changed one replaces the command
- *   with `deleteBeforeReplace`, so the old uninstall runs before the new install and never undoes it
- *   (FIELD-NOTES: create-before-delete would). Install scripts are idempotent, so a replacement that
- *   re-runs them is safe;
+ * - no `triggers`, on purpose: `create` is the whole rendered install script, so it changes exactly when the
+ *   bundle hash does, and a changed `create` with no `update` is an update that re-runs `create` in place
+ *   (FIELD-NOTES). Install scripts converge from any earlier version, so the role keeps running until the
+ *   new install succeeds: a download whose sha256 does not match stops before anything is replaced, and
+ *   the next `pulumi up` retries. (`triggers` would force a replacement: with `deleteBeforeReplace` the
+ *   old uninstall would run first and leave the node without the role when the new install fails, and a
+ *   max-jobs edit would remove and reinstall packages);
+ * - `deleteBeforeReplace` for what still replaces the command (a changed `connection`): the old uninstall
+ *   runs before the new install and never undoes it (FIELD-NOTES: create-before-delete would);
  * - secrets reach the script only on stdin; a role with secrets marks stdout/stderr secret and logs stderr
  *   only, so nothing a script echoes can leak into a diff or the log;
  * - the component's `dependsOn` is passed on to the command, so the script really waits for the roles this
@@ -47,7 +52,7 @@ export interface RoleArgs {
  * Children are named `<name>-…` and checked to be (like sst's base component).
  */
 export class RoleComponent extends pulumi.ComponentResource {
-  /** sha256 of the bundle (the install command's trigger). */
+  /** sha256 of the bundle (the marker the install leaves on the node; `fleet drift` compares it). */
   public readonly bundleHash: pulumi.Output<string>;
   /** The install command (create = install, delete = uninstall). */
   public readonly install: command.remote.Command;
@@ -75,7 +80,6 @@ export class RoleComponent extends pulumi.ComponentResource {
         connection: args.connection,
         create: remoteCommand(node, bundle.target, bundle.install),
         delete: remoteCommand(node, bundle.target, bundle.uninstall),
-        triggers: [bundle.hash],
         ...(args.secretStdin !== undefined ? { stdin: args.secretStdin } : {}),
         // The previous run's output would travel to the node as SSH environment; it is not needed.
         addPreviousOutputInEnv: false,

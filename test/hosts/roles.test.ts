@@ -2,8 +2,8 @@
  * Every Linux role bundle on real Debian nodes, run over SSH exactly as the Pulumi role component runs it:
  * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent as the node user,
  * with the bundle's secrets as `NAME=value` lines on stdin, in the order of plan.ts `roleDependencies`
- * (Pulumi's `dependsOn`); uninstall runs in reverse order, and a changed bundle is replaced the way
- * `deleteBeforeReplace` does it (old uninstall, then new install).
+ * (Pulumi's `dependsOn`); uninstall runs in reverse order, and a changed bundle's install runs over the
+ * old one, as the command's update re-runs `create` in place (stacks/role.ts).
  *
  * The fleet is rendered from a test fleet.yaml of three Debian nodes by the real model and role renderers;
  * downloads come from the harness's artifact server, with their sha256 written into that fleet.yaml.
@@ -237,7 +237,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(await c.run(`sudo -n find /var/cache/icecc -maxdepth 2 -name '*${md5}*' | wc -l`)).not.toBe("0\n");
   }, 120_000);
 
-  it("a role change (iceccd max jobs on node-c) changes only that bundle; replacing it restarts the daemon with the new setting", async () => {
+  it("a role change (iceccd max jobs on node-c) changes only that bundle; its install over the old one restarts the daemon with the new setting", async () => {
     const changed = parseFleet(fleetYaml(net, { tailscale, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
     const next = renderFleetBundles(changed);
     const now = renderFleetBundles(fleet);
@@ -246,9 +246,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     const c = tn("node-c");
     const pidBefore = await c.run("systemctl show -p MainPID --value iceccd.service");
     const nb = next.get("node-c")!.find((b) => b.role === "iceccd")!;
-    // deleteBeforeReplace: the old bundle's uninstall, then the new install.
-    const un = await runScript(fleet, bundleOf("node-c", "iceccd"), "uninstall");
-    expect([un.code, lastLine(un.stdout)]).toEqual([0, "fleetkit: iceccd removed"]);
+    // Pulumi's update of the install command: the new install script runs over the old install.
     const inst = await runScript(changed, nb, "install");
     expect([inst.code, lastLine(inst.stdout)]).toEqual([0, "fleetkit: iceccd changed"]);
     const pid = (await c.run("systemctl show -p MainPID --value iceccd.service")).trim();
