@@ -163,39 +163,78 @@ function packScript(script: string): string {
 }
 
 /**
- * The command string that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'`
- * (the script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on
- * stdin).
+ * How a script reaches a node over SSH: the command line, and text that must come first on the command's
+ * stdin (before the secrets), or "" when the script travels entirely on the command line.
+ */
+export interface RemoteInvocation {
+  /** The SSH command line. */
+  command: string;
+  /** The start of stdin: the packed script plus a newline (`wsl` scripts too long for a command line), else "". */
+  stdinPrefix: string;
+}
+
+/**
+ * The command that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'` (the
+ * script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on stdin).
  *
  * Windows: the host's OpenSSH hands the line to its DefaultShell, cmd.exe or PowerShell, so the line is
  * written to mean the same to both (no `$`, `%`, `^`, `!` or inner double quote) and to fit cmd.exe's
  * {@link WINDOWS_COMMAND_LINE_LIMIT}: the script travels gzipped and base64-encoded.
- * - `wsl`: `wsl.exe -d <distro> -u root -e sh -c "…"` decodes it into `/tmp/fleetkit-<sha256 prefix>.sh`
+ * - `wsl`: `wsl.exe -d <distro> -u root -e sh -c "…"` unpacks it into `/tmp/fleetkit-<sha256 prefix>.sh`
  *   (mode 0600) and runs it with sh; the script's first line removes that file. Stdin (the secrets) reaches
- *   the script.
+ *   the script. When the packed script fits the line it is an `echo` argument (`stdinPrefix` ""); when it
+ *   does not (the worker, which carries the runtime), it is the first `stdinPrefix.length` bytes of stdin
+ *   and the launcher takes exactly those with `head -c` (GNU coreutils reads at most the remaining count
+ *   from a pipe, so the secrets after it stay for the script).
  * - `windows-host`: `powershell.exe … -Command "iex (…)"` decompresses it in memory and runs it in the
  *   command's scope; stdin reaches it as `[Console]::In`.
- * @throws Error when a Windows command would exceed the limit (ROLE_SUPPORT keeps the big worker bundle off
- *   Windows nodes; the test suite renders every real fleet's Windows commands).
+ *
+ * Only a role's install (a `remote.Command`'s create, whose stdin fleetkit writes) may take the stdin form:
+ * the provider hands a command's stored stdin to its delete too, so an uninstall must fit the line.
+ * @throws Error when a `windows-host` command exceeds the limit (no such role exists; the test suite renders
+ *   every real fleet's Windows commands).
  */
-export function remoteCommand(node: FleetNode, target: ScriptTarget, script: string): string {
-  let line: string | undefined;
+export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: string): RemoteInvocation {
+  let line: string;
+  let stdinPrefix = "";
   if (target === "wsl") {
     const payload = `rm -f "$0"\n${script}`;
     const file = `/tmp/fleetkit-${createHash("sha256").update(payload).digest("hex").slice(0, 16)}.sh`;
-    line = `wsl.exe -d ${node.wslDistro} -u root -e sh -c "umask 077 && echo ${packScript(payload)} | base64 -d | gzip -dc > ${file} && sh ${file}"`;
+    const packed = packScript(payload);
+    const launch = (source: string) => `wsl.exe -d ${node.wslDistro} -u root -e sh -c "umask 077 && ${source} | base64 -d | gzip -dc > ${file} && sh ${file}"`;
+    line = launch(`echo ${packed}`);
+    if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
+      stdinPrefix = `${packed}\n`;
+      line = launch(`head -c ${stdinPrefix.length}`);
+    }
   } else if (target === "windows-host") {
     const stream = `New-Object IO.Compression.GZipStream((New-Object IO.MemoryStream(,[Convert]::FromBase64String('${packScript(script)}'))),[IO.Compression.CompressionMode]::Decompress)`;
     line = `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex ((New-Object IO.StreamReader(${stream})).ReadToEnd())"`;
+  } else {
+    return { command: `sudo -n sh -c ${shQuote(script)}`, stdinPrefix };
   }
-  if (line !== undefined) {
-    if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
-      throw new Error(
-        `the ${target} command for node ${node.name} is ${line.length} characters, over the ${WINDOWS_COMMAND_LINE_LIMIT} a Windows command line may have ` +
-          `(cmd.exe's limit); this role cannot be delivered to a Windows node yet: move it to a Linux or macOS node`,
-      );
-    }
-    return line;
+  if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
+    throw new Error(
+      `the ${target} command for node ${node.name} is ${line.length} characters, over the ${WINDOWS_COMMAND_LINE_LIMIT} a Windows command line may have ` +
+        `(cmd.exe's limit); this role cannot be delivered to a Windows node yet: move it to a Linux or macOS node`,
+    );
   }
-  return `sudo -n sh -c ${shQuote(script)}`;
+  return { command: line, stdinPrefix };
+}
+
+/**
+ * {@link remoteInvocation}'s command for a script that must travel entirely on the command line (an
+ * uninstall, a check, a file transfer: commands whose stdin is not fleetkit's to prepend to).
+ * @throws Error when the script needs the stdin form (a `wsl` script whose packed text is too long for a
+ *   Windows command line), naming the node and the length, or for {@link remoteInvocation}'s reasons.
+ */
+export function remoteCommand(node: FleetNode, target: ScriptTarget, script: string): string {
+  const inv = remoteInvocation(node, target, script);
+  if (inv.stdinPrefix) {
+    throw new Error(
+      `the ${target} script for node ${node.name} is ${inv.stdinPrefix.length - 1} characters packed, too long for a Windows command line ` +
+        `(${WINDOWS_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`,
+    );
+  }
+  return inv.command;
 }

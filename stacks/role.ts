@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "./model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { remoteCommand } from "../roles/bundle.js";
+import { remoteCommand, remoteInvocation } from "../roles/bundle.js";
 import { installResourceName, ROLE_TYPES } from "./plan.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
@@ -34,7 +34,9 @@ export interface RoleArgs {
 
 /**
  * Ships one role to one node with a `remote.Command` named `<name>-install`:
- * - `create` runs the bundle's install script as root (`remoteCommand`), `delete` its uninstall script;
+ * - `create` runs the bundle's install script as root (`remoteInvocation`), `delete` its uninstall script
+ *   (`remoteCommand`); a WSL install too long for a Windows command line (the worker's) travels on stdin
+ *   ahead of the secrets;
  * - no `triggers`, on purpose: `create` is the whole rendered install script, so it changes exactly when the
  *   bundle hash does, and a changed `create` with no `update` is an update that re-runs `create` in place
  *   (FIELD-NOTES). Install scripts converge from any earlier version, so the role keeps running until the
@@ -74,13 +76,15 @@ export class RoleComponent extends pulumi.ComponentResource {
     this.forget = args.forget ?? false;
     const { node, bundle } = args;
     const hasSecrets = bundle.secrets.length > 0;
+    const install = remoteInvocation(node, bundle.target, bundle.install);
+    const stdin = !install.stdinPrefix ? args.secretStdin : args.secretStdin === undefined ? install.stdinPrefix : pulumi.concat(install.stdinPrefix, args.secretStdin);
     this.install = new command.remote.Command(
       this.childName(installResourceName(name)),
       {
         connection: args.connection,
-        create: remoteCommand(node, bundle.target, bundle.install),
+        create: install.command,
         delete: remoteCommand(node, bundle.target, bundle.uninstall),
-        ...(args.secretStdin !== undefined ? { stdin: args.secretStdin } : {}),
+        ...(stdin !== undefined ? { stdin } : {}),
         // The previous run's output would travel to the node as SSH environment; it is not needed.
         addPreviousOutputInEnv: false,
         ...(hasSecrets ? { logging: "stderr" as const } : {}),

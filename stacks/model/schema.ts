@@ -44,9 +44,9 @@ export const ROLE_SUPPORT: Record<RoleName, readonly OsName[]> = {
   // ntfy runs as a Docker container, which fleetkit drives only on Linux engines.
   ntfy: ["debian", "raspios", "arch"],
   queue: ["debian", "raspios", "arch"],
-  // Not windows-wsl yet: the worker install carries the runtime (~100 KB of JavaScript), far over the 8,191
-  // characters a Windows command line takes (roles/bundle.ts remoteCommand); it needs a file copy first.
-  worker: ["macos", "debian", "raspios", "arch"],
+  // On windows-wsl the worker runs in the distro; its install (the runtime, ~40 K characters packed) is over
+  // a Windows command line's 8,191, so it travels on stdin (roles/bundle.ts remoteInvocation).
+  worker: OS_NAMES,
 };
 
 const nodeName = z

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/model/fleet.js";
 import { FLEET_TYPE, NODE_TYPE, RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
-import { remoteCommand } from "../../roles/bundle.js";
+import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../stacks/toolchains.js";
 import { isSecret, MINTED_MARKER, mockManifest, runProgram, type ProgramRun, type Registration } from "./harness.js";
@@ -110,7 +110,7 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
     for (const node of model.nodes) {
       for (const bundle of bundles.get(node.name)!) {
         const cmd = program.get(`${node.name}-${bundle.role}-install`);
-        expect(cmd.inputs.create).toBe(remoteCommand(node, bundle.target, bundle.install));
+        expect(cmd.inputs.create).toBe(remoteInvocation(node, bundle.target, bundle.install).command);
         expect(cmd.inputs.delete).toBe(remoteCommand(node, bundle.target, bundle.uninstall));
         // No triggers and no update: a changed bundle changes `create`, an update re-runs it in place.
         expect(cmd.inputs.triggers).toBeUndefined();
@@ -305,6 +305,23 @@ describe("changes stay local", () => {
     const queue = after.get("arch-orchestrator-queue-install");
     expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
     expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
+  });
+
+  it("a worker on a Windows node: its install (too long for a Windows command line) travels on stdin ahead of the token", async () => {
+    const file = withNode(baseFile, "windows-pc3", { host: "windows-pc3", os: "windows-wsl", arch: "x86_64", wslDistro: "Debian", roles: ["tailscale", "claude", "worker"], budgetUsdPerSession: 5 });
+    const after = await run(file);
+    const model = loadFleet(file);
+    const node = model.nodes.find((n) => n.name === "windows-pc3")!;
+    const bundle = renderBundles(model).get("windows-pc3")!.find((b) => b.role === "worker")!;
+    const cmd = after.get("windows-pc3-worker-install");
+    const inv = remoteInvocation(node, "wsl", bundle.install);
+    expect(inv.stdinPrefix.length).toBeGreaterThan(8191);
+    expect(cmd.inputs.create).toBe(inv.command);
+    expect(cmd.inputs.create).toMatch(new RegExp(`^wsl\\.exe -d Debian -u root -e sh -c "umask 077 && head -c ${inv.stdinPrefix.length} \\| base64 -d \\| gzip -dc > /tmp/fleetkit-[0-9a-f]{16}\\.sh && sh /tmp/fleetkit-[0-9a-f]{16}\\.sh"$`));
+    expect(cmd.inputs.delete).toBe(remoteCommand(node, "wsl", bundle.uninstall));
+    expect(isSecret(cmd.wire.stdin)).toBe(true);
+    expect(cmd.inputs.stdin).toBe(`${inv.stdinPrefix}queueToken=${MINTED_MARKER}windowspc3queuetoken\n`);
+    expect(gunzipSync(Buffer.from(inv.stdinPrefix, "base64")).toString("utf8")).toBe(`rm -f "$0"\n${bundle.install}`);
   });
 
   it.each<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([

@@ -13,7 +13,7 @@ import { parse as parsePlist } from "plist";
 import { loadFleet, parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate, remoteCommand, renderTemplate } from "../../roles/bundle.js";
+import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { queueFacts, queueUrl } from "../../roles/queue.js";
 import { importClosure, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
 
@@ -103,18 +103,27 @@ describe("role worker", () => {
     expect(b.services.map((s) => [s.name, s.manager, s.scope])).toEqual([[service, svcLine.startsWith("fk_systemd") ? "systemd" : "launchd", "system"]]);
   });
 
-  it("Windows (WSL) worker: refused by the loader (its runtime payload cannot fit a Windows command line)", () => {
+  it("Windows (WSL) worker: the systemd unit inside the distro; the install travels on stdin, the uninstall on the command line", () => {
     const text = readFileSync("fleet.yaml", "utf8").split("\n");
     const at = text.findIndex((l) => l.startsWith("  windows-laptop:"));
     const profile = text.findIndex((l, i) => i > at && l.trim() === "profile: workstation");
     text[profile] = "    roles: [tailscale, claude, worker]";
-    expect(() => parseFleet(text.join("\n"), "fleet.yaml")).toThrow(
-      `fleet.yaml:${at + 3}:9 nodes.windows-laptop.os: role worker is not supported on windows-wsl; it runs on macos|debian|raspios|arch (move the role to another node or remove it)`,
+    const laptopFleet = parseFleet(text.join("\n"), "fleet.yaml");
+    const laptop = node(laptopFleet, "windows-laptop");
+    const b = renderBundle(laptopFleet, laptop, "worker");
+    expect([b.target, b.files.map((f) => f.path), b.secrets]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service"], ["queueToken"]]);
+    expect(b.files[0].content.split("\n")).toContain(
+      "ExecStart=/usr/bin/node /usr/local/lib/fleetkit/worker/fleet.mjs worker --queue http://arch-orchestrator:8787 --token-file /etc/fleetkit/worker/token --node windows-laptop " +
+        "--claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
     );
-    // What the limit check says when such a bundle is rendered anyway.
-    const laptop: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => (n.name === "windows-laptop" ? { ...n, roles: [...n.roles, "worker"] } : n)) };
-    const b = renderBundle(laptop, node(laptop, "windows-laptop"), "worker");
-    expect(() => remoteCommand(node(laptop, "windows-laptop"), b.target, b.install)).toThrow(/^the wsl command for node windows-laptop is \d+ characters, over the 8191 a Windows command line may have/);
+    const install = remoteInvocation(laptop, b.target, b.install);
+    expect(install.stdinPrefix.length).toBeGreaterThan(8191);
+    expect(install.command).toContain(` head -c ${install.stdinPrefix.length} | base64 -d | gzip -dc > /tmp/fleetkit-`);
+    expect(install.command.length).toBeLessThan(200);
+    expect(() => remoteCommand(laptop, b.target, b.install)).toThrow(
+      `the wsl script for node windows-laptop is ${install.stdinPrefix.length - 1} characters packed, too long for a Windows command line (8191); only a role install can carry it (on stdin)`,
+    );
+    expect(remoteInvocation(laptop, b.target, b.uninstall).stdinPrefix).toBe("");
   });
 
   it("Linux unit: the runtime's worker CLI with the queue URL, token file, node, pinned claude and its env file", () => {

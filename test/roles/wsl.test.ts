@@ -3,10 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { gunzipSync } from "node:zlib";
+import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate, remoteCommand, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
+import { readTemplate, remoteCommand, remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";
 import { WINDOWS_COMMANDS } from "./windows-commands.js";
 
@@ -148,5 +149,34 @@ describe("Windows command lines (remoteCommand)", () => {
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 3, stdout: `got TS_AUTHKEY=secret-value from ${file.slice(5)}\n`, stderr: "" });
     expect(existsSync(file)).toBe(false);
     expect(remoteCommand(desktop, "wsl", script)).toBe(line);
+  });
+
+  // A script whose packed text cannot fit the line (random bytes do not compress): the launcher takes exactly
+  // the packed script from stdin with `head -c`, and the secret line written right behind it in the same pipe
+  // write still reaches the script.
+  const big = `#!/bin/sh\n# ${randomBytes(9000).toString("base64")}\nIFS= read -r line\nprintf "got %s\\n" "$line"\nexit 4\n`;
+  const bigRun = (stdin: string) => {
+    const inv = remoteInvocation(desktop, "wsl", big);
+    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(inv.command)![1]!;
+    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const r = spawnSync("sh", ["-c", inner], { input: stdin, encoding: "utf8" });
+    return { inv, file, result: { status: r.status, stdout: r.stdout } };
+  };
+
+  it("the WSL launcher, script on stdin, run by sh: reads exactly the packed script, the secrets behind it reach the script", () => {
+    const { inv, file, result } = bigRun(`${remoteInvocation(desktop, "wsl", big).stdinPrefix}queueToken=secret-value\n`);
+    expect(inv.command).toMatch(/^wsl\.exe -d Debian -u root -e sh -c "umask 077 && head -c \d+ \| base64 -d \| gzip -dc > \/tmp\/fleetkit-[0-9a-f]{16}\.sh && sh \/tmp\/fleetkit-[0-9a-f]{16}\.sh"$/);
+    expect(inv.stdinPrefix.length).toBeGreaterThan(WINDOWS_COMMAND_LINE_LIMIT);
+    expect(result).toEqual({ status: 4, stdout: "got queueToken=secret-value\n" });
+    expect(existsSync(file)).toBe(false);
+    expect(() => remoteCommand(desktop, "wsl", big)).toThrow(/^the wsl script for node windows-desktop is \d+ characters packed, too long for a Windows command line \(8191\); only a role install can carry it \(on stdin\)$/);
+  });
+
+  it("the WSL launcher, script on stdin cut short: fails and runs nothing", () => {
+    const { inv, file, result } = bigRun(remoteInvocation(desktop, "wsl", big).stdinPrefix.slice(0, 5000));
+    expect(inv.stdinPrefix.length).toBeGreaterThan(5000);
+    expect(result.status).not.toBe(0);
+    expect(result.stdout).toBe("");
+    rmSync(file, { force: true });
   });
 });
