@@ -11,6 +11,7 @@ import { parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, RoleName } from "../../stacks/model/fleet.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { renderFleetBundles } from "../../roles/index.js";
+import { remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { announceSkip, bootNodes, type TestNetwork } from "./harness.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
@@ -96,6 +97,22 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     expect([r.code, lastLine(r.stdout)], r.stderr).toEqual([0, `fleetkit: ${role} unchanged`]);
     expect(await fileFacts(n, paths)).toEqual(before);
     expect(await mainPids(n, b)).toBe(pids);
+  }, 300_000);
+
+  it("box worker, delivered as to a Windows (WSL) node: the install on stdin ahead of the token, taken by the WSL launcher; same script, so unchanged", async () => {
+    const b = bundleOf("box", "worker");
+    const asWsl = { ...fleet.nodes.find((n) => n.name === "box")!, os: "windows-wsl" as const, wslDistro: "Debian" };
+    const inv = remoteInvocation(asWsl, "wsl", b.install);
+    expect(inv.stdinPrefix.length).toBeGreaterThan(WINDOWS_COMMAND_LINE_LIMIT);
+    // What wsl.exe runs inside the distro as root: the `sh -c` argument of the command line.
+    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(inv.command)![1]!;
+    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const box = testNode(net, "box");
+    const pids = await mainPids(box, b);
+    const r = await box.ssh(`sudo -n sh -c '${inner}'`, { input: `${inv.stdinPrefix}queueToken=${tokens.box}\n`, timeoutSeconds: 300 });
+    expect([r.code, lastLine(r.stdout)], r.stderr).toEqual([0, "fleetkit: worker unchanged"]);
+    expect(await box.run(`sudo -n test -e ${file} && echo left; true`)).toBe("");
+    expect(await mainPids(box, b)).toBe(pids);
   }, 300_000);
 
   it("the queue answers on hub by name, keeps its tokens in a 0600 file, and sees both workers online", async () => {
