@@ -6,6 +6,8 @@
  * registry through the harness's registry proxy.
  */
 import { randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, RoleName } from "../../stacks/model/fleet.js";
@@ -18,10 +20,14 @@ import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleSc
 
 const skipReason = announceSkip();
 
+// box runs its worker without the claude role, so the worker takes `claude` from PATH: there the test puts
+// the stand-in (test/runtime/fixtures/claude, Claude's documented JSON result) for a delegated task to finish
+// (the real Claude Code on hub has no Anthropic API to reach here).
 const LAYOUT: Record<string, RoleName[]> = {
   hub: ["claude", "queue", "worker"],
-  box: ["claude", "worker"],
+  box: ["worker"],
 };
+const STANDIN = readFileSync(new URL("../runtime/fixtures/claude", import.meta.url), "utf8");
 const QUEUE_PORT = 8787;
 /** What each role leaves outside its bundle files, which uninstall must remove. */
 const ROLE_LEFTOVERS: Partial<Record<RoleName, string[]>> = {
@@ -131,6 +137,25 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     const denied = await box.run("sh -s", { input: `curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-a-token-0000000" http://hub:${QUEUE_PORT}/v1/nodes\n` });
     expect(denied).toBe("401");
   }, 60_000);
+
+  it("a task delegated with `fleet task delegate box … --wait` from this machine runs on box and completes", async () => {
+    const box = testNode(net, "box");
+    await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
+    const env = { ...process.env, FLEET_QUEUE_URL: `http://${testNode(net, "hub").address}:${QUEUE_PORT}`, FLEET_TOKEN: tokens.hub };
+    const r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", "box", "Summarize the README", "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    const task = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect({ state: task.state, submittedBy: task.submittedBy, node: task.node, chosenModel: task.chosenModel, result: task.result, exitCode: task.exitCode, costUsd: task.costUsd }).toEqual({
+      state: "completed",
+      submittedBy: "hub",
+      node: "box",
+      chosenModel: "haiku",
+      result: "stand-in ran with model haiku",
+      exitCode: 0,
+      costUsd: 0.0123,
+    });
+    await box.run("sudo -n rm -f /usr/local/bin/claude");
+  }, 120_000);
 
   it("uninstalls in reverse dependency order: services, units, runtime, tokens and markers gone; the task database kept", async () => {
     for (const wave of installWaves(fleet).reverse()) {
