@@ -11,6 +11,11 @@
  *   `com.claude.agentapi` with UserName= (a LaunchDaemon starts at boot without anyone logged in, unlike the
  *   reference's LaunchAgent).
  * - Health: the install waits (bounded, 60 s) for `GET /status` on 127.0.0.1.
+ * - First run: before AgentAPI starts, `<binDir>/claude-onboarded.mjs` (Node.js, as the node user, with the
+ *   credentials in its environment) pre-answers the questions an interactive Claude Code asks once — theme,
+ *   onboarding, "use this API key?", "trust this folder?" — in `~/.claude.json`, which no one could answer
+ *   in a session AgentAPI drives; a failure there never keeps AgentAPI from starting. Uninstall leaves
+ *   those answers (they are the user's Claude Code state).
  *
  * Security: AgentAPI has no authentication at all (FIELD-NOTES): whoever reaches the port drives an agent
  * with the node user's rights. `--allowed-hosts` (default: localhost only) is set to exactly this node's
@@ -22,6 +27,7 @@
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, type RoleParts } from "./bundle.js";
+import type { BundleFile } from "./types.js";
 import { artifactFetch, artifactPinned, platformFor } from "./platform.js";
 import { ENSURE_CURL } from "./tailscale.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
@@ -29,6 +35,11 @@ import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
 /** Absolute path of the agentapi binary on `node`. */
 export function agentapiBinary(node: FleetNode): string {
   return `${platformFor(node).binDir}/agentapi`;
+}
+
+/** The script that pre-answers Claude Code's first-run questions before AgentAPI starts (module docstring). */
+export function agentapiOnboardScript(node: FleetNode): string {
+  return `${platformFor(node).binDir}/claude-onboarded.mjs`;
 }
 
 /** Host names AgentAPI accepts requests for on `node` (no ports), in a fixed order without duplicates. */
@@ -57,8 +68,10 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     allowedHosts: hosts.join(","),
     allowedOrigins: hosts.map((h) => `http://${h}:${port}`).join(","),
     nodeBin: nodeJsBinDir(node),
+    onboard: agentapiOnboardScript(node),
   };
   const fetch = artifactFetch("agentapi", art, node, bin, 0o755);
+  const onboarded: BundleFile = { path: agentapiOnboardScript(node), mode: 0o644, owner: "root", kind: "text", content: renderTemplate("agentapi/claude-onboarded.mjs", view) };
 
   if (p.family === "macos") {
     const plist = "/Library/LaunchDaemons/com.claude.agentapi.plist";
@@ -66,7 +79,7 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     return {
       packages: [],
       preInstall: fetch,
-      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("agentapi/com.claude.agentapi.plist", { ...view, log }) }],
+      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("agentapi/com.claude.agentapi.plist", { ...view, log }) }, onboarded],
       postInstall: [`fk_launchd_daemon com.claude.agentapi ${plist} system`, renderTemplate("agentapi/health.sh", { port, logHint: log }).trimEnd()].join("\n"),
       preUninstall: `fk_launchd_remove com.claude.agentapi ${plist} system`,
       postUninstall: `fk_rm ${bin}`,
@@ -79,7 +92,7 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     packages: [],
     // An unpinned platform stops first, before anything changes; Debian may need curl (download, health).
     preInstall: (artifactPinned(art, node) ? [p.family === "debian" ? ENSURE_CURL : "", fetch] : [fetch]).filter(Boolean).join("\n"),
-    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("agentapi/claude-agentapi.service", view) }],
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("agentapi/claude-agentapi.service", view) }, onboarded],
     postInstall: ["fk_systemd_unit claude-agentapi.service", renderTemplate("agentapi/health.sh", { port, logHint: "journalctl -u claude-agentapi" }).trimEnd()].join("\n"),
     preUninstall: `fk_systemd_remove claude-agentapi.service ${unit}`,
     postUninstall: `fk_rm ${bin}`,

@@ -178,6 +178,14 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(JSON.parse(status)).toMatchObject({ status: "stable", version: "v0.10.0", agent: ["/usr/local/lib/fleetkit/claude-code/bin/claude"] });
     expect(await tn("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${fleet.services.agentapi.port}/status`)).toBe("403");
     expect(await tn("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
+    // Before AgentAPI started, the unit's ExecStartPre pre-answered Claude Code's first-run questions.
+    expect(await tn("node-a").run("stat -c '%a %U' ~/.claude.json")).toBe("600 admin\n");
+    expect(JSON.parse(await tn("node-a").run("cat ~/.claude.json"))).toMatchObject({
+      theme: "dark",
+      hasCompletedOnboarding: true,
+      customApiKeyResponses: { approved: [secrets.anthropicApiKey.slice(-20)], rejected: [] },
+      projects: { "/home/admin": { hasTrustDialogAccepted: true } },
+    });
   });
 
   it("toolchains: node-a's tarball is copied to node-b and node-c by content hash, sha256-verified, once", async () => {
