@@ -28,7 +28,7 @@
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, type RoleParts } from "./bundle.js";
 import type { BundleFile } from "./types.js";
-import { artifactFetch, artifactPinned, platformFor } from "./platform.js";
+import { artifactDownload, artifactFetch, artifactPinned, platformFor } from "./platform.js";
 import { ENSURE_CURL } from "./tailscale.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
 
@@ -79,6 +79,7 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     return {
       packages: [],
       preInstall: fetch,
+      downloads: [artifactDownload("agentapi", art, node)],
       files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("agentapi/com.claude.agentapi.plist", { ...view, log }) }, onboarded],
       postInstall: [`fk_launchd_daemon com.claude.agentapi ${plist} system`, renderTemplate("agentapi/health.sh", { port, logHint: log }).trimEnd()].join("\n"),
       preUninstall: `fk_launchd_remove com.claude.agentapi ${plist} system`,
@@ -92,6 +93,7 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     packages: [],
     // An unpinned platform stops first, before anything changes; Debian may need curl (download, health).
     preInstall: (artifactPinned(art, node) ? [p.family === "debian" ? ENSURE_CURL : "", fetch] : [fetch]).filter(Boolean).join("\n"),
+    downloads: [artifactDownload("agentapi", art, node)],
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("agentapi/claude-agentapi.service", view) }, onboarded],
     postInstall: ["fk_systemd_unit claude-agentapi.service", renderTemplate("agentapi/health.sh", { port, logHint: "journalctl -u claude-agentapi" }).trimEnd()].join("\n"),
     preUninstall: `fk_systemd_remove claude-agentapi.service ${unit}`,

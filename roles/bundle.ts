@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import Mustache from "mustache";
 import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
-import type { Bundle, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
+import type { Bundle, BundleDownload, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
 import { platformFor, type Platform } from "./platform.js";
 
 const TEMPLATES = new URL("../templates/", import.meta.url);
@@ -57,6 +57,8 @@ export interface RoleParts {
   /** Shell run by uninstall after files are removed. */
   postUninstall?: string;
   services: BundleService[];
+  /** Pinned artifacts the install downloads (see {@link artifactDownload}). */
+  downloads?: BundleDownload[];
   secrets?: SecretName[];
   /** `all` (default): every secret is required on stdin; `any`: at least one of them (e.g. API key or OAuth token). */
   secretsMode?: "all" | "any";
@@ -109,6 +111,7 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
   const bundle: Bundle = { node: node.name, role, target, files: parts.files, install, uninstall, services: parts.services, secrets, hash: digest };
   if (any) bundle.secretsMode = "any";
+  if (parts.downloads?.length) bundle.downloads = parts.downloads;
   return bundle;
 }
 

@@ -10,6 +10,7 @@
 import type { FleetNode } from "../stacks/model/fleet.js";
 import { osFamily } from "../stacks/model/fleet.js";
 import type { Artifact, PlatformKey } from "../stacks/model/schema.js";
+import type { ArtifactName, BundleDownload } from "./types.js";
 
 /** Package names per package manager for one piece of software. */
 export interface PackageNames {
@@ -114,19 +115,28 @@ export function artifactPinned(artifact: Artifact, node: FleetNode): boolean {
   return artifact.sha256[platformKey(node)] !== undefined;
 }
 
+/** What {@link artifactFetch} downloads for `node`, for the bundle's `downloads` (`fleet pin-artifacts`). */
+export function artifactDownload(name: ArtifactName, artifact: Artifact, node: FleetNode): BundleDownload {
+  const platform = platformKey(node);
+  const d: BundleDownload = { artifact: name, version: artifact.version, platform, url: artifactUrl(artifact, node) };
+  const sum = artifact.sha256[platform];
+  if (sum !== undefined) d.sha256 = sum;
+  return d;
+}
+
 /**
  * Shell that downloads `artifact` for `node` to `dest` (mode `mode`) with sha256 verification (fk_download),
  * or, when fleet.yaml pins no sha256 for the node's platform, stops the install with a message saying how
  * to pin it. `name` is the key under `artifacts:` (e.g. `agentapi`). There is never a built-in checksum.
  */
-export function artifactFetch(name: string, artifact: Artifact, node: FleetNode, dest: string, mode: number): string {
+export function artifactFetch(name: ArtifactName, artifact: Artifact, node: FleetNode, dest: string, mode: number): string {
   const key = platformKey(node);
   const url = artifactUrl(artifact, node);
   const sum = artifact.sha256[key];
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   if (sum === undefined) {
     return `fk_die ${q(
-      `no sha256 pinned for ${name} ${artifact.version} on ${key}: download ${url}, run sha256sum on it (shasum -a 256 on macOS) and add it to fleet.yaml as artifacts.${name}.sha256.${key}`,
+      `no sha256 pinned for ${name} ${artifact.version} on ${key}: run npx fleet pin-artifacts where ${url} downloads (or download it, run sha256sum on it and add it to fleet.yaml as artifacts.${name}.sha256.${key})`,
     )}`;
   }
   return `fk_download ${q(url)} ${sum} ${q(dest)} ${mode.toString(8).padStart(4, "0")}`;

@@ -28,7 +28,7 @@
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { psQuote, renderTemplate, type RoleParts } from "./bundle.js";
-import { artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
+import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
@@ -104,6 +104,7 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
       tarball,
       dir,
     }).trimEnd(),
+    downloads: [artifactDownload("tailscale", art, node)],
     files: [
       { path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("tailscale/tailscaled.service", { node: node.name, version: art.version }) },
     ],

@@ -10,6 +10,7 @@
  * - `fleet drift` compares the node's marker and files with a fresh render.
  */
 import type { FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { PlatformKey } from "../stacks/model/schema.js";
 
 /** A file the role places on the node. Content is text and always ends with a newline. */
 export interface BundleFile {
@@ -68,6 +69,24 @@ export interface Bundle {
   secretsMode?: "any";
   /** sha256 (hex) over target, files (path, mode, owner, content), scripts, services and secret names. */
   hash: string;
+  /** Pinned artifacts the install downloads (absent = none); what `fleet pin-artifacts` pins. */
+  downloads?: BundleDownload[];
+}
+
+/** Names of fleet.yaml's `artifacts:` entries. */
+export type ArtifactName = "agentapi" | "tailscale";
+
+/**
+ * One file an install downloads from fleet.yaml's `artifacts.<artifact>`: the URL for the node's platform
+ * and the sha256 fleet.yaml pins for it (undefined = not pinned: the install stops and says how to pin it).
+ */
+export interface BundleDownload {
+  artifact: ArtifactName;
+  version: string;
+  /** fleet.yaml's platform key, e.g. `linux-aarch64`. */
+  platform: PlatformKey;
+  url: string;
+  sha256?: string;
 }
 
 /** Renders one role for one node; pure. Throws only on programmer error (the model is already valid). */

@@ -9,14 +9,14 @@
  * `Document.toString()` keeps comments but not formatting (it re-aligns inline comments and re-wraps flow
  * lists), which would rewrite a hand-kept file, so it is used only when `nodes:` is a flow map.
  */
-import { readFileSync, renameSync, statSync, writeFileSync, chmodSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
 import { chalk, minimist, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { FleetError, parseFleet } from "../stacks/model/load.js";
 import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../stacks/model/schema.js";
 import type { Fleet } from "../stacks/model/fleet.js";
 import { UserError } from "./errors.js";
+import { blockMapInsertionPoint, keyStart, writeFileAtomic } from "./yaml-edit.js";
 import { sshRun, type SshTarget } from "./ssh.js";
 
 /** A node entry as written under `nodes:` (only the fields add-machine sets). */
@@ -59,7 +59,6 @@ export function appendNode(source: string, name: string, entry: NodeEntry): stri
     return doc.toString();
   }
   const items = nodes.items as Pair[];
-  const keyStart = (p: Pair) => (p.key as { range: [number, number, number] }).range[0];
   const indent = lc.linePos(keyStart(items[0])).col - 1;
   // The indent step: how much deeper the first node's fields sit than its key.
   const firstValue = items[0].value;
@@ -76,13 +75,7 @@ export function appendNode(source: string, name: string, entry: NodeEntry): stri
     blankBefore = /\n[ \t]*\n/.test(between);
   }
   // Insert after the map's last content line and any comment lines indented like its contents.
-  let at = nodes.range![1];
-  if (at > 0 && source[at - 1] !== "\n") {
-    const nl = source.indexOf("\n", at);
-    at = nl < 0 ? source.length : nl + 1;
-  }
-  const indentedComment = new RegExp(`^ {${indent},}#[^\\n]*(\\n|$)`);
-  for (let m = indentedComment.exec(source.slice(at)); m && m[0].length > 0; m = indentedComment.exec(source.slice(at))) at += m[0].length;
+  const at = blockMapInsertionPoint(source, nodes, indent);
   const block = render(step)
     .trimEnd()
     .split("\n")
@@ -107,19 +100,6 @@ export function addNodeToFleetText(source: string, file: string, name: string, e
     if (err instanceof FleetError) {
       throw new UserError(`fleet add-machine: node "${name}" was not added (${file} is unchanged); with it the file would be invalid:\n${err.message}`, 2);
     }
-    throw err;
-  }
-}
-
-/** Writes `text` to `file` atomically: a temp file in the same folder (same mode), then rename. */
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.fleet-add-machine.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, text, { flag: "wx" });
-    chmodSync(tmp, statSync(file).mode & 0o7777);
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
     throw err;
   }
 }

@@ -19,6 +19,7 @@ const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }
   logs: { summary: "show (or follow) a role's service logs on a node", load: () => import("./logs.js") },
   restart: { summary: "restart a role's services on a node", load: () => import("./restart.js") },
   "add-machine": { summary: "add a node to fleet.yaml (flags, prompts or --probe over SSH), keeping its comments", load: () => import("./add-machine.js") },
+  "pin-artifacts": { summary: "download the artifacts the fleet needs and pin their sha256 in fleet.yaml (--check for CI)", load: () => import("./pin-artifacts.js") },
   drift: { summary: "compare live nodes (markers, files, services) and the Pulumi stack with the current render", load: () => import("./drift.js") },
 };
 

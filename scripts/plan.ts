@@ -9,6 +9,7 @@ import { planFleet, type FleetPlan } from "../stacks/plan.js";
 import { describeToolchainsPlan } from "../roles/toolchains.js";
 import type { Fleet } from "../stacks/model/fleet.js";
 import { UserError } from "./errors.js";
+import { artifactPins } from "./pin-artifacts.js";
 
 const USAGE = `usage: fleet plan [--fleet FILE] [--json]
   --fleet FILE   fleet file to plan (default fleet.yaml)
@@ -29,7 +30,8 @@ function typeSummary(resources: { type: string }[]): string {
 /**
  * The human-readable plan: a header line, one block per node with one line per role (bundle hash, its
  * resources' types, the resources of other roles it waits for), then where each icecc toolchain is
- * built and copied (roles/toolchains.ts describeToolchainsPlan).
+ * built and copied (roles/toolchains.ts describeToolchainsPlan), then each artifact download with no
+ * sha256 pinned (an install that would stop; `fleet pin-artifacts` pins them).
  */
 export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string {
   const roleCount = plan.nodes.reduce((n, node) => n + node.roles.length, 0);
@@ -50,6 +52,11 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string 
   }
   const toolchains = describeToolchainsPlan(fleet);
   if (toolchains.length) lines.push(...toolchains, "");
+  const unpinned = artifactPins(fleet).filter((p) => p.sha256 === undefined);
+  for (const p of unpinned) {
+    lines.push(`artifacts: no sha256 pinned for ${p.artifact} ${p.version} ${p.platform}: the ${p.artifact} install stops on ${p.nodes.join(", ")} until one is (run npx fleet pin-artifacts)`);
+  }
+  if (unpinned.length) lines.push("");
   return lines.join("\n");
 }
 

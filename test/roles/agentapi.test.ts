@@ -97,8 +97,8 @@ describe("role agentapi: per OS family", () => {
     const b = renderBundle(mesh, node(mesh, "rpi1"), "agentapi");
     const body = b.install.split('mkdir -p "$FK_STATE/roles"\n')[1].split("\n");
     expect(body[0]).toBe(
-      "fk_die 'no sha256 pinned for agentapi v0.10.0 on linux-aarch64: download https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64, " +
-        "run sha256sum on it (shasum -a 256 on macOS) and add it to fleet.yaml as artifacts.agentapi.sha256.linux-aarch64'",
+      "fk_die 'no sha256 pinned for agentapi v0.10.0 on linux-aarch64: run npx fleet pin-artifacts where https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64 downloads " +
+        "(or download it, run sha256sum on it and add it to fleet.yaml as artifacts.agentapi.sha256.linux-aarch64)'",
     );
   });
 

@@ -80,7 +80,7 @@ describe("role tailscale: per OS family", () => {
     const b = renderBundle(fleet, node(fleet, name), "tailscale");
     const afterSecrets = b.install.split("fk_read_secrets tailscaleAuthKey\n")[1].split("\n");
     expect(afterSecrets[1]).toBe(
-      `fk_die 'no sha256 pinned for tailscale 1.90.6 on ${key}: download ${url}, run sha256sum on it (shasum -a 256 on macOS) and add it to fleet.yaml as artifacts.tailscale.sha256.${key}'`,
+      `fk_die 'no sha256 pinned for tailscale 1.90.6 on ${key}: run npx fleet pin-artifacts where ${url} downloads (or download it, run sha256sum on it and add it to fleet.yaml as artifacts.tailscale.sha256.${key})'`,
     );
     expect(b.install).not.toMatch(/^fk_download /m);
   });
