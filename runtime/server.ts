@@ -326,7 +326,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     if (body.target !== "any" && !tokens.nodes[body.target]) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
     const nodes = eligible(body.target, body.tags);
     if (nodes.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
-    const task = store.submit(body, nodeOf(req), nodes, Date.now());
+    const task = await store.grouped(() => store.submit(body, nodeOf(req), nodes, Date.now()));
     submitted.inc();
     taskReady(task);
     return reply.code(201).send(task);
@@ -425,22 +425,27 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   app.post("/v1/tasks/:id/complete", async (req, reply) => {
     const id = taskId((req.params as { id: string }).id);
     const body = parse(CompleteBodySchema, req.body);
-    const before = mustGet(id);
-    mustHold(req, before);
-    const r = store.complete(id, body, Date.now())!;
-    if (r.kind === "lost") throw new HttpError(409, `lease lost: task ${id} is ${r.task.state}${r.task.state === "running" ? " under another lease" : ""}; the result was not recorded`);
-    if (r.kind === "ok") {
-      // Add to a cached day total only: an uncached total is read from the store, which already has this cost.
-      const cached = r.task.node ? spend.get(r.task.node) : undefined;
-      if (r.task.costUsd && cached !== undefined && utcDayStart(Date.now()) === spendDay) spend.set(r.task.node!, cached + r.task.costUsd);
-      taskFinal(r.task);
-    }
+    const node = nodeOf(req);
+    // The report and the next claim riding on it (no waiting: one round trip per task instead of two) commit
+    // together, with the other writes of this event-loop turn.
+    const { r, next } = await store.grouped(() => {
+      const r = store.complete(id, node, body, Date.now());
+      if (!r) throw new HttpError(404, `no task ${id}`);
+      if (r.kind === "forbidden") mustHold(req, r.task);
+      if (r.kind === "lost") throw new HttpError(409, `lease lost: task ${id} is ${r.task.state}${r.task.state === "running" ? " under another lease" : ""}; the result was not recorded`);
+      if (r.kind === "ok") {
+        // Add to a cached day total only: an uncached total is read from the store, which already has this cost.
+        const cached = r.task.node ? spend.get(r.task.node) : undefined;
+        if (r.task.costUsd && cached !== undefined && utcDayStart(Date.now()) === spendDay) spend.set(r.task.node!, cached + r.task.costUsd);
+      }
+      const next = body.claimNext && r.kind === "ok" && !closing ? claimNow(node, r.task.worker ?? node) : null;
+      return { r, next };
+    });
+    if (r.kind === "ok") taskFinal(r.task);
     if (!body.claimNext) {
-      seen(nodeOf(req), "idle");
+      seen(node, "idle");
       return reply.code(200).send(r.task);
     }
-    // The worker's next claim rides on this answer (no waiting): one round trip per task instead of two.
-    const next = r.kind === "ok" && !closing ? claimNow(nodeOf(req), r.task.worker ?? nodeOf(req)) : null;
     return reply.code(200).send({ task: r.task, next });
   });
 

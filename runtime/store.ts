@@ -1,7 +1,9 @@
 /**
  * The queue's store: every SQL statement of the worker runtime lives in this module, so a PostgreSQL store
  * can follow by implementing the same class shape. SQLite through better-sqlite3 in WAL mode; each public
- * method is one transaction. Times are epoch milliseconds inside, ISO strings in {@link Task}.
+ * method is one transaction, or a savepoint inside a group commit ({@link Store.grouped}: the server's
+ * submits and reports that arrive together share one commit). Times are epoch milliseconds inside, ISO
+ * strings in {@link Task}.
  *
  * Pending tasks are indexed per node in the `ready` table (node, priority, task id): a claim is one indexed
  * lookup whatever the queue length, and FIFO within a priority falls out of the task id order.
@@ -26,6 +28,8 @@ export interface StoreOptions {
 /** Result of {@link Store.complete}. */
 export type CompleteOutcome =
   | { kind: "ok"; task: Task }
+  /** The task is (or was last) leased to another node: nothing changed. */
+  | { kind: "forbidden"; task: Task }
   /** The same lease already reported (a retried request): nothing changed. */
   | { kind: "duplicate"; task: Task }
   /** The lease is gone (expired and re-queued, or another worker holds the task). */
@@ -106,7 +110,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, id);
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_at) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS tasks_node_finished ON tasks(node, finished_at);
+-- Spend since a time (today's, for budget caps), read from the index alone; a task enters it when it finishes
+-- with a cost, so submits and claims do not write it. It replaces tasks_node_finished(node, finished_at).
+DROP INDEX IF EXISTS tasks_node_finished;
+CREATE INDEX IF NOT EXISTS tasks_spend ON tasks(finished_at, node, cost_usd) WHERE cost_usd IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ready (
   node TEXT NOT NULL,
   priority INTEGER NOT NULL,
@@ -164,6 +171,11 @@ export class Store {
   private readonly db: Database.Database;
   private claimSeq: number;
   private readonly st;
+  /**
+   * Runs a function as a transaction, or as a savepoint inside one (better-sqlite3's wrapper, made once: making
+   * one per call costs several times the empty transaction).
+   */
+  private readonly atomic: <T>(fn: () => T) => T;
 
   /**
    * Opens (creating if needed) the database file and prepares statements.
@@ -176,19 +188,23 @@ export class Store {
     this.db.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
       insertTask: this.db.prepare(
         `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, timeout_seconds, max_attempts, state, submitted_by, created_at)
-         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @timeout, @maxAttempts, 'pending', @submittedBy, @now)`,
+         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @timeout, @maxAttempts, 'pending', @submittedBy, @now) RETURNING *`,
       ),
       insertReady: this.db.prepare("INSERT OR IGNORE INTO ready (node, priority, task_id) VALUES (?, ?, ?)"),
       deleteReady: this.db.prepare("DELETE FROM ready WHERE task_id = ?"),
       get: this.db.prepare("SELECT * FROM tasks WHERE id = ?"),
-      nextReady: this.db.prepare("SELECT task_id FROM ready WHERE node = ? ORDER BY priority, task_id LIMIT 1"),
+      // The node's first ready task leaves the index (with its entries for other nodes, if it targets any).
+      takeReady: this.db.prepare(
+        "DELETE FROM ready WHERE task_id = (SELECT task_id FROM ready WHERE node = ? ORDER BY priority, task_id LIMIT 1) RETURNING task_id",
+      ),
       lease: this.db.prepare(
         `UPDATE tasks SET state = 'running', attempts = attempts + 1, node = @node, worker = @worker, lease_id = @leaseId,
-           lease_expires_at = @expires, started_at = @now, claim_seq = @seq WHERE id = @id AND state = 'pending'`,
+           lease_expires_at = @expires, started_at = @now, claim_seq = @seq WHERE id = @id AND state = 'pending' RETURNING *`,
       ),
       renew: this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_id = ?"),
       finish: this.db.prepare(
@@ -196,6 +212,14 @@ export class Store {
            exit_code = @exitCode, duration_seconds = @durationSeconds, cost_usd = @costUsd,
            chosen_model = COALESCE(@chosenModel, chosen_model), model_reason = COALESCE(@modelReason, model_reason)
          WHERE id = @id`,
+      ),
+      // A worker's report: only the current lease holder's running task changes.
+      report: this.db.prepare(
+        `UPDATE tasks SET state = CASE WHEN cancel_requested = 1 AND @outcome <> 'completed' THEN 'cancelled' ELSE @outcome END,
+           finished_at = @now, lease_expires_at = NULL, result = @result, error = @error,
+           exit_code = @exitCode, duration_seconds = @durationSeconds, cost_usd = @costUsd,
+           chosen_model = COALESCE(@chosenModel, chosen_model), model_reason = COALESCE(@modelReason, model_reason)
+         WHERE id = @id AND state = 'running' AND lease_id = @leaseId AND node = @node RETURNING *`,
       ),
       requeue: this.db.prepare(
         "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, error = ? WHERE id = ?",
@@ -208,7 +232,7 @@ export class Store {
       requestCancel: this.db.prepare("UPDATE tasks SET cancel_requested = 1 WHERE id = ?"),
       setPriority: this.db.prepare("UPDATE tasks SET priority = ? WHERE id = ?"),
       setReadyPriority: this.db.prepare("UPDATE ready SET priority = ? WHERE task_id = ?"),
-      spentSince: this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS s FROM tasks WHERE node = ? AND finished_at >= ?"),
+      spentSince: this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS s FROM tasks WHERE node = ? AND finished_at >= ? AND cost_usd IS NOT NULL"),
       spentByNodeSince: this.db.prepare(
         "SELECT node, SUM(cost_usd) AS s FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY node",
       ),
@@ -228,8 +252,9 @@ export class Store {
     };
   }
 
-  /** Closes the database (checkpointing the WAL). */
+  /** Commits the calls still waiting for a group commit, then closes the database (checkpointing the WAL). */
   close(): void {
+    this.commitGroup();
     this.db.close();
   }
 
@@ -238,12 +263,12 @@ export class Store {
    * file may have changed which nodes match). Returns the number of pending tasks.
    */
   rebuildReady(): number {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       this.st.clearReady.run();
       const rows = this.st.pendingIds.all() as Array<{ id: number; target: string; tags: string; priority: number }>;
       for (const r of rows) for (const n of this.eligible(r.target, JSON.parse(r.tags))) this.st.insertReady.run(n, r.priority, r.id);
       return rows.length;
-    })();
+    });
   }
 
   /**
@@ -255,30 +280,68 @@ export class Store {
   }
 
   /**
+   * Runs `fn` in the next group commit and resolves with its result once that commit is done, or rejects
+   * with what `fn` threw. The calls made in one event-loop turn (e.g. the submits and reports that arrived
+   * together) run one after another in one transaction, at the end of the turn (`setImmediate`): one WAL
+   * write and one commit for all of them instead of one each. Each call runs in its own savepoint (store
+   * methods called inside join it), so one that throws rolls back only its own changes. Nothing resolves
+   * before the commit, so an answer sent after it is durable; if the commit fails, every call rejects.
+   */
+  grouped<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.group.length === 0) setImmediate(() => this.commitGroup());
+      this.group.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private group: Array<{ fn: () => unknown; resolve: (v: unknown) => void; reject: (err: unknown) => void }> = [];
+
+  /** Runs the queued {@link grouped} calls in one transaction, then settles their promises. */
+  private commitGroup(): void {
+    const calls = this.group;
+    this.group = [];
+    if (calls.length === 0) return;
+    let outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }>;
+    try {
+      outcomes = this.atomic(() =>
+        calls.map((c) => {
+          try {
+            return { ok: true as const, value: this.atomic(c.fn) };
+          } catch (err) {
+            return { ok: false as const, err };
+          }
+        }),
+      );
+    } catch (err) {
+      for (const c of calls) c.reject(err);
+      return;
+    }
+    outcomes.forEach((o, i) => (o.ok ? calls[i]!.resolve(o.value) : calls[i]!.reject(o.err)));
+  }
+
+  /**
    * Stores a new pending task and indexes it for the given nodes. Returns the task.
    * @param nodes the nodes that may run it (non-empty; the server rejects a task no node can run)
    */
   submit(body: SubmitBody, submittedBy: string, nodes: string[], now: number): Task {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const priority = PRIORITIES.indexOf(body.priority);
-      const id = Number(
-        this.st.insertTask.run({
-          target: body.target,
-          tags: JSON.stringify(body.tags),
-          prompt: body.prompt,
-          priority,
-          model: body.model,
-          cwd: body.cwd ?? null,
-          repo: body.repo ?? null,
-          timeout: body.timeoutSeconds,
-          maxAttempts: body.maxAttempts,
-          submittedBy,
-          now,
-        }).lastInsertRowid,
-      );
-      for (const n of nodes) this.st.insertReady.run(n, priority, id);
-      return this.getRow(id)!;
-    })();
+      const row = this.st.insertTask.get({
+        target: body.target,
+        tags: JSON.stringify(body.tags),
+        prompt: body.prompt,
+        priority,
+        model: body.model,
+        cwd: body.cwd ?? null,
+        repo: body.repo ?? null,
+        timeout: body.timeoutSeconds,
+        maxAttempts: body.maxAttempts,
+        submittedBy,
+        now,
+      }) as TaskRow;
+      for (const n of nodes) this.st.insertReady.run(n, priority, row.id);
+      return toTask(row);
+    });
   }
 
   /**
@@ -286,14 +349,17 @@ export class Store {
    * @param leaseMs lease length in milliseconds from `now`
    */
   claim(node: string, worker: string, leaseMs: number, now: number): { task: Task; leaseId: string } | null {
-    return this.db.transaction(() => {
-      const row = this.st.nextReady.get(node) as { task_id: number } | undefined;
-      if (!row) return null;
-      const leaseId = randomUUID();
-      this.st.deleteReady.run(row.task_id);
-      this.st.lease.run({ id: row.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: ++this.claimSeq });
-      return { task: this.getRow(row.task_id)!, leaseId };
-    })();
+    return this.atomic(() => {
+      for (;;) {
+        const ready = this.st.takeReady.get(node) as { task_id: number } | undefined;
+        if (!ready) return null;
+        const leaseId = randomUUID();
+        const row = this.st.lease.get({ id: ready.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1 }) as TaskRow | undefined;
+        if (!row) continue; // an index entry of a task that is no longer pending: dropped, try the next
+        this.claimSeq++;
+        return { task: toTask(row), leaseId };
+      }
+    });
   }
 
   /**
@@ -301,27 +367,25 @@ export class Store {
    * null when the lease is no longer this worker's.
    */
   heartbeat(id: number, leaseId: string, leaseMs: number, now: number): Task | null {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       if (this.st.renew.run(now + leaseMs, id, leaseId).changes === 0) return null;
       return this.getRow(id);
-    })();
+    });
   }
 
   /**
-   * Records a worker's report. Exactly-once: only the current lease holder of a running task moves it to a
-   * final state; the same report again is a `duplicate`; any other lease is `lost`. Returns undefined for an
-   * unknown id.
+   * Records a worker's report from `node`. Exactly-once: only the current lease holder of a running task moves
+   * it to a final state (cancelled instead of failed when a cancel was requested); a task leased to another
+   * node is `forbidden`; the same report again is a `duplicate`; any other lease is `lost`. Returns undefined
+   * for an unknown id.
    */
-  complete(id: number, body: CompleteBody, now: number): CompleteOutcome | undefined {
-    return this.db.transaction((): CompleteOutcome | undefined => {
-      const row = this.st.get.get(id) as TaskRow | undefined;
-      if (!row) return undefined;
-      if (row.lease_id !== body.leaseId) return { kind: "lost", task: toTask(row) };
-      if (row.state !== "running") return { kind: FINAL_STATES.includes(row.state as TaskState) ? "duplicate" : "lost", task: toTask(row) };
-      const state = row.cancel_requested === 1 && body.outcome !== "completed" ? "cancelled" : body.outcome;
-      this.st.finish.run({
+  complete(id: number, node: string, body: CompleteBody, now: number): CompleteOutcome | undefined {
+    return this.atomic((): CompleteOutcome | undefined => {
+      const done = this.st.report.get({
         id,
-        state,
+        node,
+        leaseId: body.leaseId,
+        outcome: body.outcome,
         now,
         result: body.result,
         error: body.error,
@@ -330,9 +394,15 @@ export class Store {
         costUsd: body.costUsd,
         chosenModel: body.chosenModel,
         modelReason: body.modelReason,
-      });
-      return { kind: "ok", task: this.getRow(id)! };
-    })();
+      }) as TaskRow | undefined;
+      if (done) return { kind: "ok", task: toTask(done) };
+      // Nothing changed: say why.
+      const row = this.st.get.get(id) as TaskRow | undefined;
+      if (!row) return undefined;
+      if (row.node !== node) return { kind: "forbidden", task: toTask(row) };
+      if (row.lease_id !== body.leaseId) return { kind: "lost", task: toTask(row) };
+      return { kind: FINAL_STATES.includes(row.state as TaskState) ? "duplicate" : "lost", task: toTask(row) };
+    });
   }
 
   /**
@@ -340,13 +410,13 @@ export class Store {
    * task, or null when the lease is not current.
    */
   release(id: number, leaseId: string): Task | null {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const row = this.st.get.get(id) as TaskRow | undefined;
       if (!row || row.state !== "running" || row.lease_id !== leaseId) return null;
       this.st.release.run(id);
       for (const n of this.eligible(row.target, JSON.parse(row.tags))) this.st.insertReady.run(n, row.priority, id);
       return this.getRow(id);
-    })();
+    });
   }
 
   /**
@@ -354,7 +424,7 @@ export class Store {
    * used all its attempts fails, the rest go back to pending. Returns the changed tasks.
    */
   expireLeases(now: number): { requeued: Task[]; finished: Task[] } {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const requeued: Task[] = [];
       const finished: Task[] = [];
       for (const row of this.st.expired.all(now) as TaskRow[]) {
@@ -370,7 +440,7 @@ export class Store {
         }
       }
       return { requeued, finished };
-    })();
+    });
   }
 
   /**
@@ -378,7 +448,7 @@ export class Store {
    * heartbeat). Returns the task, or undefined for an unknown id; a final task is returned unchanged.
    */
   cancel(id: number, now: number): Task | undefined {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const row = this.st.get.get(id) as TaskRow | undefined;
       if (!row) return undefined;
       if (row.state === "pending") {
@@ -388,17 +458,17 @@ export class Store {
         this.st.requestCancel.run(id);
       }
       return this.getRow(id)!;
-    })();
+    });
   }
 
   /** Changes a task's priority (re-ordering it among the pending). Returns the task or undefined. */
   setPriority(id: number, priority: Priority): Task | undefined {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const p = PRIORITIES.indexOf(priority);
       if (this.st.setPriority.run(p, id).changes === 0) return undefined;
       this.st.setReadyPriority.run(p, id);
       return this.getRow(id)!;
-    })();
+    });
   }
 
   /** One task, or undefined. */
