@@ -9,14 +9,13 @@
  * `Document.toString()` keeps comments but not formatting (it re-aligns inline comments and re-wraps flow
  * lists), which would rewrite a hand-kept file, so it is used only when `nodes:` is a flow map.
  */
-import { readFileSync } from "node:fs";
 import { chalk, minimist, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { FleetError, parseFleet } from "../stacks/model/load.js";
 import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../stacks/model/schema.js";
 import type { Fleet } from "../stacks/model/fleet.js";
 import { UserError } from "./errors.js";
-import { blockMapInsertionPoint, keyStart, writeFileAtomic } from "./yaml-edit.js";
+import { blockMapInsertionPoint, keyStart, readFleetSource, writeFileAtomic } from "./yaml-edit.js";
 import { sshRun, type SshTarget } from "./ssh.js";
 
 /** A node entry as written under `nodes:` (only the fields add-machine sets). */
@@ -216,12 +215,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const file: string = args.fleet;
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`fleet add-machine: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass the fleet file with --fleet FILE.`);
-  }
+  const source = readFleetSource("fleet add-machine", file);
   const fleet = parseFleet(source, file);
   const defaults = fileDefaults(source);
   const interactive = Boolean(process.stdin.isTTY);

@@ -14,7 +14,6 @@
  * pinned ones and exits 1 on a mismatch (a changed upstream file, or a wrong pin), which it never overwrites.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { minimist } from "zx";
 import { parseDocument } from "yaml";
 import { FleetError, parseFleet } from "../stacks/model/load.js";
@@ -23,7 +22,7 @@ import type { Fleet } from "../stacks/model/fleet.js";
 import type { ArtifactName, BundleDownload } from "../roles/types.js";
 import type { PlatformKey } from "../stacks/model/schema.js";
 import { UserError } from "./errors.js";
-import { insertIntoMap, writeFileAtomic } from "./yaml-edit.js";
+import { insertIntoMap, readFleetSource, writeFileAtomic } from "./yaml-edit.js";
 
 /** One (artifact, platform) the fleet downloads, with the nodes that download it. */
 export interface ArtifactPin extends BundleDownload {
@@ -133,12 +132,7 @@ export async function run(argv: string[]): Promise<number> {
   const timeout = Number(args.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`fleet pin-artifacts: --timeout must be a positive number of seconds, got "${args.timeout}".`);
   const file: string = args.fleet;
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`fleet pin-artifacts: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass the fleet file with --fleet FILE.`);
-  }
+  const source = readFleetSource("fleet pin-artifacts", file);
   const fleet = parseFleet(source, file);
   const pins = artifactPins(fleet);
   const label = (p: ArtifactPin) => `${p.artifact} ${p.version} ${p.platform}`;
