@@ -46,7 +46,8 @@ export function indentStep(source: string): number {
 /**
  * Returns `source` with `key: value` added as the last entry of the map at `path` (`[]` = the top level),
  * creating the maps on `path` that are missing the same way. Nothing else changes when the map is block
- * style; a flow-style map (`{…}`) is re-rendered through the document (see the module docstring). New
+ * style or an empty `{}` on its key's line (it becomes a block); any other flow-style map (`{…}`) is
+ * re-rendered through the document (see the module docstring). New
  * nested maps are indented like the map's own first entry when it has nested entries, else by `step`. Pure.
  * @throws UserError when something on `path` is not a map, or the map already has `key`.
  */
@@ -60,6 +61,19 @@ export function insertIntoMap(source: string, path: string[], key: string, value
   }
   if (!isMap(map)) throw new UserError(`${path.join(".")} in the fleet file is not a map; fix it by hand (it should hold \`${key}:\`).`);
   if (map.has(key)) throw new UserError(`${[...path, key].join(".")} is already in the fleet file.`);
+  if (map.flow && !map.items.length && path.length) {
+    // `key: {}` on its own line (e.g. `sha256: {}`): the `{}` goes, the entry follows as a block.
+    const [start, end] = (map as Ranged).range!;
+    const lineStart = source.lastIndexOf("\n", start - 1) + 1;
+    const line = source.slice(lineStart, start);
+    if (/^ *[^\s#{[][^#{[]*:\s*$/.test(line)) {
+      const nl = source.indexOf("\n", end);
+      const lineEnd = nl < 0 ? source.length : nl + 1;
+      const rest = source.slice(end, lineEnd);
+      const head = source.slice(0, lineStart) + line.trimEnd() + (rest.trim() ? rest : "\n");
+      return head + (head.endsWith("\n") ? "" : "\n") + render(key, value, step, /^ */.exec(line)![0].length + step) + source.slice(lineEnd);
+    }
+  }
   if (map.flow || !map.items.length) {
     doc.setIn([...path, key], value);
     return doc.toString({ lineWidth: 0 });

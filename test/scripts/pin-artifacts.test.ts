@@ -194,6 +194,18 @@ describe("addPinsToFleetText (the YAML edit alone)", () => {
       `artifacts:\n    agentapi:   # four-space file\n        version: v1\n        url: https://a\n    tailscale:\n        version: "9.9"\n        url: https://x/{version}\n        sha256:\n            linux-aarch64: ${"f".repeat(64)}\n# end\nnodes: {}\n`,
     ],
     [
+      "an empty flow map `sha256: {}` becomes a block; its comment stays",
+      "artifacts:\n  agentapi:\n    version: v1\n    url: https://a\n    sha256: {}   # none yet\n  tailscale:\n    version: v2\n",
+      [pin("agentapi", "linux-x86_64")],
+      `artifacts:\n  agentapi:\n    version: v1\n    url: https://a\n    sha256:   # none yet\n      linux-x86_64: ${"f".repeat(64)}\n  tailscale:\n    version: v2\n`,
+    ],
+    [
+      "an empty flow map at the end of the file",
+      "artifacts:\n  agentapi:\n    version: v1\n    url: https://a\n    sha256: {}",
+      [pin("agentapi", "linux-aarch64")],
+      `artifacts:\n  agentapi:\n    version: v1\n    url: https://a\n    sha256:\n      linux-aarch64: ${"f".repeat(64)}\n`,
+    ],
+    [
       "an all-digit sha256 stays a string",
       "artifacts:\n  agentapi:\n    version: v1\n    url: https://a\n    sha256:\n      linux-x86_64: abc\n",
       [{ ...pin("agentapi", "linux-aarch64"), sha256: "1".repeat(64) }],
