@@ -19,7 +19,7 @@ import { parseDocument } from "yaml";
 import { FleetError, parseFleet } from "../stacks/model/load.js";
 import { renderFleetBundles } from "../roles/index.js";
 import type { Fleet } from "../stacks/model/fleet.js";
-import type { ArtifactName, BundleDownload } from "../roles/types.js";
+import type { ArtifactName, Bundle, BundleDownload } from "../roles/types.js";
 import type { PlatformKey } from "../stacks/model/schema.js";
 import { UserError } from "./errors.js";
 import { insertIntoMap, readFleetSource, writeFileAtomic } from "./yaml-edit.js";
@@ -32,11 +32,12 @@ export interface ArtifactPin extends BundleDownload {
 
 /**
  * Every (artifact, platform) the fleet's bundles download, once each, sorted by artifact name, then
- * platform key. `sha256` is fleet.yaml's pin (undefined = missing). Pure.
+ * platform key. `sha256` is fleet.yaml's pin (undefined = missing). `rendered`: the fleet's bundles, when the
+ * caller has them already. Pure.
  */
-export function artifactPins(fleet: Fleet): ArtifactPin[] {
+export function artifactPins(fleet: Fleet, rendered: Map<string, Bundle[]> = renderFleetBundles(fleet)): ArtifactPin[] {
   const byKey = new Map<string, ArtifactPin>();
-  for (const bundles of renderFleetBundles(fleet).values()) {
+  for (const bundles of rendered.values()) {
     for (const b of bundles) {
       for (const d of b.downloads ?? []) {
         const k = `${d.artifact} ${d.platform}`;

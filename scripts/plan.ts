@@ -5,9 +5,10 @@
  */
 import { minimist, chalk } from "zx";
 import { loadFleet } from "../stacks/model/load.js";
-import { planFleet, type FleetPlan } from "../stacks/plan.js";
+import { planFleet, renderBundles, type FleetPlan } from "../stacks/plan.js";
 import { describeToolchainsPlan } from "../roles/toolchains.js";
 import type { Fleet } from "../stacks/model/fleet.js";
+import type { Bundle } from "../roles/types.js";
 import { UserError } from "./errors.js";
 import { artifactPins } from "./pin-artifacts.js";
 
@@ -33,7 +34,7 @@ function typeSummary(resources: { type: string }[]): string {
  * built and copied (roles/toolchains.ts describeToolchainsPlan), then each artifact download with no
  * sha256 pinned (an install that would stop; `fleet pin-artifacts` pins them).
  */
-export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string {
+export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string, bundles: Map<string, Bundle[]> = renderBundles(fleet)): string {
   const roleCount = plan.nodes.reduce((n, node) => n + node.roles.length, 0);
   const resourceCount = plan.nodes.reduce((n, node) => n + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
   const lines = [chalk.bold(`fleet ${plan.fleet} (${file}): ${plan.nodes.length} nodes, ${roleCount} roles, ${resourceCount} resources`), ""];
@@ -52,7 +53,7 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string): string 
   }
   const toolchains = describeToolchainsPlan(fleet);
   if (toolchains.length) lines.push(...toolchains, "");
-  const unpinned = artifactPins(fleet).filter((p) => p.sha256 === undefined);
+  const unpinned = artifactPins(fleet, bundles).filter((p) => p.sha256 === undefined);
   for (const p of unpinned) {
     lines.push(`artifacts: no sha256 pinned for ${p.artifact} ${p.version} ${p.platform}: the ${p.artifact} install stops on ${p.nodes.join(", ")} until one is (run npx fleet pin-artifacts)`);
   }
@@ -75,7 +76,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const fleet = loadFleet(args.fleet);
-  const plan = planFleet(fleet);
-  process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(fleet, plan, args.fleet));
+  const bundles = renderBundles(fleet);
+  const plan = planFleet(fleet, {}, bundles);
+  process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(fleet, plan, args.fleet, bundles));
   return 0;
 }

@@ -6,7 +6,7 @@
  */
 import type { Fleet, FleetNode, RoleName } from "./model/fleet.js";
 import { nodeWithRole } from "./model/fleet.js";
-import { renderNodeBundles } from "../roles/index.js";
+import { renderFleetBundles } from "../roles/index.js";
 import { toolchainsPlan } from "../roles/toolchains.js";
 import { ROLE_NAMES, type ArchName } from "./model/schema.js";
 import type { Bundle } from "../roles/types.js";
@@ -224,10 +224,8 @@ export function secretInputResources(bundle: Bundle, minted: MintedSecrets): str
   return names;
 }
 
-/** Renders every node's bundles once, in fleet order. */
-export function renderBundles(fleet: Fleet): Map<string, Bundle[]> {
-  return new Map(fleet.nodes.map((n) => [n.name, renderNodeBundles(fleet, n)]));
-}
+/** Renders every node's bundles once, in fleet order (roles/index.ts `renderFleetBundles`). */
+export const renderBundles: (fleet: Fleet) => Map<string, Bundle[]> = renderFleetBundles;
 
 const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
 
