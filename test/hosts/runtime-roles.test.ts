@@ -14,6 +14,7 @@ import type { Fleet, RoleName } from "../../stacks/model/fleet.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
+import { wslLauncher } from "../roles/windows-commands.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { announceSkip, bootNodes, type TestNetwork } from "./harness.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
@@ -111,8 +112,7 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     const inv = remoteInvocation(asWsl, "wsl", b.install);
     expect(inv.stdinPrefix.length).toBeGreaterThan(WINDOWS_COMMAND_LINE_LIMIT);
     // What wsl.exe runs inside the distro as root: the `sh -c` argument of the command line.
-    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(inv.command)![1]!;
-    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const { inner, file } = wslLauncher(inv.command);
     const box = testNode(net, "box");
     const pids = await mainPids(box, b);
     const r = await box.ssh(`sudo -n sh -c '${inner}'`, { input: `${inv.stdinPrefix}queueToken=${tokens.box}\n`, timeoutSeconds: 300 });

@@ -28,3 +28,15 @@ export const WINDOWS_COMMANDS: WindowsCommand[] = REAL_FLEETS.flatMap((file) => 
       }),
     );
 });
+
+/**
+ * What wsl.exe runs inside the distro for a `wsl` command line of a node whose distro is Debian: the `sh -c`
+ * argument, and the temp file it unpacks the script into.
+ * @throws TypeError when `command` is not such a line (the test using it is then wrong).
+ */
+export function wslLauncher(command: string): { inner: string; file: string } {
+  const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(command)?.[1];
+  const file = inner && /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)?.[1];
+  if (!inner || !file) throw new TypeError(`not a WSL launcher command line: ${command.slice(0, 120)}`);
+  return { inner, file };
+}

@@ -9,7 +9,7 @@ import { loadFleet } from "../../stacks/model/load.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";
-import { WINDOWS_COMMANDS } from "./windows-commands.js";
+import { WINDOWS_COMMANDS, wslLauncher } from "./windows-commands.js";
 
 const mesh = loadFleet("fleet.yaml");
 const desktop = mesh.nodes.find((n) => n.name === "windows-desktop")!;
@@ -143,8 +143,7 @@ describe("Windows command lines (remoteCommand)", () => {
   it("the WSL launcher, run by sh: passes stdin to the script, keeps its exit code, leaves no file behind", () => {
     const script = '#!/bin/sh\nIFS= read -r line\nprintf "got %s from %s\\n" "$line" "$(basename "$0")"\nexit 3\n';
     const line = remoteCommand(desktop, "wsl", script);
-    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(line)![1]!;
-    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const { inner, file } = wslLauncher(line);
     const r = spawnSync("sh", ["-c", inner], { input: "TS_AUTHKEY=secret-value\n", encoding: "utf8" });
     expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 3, stdout: `got TS_AUTHKEY=secret-value from ${file.slice(5)}\n`, stderr: "" });
     expect(existsSync(file)).toBe(false);
@@ -157,8 +156,7 @@ describe("Windows command lines (remoteCommand)", () => {
   const big = `#!/bin/sh\n# ${randomBytes(9000).toString("base64")}\nIFS= read -r line\nprintf "got %s\\n" "$line"\nexit 4\n`;
   const bigRun = (stdin: string) => {
     const inv = remoteInvocation(desktop, "wsl", big);
-    const inner = /^wsl\.exe -d Debian -u root -e sh -c "(.*)"$/.exec(inv.command)![1]!;
-    const file = /> (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) /.exec(inner)![1]!;
+    const { inner, file } = wslLauncher(inv.command);
     const r = spawnSync("sh", ["-c", inner], { input: stdin, encoding: "utf8" });
     return { inv, file, result: { status: r.status, stdout: r.stdout } };
   };
