@@ -125,6 +125,21 @@ export const servicesSchema = z
         image: z.string().default("binwiederhier/ntfy:v2.14.0").describe("Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys."),
         /** Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url). */
         baseUrl: z.string().url().optional().describe("Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url)."),
+        /**
+         * Who may connect to the ntfy port, enforced by the node firewall and the tailnet policy: `fleet` (the
+         * fleet's nodes), `tailnet` (any tailnet device, e.g. phones with the ntfy app), `anywhere`, or CIDR
+         * blocks like `192.168.1.0/24`.
+         */
+        allowFrom: z
+          .array(
+            z.union([
+              z.enum(["fleet", "tailnet", "anywhere"]),
+              z.string().regex(/^(?:\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+:[0-9a-fA-F:]*\/\d{1,3})$/, "fleet, tailnet, anywhere or a CIDR block like 192.168.1.0/24"),
+            ]),
+          )
+          .min(1)
+          .default(["fleet", "tailnet"])
+          .describe("Who may connect to the ntfy port (node firewall and tailnet policy): fleet, tailnet, anywhere, or CIDR blocks like 192.168.1.0/24."),
         /** Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`). */
         upstreamBaseUrl: z.string().url().optional().describe("Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`)."),
       })

@@ -50,7 +50,7 @@ describe("fleet model: the valid test fleet", () => {
       ["pi", "fleet", 22, 5, ["tailscale", "claude", "iceccd", "worker"]],
     ]);
     expect(fleet.services).toEqual({
-      ntfy: { port: 8091, topic: "fleet-tasks", image: "binwiederhier/ntfy:v2.14.0" },
+      ntfy: { port: 8091, topic: "fleet-tasks", image: "binwiederhier/ntfy:v2.14.0", allowFrom: ["fleet", "tailnet"] },
       queue: { port: 8787 },
       agentapi: { port: 3284 },
     });

@@ -1,0 +1,118 @@
+/**
+ * Who may reach what: the fleet's allow-list of every port a fleetkit role listens on, derived from
+ * fleet.yaml alone. It is the one description both enforcements read — the node firewall each role installs
+ * (nftables on Linux and inside WSL, a pf anchor on macOS, a Windows Firewall rule) and the tailnet policy
+ * the stack manages when it has a Tailscale API key — so the two can never disagree.
+ *
+ * The rules (issue "trust boundaries"):
+ * - `agentapi` (services.agentapi.port, TCP): loopback plus the nodes that drive agents, i.e. the queue
+ *   node (its server proxies the dashboard's conversations). AgentAPI has no authentication at all
+ *   (FIELD-NOTES), so whoever reaches the port drives Claude as the node user.
+ * - `queue` (services.queue.port, TCP): every fleet node (workers claim, every node's `fleet task`).
+ * - `iceccd` (TCP 10245): the nodes that compile, i.e. every node running iceccd (a client hands jobs
+ *   straight to the remote daemon the scheduler picked).
+ * - `icecc-scheduler` (TCP 8765 for daemons and monitors, UDP 8765 discovery; TCP 8766, the text
+ *   interface, loopback only): every node running iceccd.
+ * - `ntfy` (services.ntfy.port, TCP): `services.ntfy.allowFrom` — `fleet` (the fleet's nodes), `tailnet`
+ *   (every device on the tailnet: phones subscribe) and/or CIDR blocks; default fleet + tailnet.
+ *
+ * Loopback is always allowed (a node talking to itself). Ports not listed here (SSH above all) are not
+ * touched: fleetkit never locks its operator out.
+ */
+import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+
+/** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
+export const ICECCD_PORT = 10245;
+/** Port of the icecc scheduler for daemons and monitors, TCP (and UDP for broadcast discovery). */
+export const ICECC_SCHEDULER_PORT = 8765;
+/** The scheduler's plain-text status interface (icecream `icecc-scheduler(1)`); kept to loopback. */
+export const ICECC_SCHEDULER_TEXT_PORT = 8766;
+
+/**
+ * Tailscale's address ranges: every tailnet device has an address in 100.64.0.0/10 (the CGNAT range) and
+ * in fd7a:115c:a1e0::/48 (Tailscale KB "What are these 100.x.y.z addresses?").
+ */
+export const TAILNET_CIDRS = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"] as const;
+
+/** One port of one listening service and who may reach it. */
+export interface ReachRule {
+  /** The role whose service listens (the role installs and removes the rule). */
+  role: RoleName;
+  /** Short service name used in rule comments and reports, e.g. `agentapi`, `icecc-scheduler-text`. */
+  service: string;
+  /** The node the service runs on. */
+  node: string;
+  proto: "tcp" | "udp";
+  port: number;
+  /** Fleet nodes allowed besides loopback, by name, in fleet order (their fleet.yaml `host` is the address). */
+  fromNodes: string[];
+  /** Address blocks allowed besides those nodes (CIDR, IPv4 or IPv6), e.g. the tailnet's ranges for ntfy. */
+  fromCidrs: string[];
+  /** Anyone may connect (ntfy with `allowFrom: [anywhere]`): no rule is installed for this port. */
+  open: boolean;
+  /** One line for plans, reports and rule comments: who, and why. */
+  why: string;
+}
+
+function holders(fleet: Fleet, role: RoleName): FleetNode[] {
+  return fleet.nodes.filter((n) => n.roles.includes(role));
+}
+
+/**
+ * Every reach rule of `node` (its listening services, in role order), from fleet.yaml. Pure.
+ * @returns [] for a node that runs none of agentapi, queue, iceccd, icecc-scheduler and ntfy.
+ */
+export function nodeReach(fleet: Fleet, node: FleetNode): ReachRule[] {
+  const names = (ns: FleetNode[]) => ns.map((n) => n.name);
+  const rules: ReachRule[] = [];
+  const rule = (r: Omit<ReachRule, "node" | "fromCidrs" | "open"> & Partial<Pick<ReachRule, "fromCidrs" | "open">>) =>
+    rules.push({ node: node.name, fromCidrs: [], open: false, ...r });
+  const compilers = names(holders(fleet, "iceccd"));
+  for (const role of node.roles) {
+    switch (role) {
+      case "icecc-scheduler":
+        rule({ role, service: "icecc-scheduler", proto: "tcp", port: ICECC_SCHEDULER_PORT, fromNodes: compilers, why: "icecc daemons register and ask for compile hosts" });
+        rule({ role, service: "icecc-scheduler-discovery", proto: "udp", port: ICECC_SCHEDULER_PORT, fromNodes: compilers, why: "icecc daemons' scheduler discovery" });
+        rule({ role, service: "icecc-scheduler-text", proto: "tcp", port: ICECC_SCHEDULER_TEXT_PORT, fromNodes: [], why: "the scheduler's text interface: this node only" });
+        break;
+      case "iceccd":
+        rule({ role, service: "iceccd", proto: "tcp", port: ICECCD_PORT, fromNodes: compilers, why: "icecc clients on compiling nodes send jobs here" });
+        break;
+      case "agentapi":
+        rule({ role, service: "agentapi", proto: "tcp", port: fleet.services.agentapi.port, fromNodes: names(holders(fleet, "queue")), why: "AgentAPI has no authentication: only the queue node (the dashboard's agent proxy) drives it" });
+        break;
+      case "queue":
+        rule({ role, service: "queue", proto: "tcp", port: fleet.services.queue.port, fromNodes: names(fleet.nodes), why: "every fleet node submits and claims tasks (each with its own token)" });
+        break;
+      case "ntfy": {
+        const from = fleet.services.ntfy.allowFrom;
+        const open = from.includes("anywhere");
+        const cidrs = [...(from.includes("tailnet") ? TAILNET_CIDRS : []), ...from.filter((f) => f.includes("/"))];
+        rule({
+          role,
+          service: "ntfy",
+          proto: "tcp",
+          port: fleet.services.ntfy.port,
+          fromNodes: from.includes("fleet") ? names(fleet.nodes) : [],
+          fromCidrs: open ? [] : cidrs,
+          open,
+          why: `services.ntfy.allowFrom: ${from.join(", ")}`,
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return rules;
+}
+
+/** Every reach rule of the fleet, node by node in fleet order. Pure. */
+export function fleetReach(fleet: Fleet): ReachRule[] {
+  return fleet.nodes.flatMap((n) => nodeReach(fleet, n));
+}
+
+/** The rules of `node` that belong to `role` (what that role's install puts into the node firewall). */
+export function roleReach(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[] {
+  return nodeReach(fleet, node).filter((r) => r.role === role);
+}
