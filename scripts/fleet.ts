@@ -58,15 +58,28 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Runs the CLI with this process's arguments and exits with its code (the package bin calls this). */
+/**
+ * Ends the process with `code` once stdout and stderr have drained. Writes to a pipe are asynchronous, so
+ * `process.exit` straight after a large write cut piped output at the pipe buffer (64 KiB: `fleet plan
+ * --json | jq` saw 65,536 of 381,653 bytes); the exit waits for the empty writes queued behind the output,
+ * and does not wait for handles that may stay open (an HTTP client's keep-alive sockets).
+ */
+export function exitAfterDrain(code: number): void {
+  process.exitCode = code;
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write("", done);
+  process.stderr.write("", done);
+}
+
+/** Runs the CLI with this process's arguments and ends with its code once output has drained (the package bin calls this). */
 export function runCli(): void {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`fleet: internal error (please report): ${(err as Error).stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
+  main(process.argv.slice(2)).then(exitAfterDrain, (err) => {
+    process.stderr.write(`fleet: internal error (please report): ${(err as Error).stack ?? err}\n`);
+    exitAfterDrain(1);
+  });
 }
 
 // `tsx scripts/fleet.ts …` runs it directly too.
