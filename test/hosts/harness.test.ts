@@ -1,3 +1,4 @@
+// @needs debootstrap systemd-nspawn ip iptables ssh ssh-keygen sshd sudo
 /**
  * The hosts-level harness itself, on real nodes: three Debian bookworm nodes booted with systemd-nspawn,
  * reached over real SSH; their network (each other, the apt proxy, nothing else), the artifact server, file

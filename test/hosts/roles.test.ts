@@ -1,3 +1,4 @@
+// @needs debootstrap systemd-nspawn ip iptables ssh ssh-keygen sshd sudo icecc-create-env gcc
 /**
  * Every Linux role bundle on real Debian nodes, run over SSH exactly as the Pulumi role component runs it:
  * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent as the node user,

@@ -1,3 +1,4 @@
+// @needs debootstrap systemd-nspawn ip iptables ssh ssh-keygen sshd sudo
 /**
  * The worker runtime roles (queue, worker) with claude, on two real Debian 13 (trixie) nodes: bookworm's
  * Node.js 18 is older than the queue's minimum (20, for better-sqlite3 12), which the queue role refuses with

@@ -1,3 +1,4 @@
+// @needs sshd ssh ssh-keygen sudo
 /**
  * The toolchain distribution the program's `<node>-iceccd-toolchains-<arch>` local.Command runs, run for
  * real: a real sshd on loopback stands for the builder (127.0.0.1) and the receiver (127.0.0.2), the local

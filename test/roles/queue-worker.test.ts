@@ -1,3 +1,4 @@
+// @needs python3
 /**
  * Roles queue and worker: per-OS renders for the three real fleets, the tokens-file merge with marker
  * secrets, and an end-to-end run of exactly what the bundles ship: the runtime payload unpacked by the

@@ -1,3 +1,4 @@
+// @needs icecc-create-env gcc g++ clang
 /**
  * Role toolchains: the plan (who builds, who receives, what cannot be built) for the real fleets, the
  * builder bundle per OS, and the real thing on this machine: icecc-create-env packs the installed gcc and

@@ -1,3 +1,4 @@
+// @needs git
 /**
  * Worker daemon end to end: real queue and worker processes, the stand-in `claude`, real HTTP stand-ins for
  * ntfy and AgentAPI, driven through the `fleet task` CLI.

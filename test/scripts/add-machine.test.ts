@@ -1,3 +1,4 @@
+// @needs sshd ssh ssh-keygen
 /**
  * `fleet add-machine`: the golden file (a node appended, every comment and the layout kept), refusals with
  * the schema's own message leaving the file untouched, platform detection from probe output, and

@@ -1,3 +1,4 @@
+// @needs debootstrap systemd-nspawn ip iptables ssh ssh-keygen sshd sudo
 /**
  * The `fleet` day-2 verbs end to end on real nodes: four Debian nodes booted by the hosts harness
  * (systemd as PID 1, sshd, each in its own network namespace). Three form the fleet (an icecc scheduler

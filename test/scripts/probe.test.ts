@@ -1,3 +1,4 @@
+// @needs shellcheck
 /**
  * The probe shared by `fleet status` and `fleet drift`: its script (shellcheck, and run for real by dash
  * on this machine), its parser, and the judgements built on it (status health, drift findings).

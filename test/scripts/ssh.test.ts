@@ -1,3 +1,4 @@
+// @needs sshd ssh ssh-keygen
 /**
  * The SSH transport and `fleet exec` against a real OpenSSH server on 127.0.0.1 (a throwaway sshd with
  * its own keys, see sshd.ts): exit codes, stdin, streaming, refused and silent peers, timeouts.

@@ -1,3 +1,4 @@
+// @needs shellcheck
 /**
  * `.github/workflows/drift.yml` passes a real workflow linter (@action-validator/core: GitHub's workflow
  * JSON Schema, compiled to WebAssembly; actionlint is not packaged for Debian bookworm), its `run:` blocks

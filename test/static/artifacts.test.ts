@@ -1,3 +1,4 @@
+// @needs shellcheck systemd-analyze python3
 /**
  * The static level (DESIGN.md "How we know it works"): every artifact of every bundle of every real fleet,
  * all five OS families, through its real checker — shellcheck (scripts, shell files, scripts embedded in an

@@ -1,3 +1,4 @@
+// @needs shellcheck systemd-analyze python3
 /**
  * The static level's checkers catch what they are there to catch: each is fed a real rendered artifact
  * (which must pass) and deliberately broken copies of it (each must fail, with the finding attributed to
