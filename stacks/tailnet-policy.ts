@@ -97,8 +97,10 @@ export function grantSources(rule: ReachRule, tags: Map<string, string>): string
  *   an OAuth client mints keys only for tags its own tag owns, Tailscale KB 1215 "OAuth clients");
  * - `grants`: a person's devices reach each other (`autogroup:member` → `autogroup:self`, the grant of
  *   Tailscale's default policy, so taking over the policy does not cut a person's laptop off their phone);
- *   SSH (each node's `sshPort`) from every person's device to every fleet tag, so `pulumi up` and `fleet`
- *   keep working; then one grant per (sources, destination tag) with every port of roles/reach.ts that
+ *   SSH (each node's `sshPort`) to every fleet tag from every person's device and from every fleet tag, so
+ *   `pulumi up` and `fleet` keep working wherever they run — also on a fleet node, which is tagged and so no
+ *   longer a person's device (roles/reach.ts leaves SSH to the node's own sshd: "fleetkit never locks its
+ *   operator out"); then one grant per (sources, destination tag) with every port of roles/reach.ts that
  *   pair allows (`tcp:3284`, `udp:8765` …). Ports reach.ts keeps to loopback get no grant.
  * - `tests`: per fleet tag and protocol, `accept` for every fleet port its nodes may reach and `deny` for
  *   every fleet port they may not (a headless agent may not reach another agent's AgentAPI; only the
@@ -118,7 +120,7 @@ export function fleetTailnetPolicy(fleet: Fleet, extraTagOwners: string[] = []):
   const grants: PolicyGrant[] = [{ src: ["autogroup:member"], dst: ["autogroup:self"], ip: ["*"] }];
   const sshPorts = distinct(fleet.nodes.map((n) => n.sshPort));
   for (const port of sshPorts) {
-    grants.push({ src: ["autogroup:member"], dst: distinct(fleet.nodes.filter((n) => n.sshPort === port).map((n) => tags.get(n.name)!)), ip: [`tcp:${port}`] });
+    grants.push({ src: ["autogroup:member", ...fleetTags], dst: distinct(fleet.nodes.filter((n) => n.sshPort === port).map((n) => tags.get(n.name)!)), ip: [`tcp:${port}`] });
   }
   const rules = fleetReach(fleet);
   const byPair = new Map<string, PolicyGrant>();

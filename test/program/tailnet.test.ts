@@ -70,7 +70,8 @@ const EXPECTED: Record<(typeof REAL_FLEETS)[number], TailnetPolicy> = {
       tagOwners: { [o]: admin, [h]: admin, [w]: admin },
       grants: [
         SELF,
-        { src: ["autogroup:member"], dst: [o, h, w], ip: ["tcp:22"] },
+        // SSH from people and from fleet nodes (where `pulumi up` may run) to every node.
+        { src: ["autogroup:member", o, h, w], dst: [o, h, w], ip: ["tcp:22"] },
         // The scheduler, the orchestrator's iceccd and the queue: every node compiles and submits tasks.
         { src: [o, h, w], dst: [o], ip: ["tcp:8765", "udp:8765", "tcp:10245", "tcp:8787"] },
         // AgentAPI: only the queue node (arch-orchestrator) drives agents.
@@ -98,7 +99,7 @@ const EXPECTED: Record<(typeof REAL_FLEETS)[number], TailnetPolicy> = {
       tagOwners: { [d]: admin, [p]: admin, [hub]: admin },
       grants: [
         SELF,
-        { src: ["autogroup:member"], dst: [d, p, hub], ip: ["tcp:22"] },
+        { src: ["autogroup:member", d, p, hub], dst: [d, p, hub], ip: ["tcp:22"] },
         { src: [d, p, hub, "autogroup:member", "autogroup:tagged"], dst: [hub], ip: ["tcp:8091"] },
         { src: [d, p, hub], dst: [hub], ip: ["tcp:8787"] },
       ],
@@ -109,7 +110,7 @@ const EXPECTED: Record<(typeof REAL_FLEETS)[number], TailnetPolicy> = {
     const [c, pi] = ["tag:fleet-control", "tag:fleet-pi"];
     return {
       tagOwners: { [c]: admin, [pi]: admin },
-      grants: [SELF, { src: ["autogroup:member"], dst: [c, pi], ip: ["tcp:22"] }, { src: [c, pi], dst: [c], ip: ["tcp:8787"] }],
+      grants: [SELF, { src: ["autogroup:member", c, pi], dst: [c, pi], ip: ["tcp:22"] }, { src: [c, pi], dst: [c], ip: ["tcp:8787"] }],
       tests: [c, pi].map((src) => ({ src, proto: "tcp" as const, accept: [`${c}:8787`] })),
     };
   })(),
