@@ -80,7 +80,7 @@ export class Fleet extends pulumi.ComponentResource {
       mintedNtfyToken = pulumi.secret(pulumi.interpolate`tk_${token.result}`);
     }
     const tags = args.tailnet ? tailnetTags(model) : undefined;
-    if (args.tailnet) this.tailnet = createTailnet(this, model, args.tailnet.config, args.tailnet.policy, tags!, minted.tailnetKeyNodes, (n) => forget.has(n));
+    if (args.tailnet) this.tailnet = createTailnet(this, args.tailnet.config, args.tailnet.policy, tags!, minted.tailnetKeyNodes, (n) => forget.has(n));
     const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
 
     // Role components by name, resolved as nodes are created: a role may wait for one on a later node.

@@ -24,7 +24,6 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as tailscale from "@pulumi/tailscale";
-import type { Fleet as FleetModel } from "./model/fleet.js";
 import type { TailnetPolicy } from "./tailnet-policy.js";
 import { TAILNET_POLICY_NAME, TAILNET_PROVIDER_NAME, tailnetKeyResourceName } from "./plan.js";
 
@@ -107,6 +106,16 @@ export function readTailnetConfig(config: pulumi.Config): TailnetConfig | undefi
   };
 }
 
+/**
+ * The description of `node`'s key in the admin console: `fleetkit <node>` with every `-` as a space, cut to
+ * 50 characters (the Tailscale provider: "a description of the key consisting of alphanumeric characters",
+ * at most 50). It depends on the node's name alone: a changed description replaces the key, so renaming the
+ * fleet must not change it.
+ */
+export function tailnetKeyDescription(node: string): string {
+  return `fleetkit ${node}`.replace(/[^A-Za-z0-9 ]+/g, " ").slice(0, 50).trimEnd();
+}
+
 /** What {@link createTailnet} made: the provider, the policy and each node's key (secret). */
 export interface TailnetResources {
   provider: tailscale.Provider;
@@ -134,11 +143,13 @@ export interface TailnetResources {
  *   the same install script in place: the command is never replaced (no uninstall, no logout). On a node
  *   already joined the script does not use the key at all (templates/tailscale/up.sh and
  *   windows-install.ps1 join only when tailscaled is not Running under the node's name).
+ * - a node whose tag changes (another profile, a role added) gets a new key (the provider replaces a key whose
+ *   tags change): its install re-runs in place as above, and its device tags (stacks/tailscale.ts) retag the
+ *   device through the API.
  * `keys` are secret Outputs: they reach a node only on the tailscale install's stdin.
  */
 export function createTailnet(
   parent: pulumi.Resource,
-  fleet: FleetModel,
   config: TailnetConfig,
   policy: TailnetPolicy,
   tags: Map<string, string>,
@@ -162,7 +173,7 @@ export function createTailnet(
         tags: [tags.get(node)!],
         expiry: TAILNET_KEY_EXPIRY_SECONDS,
         recreateIfInvalid: "never",
-        description: `fleetkit ${fleet.name} ${node}`.slice(0, 50),
+        description: tailnetKeyDescription(node),
       },
       { parent, provider, dependsOn: [acl], retainOnDelete: retain(node) },
     );

@@ -24,7 +24,7 @@ import {
 import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import { fleetReach, TAILNET_CIDRS } from "../../roles/reach.js";
 import { tailnetTags, type TailnetPolicy } from "../../stacks/tailnet-policy.js";
-import { TAILNET_KEY_EXPIRY_SECONDS } from "../../stacks/tailnet.js";
+import { TAILNET_KEY_EXPIRY_SECONDS, tailnetKeyDescription } from "../../stacks/tailnet.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, plainStrings, runProgram, shape, type ProgramRun } from "./harness.js";
 import { REAL_FLEETS } from "./fleets.js";
 
@@ -157,11 +157,13 @@ describe.each(REAL_FLEETS)("a managed tailnet for %s (fleetkit:tailscaleApiKey s
         tags: [tags.get(node.name)],
         expiry: TAILNET_KEY_EXPIRY_SECONDS,
         recreateIfInvalid: "never",
-        description: `fleetkit ${model.name} ${node.name}`.slice(0, 50),
+        description: `fleetkit ${node.name}`.replaceAll("-", " "),
       });
       expect([key.parent, key.dependsOn, key.additionalSecretOutputs, key.retainOnDelete]).toEqual([model.name, ["tailnet-policy"], ["key"], false]);
     }
     expect(TAILNET_KEY_EXPIRY_SECONDS).toBe(604800);
+    expect(tailnetKeyDescription("arch-orchestrator")).toBe("fleetkit arch orchestrator");
+    expect(tailnetKeyDescription(`a${"-b".repeat(31)}`)).toBe(`fleetkit a${" b".repeat(20)}`);
   });
 
   it("hands each node's tailscale install its own key on stdin, as a secret, and the pasted key to no node", () => {
