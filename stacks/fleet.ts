@@ -9,6 +9,8 @@ import type { Bundle } from "../roles/types.js";
 import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
 import { Node } from "./node.js";
 import { NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
+import { createTailnet, type TailnetConfig, type TailnetResources } from "./tailnet.js";
+import { tailnetTags, type TailnetPolicy } from "./tailnet-policy.js";
 
 /** Inputs of the Fleet component. */
 export interface FleetArgs {
@@ -27,11 +29,18 @@ export interface FleetArgs {
    * fleet.yaml afterwards drops them from the stack without running uninstall on a machine that is gone.
    */
   forgetNodes?: string[];
+  /**
+   * The managed tailnet (stacks/tailnet.ts): its config and the policy to apply (fleetkit's merged with the
+   * user's file); undefined = not managed, nodes join with `fleetkit:tailscaleAuthKey`.
+   */
+  tailnet?: { config: TailnetConfig; policy: TailnetPolicy };
 }
 
 /**
  * A whole fleet. Children: one `Node` per node and the minted tokens (`<node>-queue-token`, and
- * `<node>-ntfy-token` when `fleetkit:ntfyToken` is unset). Children are named after the node they belong to,
+ * `<node>-ntfy-token` when `fleetkit:ntfyToken` is unset); with a managed tailnet also the Tailscale
+ * provider `tailnet`, the policy `tailnet-policy` and each node's auth key `<node>-tailscale-key`
+ * (stacks/tailnet.ts `createTailnet`). Children are named after the node they belong to,
  * not after the fleet: a node's resource names (and so its URNs) must not change when the fleet is renamed,
  * or every role on every node would be replaced. One Fleet per stack, so names never collide.
  *
@@ -48,6 +57,8 @@ export class Fleet extends pulumi.ComponentResource {
   public readonly queueTokens: Record<string, pulumi.Output<string>> = {};
   /** Bundle hashes per node and role. */
   public readonly bundleHashes: Record<string, Record<string, string>>;
+  /** The managed tailnet's provider, policy and keys; undefined when the stack does not manage it. */
+  public readonly tailnet?: TailnetResources;
 
   constructor(name: string, args: FleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super(FLEET_TYPE, name, {}, opts);
@@ -55,7 +66,7 @@ export class Fleet extends pulumi.ComponentResource {
     const bundles = args.bundles ?? renderBundles(model);
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
-    const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined });
+    const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined, tailnetManaged: args.tailnet !== undefined });
     const retain = (node: string) => ({ ...child, retainOnDelete: forget.has(node) });
 
     for (const node of minted.queueTokenNodes) {
@@ -68,7 +79,9 @@ export class Fleet extends pulumi.ComponentResource {
       const token = new random.RandomPassword(ntfyTokenResourceName(owner), { length: NTFY_TOKEN_RANDOM_LENGTH, special: false, upper: false }, retain(owner));
       mintedNtfyToken = pulumi.secret(pulumi.interpolate`tk_${token.result}`);
     }
-    const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, mintedNtfyToken };
+    const tags = args.tailnet ? tailnetTags(model) : undefined;
+    if (args.tailnet) this.tailnet = createTailnet(this, args.tailnet.config, args.tailnet.policy, tags!, minted.tailnetKeyNodes, (n) => forget.has(n));
+    const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
 
     // Role components by name, resolved as nodes are created: a role may wait for one on a later node.
     type Slot = { promise: Promise<pulumi.Resource>; resolve: (r: pulumi.Resource) => void; reject: (e: Error) => void };
@@ -94,7 +107,7 @@ export class Fleet extends pulumi.ComponentResource {
 
     this.bundleHashes = {};
     try {
-      this.createNodes(model, bundles, args, { secrets, forget, lookup, resolve: (name, rc) => slot(name).resolve(rc) });
+      this.createNodes(model, bundles, args, { secrets, forget, lookup, resolve: (name, rc) => slot(name).resolve(rc), tags });
     } catch (err) {
       // Registrations already waiting on a role that will never exist would hold `pulumi up` open forever.
       for (const entry of created.values()) entry.reject(err as Error);
@@ -107,7 +120,13 @@ export class Fleet extends pulumi.ComponentResource {
     model: FleetModel,
     bundles: Map<string, Bundle[]>,
     args: FleetArgs,
-    ctx: { secrets: StackSecrets; forget: Set<string>; lookup: (name: string) => Promise<pulumi.Resource>; resolve: (name: string, rc: pulumi.Resource) => void },
+    ctx: {
+      secrets: StackSecrets;
+      forget: Set<string>;
+      lookup: (name: string) => Promise<pulumi.Resource>;
+      resolve: (name: string, rc: pulumi.Resource) => void;
+      tags?: Map<string, string>;
+    },
   ): void {
     const { secrets, forget, lookup } = ctx;
     const child = { parent: this };
@@ -125,6 +144,16 @@ export class Fleet extends pulumi.ComponentResource {
           sshKeyFileOf: args.sshKeyFile,
           forget: forget.has(node.name),
           lookup,
+          ...(this.tailnet
+            ? {
+                tailnet: {
+                  provider: this.tailnet.provider,
+                  policy: this.tailnet.policy,
+                  tag: ctx.tags!.get(node.name)!,
+                  device: model.tailnet ? `${node.name}.${model.tailnet}` : node.name,
+                },
+              }
+            : {}),
         },
         child,
       );

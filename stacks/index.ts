@@ -7,7 +7,10 @@
  * - secrets `tailscaleAuthKey`, `anthropicApiKey` or `claudeOauthToken`, optional `ntfyToken` and
  *   `sshPrivateKey` (see secrets.ts); without `sshPrivateKey` the key at fleet.yaml `defaults.sshKeyPath`
  *   is read;
- * - `forgetNodes`: list of node names whose machines are gone (see fleet.ts for the two-step procedure).
+ * - `forgetNodes`: list of node names whose machines are gone (see fleet.ts for the two-step procedure);
+ * - `tailscaleApiKey` (or `tailscaleOauthClientId` + `tailscaleOauthClientSecret`), `tailscaleTailnet`,
+ *   `tailscaleTagOwners`, `tailnetPolicyFile`: tailnet as code (see tailnet.ts); with credentials set the
+ *   stack owns the tailnet's policy file and mints each node's auth key, so `tailscaleAuthKey` is unused.
  *
  * A bad fleet file or missing secret stops the program with one paragraph (a `pulumi.RunError`), never a
  * stack trace.
@@ -21,6 +24,8 @@ import { loadFleet } from "./model/load.js";
 import type { Fleet as FleetModel } from "./model/fleet.js";
 import { Fleet } from "./fleet.js";
 import { CONFIG_NAMESPACE, readConfigSecrets } from "./secrets.js";
+import { readTailnetConfig } from "./tailnet.js";
+import { fleetTailnetPolicy, mergeTailnetPolicy, readUserPolicy, type TailnetPolicy } from "./tailnet-policy.js";
 
 const config = new pulumi.Config(CONFIG_NAMESPACE);
 const fleetFile = config.get("fleetFile") ?? "fleet.yaml";
@@ -83,6 +88,28 @@ function forgetNodes(model: FleetModel): string[] {
   return value;
 }
 
+/**
+ * The managed tailnet's config and policy (fleetkit's, merged with `fleetkit:tailnetPolicyFile`), or
+ * undefined when the stack has no Tailscale API credentials.
+ * @throws pulumi.RunError for bad tailnet config or a bad policy file (one paragraph, file:line:column).
+ */
+function tailnet(model: FleetModel) {
+  const tailnetConfig = readTailnetConfig(config);
+  if (!tailnetConfig) return undefined;
+  let policy: TailnetPolicy;
+  try {
+    policy = fleetTailnetPolicy(model, tailnetConfig.tagOwners);
+    if (tailnetConfig.policyFile) policy = mergeTailnetPolicy(policy, readUserPolicy(tailnetConfig.policyFile));
+  } catch (err) {
+    if (err instanceof UserError) throw new pulumi.RunError(err.message);
+    throw err;
+  }
+  if (pulumi.runtime.getConfig(`${CONFIG_NAMESPACE}:tailscaleAuthKey`) !== undefined) {
+    pulumi.log.warn(`fleetkit:tailscaleAuthKey is set but unused: with ${tailnetConfig.source} the stack mints each node's own auth key; remove it with \`pulumi config rm fleetkit:tailscaleAuthKey\`.`);
+  }
+  return { config: tailnetConfig, policy };
+}
+
 const model = load(fleetFile);
 const keys = sshKeys(model);
 
@@ -92,6 +119,7 @@ const fleet = new Fleet(model.name, {
   sshPrivateKey: keys.key,
   sshKeyFile: keys.file,
   forgetNodes: forgetNodes(model),
+  tailnet: tailnet(model),
 });
 
 /** Stack output: the fleet's name (fleet.yaml `fleet`). */

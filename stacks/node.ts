@@ -12,6 +12,7 @@ import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy.js";
 import { Iceccd, Toolchains } from "./toolchains.js";
 import { toolchainSources } from "./plan.js";
 import { secretStdin, type StackSecrets } from "./secrets.js";
+import { Tailscale, type NodeTailnet } from "./tailscale.js";
 
 /** How a role component is looked up by name once created (it may sit on a node created later). */
 export type RoleLookup = (name: string) => Promise<pulumi.Resource>;
@@ -39,6 +40,8 @@ export interface NodeArgs {
   sshKeyFileOf?: (node: string) => string | undefined;
   /** Finds a role component of any node by name (for `dependsOn` across nodes). */
   lookup: RoleLookup;
+  /** The managed tailnet as this node's tailscale role needs it; undefined = not managed. */
+  tailnet?: NodeTailnet;
 }
 
 /**
@@ -94,6 +97,8 @@ export class Node extends pulumi.ComponentResource {
           ...["-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
         ];
         this.roles.ntfy = new Ntfy(roleName, { ...roleArgs, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, roleOpts);
+      } else if (bundle.role === "tailscale") {
+        this.roles.tailscale = new Tailscale(roleName, { ...roleArgs, tailnet: args.tailnet }, roleOpts);
       } else if (bundle.role === "toolchains") {
         this.roles.toolchains = new Toolchains(roleName, { ...roleArgs, arch: node.arch }, roleOpts);
       } else if (bundle.role === "iceccd") {

@@ -27,6 +27,23 @@ export const DOCKER_PROVIDER_TYPE = "pulumi:providers:docker";
 export const DOCKER_IMAGE_TYPE = "docker:index/remoteImage:RemoteImage";
 /** Type token of @pulumi/docker's Container (the ntfy server). */
 export const DOCKER_CONTAINER_TYPE = "docker:index/container:Container";
+/** Type token of the Tailscale provider resource (stacks/tailnet.ts, when the stack manages the tailnet). */
+export const TAILSCALE_PROVIDER_TYPE = "pulumi:providers:tailscale";
+/** Type token of @pulumi/tailscale's Acl (the tailnet's whole policy file). */
+export const TAILNET_POLICY_TYPE = "tailscale:index/acl:Acl";
+/** Type token of @pulumi/tailscale's TailnetKey (a node's single-use auth key). */
+export const TAILNET_KEY_TYPE = "tailscale:index/tailnetKey:TailnetKey";
+/** Type token of @pulumi/tailscale's DeviceTags (a node's device tag). */
+export const DEVICE_TAGS_TYPE = "tailscale:index/deviceTags:DeviceTags";
+/**
+ * Types the program parents to the Fleet rather than to a role component, though the plan lists them under
+ * the role that reads them: the minted secrets (queue and ntfy tokens, Tailscale auth keys).
+ */
+export const FLEET_CHILD_TYPES: readonly string[] = [RANDOM_PASSWORD_TYPE, TAILNET_KEY_TYPE];
+/** Name of the Tailscale provider resource (one per stack; named apart from the fleet so a rename replaces nothing). */
+export const TAILNET_PROVIDER_NAME = "tailnet";
+/** Name of the tailnet policy resource. */
+export const TAILNET_POLICY_NAME = "tailnet-policy";
 
 /**
  * One resource the program registers: Pulumi type token, resource name, and the names of the resources the
@@ -59,6 +76,12 @@ export interface FleetPlan {
     host: string;
     roles: PlannedRole[];
   }[];
+  /**
+   * The stack's tailnet resources, children of the Fleet: the Tailscale provider and the policy when the
+   * stack manages the tailnet ({@link PlanOptions.tailnetManaged}), else none. (Each node's auth key and
+   * device tags are listed under its tailscale role.)
+   */
+  tailnet: { managed: boolean; resources: PlannedResource[] };
 }
 
 /**
@@ -68,6 +91,11 @@ export interface FleetPlan {
 export interface PlanOptions {
   /** `fleetkit:ntfyToken` is set, so no ntfy token is minted (default false: minted when a bundle needs one). */
   ntfyTokenFromConfig?: boolean;
+  /**
+   * The stack has Tailscale API credentials (stacks/tailnet.ts): it manages the tailnet policy, mints a key
+   * per node and tags each node's device (default false: nodes join with the pasted key).
+   */
+  tailnetManaged?: boolean;
 }
 
 /** `fleetkit:role:IceccScheduler` for `icecc-scheduler`. */
@@ -110,6 +138,16 @@ export function queueTokenResourceName(node: string): string {
   return `${node}-queue-token`;
 }
 
+/** Name of the minted Tailscale auth key of `node` (a child of the Fleet, listed under the node's tailscale role). */
+export function tailnetKeyResourceName(node: string): string {
+  return `${node}-tailscale-key`;
+}
+
+/** Name of the device tags of a tailscale role component (its child, after its install). */
+export function deviceTagsResourceName(roleResource: string): string {
+  return `${roleResource}-tags`;
+}
+
 /** Name of the minted ntfy token, named after the node whose role it is listed under (see {@link planFleet}). */
 export function ntfyTokenResourceName(node: string): string {
   return `${node}-ntfy-token`;
@@ -141,12 +179,13 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
  * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: its
  * install command; for ntfy the Docker provider, image and container; for toolchains on a builder the
  * manifest reader; for iceccd on a Linux node one toolchain receiver per builder (roles/toolchains.ts
- * `toolchainsPlan`).
+ * `toolchainsPlan`); for tailscale in a managed tailnet the device tags (after the install and the policy).
  */
-export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName): PlannedResource[] {
+export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName, options: PlanOptions = {}): PlannedResource[] {
   const roleResource = roleResourceName(node.name, role);
   const install = installResourceName(roleResource);
   const children: PlannedResource[] = [{ type: COMMAND_TYPE, name: install, dependsOn: [] }];
+  if (role === "tailscale" && options.tailnetManaged) children.push({ type: DEVICE_TAGS_TYPE, name: deviceTagsResourceName(roleResource), dependsOn: [install, TAILNET_POLICY_NAME] });
   if (role === "ntfy") {
     const n = ntfyResourceNames(roleResource);
     children.push(
@@ -187,6 +226,11 @@ export interface MintedSecrets {
   queueTokenOwners: Map<string, { node: string; role: RoleName }>;
   /** The node and role the minted ntfy token is listed under; undefined = none minted. */
   ntfyTokenOwner?: { node: string; role: RoleName };
+  /**
+   * Nodes that get a minted Tailscale auth key, in fleet order: with a managed tailnet, every node with a
+   * bundle that reads `tailscaleAuthKey` (its tailscale role); else none (the pasted key is used).
+   */
+  tailnetKeyNodes: string[];
 }
 
 /**
@@ -210,7 +254,8 @@ export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptio
     const owner = readers.find((b) => b.role === "ntfy") ?? readers[0];
     if (owner) ntfyTokenOwner = { node: owner.node, role: owner.role };
   }
-  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner };
+  const tailnetKeyNodes = options.tailnetManaged ? [...bundles].filter(([, bs]) => bs.some((b) => b.secrets.includes("tailscaleAuthKey"))).map(([node]) => node) : [];
+  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner, tailnetKeyNodes };
 }
 
 /** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
@@ -220,6 +265,7 @@ export function secretInputResources(bundle: Bundle, minted: MintedSecrets): str
     if (s === "queueToken" && minted.queueTokenNodes.includes(bundle.node)) names.push(queueTokenResourceName(bundle.node));
     if (s === "queueTokens") names.push(...minted.queueTokenNodes.map(queueTokenResourceName));
     if (s === "ntfyToken" && minted.ntfyTokenOwner) names.push(ntfyTokenResourceName(minted.ntfyTokenOwner.node));
+    if (s === "tailscaleAuthKey" && minted.tailnetKeyNodes.includes(bundle.node)) names.push(tailnetKeyResourceName(bundle.node));
   }
   return names;
 }
@@ -238,7 +284,7 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
 export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
   const minted = mintedSecrets(bundles, options);
   const childrenOf = new Map<string, PlannedResource[]>();
-  for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role));
+  for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role, options));
   const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
 
   return {
@@ -257,7 +303,9 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
         }
         if (minted.ntfyTokenOwner?.node === node.name && minted.ntfyTokenOwner.role === bundle.role)
           tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
-        const [install, ...rest] = roleChildResources(fleet, node, bundle.role);
+        if (bundle.secrets.includes("tailscaleAuthKey") && minted.tailnetKeyNodes.includes(node.name))
+          tokens.push({ type: TAILNET_KEY_TYPE, name: tailnetKeyResourceName(node.name), dependsOn: [TAILNET_POLICY_NAME] });
+        const [install, ...rest] = roleChildResources(fleet, node, bundle.role, options);
         return {
           role: bundle.role,
           bundleHash: bundle.hash,
@@ -270,5 +318,14 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
         };
       }),
     })),
+    tailnet: {
+      managed: options.tailnetManaged ?? false,
+      resources: options.tailnetManaged
+        ? [
+            { type: TAILSCALE_PROVIDER_TYPE, name: TAILNET_PROVIDER_NAME, dependsOn: [] },
+            { type: TAILNET_POLICY_TYPE, name: TAILNET_POLICY_NAME, dependsOn: [] },
+          ]
+        : [],
+    },
   };
 }

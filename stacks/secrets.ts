@@ -5,12 +5,13 @@
  *
  * Set them with
  * ```
- * pulumi config set --secret fleetkit:tailscaleAuthKey tskey-auth-…
+ * pulumi config set --secret fleetkit:tailscaleAuthKey tskey-auth-…   # not needed when the stack manages the tailnet (stacks/tailnet.ts)
  * pulumi config set --secret fleetkit:anthropicApiKey sk-ant-…        # or fleetkit:claudeOauthToken (claude setup-token)
  * pulumi config set --secret fleetkit:ntfyToken tk_…                  # optional: minted by the stack when unset
  * pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519   # optional: else defaults.sshKeyPath is read
  * ```
- * Per-node queue tokens are always minted by the stack (`random.RandomPassword`, kept secret in the state).
+ * Per-node queue tokens are always minted by the stack (`random.RandomPassword`, kept secret in the state);
+ * per-node Tailscale auth keys when the stack has Tailscale API credentials (`tailscale.TailnetKey`).
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Bundle, SecretName } from "../roles/types.js";
@@ -36,6 +37,11 @@ export interface StackSecrets {
   queueTokens: Record<string, pulumi.Output<string>>;
   /** Minted when `fleetkit:ntfyToken` is unset and some bundle needs it. */
   mintedNtfyToken?: pulumi.Output<string>;
+  /**
+   * Minted per node when the stack manages the tailnet (stacks/tailnet.ts): the node's single-use Tailscale
+   * auth key, keyed by node name; used instead of the shared `fleetkit:tailscaleAuthKey`.
+   */
+  tailnetKeys?: Record<string, pulumi.Output<string>>;
 }
 
 /**
@@ -88,9 +94,9 @@ export class MissingSecretError extends pulumi.RunError {
 
 /**
  * The value of one bundle secret for a node, or undefined when the stack has none.
- * Sources: config for tailscaleAuthKey, anthropicApiKey, claudeOauthToken; config or the minted token for
- * ntfyToken; the node's minted token for queueToken; every minted token ({@link formatQueueTokens}) for
- * queueTokens.
+ * Sources: the node's minted auth key (managed tailnet), else config, for tailscaleAuthKey; config for
+ * anthropicApiKey, claudeOauthToken; config or the minted token for ntfyToken; the node's minted token for
+ * queueToken; every minted token ({@link formatQueueTokens}) for queueTokens.
  */
 export function secretValue(secrets: StackSecrets, node: string, name: SecretName): pulumi.Output<string> | undefined {
   switch (name) {
@@ -100,6 +106,8 @@ export function secretValue(secrets: StackSecrets, node: string, name: SecretNam
       return Object.keys(secrets.queueTokens).length ? pulumi.all(secrets.queueTokens).apply(formatQueueTokens) : undefined;
     case "ntfyToken":
       return secrets.config.ntfyToken ?? secrets.mintedNtfyToken;
+    case "tailscaleAuthKey":
+      return secrets.tailnetKeys?.[node] ?? secrets.config.tailscaleAuthKey;
     default:
       return secrets.config[name];
   }

@@ -16,6 +16,7 @@ const engineGrpc = require("@pulumi/pulumi/proto/engine_grpc_pb.js");
 const enginePb = require("@pulumi/pulumi/proto/engine_pb.js");
 const emptyPb = require("google-protobuf/google/protobuf/empty_pb.js");
 const structPb = require("google-protobuf/google/protobuf/struct_pb.js");
+const providerPb = require("@pulumi/pulumi/proto/provider_pb.js");
 
 /** One `RegisterResource` call as the program sent it. */
 export interface Registration {
@@ -55,8 +56,15 @@ export type ProviderOutputs = (type: string, name: string, inputs: Record<string
  * Starts the stand-in on 127.0.0.1 (ephemeral ports).
  * @param project project name used to build URNs; @param stack stack name.
  * @param outputs optional {@link ProviderOutputs}; without it every resource answers exactly its inputs.
+ * @param invokes optional answers to data-source invokes by token (e.g. `tailscale:index/getDevice:getDevice`);
+ *   an invoke it has no answer for fails with UNIMPLEMENTED.
  */
-export async function startEngineStandin(project: string, stack: string, outputs?: ProviderOutputs): Promise<EngineStandin> {
+export async function startEngineStandin(
+  project: string,
+  stack: string,
+  outputs?: ProviderOutputs,
+  invokes?: Record<string, (args: Record<string, unknown>) => Record<string, unknown>>,
+): Promise<EngineStandin> {
   const registrations: Registration[] = [];
   const logs: string[] = [];
   let rootUrn = "";
@@ -105,7 +113,14 @@ export async function startEngineStandin(project: string, stack: string, outputs
       cb(null, new emptyPb.Empty());
     },
     invoke(call: Call<any>, cb: Callback) {
-      cb({ code: grpc.status.UNIMPLEMENTED, details: `invoke ${call.request.getTok()} is not part of this stand-in` } as grpc.ServiceError);
+      const tok: string = call.request.getTok();
+      const answer = invokes && Object.hasOwn(invokes, tok) ? invokes[tok] : undefined;
+      if (!answer) {
+        cb({ code: grpc.status.UNIMPLEMENTED, details: `invoke ${tok} is not part of this stand-in` } as grpc.ServiceError);
+        return;
+      }
+      const args = (call.request.getArgs()?.toJavaScript() ?? {}) as Record<string, unknown>;
+      cb(null, new providerPb.InvokeResponse().setReturn(structPb.Struct.fromJavaScript(answer(args) as Record<string, any>)));
     },
     registerPackage(_call: Call<any>, cb: Callback) {
       cb(null, new resourcePb.RegisterPackageResponse().setRef(""));

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
+import { FLEET_CHILD_TYPES, FLEET_TYPE, NODE_TYPE, type FleetPlan } from "../../stacks/plan.js";
 
 /** Pulumi's wire signature of a secret value (sdk/nodejs/runtime/rpc.ts `specialSecretSig`). */
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -76,7 +77,17 @@ export function providerOutputs(type: string, name: string): Record<string, unkn
   if (type === "random:index/randomPassword:RandomPassword") return { result: `${MINTED_MARKER}${name.replace(/[^A-Za-z0-9]/g, "")}` };
   if (type === "docker:index/remoteImage:RemoteImage") return { imageId: `sha256:${"0".repeat(64)}` };
   if (type === "command:remote:Command") return { stdout: name.endsWith("-toolchains-manifest") ? mockManifest(name) : "fleetkit: changed", stderr: "" };
+  if (type === "tailscale:index/tailnetKey:TailnetKey") return { key: `tskey-auth-${MINTED_MARKER}${name.replace(/[^A-Za-z0-9]/g, "")}` };
   return {};
+}
+
+/**
+ * What the Tailscale API answers a device lookup (`tailscale:index/getDevice:getDevice`) with: a node ID
+ * derived from the name asked for (`n<name without dots and dashes>CNTRL`, the shape of Tailscale's IDs).
+ */
+export function deviceLookup(inputs: Record<string, unknown>): Record<string, unknown> {
+  const name = String(inputs.name ?? inputs.hostname);
+  return { ...inputs, id: name, nodeId: `n${name.replace(/[^A-Za-z0-9]/g, "")}CNTRL`, tags: [] };
 }
 
 /** Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs plus {@link providerOutputs}. */
@@ -85,7 +96,7 @@ const mocks: pulumi.runtime.Mocks = {
     return { id: `${args.name}_id`, state: { ...args.inputs, ...providerOutputs(args.type, args.name) } };
   },
   call(args) {
-    return args.inputs;
+    return args.token === "tailscale:index/getDevice:getDevice" ? deviceLookup(args.inputs) : args.inputs;
   },
 };
 
@@ -161,4 +172,43 @@ interface RegisterRequest {
   getAdditionalsecretoutputsList(): string[];
   getReplaceonchangesList(): string[];
   getProvider(): string;
+}
+
+/** A resource as compared: type, name, parent name, dependency names. */
+export interface Shape {
+  type: string;
+  name: string;
+  parent: string;
+  dependsOn: string[];
+}
+
+export const byName = (a: Shape, b: Shape) => a.name.localeCompare(b.name);
+export const shape = (r: Registration): Shape => ({ type: r.type, name: r.name, parent: r.parent, dependsOn: r.dependsOn });
+
+/**
+ * The resources a plan stands for, with parents by the program's rules: the Fleet at the root, Nodes
+ * under it, role components under their Node, minted secrets (plan.ts FLEET_CHILD_TYPES) and the tailnet's
+ * provider and policy under the Fleet, everything else under its role component. Sorted by name.
+ */
+export function expectedShapes(plan: FleetPlan): Shape[] {
+  const out: Shape[] = [{ type: FLEET_TYPE, name: plan.fleet, parent: "", dependsOn: [] }];
+  for (const r of plan.tailnet.resources) out.push({ ...r, parent: plan.fleet });
+  for (const node of plan.nodes) {
+    out.push({ type: NODE_TYPE, name: node.name, parent: plan.fleet, dependsOn: [] });
+    for (const role of node.roles) {
+      const [component, ...children] = role.resources;
+      out.push({ ...component, parent: node.name });
+      for (const c of children) out.push({ ...c, parent: FLEET_CHILD_TYPES.includes(c.type) ? plan.fleet : component.name });
+    }
+  }
+  return out.sort(byName);
+}
+
+/** Every string in a wire-form value that is not inside a secret. */
+export function plainStrings(wire: unknown, out: string[] = []): string[] {
+  if (isSecret(wire)) return out;
+  if (typeof wire === "string") out.push(wire);
+  else if (Array.isArray(wire)) for (const v of wire) plainStrings(v, out);
+  else if (wire && typeof wire === "object") for (const v of Object.values(wire)) plainStrings(v, out);
+  return out;
 }

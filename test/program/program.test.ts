@@ -8,11 +8,11 @@ import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../stacks/model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/model/fleet.js";
-import { FLEET_TYPE, NODE_TYPE, RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
+import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../stacks/toolchains.js";
-import { isSecret, MINTED_MARKER, mockManifest, runProgram, type ProgramRun, type Registration } from "./harness.js";
+import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
 import { REAL_FLEETS, withNode, withoutRole, writeFleet } from "./fleets.js";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,44 +32,6 @@ function stackConfig(fleetFile: string, extra: Record<string, string> = {}): [Re
 
 async function run(fleetFile: string, extra: Record<string, string> = {}): Promise<ProgramRun> {
   return runProgram(...stackConfig(fleetFile, extra));
-}
-
-/** A resource as compared: type, name, parent name, dependency names. */
-interface Shape {
-  type: string;
-  name: string;
-  parent: string;
-  dependsOn: string[];
-}
-
-const byName = (a: Shape, b: Shape) => a.name.localeCompare(b.name);
-const shape = (r: Registration): Shape => ({ type: r.type, name: r.name, parent: r.parent, dependsOn: r.dependsOn });
-
-/**
- * The resources a plan stands for, with parents by the program's rules: the Fleet at the root, Nodes
- * under it, role components under their Node, minted tokens under the Fleet, everything else under its
- * role component.
- */
-function expectedShapes(plan: FleetPlan): Shape[] {
-  const out: Shape[] = [{ type: FLEET_TYPE, name: plan.fleet, parent: "", dependsOn: [] }];
-  for (const node of plan.nodes) {
-    out.push({ type: NODE_TYPE, name: node.name, parent: plan.fleet, dependsOn: [] });
-    for (const role of node.roles) {
-      const [component, ...children] = role.resources;
-      out.push({ ...component, parent: node.name });
-      for (const c of children) out.push({ ...c, parent: c.type === RANDOM_PASSWORD_TYPE ? plan.fleet : component.name });
-    }
-  }
-  return out.sort(byName);
-}
-
-/** Every string in a wire-form value that is not inside a secret. */
-function plainStrings(wire: unknown, out: string[] = []): string[] {
-  if (isSecret(wire)) return out;
-  if (typeof wire === "string") out.push(wire);
-  else if (Array.isArray(wire)) for (const v of wire) plainStrings(v, out);
-  else if (wire && typeof wire === "object") for (const v of Object.values(wire)) plainStrings(v, out);
-  return out;
 }
 
 /**

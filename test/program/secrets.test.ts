@@ -34,6 +34,12 @@ describe("secretStdin", () => {
       stack({ ntfyToken: "tk_config" }, { queueTokens: { rpi2: pulumi.secret("BBB"), hub: pulumi.secret("HHH") }, mintedNtfyToken: pulumi.secret("tk_minted") }),
       "queueTokens=hub:HHH rpi2:BBB\nntfyToken=tk_config\n",
     ],
+    [
+      "tailscale in a managed tailnet: the node's own minted key, not the pasted one",
+      { node: "rpi2", role: "tailscale", secrets: ["tailscaleAuthKey"] },
+      stack({ tailscaleAuthKey: "tskey-pasted" }, { tailnetKeys: { rpi1: pulumi.secret("tskey-rpi1"), rpi2: pulumi.secret("tskey-rpi2") } }),
+      "tailscaleAuthKey=tskey-rpi2\n",
+    ],
     ["ntfy: the minted token when config has none", { node: "hub", role: "ntfy", secrets: ["ntfyToken"] }, stack({}, { mintedNtfyToken: pulumi.secret("tk_minted") }), "ntfyToken=tk_minted\n"],
   ])("%s", async (_what, bundle, secrets, expected) => {
     const stdin = secretStdin(bundle, secrets)!;
