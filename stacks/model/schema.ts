@@ -49,6 +49,9 @@ export const ROLE_SUPPORT: Record<RoleName, readonly OsName[]> = {
   worker: OS_NAMES,
 };
 
+/** Most nodes one fleet file may declare (checked before validation, so a huge file fails fast). */
+export const MAX_NODES = 1000;
+
 const nodeName = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "a lower-case hostname label (a-z, 0-9, '-')");
@@ -222,7 +225,7 @@ export const fleetFileSchema = z
     artifacts: artifactsSchema.prefault({}),
     /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
     profiles: z.record(nodeName, roleList).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
-    nodes: z.record(nodeName, nodeSchema),
+    nodes: z.record(nodeName, nodeSchema).meta({ maxProperties: MAX_NODES }),
   })
   .strict();
 
