@@ -11,11 +11,11 @@
  */
 import { chalk, minimist, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
-import { FleetError, parseFleet } from "../stacks/model/load.js";
+import { FleetError, parseFleet, readFleetText } from "../stacks/model/load.js";
 import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../stacks/model/schema.js";
 import type { Fleet } from "../stacks/model/fleet.js";
 import { UserError } from "./errors.js";
-import { blockMapInsertionPoint, keyStart, readFleetSource, writeFileAtomic } from "./yaml-edit.js";
+import { blockMapInsertionPoint, keyStart, writeFileAtomic } from "./yaml-edit.js";
 import { sshRun, type SshTarget } from "./ssh.js";
 
 /** A node entry as written under `nodes:` (only the fields add-machine sets). */
@@ -215,7 +215,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const file: string = args.fleet;
-  const source = readFleetSource("fleet add-machine", file);
+  const source = readFleetText(file);
   const fleet = parseFleet(source, file);
   const defaults = fileDefaults(source);
   const interactive = Boolean(process.stdin.isTTY);

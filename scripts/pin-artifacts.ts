@@ -16,13 +16,13 @@
 import { createHash } from "node:crypto";
 import { minimist } from "zx";
 import { parseDocument } from "yaml";
-import { FleetError, parseFleet } from "../stacks/model/load.js";
+import { FleetError, parseFleet, readFleetText } from "../stacks/model/load.js";
 import { renderFleetBundles } from "../roles/index.js";
 import type { Fleet } from "../stacks/model/fleet.js";
 import type { ArtifactName, Bundle, BundleDownload } from "../roles/types.js";
 import type { PlatformKey } from "../stacks/model/schema.js";
 import { UserError } from "./errors.js";
-import { insertIntoMap, readFleetSource, writeFileAtomic } from "./yaml-edit.js";
+import { insertIntoMap, writeFileAtomic } from "./yaml-edit.js";
 
 /** One (artifact, platform) the fleet downloads, with the nodes that download it. */
 export interface ArtifactPin extends BundleDownload {
@@ -133,7 +133,7 @@ export async function run(argv: string[]): Promise<number> {
   const timeout = Number(args.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`fleet pin-artifacts: --timeout must be a positive number of seconds, got "${args.timeout}".`);
   const file: string = args.fleet;
-  const source = readFleetSource("fleet pin-artifacts", file);
+  const source = readFleetText(file);
   const fleet = parseFleet(source, file);
   const pins = artifactPins(fleet);
   const label = (p: ArtifactPin) => `${p.artifact} ${p.version} ${p.platform}`;

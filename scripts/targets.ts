@@ -25,7 +25,7 @@ export function resolveTargets(fleet: Fleet, words: readonly string[]): FleetNod
       chosen.add(node.name);
       continue;
     }
-    if (word in fleet.profiles) {
+    if (Object.hasOwn(fleet.profiles, word)) {
       const members = fleet.nodes.filter((n) => n.profile === word);
       if (members.length === 0) {
         throw new UserError(`fleet: profile "${word}" is defined in ${fleet.file} but no node uses it (no node has \`profile: ${word}\`); name a node or another profile.`);

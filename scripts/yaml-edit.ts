@@ -5,7 +5,7 @@
  * re-wraps flow lists and re-renders scalars, so it is used only for flow-style maps, where no splice
  * point exists.) Used by `fleet add-machine` and `fleet pin-artifacts`.
  */
-import { chmodSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Document, isMap, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { UserError } from "./errors.js";
@@ -109,17 +109,5 @@ export function writeFileAtomic(file: string, text: string): void {
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
-  }
-}
-
-/**
- * The text of the fleet file `file` for the verb `verb` (e.g. `fleet add-machine`), which edits it.
- * @throws UserError (exit 2) naming the file and the reason (ENOENT, EACCES …) and how to pass another file.
- */
-export function readFleetSource(verb: string, file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UserError(`${verb}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass the fleet file with --fleet FILE.`);
   }
 }

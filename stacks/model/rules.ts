@@ -6,6 +6,7 @@ import type { FleetFile, NodeInput, RoleName } from "./schema.js";
 import { ROLE_NAMES, ROLE_SUPPORT } from "./schema.js";
 import { canonicalRoles } from "./fleet.js";
 import { didYouMean } from "./suggest.js";
+import { describeValue } from "./text.js";
 
 /** One validation problem: the fleet.yaml path it concerns and a message (what was expected, how to fix). */
 export interface Problem {
@@ -19,9 +20,17 @@ export interface Problem {
 
 const LINUX: readonly string[] = ["debian", "raspios", "arch"];
 
+/**
+ * Whether `name` is a profile of the file. An own key only: `profile: constructor` / `toString` / `__proto__`
+ * must not find Object.prototype's members (`in` and `[name]` would).
+ */
+export function hasProfile(file: FleetFile, name: string): boolean {
+  return Object.hasOwn(file.profiles, name);
+}
+
 /** The roles a node gets: its profile's (when the profile exists) plus its own, canonical order. */
 export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
-  const fromProfile = node.profile ? (file.profiles[node.profile] ?? []) : [];
+  const fromProfile = node.profile !== undefined && hasProfile(file, node.profile) ? file.profiles[node.profile] : [];
   return canonicalRoles([...fromProfile, ...(node.roles ?? [])]);
 }
 
@@ -40,15 +49,15 @@ export function checkRules(file: FleetFile): Problem[] {
 
   for (const [name, node] of nodes) {
     const at = (...rest: (string | number)[]) => ["nodes", name, ...rest];
-    if (node.profile !== undefined && !(node.profile in file.profiles)) {
+    if (node.profile !== undefined && !hasProfile(file, node.profile)) {
       const known = profileNames.length ? profileNames.join("|") : "(none defined under profiles:)";
       problems.push({
         path: at("profile"),
-        message: `expected one of ${known}, got "${node.profile}"${didYouMean(node.profile, profileNames)}`,
+        message: `expected one of ${known}, got ${describeValue(node.profile)}${didYouMean(node.profile, profileNames)}`,
       });
     }
     const roles = rolesOf(file, node);
-    if (roles.length === 0 && (node.profile === undefined || node.profile in file.profiles)) {
+    if (roles.length === 0 && (node.profile === undefined || hasProfile(file, node.profile))) {
       problems.push({
         path: at(),
         atKey: true,

@@ -6,6 +6,26 @@
  * `rules.ts`, and the resolved model every other layer reads is built by `load.ts`.
  */
 import { z } from "zod";
+import {
+  artifactUrl,
+  domainGlob,
+  exactVersion,
+  hostName,
+  imageReference,
+  localPath,
+  nodeName,
+  ntfyBaseUrl,
+  ntfyTopic,
+  ntfyUpstreamUrl,
+  permissionRule,
+  posixUser,
+  reachSource,
+  semanticVersion,
+  tagKey,
+  tagValue,
+  tailnetName,
+  wslDistroName,
+} from "./grammar.js";
 
 /** Operating-system families a node can run. `windows-wsl` = Windows host with a WSL2 Debian distro. */
 export const OS_NAMES = ["macos", "debian", "raspios", "arch", "windows-wsl"] as const;
@@ -49,13 +69,8 @@ export const ROLE_SUPPORT: Record<RoleName, readonly OsName[]> = {
   worker: OS_NAMES,
 };
 
-const nodeName = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "a lower-case hostname label (a-z, 0-9, '-')");
-const hostName = z
-  .string()
-  .min(1)
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9.:_-]*[A-Za-z0-9])?$/, "a hostname, Tailscale name or IP address");
+/** Most nodes one fleet file may declare (checked before validation, so a huge file fails fast). */
+export const MAX_NODES = 1000;
 const usd = z.number().positive().max(10_000);
 const port = z.number().int().min(1).max(65535);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex digits (a sha256)");
@@ -64,15 +79,15 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "64 lower-case hex digits (
 export const claudeSettingsSchema = z
   .object({
     /** npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI). */
-    version: z.string().regex(/^\d+\.\d+\.\d+$/, "an exact version like 2.0.14").describe("npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI)."),
+    version: exactVersion.describe("npm version of @anthropic-ai/claude-code to install, pinned (AgentAPI scrapes its UI)."),
     /** Claude Code permissions.defaultMode for headless nodes (claude-workers.md uses bypassPermissions). */
     defaultMode: z.enum(["default", "acceptEdits", "plan", "bypassPermissions"]).default("bypassPermissions").describe("Claude Code permissions.defaultMode for headless nodes (claude-workers.md uses bypassPermissions)."),
     /** Tools allowed without asking (settings.json permissions.allow). */
-    allow: z.array(z.string()).default(["Edit"]).describe("Tools allowed without asking (settings.json permissions.allow)."),
+    allow: z.array(permissionRule).max(256).default(["Edit"]).describe("Tools allowed without asking (settings.json permissions.allow)."),
     /** OS-level sandbox (Seatbelt on macOS, bubblewrap on Linux) with autoAllowBashIfSandboxed. */
     sandbox: z.boolean().default(true).describe("OS-level sandbox (Seatbelt on macOS, bubblewrap on Linux) with autoAllowBashIfSandboxed."),
     /** Network domains the sandbox allows (settings.json sandbox.network.allowedDomains). */
-    allowedDomains: z.array(z.string()).default(["*.com", "*.io", "*.dev"]).describe("Network domains the sandbox allows (settings.json sandbox.network.allowedDomains)."),
+    allowedDomains: z.array(domainGlob).max(256).default(["*.com", "*.io", "*.dev"]).describe("Network domains the sandbox allows (settings.json sandbox.network.allowedDomains)."),
   })
   .strict();
 
@@ -80,11 +95,11 @@ export const claudeSettingsSchema = z
 export const defaultsSchema = z
   .object({
     /** SSH user on every node (the account that runs agents and workers). */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").default("fleet").describe("SSH user on every node (the account that runs agents and workers)."),
+    user: posixUser.default("fleet").describe("SSH user on every node (the account that runs agents and workers)."),
     /** SSH port. */
     sshPort: port.default(22).describe("SSH port."),
     /** Path of the private key, on the machine that runs `pulumi up`, used to reach every node. */
-    sshKeyPath: z.string().default("~/.ssh/id_ed25519").describe("Path of the private key, on the machine that runs `pulumi up`, used to reach every node."),
+    sshKeyPath: localPath.default("~/.ssh/id_ed25519").describe("Path of the private key, on the machine that runs `pulumi up`, used to reach every node."),
     /** Seconds one SSH dial may take before it counts as failed (@pulumi/command perDialTimeout). */
     perDialTimeoutSeconds: z.number().int().min(1).max(600).default(10).describe("Seconds one SSH dial may take before it counts as failed (@pulumi/command perDialTimeout)."),
     /** Failed dials before a node is given up on (@pulumi/command dialErrorLimit); keeps offline Pis fast. */
@@ -102,12 +117,13 @@ export type PlatformKey = (typeof PLATFORM_KEYS)[number];
 /** One downloadable artifact, pinned by version and by sha256 per platform (`linux-x86_64`, `darwin-aarch64` …). */
 export const artifactSchema = z
   .object({
-    version: z.string().min(1),
+    /** Semantic version, `v`-prefixed when the release tags are (`v0.10.0`); substituted for `{version}`. */
+    version: semanticVersion.describe("Semantic version, `v`-prefixed when the release tags are (`v0.10.0`); substituted for `{version}`."),
     /**
      * Download URL template; `{version}`, `{os}` (linux|darwin), `{goarch}` (amd64|arm64) and `{arch}`
      * (x86_64|aarch64) are substituted per node.
      */
-    url: z.string().url(),
+    url: artifactUrl.describe("Download URL template; {version}, {os} (linux|darwin), {goarch} (amd64|arm64) and {arch} (x86_64|aarch64) are substituted per node."),
     /** sha256 of the file each platform downloads; a platform without one cannot be installed. */
     sha256: z.partialRecord(z.enum(PLATFORM_KEYS), sha256Hex).default({}).describe("sha256 of the file each platform downloads; a platform without one cannot be installed."),
   })
@@ -120,28 +136,24 @@ export const servicesSchema = z
         /** Host port the ntfy container publishes (remote-tasks.md uses 8091). */
         port: port.default(8091).describe("Host port the ntfy container publishes (remote-tasks.md uses 8091)."),
         /** Topic workers publish task results to. */
-        topic: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "an ntfy topic name").default("fleet-tasks").describe("Topic workers publish task results to."),
+        topic: ntfyTopic.default("fleet-tasks").describe("Topic workers publish task results to."),
         /** Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys. */
-        image: z.string().default("binwiederhier/ntfy:v2.14.0").describe("Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys."),
+        image: imageReference.default("binwiederhier/ntfy:v2.14.0").describe("Pinned ntfy image (2.14 or newer: server.yml declares the publisher with auth-users/auth-access/auth-tokens); pin a digest for reproducible deploys."),
         /** Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url). */
-        baseUrl: z.string().url().optional().describe("Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url)."),
+        baseUrl: ntfyBaseUrl.optional().describe("Public base URL clients use (ntfy `base-url`; needed for iOS push with upstream-base-url)."),
         /**
          * Who may connect to the ntfy port, enforced by the node firewall and the tailnet policy: `fleet` (the
          * fleet's nodes), `tailnet` (any tailnet device, e.g. phones with the ntfy app), `anywhere`, or CIDR
          * blocks like `192.168.1.0/24`.
          */
         allowFrom: z
-          .array(
-            z.union([
-              z.enum(["fleet", "tailnet", "anywhere"]),
-              z.string().regex(/^(?:\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+:[0-9a-fA-F:]*\/\d{1,3})$/, "fleet, tailnet, anywhere or a CIDR block like 192.168.1.0/24"),
-            ]),
-          )
+          .array(reachSource)
           .min(1)
+          .max(64)
           .default(["fleet", "tailnet"])
           .describe("Who may connect to the ntfy port (node firewall and tailnet policy): fleet, tailnet, anywhere, or CIDR blocks like 192.168.1.0/24."),
         /** Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`). */
-        upstreamBaseUrl: z.string().url().optional().describe("Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`)."),
+        upstreamBaseUrl: ntfyUpstreamUrl.optional().describe("Forward poll requests to ntfy.sh so iOS gets instant pushes (ntfy `upstream-base-url`)."),
       })
       .strict()
       .prefault({}),
@@ -189,7 +201,7 @@ export const nodeSchema = z
     os: z.enum(OS_NAMES),
     arch: z.enum(ARCH_NAMES),
     /** SSH user; defaults to `defaults.user`. */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, "a POSIX user name").optional().describe("SSH user; defaults to `defaults.user`."),
+    user: posixUser.optional().describe("SSH user; defaults to `defaults.user`."),
     sshPort: port.optional(),
     /** Name of a profile under `profiles:` whose roles this node gets. */
     profile: z.string().optional().describe("Name of a profile under `profiles:` whose roles this node gets."),
@@ -200,13 +212,13 @@ export const nodeSchema = z
     /** iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count). */
     iceccMaxJobs: z.number().int().min(1).max(256).optional().describe("iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count)."),
     /** WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian). */
-    wslDistro: z.string().regex(/^[A-Za-z0-9._-]+$/, "a WSL distribution name").optional().describe("WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian)."),
+    wslDistro: wslDistroName.optional().describe("WSL distribution that runs the Linux side of a `windows-wsl` node (e.g. Debian)."),
     /** The node has a Docker engine the SSH user may drive (required to host ntfy). */
     docker: z.boolean().optional().describe("The node has a Docker engine the SSH user may drive (required to host ntfy)."),
     /** The node builds icecc toolchain tarballs (the scheduler node always does). */
     builder: z.boolean().optional().describe("The node builds icecc toolchain tarballs (the scheduler node always does)."),
     /** Free labels (`gpu: "true"`, `site: home`); tasks can require them. */
-    tags: z.record(z.string(), z.string()).optional().describe("Free labels (`gpu: \"true\"`, `site: home`); tasks can require them."),
+    tags: z.record(tagKey, tagValue).optional().describe("Free labels (`gpu: \"true\"`, `site: home`); tasks can require them."),
   })
   .strict();
 
@@ -216,13 +228,13 @@ export const fleetFileSchema = z
     /** Fleet name; also the Pulumi stack name users pick for it. */
     fleet: nodeName.describe("Fleet name; also the Pulumi stack name users pick for it."),
     /** Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`. */
-    tailnet: z.string().optional().describe("Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`."),
+    tailnet: tailnetName.optional().describe("Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`."),
     defaults: defaultsSchema,
     services: servicesSchema.prefault({}),
     artifacts: artifactsSchema.prefault({}),
     /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
     profiles: z.record(nodeName, roleList).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
-    nodes: z.record(nodeName, nodeSchema),
+    nodes: z.record(nodeName, nodeSchema).meta({ maxProperties: MAX_NODES }),
   })
   .strict();
 

@@ -3,8 +3,11 @@
  * elsewhere), then the closest spelling by edit distance or a shared prefix.
  */
 
-/** Names people write for our enum values (Raspberry Pi OS was called Raspbian until 2020). */
-const ALIASES: Record<string, string> = {
+/**
+ * Names people write for our enum values (Raspberry Pi OS was called Raspbian until 2020). A Map: the
+ * input is the user's text, and `constructor` must not find Object.prototype's.
+ */
+const ALIASES = new Map<string, string>(Object.entries({
   raspbian: "raspios",
   "raspberry-pi-os": "raspios",
   darwin: "macos",
@@ -23,7 +26,7 @@ const ALIASES: Record<string, string> = {
   icecream: "iceccd",
   scheduler: "icecc-scheduler",
   "claude-code": "claude",
-};
+}));
 
 /** Levenshtein distance (insert, delete, substitute = 1). */
 export function editDistance(a: string, b: string): number {
@@ -46,7 +49,7 @@ export function editDistance(a: string, b: string): number {
  */
 export function suggest(input: string, candidates: readonly string[]): string | undefined {
   const lower = input.toLowerCase();
-  const alias = ALIASES[lower];
+  const alias = ALIASES.get(lower);
   if (alias && candidates.includes(alias)) return alias;
   let best: string | undefined;
   let bestScore = Infinity;

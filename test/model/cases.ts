@@ -269,7 +269,7 @@ export const BAD_CASES: BadCase[] = [
   },
   {
     name: "artifact sha",
-    edit: s=>s.replace("profiles:","artifacts:\n  agentapi:\n    version: v1\n    url: https://example.invalid/a\n    sha256: { linux-x86_64: abc }\nprofiles:"),
+    edit: s=>s.replace("profiles:","artifacts:\n  agentapi:\n    version: v1.0.0\n    url: https://example.invalid/a\n    sha256: { linux-x86_64: abc }\nprofiles:"),
     expected: [
       "F:10:29 artifacts.agentapi.sha256.linux-x86_64: expected 64 lower-case hex digits (a sha256), got \"abc\"",
     ],

@@ -165,7 +165,7 @@ describe("fleet pin-artifacts", () => {
     [["--check", "--verify"], "fleet pin-artifacts: --check and --verify exclude each other (--check downloads nothing)."],
     [["--timeout", "soon"], 'fleet pin-artifacts: --timeout must be a positive number of seconds, got "soon".'],
     [["--bogus"], "fleet pin-artifacts: unknown option --bogus"],
-    [["--fleet", "/nonexistent/fleet.yaml"], "fleet pin-artifacts: cannot read /nonexistent/fleet.yaml (ENOENT); pass the fleet file with --fleet FILE."],
+    [["--fleet", "/nonexistent/fleet.yaml"], "/nonexistent/fleet.yaml:1:1 (file): cannot read the fleet file (no such file); pass an existing file with --fleet FILE or set fleetkit:fleetFile"],
   ])("bad input %j: exit 2, one message, no stack", async (args, first) => {
     const r = await fleetCli(...args);
     expect([r.status, r.stdout, r.stderr.split("\n")[0]]).toEqual([2, "", first]);

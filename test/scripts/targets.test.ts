@@ -37,6 +37,11 @@ describe("resolveTargets", () => {
     ["pi3", `fleet: "pi3" is not a node or profile of fleet t (targets.yaml) (did you mean pi1?). Nodes: sched, pi1, mac, pi2; profiles: builder, compiler, spare; or \`all\`.`],
     ["compilr", `fleet: "compilr" is not a node or profile of fleet t (targets.yaml) (did you mean compiler?). Nodes: sched, pi1, mac, pi2; profiles: builder, compiler, spare; or \`all\`.`],
     ["spare", "fleet: profile \"spare\" is defined in targets.yaml but no node uses it (no node has `profile: spare`); name a node or another profile."],
+    // Object.prototype's members are not profiles (`word in profiles` found them)
+    ...["toString", "constructor", "__proto__", "hasOwnProperty"].map((word) => [
+      word,
+      `fleet: "${word}" is not a node or profile of fleet t (targets.yaml). Nodes: sched, pi1, mac, pi2; profiles: builder, compiler, spare; or \`all\`.`,
+    ]),
   ])("refuses %s with exit 2", (word, message) => {
     let err: unknown;
     try {
