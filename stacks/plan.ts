@@ -110,6 +110,11 @@ export function queueTokenResourceName(node: string): string {
   return `${node}-queue-token`;
 }
 
+/** Name of the minted queue token of a person of fleet.yaml `people:` (a child of the Fleet). */
+export function personTokenResourceName(person: string): string {
+  return `${person}-person-token`;
+}
+
 /** Name of the minted ntfy token, named after the node whose role it is listed under (see {@link planFleet}). */
 export function ntfyTokenResourceName(node: string): string {
   return `${node}-ntfy-token`;
@@ -187,6 +192,8 @@ export interface MintedSecrets {
   queueTokenOwners: Map<string, { node: string; role: RoleName }>;
   /** The node and role the minted ntfy token is listed under; undefined = none minted. */
   ntfyTokenOwner?: { node: string; role: RoleName };
+  /** People (fleet.yaml `people:`) who get a token, listed under the queue role that reads `peopleTokens`; none without one. */
+  people: { names: string[]; owner?: { node: string; role: RoleName } };
 }
 
 /**
@@ -195,7 +202,7 @@ export interface MintedSecrets {
  * not supply it, listed under the ntfy role when that reads it, else under the first bundle (fleet order)
  * that does.
  */
-export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}): MintedSecrets {
+export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}, people: readonly string[] = []): MintedSecrets {
   const all = [...bundles.values()].flat();
   const queue = all.find((b) => b.secrets.includes("queueTokens"));
   const queueTokenOwners = new Map<string, { node: string; role: RoleName }>();
@@ -210,7 +217,9 @@ export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptio
     const owner = readers.find((b) => b.role === "ntfy") ?? readers[0];
     if (owner) ntfyTokenOwner = { node: owner.node, role: owner.role };
   }
-  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner };
+  const peopleReader = all.find((b) => b.secrets.includes("peopleTokens"));
+  const minted: MintedSecrets["people"] = peopleReader ? { names: [...people], owner: { node: peopleReader.node, role: peopleReader.role } } : { names: [] };
+  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner, people: minted };
 }
 
 /** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
@@ -220,6 +229,7 @@ export function secretInputResources(bundle: Bundle, minted: MintedSecrets): str
     if (s === "queueToken" && minted.queueTokenNodes.includes(bundle.node)) names.push(queueTokenResourceName(bundle.node));
     if (s === "queueTokens") names.push(...minted.queueTokenNodes.map(queueTokenResourceName));
     if (s === "ntfyToken" && minted.ntfyTokenOwner) names.push(ntfyTokenResourceName(minted.ntfyTokenOwner.node));
+    if (s === "peopleTokens") names.push(...minted.people.names.map(personTokenResourceName));
   }
   return names;
 }
@@ -236,7 +246,7 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
  * @throws Error when a role has no renderer (a fleetkit bug; the model only allows known roles).
  */
 export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
-  const minted = mintedSecrets(bundles, options);
+  const minted = mintedSecrets(bundles, options, Object.keys(fleet.people));
   const childrenOf = new Map<string, PlannedResource[]>();
   for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role));
   const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
@@ -257,6 +267,8 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
         }
         if (minted.ntfyTokenOwner?.node === node.name && minted.ntfyTokenOwner.role === bundle.role)
           tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
+        if (minted.people.owner?.node === node.name && minted.people.owner.role === bundle.role)
+          for (const person of minted.people.names) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: personTokenResourceName(person), dependsOn: [] });
         const [install, ...rest] = roleChildResources(fleet, node, bundle.role);
         return {
           role: bundle.role,
