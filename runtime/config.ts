@@ -169,7 +169,8 @@ export function readSecretFile(file: string, what: string): string {
  * CLAUDE_CODE_OAUTH_TOKEN). Throws {@link UserError} naming the line of a malformed entry.
  */
 export function parseEnvFile(text: string, file: string): Record<string, string> {
-  const env: Record<string, string> = {};
+  // A Map, then own properties: a line `__proto__=…` is a variable like any other, not the object's prototype.
+  const env = new Map<string, string>();
   text.split(/\r?\n/).forEach((line, i) => {
     const trimmed = line.trim();
     if (!trimmed || trimmed.startsWith("#")) return;
@@ -177,7 +178,7 @@ export function parseEnvFile(text: string, file: string): Record<string, string>
     if (!m) throw new UserError(`${file}:${i + 1}: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line.`);
     let value = m[2]!;
     if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    env[m[1]!] = value;
+    env.set(m[1]!, value);
   });
-  return env;
+  return Object.fromEntries(env);
 }

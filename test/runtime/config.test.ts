@@ -60,6 +60,11 @@ describe("env file", () => {
   it("parses KEY=VALUE lines with comments, export and quotes", () => {
     expect(parseEnvFile("# claude\nexport ANTHROPIC_API_KEY='sk-ant-x'\n\nCLAUDE_CODE_OAUTH_TOKEN=\"tok\"\nEMPTY=\n", "e")).toEqual({ ANTHROPIC_API_KEY: "sk-ant-x", CLAUDE_CODE_OAUTH_TOKEN: "tok", EMPTY: "" });
   });
+  it("keeps a variable named like an Object.prototype member as an own key", () => {
+    const env = parseEnvFile("__proto__=x\nconstructor=y\n", "e");
+    expect(Object.keys(env)).toEqual(["__proto__", "constructor"]);
+    expect(Object.getPrototypeOf(env)).toBe(Object.prototype);
+  });
   it("names the line of a bad entry", () => {
     expect(() => parseEnvFile("A=1\nnot an assignment\n", "/etc/fleetkit/claude.env")).toThrow(
       new UserError("/etc/fleetkit/claude.env:2: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line."),
