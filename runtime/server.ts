@@ -136,7 +136,7 @@ function typeOfInput(v: unknown): string {
 function zodMessage(err: z.ZodError): string {
   const issue = err.issues[0]!;
   if (issue.code === "unrecognized_keys") {
-    const keys = issue.keys.map((k) => `"${k}"`).join(", ");
+    const keys = issue.keys.map((k) => quoted(k)).join(", ");
     return `unknown field${issue.keys.length > 1 ? "s" : ""} ${keys}${issue.path.length ? ` in ${issuePath(issue.path)}` : ""}`;
   }
   // A record key's own message (tag names) sits one level down.

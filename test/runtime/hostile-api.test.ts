@@ -142,6 +142,7 @@ const cases: Case[] = [
   ["an unknown field", "POST", "/v1/tasks", { body: { ...ok, colour: "red" } }, 400, 'unknown field "colour"'],
   ["two unknown fields", "POST", "/v1/tasks", { body: { ...ok, colour: "red", size: 1 } }, 400, 'unknown fields "colour", "size"'],
   ["an unknown field in a report", "POST", "/v1/tasks/1/complete", { body: done({ node: "beta" }) }, 400, 'unknown field "node"'],
+  ["an unknown field named with ESC", "POST", "/v1/tasks", { body: { ...ok, "\u001b[2J": 1 } }, 400, 'unknown field "\\u001b[2J"'],
   ["no target", "POST", "/v1/tasks", { body: { prompt: "x" } }, 400, 'field "target" is required'],
   ["no prompt", "POST", "/v1/tasks", { body: { target: "alpha" } }, 400, 'field "prompt" is required'],
   ["prompt a number", "POST", "/v1/tasks", { body: { ...ok, prompt: 5 } }, 400, 'field "prompt": expected string, got number'],
