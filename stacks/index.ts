@@ -105,9 +105,9 @@ export const bundleHashes = fleet.bundleHashes;
  */
 export const queueTokens = Object.keys(fleet.queueTokens).length ? pulumi.secret(pulumi.all(fleet.queueTokens)) : undefined;
 /**
- * Stack output (secret): the queue token of each person of fleet.yaml `people:` by name, present when the
- * fleet runs a queue and names people. An operator's token does everything with every task, a viewer's only
+ * Stack output (secret): the queue token of each person of fleet.yaml `people:` by name (`{}` when the fleet
+ * names none or runs no queue: always set, as the engine warns about an undefined output). An operator's token does everything with every task, a viewer's only
  * reads (runtime/README.md); hand each person theirs:
  * `FLEET_TOKEN=$(npx pulumi stack output --show-secrets peopleTokens | jq -r .alice) npx fleet task status`.
  */
-export const peopleTokens = Object.keys(fleet.peopleTokens).length ? pulumi.secret(pulumi.all(fleet.peopleTokens)) : undefined;
+export const peopleTokens = pulumi.secret(pulumi.all(fleet.peopleTokens));
