@@ -16,6 +16,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Task } from "../runtime/api.js";
 import { QueueClient } from "../runtime/client.js";
+import { tokenSha256 } from "../runtime/config.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BIN = join(ROOT, "bin/fleet.mjs");
@@ -83,7 +84,7 @@ function killAll(): void {
 
 async function measure(print: (text: string) => void): Promise<void> {
   const tokensFile = join(dir, "tokens.json");
-  writeFileSync(tokensFile, JSON.stringify({ nodes: Object.fromEntries(nodes.map((n) => [n, { token: tokenOf(n), os: "debian", arch: "x86_64" }])), ntfy: null }), { mode: 0o600 });
+  writeFileSync(tokensFile, JSON.stringify({ nodes: Object.fromEntries(nodes.map((n) => [n, { tokenSha256: tokenSha256(tokenOf(n)), os: "debian", arch: "x86_64" }])), ntfy: null }), { mode: 0o600 });
   const server = start(["queue", "serve", "--db", join(dir, "q.db"), "--listen", "127.0.0.1:0", "--tokens", tokensFile, "--claim-wait-seconds", "25", ...(process.env.BENCH_SYNC ? ["--synchronous", process.env.BENCH_SYNC] : [])]);
   url = await until("the queue server", () => /listening on (http:\/\/\S+)/.exec(server.out())?.[1]);
   const c = new QueueClient(url, tokenOf("lp"));

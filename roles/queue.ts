@@ -11,12 +11,15 @@
  * - Listen: `<node host>:<services.queue.port>` — the node's tailnet name, never 0.0.0.0.
  * - Database: `<stateDir>/queue/queue.db` (SQLite, WAL), owned by the node user; kept on uninstall.
  * - Tokens: `<configDir>/queue/nodes.json` (0644) holds the public facts of every node (os, arch, tags,
- *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL). The install merges the
- *   secrets from stdin into `<configDir>/queue/tokens.json` (0600, node user): `queueTokens` is the stack's
- *   one-line `node:token node:token …` (stacks/secrets.ts formatQueueTokens; a token of 16–256 `A-Za-z0-9_-`
- *   per node that runs a worker; nodes without one are left out of the file); `ntfyToken` (`tk_` + 29 lower-case letters/digits, the same
- *   value the ntfy role provisions) when the fleet has an ntfy server, handed to workers by `GET
- *   /v1/nodes/me`. Secrets only ever pass through `printf` (a shell builtin) and stdin, never a command line.
+ *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL) and every person's scope
+ *   (fleet.yaml `people:`). The install merges the secrets from stdin into `<configDir>/queue/tokens.json`
+ *   (0600, node user): `queueTokens` is the stack's one-line `node:sha256 node:sha256 …` and `peopleTokens`
+ *   (when the fleet names people) `person:sha256 …` (stacks/secrets.ts formatQueueTokens: the SHA-256 of each
+ *   token as 64 lower-case hex digits; a node without one is left out of the file); `ntfyToken` (`tk_` + 29
+ *   lower-case letters/digits, the same value the ntfy role provisions) when the fleet has an ntfy server,
+ *   handed to workers by `GET /v1/nodes/me`. The queue node so holds no usable token of any node or person:
+ *   its own CLI uses its worker's token file, or a person's token (runtime/README.md). Secrets only ever pass
+ *   through `printf` (a shell builtin) and stdin, never a command line.
  * - Health: the install waits (bounded, 60 s) for `GET /healthz`.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
@@ -49,9 +52,9 @@ export function queueTokensFile(node: FleetNode): string {
 }
 
 /**
- * The public half of the tokens file (runtime/config.ts TokensFileSchema without `token` values): every node's
- * os, arch, tags and budget cap (USD per session), the ntfy server (URL, topic; token filled in on the node)
- * or null, and the queue's public URL for links in notifications.
+ * The public half of the tokens file (runtime/config.ts TokensFileSchema without `tokenSha256` values): every
+ * node's os, arch, tags and budget cap (USD per session), every person's scope, the ntfy server (URL, topic;
+ * token filled in on the node) or null, and the queue's public URL for links in notifications.
  */
 export function queueFacts(fleet: Fleet): Record<string, unknown> {
   const ntfy = nodeWithRole(fleet, "ntfy");
@@ -59,6 +62,7 @@ export function queueFacts(fleet: Fleet): Record<string, unknown> {
     nodes: Object.fromEntries(
       fleet.nodes.map((n) => [n.name, { os: n.os, arch: n.arch, tags: n.tags, budgetUsdPerSession: n.budgetUsdPerSession ?? null }]),
     ),
+    people: Object.fromEntries(Object.entries(fleet.people).map(([name, scope]) => [name, { scope }])),
     ntfy: ntfy ? { url: ntfyUrl(fleet, ntfy), topic: fleet.services.ntfy.topic } : null,
     publicUrl: queueUrl(fleet),
   };
@@ -76,7 +80,8 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
   const url = queueUrl(fleet);
   const listen = `${node.host}:${fleet.services.queue.port}`;
   const hasNtfy = nodeWithRole(fleet, "ntfy") !== undefined;
-  const secrets: SecretName[] = hasNtfy ? ["queueTokens", "ntfyToken"] : ["queueTokens"];
+  const hasPeople = Object.keys(fleet.people).length > 0;
+  const secrets: SecretName[] = ["queueTokens", ...(hasPeople ? ["peopleTokens" as const] : []), ...(hasNtfy ? ["ntfyToken" as const] : [])];
   const payload = runtimePayload(node, "queue", dir);
   const group = p.userGroup;
   const unit = "/etc/systemd/system/fleet-queue.service";
@@ -92,7 +97,7 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
   const tokensStep = [
     "# Tokens: public facts + secrets from stdin -> 0600 file the server (running as the node user) reads.",
     `fk_tok_tmp=$(mktemp ${configDir}/.tokens.XXXXXX)`,
-    `printf '%s\\n%s\\n' "\${FK_SECRET_queueTokens:-}" "\${FK_SECRET_ntfyToken:-}" | ${nodeBin}/node ${dir}/tokens-file.mjs ${facts} > "$fk_tok_tmp" || { rm -f "$fk_tok_tmp"; exit 1; }`,
+    `printf '%s\\n%s\\n%s\\n' "\${FK_SECRET_queueTokens:-}" "\${FK_SECRET_ntfyToken:-}" "\${FK_SECRET_peopleTokens:-}" | ${nodeBin}/node ${dir}/tokens-file.mjs ${facts} > "$fk_tok_tmp" || { rm -f "$fk_tok_tmp"; exit 1; }`,
     `fk_put ${tokens} 0600 ${shQuote(node.user)} ${shQuote(group)} < "$fk_tok_tmp"`,
     'rm -f "$fk_tok_tmp"',
   ].join("\n");

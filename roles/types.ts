@@ -45,8 +45,11 @@ export type ScriptTarget =
   /** A Windows node's host side (PowerShell), for Tailscale and WSL settings only. */
   | "windows-host";
 
-/** A secret an install script reads from stdin, one `NAME=value` line each, in this order. */
-export type SecretName = "tailscaleAuthKey" | "anthropicApiKey" | "claudeOauthToken" | "queueToken" | "queueTokens" | "ntfyToken";
+/**
+ * A secret an install script reads from stdin, one `NAME=value` line each, in this order. `queueTokens` and
+ * `peopleTokens` carry each token's SHA-256 (`name:hex` pairs), never a token: the queue node keeps hashes only.
+ */
+export type SecretName = "tailscaleAuthKey" | "anthropicApiKey" | "claudeOauthToken" | "queueToken" | "queueTokens" | "peopleTokens" | "ntfyToken";
 
 /** One role rendered for one node. */
 export interface Bundle {

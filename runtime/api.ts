@@ -18,8 +18,136 @@ export type TaskState = (typeof TASK_STATES)[number];
 export const FINAL_STATES: readonly TaskState[] = ["completed", "failed", "cancelled"];
 /** Largest prompt accepted, in bytes of UTF-8 (64 KiB). */
 export const MAX_PROMPT_BYTES = 64 * 1024;
+/** Largest result text a worker may report, in bytes of UTF-8 (128 KiB); {@link clipUtf8} cuts longer ones. */
+export const MAX_RESULT_BYTES = 128 * 1024;
+/** Largest error text a worker may report, in bytes of UTF-8 (16 KiB). */
+export const MAX_ERROR_BYTES = 16 * 1024;
+/** Largest cost one run may report, in USD: fleet.yaml's own cap on `budgetUsdPerSession` (stacks/model/schema.ts `usd`). */
+export const MAX_COST_USD = 10_000;
+/** Shortest task timeout, in seconds. */
+export const MIN_TIMEOUT_SECONDS = 1;
+/** Longest task timeout, in seconds (7 days). */
+export const MAX_TIMEOUT_SECONDS = 7 * 86400;
+/** Longest run duration a worker may report, in seconds (30 days: beyond any timeout plus clone and queue time). */
+export const MAX_DURATION_SECONDS = 30 * 86400;
+/** Longest `repo` URL, in characters. */
+export const MAX_REPO_CHARS = 2048;
+/** Longest `cwd`, in bytes of UTF-8 (Linux PATH_MAX). */
+export const MAX_CWD_BYTES = 4096;
+/** Most tags a task may require. */
+export const MAX_TAGS = 32;
+/** Deepest nesting of objects and arrays in a request body (the deepest real one is 2: `tags.<name>`). */
+export const MAX_BODY_DEPTH = 8;
+/** Object keys no request may use: assigning them on a plain object changes its prototype or shadows it. */
+export const RESERVED_KEYS: readonly string[] = ["__proto__", "constructor", "prototype"];
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "expected a node name (lowercase letters, digits, -) or \"any\"");
+/** A value quoted for an error message: JSON (control characters escaped), cut to 80 characters. */
+export function quoted(value: unknown): string {
+  const s = typeof value === "string" ? value : String(value);
+  return JSON.stringify(s.length > 80 ? `${s.slice(0, 79)}…` : s);
+}
+
+/**
+ * Checks every string (and every object key) in a request body or query for text no field may hold: a NUL
+ * byte (it ends a C string: argv, paths, SQLite's C API) or a lone UTF-16 surrogate (not Unicode: it cannot
+ * be encoded as UTF-8). Also refuses {@link RESERVED_KEYS} as keys and nesting deeper than
+ * {@link MAX_BODY_DEPTH}. Iterative, so any depth JSON.parse accepts is safe to walk.
+ * @param what `field` for a body, `query` for query parameters (the word that starts the message)
+ * @returns a one-line message naming the field, or null when the value is clean.
+ */
+export function textProblem(value: unknown, what: "field" | "query" = "field"): string | null {
+  const stack: Array<{ v: unknown; path: string[] }> = [{ v: value, path: [] }];
+  while (stack.length) {
+    const { v, path } = stack.pop()!;
+    const where = path.length ? `${what} "${path.join(".")}"` : what === "query" ? "query string" : "request body";
+    if (typeof v === "string") {
+      const bad = badChar(v);
+      if (bad) return `${where}: ${bad}`;
+      continue;
+    }
+    if (v === null || typeof v !== "object") continue;
+    if (path.length >= MAX_BODY_DEPTH) return `${where}: nests deeper than ${MAX_BODY_DEPTH} levels; no request needs that`;
+    for (const [k, child] of Object.entries(v)) {
+      const bad = badChar(k);
+      if (bad) return `${where}: a key ${bad}`;
+      if (RESERVED_KEYS.includes(k)) return `${where}: "${k}" is a reserved name (it would reach the object's prototype); use another name`;
+      stack.push({ v: child, path: [...path, Array.isArray(v) ? `${k}` : k] });
+    }
+  }
+  return null;
+}
+
+/** A UTF-16 surrogate without its other half (String.prototype.isWellFormed, ES2024, as a regex). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** What is wrong with a string as text (a NUL byte, a lone surrogate), or null. */
+function badChar(s: string): string | null {
+  if (s.includes("\0")) return "contains a NUL byte (U+0000), which no text may hold";
+  const lone = LONE_SURROGATE.exec(s);
+  if (lone) return `contains a lone UTF-16 surrogate (U+${lone[0].charCodeAt(0).toString(16).toUpperCase()}); send well-formed Unicode`;
+  return null;
+}
+
+/**
+ * Cuts `text` to at most `maxBytes` bytes of UTF-8 on a character boundary, ending it with a note of how
+ * much was cut; NUL bytes and lone surrogates become U+FFFD. A worker reports any run's text through this,
+ * so a run's odd output is recorded instead of refused.
+ */
+export function clipUtf8(text: string, maxBytes: number): string {
+  const clean = text.replace(new RegExp(`\0|${LONE_SURROGATE.source}`, "g"), "\uFFFD");
+  const buf = Buffer.from(clean, "utf8");
+  if (buf.length <= maxBytes) return clean;
+  const note = (cut: number) => `\n… (${cut} more bytes cut: the limit is ${maxBytes} bytes)`;
+  // The note for the whole length is the longest it can be, so head + note always fits.
+  let end = Math.max(0, maxBytes - Buffer.byteLength(note(buf.length), "utf8"));
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--; // back to the first byte of the character cut in two
+  return buf.subarray(0, end).toString("utf8") + note(buf.length - end);
+}
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const utf8Bytes = (max: number, unit: string) => (s: string, ctx: z.core.$RefinementCtx<string>) => {
+  const bytes = Buffer.byteLength(s, "utf8");
+  if (bytes > max) ctx.addIssue({ code: "custom", message: `${bytes} bytes; the limit is ${max} bytes (${unit})` });
+};
+/** Text of several lines (prompt, result, error): at most `max` bytes of UTF-8. */
+const manyLines = (max: number, unit: string) => z.string().superRefine(utf8Bytes(max, unit));
+/** One line of printable text (no control characters), at most `max` characters. */
+const oneLine = (max: number) =>
+  z.string().max(max, `at most ${max} characters`).refine((s) => !CONTROL.test(s), "one line of printable text (no control characters)");
+
+const name = z.string().max(63, "a node name has at most 63 characters").regex(/^[a-z0-9][a-z0-9-]*$/, "expected a node name (lowercase letters, digits, -) or \"any\"");
+const tagName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, "tag names are 1-64 letters, digits, _ . -")
+  .refine((k) => !RESERVED_KEYS.includes(k), { error: (i) => `tag name ${quoted(i.input)} is reserved; use another name` });
+const seconds = (min: number, max: number) =>
+  z.number().min(min, `expected a number of seconds from ${min} to ${max}`).max(max, `expected a number of seconds from ${min} to ${max}`);
+
+/** A git repository URL grammar: the forms `git clone` takes that a worker may be asked to clone. */
+const HOST = String.raw`(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])`;
+const SEG = String.raw`[A-Za-z0-9_~+=@%,][A-Za-z0-9._~+=@%,-]*|\.[A-Za-z0-9_~+=@%,-][A-Za-z0-9._~+=@%,-]*`;
+const PATH = `(?:${SEG})(?:/(?:${SEG}))*`;
+const USER = "[A-Za-z0-9_][A-Za-z0-9._-]*";
+const REPO_FORMS = [
+  new RegExp(`^https://(?:${USER}@)?${HOST}(?::\\d{1,5})?/${PATH}$`),
+  new RegExp(`^ssh://(?:${USER}@)?${HOST}(?::\\d{1,5})?/${PATH}$`),
+  new RegExp(`^${USER}@${HOST}:/?${PATH}$`),
+  new RegExp(`^file:///${PATH}$`),
+];
+/**
+ * True for a repository URL a worker may clone: `https://host[:port]/path`, `ssh://[user@]host[:port]/path`,
+ * `user@host:path` (scp form) or `file:///abs/path` (tests, local mirrors). Path segments are letters, digits
+ * and `._~+=@%,-`, never `.` or `..`, never starting with `-` (git would read an option); hosts are DNS names,
+ * IPv4 or `[IPv6]`.
+ */
+export function isRepoUrl(s: string): boolean {
+  return s.length <= MAX_REPO_CHARS && REPO_FORMS.some((r) => r.test(s));
+}
+
+/** True for an absolute, normalized POSIX path: `/`, or `/a/b` without `.` or `..` segments, `//` or a trailing `/`. */
+export function isNormalAbsolutePath(s: string): boolean {
+  return s === "/" || (s.startsWith("/") && !s.endsWith("/") && s.split("/").slice(1).every((seg) => seg !== "" && seg !== "." && seg !== ".."));
+}
 
 /** `POST /v1/tasks` body. */
 export const SubmitBodySchema = z
@@ -27,17 +155,32 @@ export const SubmitBodySchema = z
     /** Node name, or `any` for any node whose facts match `tags`. */
     target: name,
     /** What Claude should do; at most {@link MAX_PROMPT_BYTES} bytes. */
-    prompt: z.string().min(1, "the prompt is empty"),
+    prompt: z.string().min(1, "the prompt is empty").superRefine(utf8Bytes(MAX_PROMPT_BYTES, "64 KiB")),
     priority: z.enum(PRIORITIES).default("medium"),
     model: z.enum(["auto", ...MODELS]).default("auto"),
-    /** Required node facts: `os`, `arch` and any custom tag (all must match). */
-    tags: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "tag names are letters, digits, _ . -"), z.string()).default({}),
-    /** Absolute working directory on the node. */
-    cwd: z.string().startsWith("/", "cwd must be an absolute path").optional(),
-    /** Git repository URL cloned (once, then pulled) into the worker's home; the task runs in it. */
-    repo: z.string().min(1).optional(),
-    /** Kill the run after this many seconds (default 3600). */
-    timeoutSeconds: z.number().positive().max(7 * 86400).default(3600),
+    /** Required node facts: `os`, `arch` and any custom tag (all must match); at most {@link MAX_TAGS}. */
+    tags: z
+      .record(tagName, oneLine(256))
+      .refine((t) => Object.keys(t).length <= MAX_TAGS, `at most ${MAX_TAGS} tags`)
+      .default({}),
+    /** Absolute, normalized working directory on the node (see {@link isNormalAbsolutePath}). */
+    cwd: z
+      .string()
+      .startsWith("/", "cwd must be an absolute path")
+      .superRefine(utf8Bytes(MAX_CWD_BYTES, "PATH_MAX"))
+      .refine((s) => !CONTROL.test(s), "a path without control characters")
+      .refine(isNormalAbsolutePath, { error: (i) => `expected a normalized absolute path (no "." or ".." segments, no "//", no trailing /), got ${quoted(i.input)}` })
+      .optional(),
+    /** Git repository URL cloned (once, then pulled) into the worker's home; the task runs in it (see {@link isRepoUrl}). */
+    repo: z
+      .string()
+      .refine(isRepoUrl, {
+        error: (i) =>
+          `expected a git URL: https://host/path, ssh://[user@]host[:port]/path, user@host:path or file:///path (at most ${MAX_REPO_CHARS} characters; no spaces, no "." or ".." segments), got ${quoted(i.input)}`,
+      })
+      .optional(),
+    /** Kill the run after this many seconds (default 3600; 1 s to 7 days). */
+    timeoutSeconds: seconds(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS).default(3600),
     /** Give up after this many claims whose lease expired (default 3). */
     maxAttempts: z.number().int().min(1).max(100).default(3),
   })
@@ -48,34 +191,42 @@ export type SubmitBody = z.infer<typeof SubmitBodySchema>;
 /** What a client sends to submit (defaults optional). */
 export type SubmitInput = z.input<typeof SubmitBodySchema>;
 
+/** A lease id as the claim returned it (a UUID; checked against the task's lease, so only its shape here). */
+const leaseId = oneLine(64).min(1);
+
 /** `POST /v1/claim` body. */
 export const ClaimBodySchema = z
   .object({
     /** The claiming node; must be the token's node (else 403). */
     node: name,
-    /** Worker identity for the lease (`<node>/<pid>/<slot>`). */
-    worker: z.string().min(1).max(200),
+    /** Worker identity for the lease (`<node>/<host>:<pid>/<slot>`): one printable line, 1-200 characters. */
+    worker: oneLine(200).min(1),
     /** Hold the request open up to this many seconds for a matching task (capped by the server). */
-    waitSeconds: z.number().min(0).max(600).default(0),
+    waitSeconds: seconds(0, 600).default(0),
   })
   .strict();
 
 /** `POST /v1/tasks/:id/heartbeat` body. */
-export const HeartbeatBodySchema = z.object({ leaseId: z.string().min(1) }).strict();
+export const HeartbeatBodySchema = z.object({ leaseId }).strict();
 
-/** `POST /v1/tasks/:id/complete` body: the worker's report of one run. */
+/** `POST /v1/tasks/:id/complete` body: the worker's report of one run. Texts longer than their limit are refused (clients cut them with {@link clipUtf8}). */
 export const CompleteBodySchema = z
   .object({
-    leaseId: z.string().min(1),
+    leaseId,
     outcome: z.enum(["completed", "failed", "cancelled"]),
-    result: z.string().nullable().default(null),
-    error: z.string().nullable().default(null),
-    exitCode: z.number().int().nullable().default(null),
-    durationSeconds: z.number().min(0).nullable().default(null),
-    costUsd: z.number().min(0).nullable().default(null),
+    /** The run's answer, at most {@link MAX_RESULT_BYTES}. */
+    result: manyLines(MAX_RESULT_BYTES, "128 KiB").nullable().default(null),
+    /** Why the run failed, at most {@link MAX_ERROR_BYTES}. */
+    error: manyLines(MAX_ERROR_BYTES, "16 KiB").nullable().default(null),
+    /** Process exit code (negative for a signal on some platforms; Windows codes are unsigned 32-bit). */
+    exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32 - 1).nullable().default(null),
+    /** Wall time of the run in seconds (at most {@link MAX_DURATION_SECONDS}). */
+    durationSeconds: seconds(0, MAX_DURATION_SECONDS).nullable().default(null),
+    /** USD the run cost, at most {@link MAX_COST_USD} (counted against the node's daily budget). */
+    costUsd: z.number().min(0, `expected USD from 0 to ${MAX_COST_USD}`).max(MAX_COST_USD, `expected USD from 0 to ${MAX_COST_USD}`).nullable().default(null),
     /** The model the worker ran and why (see model-choice.ts). */
     chosenModel: z.enum(MODELS).nullable().default(null),
-    modelReason: z.string().nullable().default(null),
+    modelReason: oneLine(200).nullable().default(null),
     /** Also claim the node's next task (no waiting) for the same worker: the answer is `{ task, next: ClaimAnswer | null }`. */
     claimNext: z.boolean().default(false),
   })
@@ -86,14 +237,14 @@ export type CompleteBody = z.infer<typeof CompleteBodySchema>;
 export type CompleteInput = z.input<typeof CompleteBodySchema>;
 
 /** `POST /v1/tasks/:id/release` body (graceful shutdown: back to pending, no attempt counted). */
-export const ReleaseBodySchema = z.object({ leaseId: z.string().min(1) }).strict();
+export const ReleaseBodySchema = z.object({ leaseId }).strict();
 
 /** `POST /v1/tasks/:id/priority` body. */
 export const PriorityBodySchema = z.object({ priority: z.enum(PRIORITIES) }).strict();
 
 /** `POST /v1/nodes/me/presence` body: what a worker is doing, shown by `fleet task status`. */
 export const PresenceBodySchema = z
-  .object({ status: z.enum(["idle", "busy", "over-budget", "stopping"]), message: z.string().max(500).nullable().default(null) })
+  .object({ status: z.enum(["idle", "busy", "over-budget", "stopping"]), message: oneLine(500).nullable().default(null) })
   .strict();
 
 /** A task as the API returns it. */

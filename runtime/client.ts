@@ -4,7 +4,7 @@
  * sends the node's bearer token; errors carry the server's status and message.
  */
 import { Pool } from "undici";
-import type { ClaimAnswer, CompleteInput, NodeInfo, NodePresence, Priority, Stats, SubmitInput, Task, TaskState } from "./api.js";
+import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type Task, type TaskState } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
 export class QueueError extends Error {
@@ -17,7 +17,31 @@ export class QueueError extends Error {
   }
 }
 
-/** Client for one queue server with one node token. */
+/**
+ * A run's report as the queue accepts it: result and error cut to their limits ({@link clipUtf8}: 128 KiB
+ * and 16 KiB, NUL bytes and lone surrogates replaced), the model reason one line of at most 200 characters,
+ * cost and duration within their bounds (USD 0–{@link MAX_COST_USD}, 0–{@link MAX_DURATION_SECONDS} s; a
+ * number that is not finite counts as the bound), an exit code outside 32 bits as unknown (null). Whatever a
+ * run printed or reported is then recorded; refused, the report would leave the task running until its
+ * lease expired, and then run it again.
+ */
+export function reportable(body: CompleteInput): CompleteInput {
+  const text = (s: string | null | undefined, max: number) => (typeof s === "string" ? clipUtf8(s, max) : s);
+  const bound = (n: number | null | undefined, max: number) => (typeof n === "number" ? (Number.isNaN(n) ? null : Math.min(Math.max(n, 0), max)) : n);
+  const reason = typeof body.modelReason === "string" ? body.modelReason.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ").slice(0, 200) : body.modelReason;
+  const exit = body.exitCode;
+  return {
+    ...body,
+    result: text(body.result, MAX_RESULT_BYTES),
+    error: text(body.error, MAX_ERROR_BYTES),
+    modelReason: reason,
+    costUsd: bound(body.costUsd, MAX_COST_USD),
+    durationSeconds: bound(body.durationSeconds, MAX_DURATION_SECONDS),
+    exitCode: typeof exit === "number" && !(Number.isInteger(exit) && exit >= -(2 ** 31) && exit <= 2 ** 32 - 1) ? null : exit,
+  };
+}
+
+/** Client for one queue server with one token (a node's, or a person's for `fleet task`). */
 export class QueueClient {
   private readonly base: string;
   private readonly pool: Pool;
@@ -104,13 +128,13 @@ export class QueueClient {
   heartbeat(id: number, leaseId: string): Promise<{ task: Task; leaseSeconds: number }> {
     return this.request("POST", `/v1/tasks/${id}/heartbeat`, { leaseId });
   }
-  /** `POST /v1/tasks/:id/complete`: reports a run. */
+  /** `POST /v1/tasks/:id/complete`: reports a run (texts cut to the API's limits by {@link reportable}). */
   complete(id: number, body: CompleteInput): Promise<Task> {
-    return this.request("POST", `/v1/tasks/${id}/complete`, body);
+    return this.request("POST", `/v1/tasks/${id}/complete`, reportable(body));
   }
   /** `POST /v1/tasks/:id/complete` with `claimNext`: reports a run and leases the node's next task, if any. */
   completeAndClaim(id: number, body: CompleteInput): Promise<{ task: Task; next: ClaimAnswer | null }> {
-    return this.request("POST", `/v1/tasks/${id}/complete`, { ...body, claimNext: true });
+    return this.request("POST", `/v1/tasks/${id}/complete`, { ...reportable(body), claimNext: true });
   }
   /** `POST /v1/tasks/:id/release`: gives a running task back (no attempt counted). */
   release(id: number, leaseId: string): Promise<Task> {

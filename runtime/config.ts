@@ -3,17 +3,42 @@
  * `queue` role from fleet.yaml and kept on the orchestrator as a 0600 file. Also small shared helpers for
  * reading secrets from files (worker token, env file) without ever putting them on a command line.
  */
+import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { UserError } from "../scripts/errors.js";
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-/** One node as the queue knows it: its bearer token and the facts tasks can require (fleet.yaml's node). */
+/** What a token can do (DESIGN.md: every token has one scope). See runtime/README.md for the route table. */
+export const SCOPES = ["node", "operator", "viewer"] as const;
+/** A token's scope: a node's worker and CLI, a person who may do everything, a person who may only read. */
+export type Scope = (typeof SCOPES)[number];
+/** The scopes a person's token can have (fleet.yaml `people:`). */
+export const PERSON_SCOPES = ["operator", "viewer"] as const;
+/** A person's scope. */
+export type PersonScope = (typeof PERSON_SCOPES)[number];
+
+/** SHA-256 of a token as lower-case hex, as the tokens file keeps it (the same as `printf %s "$TOKEN" | sha256sum`). */
+export function tokenSha256(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** SHA-256 of a token as lower-case hex (`printf %s "$TOKEN" | sha256sum`): the tokens file never holds a token in clear. */
+export const tokenSha256Schema = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "expected the token's SHA-256 as 64 lower-case hex digits (printf %s \"$TOKEN\" | sha256sum)");
+/** A token in clear where only its hash belongs: refused with how to fix it. */
+const noClearToken = z
+  .never({ error: "the tokens file keeps only a token's SHA-256 (tokenSha256), never the token; replace token with tokenSha256" })
+  .optional();
+
+/** One node as the queue knows it: its token's hash and the facts tasks can require (fleet.yaml's node). */
 export const TokensNodeSchema = z
   .object({
-    /** Bearer token of this node's worker and CLI (at least 16 characters; minted by the stack, a Pulumi secret). */
-    token: z.string().min(16, "a node token needs at least 16 characters"),
+    /** SHA-256 of the bearer token of this node's worker and CLI (the token is minted by the stack, a Pulumi secret). */
+    token: noClearToken,
+    tokenSha256: tokenSha256Schema,
     /** fleet.yaml `os` (macos, debian, raspios, arch, windows-wsl); matched by a task's `os` tag. */
     os: z.string().min(1),
     /** fleet.yaml `arch` (x86_64, aarch64); matched by a task's `arch` tag. */
@@ -22,6 +47,17 @@ export const TokensNodeSchema = z
     tags: z.record(z.string(), z.string()).default({}),
     /** fleet.yaml `budgetUsdPerSession` in USD: the per-task cap and the node's daily cap; absent = no cap. */
     budgetUsdPerSession: z.number().positive().nullable().optional(),
+  })
+  .strict();
+
+/** One person (fleet.yaml `people:`): their token's hash and scope. */
+export const TokensPersonSchema = z
+  .object({
+    /** `operator`: everything a node token can do on every task, and no worker routes; `viewer`: read only. */
+    scope: z.enum(PERSON_SCOPES),
+    token: noClearToken,
+    /** SHA-256 of the person's token (minted by the stack, `pulumi stack output --show-secrets peopleTokens`). */
+    tokenSha256: tokenSha256Schema,
   })
   .strict();
 
@@ -38,25 +74,34 @@ export const NtfySchema = z
   .strict();
 
 /**
- * The tokens file: JSON `{ "nodes": { "<node>": TokensNode }, "ntfy": Ntfy | null, "publicUrl"?: string }`.
- * `publicUrl` is the queue's URL as users reach it (used for ntfy click links); default: the listen address.
+ * The tokens file: JSON `{ "nodes": { "<node>": TokensNode }, "people": { "<person>": TokensPerson },
+ * "ntfy": Ntfy | null, "publicUrl"?: string }`. `publicUrl` is the queue's URL as users reach it (used for
+ * ntfy click links); default: the listen address. Every token hash appears once (one token, one scope), and
+ * a person's name is never a node's (a task's `submittedBy` names one of them).
  */
 export const TokensFileSchema = z
   .object({
     nodes: z
       .record(z.string(), TokensNodeSchema)
       .refine((n) => Object.keys(n).length > 0, "at least one node is required"),
+    people: z.record(z.string(), TokensPersonSchema).default({}),
     ntfy: NtfySchema.nullable().default(null),
     publicUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).optional(),
   })
   .strict()
   .superRefine((file, ctx) => {
     const seen = new Map<string, string>();
-    for (const [name, node] of Object.entries(file.nodes)) {
-      if (!NAME.test(name)) ctx.addIssue({ code: "custom", path: ["nodes", name], message: "node names are lowercase letters, digits and - (as in fleet.yaml)" });
-      const other = seen.get(node.token);
-      if (other) ctx.addIssue({ code: "custom", path: ["nodes", name, "token"], message: `the same token as node "${other}"; every node needs its own token` });
-      seen.set(node.token, name);
+    const holders: Array<["nodes" | "people", string, { tokenSha256: string }]> = [
+      ...Object.entries(file.nodes).map(([n, v]) => ["nodes", n, v] as ["nodes", string, typeof v]),
+      ...Object.entries(file.people).map(([n, v]) => ["people", n, v] as ["people", string, typeof v]),
+    ];
+    for (const [kind, name, holder] of holders) {
+      const what = kind === "nodes" ? "node" : "person";
+      if (!NAME.test(name)) ctx.addIssue({ code: "custom", path: [kind, name], message: `${what} names are lowercase letters, digits and - (as in fleet.yaml)` });
+      if (kind === "people" && Object.hasOwn(file.nodes, name)) ctx.addIssue({ code: "custom", path: [kind, name], message: `a node has the same name; a person and a node need different names` });
+      const other = seen.get(holder.tokenSha256);
+      if (other) ctx.addIssue({ code: "custom", path: [kind, name, "tokenSha256"], message: `the same token as ${other}; every token has one scope, so each needs its own` });
+      seen.set(holder.tokenSha256, `${what} "${name}"`);
     }
   });
 
@@ -64,8 +109,12 @@ export const TokensFileSchema = z
 export type TokensFile = z.infer<typeof TokensFileSchema>;
 /** One node of a tokens file. */
 export type TokensNode = z.infer<typeof TokensNodeSchema>;
+/** One person of a tokens file. */
+export type TokensPerson = z.infer<typeof TokensPersonSchema>;
 /** ntfy settings of a tokens file. */
 export type NtfySettings = z.infer<typeof NtfySchema>;
+
+const SHAPE = '{ "nodes": { "<node>": { "tokenSha256", "os", "arch", "tags", "budgetUsdPerSession" } }, "people": { "<person>": { "scope", "tokenSha256" } }, "ntfy": { "url", "topic", "token" } | null }';
 
 /** Formats a zod issue path as `nodes.pi.token`. */
 export function issuePath(path: readonly PropertyKey[]): string {
@@ -81,13 +130,13 @@ export function parseTokensFile(text: string, file: string): TokensFile {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new UserError(`${file}: not valid JSON (${(err as Error).message}). The tokens file is JSON of the shape { "nodes": { "<node>": { "token", "os", "arch", "tags", "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }; re-render it with the queue role or fix it by hand.`);
+    throw new UserError(`${file}: not valid JSON (${(err as Error).message}). The tokens file is JSON of the shape ${SHAPE}; re-render it with the queue role or fix it by hand.`);
   }
   const parsed = TokensFileSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const extra = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problem(s))` : "";
-    throw new UserError(`${file}: field ${issuePath(issue.path)}: ${issue.message}${extra}. The tokens file is JSON of the shape { "nodes": { "<node>": { "token", "os", "arch", "tags", "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }; fix that field and restart the queue server.`);
+    throw new UserError(`${file}: field ${issuePath(issue.path)}: ${issue.message}${extra}. The tokens file is JSON of the shape ${SHAPE}; fix that field and restart the queue server.`);
   }
   return parsed.data;
 }
@@ -120,7 +169,8 @@ export function readSecretFile(file: string, what: string): string {
  * CLAUDE_CODE_OAUTH_TOKEN). Throws {@link UserError} naming the line of a malformed entry.
  */
 export function parseEnvFile(text: string, file: string): Record<string, string> {
-  const env: Record<string, string> = {};
+  // A Map, then own properties: a line `__proto__=…` is a variable like any other, not the object's prototype.
+  const env = new Map<string, string>();
   text.split(/\r?\n/).forEach((line, i) => {
     const trimmed = line.trim();
     if (!trimmed || trimmed.startsWith("#")) return;
@@ -128,7 +178,7 @@ export function parseEnvFile(text: string, file: string): Record<string, string>
     if (!m) throw new UserError(`${file}:${i + 1}: expected KEY=VALUE (e.g. ANTHROPIC_API_KEY=sk-ant-…); fix or remove that line.`);
     let value = m[2]!;
     if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    env[m[1]!] = value;
+    env.set(m[1]!, value);
   });
-  return env;
+  return Object.fromEntries(env);
 }

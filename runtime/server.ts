@@ -1,11 +1,12 @@
 /**
  * The queue server (role `queue`): a fastify HTTP JSON API over the {@link Store}. Every route but
- * `/healthz` needs `Authorization: Bearer <node token>` from the tokens file (401 unknown, 403 wrong node).
- * Claims are long-polled leases; a sweeper re-queues tasks whose lease expired. See runtime/README.md for
- * the endpoint list.
+ * `/healthz` needs `Authorization: Bearer <token>` whose SHA-256 is in the tokens file (401 unknown), and a
+ * token of a scope the route allows (403): a node's token (its worker and CLI: its own tasks), an operator's
+ * (a person: every task) or a viewer's (a person: reads only). Claims are long-polled leases; a sweeper
+ * re-queues tasks whose lease expired. See runtime/README.md for the route table and who may call what.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { z } from "zod";
 import {
@@ -13,12 +14,13 @@ import {
   CompleteBodySchema,
   FINAL_STATES,
   HeartbeatBodySchema,
-  MAX_PROMPT_BYTES,
   PresenceBodySchema,
   PriorityBodySchema,
   ReleaseBodySchema,
   SubmitBodySchema,
   TASK_STATES,
+  quoted,
+  textProblem,
   type ClaimAnswer,
   type NodeInfo,
   type NodePresence,
@@ -26,7 +28,7 @@ import {
   type Task,
   type TaskState,
 } from "./api.js";
-import { issuePath, type TokensFile } from "./config.js";
+import { issuePath, tokenSha256, type PersonScope, type Scope, type TokensFile } from "./config.js";
 import { Store } from "./store.js";
 
 /** Options of {@link createQueueServer}. Durations are seconds (fractions allowed, for tests). */
@@ -49,19 +51,67 @@ export interface QueueServerOptions {
   synchronous?: "full" | "normal";
   /** Base URL for links to tasks (default tokens.publicUrl, else the Host the client used). */
   publicUrl?: string;
+  /** Longest a client may take to send a request's headers, from its first byte (default 10). */
+  headersTimeoutSeconds?: number;
+  /**
+   * Longest a client may take to send a whole request, headers and body (default 30). A long poll's wait is
+   * not counted: it starts once the request is in (Node's `requestTimeout`).
+   */
+  requestTimeoutSeconds?: number;
+  /**
+   * Most open connections; more are closed as soon as they are accepted (default: {@link defaultMaxConnections}),
+   * so trickling clients can never take the file descriptors the database and real clients need.
+   */
+  maxConnections?: number;
 }
 
-/** An error answered as `{ "error": message }` with a status code. */
+/** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
+const RESERVED_FDS = 64;
+
+/**
+ * The process's soft limit on open files (`ulimit -n`), from /proc/self/limits ("Max open files"; Linux,
+ * where the queue role runs), or null where that file does not exist or says "unlimited".
+ */
+export function openFilesLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Default connection cap: the open-files limit less {@link RESERVED_FDS} (at least 16), at most 10,000. */
+export function defaultMaxConnections(limit = openFilesLimit()): number {
+  return limit === null ? 10_000 : Math.min(10_000, Math.max(16, limit - RESERVED_FDS));
+}
+
+/** Who sent a request: a node (by its token) or a person with a scope. */
+export type Principal = { kind: "node"; name: string } | { kind: "person"; name: string; scope: PersonScope };
+
+/** The principal's scope. */
+const scopeOf = (p: Principal): Scope => (p.kind === "node" ? "node" : p.scope);
+/** How a principal is named in messages: `node alpha's token`, `viewer bob's token`. */
+const describe = (p: Principal) => `${p.kind === "node" ? "node" : p.scope} ${p.name}'s token`;
+
+/** Scopes a route allows, in its fastify `config.scopes` (absent: every scope). */
+const ANY: readonly Scope[] = ["node", "operator", "viewer"];
+const CHANGE: readonly Scope[] = ["node", "operator"];
+const WORKER: readonly Scope[] = ["node"];
+
+/**
+ * An error answered as `{ "error": message }` with a status code. `close`: answer with `Connection: close`
+ * (the request's body may be unread, e.g. refused before it was parsed).
+ */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly close = false,
   ) {
     super(message);
   }
 }
-
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** Start of the current UTC day in epoch ms (daily budgets reset at 00:00 UTC). */
 export function utcDayStart(nowMs: number): number {
@@ -71,18 +121,31 @@ export function utcDayStart(nowMs: number): number {
 
 /** True when a node's facts satisfy a task's required tags (`os`, `arch` and custom tags, all equal). */
 export function nodeMatches(node: TokensFile["nodes"][string], tags: Record<string, string>): boolean {
-  const facts: Record<string, string> = { ...node.tags, os: node.os, arch: node.arch };
-  return Object.entries(tags).every(([k, v]) => facts[k] === v);
+  // A Map: a tag named like an Object.prototype member ("toString") must find nothing but the node's own tags.
+  const facts = new Map([...Object.entries(node.tags), ["os", node.os], ["arch", node.arch]]);
+  return Object.entries(tags).every(([k, v]) => facts.get(k) === v);
+}
+
+/** A zod issue's received type in words: string, number, null, array, object, boolean (Infinity: JSON's 1e309). */
+function typeOfInput(v: unknown): string {
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
 }
 
 /** Formats the first zod issue as a one-line message naming the field. */
 function zodMessage(err: z.ZodError): string {
   const issue = err.issues[0]!;
   if (issue.code === "unrecognized_keys") {
-    const keys = issue.keys.map((k) => `"${k}"`).join(", ");
+    const keys = issue.keys.map((k) => quoted(k)).join(", ");
     return `unknown field${issue.keys.length > 1 ? "s" : ""} ${keys}${issue.path.length ? ` in ${issuePath(issue.path)}` : ""}`;
   }
-  if (issue.code === "invalid_type" && issue.input === undefined) return `field "${issuePath(issue.path)}" is required`;
+  // A record key's own message (tag names) sits one level down.
+  if (issue.code === "invalid_key" && issue.issues[0]) return `field "${issuePath(issue.path)}": ${issue.issues[0].message}`;
+  if (issue.code === "invalid_type") {
+    // With reportInput the issue carries what was sent: absent is "required", anything else a wrong type.
+    if (!("input" in issue) || issue.input === undefined) return `field "${issuePath(issue.path)}" is required`;
+    return `field "${issuePath(issue.path)}": expected ${issue.expected}, got ${typeOfInput(issue.input)}`;
+  }
   return `field "${issuePath(issue.path)}": ${issue.message}`;
 }
 
@@ -90,21 +153,34 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new HttpError(400, "request body must be a JSON object");
   }
-  const r = schema.safeParse(body);
+  const r = schema.safeParse(body, { reportInput: true });
   if (!r.success) throw new HttpError(400, zodMessage(r.error));
   return r.data;
 }
 
+/** Task ids are positive integers within JavaScript's exact range (≤ 15 digits). */
 function taskId(raw: string): number {
-  if (!/^[1-9][0-9]{0,15}$/.test(raw)) throw new HttpError(400, `task id must be a positive integer, got "${raw}"`);
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new HttpError(400, `task id must be a positive integer, got ${quoted(raw)}`);
   return Number(raw);
 }
 
-function seconds(raw: unknown, name: string, max: number, dflt: number): number {
+/** One query parameter: undefined, or its single value (given twice is a 400). */
+function queryValue(q: Record<string, unknown>, name: string): string | undefined {
+  const v = Object.hasOwn(q, name) ? q[name] : undefined;
+  if (Array.isArray(v)) throw new HttpError(400, `query "${name}" is given ${v.length} times; give it once`);
+  return v as string | undefined;
+}
+
+/** Checks that a query has only the `allowed` parameters. */
+function onlyQuery(q: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(q)) if (!allowed.includes(k)) throw new HttpError(400, `unknown query parameter ${quoted(k)} (allowed: ${allowed.join(", ") || "none"})`);
+}
+
+/** A query's number of seconds: digits with an optional fraction (no signs, exponents, hex or spaces). */
+function seconds(raw: string | undefined, name: string, max: number, dflt: number): number {
   if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (typeof raw !== "string" || raw === "" || !Number.isFinite(n) || n < 0) throw new HttpError(400, `query "${name}" must be a number of seconds ≥ 0, got "${String(raw)}"`);
-  return Math.min(n, max);
+  if (!/^[0-9]{1,9}(\.[0-9]{1,9})?$/.test(raw)) throw new HttpError(400, `query "${name}" must be a number of seconds ≥ 0, got ${quoted(raw)}`);
+  return Math.min(Number(raw), max);
 }
 
 type Waiter = () => void;
@@ -121,11 +197,16 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   const maxResultWait = opts.maxResultWaitSeconds ?? 300;
   const sweepMs = (opts.sweepSeconds ?? Math.min(leaseSeconds / 4, 5)) * 1000;
   const presenceMs = (opts.presenceSeconds ?? Math.max(60, 2 * maxClaimWait)) * 1000;
-  const nodeNames = Object.keys(tokens.nodes);
-  const byTokenHash = new Map(Object.entries(tokens.nodes).map(([n, v]) => [sha256(v.token), n]));
+  // Node and person names are user-named keys: look them up in Maps, never on the plain objects.
+  const nodes = new Map(Object.entries(tokens.nodes));
+  const nodeNames = [...nodes.keys()];
+  const byTokenHash = new Map<string, Principal>([
+    ...Object.entries(tokens.nodes).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "node", name }]),
+    ...Object.entries(tokens.people).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "person", name, scope: v.scope }]),
+  ]);
 
   const eligible = (target: string, tags: Record<string, string>): string[] =>
-    (target === "any" ? nodeNames : nodeNames.includes(target) ? [target] : []).filter((n) => nodeMatches(tokens.nodes[n]!, tags));
+    (target === "any" ? nodeNames : nodes.has(target) ? [target] : []).filter((n) => nodeMatches(nodes.get(n)!, tags));
 
   const store = new Store(opts.db, eligible, { synchronous: opts.synchronous });
   store.rebuildReady();
@@ -162,7 +243,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return s;
   };
   const overBudget = (node: string): { spent: number; cap: number } | null => {
-    const cap = tokens.nodes[node]?.budgetUsdPerSession ?? null;
+    const cap = nodes.get(node)?.budgetUsdPerSession ?? null;
     if (cap === null) return null;
     const spent = spentToday(node);
     return spent >= cap ? { spent, cap } : null;
@@ -242,7 +323,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const now = Date.now();
     return nodeNames.map((n) => {
       const p = presence.get(n);
-      const node = tokens.nodes[n]!;
+      const node = nodes.get(n)!;
       const over = overBudget(n);
       return {
         node: n,
@@ -266,43 +347,78 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   };
   const sweeper = setInterval(sweep, sweepMs);
 
-  const app = Fastify({ logger: false, bodyLimit: MAX_PROMPT_BYTES * 4 + 64 * 1024, forceCloseConnections: true });
+  const headersTimeoutMs = (opts.headersTimeoutSeconds ?? 10) * 1000;
+  const requestTimeoutMs = Math.max(headersTimeoutMs, (opts.requestTimeoutSeconds ?? 30) * 1000);
+  const app = Fastify({
+    logger: false,
+    // The largest legal body (a 128 KiB result and a 16 KiB error, every byte a control character JSON
+    // escapes as \u00XX: 6 bytes each) fits in 1 MiB.
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    // Slow clients (Node's http server): headers within headersTimeout, the whole request within
+    // requestTimeout, checked every second (Node's default check runs every 30 s). Without these a
+    // trickling body held its connection forever. A long poll is not cut: its request is already in.
+    requestTimeout: requestTimeoutMs,
+    http: { headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, headersTimeoutMs) },
+  });
+  // Beyond the cap Node closes a new connection as soon as it is accepted: the process never runs out of
+  // file descriptors (accept's EMFILE), and the connections it has keep being served.
+  app.server.maxConnections = opts.maxConnections ?? defaultMaxConnections();
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.message });
-    if (err.code === "FST_ERR_CTP_INVALID_JSON_BODY" || err.name === "SyntaxError") return reply.code(400).send({ error: `request body is not valid JSON: ${err.message}` });
-    if (err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return reply.code(400).send({ error: "request body is empty; send a JSON object" });
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `request body is larger than ${app.initialConfig.bodyLimit} bytes` });
-    if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send({ error: "send the body as Content-Type: application/json" });
-    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    const answer = (status: number, error: string, close: boolean) => {
+      // The request's body may be unread (refused before parsing): end the connection rather than read it.
+      if (close) reply.header("connection", "close");
+      return reply.code(status).send({ error });
+    };
+    if (err instanceof HttpError) return answer(err.statusCode, err.message, err.close);
+    if (err.code === "FST_ERR_CTP_INVALID_JSON_BODY" || err.name === "SyntaxError") return answer(400, "request body is not valid JSON", true);
+    if (err.code === "FST_ERR_CTP_EMPTY_JSON_BODY") return answer(400, "request body is empty; send a JSON object", true);
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return answer(413, `request body is larger than ${app.initialConfig.bodyLimit} bytes`, true);
+    if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return answer(415, "send the body as Content-Type: application/json", true);
+    if (err.statusCode && err.statusCode < 500) return answer(err.statusCode, err.message, true);
     process.stderr.write(`fleet queue: internal error: ${err.stack ?? err}\n`);
-    return reply.code(500).send({ error: "internal error" });
+    return answer(500, "internal error", false);
   });
   app.removeContentTypeParser(["text/plain", "application/json"]);
   app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
-    if (!(body as string).trim()) return done(new HttpError(400, "request body is empty; send a JSON object"), undefined);
+    if (!(body as string).trim()) return done(new HttpError(400, "request body is empty; send a JSON object", true), undefined);
     try {
       done(null, JSON.parse(body as string));
     } catch (err) {
       // V8's wording changes between Node versions; keep only the position it reports.
       const pos = /position (\d+)/.exec((err as Error).message);
-      done(new HttpError(400, `request body is not valid JSON (${pos ? `error at character ${pos[1]}` : "it ends early or is not JSON at all"})`), undefined);
+      done(new HttpError(400, `request body is not valid JSON (${pos ? `error at character ${pos[1]}` : "it ends early or is not JSON at all"})`, true), undefined);
     }
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split("?")[0]}` }));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${quoted(req.url.split("?")[0]).slice(1, -1)}` }));
 
-  app.decorateRequest("node", "");
+  // Authentication and the route's scopes, before the body is read: a refused request costs no parsing.
+  app.decorateRequest("principal", null);
   app.addHook("onRequest", async (req) => {
     if (req.url === "/healthz") return;
     const h = req.headers.authorization;
-    if (!h) throw new HttpError(401, "missing Authorization: Bearer <node token>");
-    const m = /^Bearer (\S+)$/.exec(h);
-    if (!m) throw new HttpError(401, "Authorization header must be \"Bearer <node token>\"");
-    const node = byTokenHash.get(sha256(m[1]!));
-    if (!node) throw new HttpError(401, "unknown token");
-    (req as FastifyRequest & { node: string }).node = node;
+    if (!h) throw new HttpError(401, "missing Authorization: Bearer <token>", true);
+    // The scheme is case-insensitive (RFC 9110 §11.1); a token is one run of visible ASCII.
+    const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(h);
+    if (!m) throw new HttpError(401, "Authorization header must be \"Bearer <token>\"", true);
+    const who = byTokenHash.get(tokenSha256(m[1]!));
+    if (!who) throw new HttpError(401, "unknown token", true);
+    (req as FastifyRequest & { principal: Principal }).principal = who;
+    const scopes = (req.routeOptions.config as { scopes?: readonly Scope[] }).scopes ?? ANY;
+    if (!scopes.includes(scopeOf(who))) {
+      const route = `${req.method} ${req.routeOptions.url}`;
+      throw new HttpError(403, `${route} needs a ${scopes.join(" or ")} token; this is ${describe(who)}${scopes === WORKER ? " (it is a worker's call)" : ""}`, true);
+    }
   });
-  const nodeOf = (req: FastifyRequest) => (req as FastifyRequest & { node: string }).node;
+  // Text hygiene: no field of any body or query holds a NUL byte, a lone surrogate or a reserved key.
+  app.addHook("preValidation", async (req) => {
+    const problem = textProblem(req.query, "query") ?? (req.body === undefined ? null : textProblem(req.body));
+    if (problem) throw new HttpError(400, problem);
+  });
+  const who = (req: FastifyRequest) => (req as FastifyRequest & { principal: Principal }).principal;
+  /** The node a worker call comes from (routes whose scopes are {@link WORKER}). */
+  const nodeOf = (req: FastifyRequest) => who(req).name;
   const mustGet = (id: number): Task => {
     const t = store.get(id);
     if (!t) throw new HttpError(404, `no task ${id}`);
@@ -311,6 +427,15 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   const mustHold = (req: FastifyRequest, t: Task) => {
     if (t.node !== nodeOf(req)) throw new HttpError(403, `task ${t.id} is leased to node ${t.node ?? "(none)"}, not ${nodeOf(req)}`);
   };
+  /** A node sees (reads, waits on, cancels, re-prioritises) the tasks it submitted, runs or that target it; people see all. */
+  const visible = (p: Principal, t: Task) => p.kind === "person" || t.submittedBy === p.name || t.target === p.name || t.node === p.name;
+  const mustSee = (req: FastifyRequest, id: number): Task => {
+    const t = mustGet(id);
+    const p = who(req);
+    if (!visible(p, t)) throw new HttpError(403, `task ${id} is not node ${p.name}'s: a node token reads and changes only the tasks its node submitted, runs or that target it`);
+    return t;
+  };
+  const scopes = (s: readonly Scope[]) => ({ config: { scopes: s } });
 
   app.get("/healthz", async () => ({ ok: true }));
 
@@ -319,34 +444,38 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return registry.metrics();
   });
 
-  app.post("/v1/tasks", async (req, reply) => {
+  app.post("/v1/tasks", scopes(CHANGE), async (req, reply) => {
     const body = parse(SubmitBodySchema, req.body);
-    const bytes = Buffer.byteLength(body.prompt, "utf8");
-    if (bytes > MAX_PROMPT_BYTES) throw new HttpError(400, `field "prompt": ${bytes} bytes; the limit is ${MAX_PROMPT_BYTES} bytes (64 KiB)`);
-    if (body.target !== "any" && !tokens.nodes[body.target]) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
-    const nodes = eligible(body.target, body.tags);
-    if (nodes.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
-    const task = await store.grouped(() => store.submit(body, nodeOf(req), nodes, Date.now()));
+    if (body.target !== "any" && !nodes.has(body.target)) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
+    const runners = eligible(body.target, body.tags);
+    if (runners.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
+    const task = await store.grouped(() => store.submit(body, who(req).name, runners, Date.now()));
     submitted.inc();
     taskReady(task);
     return reply.code(201).send(task);
   });
 
   app.get("/v1/tasks", async (req) => {
-    const q = req.query as Record<string, string | undefined>;
-    for (const k of Object.keys(q)) if (!["state", "node", "limit"].includes(k)) throw new HttpError(400, `unknown query parameter "${k}" (allowed: state, node, limit)`);
-    if (q.state !== undefined && !TASK_STATES.includes(q.state as TaskState)) throw new HttpError(400, `query "state" must be one of ${TASK_STATES.join(", ")}, got "${q.state}"`);
-    if (q.node !== undefined && q.node !== "any" && !tokens.nodes[q.node]) throw new HttpError(400, `query "node": unknown node "${q.node}"`);
-    const limit = q.limit === undefined ? 100 : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HttpError(400, `query "limit" must be an integer from 1 to 10000, got "${q.limit}"`);
-    return { tasks: store.list({ state: q.state as TaskState | undefined, node: q.node, limit }) };
+    const q = req.query as Record<string, unknown>;
+    onlyQuery(q, ["state", "node", "limit"]);
+    const [state, node, rawLimit] = [queryValue(q, "state"), queryValue(q, "node"), queryValue(q, "limit")];
+    if (state !== undefined && !TASK_STATES.includes(state as TaskState)) throw new HttpError(400, `query "state" must be one of ${TASK_STATES.join(", ")}, got ${quoted(state)}`);
+    if (node !== undefined && node !== "any" && !nodes.has(node)) throw new HttpError(400, `query "node": unknown node ${quoted(node)}`);
+    if (rawLimit !== undefined && !/^[1-9][0-9]{0,4}$/.test(rawLimit)) throw new HttpError(400, `query "limit" must be an integer from 1 to 10000, got ${quoted(rawLimit)}`);
+    const limit = rawLimit === undefined ? 100 : Number(rawLimit);
+    if (limit > 10_000) throw new HttpError(400, `query "limit" must be an integer from 1 to 10000, got ${quoted(rawLimit)}`);
+    const p = who(req);
+    return { tasks: store.list({ state: state as TaskState | undefined, node, limit, visibleTo: p.kind === "node" ? p.name : undefined }) };
   });
 
-  app.get("/v1/tasks/:id", async (req) => mustGet(taskId((req.params as { id: string }).id)));
+  app.get("/v1/tasks/:id", async (req) => mustSee(req, taskId((req.params as { id: string }).id)));
 
   app.get("/v1/tasks/:id/wait", async (req, reply) => {
     const id = taskId((req.params as { id: string }).id);
-    const wait = seconds((req.query as Record<string, string>).timeoutSeconds, "timeoutSeconds", maxResultWait, 60);
+    const q = req.query as Record<string, unknown>;
+    onlyQuery(q, ["timeoutSeconds"]);
+    const wait = seconds(queryValue(q, "timeoutSeconds"), "timeoutSeconds", maxResultWait, 60);
+    mustSee(req, id);
     const deadline = Date.now() + wait * 1000;
     for (;;) {
       const t = mustGet(id);
@@ -355,19 +484,19 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     }
   });
 
-  app.post("/v1/tasks/:id/cancel", async (req) => {
+  app.post("/v1/tasks/:id/cancel", scopes(CHANGE), async (req) => {
     const id = taskId((req.params as { id: string }).id);
-    const before = mustGet(id);
+    const before = mustSee(req, id);
     if (FINAL_STATES.includes(before.state)) throw new HttpError(409, `task ${id} is already ${before.state}`);
     const t = store.cancel(id, Date.now())!;
     if (t.state === "cancelled") taskFinal(t);
     return t;
   });
 
-  app.post("/v1/tasks/:id/priority", async (req) => {
+  app.post("/v1/tasks/:id/priority", scopes(CHANGE), async (req) => {
     const id = taskId((req.params as { id: string }).id);
     const { priority } = parse(PriorityBodySchema, req.body);
-    const before = mustGet(id);
+    const before = mustSee(req, id);
     if (before.state !== "pending") throw new HttpError(409, `task ${id} is ${before.state}; only a pending task's priority can change`);
     const t = store.setPriority(id, priority)!;
     taskReady(t);
@@ -385,12 +514,12 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const c = store.claim(node, worker, leaseMs, Date.now());
     if (!c) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
     claims.inc({ node });
-    const cap = tokens.nodes[node]!.budgetUsdPerSession ?? null;
+    const cap = nodes.get(node)!.budgetUsdPerSession ?? null;
     const maxBudgetUsd = cap === null ? null : Math.max(0, Math.floor((cap - spentToday(node)) * 100) / 100);
     return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd, reason: null };
   };
 
-  app.post("/v1/claim", async (req, reply): Promise<ClaimAnswer> => {
+  app.post("/v1/claim", scopes(WORKER), async (req, reply): Promise<ClaimAnswer> => {
     const body = parse(ClaimBodySchema, req.body);
     const node = nodeOf(req);
     if (body.node !== node) throw new HttpError(403, `this token belongs to node ${node}; it cannot claim tasks for node ${body.node}`);
@@ -411,7 +540,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     }
   });
 
-  app.post("/v1/tasks/:id/heartbeat", async (req) => {
+  app.post("/v1/tasks/:id/heartbeat", scopes(WORKER), async (req) => {
     const id = taskId((req.params as { id: string }).id);
     const { leaseId } = parse(HeartbeatBodySchema, req.body);
     const before = mustGet(id);
@@ -422,7 +551,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return { task: t, leaseSeconds };
   });
 
-  app.post("/v1/tasks/:id/complete", async (req, reply) => {
+  app.post("/v1/tasks/:id/complete", scopes(WORKER), async (req, reply) => {
     const id = taskId((req.params as { id: string }).id);
     const body = parse(CompleteBodySchema, req.body);
     const node = nodeOf(req);
@@ -449,7 +578,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return reply.code(200).send({ task: r.task, next });
   });
 
-  app.post("/v1/tasks/:id/release", async (req) => {
+  app.post("/v1/tasks/:id/release", scopes(WORKER), async (req) => {
     const id = taskId((req.params as { id: string }).id);
     const { leaseId } = parse(ReleaseBodySchema, req.body);
     mustHold(req, mustGet(id));
@@ -461,9 +590,9 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   app.get("/v1/nodes", async () => ({ nodes: nodePresence() }));
 
-  app.get("/v1/nodes/me", async (req): Promise<NodeInfo> => {
+  app.get("/v1/nodes/me", scopes(WORKER), async (req): Promise<NodeInfo> => {
     const n = nodeOf(req);
-    const node = tokens.nodes[n]!;
+    const node = nodes.get(n)!;
     seen(n);
     return {
       node: n,
@@ -478,7 +607,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     };
   });
 
-  app.post("/v1/nodes/me/presence", async (req, reply) => {
+  app.post("/v1/nodes/me/presence", scopes(WORKER), async (req, reply) => {
     const body = parse(PresenceBodySchema, req.body);
     seen(nodeOf(req), body.status, body.message);
     return reply.code(204).send();

@@ -40,6 +40,8 @@ export interface ListFilter {
   state?: TaskState;
   /** Tasks targeted at or run by this node. */
   node?: string;
+  /** Only the tasks this node submitted, runs (or ran) or that target it (a node token's view). */
+  visibleTo?: string;
   /** Most recent first, at most this many (default 100, max 10,000). */
   limit?: number;
 }
@@ -493,6 +495,10 @@ export class Store {
       where.push("(node = ? OR target = ?)");
       args.push(filter.node, filter.node);
     }
+    if (filter.visibleTo) {
+      where.push("(submitted_by = ? OR target = ? OR node = ?)");
+      args.push(filter.visibleTo, filter.visibleTo, filter.visibleTo);
+    }
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
     const sql = `SELECT * FROM tasks ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...args) as TaskRow[]).map(toTask);
@@ -514,11 +520,13 @@ export class Store {
   stats(sinceMs: number): { byState: Record<(typeof TASK_STATES)[number], number>; byNode: Record<string, Partial<Record<TaskState, number>>>; spentByNode: Record<string, number> } {
     const byState = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     for (const r of this.st.countByState.all() as Array<{ state: TaskState; n: number }>) byState[r.state] = r.n;
-    const byNode: Record<string, Partial<Record<TaskState, number>>> = {};
-    for (const r of this.st.countByNodeState.all() as Array<{ node: string; state: TaskState; n: number }>) (byNode[r.node] ??= {})[r.state] = r.n;
-    const spentByNode: Record<string, number> = {};
-    for (const r of this.st.spentByNodeSince.all(sinceMs) as Array<{ node: string; s: number }>) spentByNode[r.node] = r.s;
-    return { byState, byNode, spentByNode };
+    // Node names are user-named keys: collected in a Map, then made own properties (never looked up on {}).
+    const byNode = new Map<string, Partial<Record<TaskState, number>>>();
+    for (const r of this.st.countByNodeState.all() as Array<{ node: string; state: TaskState; n: number }>) {
+      byNode.set(r.node, { ...byNode.get(r.node), [r.state]: r.n });
+    }
+    const spent = (this.st.spentByNodeSince.all(sinceMs) as Array<{ node: string; s: number }>).map((r) => [r.node, r.s] as const);
+    return { byState, byNode: Object.fromEntries(byNode), spentByNode: Object.fromEntries(spent) };
   }
 
   /**

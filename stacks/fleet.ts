@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Fleet as FleetModel } from "./model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
+import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
 import { Node } from "./node.js";
 import { NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
 import { createTailnet, type TailnetConfig, type TailnetResources } from "./tailnet.js";
@@ -37,10 +37,11 @@ export interface FleetArgs {
 }
 
 /**
- * A whole fleet. Children: one `Node` per node and the minted tokens (`<node>-queue-token`, and
- * `<node>-ntfy-token` when `fleetkit:ntfyToken` is unset); with a managed tailnet also the Tailscale
- * provider `tailnet`, the policy `tailnet-policy` and each node's auth key `<node>-tailscale-key`
- * (stacks/tailnet.ts `createTailnet`). Children are named after the node they belong to,
+ * A whole fleet. Children: one `Node` per node and the minted tokens (`<node>-queue-token`,
+ * `<person>-person-token` per person of `people:` when the fleet runs a queue, and `<node>-ntfy-token` when
+ * `fleetkit:ntfyToken` is unset); with a managed tailnet also the Tailscale provider `tailnet`, the policy
+ * `tailnet-policy` and each node's auth key `<node>-tailscale-key` (stacks/tailnet.ts `createTailnet`).
+ * Children are named after the node they belong to,
  * not after the fleet: a node's resource names (and so its URNs) must not change when the fleet is renamed,
  * or every role on every node would be replaced. One Fleet per stack, so names never collide.
  *
@@ -55,6 +56,8 @@ export class Fleet extends pulumi.ComponentResource {
   public readonly nodes: Record<string, Node> = {};
   /** Minted queue tokens by node name (secret). */
   public readonly queueTokens: Record<string, pulumi.Output<string>> = {};
+  /** Minted queue tokens of the people in fleet.yaml `people:` by name (secret; none without a queue). */
+  public readonly peopleTokens: Record<string, pulumi.Output<string>> = {};
   /** Bundle hashes per node and role. */
   public readonly bundleHashes: Record<string, Record<string, string>>;
   /** The managed tailnet's provider, policy and keys; undefined when the stack does not manage it. */
@@ -66,12 +69,18 @@ export class Fleet extends pulumi.ComponentResource {
     const bundles = args.bundles ?? renderBundles(model);
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
-    const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined, tailnetManaged: args.tailnet !== undefined });
+    const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined, tailnetManaged: args.tailnet !== undefined }, Object.keys(model.people));
     const retain = (node: string) => ({ ...child, retainOnDelete: forget.has(node) });
 
     for (const node of minted.queueTokenNodes) {
       const token = new random.RandomPassword(queueTokenResourceName(node), { length: QUEUE_TOKEN_LENGTH, special: false }, retain(node));
       this.queueTokens[node] = token.result;
+    }
+    // People's tokens (operator, viewer): the queue node gets their hashes; the people get them from the
+    // secret stack output peopleTokens.
+    for (const person of minted.people.names) {
+      const token = new random.RandomPassword(personTokenResourceName(person), { length: QUEUE_TOKEN_LENGTH, special: false }, child);
+      this.peopleTokens[person] = token.result;
     }
     let mintedNtfyToken: pulumi.Output<string> | undefined;
     if (minted.ntfyTokenOwner) {
@@ -81,7 +90,7 @@ export class Fleet extends pulumi.ComponentResource {
     }
     const tags = args.tailnet ? tailnetTags(model) : undefined;
     if (args.tailnet) this.tailnet = createTailnet(this, args.tailnet.config, args.tailnet.policy, tags!, minted.tailnetKeyNodes, (n) => forget.has(n));
-    const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
+    const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, peopleTokens: this.peopleTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
 
     // Role components by name, resolved as nodes are created: a role may wait for one on a later node.
     type Slot = { promise: Promise<pulumi.Resource>; resolve: (r: pulumi.Resource) => void; reject: (e: Error) => void };

@@ -132,3 +132,10 @@ export const bundleHashes = fleet.bundleHashes;
  * `FLEET_TOKEN=$(npx pulumi stack output --show-secrets queueTokens | jq -r .macbook2)`.
  */
 export const queueTokens = Object.keys(fleet.queueTokens).length ? pulumi.secret(pulumi.all(fleet.queueTokens)) : undefined;
+/**
+ * Stack output (secret): the queue token of each person of fleet.yaml `people:` by name (`{}` when the fleet
+ * names none or runs no queue: always set, as the engine warns about an undefined output). An operator's token does everything with every task, a viewer's only
+ * reads (runtime/README.md); hand each person theirs:
+ * `FLEET_TOKEN=$(npx pulumi stack output --show-secrets peopleTokens | jq -r .alice) npx fleet task status`.
+ */
+export const peopleTokens = pulumi.secret(pulumi.all(fleet.peopleTokens));

@@ -148,6 +148,11 @@ export function deviceTagsResourceName(roleResource: string): string {
   return `${roleResource}-tags`;
 }
 
+/** Name of the minted queue token of a person of fleet.yaml `people:` (a child of the Fleet). */
+export function personTokenResourceName(person: string): string {
+  return `${person}-person-token`;
+}
+
 /** Name of the minted ntfy token, named after the node whose role it is listed under (see {@link planFleet}). */
 export function ntfyTokenResourceName(node: string): string {
   return `${node}-ntfy-token`;
@@ -231,6 +236,8 @@ export interface MintedSecrets {
    * bundle that reads `tailscaleAuthKey` (its tailscale role); else none (the pasted key is used).
    */
   tailnetKeyNodes: string[];
+  /** People (fleet.yaml `people:`) who get a token, listed under the queue role that reads `peopleTokens`; none without one. */
+  people: { names: string[]; owner?: { node: string; role: RoleName } };
 }
 
 /**
@@ -239,7 +246,7 @@ export interface MintedSecrets {
  * not supply it, listed under the ntfy role when that reads it, else under the first bundle (fleet order)
  * that does.
  */
-export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}): MintedSecrets {
+export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}, people: readonly string[] = []): MintedSecrets {
   const all = [...bundles.values()].flat();
   const queue = all.find((b) => b.secrets.includes("queueTokens"));
   const queueTokenOwners = new Map<string, { node: string; role: RoleName }>();
@@ -255,7 +262,9 @@ export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptio
     if (owner) ntfyTokenOwner = { node: owner.node, role: owner.role };
   }
   const tailnetKeyNodes = options.tailnetManaged ? [...bundles].filter(([, bs]) => bs.some((b) => b.secrets.includes("tailscaleAuthKey"))).map(([node]) => node) : [];
-  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner, tailnetKeyNodes };
+  const peopleReader = all.find((b) => b.secrets.includes("peopleTokens"));
+  const minted: MintedSecrets["people"] = peopleReader ? { names: [...people], owner: { node: peopleReader.node, role: peopleReader.role } } : { names: [] };
+  return { queueTokenNodes, queueTokenOwners, ntfyTokenOwner, tailnetKeyNodes, people: minted };
 }
 
 /** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
@@ -266,6 +275,7 @@ export function secretInputResources(bundle: Bundle, minted: MintedSecrets): str
     if (s === "queueTokens") names.push(...minted.queueTokenNodes.map(queueTokenResourceName));
     if (s === "ntfyToken" && minted.ntfyTokenOwner) names.push(ntfyTokenResourceName(minted.ntfyTokenOwner.node));
     if (s === "tailscaleAuthKey" && minted.tailnetKeyNodes.includes(bundle.node)) names.push(tailnetKeyResourceName(bundle.node));
+    if (s === "peopleTokens") names.push(...minted.people.names.map(personTokenResourceName));
   }
   return names;
 }
@@ -282,7 +292,7 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
  * @throws Error when a role has no renderer (a fleetkit bug; the model only allows known roles).
  */
 export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
-  const minted = mintedSecrets(bundles, options);
+  const minted = mintedSecrets(bundles, options, Object.keys(fleet.people));
   const childrenOf = new Map<string, PlannedResource[]>();
   for (const node of fleet.nodes) for (const b of bundles.get(node.name)!) childrenOf.set(roleResourceName(node.name, b.role), roleChildResources(fleet, node, b.role, options));
   const expand = (components: string[]) => components.flatMap((c) => (childrenOf.get(c) ?? []).map((r) => r.name));
@@ -305,6 +315,8 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
           tokens.push({ type: RANDOM_PASSWORD_TYPE, name: ntfyTokenResourceName(node.name), dependsOn: [] });
         if (bundle.secrets.includes("tailscaleAuthKey") && minted.tailnetKeyNodes.includes(node.name))
           tokens.push({ type: TAILNET_KEY_TYPE, name: tailnetKeyResourceName(node.name), dependsOn: [TAILNET_POLICY_NAME] });
+        if (minted.people.owner?.node === node.name && minted.people.owner.role === bundle.role)
+          for (const person of minted.people.names) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: personTokenResourceName(person), dependsOn: [] });
         const [install, ...rest] = roleChildResources(fleet, node, bundle.role, options);
         return {
           role: bundle.role,

@@ -10,9 +10,11 @@
  * pulumi config set --secret fleetkit:ntfyToken tk_…                  # optional: minted by the stack when unset
  * pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519   # optional: else defaults.sshKeyPath is read
  * ```
- * Per-node queue tokens are always minted by the stack (`random.RandomPassword`, kept secret in the state);
- * per-node Tailscale auth keys when the stack has Tailscale API credentials (`tailscale.TailnetKey`).
+ * Per-node queue tokens and the tokens of the people in fleet.yaml `people:` are always minted by the stack
+ * (`random.RandomPassword`, kept secret in the state); the queue node receives only their SHA-256. Per-node
+ * Tailscale auth keys are minted when the stack has Tailscale API credentials (`tailscale.TailnetKey`).
  */
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { Bundle, SecretName } from "../roles/types.js";
 
@@ -35,6 +37,8 @@ export interface StackSecrets {
   config: Partial<Record<ConfigSecretName, pulumi.Output<string>>>;
   /** Minted per node: the bearer token of that node's worker and CLI, keyed by node name. */
   queueTokens: Record<string, pulumi.Output<string>>;
+  /** Minted per person of fleet.yaml `people:` (when the fleet runs a queue): their `fleet task` token, keyed by name. */
+  peopleTokens?: Record<string, pulumi.Output<string>>;
   /** Minted when `fleetkit:ntfyToken` is unset and some bundle needs it. */
   mintedNtfyToken?: pulumi.Output<string>;
   /**
@@ -65,14 +69,18 @@ export function readConfigSecrets(config: pulumi.Config): StackSecrets["config"]
 }
 
 /**
- * The one-line value of `queueTokens` (the queue server's view of every node's token): `node:token` pairs
- * sorted by node name, separated by single spaces. Tokens are letters and digits only, so a POSIX sh
- * `for pair in $FK_SECRET_queueTokens` loop splits it safely.
+ * The one-line value of `queueTokens` and `peopleTokens` (the queue server's view of the tokens):
+ * `name:sha256` pairs sorted by name, separated by single spaces, each the SHA-256 of the token as 64
+ * lower-case hex digits (what `printf %s TOKEN | sha256sum` prints). The queue checks a presented token by
+ * its hash, so it never needs, or keeps, the token itself.
  */
 export function formatQueueTokens(tokens: Record<string, string>): string {
+  // A token the engine has not produced (a preview's unknown, some test engines' empty state) hashes to
+  // nothing; the queue's tokens merge refuses such a pair, so it can never reach a tokens file.
+  const hash = (token: string | undefined) => (typeof token === "string" ? createHash("sha256").update(token, "utf8").digest("hex") : "");
   return Object.keys(tokens)
     .sort()
-    .map((node) => `${node}:${tokens[node]}`)
+    .map((name) => `${name}:${hash(tokens[name])}`)
     .join(" ");
 }
 
@@ -96,7 +104,8 @@ export class MissingSecretError extends pulumi.RunError {
  * The value of one bundle secret for a node, or undefined when the stack has none.
  * Sources: the node's minted auth key (managed tailnet), else config, for tailscaleAuthKey; config for
  * anthropicApiKey, claudeOauthToken; config or the minted token for ntfyToken; the node's minted token for
- * queueToken; every minted token ({@link formatQueueTokens}) for queueTokens.
+ * queueToken; the hashes of every node's minted token ({@link formatQueueTokens}) for queueTokens, of every
+ * person's for peopleTokens.
  */
 export function secretValue(secrets: StackSecrets, node: string, name: SecretName): pulumi.Output<string> | undefined {
   switch (name) {
@@ -104,6 +113,8 @@ export function secretValue(secrets: StackSecrets, node: string, name: SecretNam
       return secrets.queueTokens[node];
     case "queueTokens":
       return Object.keys(secrets.queueTokens).length ? pulumi.all(secrets.queueTokens).apply(formatQueueTokens) : undefined;
+    case "peopleTokens":
+      return secrets.peopleTokens && Object.keys(secrets.peopleTokens).length ? pulumi.all(secrets.peopleTokens).apply(formatQueueTokens) : undefined;
     case "ntfyToken":
       return secrets.config.ntfyToken ?? secrets.mintedNtfyToken;
     case "tailscaleAuthKey":

@@ -10,6 +10,7 @@ import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput,
 import { QueueClient, QueueError } from "../client.js";
 import { MODELS } from "../model-choice.js";
 import { parseFlags, queueAccess, secondsFlag, intFlag } from "./args.js";
+import { printable } from "./printable.js";
 
 const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL or FLEET_QUEUE_URL; token: --token-file FILE or FLEET_TOKEN)
 
@@ -37,7 +38,7 @@ async function call<T>(url: string | undefined, fn: () => Promise<T>): Promise<T
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof QueueError) throw new UserError(`queue refused (HTTP ${err.status}): ${err.message}`, err.status >= 500 ? 1 : 2);
+    if (err instanceof QueueError) throw new UserError(`queue refused (HTTP ${err.status}): ${printable(err.message)}`, err.status >= 500 ? 1 : 2);
     const e = err as Error & { code?: string; cause?: { code?: string } };
     throw new UserError(`cannot reach the queue at ${url ?? process.env.FLEET_QUEUE_URL}: ${e.code ?? e.cause?.code ?? e.message}. Is \`fleet queue serve\` running there?`, 1);
   }
@@ -57,38 +58,45 @@ function ago(iso: string | null, now = Date.now()): string {
   return `${Math.round(s / 86400)}d ago`;
 }
 
+/** One line of at most `n` characters, whitespace runs as one space, control characters escaped. */
 const oneLine = (s: string, n: number) => {
-  const t = s.replace(/\s+/g, " ").trim();
+  const t = printable(s.replace(/[ \t\n\f\v\u00a0\u2028\u2029]+/g, " ").trim());
   return t.length > n ? t.slice(0, n - 1) + "…" : t;
 };
+/** A one-line field as printed (control characters escaped). */
+const shown = (s: string | null) => printable(s ?? "");
 
-/** Renders one task for humans (used by show, wait and delegate --wait). */
+/**
+ * Renders one task for humans (used by show, wait and delegate --wait). Every text from the queue is printed
+ * through {@link printable}: the result and error keep their newlines and tabs, nothing else reaches the
+ * terminal raw.
+ */
 export function formatTask(t: Task): string {
-  const tags = Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" ");
+  const tags = Object.entries(t.tags).map(([k, v]) => `${shown(k)}=${shown(v)}`).join(" ");
   const lines = [
-    `Task #${t.id}  ${t.state}${t.cancelRequested && t.state === "running" ? " (cancel requested)" : ""}`,
-    `  target     ${t.target}${tags ? ` (tags ${tags})` : ""}`,
-    `  priority   ${t.priority}`,
-    `  model      ${t.model}${t.chosenModel ? ` → ${t.chosenModel} (${t.modelReason})` : ""}`,
+    `Task #${t.id}  ${shown(t.state)}${t.cancelRequested && t.state === "running" ? " (cancel requested)" : ""}`,
+    `  target     ${shown(t.target)}${tags ? ` (tags ${tags})` : ""}`,
+    `  priority   ${shown(t.priority)}`,
+    `  model      ${shown(t.model)}${t.chosenModel ? ` → ${shown(t.chosenModel)} (${shown(t.modelReason)})` : ""}`,
   ];
-  if (t.node) lines.push(`  node       ${t.node} (worker ${t.worker}), attempt ${t.attempts} of ${t.maxAttempts}`);
-  if (t.cwd || t.repo) lines.push(`  workdir    ${t.cwd ?? t.repo}`);
-  lines.push(`  submitted  ${t.createdAt} by ${t.submittedBy}`);
-  if (t.startedAt) lines.push(`  started    ${t.startedAt}`);
+  if (t.node) lines.push(`  node       ${shown(t.node)} (worker ${shown(t.worker)}), attempt ${t.attempts} of ${t.maxAttempts}`);
+  if (t.cwd || t.repo) lines.push(`  workdir    ${shown(t.cwd ?? t.repo)}`);
+  lines.push(`  submitted  ${shown(t.createdAt)} by ${shown(t.submittedBy)}`);
+  if (t.startedAt) lines.push(`  started    ${shown(t.startedAt)}`);
   if (t.finishedAt) {
     const extra = [t.durationSeconds !== null ? `${t.durationSeconds.toFixed(1)} s` : null, t.costUsd !== null ? `$${t.costUsd.toFixed(4)}` : null, t.exitCode !== null ? `exit ${t.exitCode}` : null].filter(Boolean);
-    lines.push(`  finished   ${t.finishedAt}${extra.length ? ` (${extra.join(", ")})` : ""}`);
+    lines.push(`  finished   ${shown(t.finishedAt)}${extra.length ? ` (${extra.join(", ")})` : ""}`);
   }
   lines.push(`  prompt     ${oneLine(t.prompt, 200)}`);
-  if (t.error) lines.push(`  error      ${t.error}`);
-  if (t.result) lines.push("", t.result);
+  if (t.error) lines.push(`  error      ${printable(t.error, true)}`);
+  if (t.result) lines.push("", printable(t.result, true));
   return lines.join("\n");
 }
 
 /** Renders a task list as a table. */
 export function formatList(tasks: Task[], now = Date.now()): string {
   if (tasks.length === 0) return "No tasks.";
-  const rows = tasks.map((t) => [`#${t.id}`, t.state, t.priority, t.target, t.node ?? "-", t.chosenModel ?? t.model, ago(t.createdAt, now), oneLine(t.prompt, 50)]);
+  const rows = tasks.map((t) => [`#${t.id}`, shown(t.state), shown(t.priority), shown(t.target), shown(t.node ?? "-"), shown(t.chosenModel ?? t.model), ago(t.createdAt, now), oneLine(t.prompt, 50)]);
   const head = ["ID", "STATE", "PRIORITY", "TARGET", "NODE", "MODEL", "SUBMITTED", "PROMPT"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
@@ -151,7 +159,7 @@ async function delegate(argv: string[]): Promise<number> {
   const c = client(f);
   let t = await call(f.queue, () => c.submit(input));
   if (!f.wait) {
-    print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} queued for ${t.target} (priority ${t.priority}, model ${t.model}).`);
+    print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} queued for ${shown(t.target)} (priority ${shown(t.priority)}, model ${shown(t.model)}).`);
     return 0;
   }
   if (!f.json) process.stderr.write(`Task #${t.id} queued for ${t.target}; waiting…\n`);
@@ -174,10 +182,10 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
   const out = ["=== Machine Status ===", ""];
   for (const n of nodes) {
     const budget = n.budgetUsdPerSession !== null ? `, $${n.spentTodayUsd.toFixed(2)} of $${n.budgetUsdPerSession.toFixed(2)} today` : n.spentTodayUsd ? `, $${n.spentTodayUsd.toFixed(2)} today` : "";
-    const doing = n.status ? ` (${n.status}${n.message ? `: ${n.message}` : ""})` : "";
-    out.push(`${n.node} (${n.os}/${n.arch}):`, n.online ? `  ✓ Online${doing}, last seen ${ago(n.lastSeen)}${budget}` : `  ✗ Offline, last seen ${ago(n.lastSeen)}${budget}`, "");
+    const doing = n.status ? ` (${shown(n.status)}${n.message ? `: ${shown(n.message)}` : ""})` : "";
+    out.push(`${shown(n.node)} (${shown(n.os)}/${shown(n.arch)}):`, n.online ? `  ✓ Online${doing}, last seen ${ago(n.lastSeen)}${budget}` : `  ✗ Offline, last seen ${ago(n.lastSeen)}${budget}`, "");
   }
-  const line = (t: Task) => `  #${t.id} [${t.node ?? t.target}] ${t.priority}  ${oneLine(t.prompt, 60)}`;
+  const line = (t: Task) => `  #${t.id} [${shown(t.node ?? t.target)}] ${shown(t.priority)}  ${oneLine(t.prompt, 60)}`;
   out.push(`=== Pending Tasks (${stats.byState.pending}) ===`, ...(pending.length ? pending.map(line) : ["  No pending tasks"]), "");
   out.push(`=== In Progress Tasks (${stats.byState.running}) ===`, ...(running.length ? running.map(line) : ["  No tasks in progress"]), "");
   out.push(`Completed ${stats.byState.completed}, failed ${stats.byState.failed}, cancelled ${stats.byState.cancelled}; spent today $${stats.spentTodayUsd.toFixed(2)}`);
@@ -229,7 +237,7 @@ export async function run(argv: string[]): Promise<number> {
       const taskId = id(positionals[0]);
       const c = client(f);
       const t = await call(f.queue, () => c.cancel(taskId));
-      print(f.json ? JSON.stringify(t, null, 2) : t.state === "cancelled" ? `Task #${t.id} cancelled.` : `Task #${t.id} is running on ${t.node}; its worker stops it at the next heartbeat.`);
+      print(f.json ? JSON.stringify(t, null, 2) : t.state === "cancelled" ? `Task #${t.id} cancelled.` : `Task #${t.id} is running on ${shown(t.node)}; its worker stops it at the next heartbeat.`);
       return 0;
     }
     case "priority": {
@@ -239,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
       if (!PRIORITIES.includes(p as Priority)) throw new UserError(`priority must be one of ${PRIORITIES.join(", ")}, got "${p}".`);
       const c = client(f);
       const t = await call(f.queue, () => c.setPriority(taskId, p as Priority));
-      print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} priority is now ${t.priority}.`);
+      print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} priority is now ${shown(t.priority)}.`);
       return 0;
     }
     case "status": {

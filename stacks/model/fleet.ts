@@ -2,7 +2,7 @@
  * The resolved fleet model: what every other layer (role bundles, Pulumi components, scripts, the worker
  * runtime's config) reads. Built from a validated `fleet.yaml` by `load.ts`; plain data, no I/O.
  */
-import type { Artifact, ArchName, ClaudeSettings, OsName, RoleName, Services } from "./schema.js";
+import type { Artifact, ArchName, ClaudeSettings, OsName, PersonScope, RoleName, Services } from "./schema.js";
 import { ROLE_NAMES } from "./schema.js";
 
 export type { ArchName, OsName, RoleName } from "./schema.js";
@@ -56,6 +56,8 @@ export interface Fleet {
   services: Services;
   artifacts: { agentapi: Artifact; tailscale: Artifact };
   profiles: Record<string, RoleName[]>;
+  /** People with a queue token of their own, by name (fleet.yaml `people:`, sorted by name). */
+  people: Record<string, PersonScope>;
   /** Nodes in file order. */
   nodes: FleetNode[];
 }

@@ -470,6 +470,7 @@ function resolve(file: FleetFile, path: string): Fleet {
     services: file.services,
     artifacts: file.artifacts,
     profiles: file.profiles,
+    people: Object.fromEntries(Object.entries(file.people).sort(([a], [b]) => a.localeCompare(b))),
     nodes,
   };
   if (file.tailnet !== undefined) fleet.tailnet = file.tailnet;

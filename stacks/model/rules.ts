@@ -38,7 +38,8 @@ export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
  * Every cross-field problem of a schema-valid fleet file, in file order. Rules: profile exists; a node has
  * roles; role allowed on the node's OS; `agentapi` needs `claude`; `windows-wsl` ⇔ `wslDistro`; unique hosts;
  * exactly one `icecc-scheduler` when any node runs `iceccd`; at most one `ntfy`, on Linux with Docker; at
- * most one `queue`, and one present when any node runs `worker`; workers and Claude nodes have a budget cap.
+ * most one `queue`, and one present when any node runs `worker`; workers and Claude nodes have a budget cap; no
+ * person under `people:` has a node's name.
  */
 export function checkRules(file: FleetFile): Problem[] {
   const problems: Problem[] = [];
@@ -142,6 +143,12 @@ export function checkRules(file: FleetFile): Problem[] {
         atKey: true,
         message: "role ntfy runs as a Docker container: set `docker: true` on this node once it has a Docker engine its SSH user can use",
       });
+    }
+  }
+  // A task's submittedBy names a node or a person: one name must not stand for both.
+  for (const person of Object.keys(file.people)) {
+    if (Object.hasOwn(file.nodes, person)) {
+      problems.push({ path: ["people", person], atKey: true, message: `"${person}" is also a node's name; a person and a node need different names (rename the person)` });
     }
   }
   if (held("worker").length > 0 && held("queue").length === 0) {

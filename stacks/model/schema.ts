@@ -222,6 +222,10 @@ export const nodeSchema = z
   })
   .strict();
 
+/** What a person's queue token may do: `operator` every task (no worker calls), `viewer` read only. */
+export const PERSON_SCOPES = ["operator", "viewer"] as const;
+export type PersonScope = (typeof PERSON_SCOPES)[number];
+
 /** The whole `fleet.yaml`. */
 export const fleetFileSchema = z
   .object({
@@ -234,6 +238,11 @@ export const fleetFileSchema = z
     artifacts: artifactsSchema.prefault({}),
     /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
     profiles: z.record(nodeName, roleList).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
+    /** People who use the task queue with a token of their own (minted by the stack), by name: operator or viewer. */
+    people: z
+      .record(nodeName, z.enum(PERSON_SCOPES))
+      .default({})
+      .describe("People who use the task queue with their own token (stack output peopleTokens), by name: operator (every task) or viewer (read only)."),
     nodes: z.record(nodeName, nodeSchema).meta({ maxProperties: MAX_NODES }),
   })
   .strict();

@@ -85,6 +85,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     claudeOauthToken: "",
     queueToken: "",
     queueTokens: "",
+    peopleTokens: "",
     ntfyToken: "",
   };
   const tn = (name: string): TestNode => testNode(net, name);

@@ -6,7 +6,7 @@
  * as the Pulumi role component runs them (see bundles.ts); the runtime's npm dependencies come from the npm
  * registry through the harness's registry proxy.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -126,6 +126,11 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     const box = testNode(net, "box");
     expect(JSON.parse(await box.run(`curl -fsS http://hub:${QUEUE_PORT}/healthz`))).toEqual({ ok: true });
     expect(await testNode(net, "hub").run("sudo -n stat -c '%a %U' /etc/fleetkit/queue/tokens.json /etc/fleetkit/worker/token")).toBe("600 admin\n600 admin\n");
+    // It holds each token's SHA-256, never a token: hub keeps no usable token of box.
+    const held = await testNode(net, "hub").run("sudo -n cat /etc/fleetkit/queue/tokens.json");
+    expect(held).not.toContain(tokens.box);
+    expect(held).not.toContain(tokens.hub);
+    expect((JSON.parse(held) as { nodes: Record<string, { tokenSha256: string }> }).nodes.box!.tokenSha256).toBe(createHash("sha256").update(tokens.box!).digest("hex"));
     // The token travels on stdin (a command line would show it in ps and sudo's log).
     let nodes: { node: string; online: boolean }[] = [];
     for (let i = 0; i < 30; i++) {

@@ -28,6 +28,13 @@ export function withNode(file: string, name: string, yamlNode: Record<string, un
   return writeFleet(doc.toString());
 }
 
+/** `file` with a `people:` map (name → operator | viewer). */
+export function withPeople(file: string, people: Record<string, "operator" | "viewer">): string {
+  const doc = parseDocument(readFileSync(file, "utf8"));
+  doc.set("people", doc.createNode(people));
+  return writeFleet(doc.toString());
+}
+
 /** `file` with `role` taken off node `name`: its profile is replaced by the profile's roles minus `role`. */
 export function withoutRole(file: string, name: string, role: RoleName): string {
   const doc = parseDocument(readFileSync(file, "utf8"));

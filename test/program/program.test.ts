@@ -13,7 +13,8 @@ import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../stacks/toolchains.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
-import { REAL_FLEETS, withNode, withoutRole, writeFleet } from "./fleets.js";
+import { REAL_FLEETS, withNode, withoutRole, withPeople, writeFleet } from "./fleets.js";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +34,17 @@ function stackConfig(fleetFile: string, extra: Record<string, string> = {}): [Re
 async function run(fleetFile: string, extra: Record<string, string> = {}): Promise<ProgramRun> {
   return runProgram(...stackConfig(fleetFile, extra));
 }
+
+/** Resources registered by both runs whose shape or inputs differ, by name. */
+function changedResources(before: ProgramRun, after: ProgramRun): string[] {
+  const was = new Map(before.registrations.map((r) => [r.name, r]));
+  return after.registrations
+    .filter((r) => was.has(r.name))
+    .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(was.get(r.name)!), was.get(r.name)!.inputs]))
+    .map((r) => r.name);
+}
+/** The SHA-256 (hex) of a minted token as the mocks make it: what the queue node receives instead of the token. */
+const mintedSha = (resource: string) => createHash("sha256").update(`${MINTED_MARKER}${resource.replace(/-/g, "")}`).digest("hex");
 
 /**
  * The script a command line carries: `sudo -n sh -c '…'` unquoted; on Windows decoded (gzip + base64 for
@@ -175,7 +187,11 @@ describe("fleet.yaml, node by node", () => {
     for (const t of tokens) expect([t.parent, t.inputs.length, t.inputs.special]).toEqual(["agent-mesh", 32, false]);
     const queue = program.get("arch-orchestrator-queue-install");
     for (const n of model.nodes) expect(queue.dependsOn).toContain(`${n.name}-queue-token`);
-    expect(String(queue.inputs.stdin)).toContain(`macbook2:${MINTED_MARKER}macbook2queuetoken`);
+    // The queue node gets each token's SHA-256, never the token: it holds no usable token of another node.
+    expect(String(queue.inputs.stdin)).toContain(`macbook2:${mintedSha("macbook2-queue-token")}`);
+    expect(String(queue.inputs.stdin)).not.toMatch(new RegExp(`${MINTED_MARKER}\\w*(queuetoken|persontoken)`));
+    const people = program.outputs.peopleTokens as pulumi.Output<Record<string, string>>;
+    expect([await pulumi.isSecret(people), await new Promise((resolve) => people.apply(resolve))]).toEqual([true, {}]);
     const output = program.outputs.queueTokens as pulumi.Output<Record<string, string>>;
     expect(await pulumi.isSecret(output)).toBe(true);
     const value = await new Promise<Record<string, string>>((resolve) => output.apply(resolve));
@@ -258,15 +274,41 @@ describe("changes stay local", () => {
     for (const r of added) expect(r.name === "rpi4" || r.name.startsWith("rpi4-"), r.name).toBe(true);
     expect(after.registrations.length).toBe(base.registrations.length + added.length);
     // The queue server's bundle lists every node's facts (os, arch, tags, budget) for task matching, and its
-    // stdin every node's token: it is the one resource of another node that must learn about rpi4.
-    const differing = after.registrations
-      .filter((r) => before.has(r.name))
-      .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(before.get(r.name)!), before.get(r.name)!.inputs]))
-      .map((r) => r.name);
-    expect(differing).toEqual(["arch-orchestrator-queue-install"]);
+    // stdin every node's token hash: it is the one resource of another node that must learn about rpi4.
+    expect(changedResources(base, after)).toEqual(["arch-orchestrator-queue-install"]);
     const queue = after.get("arch-orchestrator-queue-install");
     expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
-    expect(String(queue.inputs.stdin)).toContain(`rpi4:${MINTED_MARKER}rpi4queuetoken`);
+    expect(String(queue.inputs.stdin)).toContain(`rpi4:${mintedSha("rpi4-queue-token")}`);
+  });
+
+  it("people: a token each under the Fleet, their hashes on the queue's stdin, the tokens in the secret stack output peopleTokens", async () => {
+    const file = withPeople(baseFile, { alice: "operator", bob: "viewer" });
+    const after = await run(file);
+    const before = new Map(base.registrations.map((r) => [r.name, r]));
+    const added = after.registrations.filter((r) => !before.has(r.name));
+    expect(added.map((r) => [r.type, r.name, r.parent, r.inputs.length, r.inputs.special])).toEqual([
+      [RANDOM_PASSWORD_TYPE, "alice-person-token", "agent-mesh", 32, false],
+      [RANDOM_PASSWORD_TYPE, "bob-person-token", "agent-mesh", 32, false],
+    ]);
+    // Only the queue learns about people (their scopes in nodes.json, their hashes on stdin).
+    expect(changedResources(base, after)).toEqual(["arch-orchestrator-queue-install"]);
+    const queue = after.get("arch-orchestrator-queue-install");
+    expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "alice-person-token", "bob-person-token"].sort());
+    expect(isSecret(queue.wire.stdin)).toBe(true);
+    const stdin = String(queue.inputs.stdin).split("\n");
+    expect(stdin).toContain(`peopleTokens=alice:${mintedSha("alice-person-token")} bob:${mintedSha("bob-person-token")}`);
+    expect(String(queue.inputs.stdin)).not.toMatch(new RegExp(`${MINTED_MARKER}\\w*(queuetoken|persontoken)`));
+    const output = after.outputs.peopleTokens as pulumi.Output<Record<string, string>>;
+    expect(await pulumi.isSecret(output)).toBe(true);
+    expect(await new Promise((resolve) => output.apply(resolve))).toEqual({ alice: `${MINTED_MARKER}alicepersontoken`, bob: `${MINTED_MARKER}bobpersontoken` });
+    // The plan lists the same resources the program registers.
+    const plan = planFleet(loadFleet(file));
+    expect(plan.nodes.find((n) => n.name === "arch-orchestrator")!.roles.find((r) => r.role === "queue")!.resources.filter((r) => r.type === RANDOM_PASSWORD_TYPE).map((r) => r.name)).toContain("alice-person-token");
+  });
+
+  it("a person named like a node is refused with the fleet file's line", async () => {
+    const file = withPeople(baseFile, { rpi1: "viewer" });
+    await expect(run(file)).rejects.toThrow(/people\.rpi1: "rpi1" is also a node's name; a person and a node need different names \(rename the person\)/);
   });
 
   it("a worker on a Windows node: its install (too long for a Windows command line) travels on stdin ahead of the token", async () => {

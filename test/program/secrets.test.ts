@@ -2,6 +2,7 @@
  * The stdin each role's install script gets: which secrets, in which order, and the errors for missing ones.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { formatQueueTokens, MissingSecretError, secretStdin, type StackSecrets } from "../../stacks/secrets.js";
 import type { Bundle } from "../../roles/types.js";
@@ -20,6 +21,7 @@ const stack = (config: Partial<Record<"tailscaleAuthKey" | "anthropicApiKey" | "
 });
 
 type BundleSecrets = Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">;
+const sha = (token: string) => createHash("sha256").update(token).digest("hex");
 
 describe("secretStdin", () => {
   it.each<[string, BundleSecrets, StackSecrets, string]>([
@@ -32,7 +34,13 @@ describe("secretStdin", () => {
       "the queue: every token sorted by node, and the configured ntfy token over a minted one",
       { node: "hub", role: "queue", secrets: ["queueTokens", "ntfyToken"] },
       stack({ ntfyToken: "tk_config" }, { queueTokens: { rpi2: pulumi.secret("BBB"), hub: pulumi.secret("HHH") }, mintedNtfyToken: pulumi.secret("tk_minted") }),
-      "queueTokens=hub:HHH rpi2:BBB\nntfyToken=tk_config\n",
+      `queueTokens=hub:${sha("HHH")} rpi2:${sha("BBB")}\nntfyToken=tk_config\n`,
+    ],
+    [
+      "the queue with people: the hashes of the nodes' and the people's tokens, never a token",
+      { node: "hub", role: "queue", secrets: ["queueTokens", "peopleTokens"] },
+      stack({}, { queueTokens: { hub: pulumi.secret("HHH") }, peopleTokens: { bob: pulumi.secret("BOB"), alice: pulumi.secret("ALICE") } }),
+      `queueTokens=hub:${sha("HHH")}\npeopleTokens=alice:${sha("ALICE")} bob:${sha("BOB")}\n`,
     ],
     [
       "tailscale in a managed tailnet: the node's own minted key, not the pasted one",
@@ -79,8 +87,13 @@ describe("secretStdin", () => {
 describe("formatQueueTokens", () => {
   it.each<[Record<string, string>, string]>([
     [{}, ""],
-    [{ rpi1: "AAA" }, "rpi1:AAA"],
-    [{ "rpi2": "BBB", "arch-orchestrator": "CCC", rpi1: "AAA" }, "arch-orchestrator:CCC rpi1:AAA rpi2:BBB"],
+    // sha256sum of "AAA", "BBB", "CCC": the queue node gets hashes, never the tokens.
+    [{ rpi1: "AAA" }, "rpi1:cb1ad2119d8fafb69566510ee712661f9f14b83385006ef92aec47f523a38358"],
+    [
+      { "rpi2": "BBB", "arch-orchestrator": "CCC", rpi1: "AAA" },
+      "arch-orchestrator:8c55ff95a660f37cb05e644e7691e6c66593f453cb2cbaa4d64aa59b40ae8032 rpi1:cb1ad2119d8fafb69566510ee712661f9f14b83385006ef92aec47f523a38358 rpi2:dcdb704109a454784b81229d2b05f368692e758bfa33cb61d04c1b93791b0273",
+    ],
+    [{ rpi1: undefined as unknown as string }, "rpi1:"],
   ])("%j → %j", (tokens, line) => {
     expect(formatQueueTokens(tokens)).toBe(line);
   });

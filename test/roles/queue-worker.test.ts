@@ -6,6 +6,7 @@
  * completing a task over HTTP on loopback.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -17,6 +18,8 @@ import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { queueFacts, queueUrl } from "../../roles/queue.js";
 import { importClosure, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
+import { formatQueueTokens } from "../../stacks/secrets.js";
+import { parseTokensFile } from "../../runtime/config.js";
 
 const mesh = loadFleet("fleet.yaml");
 const remote = loadFleet("examples/remote-tasks.fleet.yaml");
@@ -69,17 +72,32 @@ describe("role queue", () => {
     expect(Buffer.byteLength(remoteCommand(node(fleet, name), b.target, b.install))).toBeLessThan(128 * 1024);
   });
 
-  it("nodes.json holds every node's public facts and the ntfy server, no token", () => {
+  it("nodes.json holds every node's public facts, every person's scope and the ntfy server, no token", () => {
     expect(queueFacts(remote)).toEqual({
       nodes: {
         "macbook-air": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
         "macbook-pro": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 10 },
         raspberrypi: { os: "raspios", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
       },
+      people: {},
       ntfy: { url: "http://raspberrypi:8091", topic: "claude-tasks" },
       publicUrl: "http://raspberrypi:8787",
     });
     expect(queueFacts(shared).ntfy).toBeNull();
+    expect(queueFacts({ ...shared, people: { alice: "operator", bob: "viewer" } }).people).toEqual({ alice: { scope: "operator" }, bob: { scope: "viewer" } });
+  });
+
+  it("a fleet with people: the queue also reads peopleTokens (their hashes) and hands it to the tokens merge", () => {
+    const withPeople = parseFleet(`${readFileSync("examples/shared-fs-queue.fleet.yaml", "utf8")}\npeople:\n  alice: operator\n  bob: viewer\n`, "people.fleet.yaml");
+    expect(withPeople.people).toEqual({ alice: "operator", bob: "viewer" });
+    const b = renderBundle(withPeople, node(withPeople, "control-node"), "queue");
+    expect(b.secrets).toEqual(["queueTokens", "peopleTokens"]);
+    const lines = b.install.split("\n");
+    expect(lines).toContain("fk_read_secrets queueTokens peopleTokens");
+    expect(lines.find((l) => l.startsWith("printf '%s\\n%s\\n%s\\n'"))).toContain('"${FK_SECRET_peopleTokens:-}" | /usr/bin/node /usr/local/lib/fleetkit/queue/tokens-file.mjs /etc/fleetkit/queue/nodes.json');
+    // The people's scopes change the queue's bundle (and nothing else).
+    expect(b.hash).not.toBe(renderBundle(shared, node(shared, "control-node"), "queue").hash);
+    expect(renderBundle(withPeople, node(withPeople, "pi-node-1"), "worker").hash).toBe(renderBundle(shared, node(shared, "pi-node-1"), "worker").hash);
   });
 });
 
@@ -217,6 +235,7 @@ describe("runtime packaging", () => {
 
 const MARK = (n: number) => `MARKERtoken${String(n).padStart(8, "0")}`;
 const NTFY_MARK = "tk_markerntfy0000000000000000000".slice(0, 32);
+const sha = (token: string) => createHash("sha256").update(token).digest("hex");
 
 function mergeTokens(fleet: Fleet, stdin: string): { status: number | null; stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), "fk-tokens-"));
@@ -230,49 +249,68 @@ function mergeTokens(fleet: Fleet, stdin: string): { status: number | null; stdo
   }
 }
 
-describe("tokens file merge (secrets from stdin, errors without values)", () => {
-  const sharedTokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
-  const line = (t: Record<string, string>) => Object.entries(t).map(([n, v]) => `${n}:${v}`).join(" ");
+/** `shared` with two people: alice (operator) and bob (viewer). */
+const sharedWithPeople: Fleet = { ...shared, people: { alice: "operator", bob: "viewer" } };
 
-  it("merges one token per node into the runtime's tokens file shape", () => {
-    const r = mergeTokens(shared, `${line(sharedTokens)}\n\n`);
+describe("tokens file merge (hashes from stdin, errors without values)", () => {
+  const sharedTokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
+  const people = { alice: MARK(7), bob: MARK(8) };
+
+  it("merges each node's token hash into the runtime's tokens file shape, which the runtime parses", () => {
+    const r = mergeTokens(shared, `${formatQueueTokens(sharedTokens)}\n\n\n`);
     expect([r.status, r.stderr]).toEqual([0, ""]);
     const out = JSON.parse(r.stdout);
-    expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, token: MARK(3) });
+    expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, tokenSha256: sha(MARK(3)) });
+    expect(out.people).toEqual({});
     expect(out.ntfy).toBeNull();
+    expect(r.stdout).not.toContain("MARKER");
+    expect(parseTokensFile(r.stdout, "tokens.json").nodes["pi-node-2"]!.tokenSha256).toBe(sha(MARK(3)));
+  });
+
+  it("adds each person's scope and token hash", () => {
+    const r = mergeTokens(sharedWithPeople, `${formatQueueTokens(sharedTokens)}\n\n${formatQueueTokens(people)}\n`);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(JSON.parse(r.stdout).people).toEqual({ alice: { scope: "operator", tokenSha256: sha(MARK(7)) }, bob: { scope: "viewer", tokenSha256: sha(MARK(8)) } });
+    expect(parseTokensFile(r.stdout, "tokens.json").people.bob).toEqual({ scope: "viewer", tokenSha256: sha(MARK(8)) });
   });
 
   it("adds the ntfy token when the fleet has an ntfy server", () => {
     const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
-    const r = mergeTokens(remote, `${line(tokens)}\n${NTFY_MARK}\n`);
+    const r = mergeTokens(remote, `${formatQueueTokens(tokens)}\n${NTFY_MARK}\n\n`);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).ntfy).toEqual({ url: "http://raspberrypi:8091", topic: "claude-tasks", token: NTFY_MARK });
   });
 
   it("leaves out nodes the stack minted no token for (no worker there)", () => {
-    const r = mergeTokens(remote, `macbook-pro:${MARK(2)} raspberrypi:${MARK(3)}\n${NTFY_MARK}\n`);
+    const r = mergeTokens(remote, `macbook-pro:${sha(MARK(2))} raspberrypi:${sha(MARK(3))}\n${NTFY_MARK}\n\n`);
     expect(r.status).toBe(0);
     expect(Object.keys(JSON.parse(r.stdout).nodes)).toEqual(["macbook-pro", "raspberrypi"]);
   });
 
+  const line = (t: Record<string, string>) => Object.entries(t).map(([n, v]) => `${n}:${v}`).join(" ");
+  const hashes = Object.fromEntries(Object.entries(sharedTokens).map(([n, t]) => [n, sha(t)]));
   it.each([
-    ["an empty line", "", "secret queueTokens holds no node:token pair; the stack mints one per worker node"],
-    ["JSON instead of pairs", JSON.stringify(sharedTokens), "secret queueTokens must be node:token pairs separated by spaces; set it with pulumi config set --secret"],
-    ["a pair without a colon", `control-node${MARK(1)}`, "secret queueTokens must be node:token pairs separated by spaces; set it with pulumi config set --secret"],
-    ["a short token", line({ ...sharedTokens, "pi-node-1": "MARKERshort" }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
-    ["a token with a quote", line({ ...sharedTokens, "pi-node-1": `${MARK(9)}"x` }), "secret queueTokens has no valid token for node pi-node-1 (16-256 letters, digits, _ or -)"],
-    ["an unknown node", line({ ...sharedTokens, rpi9: MARK(4) }), 'secret queueTokens names node "rpi9", which is not in the fleet; remove it'],
-    ["a node twice", `${line(sharedTokens)} pi-node-1:${MARK(5)}`, "secret queueTokens names node pi-node-1 twice"],
-    ["a shared token", line({ ...sharedTokens, "pi-node-2": MARK(1) }), "secret queueTokens gives node pi-node-2 the same token as another node; every node needs its own"],
-  ])("rejects %s", (_label, input, message) => {
-    const r = mergeTokens(shared, `${input}\n\n`);
+    ["an empty line", "", "", "secret queueTokens holds no node:sha256 pair; the stack mints one token per node"],
+    ["JSON instead of pairs", JSON.stringify(hashes), "", "secret queueTokens must be node:sha256 pairs separated by spaces; the stack writes it (stacks/secrets.ts)"],
+    ["a pair without a colon", `control-node${sha(MARK(1))}`, "", "secret queueTokens must be node:sha256 pairs separated by spaces; the stack writes it (stacks/secrets.ts)"],
+    ["a token in clear instead of its hash", line({ ...hashes, "pi-node-1": MARK(2) }), "", "secret queueTokens has no valid SHA-256 for node pi-node-1 (64 lower-case hex digits)"],
+    ["an upper-case hash", line({ ...hashes, "pi-node-1": sha(MARK(2)).toUpperCase() }), "", "secret queueTokens has no valid SHA-256 for node pi-node-1 (64 lower-case hex digits)"],
+    ["an unknown node", line({ ...hashes, rpi9: sha(MARK(4)) }), "", 'secret queueTokens names node "rpi9", which is not in the fleet; remove it'],
+    ["a node named like an Object.prototype member", line({ ...hashes, constructor: sha(MARK(4)) }), "", 'secret queueTokens names node "constructor", which is not in the fleet; remove it'],
+    ["a node twice", `${line(hashes)} pi-node-1:${sha(MARK(5))}`, "", "secret queueTokens names node pi-node-1 twice"],
+    ["a shared token", line({ ...hashes, "pi-node-2": sha(MARK(1)) }), "", "secrets queueTokens and peopleTokens give node pi-node-2 the same token as another; every token needs its own"],
+    ["a person with a node's token", line(hashes), `alice:${sha(MARK(1))} bob:${sha(MARK(8))}`, "secrets queueTokens and peopleTokens give person alice the same token as another; every token needs its own"],
+    ["a person without a token", line(hashes), `alice:${sha(MARK(7))}`, "secret peopleTokens has no token for person bob; the stack mints one per person in people:"],
+    ["an unknown person", line(hashes), `alice:${sha(MARK(7))} bob:${sha(MARK(8))} carol:${sha(MARK(9))}`, 'secret peopleTokens names person "carol", which is not in the fleet; remove it'],
+  ])("rejects %s", (_label, nodes, persons, message) => {
+    const r = mergeTokens(sharedWithPeople, `${nodes}\n\n${persons}\n`);
     expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: ${message}\n`]);
     expect(r.stderr).not.toContain("MARKER");
   });
 
   it("rejects a malformed ntfy token without echoing it", () => {
     const tokens = { "macbook-air": MARK(1), "macbook-pro": MARK(2), raspberrypi: MARK(3) };
-    const r = mergeTokens(remote, `${line(tokens)}\ntk_MARKER\n`);
+    const r = mergeTokens(remote, `${formatQueueTokens(tokens)}\ntk_MARKER\n\n`);
     expect([r.status, r.stderr]).toEqual([1, "fleetkit: error: secret ntfyToken must be an ntfy access token: tk_ and 29 lower-case letters or digits\n"]);
   });
 });
@@ -303,13 +341,15 @@ function unpack(verb: "queue" | "worker", dir: string): void {
 }
 
 describe("end to end: the queue and worker the bundles ship", () => {
-  it("unpacks both runtimes, serves the queue, and a worker completes a delegated task", async () => {
+  it("unpacks both runtimes, serves the queue, and a worker completes a delegated task; a viewer reads it and changes nothing", async () => {
     const qdir = join(work, "queue");
     const wdir = join(work, "worker");
     unpack("queue", qdir);
     unpack("worker", wdir);
     const tokens = { "control-node": MARK(1), "pi-node-1": MARK(2), "pi-node-2": MARK(3) };
-    const merged = mergeTokens(shared, `${Object.entries(tokens).map(([n, v]) => `${n}:${v}`).join(" ")}\n\n`);
+    const people = { alice: MARK(7), bob: MARK(8) };
+    const merged = mergeTokens(sharedWithPeople, `${formatQueueTokens(tokens)}\n\n${formatQueueTokens(people)}\n`);
+    expect(merged.stdout).not.toContain("MARKER");
     const tokensFile = join(work, "tokens.json");
     writeFileSync(tokensFile, merged.stdout, { mode: 0o600 });
     const tokenFile = join(work, "pi-node-1.token");
@@ -348,6 +388,12 @@ describe("end to end: the queue and worker the bundles ship", () => {
       expect(`${w.stdout}${w.stderr}`).not.toContain("MARKER");
       const done = (await (await fetch(`${url}/v1/tasks/${task.id}`, { headers: { Authorization: `Bearer ${MARK(1)}` } })).json()) as { state: string };
       expect(done.state).toBe("completed");
+      // bob (viewer) reads it, cannot submit; pi-node-2, neither submitter nor target, cannot read it.
+      const as = (token: string, path: string, body?: object) =>
+        fetch(`${url}${path}`, { method: body ? "POST" : "GET", headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      expect((await as(MARK(8), `/v1/tasks/${task.id}`)).status).toBe(200);
+      expect(await (await as(MARK(8), "/v1/tasks", { target: "pi-node-1", prompt: "x" })).json()).toEqual({ error: "POST /v1/tasks needs a node or operator token; this is viewer bob's token" });
+      expect((await as(MARK(3), `/v1/tasks/${task.id}`)).status).toBe(403);
     } finally {
       server.kill("SIGTERM");
     }

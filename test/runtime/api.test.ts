@@ -24,8 +24,8 @@ const big = "x".repeat(64 * 1024 + 1);
 
 describe("queue API: auth and bad input", () => {
   it.each([
-    ["no Authorization header", "GET", "/v1/tasks", { token: null }, 401, "missing Authorization: Bearer <node token>"],
-    ["not a Bearer header", "GET", "/v1/tasks", { token: null, headers: { authorization: "Basic abc" } }, 401, 'Authorization header must be "Bearer <node token>"'],
+    ["no Authorization header", "GET", "/v1/tasks", { token: null }, 401, "missing Authorization: Bearer <token>"],
+    ["not a Bearer header", "GET", "/v1/tasks", { token: null, headers: { authorization: "Basic abc" } }, 401, 'Authorization header must be "Bearer <token>"'],
     ["unknown token", "GET", "/v1/tasks", { token: "nope-token-0000000000000000" }, 401, "unknown token"],
     ["unknown token on /metrics", "GET", "/metrics", { token: "x" }, 401, "unknown token"],
     ["claim for another node", "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "alpha", worker: "w" } }, 403, "this token belongs to node beta; it cannot claim tasks for node alpha"],
@@ -45,7 +45,7 @@ describe("queue API: auth and bad input", () => {
     ["no node has the tags", "POST", "/v1/tasks", { body: { target: "any", prompt: "p", tags: { os: "windows-wsl" } } }, 400, 'field "tags": no node has {"os":"windows-wsl"}'],
     ["target node lacks the tags", "POST", "/v1/tasks", { body: { target: "beta", prompt: "p", tags: { gpu: "true" } } }, 400, 'field "tags": no node "beta" has {"gpu":"true"}'],
     ["relative cwd", "POST", "/v1/tasks", { body: { ...ok, cwd: "src" } }, 400, 'field "cwd": cwd must be an absolute path'],
-    ["negative timeout", "POST", "/v1/tasks", { body: { ...ok, timeoutSeconds: -1 } }, 400, 'field "timeoutSeconds": Too small: expected number to be >0'],
+    ["negative timeout", "POST", "/v1/tasks", { body: { ...ok, timeoutSeconds: -1 } }, 400, 'field "timeoutSeconds": expected a number of seconds from 1 to 604800'],
     ["bad task id", "GET", "/v1/tasks/abc", {}, 400, 'task id must be a positive integer, got "abc"'],
     ["unknown task", "GET", "/v1/tasks/999", {}, 404, "no task 999"],
     ["bad state filter", "GET", "/v1/tasks?state=done", {}, 400, 'query "state" must be one of pending, running, completed, failed, cancelled, got "done"'],

@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { TokensFile } from "../../runtime/config.js";
+import { tokenSha256, type PersonScope, type TokensFile } from "../../runtime/config.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const FLEET_BIN = join(ROOT, "bin/fleet.mjs");
@@ -24,11 +24,20 @@ export function tempDir(prefix = "fleet-rt-"): string {
 /** Test tokens: `<node>-token-<16 hex>` (deterministic, never a real secret). */
 export const tokenOf = (node: string) => `${node}-token-0123456789abcdef`;
 
-/** Writes a 0600 tokens file for the given nodes; returns its path. */
-export function writeTokens(dir: string, nodes: Record<string, Partial<TokensFile["nodes"][string]>>, ntfy: TokensFile["ntfy"] = null): string {
+/**
+ * Writes a 0600 tokens file for the given nodes (and people: name → scope, token {@link tokenOf} the name);
+ * it holds each token's SHA-256, as the queue role writes it. Returns its path.
+ */
+export function writeTokens(
+  dir: string,
+  nodes: Record<string, Partial<TokensFile["nodes"][string]>>,
+  ntfy: TokensFile["ntfy"] = null,
+  people: Record<string, PersonScope> = {},
+): string {
   const file = join(dir, "tokens.json");
-  const full = Object.fromEntries(Object.entries(nodes).map(([n, v]) => [n, { token: tokenOf(n), os: "debian", arch: "x86_64", tags: {}, ...v }]));
-  writeFileSync(file, JSON.stringify({ nodes: full, ntfy }, null, 2), { mode: 0o600 });
+  const full = Object.fromEntries(Object.entries(nodes).map(([n, v]) => [n, { tokenSha256: tokenSha256(tokenOf(n)), os: "debian", arch: "x86_64", tags: {}, ...v }]));
+  const persons = Object.fromEntries(Object.entries(people).map(([n, scope]) => [n, { scope, tokenSha256: tokenSha256(tokenOf(n)) }]));
+  writeFileSync(file, JSON.stringify({ nodes: full, people: persons, ntfy }, null, 2), { mode: 0o600 });
   chmodSync(file, 0o600);
   return file;
 }
@@ -47,9 +56,15 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
-/** Spawns `node bin/fleet.mjs <args>`; output is collected, the process tracked for {@link stopAll}. */
-export function fleet(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(process.execPath, [FLEET_BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Spawns `node bin/fleet.mjs <args>`; output is collected, the process tracked for {@link stopAll}.
+ * `openFiles` runs it under `ulimit -n openFiles` (through sh, which then execs node: the same pid).
+ */
+export function fleet(args: string[], env: NodeJS.ProcessEnv = {}, o: { openFiles?: number } = {}): Proc {
+  const [cmd, argv]: [string, string[]] = o.openFiles
+    ? ["sh", ["-c", `ulimit -n ${o.openFiles} && exec "$0" "$@"`, process.execPath, FLEET_BIN, ...args]]
+    : [process.execPath, [FLEET_BIN, ...args]];
+  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   live.add(child);
   let buf = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (buf += d));
@@ -89,12 +104,12 @@ export interface ServerProc extends Proc {
   port: number;
 }
 
-/** Starts `fleet queue serve` on 127.0.0.1 (port 0 = a free one) and waits for its listening line. */
-export async function startServer(o: { db: string; tokens: string; port?: number; leaseSeconds?: number; claimWaitSeconds?: number; extra?: string[] }): Promise<ServerProc> {
+/** Starts `fleet queue serve` on 127.0.0.1 (port 0 = a free one) and waits for its listening line. `openFiles`: see {@link fleet}. */
+export async function startServer(o: { db: string; tokens: string; port?: number; leaseSeconds?: number; claimWaitSeconds?: number; extra?: string[]; openFiles?: number }): Promise<ServerProc> {
   const args = ["queue", "serve", "--db", o.db, "--listen", `127.0.0.1:${o.port ?? 0}`, "--tokens", o.tokens];
   if (o.leaseSeconds !== undefined) args.push("--lease-seconds", String(o.leaseSeconds));
   if (o.claimWaitSeconds !== undefined) args.push("--claim-wait-seconds", String(o.claimWaitSeconds));
-  const p = fleet([...args, ...(o.extra ?? [])]);
+  const p = fleet([...args, ...(o.extra ?? [])], {}, { openFiles: o.openFiles });
   const url = await waitUntil("the queue's listening line", async () => {
     const m = /listening on (http:\/\/[\d.]+:(\d+))/.exec(p.out());
     if (!m && p.child.exitCode !== null) throw new Error(`queue server exited ${p.child.exitCode}: ${p.out()}`);

@@ -112,9 +112,9 @@ describe("worker daemon, claude-print executor", () => {
   });
 
   it("kills a run at the task's timeout", async () => {
-    const r = await cli(["delegate", "alpha", "slow FAKE:sleep=60", "--task-timeout", "0.5", "--wait", "--timeout", "20"]);
+    const r = await cli(["delegate", "alpha", "slow FAKE:sleep=60", "--task-timeout", "1", "--wait", "--timeout", "20"]);
     expect(r.code).toBe(1);
-    expect(await task(4)).toMatchObject({ state: "failed", error: "timed out after 0.5 s" });
+    expect(await task(4)).toMatchObject({ state: "failed", error: "timed out after 1 s" });
   });
 
   it("runs in the task's working directory and fails cleanly when it does not exist", async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createQueueServer } from "../../runtime/server.js";
+import { tokenSha256 } from "../../runtime/config.js";
 import { QueueClient } from "../../runtime/client.js";
 import { parseFleet } from "../../stacks/model/load.js";
 import { nodeStatus, queuePresence, queueUrl } from "../../scripts/status.js";
@@ -45,8 +46,8 @@ nodes:
 `,
     "q.yaml",
   );
-  const nodes = Object.fromEntries(fleet.nodes.map((n) => [n.name, { token: tokenOf(n.name), os: n.os, arch: n.arch, tags: {} }]));
-  server = createQueueServer({ db: join(dir, "queue.db"), tokens: { nodes, ntfy: null } });
+  const nodes = Object.fromEntries(fleet.nodes.map((n) => [n.name, { tokenSha256: tokenSha256(tokenOf(n.name)), os: n.os, arch: n.arch, tags: {} }]));
+  server = createQueueServer({ db: join(dir, "queue.db"), tokens: { nodes, people: {}, ntfy: null } });
   await server.app.listen({ host: "127.0.0.1", port });
   // orch's worker says it is there; pi's never does.
   await new QueueClient(queueUrl(fleet)!, tokenOf("orch")).presence("idle");
