@@ -152,7 +152,7 @@ export class Runner {
       child.on("close", (c, s) => resolve(c ?? `signal ${s}`));
     });
     if (code === 0 && /^uid=\d+$/m.test(out)) return null;
-    const why = out.trim().split("\n").at(-1)?.replace(SUPERVISE_PREFIX, "") || `exit ${code}`;
+    const why = out.trim().split("\n").filter(Boolean).map((l) => l.replace(SUPERVISE_PREFIX, "")).join("; ") || `exit ${code}`;
     return `sudo -n -u ${this.o.user} -- ${SUPERVISE_SH} failed: ${why}`;
   }
 }
@@ -206,15 +206,17 @@ function supervise(child: ChildProcess, envLines: string, onLine: (line: string)
     child.on("exit", (code, signal) => {
       exited = true;
       status = { code, signal };
-      // The run is over: KILL ends whatever it left in its group, then the pipes close. A leftover that
-      // escaped the group may hold them open; stop waiting for it after 2 s.
+      // The run is over: KILL ends whatever it left in its group, and the supervisor's watcher closes the
+      // pipes last, so the slot's next run cannot start before that cleanup (with a slot user, a kill -1).
+      // Without a slot user a leftover that escaped the group may hold the pipes open: stop waiting for it
+      // after 2 s. With one, the kill -1 ends every holder; the 30 s only guard against a wedged node.
       send("KILL\n");
       child.stdin!.end();
       drainTimer = setTimeout(() => {
         child.stdout!.destroy();
         child.stderr!.destroy();
         finish();
-      }, 2000);
+      }, user ? 30_000 : 2000);
       drainTimer.unref();
     });
     child.on("close", () => {

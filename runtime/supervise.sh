@@ -103,8 +103,9 @@ fk_sup_child=$!
 # Ignored only now: an ignored signal stays ignored across exec, so the run must start before this.
 trap '' TERM HUP INT
 # The watcher reads the worker's control lines. KILL also comes when the worker saw this script exit: it
-# ends whatever the run left behind in the group. Its output goes nowhere, so the run's pipes close when
-# the run and this script are done.
+# ends whatever the run left behind in the group (with --dedicated: every process of the slot user), itself
+# last. It keeps the run's stderr open until then, so the worker sees the run's pipes close only after that
+# cleanup, and never starts the slot's next run while a kill -1 of this one is still to come.
 exec 3<&0
 (
   while IFS= read -r fk_sup_cmd <&3; do
@@ -121,7 +122,7 @@ exec 3<&0
   sleep 2
   fk_sup_killall
   kill -s KILL 0
-) >/dev/null 2>&1 &
+) >/dev/null &
 exec 3<&-
 wait "$fk_sup_child"
 exit $?

@@ -134,7 +134,6 @@ export function stdoutLines(): (line: string) => void {
 
 /** One slot's fixed setup (see Worker.slotSetup). */
 interface SlotContext {
-  index: number;
   /** `<node>/<host>:<pid>/<slot>`, the worker id the queue records. */
   workerId: string;
   /** The slot's HOME. */
@@ -158,6 +157,8 @@ export class Worker {
   private readonly running = new Map<number, { abort: AbortController; done: Promise<void> }>();
   private readonly notifications = new Set<Promise<unknown>>();
   private info: NodeInfo | null = null;
+  /** Set when {@link run} returns 2 because this worker cannot run tasks as configured (not the queue's refusal). */
+  setupError: string | null = null;
   private lastOutcome: Task["state"] | null = null;
 
   constructor(private readonly o: WorkerOptions) {
@@ -180,13 +181,15 @@ export class Worker {
     const n = this.o.once ? 1 : Math.max(1, this.o.concurrency ?? 1);
     if (this.o.runAs) {
       if (this.o.runAs.length < n) {
-        this.log(`worker ${this.o.node}: --run-as names ${this.o.runAs.length} user(s) for ${n} slot(s); give one user per slot`);
+        this.setupError = `--run-as names ${this.o.runAs.length} user(s) for ${n} slot(s); give one user per slot`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
         return 2;
       }
       try {
         mkdirSync(join(this.homeRoot, STAGED_CLAUDE_DIR), { recursive: true, mode: 0o755 });
       } catch (err) {
-        this.log(`worker ${this.o.node}: cannot create ${join(this.homeRoot, STAGED_CLAUDE_DIR)} for the slots' Claude settings: ${(err as Error).message}`);
+        this.setupError = `cannot create ${join(this.homeRoot, STAGED_CLAUDE_DIR)} for the slots' Claude settings: ${(err as Error).message}`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
         return 2;
       }
     }
@@ -258,7 +261,8 @@ export class Worker {
     if (user) {
       const why = await runner.reap();
       if (why) {
-        this.log(`worker ${this.o.node}: slot ${i} cannot run tasks as ${user}: ${why}; the worker role installs that user, its home ${home} and /etc/sudoers.d/fleetkit-worker`);
+        this.setupError = `slot ${i} cannot run tasks as ${user}: ${why}; the worker role installs that user, its home ${home} and /etc/sudoers.d/fleetkit-worker`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
         return null;
       }
       env = Object.fromEntries(RUN_AS_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
@@ -271,7 +275,7 @@ export class Worker {
     delete env.FLEET_TOKEN;
     const staged = join(this.homeRoot, STAGED_CLAUDE_DIR);
     const workerId = `${this.o.node}/${hostname()}:${process.pid}/${i}`;
-    return user ? { index: i, workerId, home, runner, env, claudeFiles: staged, renderFrom: staged } : { index: i, workerId, home, runner, env, claudeFiles: join(home, ".claude") };
+    return user ? { workerId, home, runner, env, claudeFiles: staged, renderFrom: staged } : { workerId, home, runner, env, claudeFiles: join(home, ".claude") };
   }
 
   private async slot(i: number): Promise<number> {

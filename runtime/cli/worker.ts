@@ -90,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
   process.once("SIGINT", stop);
   try {
     const code = await worker.run();
+    if (code === 2 && worker.setupError) throw new UserError(`fleet worker: cannot run tasks as configured (see the line above): check --run-as, --home-root and the worker role's install.`);
     if (code === 2) throw new UserError(`fleet worker: the queue refused node ${f.node} (see the line above); check --node and --token-file.`);
     return code;
   } finally {

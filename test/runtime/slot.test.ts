@@ -8,8 +8,8 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { Runner, type RunSpec } from "../../runtime/slot.js";
-import { api, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens } from "./harness.js";
+import { Runner, SUPERVISE_SH, type RunSpec } from "../../runtime/slot.js";
+import { api, fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokenFile, writeTokens } from "./harness.js";
 
 afterAll(stopAll);
 
@@ -112,5 +112,30 @@ describe("the run supervisor, through Runner", () => {
         return true;
       }
     }, 10);
+  });
+});
+
+describe("--run-as misconfigured", () => {
+  it.each([
+    [["--run-as", "bad user"], '--run-as must be user names separated by commas (letters, digits, _ and -, e.g. fleetkit-w1,fleetkit-w2), got "bad user".'],
+    [["--run-as", "fleetkit-w1", "--concurrency", "2"], "--run-as names 1 user(s) but --concurrency is 2: give one user per slot (e.g. --run-as fleetkit-w1,fleetkit-w2)."],
+  ])("%j: exit 2 with %s", async (extra, message) => {
+    const dir = tempDir();
+    const r = await fleetRun(["worker", "--queue", "http://127.0.0.1:9", "--token-file", writeTokenFile(dir, "alpha"), "--node", "alpha", ...extra]);
+    expect([r.code, r.out]).toEqual([2, `${message}\n`]);
+  });
+
+  it("a slot user sudo cannot switch to: the worker says so at start and exits 2, before claiming anything", async () => {
+    const dir = tempDir();
+    const server = await startServer({ db: join(dir, "q.db"), tokens: writeTokens(dir, { alpha: {} }), claimWaitSeconds: 1 });
+    const w = startWorker({ url: server.url, dir, node: "alpha", extra: ["--run-as", "fleetkit-no-such-user"] });
+    expect(await w.exited).toBe(2);
+    // sudo's own words vary by version (this one adds an audit plugin line): the worker passes them all on.
+    const line = w.out().split("\n").find((l) => l.includes("cannot run tasks as fleetkit"))!;
+    expect(line.startsWith(`worker alpha: slot 0 cannot run tasks as fleetkit-no-such-user: sudo -n -u fleetkit-no-such-user -- ${SUPERVISE_SH} failed: sudo: unknown user fleetkit-no-such-user`)).toBe(true);
+    expect(line.endsWith(`; the worker role installs that user, its home ${join(dir, "homes", "alpha-0")} and /etc/sudoers.d/fleetkit-worker`)).toBe(true);
+    // (stderr and the worker's buffered stdout lines interleave in either order)
+    expect(w.out().split("\n")).toContain("fleet worker: cannot run tasks as configured (see the line above): check --run-as, --home-root and the worker role's install.");
+    expect((await api(server.url, "GET", "/v1/stats", { token: tokenOf("alpha") })).body.byState.running).toBe(0);
   });
 });
