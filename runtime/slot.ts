@@ -206,11 +206,11 @@ function supervise(child: ChildProcess, envLines: string, onLine: (line: string)
     child.on("exit", (code, signal) => {
       exited = true;
       status = { code, signal };
-      // The run is over: KILL ends whatever it left in its group, and the supervisor's watcher closes the
-      // pipes last, so the slot's next run cannot start before that cleanup (with a slot user, a kill -1).
-      // Without a slot user a leftover that escaped the group may hold the pipes open: stop waiting for it
-      // after 2 s. With one, the kill -1 ends every holder; the 30 s only guard against a wedged node.
-      send("KILL\n");
+      // The run is over. The end of its stdin (Node closes it on exit anyway) makes the supervisor's watcher
+      // end whatever the run left in its group; the watcher closes the run's stderr last, so the slot's next
+      // run cannot start before that cleanup (with a slot user, a kill -1). Without a slot user a leftover
+      // that escaped the group may hold the pipes open: stop waiting for it after 2 s. With one, the kill -1
+      // ends every holder; the 30 s only guard against a wedged node.
       child.stdin!.end();
       drainTimer = setTimeout(() => {
         child.stdout!.destroy();

@@ -17,8 +17,8 @@
 #   --reap         kill every leftover process of the identity (a worker that died with runs), print uid=N.
 # stdin: the run's environment as NAME=VALUE lines (under sudo; credentials travel here, never in argv), an
 #   empty line, then control lines: TERM (SIGTERM the run's group) or KILL (SIGKILL the group: the run, what
-#   it left behind, this supervisor). End of input without KILL (the worker is gone): SIGTERM the group,
-#   SIGKILL it 2 seconds later.
+#   it left behind, this supervisor). End of input after this script exited: SIGKILL what is left of the
+#   group; while the run goes on (the worker is gone): SIGTERM the group, SIGKILL it 2 seconds later.
 # exit status: COMMAND's (128+N when signal N ended it); 125 when the run could not be prepared or started,
 #   with one line `fleetkit-supervise: …` on stderr.
 # Internal names start with fk_sup_ so that the run's environment cannot overwrite them.
@@ -102,10 +102,13 @@ esac || fk_sup_fail "cannot run $1: not found, or not executable by $(id -un)"
 fk_sup_child=$!
 # Ignored only now: an ignored signal stays ignored across exec, so the run must start before this.
 trap '' TERM HUP INT
-# The watcher reads the worker's control lines. KILL also comes when the worker saw this script exit: it
-# ends whatever the run left behind in the group (with --dedicated: every process of the slot user), itself
-# last. It keeps the run's stderr open until then, so the worker sees the run's pipes close only after that
-# cleanup, and never starts the slot's next run while a kill -1 of this one is still to come.
+# The watcher reads the worker's control lines until their end, which comes either because this script
+# exited (the worker closes the pipe when it sees that) or because the worker is gone while the run goes on.
+# Then it ends whatever the run left behind in the group (with --dedicated: every process of the slot user),
+# itself last: at once after a normal end, after SIGTERM and 2 s of grace when the worker is gone. It keeps
+# the run's stderr open until then, so the worker sees the run's pipes close only after that cleanup and
+# never starts the slot's next run while a kill -1 of this one is still to come.
+fk_sup_main=$$
 exec 3<&0
 (
   while IFS= read -r fk_sup_cmd <&3; do
@@ -117,9 +120,10 @@ exec 3<&0
         ;;
     esac
   done
-  # End of input without KILL: the worker is gone.
-  kill -s TERM 0 2>/dev/null
-  sleep 2
+  if kill -0 "$fk_sup_main" 2>/dev/null; then
+    kill -s TERM 0 2>/dev/null
+    sleep 2
+  fi
   fk_sup_killall
   kill -s KILL 0
 ) >/dev/null &
