@@ -32,7 +32,16 @@ export interface RuntimeFile {
   /** Relative path, e.g. `runtime/cli/queue.ts` or `package.json`. */
   path: string;
   content: string;
+  /** Permission bits on the node (default 0644; programs the runtime executes 0755). */
+  mode?: number;
 }
+
+/**
+ * Files a runtime executes as programs instead of importing them, which no import scan finds: shipped beside
+ * the sources, mode 0755 (the worker starts every run through `runtime/supervise.sh`, and the worker role's
+ * sudoers rule names it).
+ */
+export const RUNTIME_PROGRAMS: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: [], worker: ["runtime/supervise.sh"] };
 
 /** A runtime package for one entry: files to place, the npm packages it needs and the Node.js it needs. */
 export interface RuntimePackage {
@@ -195,6 +204,7 @@ export function runtimePackage(verb: "queue" | "worker", entryTemplate: string):
   const pkg = { name, private: true, type: "module", description: `fleetkit ${verb} runtime, rendered by the ${verb} role`, dependencies, allowScripts: { "better-sqlite3": true } };
   const files: RuntimeFile[] = [
     ...closure.files.map((path) => ({ path, content: ensureNewline(readRepo(path)) })),
+    ...RUNTIME_PROGRAMS[verb].map((path) => ({ path, content: ensureNewline(readRepo(path)), mode: 0o755 })),
     { path: "fleet.mjs", content: ensureNewline(entryTemplate) },
     { path: "package.json", content: `${JSON.stringify(pkg, null, 2)}\n` },
     { path: "package-lock.json", content: `${JSON.stringify(lock, null, 2)}\n` },
@@ -225,7 +235,7 @@ export interface RuntimePayload {
 export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: string): RuntimePayload {
   const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
   const platform = platformFor(node);
-  const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: 0o644, owner: "root", kind: "text", content: f.content }));
+  const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: f.mode ?? 0o644, owner: "root", kind: "text", content: f.content }));
   const script = `${files.map((f) => putFile(f, platform)).join("\n")}\n`;
   const b64 = gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64");
   return { base64: b64.replace(/(.{76})/g, "$1\n").trimEnd(), minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };

@@ -1,8 +1,23 @@
 /**
  * Role `worker`: the worker daemon (runtime/worker.ts) on each worker node, run exactly as
- * `fleet worker --queue URL --token-file FILE --node NAME [--claude PATH] [--env-file FILE]` as the node user:
- * systemd unit `fleet-worker.service` on Linux and inside the WSL distro on Windows, LaunchDaemon
- * `dev.fleetkit.worker` with `UserName` on macOS (runs at boot without a login, unlike a LaunchAgent).
+ * `fleet worker --queue URL --token-file FILE --node NAME --run-as fleetkit-w1 --home-root DIR [--claude PATH]
+ * [--env-file FILE]` as the node user: systemd unit `fleet-worker.service` on Linux and inside the WSL distro
+ * on Windows, LaunchDaemon `dev.fleetkit.worker` with `UserName` on macOS (runs at boot without a login,
+ * unlike a LaunchAgent).
+ *
+ * - Task identity: the daemon's one slot runs its tasks as `fleetkit-w1`, a system user the role creates
+ *   (`useradd --system` on Linux/WSL; `dscl` on macOS, a hidden user with a group of its own, id 401-499),
+ *   whose home `<stateDir>/workers/<node>-0` (0700) is the slot's HOME. The daemon stays the node user and
+ *   starts each run's supervisor with `sudo -n -u fleetkit-w1` (runtime/slot.ts): `/etc/sudoers.d/
+ *   fleetkit-worker` allows exactly that (checked with `visudo -c` before it is placed; sudo must be there,
+ *   as it is on every node fleetkit drives). So a task cannot read the node's queue token, the queue's tokens
+ *   file, claude.env, or the node user's home, which the role makes `o-rwx` (left so on uninstall). Chosen
+ *   over a root daemon with spawn `uid`/`gid`: nothing that parses the queue's answers runs as root, and
+ *   stops reach the task as lines on the supervisor's stdin. `<stateDir>/workers/node-claude` (node user,
+ *   0755) is where the daemon leaves the node's Claude settings for the slot (the slot cannot read ~/.claude).
+ * - Dying together: every run is started through runtime/supervise.sh, which stops the run when the daemon's
+ *   pipe closes; the systemd unit also keeps `KillMode=control-group`; the LaunchDaemon relies on the
+ *   supervisor (launchd kills only the daemon's own process group).
  *
  * - Runtime: Node.js from the platform's packages (Homebrew `node` run as the node user on macOS), the worker's
  *   sources and pinned package-lock subset (zod + tsx, no native modules) in `<binDir>/worker`, `npm ci` when
@@ -15,9 +30,12 @@
  * - Secret: `queueToken` (this node's own token, the value the queue role has for it in `queueTokens`) from
  *   stdin into `<configDir>/worker/token`, 0600, owned by the node user; never on a command line.
  * - Stop: SIGTERM, then 45 s (the worker finishes tasks for 30 s, then releases them to the queue).
+ * - Uninstall removes the sudoers rule, the slot user (killing what it still runs) and `<stateDir>/workers`,
+ *   task history and checkouts included.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import type { BundleFile } from "./types.js";
 import { platformFor } from "./platform.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
 import { NODEJS_PACKAGES, queueUrl } from "./queue.js";
@@ -33,6 +51,23 @@ export function workerTokenFile(node: FleetNode): string {
   return `${platformFor(node).configDir}/worker/token`;
 }
 
+/** The system user the worker's one slot runs tasks as. */
+export const SLOT_USER = "fleetkit-w1";
+
+/** The sudoers file allowing the node user to start the run supervisor as {@link SLOT_USER}. */
+export const WORKER_SUDOERS = "/etc/sudoers.d/fleetkit-worker";
+
+/**
+ * Under the home root, where the daemon leaves the node's Claude settings for its slots: the name the worker
+ * runtime uses (`STAGED_CLAUDE_DIR` in runtime/worker.ts; roles do not import the runtime, a test checks both).
+ */
+export const WORKER_STAGED_CLAUDE_DIR = "node-claude";
+
+/** Parent of the slot homes on `node` (`--home-root`). */
+export function workerHomeRoot(node: FleetNode): string {
+  return `${platformFor(node).stateDir}/workers`;
+}
+
 /** Renders the worker role for one node (see the module docstring). Pure. */
 export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
@@ -42,10 +77,12 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   const payload = runtimePayload(node, "worker", dir);
   const group = p.userGroup;
   const tokenFile = workerTokenFile(node);
+  const homeRoot = workerHomeRoot(node);
   const view = {
     node: node.name,
     user: node.user,
     group,
+    rootGroup: p.rootGroup,
     home: p.home,
     dir,
     nodeBin,
@@ -54,7 +91,18 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     configDir: `${p.configDir}/worker`,
     claude: hasClaude ? claudeBinary(node) : undefined,
     envFile: hasClaude ? claudeEnvFile(node) : undefined,
+    slotUser: SLOT_USER,
+    homeRoot,
+    slotHome: `${homeRoot}/${node.name}-0`,
+    staged: `${homeRoot}/${WORKER_STAGED_CLAUDE_DIR}`,
+    sudoers: WORKER_SUDOERS,
+    supervise: `${dir}/runtime/supervise.sh`,
+    linux: p.family !== "macos",
+    macos: p.family === "macos",
   };
+  // The same values quoted for sh, for command positions in the templates (`{{q.user}}`); comments and the
+  // sudoers rule use them raw (POSIX user and node names, by the model's grammar).
+  const q = Object.fromEntries(["user", "group", "rootGroup", "home", "homeRoot", "slotHome", "staged", "slotUser", "sudoers"].map((k) => [k, shQuote(String(view[k as keyof typeof view]))]));
   const runtime = renderTemplate("queue/runtime.sh", {
     verb: "worker",
     dir,
@@ -64,9 +112,12 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     why: "tsx",
     payload: payload.base64,
   }).trimEnd();
-  const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime].filter(Boolean).join("\n");
+  const sudoersRule = renderTemplate("worker/sudoers", view);
+  const sudoersFile: BundleFile = { path: WORKER_SUDOERS, mode: 0o440, owner: "root", group: p.rootGroup, kind: "text", content: sudoersRule };
+  const identity = [renderTemplate(p.family === "macos" ? "worker/identity-macos.sh" : "worker/identity.sh", { ...view, q }), renderTemplate("worker/dirs.sh", { ...view, q, sudoersRule })].join("").trimEnd();
+  const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime, identity].filter(Boolean).join("\n");
   const token = renderTemplate("worker/token.sh", { ...view, user: shQuote(node.user), group: shQuote(group) }).trimEnd();
-  const cleanup = [`fk_rm ${tokenFile}`, `rm -rf ${dir}`].join("\n");
+  const cleanup = [`fk_rm ${tokenFile}`, `rm -rf ${dir}`, renderTemplate("worker/identity-remove.sh", { ...view, q }).trimEnd()].join("\n");
 
   if (p.serviceManager === "launchd") {
     const plist = "/Library/LaunchDaemons/dev.fleetkit.worker.plist";
@@ -74,7 +125,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     return {
       packages: p.packageList(NODEJS_PACKAGES),
       preInstall,
-      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("worker/dev.fleetkit.worker.plist", { ...view, log }) }],
+      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("worker/dev.fleetkit.worker.plist", { ...view, log }) }, sudoersFile],
       postInstall: [token, `fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
       preUninstall: `fk_launchd_remove dev.fleetkit.worker ${plist} system`,
       postUninstall: cleanup,
@@ -86,7 +137,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   return {
     packages: p.packageList(NODEJS_PACKAGES),
     preInstall,
-    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }],
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile],
     postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
     preUninstall: `fk_systemd_remove fleet-worker.service ${unit}`,
     postUninstall: cleanup,

@@ -1,12 +1,16 @@
 /**
- * Executors: how a worker runs one task. `claude-print` runs Claude Code headless (`claude -p … --output-format
- * json`), `agentapi` drives the node's AgentAPI server over HTTP, `noop` completes at once (benchmarks).
- * An executor never throws for a failing run: it returns an {@link ExecResult} with outcome `failed`.
+ * Executors: how a worker runs one task. `claude-print` runs Claude Code headless (`claude -p …
+ * --output-format stream-json`) through the slot's run supervisor, `agentapi` drives the node's AgentAPI
+ * server over HTTP, `noop` completes at once (benchmarks).
+ * An executor never throws for a failing run: it returns an {@link ExecResult} with outcome `failed` (the worker
+ * still turns a throw into a failed run, so one bad task can never stop the daemon).
  */
-import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
 import type { Task } from "./api.js";
 import type { Model } from "./model-choice.js";
+import type { RunHandle, Runner } from "./slot.js";
+import { SpendMeter } from "./spend.js";
 
 /** Why a run was stopped early (the AbortSignal's reason). */
 export type StopReason = "cancelled" | "timeout" | "shutdown" | "lease-lost";
@@ -16,12 +20,16 @@ export interface ExecContext {
   task: Task;
   /** Resolved model alias. */
   model: Model;
-  /** `--max-budget-usd` for this run, or null for no cap. */
+  /** The run's budget cap in USD (`--max-budget-usd`, and the worker stops the run past it), or null for none. */
   maxBudgetUsd: number | null;
   /** Working directory (exists). */
   cwd: string;
-  /** Environment for the child (HOME is the worker's isolated home). */
-  env: NodeJS.ProcessEnv;
+  /** Environment for the child (HOME is the slot's isolated home). */
+  env: Record<string, string>;
+  /** Starts processes as the slot's identity, through the run supervisor. */
+  runner: Runner;
+  /** Directory whose settings.json and CLAUDE.md the slot's `$HOME/.claude` mirrors before the run, if any. */
+  renderFrom?: string;
   /** Aborted with a {@link StopReason} to stop the run. */
   signal: AbortSignal;
 }
@@ -40,8 +48,9 @@ export interface ExecResult {
 export type Executor = (ctx: ExecContext) => Promise<ExecResult>;
 
 /**
- * The subset of Claude Code's `--output-format json` result we read (type "result"; subtype "success" or
- * "error_…"; `is_error`; `result` text; `total_cost_usd`; `duration_ms`; `session_id`).
+ * The subset of Claude Code's result message we read (`--output-format json` prints it alone, `stream-json`
+ * as its last line): type "result"; subtype "success" or "error_…"; `is_error`; `result` text;
+ * `total_cost_usd`; `duration_ms`; `session_id`.
  */
 export interface ClaudeJsonResult {
   type: "result";
@@ -53,34 +62,31 @@ export interface ClaudeJsonResult {
   session_id?: string;
 }
 
-/** Parses Claude's JSON output: the whole stdout, else its last line that parses as a result object. */
-export function parseClaudeJson(stdout: string): ClaudeJsonResult | null {
-  const tryParse = (s: string): ClaudeJsonResult | null => {
-    try {
-      const v = JSON.parse(s) as ClaudeJsonResult;
-      return v && typeof v === "object" && v.type === "result" ? v : null;
-    } catch {
-      return null;
-    }
-  };
-  const whole = tryParse(stdout.trim());
-  if (whole) return whole;
-  const lines = stdout.trim().split("\n").reverse();
-  for (const l of lines) {
-    const v = tryParse(l.trim());
-    if (v) return v;
+/** Parses one line of Claude's output as a JSON object with a string `type`, else null. */
+function parseMessage(line: string): { type: string } | null {
+  const t = line.trim();
+  if (!t.startsWith("{")) return null;
+  try {
+    const v = JSON.parse(t) as { type?: unknown };
+    return v && typeof v === "object" && typeof v.type === "string" ? (v as { type: string }) : null;
+  } catch {
+    return null;
   }
-  return null;
 }
 
-/** The argv (after the executable) of a `claude-print` run; options first, `--` before the prompt. */
+/**
+ * The argv (after the executable) of a `claude-print` run; options first, `--` before the prompt. Print
+ * mode's stream-json needs `--verbose` (Claude refuses it otherwise) and is what reports usage while the run
+ * goes (see spend.ts).
+ */
 export function claudeArgs(prompt: string, model: Model, maxBudgetUsd: number | null): string[] {
   return [
     "-p",
     "--model",
     model,
     "--output-format",
-    "json",
+    "stream-json",
+    "--verbose",
     ...(maxBudgetUsd === null ? [] : ["--max-budget-usd", maxBudgetUsd.toFixed(2)]),
     "--",
     prompt,
@@ -89,87 +95,104 @@ export function claudeArgs(prompt: string, model: Model, maxBudgetUsd: number | 
 
 const tail = (s: string, n = 2000) => (s.length > n ? "…" + s.slice(-n) : s);
 
+/** The error of a run stopped at its budget cap (USD, two decimals). */
+export function budgetStopError(capUsd: number, spentUsd: number): string {
+  return `stopped at budget cap $${capUsd.toFixed(2)} (spent ~$${spentUsd.toFixed(2)})`;
+}
+
 /**
- * `claude-print`: spawns `claudePath` in its own process group (so a stop kills its children too: SIGTERM,
- * then SIGKILL after 5 s) and reads its JSON result.
+ * `claude-print`: runs `claudePath` through the slot's run supervisor (its own process group, tied to the
+ * worker's life; a stop sends SIGTERM, then SIGKILL after 5 s) and reads its stream-json output line by line:
+ * the usage of each response feeds a {@link SpendMeter}, and when the estimate passes the run's budget cap the
+ * worker stops the run itself and reports it failed with what it spent; the last `result` line is the answer.
+ * The reported cost is Claude's `total_cost_usd` when the run printed it, else the estimate.
  */
 export function claudePrintExecutor(claudePath: string): Executor {
   return (ctx) =>
     new Promise<ExecResult>((resolve) => {
       const started = performance.now();
-      const child = spawn(claudePath, claudeArgs(ctx.task.prompt, ctx.model, ctx.maxBudgetUsd), {
-        cwd: ctx.cwd,
-        env: ctx.env,
-        stdio: ["ignore", "pipe", "pipe"],
-        detached: true,
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = tail(stderr + d, 8000)));
+      const seconds = () => (performance.now() - started) / 1000;
+      if (ctx.task.prompt.includes("\0")) {
+        return resolve({ outcome: "failed", result: null, error: "the prompt contains a NUL byte (U+0000), which cannot be passed to claude on its command line; resubmit the task without it", exitCode: null, durationSeconds: 0, costUsd: null });
+      }
+      const meter = new SpendMeter();
+      const cap = ctx.maxBudgetUsd;
+      let result: ClaudeJsonResult | null = null;
+      let capCrossed = false;
+      let other = "";
       let killTimer: NodeJS.Timeout | undefined;
+      let run: RunHandle | undefined;
       const stop = () => {
-        const kill = (sig: NodeJS.Signals) => {
-          try {
-            process.kill(-child.pid!, sig);
-          } catch {
-            /* already gone */
-          }
-        };
-        kill("SIGTERM");
-        killTimer = setTimeout(() => kill("SIGKILL"), 5000);
+        run?.signal("SIGTERM");
+        killTimer ??= setTimeout(() => run?.signal("SIGKILL"), 5000);
       };
+      run = ctx.runner.start({ command: claudePath, args: claudeArgs(ctx.task.prompt, ctx.model, cap), cwd: ctx.cwd, env: ctx.env, renderFrom: ctx.renderFrom }, (line) => {
+        const msg = parseMessage(line);
+        if (!msg) {
+          if (line.trim()) other = tail(other + line + "\n", 4000);
+        } else if (msg.type === "result") {
+          result = msg as ClaudeJsonResult;
+        } else if (meter.add(msg) && cap !== null && !capCrossed && meter.usd > cap) {
+          capCrossed = true;
+          stop();
+        }
+      });
       if (ctx.signal.aborted) stop();
       else ctx.signal.addEventListener("abort", stop, { once: true });
-      const finish = (exitCode: number | null, spawnError?: Error) => {
+      void run.done.then((end) => {
         clearTimeout(killTimer);
         ctx.signal.removeEventListener("abort", stop);
-        const durationSeconds = (performance.now() - started) / 1000;
-        if (spawnError) {
-          return resolve({ outcome: "failed", result: null, error: `cannot run ${claudePath}: ${spawnError.message}`, exitCode: null, durationSeconds, costUsd: null });
+        const durationSeconds = seconds();
+        const json = result as ClaudeJsonResult | null;
+        const reported = typeof json?.total_cost_usd === "number" ? json.total_cost_usd : null;
+        const costUsd = reported ?? (meter.usd > 0 ? meter.usd : null);
+        const exitCode = end.exitCode ?? (end.signal ? 128 : null);
+        const stderr = end.stderrTail.trim();
+        if (end.startError) {
+          return resolve({ outcome: "failed", result: null, error: end.startError, exitCode: null, durationSeconds, costUsd: null });
         }
-        const json = parseClaudeJson(stdout);
-        const costUsd = typeof json?.total_cost_usd === "number" ? json.total_cost_usd : null;
+        if (capCrossed) {
+          const spent = Math.max(meter.usd, reported ?? 0);
+          return resolve({ outcome: "failed", result: json?.result ?? null, error: budgetStopError(cap!, spent), exitCode, durationSeconds, costUsd: spent });
+        }
         if (ctx.signal.aborted) {
           return resolve({ outcome: "failed", result: json?.result ?? null, error: `stopped (${String(ctx.signal.reason)})`, exitCode, durationSeconds, costUsd });
         }
         if (!json) {
-          return resolve({ outcome: "failed", result: null, error: `claude printed no JSON result (exit ${exitCode}); stderr: ${tail(stderr.trim(), 1000) || "(empty)"}`, exitCode, durationSeconds, costUsd: null });
+          const said = [stderr, other.trim()].filter(Boolean).join("; ");
+          return resolve({ outcome: "failed", result: null, error: `claude printed no JSON result (exit ${exitCode}); stderr: ${tail(said, 1000) || "(empty)"}`, exitCode, durationSeconds, costUsd });
         }
         const ok = exitCode === 0 && !json.is_error && json.subtype === "success";
         resolve({
           outcome: ok ? "completed" : "failed",
           result: json.result ?? null,
-          error: ok ? null : `claude ${json.subtype}${json.is_error ? " (is_error)" : ""}, exit ${exitCode}${stderr.trim() ? `; stderr: ${tail(stderr.trim(), 1000)}` : ""}`,
+          error: ok ? null : `claude ${json.subtype}${json.is_error ? " (is_error)" : ""}, exit ${exitCode}${stderr ? `; stderr: ${tail(stderr, 1000)}` : ""}`,
           exitCode,
           durationSeconds,
           costUsd,
         });
-      };
-      child.on("error", (err) => finish(null, err));
-      child.on("close", (code, sig) => finish(code ?? (sig ? 128 : null)));
+      });
     });
 }
 
-/** One message of AgentAPI's `GET /messages` (coder/agentapi openapi.json `Message`). */
-interface AgentApiMessage {
-  id: number;
-  role: "agent" | "user";
-  content: string;
-  time: string;
-}
+/** AgentAPI's answers, as coder/agentapi's openapi.json documents them (`GET /status`, `GET /messages`, `POST /message`). */
+const AgentApiStatus = z.object({ status: z.enum(["stable", "running"]) });
+const AgentApiMessages = z.object({ messages: z.array(z.object({ id: z.number(), role: z.enum(["agent", "user"]), content: z.string() })) });
+const AgentApiSent = z.object({ ok: z.boolean() });
 
 /**
  * `agentapi`: drives the node's AgentAPI (coder/agentapi): waits for `GET /status` = `stable`, sends
  * `POST /message {content, type: "user"}`, polls `GET /status` until `stable` again, then returns the last
  * agent message of `GET /messages`. A stop sends an Escape keystroke (`type: "raw"`) to interrupt Claude.
+ * Every answer is checked against its documented shape: anything else (HTML, other JSON, an unknown status)
+ * fails the run at once, naming the endpoint, instead of polling until the task's timeout.
  * AgentAPI reports no cost, and its long-lived session keeps its own model (the chosen one is recorded only).
  * @param baseUrl e.g. `http://127.0.0.1:3284`
  * @param pollSeconds status poll interval (default 0.5)
  */
 export function agentApiExecutor(baseUrl: string, pollSeconds = 0.5): Executor {
   const base = baseUrl.replace(/\/+$/, "");
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  const call = async <T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown): Promise<T> => {
     const res = await fetch(base + path, {
       method,
       headers: body === undefined ? {} : { "content-type": "application/json" },
@@ -178,11 +201,21 @@ export function agentApiExecutor(baseUrl: string, pollSeconds = 0.5): Executor {
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`AgentAPI ${method} ${path}: HTTP ${res.status} ${tail(text, 300)}`);
-    return JSON.parse(text) as T;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new Error(`AgentAPI ${method} ${path} answered something that is not JSON: ${JSON.stringify(tail(text, 100))}`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`AgentAPI ${method} ${path} answered JSON that is not its documented shape (${issue.path.join(".") || "answer"}: ${issue.message}): ${tail(text, 100)}`);
+    }
+    return parsed.data;
   };
-  const status = async () => (await call<{ status: "stable" | "running" }>("GET", "/status")).status;
   const untilStable = async (signal: AbortSignal) => {
-    while ((await status()) !== "stable") {
+    while ((await call("GET", "/status", AgentApiStatus)).status !== "stable") {
       if (signal.aborted) throw new Error(`stopped (${String(signal.reason)})`);
       await sleep(pollSeconds * 1000);
     }
@@ -190,15 +223,15 @@ export function agentApiExecutor(baseUrl: string, pollSeconds = 0.5): Executor {
   return async (ctx) => {
     const started = performance.now();
     const fail = (error: string): ExecResult => ({ outcome: "failed", result: null, error, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null });
-    const interrupt = () => void call("POST", "/message", { content: "\u001b", type: "raw" }).catch(() => undefined);
+    const interrupt = () => void call("POST", "/message", AgentApiSent, { content: "\u001b", type: "raw" }).catch(() => undefined);
     ctx.signal.addEventListener("abort", interrupt, { once: true });
     try {
       await untilStable(ctx.signal);
-      const before = (await call<{ messages: AgentApiMessage[] }>("GET", "/messages")).messages.length;
-      const sent = await call<{ ok: boolean }>("POST", "/message", { content: ctx.task.prompt, type: "user" });
+      const before = (await call("GET", "/messages", AgentApiMessages)).messages.length;
+      const sent = await call("POST", "/message", AgentApiSent, { content: ctx.task.prompt, type: "user" });
       if (!sent.ok) return fail("AgentAPI did not accept the message (ok: false)");
       await untilStable(ctx.signal);
-      const messages = (await call<{ messages: AgentApiMessage[] }>("GET", "/messages")).messages;
+      const messages = (await call("GET", "/messages", AgentApiMessages)).messages;
       const reply = messages.slice(before).filter((m) => m.role === "agent").at(-1);
       if (!reply) return fail("AgentAPI returned no agent message after the prompt");
       return { outcome: "completed", result: reply.content, error: null, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null };

@@ -2,18 +2,23 @@
  * The worker daemon (role `worker`): long-polls the queue for its node, runs each task with an executor in
  * an isolated HOME, heartbeats the lease, reports the result and notifies ntfy. `--concurrency N` runs N
  * slots in one process; SIGTERM drains gracefully (finish within the grace period, else release).
+ *
+ * With `--run-as` each slot runs its tasks as an identity of its own (slot.ts), which cannot read the
+ * node's queue token, the queue's tokens file, Claude's env file or the node user's home. Whatever a task
+ * holds (a NUL byte in its prompt, a repository that cannot be cloned, an AgentAPI that answers garbage), its
+ * run ends as a failed run of that task with the reason; the daemon and its other slots keep going.
  */
-import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
-import type { ClaimAnswer, NodeInfo, Task } from "./api.js";
+import type { ClaimAnswer, CompleteInput, NodeInfo, Task } from "./api.js";
+import { checkout } from "./checkout.js";
 import { QueueClient, QueueError } from "./client.js";
 import { agentApiExecutor, claudePrintExecutor, noopExecutor, type ExecResult, type Executor, type StopReason } from "./executors.js";
-import { resolveModel } from "./model-choice.js";
+import { resolveModel, type Model } from "./model-choice.js";
 import { publish } from "./ntfy.js";
+import { Runner } from "./slot.js";
 
 /** Executor kinds a worker can run. */
 export const EXECUTORS = ["claude-print", "agentapi", "noop"] as const;
@@ -33,8 +38,14 @@ export interface WorkerOptions {
   agentApiUrl?: string;
   /** Extra environment for Claude (parsed env file: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN). */
   env?: Record<string, string>;
-  /** Parent of the per-slot isolated homes (default ~/.fleetkit/workers). */
+  /** Parent of the per-slot isolated homes `<node>-<slot>` (default ~/.fleetkit/workers). */
   homeRoot?: string;
+  /**
+   * One identity per slot (`--run-as`): slot i runs its tasks as `runAs[i]` through sudo (see slot.ts); its
+   * home must exist and belong to that user (the worker role creates both). Unset: tasks run as this process's
+   * user, as in the local demo.
+   */
+  runAs?: string[];
   /** Parallel slots (default 1). */
   concurrency?: number;
   /** Run one task, then exit. */
@@ -49,21 +60,53 @@ export interface WorkerOptions {
   log?: (line: string) => void;
 }
 
-const run = promisify(execFile);
+/** The Claude files a slot mirrors from the node user's `~/.claude` on every claim. */
+export const SLOT_CLAUDE_FILES = ["settings.json", "CLAUDE.md"] as const;
+
+/** Directory under `homeRoot` where a `--run-as` worker stages the node's Claude files for its slots to read. */
+export const STAGED_CLAUDE_DIR = "node-claude";
 
 /**
- * Prepares a slot's isolated HOME (claude-workers.md: `HOME=~/workers/01 claude`): creates it 0700 and copies
- * the user's `~/.claude/settings.json` and `CLAUDE.md` into it when missing, so every slot has its own history.
+ * Copies the node user's current `~/.claude/settings.json` and `CLAUDE.md` into `dir` when they differ (and
+ * removes a copy whose original is gone), on every claim, so turning the sandbox on reaches running workers:
+ * `dir` is the slot's own `~/.claude`, or with `--run-as` the staging directory the slot's supervisor copies
+ * them from (the slot user cannot read the node user's home). Files are replaced atomically (temp file +
+ * rename), 0644: they hold the fleet's Claude settings and the node's identity, no secret.
+ * @throws Error when `dir` cannot be written (the task fails with it)
  */
-export function ensureHome(dir: string): string {
-  mkdirSync(join(dir, ".claude"), { recursive: true, mode: 0o700 });
-  for (const f of ["settings.json", "CLAUDE.md"]) {
-    const src = join(homedir(), ".claude", f);
-    const dst = join(dir, ".claude", f);
-    if (existsSync(src) && !existsSync(dst)) copyFileSync(src, dst);
+export function mirrorNodeClaudeFiles(dir: string, from = join(homedir(), ".claude")): void {
+  for (const f of SLOT_CLAUDE_FILES) {
+    const src = readOrNull(join(from, f));
+    const dst = join(dir, f);
+    if (src === null) {
+      if (existsSync(dst)) rmSync(dst, { force: true });
+      continue;
+    }
+    if (readOrNull(dst) === src) continue;
+    const tmp = `${dst}.${process.pid}.new`;
+    writeFileSync(tmp, src, { mode: 0o644 });
+    renameSync(tmp, dst);
   }
-  return dir;
 }
+
+function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Text the queue refuses or that breaks a report: NUL, and UTF-16 halves without their partner (a JSON
+ * encoder writes them, a UTF-8 store cannot keep them). Both become U+FFFD.
+ */
+export function reportText(s: string | null): string | null {
+  return s === null ? null : s.replace(/\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
+
+/** Variables a `--run-as` run keeps from the worker's environment (besides the env file and HOME). */
+const RUN_AS_ENV = ["PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "NODE_ENV"];
 
 let stdoutSink: ((line: string) => void) | null = null;
 
@@ -89,6 +132,21 @@ export function stdoutLines(): (line: string) => void {
   });
 }
 
+/** One slot's fixed setup (see Worker.slotSetup). */
+interface SlotContext {
+  /** `<node>/<host>:<pid>/<slot>`, the worker id the queue records. */
+  workerId: string;
+  /** The slot's HOME. */
+  home: string;
+  runner: Runner;
+  /** The run environment (HOME is the slot's; never the queue token). */
+  env: Record<string, string>;
+  /** Where this worker mirrors the node's Claude files before each Claude run: the slot's own `~/.claude`, or with `--run-as` the staging directory. */
+  claudeFiles: string;
+  /** With `--run-as`: the staging directory the run supervisor copies them from, as the slot user. */
+  renderFrom?: string;
+}
+
 /** A running worker process: N slots sharing one client. */
 export class Worker {
   private readonly client: QueueClient;
@@ -99,6 +157,8 @@ export class Worker {
   private readonly running = new Map<number, { abort: AbortController; done: Promise<void> }>();
   private readonly notifications = new Set<Promise<unknown>>();
   private info: NodeInfo | null = null;
+  /** Set when {@link run} returns 2 because this worker cannot run tasks as configured (not the queue's refusal). */
+  setupError: string | null = null;
   private lastOutcome: Task["state"] | null = null;
 
   constructor(private readonly o: WorkerOptions) {
@@ -119,7 +179,21 @@ export class Worker {
       return 2;
     }
     const n = this.o.once ? 1 : Math.max(1, this.o.concurrency ?? 1);
-    this.log(`worker ${this.o.node}: ${n} slot(s), executor ${this.o.executor}, queue ${this.o.queueUrl}`);
+    if (this.o.runAs) {
+      if (this.o.runAs.length < n) {
+        this.setupError = `--run-as names ${this.o.runAs.length} user(s) for ${n} slot(s); give one user per slot`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
+        return 2;
+      }
+      try {
+        mkdirSync(join(this.homeRoot, STAGED_CLAUDE_DIR), { recursive: true, mode: 0o755 });
+      } catch (err) {
+        this.setupError = `cannot create ${join(this.homeRoot, STAGED_CLAUDE_DIR)} for the slots' Claude settings: ${(err as Error).message}`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
+        return 2;
+      }
+    }
+    this.log(`worker ${this.o.node}: ${n} slot(s), executor ${this.o.executor}, queue ${this.o.queueUrl}${this.o.runAs ? `, tasks run as ${this.o.runAs.slice(0, n).join(", ")}` : ""}`);
     const codes = await Promise.all(Array.from({ length: n }, (_, i) => this.slot(i)));
     await Promise.allSettled([...this.notifications]);
     if (codes.includes(2)) return 2;
@@ -168,12 +242,46 @@ export class Worker {
     }
   }
 
-  private async slot(i: number): Promise<number> {
-    const workerId = `${this.o.node}/${hostname()}:${process.pid}/${i}`;
-    const home = ensureHome(join(this.o.homeRoot ?? join(homedir(), ".fleetkit", "workers"), `${this.o.node}-${i}`));
-    // The slot's run environment, made once (copying process.env costs tens of µs, once per task at 1,000 a second).
-    const env: NodeJS.ProcessEnv = { ...process.env, ...this.o.env, HOME: home };
+  private get homeRoot(): string {
+    return this.o.homeRoot ?? join(homedir(), ".fleetkit", "workers");
+  }
+
+  /**
+   * Sets slot `i` up: its home (created here without `--run-as`; with it, made by the worker role and owned by
+   * the slot user), its runner, and its run environment (made once: copying process.env costs tens of µs, once
+   * per task at 1,000 a second). Without `--run-as` the run inherits this process's environment as before;
+   * with it, only {@link RUN_AS_ENV}, the env file's credentials and the slot's HOME/USER. The queue token is
+   * never part of it. Returns null (after logging why) when the slot cannot run tasks.
+   */
+  private async slotSetup(i: number): Promise<SlotContext | null> {
+    const home = join(this.homeRoot, `${this.o.node}-${i}`);
+    const user = this.o.runAs?.[i] ?? null;
+    const runner = new Runner({ user });
+    let env: Record<string, string>;
+    if (user) {
+      const why = await runner.reap();
+      if (why) {
+        this.setupError = `slot ${i} cannot run tasks as ${user}: ${why}; the worker role installs that user, its home ${home} and /etc/sudoers.d/fleetkit-worker`;
+        this.log(`worker ${this.o.node}: ${this.setupError}`);
+        return null;
+      }
+      env = Object.fromEntries(RUN_AS_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
+      Object.assign(env, this.o.env, { HOME: home, USER: user, LOGNAME: user });
+    } else {
+      mkdirSync(join(home, ".claude"), { recursive: true, mode: 0o700 });
+      env = Object.fromEntries(Object.entries({ ...process.env, ...this.o.env }).filter((e): e is [string, string] => e[1] !== undefined));
+      env.HOME = home;
+    }
     delete env.FLEET_TOKEN;
+    const staged = join(this.homeRoot, STAGED_CLAUDE_DIR);
+    const workerId = `${this.o.node}/${hostname()}:${process.pid}/${i}`;
+    return user ? { workerId, home, runner, env, claudeFiles: staged, renderFrom: staged } : { workerId, home, runner, env, claudeFiles: join(home, ".claude") };
+  }
+
+  private async slot(i: number): Promise<number> {
+    const slot = await this.slotSetup(i);
+    if (!slot) return 2;
+    const { workerId } = slot;
     let overBudgetLogged = false;
     let next: ClaimAnswer | null = null;
     while (!this.stopping) {
@@ -207,7 +315,11 @@ export class Worker {
       overBudgetLogged = false;
       // Long-polling slots take their next lease with the result report (baseline polling and --once do not).
       const claimNext = !this.o.once && this.o.pollSeconds === undefined;
-      next = await this.runTask(ans.task, ans.leaseId, ans.leaseSeconds, ans.maxBudgetUsd, workerId, home, env, claimNext);
+      next = await this.runTask(ans.task, ans.leaseId, ans.leaseSeconds, ans.maxBudgetUsd, slot, claimNext).catch((err: Error) => {
+        // A bug of ours, not the task's: the lease expires and the queue retries the task; the slot goes on.
+        this.log(`worker ${workerId}: task ${ans.task!.id}: internal error: ${err.stack ?? err.message}`);
+        return null;
+      });
       if (this.o.once) break;
       if (this.o.pollSeconds !== undefined) await this.pause(this.o.pollSeconds);
     }
@@ -227,16 +339,8 @@ export class Worker {
    * Runs one leased task to its report. With `claimNext`, the report also leases the node's next task, which
    * is returned (a lease this slot must run, or release if it is stopping).
    */
-  private async runTask(
-    task: Task,
-    leaseId: string,
-    leaseSeconds: number,
-    maxBudgetUsd: number | null,
-    workerId: string,
-    home: string,
-    env: Readonly<NodeJS.ProcessEnv>,
-    claimNext: boolean,
-  ): Promise<ClaimAnswer | null> {
+  private async runTask(task: Task, leaseId: string, leaseSeconds: number, maxBudgetUsd: number | null, slot: SlotContext, claimNext: boolean): Promise<ClaimAnswer | null> {
+    const { workerId } = slot;
     const abort = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -261,10 +365,7 @@ export class Worker {
     }, (leaseSeconds * 1000) / 3);
     const timeout = setTimeout(() => abort.abort("timeout" satisfies StopReason), task.timeoutSeconds * 1000);
     try {
-      let result: ExecResult;
-      const cwd = await this.workdir(task, home).catch((err: Error) => err);
-      if (cwd instanceof Error) result = { outcome: "failed", result: null, error: cwd.message, exitCode: null, durationSeconds: 0, costUsd: null };
-      else result = await this.exec({ task, model, maxBudgetUsd, cwd, env: { ...env }, signal: abort.signal });
+      const result = await this.execute(task, model, maxBudgetUsd, slot, abort.signal);
       clearInterval(hb);
       clearTimeout(timeout);
       const why = abort.signal.aborted ? (abort.signal.reason as StopReason) : null;
@@ -276,14 +377,19 @@ export class Worker {
       }
       const outcome = why === "cancelled" ? "cancelled" : result.outcome;
       const error = why === "timeout" ? `timed out after ${task.timeoutSeconds} s` : why === "cancelled" ? "cancelled while running" : result.error;
-      const body = { leaseId, outcome, result: result.result, error, exitCode: result.exitCode, durationSeconds: result.durationSeconds, costUsd: result.costUsd, chosenModel: model, modelReason: reason } as const;
-      // Keep reporting through a queue restart; a 409/403 means the lease is gone and the result is dropped.
-      // Retry often enough to report within the lease the queue grants a surviving worker after its restart.
-      const report = () => (claimNext && !this.stopping ? this.client.completeAndClaim(task.id, body) : this.client.complete(task.id, body).then((t) => ({ task: t, next: null })));
-      const answer = await this.retry("complete", report, Date.now() + 10 * 60_000, (leaseSeconds * 1000) / 4).catch((err: Error) => {
-        this.log(`worker ${workerId}: task ${task.id}: result not recorded: ${err.message}`);
-        return null;
-      });
+      const body: CompleteInput = {
+        leaseId,
+        outcome,
+        result: reportText(result.result),
+        error: reportText(error),
+        exitCode: result.exitCode,
+        durationSeconds: result.durationSeconds,
+        // Claude's own figure is untrusted text too: a cost that is not a finite amount ≥ 0 is no cost.
+        costUsd: result.costUsd !== null && Number.isFinite(result.costUsd) && result.costUsd >= 0 ? result.costUsd : null,
+        chosenModel: model,
+        modelReason: reason,
+      };
+      const answer = await this.report(task.id, body, claimNext, leaseSeconds, workerId);
       if (!answer) return null;
       const final = answer.task;
       this.lastOutcome = final.state;
@@ -304,23 +410,50 @@ export class Worker {
     }
   }
 
-  /** The task's working directory: its `cwd`, a clone of its `repo` under the slot's home, or the home. */
-  private async workdir(task: Task, home: string): Promise<string> {
+  /**
+   * Prepares the task's working directory and runs the executor. Never throws: whatever goes wrong (a checkout
+   * that fails, an executor that throws) is this task's failed run, with the reason as its error.
+   */
+  private async execute(task: Task, model: Model, maxBudgetUsd: number | null, slot: SlotContext, signal: AbortSignal): Promise<ExecResult> {
+    const started = performance.now();
+    const failed = (error: string): ExecResult => ({ outcome: "failed", result: null, error, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null });
+    let cwd: string;
+    try {
+      cwd = await this.workdir(task, slot, signal);
+      // Without --run-as the slot's .claude is this user's to write; with it, the run supervisor copies the
+      // staged files in as the slot user.
+      if (this.o.executor === "claude-print") mirrorNodeClaudeFiles(slot.claudeFiles);
+    } catch (err) {
+      return failed((err as Error).message);
+    }
+    try {
+      return await this.exec({ task, model, maxBudgetUsd, cwd, env: { ...slot.env }, runner: slot.runner, renderFrom: slot.renderFrom, signal });
+    } catch (err) {
+      return failed(`the ${this.o.executor} executor failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Reports a run (with `claimNext`, also leasing the node's next task). Keeps reporting through a queue
+   * restart; a 409/403 means the lease is gone and the result is dropped. Null when nothing was recorded.
+   */
+  private async report(id: number, body: CompleteInput, claimNext: boolean, leaseSeconds: number, workerId: string): Promise<{ task: Task; next: ClaimAnswer | null } | null> {
+    const send = () => (claimNext && !this.stopping ? this.client.completeAndClaim(id, body) : this.client.complete(id, body).then((t) => ({ task: t, next: null })));
+    // Retry often enough to report within the lease the queue grants a surviving worker after its restart.
+    return this.retry("complete", send, Date.now() + 10 * 60_000, (leaseSeconds * 1000) / 4).catch((err: Error) => {
+      this.log(`worker ${workerId}: task ${id}: result not recorded: ${err.message}`);
+      return null;
+    });
+  }
+
+  /** The task's working directory: its `cwd`, a checkout of its `repo` in the slot's home (checkout.ts), or the home. */
+  private async workdir(task: Task, slot: SlotContext, signal: AbortSignal): Promise<string> {
     if (task.cwd) {
       if (!existsSync(task.cwd) || !statSync(task.cwd).isDirectory()) throw new Error(`working directory ${task.cwd} does not exist on node ${this.o.node}`);
       return task.cwd;
     }
-    if (task.repo) {
-      const dir = join(home, "repos", basename(task.repo).replace(/\.git$/, "").replace(/[^A-Za-z0-9._-]/g, "_") || "repo");
-      try {
-        if (existsSync(join(dir, ".git"))) await run("git", ["-C", dir, "pull", "--ff-only", "-q"], { timeout: 300_000 });
-        else await run("git", ["clone", "-q", "--", task.repo, dir], { timeout: 300_000 });
-      } catch (err) {
-        throw new Error(`cannot clone or update ${task.repo}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
-      }
-      return dir;
-    }
-    return home;
+    if (task.repo) return checkout(slot.runner, task.repo, slot.home, slot.env, signal, (l) => this.log(`worker ${slot.workerId}: task ${task.id}: ${l}`));
+    return slot.home;
   }
 
   /** Publishes the task's outcome to ntfy in the background; a failure is logged, never raised. */

@@ -35,7 +35,7 @@ const QUEUE_PORT = 8787;
 const ROLE_LEFTOVERS: Partial<Record<RoleName, string[]>> = {
   claude: ["/usr/local/bin/claude", "/usr/local/lib/fleetkit/claude-code", "/etc/fleetkit/claude.env"],
   queue: ["/usr/local/lib/fleetkit/queue", "/etc/fleetkit/queue/tokens.json"],
-  worker: ["/usr/local/lib/fleetkit/worker", "/etc/fleetkit/worker/token"],
+  worker: ["/usr/local/lib/fleetkit/worker", "/etc/fleetkit/worker/token", "/var/lib/fleetkit/workers"],
 };
 
 describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two real Debian 13 nodes", () => {
@@ -163,6 +163,78 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     await box.run("sudo -n rm -f /usr/local/bin/claude");
   }, 120_000);
 
+  /** Delegates `prompt` to `node` from this machine with hub's token and waits; returns the finished task. */
+  const delegate = (node: string, prompt: string): Record<string, unknown> => {
+    const env = { ...process.env, FLEET_QUEUE_URL: `http://${testNode(net, "hub").address}:${QUEUE_PORT}`, FLEET_TOKEN: tokens.hub };
+    const r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", node, prompt, "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
+    expect(r.stderr).toBe("");
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+
+  describe("a task on hub (queue, claude and worker) runs as fleetkit-w1", () => {
+    // hub's worker runs the pinned Claude Code; for these tasks the stand-in takes its place (and the real
+    // one is put back after), so a task can run a command and answer its output (the stand-in's FAKE:exec).
+    const pinned = "/usr/local/lib/fleetkit/claude-code/bin/claude";
+    beforeAll(async () => {
+      await testNode(net, "hub").run(`sudo -n sh -c 'mv ${pinned} ${pinned}.fleetkit-test && cat > ${pinned} && chmod 755 ${pinned}'`, { input: STANDIN });
+    });
+    afterAll(async () => {
+      await testNode(net, "hub").run(`sudo -n mv -f ${pinned}.fleetkit-test ${pinned}`);
+    });
+
+    it.each([
+      ["its own identity", "id -un", "fleetkit-w1\nexit 0"],
+      ["the node's queue token: denied", "cat /etc/fleetkit/worker/token", "cat: /etc/fleetkit/worker/token: Permission denied\nexit 1"],
+      ["the queue's tokens file: denied", "cat /etc/fleetkit/queue/tokens.json", "cat: /etc/fleetkit/queue/tokens.json: Permission denied\nexit 1"],
+      ["Claude's env file: denied", "cat /etc/fleetkit/claude.env", "cat: /etc/fleetkit/claude.env: Permission denied\nexit 1"],
+      ["the node user's home: denied", "ls /home/admin", "ls: cannot open directory '/home/admin': Permission denied\nexit 2"],
+      ["the node user's Claude settings: denied", "cat /home/admin/.claude/settings.json", "cat: /home/admin/.claude/settings.json: Permission denied\nexit 1"],
+      ["sudo: refused", "sudo -n true", "sudo: a password is required\nexit 1"],
+      ["the staged settings: read-only", "touch /var/lib/fleetkit/workers/node-claude/x", "touch: cannot touch '/var/lib/fleetkit/workers/node-claude/x': Permission denied\nexit 1"],
+      ["the task database: denied", "cat /var/lib/fleetkit/queue/queue.db", "cat: /var/lib/fleetkit/queue/queue.db: Permission denied\nexit 1"],
+      ["no queue token in its environment", "printenv FLEET_TOKEN || echo unset", "unset\nexit 0"],
+      ["its own HOME, writable", 'echo "$HOME"; touch "$HOME/probe" && echo wrote', "/var/lib/fleetkit/workers/hub-0\nwrote\nexit 0"],
+      ["the node's Claude settings, copied into its HOME", 'grep -c DISABLE_AUTOUPDATER "$HOME/.claude/settings.json"', "1\nexit 0"],
+      ["Claude's credential in its environment, on no command line", 'ps -eo args > "$HOME/ps"; [ -n "$ANTHROPIC_API_KEY" ] && grep -cF "$ANTHROPIC_API_KEY" "$HOME/ps"', "0\nexit 1"],
+    ])("%s", (_what, command, result) => {
+      const t = delegate("hub", `FAKE:exec=${command}`);
+      expect({ state: t.state, node: t.node, result: t.result, error: t.error }).toEqual({ state: "completed", node: "hub", result, error: null });
+    }, 120_000);
+
+    it("back-to-back tasks in the slot: one run's cleanup (a kill -1 of fleetkit-w1) never reaches the next run", async () => {
+      const url = `http://${testNode(net, "hub").address}:${QUEUE_PORT}`;
+      const headers = { Authorization: `Bearer ${tokens.hub}`, "Content-Type": "application/json" };
+      const ids: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${url}/v1/tasks`, { method: "POST", headers, body: JSON.stringify({ target: "hub", prompt: `FAKE:exec=echo run ${i}` }) });
+        ids.push(((await r.json()) as { id: number }).id);
+      }
+      const done = await Promise.all(ids.map(async (id) => (await (await fetch(`${url}/v1/tasks/${id}/wait?timeoutSeconds=120`, { headers })).json()) as Record<string, unknown>));
+      expect(done.map((t) => [t.state, t.result, t.error])).toEqual(ids.map((_, i) => ["completed", `run ${i}\nexit 0`, null]));
+    }, 180_000);
+
+    it.each(["hub", "box"])("%s's queue token is in no file the task can read", (owner) => {
+      // The token in two halves, joined by the task's shell: the prompt (stored in the queue) never holds it whole.
+      const [a, b] = [tokens[owner]!.slice(0, 18), tokens[owner]!.slice(18)];
+      const t = delegate("hub", `FAKE:exec=t=${a}; t=\${t}${b}; grep -rlsF "$t" /etc /var/lib/fleetkit /home /root /tmp /proc/self/environ; echo searched`);
+      expect(t.result).toBe("searched\nexit 0");
+    }, 120_000);
+  });
+
+  it("box's worker, restarted, first kills whatever its slot user still runs (the slot user is the slot's alone)", async () => {
+    const box = testNode(net, "box");
+    await box.run("sudo -n -u fleetkit-w1 setsid sh -c 'exec sleep 1000' </dev/null >/dev/null 2>&1 &");
+    const left = (await box.run("sleep 0.5; pgrep -u fleetkit-w1 -x sleep")).trim();
+    expect(left).toMatch(/^\d+$/);
+    await box.run("sudo -n systemctl restart fleet-worker.service");
+    let gone = false;
+    for (let i = 0; i < 40 && !gone; i++) {
+      gone = (await box.ssh(`ps -p ${left} >/dev/null || echo gone`)).stdout === "gone\n";
+      if (!gone) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(gone).toBe(true);
+  }, 60_000);
+
   it("uninstalls in reverse dependency order: services, units, runtime, tokens and markers gone; the task database kept", async () => {
     for (const wave of installWaves(fleet).reverse()) {
       const results = await Promise.all(wave.map(async ([n, role]) => ({ b: bundleOf(n.name, role), ...(await runBundleScript(net, fleet, bundleOf(n.name, role), "uninstall", secretsFor)) })));
@@ -181,6 +253,7 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       }
     }
     expect(await testNode(net, "hub").run("sudo -n test -f /var/lib/fleetkit/queue/queue.db && echo kept")).toBe("kept\n");
+    for (const n of ["hub", "box"]) expect((await testNode(net, n).ssh("id fleetkit-w1")).code).not.toBe(0);
     expect((await testNode(net, "hub").ssh("pgrep -f fleet.mjs")).stdout).toBe("");
   }, 300_000);
 

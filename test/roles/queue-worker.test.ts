@@ -17,6 +17,8 @@ import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { queueFacts, queueUrl } from "../../roles/queue.js";
+import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker.js";
+import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
 import { importClosure, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { parseTokensFile } from "../../runtime/config.js";
@@ -130,10 +132,10 @@ describe("role worker", () => {
     const laptopFleet = parseFleet(text.join("\n"), "fleet.yaml");
     const laptop = node(laptopFleet, "windows-laptop");
     const b = renderBundle(laptopFleet, laptop, "worker");
-    expect([b.target, b.files.map((f) => f.path), b.secrets]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service"], ["queueToken"]]);
+    expect([b.target, b.files.map((f) => f.path), b.secrets]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service", "/etc/sudoers.d/fleetkit-worker"], ["queueToken"]]);
     expect(b.files[0].content.split("\n")).toContain(
       "ExecStart=/usr/bin/node /usr/local/lib/fleetkit/worker/fleet.mjs worker --queue http://arch-orchestrator:8787 --token-file /etc/fleetkit/worker/token --node windows-laptop " +
-        "--claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
+        "--run-as fleetkit-w1 --home-root /var/lib/fleetkit/workers --claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
     );
     const install = remoteInvocation(laptop, b.target, b.install);
     expect(install.stdinPrefix.length).toBeGreaterThan(8191);
@@ -145,16 +147,18 @@ describe("role worker", () => {
     expect(remoteInvocation(laptop, b.target, b.uninstall).stdinPrefix).toBe("");
   });
 
-  it("Linux unit: the runtime's worker CLI with the queue URL, token file, node, pinned claude and its env file", () => {
+  it("Linux unit: the runtime's worker CLI with the queue URL, token file, node, task identity, pinned claude and its env file", () => {
     const b = renderBundle(mesh, node(mesh, "rpi1"), "worker");
     const unit = b.files[0].content.split("\n");
     expect(unit).toContain("User=fleet");
     expect(unit).toContain("Environment=HOME=/home/fleet");
     expect(unit).toContain(
       "ExecStart=/usr/bin/node /usr/local/lib/fleetkit/worker/fleet.mjs worker --queue http://arch-orchestrator:8787 --token-file /etc/fleetkit/worker/token --node rpi1 " +
-        "--claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
+        "--run-as fleetkit-w1 --home-root /var/lib/fleetkit/workers --claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
     );
     expect(unit).toContain("TimeoutStopSec=45");
+    expect(unit).toContain("KillMode=control-group");
+    expect(unit).toContain("PrivateTmp=yes");
   });
 
   it("macOS LaunchDaemon parses with plist and Python's plistlib and runs as the node user", () => {
@@ -167,6 +171,7 @@ describe("role worker", () => {
       ProgramArguments: [
         "/usr/local/bin/node", "/usr/local/libexec/fleetkit/worker/fleet.mjs", "worker",
         "--queue", "http://arch-orchestrator:8787", "--token-file", "/usr/local/etc/fleetkit/worker/token", "--node", "macbook1",
+        "--run-as", "fleetkit-w1", "--home-root", "/usr/local/var/fleetkit/workers",
         "--claude", "/usr/local/libexec/fleetkit/claude-code/bin/claude", "--env-file", "/usr/local/etc/fleetkit/claude.env",
       ],
       RunAtLoad: true,
@@ -180,8 +185,83 @@ describe("role worker", () => {
   it("a worker node without role claude uses claude from PATH and no env file", () => {
     const noClaude: Fleet = { ...shared, nodes: shared.nodes.map((n) => (n.name === "pi-node-1" ? { ...n, roles: n.roles.filter((r) => r !== "claude") } : n)) };
     const unit = renderBundle(noClaude, node(noClaude, "pi-node-1"), "worker").files[0].content;
-    expect(unit).toContain("--node pi-node-1\n");
+    expect(unit).toContain("--node pi-node-1 --run-as fleetkit-w1 --home-root /var/lib/fleetkit/workers\n");
     expect(unit).not.toContain("--env-file");
+  });
+
+  /** The sudoers file a worker install places: the quoted heredoc it feeds to `visudo -c`, then to fk_put. */
+  const sudoersOf = (install: string) => {
+    const checked = [...install.matchAll(/<<'FLEETKIT_SUDOERS'\n([\s\S]*?\n)FLEETKIT_SUDOERS\n/g)].map((m) => m[1]!);
+    const placed = [...install.matchAll(/^fk_put '\/etc\/sudoers.d\/fleetkit-worker' 0440 'root' '(?:root|wheel)' <<'FLEETKIT_EOF'\n([\s\S]*?\n)FLEETKIT_EOF\n/gm)].map((m) => m[1]!);
+    expect([checked.length, placed.length]).toEqual([1, 1]);
+    expect(placed[0]).toBe(checked[0]);
+    // Checked before it is placed.
+    expect(install.indexOf("visudo -cqf -")).toBeLessThan(install.indexOf("fk_put '/etc/sudoers.d/fleetkit-worker'"));
+    return checked[0]!;
+  };
+
+  it.each([
+    ["mesh", "rpi1", "fleet", "/usr/local/lib/fleetkit/worker/runtime/supervise.sh"],
+    ["mesh", "macbook1", "fleet", "/usr/local/libexec/fleetkit/worker/runtime/supervise.sh"],
+    ["remote", "raspberrypi", "matt", "/usr/local/lib/fleetkit/worker/runtime/supervise.sh"],
+  ] as const)("%s fleet, %s: one sudoers rule, accepted by visudo: the node user may start the shipped supervisor as fleetkit-w1, nothing else", (label, name, user, supervise) => {
+    const fleet = FLEETS[label];
+    const b = renderBundle(fleet, node(fleet, name), "worker");
+    const sudoers = sudoersOf(b.install);
+    expect(sudoers.split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([`${user} ALL=(fleetkit-w1) NOPASSWD: ${supervise}`]);
+    expect(b.files.find((f) => f.path === "/etc/sudoers.d/fleetkit-worker")).toMatchObject({ mode: 0o440, owner: "root", group: node(fleet, name).os === "macos" ? "wheel" : "root", content: sudoers });
+    const dir = mkdtempSync(join(tmpdir(), "fk-sudoers-"));
+    try {
+      writeFileSync(join(dir, "fleetkit-worker"), sudoers);
+      const v = spawnSync("visudo", ["-cf", join(dir, "fleetkit-worker")], { encoding: "utf8" });
+      expect([v.status, v.stderr]).toEqual([0, ""]);
+      expect(v.stdout).toContain("parsed OK");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // The supervisor the rule names is the one the worker runtime ships and starts.
+    expect(runtimePayload(node(fleet, name), "worker", workerDir(node(fleet, name))).paths).toContain(supervise);
+  });
+
+  it("Linux task identity: a system user with its own group, a 0700 home as the slot's HOME, the node home closed; uninstall removes them", () => {
+    const b = renderBundle(mesh, node(mesh, "rpi1"), "worker");
+    const lines = b.install.split("\n");
+    expect(lines).toContain("  useradd --system --user-group --home-dir '/var/lib/fleetkit/workers/rpi1-0' --no-create-home --shell /usr/sbin/nologin --comment 'fleetkit worker slot 1 (queued tasks)' 'fleetkit-w1'");
+    expect(lines).toContain("install -d -m 0700 -o 'fleetkit-w1' -g 'fleetkit-w1' '/var/lib/fleetkit/workers/rpi1-0'");
+    expect(lines).toContain("install -d -m 0755 -o 'fleet' -g 'fleet' '/var/lib/fleetkit/workers/node-claude'");
+    expect(lines).toContain("    chmod o-rwx '/home/fleet'");
+    // The identity exists before the service starts.
+    expect(b.install.indexOf("useradd --system")).toBeLessThan(b.install.indexOf("fk_systemd_unit fleet-worker.service"));
+    const un = b.uninstall.split("\n");
+    expect(un.filter((l) => l.includes("/etc/sudoers.d/fleetkit-worker"))).toEqual(["fk_rm '/etc/systemd/system/fleet-worker.service' '/etc/sudoers.d/fleetkit-worker'"]);
+    expect(un).toContain("  userdel 'fleetkit-w1'");
+    expect(un).toContain("  rm -rf '/var/lib/fleetkit/workers'");
+    expect(b.uninstall.indexOf("fk_systemd_remove fleet-worker.service")).toBeLessThan(b.uninstall.indexOf("userdel"));
+  });
+
+  it("macOS task identity: a hidden dscl user 401-499 with a group of its own (not staff), uninstalled with dscl", () => {
+    const b = renderBundle(mesh, node(mesh, "macbook1"), "worker");
+    const lines = b.install.split("\n");
+    for (const l of [
+      "  dscl . -create /Groups/'fleetkit-w1' PrimaryGroupID \"$fk_slot_id\"",
+      "  dscl . -create /Users/'fleetkit-w1' UniqueID \"$fk_slot_id\"",
+      "  dscl . -create /Users/'fleetkit-w1' PrimaryGroupID \"$fk_slot_id\"",
+      "  dscl . -create /Users/'fleetkit-w1' NFSHomeDirectory '/usr/local/var/fleetkit/workers/macbook1-0'",
+      "  dscl . -create /Users/'fleetkit-w1' UserShell /usr/bin/false",
+      "  dscl . -create /Users/'fleetkit-w1' IsHidden 1",
+      "  for fk_try in $(seq 401 499); do",
+      "install -d -m 0700 -o 'fleetkit-w1' -g 'fleetkit-w1' '/usr/local/var/fleetkit/workers/macbook1-0'",
+      "    chmod o-rwx '/Users/fleet'",
+    ]) expect(lines).toContain(l);
+    expect(lines.filter((l) => l.includes("useradd"))).toEqual([]);
+    const un = b.uninstall.split("\n");
+    expect(un).toContain("  dscl . -delete /Users/'fleetkit-w1'");
+    expect(un).toContain("if dscl . -read /Groups/'fleetkit-w1' >/dev/null 2>&1; then dscl . -delete /Groups/'fleetkit-w1'; fi");
+  });
+
+  it("the role and the runtime agree on the slot user's grammar and the staging directory's name", () => {
+    expect(WORKER_STAGED_CLAUDE_DIR).toBe(STAGED_CLAUDE_DIR);
+    expect(SLOT_USER).toMatch(/^[a-z_][a-z0-9_-]{0,31}$/);
   });
 });
 
@@ -223,6 +303,16 @@ describe("runtime packaging", () => {
   it("minimum Node.js: 20 for the queue (better-sqlite3 12), 18 for the worker (tsx)", () => {
     const t = readTemplate("queue/fleet.mjs");
     expect([runtimePackage("queue", t).minNodeMajor, runtimePackage("worker", t).minNodeMajor]).toEqual([20, 18]);
+  });
+
+  it("the worker ships the run supervisor it executes, 0755, as POSIX sh (shellcheck, dash -n); the queue does not", () => {
+    const t = readTemplate("queue/fleet.mjs");
+    const shipped = runtimePackage("worker", t).files.find((f) => f.path === "runtime/supervise.sh")!;
+    expect([shipped.mode, shipped.content]).toEqual([0o755, readFileSync("runtime/supervise.sh", "utf8")]);
+    expect(runtimePackage("queue", t).files.map((f) => f.path)).not.toContain("runtime/supervise.sh");
+    const sc = spawnSync("shellcheck", ["-s", "sh", "runtime/supervise.sh"], { encoding: "utf8" });
+    expect([sc.status, sc.stdout]).toEqual([0, ""]);
+    expect(spawnSync("dash", ["-n", "runtime/supervise.sh"]).status).toBe(0);
   });
 
   it("the payload is deterministic", () => {
@@ -334,7 +424,8 @@ function unpack(verb: "queue" | "worker", dir: string): void {
   const script = [readTemplate("common/prelude.sh"), fragment, 'echo "changed=$FK_CHANGED"'].join("\n");
   const r = spawnSync("sh", ["-c", script], { encoding: "utf8" });
   expect([r.status, r.stdout]).toEqual([0, "changed=1\n"]);
-  for (const f of payload.paths) expect(statSync(f).mode & 0o777).toBe(0o644);
+  // Sources 0644; the run supervisor, which the worker executes (and sudo starts as the slot user), 0755.
+  for (const f of payload.paths) expect([f, statSync(f).mode & 0o777]).toEqual([f, f.endsWith("/runtime/supervise.sh") ? 0o755 : 0o644]);
   // A second run places nothing: every file is unchanged.
   const again = spawnSync("sh", ["-c", script], { encoding: "utf8" });
   expect([again.status, again.stdout, again.stderr]).toEqual([0, "changed=0\n", ""]);
@@ -394,6 +485,21 @@ describe("end to end: the queue and worker the bundles ship", () => {
       expect((await as(MARK(8), `/v1/tasks/${task.id}`)).status).toBe(200);
       expect(await (await as(MARK(8), "/v1/tasks", { target: "pi-node-1", prompt: "x" })).json()).toEqual({ error: "POST /v1/tasks needs a node or operator token; this is viewer bob's token" });
       expect((await as(MARK(3), `/v1/tasks/${task.id}`)).status).toBe(403);
+      // A Claude run through the shipped run supervisor (the unpacked runtime/supervise.sh), with the stand-in.
+      const second = await fetch(`${url}/v1/tasks`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${MARK(1)}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ target: "pi-node-1", prompt: "Run uptime" }),
+      });
+      const task2 = (await second.json()) as { id: string };
+      const standIn = join(process.cwd(), "test/runtime/fixtures/claude");
+      const w2 = spawnSync(process.execPath, [join(wdir, "fleet.mjs"), "worker", "--queue", url, "--token-file", tokenFile, "--node", "pi-node-1", "--once", "--claude", standIn, "--home-root", join(work, "homes")], {
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      expect([w2.status, w2.stderr]).toEqual([0, ""]);
+      const done2 = (await (await fetch(`${url}/v1/tasks/${task2.id}`, { headers: { Authorization: `Bearer ${MARK(1)}` } })).json()) as { state: string; result: string };
+      expect([done2.state, done2.result]).toEqual(["completed", "stand-in ran with model haiku"]);
     } finally {
       server.kill("SIGTERM");
     }

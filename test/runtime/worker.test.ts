@@ -8,6 +8,7 @@ import { readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkoutName } from "../../runtime/checkout.js";
 import { startAgentApi, startNtfy } from "./fixtures/standins.js";
 import { api, fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, type Proc, type ServerProc } from "./harness.js";
 
@@ -76,7 +77,7 @@ describe("worker daemon, claude-print executor", () => {
       cwd: join(dir, "homes", "alpha-0"),
       credential: "set",
       fleetToken: "",
-      argv: ["-p", "--model", "sonnet", "--output-format", "json", "--max-budget-usd", "5.00", "--", "Refactor the parser module"],
+      argv: ["-p", "--model", "sonnet", "--output-format", "stream-json", "--verbose", "--max-budget-usd", "5.00", "--", "Refactor the parser module"],
     });
     await waitUntil("the ntfy publish", () => ntfy.published.length === 1);
     expect(ntfy.published[0]).toEqual({
@@ -134,7 +135,7 @@ describe("worker daemon, claude-print executor", () => {
     writeFileSync(join(repo, "README"), "v1\n");
     git("add", "README");
     git("commit", "-q", "-m", "v1");
-    const clone = join(dir, "homes", "alpha-0", "repos", "src-repo");
+    const clone = join(dir, "homes", "alpha-0", "repos", checkoutName(`file://${repo}`));
     expect((await cli(["delegate", "alpha", "read the repo", "--repo", `file://${repo}`, "--wait"])).code).toBe(0);
     expect(readFileSync(join(clone, "README"), "utf8")).toBe("v1\n");
     writeFileSync(join(repo, "README"), "v2\n");
