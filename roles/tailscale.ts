@@ -27,7 +27,8 @@
  * survive the short restart, but a version bump is safest run with the node's `bootstrapHost` (LAN).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { psQuote, renderTemplate, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
 import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
 
@@ -67,11 +68,17 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
           mode: 0o644,
           owner: "root",
           kind: "launchd",
-          content: renderTemplate("tailscale/homebrew.mxcl.tailscale.plist", { node: node.name, tailscaled: `${prefix}/opt/tailscale/bin/tailscaled`, log }),
+          content: launchdPlist(
+            [
+              `Rendered by fleetkit for node ${node.name}: tailscaled from the Homebrew formula as a system LaunchDaemon,`,
+              "the job `sudo brew services start tailscale` would write (so `brew services` still sees it).",
+            ],
+            { Label: "homebrew.mxcl.tailscale", ProgramArguments: [`${prefix}/opt/tailscale/bin/tailscaled`], RunAtLoad: true, KeepAlive: true, StandardOutPath: log, StandardErrorPath: log },
+          ),
         },
       ],
-      postInstall: [`fk_launchd_daemon homebrew.mxcl.tailscale ${plist} system`, up].join("\n"),
-      preUninstall: [logout, `fk_launchd_remove homebrew.mxcl.tailscale ${plist} system`].join("\n"),
+      postInstall: [sh`fk_launchd_daemon homebrew.mxcl.tailscale ${plist} system`, up].join("\n"),
+      preUninstall: [logout, sh`fk_launchd_remove homebrew.mxcl.tailscale ${plist} system`].join("\n"),
       services: [{ name: "homebrew.mxcl.tailscale", manager: "launchd", scope: "system" }],
       secrets: ["tailscaleAuthKey"],
     };
@@ -98,19 +105,14 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
   const fetch = artifactFetch("tailscale", art, node, tarball, 0o644);
   return {
     packages: [],
-    preInstall: renderTemplate("tailscale/tarball.sh", {
-      version: art.version,
-      fetch: artifactPinned(art, node) ? `${ENSURE_CURL}\n${fetch}` : fetch,
-      tarball,
-      dir,
-    }).trimEnd(),
+    preInstall: [artifactPinned(art, node) ? ENSURE_CURL : "", fetch, renderTemplate("tailscale/tarball.sh", { version: art.version, tarball, dir }).trimEnd()].filter(Boolean).join("\n"),
     downloads: [artifactDownload("tailscale", art, node)],
     files: [
       { path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("tailscale/tailscaled.service", { node: node.name, version: art.version }) },
     ],
     postInstall: ["fk_systemd_unit tailscaled.service", up].join("\n"),
-    preUninstall: [logout, `fk_systemd_remove tailscaled.service ${unit}`].join("\n"),
-    postUninstall: `fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled ${tarball}`,
+    preUninstall: [logout, sh`fk_systemd_remove tailscaled.service ${unit}`].join("\n"),
+    postUninstall: sh`fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled ${tarball}`,
     services: [{ name: "tailscaled.service", manager: "systemd", scope: "system" }],
     secrets: ["tailscaleAuthKey"],
   };
@@ -123,12 +125,7 @@ function renderWindowsHost(fleet: Fleet, node: FleetNode): RoleParts {
     target: "windows-host",
     packages: [],
     files: [],
-    preInstall: renderTemplate("tailscale/windows-install.ps1", {
-      version,
-      versionPs: psQuote(version),
-      hostname: node.name,
-      hostnamePs: psQuote(node.name),
-    }).trimEnd(),
+    preInstall: renderTemplate("tailscale/windows-install.ps1", { version, hostname: node.name }).trimEnd(),
     postInstall: wslHostSetup(fleet, node),
     preUninstall: renderTemplate("tailscale/windows-uninstall.ps1", { hostname: node.name }).trimEnd(),
     // The Tailscale Windows service belongs to its installer; fleetkit does not manage it directly.

@@ -17,7 +17,8 @@
  * - Stop: SIGTERM, then 45 s (the worker finishes tasks for 30 s, then releases them to the queue).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
 import { platformFor } from "./platform.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
 import { NODEJS_PACKAGES, queueUrl } from "./queue.js";
@@ -47,8 +48,9 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     user: node.user,
     group,
     home: p.home,
-    dir,
     nodeBin,
+    nodeExe: `${nodeBin}/node`,
+    entry: `${dir}/fleet.mjs`,
     queueUrl: queueUrl(fleet),
     tokenFile,
     configDir: `${p.configDir}/worker`,
@@ -65,8 +67,8 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     payload: payload.base64,
   }).trimEnd();
   const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime].filter(Boolean).join("\n");
-  const token = renderTemplate("worker/token.sh", { ...view, user: shQuote(node.user), group: shQuote(group) }).trimEnd();
-  const cleanup = [`fk_rm ${tokenFile}`, `rm -rf ${dir}`].join("\n");
+  const token = renderTemplate("worker/token.sh", view).trimEnd();
+  const cleanup = [sh`fk_rm ${tokenFile}`, sh`rm -rf ${dir}`].join("\n");
 
   if (p.serviceManager === "launchd") {
     const plist = "/Library/LaunchDaemons/dev.fleetkit.worker.plist";
@@ -74,9 +76,42 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     return {
       packages: p.packageList(NODEJS_PACKAGES),
       preInstall,
-      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("worker/dev.fleetkit.worker.plist", { ...view, log }) }],
-      postInstall: [token, `fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
-      preUninstall: `fk_launchd_remove dev.fleetkit.worker ${plist} system`,
+      files: [
+        {
+          path: plist,
+          mode: 0o644,
+          owner: "root",
+          kind: "launchd",
+          content: launchdPlist(
+            [
+              `Rendered by fleetkit for node ${node.name}: the worker daemon, a LaunchDaemon running as ${node.user} (starts at boot`,
+              `without a login). It long-polls the queue at ${view.queueUrl} and runs tasks with Claude Code.`,
+              "SIGTERM lets running tasks finish for 30 s (the worker's grace period) before launchd sends SIGKILL.",
+            ],
+            {
+              Label: "dev.fleetkit.worker",
+              UserName: node.user,
+              ProgramArguments: [
+                view.nodeExe,
+                view.entry,
+                "worker",
+                ...["--queue", view.queueUrl, "--token-file", tokenFile, "--node", node.name],
+                ...(view.claude ? ["--claude", view.claude] : []),
+                ...(view.envFile ? ["--env-file", view.envFile] : []),
+              ],
+              WorkingDirectory: p.home,
+              EnvironmentVariables: { HOME: p.home, PATH: `${nodeBin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, NODE_ENV: "production" },
+              RunAtLoad: true,
+              KeepAlive: true,
+              ExitTimeOut: 45,
+              StandardOutPath: log,
+              StandardErrorPath: log,
+            },
+          ),
+        },
+      ],
+      postInstall: [token, sh`fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
+      preUninstall: sh`fk_launchd_remove dev.fleetkit.worker ${plist} system`,
       postUninstall: cleanup,
       services: [{ name: "dev.fleetkit.worker", manager: "launchd", scope: "system" }],
       secrets: ["queueToken"],
@@ -88,7 +123,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     preInstall,
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }],
     postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
-    preUninstall: `fk_systemd_remove fleet-worker.service ${unit}`,
+    preUninstall: sh`fk_systemd_remove fleet-worker.service ${unit}`,
     postUninstall: cleanup,
     services: [{ name: "fleet-worker.service", manager: "systemd", scope: "system" }],
     secrets: ["queueToken"],

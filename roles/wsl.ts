@@ -21,7 +21,7 @@
  * docs); `WSL_UTF8=1` makes wsl.exe print UTF-8 instead of UTF-16.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { psQuote, readTemplate, renderTemplate } from "./bundle.js";
+import { readTemplate, renderTemplate, sh } from "./bundle.js";
 
 /**
  * The POSIX sh script run as root inside the distro: ensures the node user and the wsl.conf setting;
@@ -31,7 +31,7 @@ import { psQuote, readTemplate, renderTemplate } from "./bundle.js";
 export function wslDistroSetupScript(node: FleetNode): string {
   return [
     "#!/bin/sh",
-    `# fleetkit: prepares WSL distro ${node.wslDistro} of node ${node.name} (run as root by the Windows host script).`,
+    sh`# fleetkit: prepares WSL distro ${node.wslDistro ?? ""} of node ${node.name} (run as root by the Windows host script).`,
     "set -eu",
     renderTemplate("wsl/ensure-user.sh", { user: node.user }).trimEnd(),
     readTemplate("wsl/wsl-conf.sh").trimEnd(),
@@ -59,7 +59,6 @@ export function wslHostSetup(fleet: Fleet, node: FleetNode): string {
   return renderTemplate("wsl/host-setup.ps1", {
     node: node.name,
     distro: node.wslDistro,
-    distroPs: psQuote(node.wslDistro),
     setupB64: Buffer.from(withoutCommentLines(wslDistroSetupScript(node)), "utf8").toString("base64"),
   }).trimEnd();
 }

@@ -1,5 +1,4 @@
-# Tailscale {{version}} from the static tarball pinned by sha256 in fleet.yaml; binaries go to /usr/local.
-{{{fetch}}}
+# Tailscale {{version}} from the static tarball pinned by sha256 in fleet.yaml (downloaded above); binaries go to /usr/local.
 fk_ts_tmp=$(mktemp -d)
 tar -xzf {{tarball}} -C "$fk_ts_tmp" --strip-components=1 {{dir}}/tailscale {{dir}}/tailscaled
 for fk_b in tailscale:/usr/local/bin/tailscale tailscaled:/usr/local/sbin/tailscaled; do

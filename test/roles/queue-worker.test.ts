@@ -64,7 +64,7 @@ describe("role queue", () => {
       `ExecStart=/usr/bin/node /usr/local/lib/fleetkit/queue/fleet.mjs queue serve --db /var/lib/fleetkit/queue/queue.db --listen ${listen} --tokens /etc/fleetkit/queue/tokens.json`,
     );
     expect(unit).toContain("ReadWritePaths=/var/lib/fleetkit/queue");
-    expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service /etc/systemd/system/fleet-queue.service");
+    expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service '/etc/systemd/system/fleet-queue.service'");
     // The whole SSH command stays under Linux's 128 KiB limit for one argument (MAX_ARG_STRLEN).
     expect(Buffer.byteLength(remoteCommand(node(fleet, name), b.target, b.install))).toBeLessThan(128 * 1024);
   });
@@ -87,9 +87,9 @@ describe("role worker", () => {
   it.each([
     // fleet, node, target, package line, service-manager line, service
     ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
     ["mesh", "rpi1", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
     ["shared", "pi-node-2", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
