@@ -390,9 +390,12 @@ export function commentText(s: string): string {
   return JSON.stringify(s).replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029").replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
-/** A YAML 1.2 double-quoted scalar for `s`, written by the `yaml` package (escapes quotes, backslashes and control characters). */
+/** A YAML 1.2 double-quoted scalar for `s` on one line, written by the `yaml` package in its JSON-compatible form (quotes, backslashes and control characters escaped; no line folding, so it fits after any `key: `). */
 export function yamlScalar(s: string): string {
-  return yamlStringify(s, { defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "PLAIN", lineWidth: 0, minContentWidth: 0 }).trimEnd();
+  // NEL, LS and PS are line breaks to YAML 1.1 parsers (Go's yaml, which ntfy uses): written as escapes.
+  return yamlStringify(s, { defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "PLAIN", doubleQuotedAsJSON: true, lineWidth: 0 })
+    .trimEnd()
+    .replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** A JavaScript (and JSON) string literal for `s`: JSON.stringify, with U+2028/U+2029 escaped too (line terminators in a `//` comment). */

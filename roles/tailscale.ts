@@ -4,6 +4,7 @@
  * Per OS family:
  * - Debian / Raspberry Pi OS: the static tarball from `artifacts.tailscale` (version + sha256 per platform
  *   in fleet.yaml, verified by fk_download; no pinned sha256 = the install stops and says how to pin it),
+ *   kept as `<stateDir>/downloads/tailscale-<os>-<arch>.tgz` (a fixed name: no part of the URL becomes a path),
  *   binaries in /usr/local, a rendered `tailscaled.service` (the unit Tailscale ships in that tarball).
  * - Arch: `pacman -S tailscale` and the package's own `tailscaled.service`.
  * - macOS: the Homebrew formula `tailscale` (not the cask the reference used): the cask is the GUI app,
@@ -29,7 +30,7 @@
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
-import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
+import { artifactDownload, artifactFetch, artifactPinned, platformFor, platformKey } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
@@ -98,14 +99,14 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
 
   // Debian and Raspberry Pi OS: the static tarball.
   const art = fleet.artifacts.tailscale;
-  const tarball = `${p.stateDir}/downloads/${artifactUrl(art, node).split("/").pop()}`;
-  const dir = tarball.replace(/^.*\//, "").replace(/\.tgz$/, "");
+  // A fixed local name: nothing of the URL (fleet.yaml text) becomes a path or a tar member name here.
+  const tarball = `${p.stateDir}/downloads/tailscale-${platformKey(node)}.tgz`;
   const unit = "/etc/systemd/system/tailscaled.service";
   // An unpinned platform stops before anything changes; curl (for fk_download) only when it will be used.
   const fetch = artifactFetch("tailscale", art, node, tarball, 0o644);
   return {
     packages: [],
-    preInstall: [artifactPinned(art, node) ? ENSURE_CURL : "", fetch, renderTemplate("tailscale/tarball.sh", { version: art.version, tarball, dir }).trimEnd()].filter(Boolean).join("\n"),
+    preInstall: [artifactPinned(art, node) ? ENSURE_CURL : "", fetch, renderTemplate("tailscale/tarball.sh", { version: art.version, tarball }).trimEnd()].filter(Boolean).join("\n"),
     downloads: [artifactDownload("tailscale", art, node)],
     files: [
       { path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("tailscale/tailscaled.service", { node: node.name, version: art.version }) },

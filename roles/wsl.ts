@@ -22,6 +22,7 @@
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { readTemplate, renderTemplate, sh } from "./bundle.js";
+import { scanContexts } from "./escape.js";
 
 /**
  * The POSIX sh script run as root inside the distro: ensures the node user and the wsl.conf setting;
@@ -41,13 +42,20 @@ export function wslDistroSetupScript(node: FleetNode): string {
 /**
  * `script` without its comment-only lines (the shebang stays). The distro script travels base64-encoded
  * inside a PowerShell script that itself travels UTF-16 + base64 encoded on one Windows command line
- * (32,767 characters at most), so the comments nobody can read there are left out.
+ * (32,767 characters at most), so the comments nobody can read there are left out. A line counts as a
+ * comment only where sh would read one (roles/escape.ts scanContexts): a line of a quoted value that
+ * happens to start with `#` stays, so no value can lose part of itself here.
  */
 export function withoutCommentLines(script: string): string {
-  return script
-    .split("\n")
-    .filter((l, i) => i === 0 || !/^\s*#/.test(l))
-    .join("\n");
+  const lines = script.split("\n");
+  const starts: number[] = [];
+  let at = 0;
+  for (const l of lines) {
+    starts.push(at);
+    at += l.length + 1;
+  }
+  const contexts = scanContexts("sh", script, starts.map((s) => ({ start: s, end: s })));
+  return lines.filter((l, i) => i === 0 || !(/^\s*#/.test(l) && contexts.get(starts[i]!)?.kind === "word")).join("\n");
 }
 
 /**

@@ -274,7 +274,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`fleetkit: error: checksum mismatch for ${newer.file.url}: expected sha256 ${tailscale.file.sha256}, got ${newer.file.sha256}`);
     expect(await c.run("/usr/local/bin/tailscale version; systemctl is-active tailscaled; /usr/local/bin/tailscale status --json | grep -c '\"BackendState\": \"Running\"'")).toBe("1.80.3\nactive\n1\n");
-    expect(await c.run("ls /var/lib/fleetkit/downloads")).toBe("tailscale_1.80.3_amd64.tgz\n");
+    expect(await c.run("ls /var/lib/fleetkit/downloads")).toBe("tailscale-linux-x86_64.tgz\n");
 
     const good = parseFleet(fleetYaml(net, { tailscale: newer, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
     const goodBundle = renderFleetBundles(good).get("node-c")!.find((b) => b.role === "tailscale")!;
