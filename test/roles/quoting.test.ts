@@ -1,3 +1,4 @@
+// @needs systemd-analyze python3
 /**
  * Hostile fleet values cannot change what a rendered script or config means (issue 10, "Every fleet.yaml
  * string that reaches a script is validated and quoted by construction": this is the quoting half, so the

@@ -216,9 +216,10 @@ export async function runWords(words: string[]): Promise<{ values: string[]; cre
     // One file per word, so a word dash cannot parse spoils only itself.
     const words_ = join(dir, "words");
     mkdirSync(words_);
+    // Named relative to the working directory: their absolute path is under the /tmp the sandbox hides.
     const files = words.map((w, i) => {
       writeFileSync(join(words_, String(i)), `printf '%s\\0' ${w}\n`);
-      return join(words_, String(i));
+      return `../words/${i}`;
     });
     // cd first: the directories live under the real /tmp, which the bind mount hides.
     const r = await run("unshare", ["--mount", "--propagation", "private", "sh", "-c", 'cd "$2" && mount --bind "$1" /tmp && shift 2 && for f; do dash "$f" 2>/dev/null || printf \'\\001dash could not expand it\\0\'; done', "sh", fakeTmp, cwd, ...files]);
