@@ -522,8 +522,13 @@ export function shownValue(value: unknown): string {
   return JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}...` : s);
 }
 
+/** Contexts per call site: a tagged literal's `strings` array is the same object every time that site runs. */
+const taggedCache = new WeakMap<TemplateStringsArray, { contexts: ValueContext[] }>();
+
 /** The slots of a tagged template literal: each value takes one placeholder character in the scanned text. */
 function taggedContexts(target: TemplateTarget, strings: TemplateStringsArray): { contexts: ValueContext[] } {
+  const hit = taggedCache.get(strings);
+  if (hit) return hit;
   let text = "";
   const slots: { start: number; end: number }[] = [];
   strings.forEach((part, i) => {
@@ -534,7 +539,9 @@ function taggedContexts(target: TemplateTarget, strings: TemplateStringsArray): 
     }
   });
   const byStart = scanContexts(target, text, slots);
-  return { contexts: slots.map((s) => byStart.get(s.start)!) };
+  const result = { contexts: slots.map((s) => byStart.get(s.start)!) };
+  taggedCache.set(strings, result);
+  return result;
 }
 
 function tagged(target: TemplateTarget, name: string, strings: TemplateStringsArray, values: unknown[]): string {
