@@ -98,12 +98,9 @@ function scanSh(text: string, slots: Slot[]): Map<number, ValueContext> {
     const here = at.get(i);
     if (here) {
       const top = stack.at(-1)!;
-      here.forEach((s, n) => {
-        const ctx: ValueContext =
-          top.k === "code" ? { kind: "word", start: wordStart && n === 0 } : top.k === "backtick" ? { kind: "refused", why: "it sits inside a backtick command substitution; use $(…)" } : { kind: top.k };
-        out.set(s.start, ctx);
-      });
-      const end = Math.max(...here.map((s) => s.end));
+      const end = record(out, here, (n) =>
+        top.k === "code" ? { kind: "word", start: wordStart && n === 0 } : top.k === "backtick" ? { kind: "refused", why: "it sits inside a backtick command substitution; use $(…)" } : { kind: top.k },
+      );
       if (end > i) {
         if (top.k === "code") wordStart = false;
         i = end;
@@ -218,16 +215,15 @@ function scanPowerShell(text: string, slots: Slot[]): Map<number, ValueContext> 
     const here = at.get(i);
     if (here) {
       const top = stack.at(-1)!;
-      const ctx: ValueContext =
+      const end = record(out, here, (n) =>
         top.k === "code"
-          ? { kind: "word", start: wordStart }
+          ? { kind: "word", start: wordStart && n === 0 }
           : top.k === "block"
             ? { kind: "refused", why: "it sits inside a <# block comment #>" }
             : top.k === "herestring"
               ? { kind: "refused", why: "it sits inside a here-string, which no quoting can keep shut" }
-              : { kind: top.k };
-      for (const s of here) out.set(s.start, ctx);
-      const end = Math.max(...here.map((s) => s.end));
+              : { kind: top.k },
+      );
       if (end > i) {
         if (top.k === "code") wordStart = false;
         i = end;
@@ -315,6 +311,12 @@ function scanPowerShell(text: string, slots: Slot[]): Map<number, ValueContext> 
     }
   }
   return out;
+}
+
+/** Sets the context of each slot starting here (`ctx(n)` for the n-th); returns where the slots end (their tag's end). */
+function record(out: Map<number, ValueContext>, here: Slot[], ctx: (n: number) => ValueContext): number {
+  here.forEach((s, n) => out.set(s.start, ctx(n)));
+  return Math.max(...here.map((s) => s.end));
 }
 
 function slotIndex(slots: Slot[]): Map<number, Slot[]> {
