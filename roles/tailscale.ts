@@ -4,7 +4,7 @@
  * Per OS family:
  * - Debian / Raspberry Pi OS: the static tarball from `artifacts.tailscale` (version + sha256 per platform
  *   in fleet.yaml, verified by fk_download; no pinned sha256 = the install stops and says how to pin it),
- *   kept as `<stateDir>/downloads/tailscale-<os>-<arch>.tgz` (a fixed name: no part of the URL becomes a path),
+ *   kept under a name derived from a hash of its URL ({@link tailscaleTarball}: no part of the URL becomes a path),
  *   binaries in /usr/local, a rendered `tailscaled.service` (the unit Tailscale ships in that tarball).
  * - Arch: `pacman -S tailscale` and the package's own `tailscaled.service`.
  * - macOS: the Homebrew formula `tailscale` (not the cask the reference used): the cask is the GUI app,
@@ -30,7 +30,8 @@
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
-import { artifactDownload, artifactFetch, artifactPinned, platformFor, platformKey } from "./platform.js";
+import { createHash } from "node:crypto";
+import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor, platformKey } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
@@ -45,6 +46,17 @@ export function tailscaleBinary(node: FleetNode): string {
   if (p.family === "macos") return `${p.brew!.replace(/\/bin\/brew$/, "")}/opt/tailscale/bin/tailscale`;
   if (p.family === "arch") return "/usr/bin/tailscale";
   return "/usr/local/bin/tailscale";
+}
+
+/**
+ * Where the Debian tarball is kept on `node`: `<stateDir>/downloads/tailscale-<os>-<arch>-<12 hex>.tgz`,
+ * the hex digits from the sha256 of the download URL. No fleet.yaml text becomes part of the path (a URL
+ * ending in `..` or holding `$(…)` names no other file), and a new URL (a new version) is a new file, so
+ * fk_download fetches and checks it instead of finding the old tarball already in place.
+ */
+export function tailscaleTarball(fleet: Fleet, node: FleetNode): string {
+  const url = artifactUrl(fleet.artifacts.tailscale, node);
+  return `${platformFor(node).stateDir}/downloads/tailscale-${platformKey(node)}-${createHash("sha256").update(url).digest("hex").slice(0, 12)}.tgz`;
 }
 
 /** Renders the tailscale role for one node (see the module docstring). Pure. */
@@ -99,8 +111,7 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
 
   // Debian and Raspberry Pi OS: the static tarball.
   const art = fleet.artifacts.tailscale;
-  // A fixed local name: nothing of the URL (fleet.yaml text) becomes a path or a tar member name here.
-  const tarball = `${p.stateDir}/downloads/tailscale-${platformKey(node)}.tgz`;
+  const tarball = tailscaleTarball(fleet, node);
   const unit = "/etc/systemd/system/tailscaled.service";
   // An unpinned platform stops before anything changes; curl (for fk_download) only when it will be used.
   const fetch = artifactFetch("tailscale", art, node, tarball, 0o644);

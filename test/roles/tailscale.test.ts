@@ -29,8 +29,8 @@ describe("role tailscale: per OS family", () => {
     ["mesh", "arch-orchestrator", "node", "fk_pacman_install tailscale", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
     ["mesh", "macbook1", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale '/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist' system", "homebrew.mxcl.tailscale"],
     ["remote", "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale '/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist' system", "homebrew.mxcl.tailscale"],
-    ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' '" + "b".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-aarch64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' '" + "a".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-x86_64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' '" + "b".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-aarch64-de2e44b35957.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' '" + "a".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-x86_64-7d49456da891.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
     ["mesh", "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) @('install', '--id', 'Tailscale.Tailscale', '-e', '--version', $FkTsVersion, '--silent', '--accept-package-agreements', '--accept-source-agreements', '--disable-interactivity')", "  Fk-Run wsl.exe @('--shutdown')", null],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
@@ -98,7 +98,7 @@ describe("role tailscale: per OS family", () => {
 
   it("Debian uninstall removes the tarball binaries; Arch and macOS release their package", () => {
     expect(renderBundle(mesh, node(mesh, "rpi1"), "tailscale").uninstall).toContain(
-      "fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled '/var/lib/fleetkit/downloads/tailscale-linux-aarch64.tgz'\n",
+      "fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled '/var/lib/fleetkit/downloads/tailscale-linux-aarch64-de2e44b35957.tgz'\n",
     );
     expect(renderBundle(mesh, node(mesh, "arch-orchestrator"), "tailscale").uninstall).toContain("fk_pkg_release tailscale tailscale\n");
     expect(renderBundle(mesh, node(mesh, "imac"), "tailscale").uninstall).toContain("fk_pkg_release tailscale tailscale\n");
