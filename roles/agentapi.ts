@@ -26,7 +26,8 @@
  * `--allowed-hosts` hostnames without ports, `--allowed-origins`).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { renderTemplate, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
 import type { BundleFile } from "./types.js";
 import { artifactDownload, artifactFetch, artifactPinned, platformFor } from "./platform.js";
 import { ENSURE_CURL } from "./tailscale.js";
@@ -49,6 +50,45 @@ export function agentapiAllowedHosts(fleet: Fleet, node: FleetNode): string[] {
   return [...new Set(names)];
 }
 
+/**
+ * The macOS LaunchDaemon. launchd has no environment files, so `/bin/sh` loads the 0600 credentials file
+ * first; its `-c` script is a constant and every path, host name and port reaches it as a positional
+ * parameter, so no fleet value is ever read as shell code.
+ */
+function agentapiLaunchDaemon(view: { node: string; version: string; user: string; port: number; envFile: string; nodeExe: string; onboard: string; agentapi: string; allowedHosts: string; allowedOrigins: string; claude: string }, home: string, log: string): string {
+  return launchdPlist(
+    [
+      `Rendered by fleetkit for node ${view.node}: AgentAPI ${view.version} driving Claude Code over HTTP on port ${view.port},`,
+      `a LaunchDaemon running as ${view.user} (starts at boot, no login needed). AgentAPI has NO authentication:`,
+      "whoever reaches the port drives an agent with that user's rights. allowed-hosts only admits requests",
+      "addressed to this node's own names; keep the port inside the tailnet and narrow it with tailnet ACLs.",
+      "launchd has no environment files, so sh loads the 0600 credentials file ($1) before exec; claude-onboarded.mjs",
+      "pre-answers Claude Code's first-run questions in ~/.claude.json (AgentAPI starts even if it fails).",
+    ],
+    {
+      Label: "com.claude.agentapi",
+      UserName: view.user,
+      ProgramArguments: [
+        "/bin/sh",
+        "-c",
+        'set -a; . "$1"; set +a; "$2" "$3"; shift 3; exec "$@"',
+        "claude-agentapi",
+        view.envFile,
+        view.nodeExe,
+        view.onboard,
+        view.agentapi,
+        ...["server", "--type", "claude", "--port", String(view.port), "--allowed-hosts", view.allowedHosts, "--allowed-origins", view.allowedOrigins, "--", view.claude],
+      ],
+      WorkingDirectory: home,
+      EnvironmentVariables: { HOME: home, PATH: `${view.nodeExe.replace(/\/node$/, "")}:/usr/bin:/bin:/usr/sbin:/sbin`, TERM: "xterm-256color" },
+      RunAtLoad: true,
+      KeepAlive: true,
+      StandardOutPath: log,
+      StandardErrorPath: log,
+    },
+  );
+}
+
 /** Renders the agentapi role for one node (see the module docstring). Pure. */
 export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
@@ -67,7 +107,7 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     claude: claudeBinary(node),
     allowedHosts: hosts.join(","),
     allowedOrigins: hosts.map((h) => `http://${h}:${port}`).join(","),
-    nodeBin: nodeJsBinDir(node),
+    nodeExe: `${nodeJsBinDir(node)}/node`,
     onboard: agentapiOnboardScript(node),
   };
   const fetch = artifactFetch("agentapi", art, node, bin, 0o755);
@@ -80,10 +120,10 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
       packages: [],
       preInstall: fetch,
       downloads: [artifactDownload("agentapi", art, node)],
-      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("agentapi/com.claude.agentapi.plist", { ...view, log }) }, onboarded],
-      postInstall: [`fk_launchd_daemon com.claude.agentapi ${plist} system`, renderTemplate("agentapi/health.sh", { port, logHint: log }).trimEnd()].join("\n"),
-      preUninstall: `fk_launchd_remove com.claude.agentapi ${plist} system`,
-      postUninstall: `fk_rm ${bin}`,
+      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: agentapiLaunchDaemon(view, p.home, log) }, onboarded],
+      postInstall: [sh`fk_launchd_daemon com.claude.agentapi ${plist} system`, renderTemplate("agentapi/health.sh", { port, logHint: log }).trimEnd()].join("\n"),
+      preUninstall: sh`fk_launchd_remove com.claude.agentapi ${plist} system`,
+      postUninstall: sh`fk_rm ${bin}`,
       services: [{ name: "com.claude.agentapi", manager: "launchd", scope: "system" }],
     };
   }
@@ -96,8 +136,8 @@ export function renderAgentapi(fleet: Fleet, node: FleetNode): RoleParts {
     downloads: [artifactDownload("agentapi", art, node)],
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("agentapi/claude-agentapi.service", view) }, onboarded],
     postInstall: ["fk_systemd_unit claude-agentapi.service", renderTemplate("agentapi/health.sh", { port, logHint: "journalctl -u claude-agentapi" }).trimEnd()].join("\n"),
-    preUninstall: `fk_systemd_remove claude-agentapi.service ${unit}`,
-    postUninstall: `fk_rm ${bin}`,
+    preUninstall: sh`fk_systemd_remove claude-agentapi.service ${unit}`,
+    postUninstall: sh`fk_rm ${bin}`,
     services: [{ name: "claude-agentapi.service", manager: "systemd", scope: "system" }],
   };
 }

@@ -10,6 +10,9 @@ import Mustache from "mustache";
 import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
 import type { Bundle, BundleDownload, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
 import { platformFor, type Platform } from "./platform.js";
+import { escapeValue, ps, psQuote, scanContexts, sh, shQuote, shownValue, templateTarget, type TemplateTarget, type ValueContext } from "./escape.js";
+
+export { ps, psQuote, sh, shQuote } from "./escape.js";
 
 const TEMPLATES = new URL("../templates/", import.meta.url);
 
@@ -19,17 +22,97 @@ export function readTemplate(relPath: string): string {
 }
 
 /**
- * Renders `templates/<relPath>` with Mustache, HTML escaping off (these are config files, not pages).
- * Always returns text ending in exactly one newline.
+ * Text built by construction that a template inserts unescaped (`{{{name}}}`): the only kind of value a
+ * triple mustache accepts, and only in a template of the same target. There is no constructor from
+ * arbitrary text; each factory builds its text from data that cannot break out of where it goes.
  */
-export function renderTemplate(relPath: string, view: Record<string, unknown>): string {
-  const out = Mustache.render(readTemplate(relPath), view, {}, { escape: (s: unknown) => String(s) });
-  return out.replace(/\n*$/, "\n");
+export class Fragment {
+  private constructor(
+    /** The template target this text is written for. */
+    readonly target: TemplateTarget,
+    readonly text: string,
+  ) {}
+
+  /**
+   * `bytes` as base64 in lines of 76 characters, for a sh quoted here-document (`<<'X'`): the base64
+   * alphabet holds no quote, no `$` and no line a here-document delimiter could equal.
+   */
+  static base64Lines(bytes: Buffer): Fragment {
+    return new Fragment("sh", bytes.toString("base64").replace(/(.{76})/g, "$1\n").trimEnd());
+  }
 }
 
-/** Quotes `s` for POSIX sh as one word ('…' with embedded quotes escaped). */
-export function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
+/** A Mustache writer that escapes every `{{name}}` for its place in a template of `target` and refuses missing values. */
+class EscapingWriter extends Mustache.Writer {
+  constructor(
+    private readonly relPath: string,
+    private readonly target: TemplateTarget,
+    private readonly contexts: Map<number, ValueContext>,
+  ) {
+    super();
+  }
+
+  private fail(token: string[], why: string): never {
+    throw new Error(`template ${this.relPath}: {{${token[1]}}}: ${why}`);
+  }
+
+  private value(token: string[], context: Mustache.Context): unknown {
+    const v: unknown = context.lookup(token[1]!);
+    if (v === undefined || v === null) this.fail(token, "the view gives it no value (a missing value would leave an empty word behind)");
+    return v;
+  }
+
+  override escapedValue(token: string[], context: Mustache.Context): string {
+    const v = this.value(token, context);
+    if (v instanceof Fragment) this.fail(token, "a Fragment is inserted with a triple mustache {{{…}}}, not escaped");
+    const ctx = this.contexts.get(Number(token[2]));
+    if (!ctx) this.fail(token, "fleetkit found no context for this tag (a bug in roles/escape.ts)");
+    try {
+      return escapeValue(this.target, ctx, v);
+    } catch (e) {
+      this.fail(token, `${shownValue(v)} cannot be written here: ${(e as Error).message}`);
+    }
+  }
+
+  override unescapedValue(token: string[], context: Mustache.Context): string {
+    const v = this.value(token, context);
+    if (!(v instanceof Fragment) || v.target !== this.target) this.fail(token, `a triple mustache takes only a ${this.target} Fragment built by construction (roles/bundle.ts), never plain text`);
+    return v.text;
+  }
+}
+
+/** Every tag of a parsed template, sections' contents included. */
+function allTags(spans: Mustache.TemplateSpans): { type: string; name: string; start: number; end: number }[] {
+  return spans.flatMap((t) => {
+    const [type, name, start, end, children] = t as unknown as [string, string, number, number, unknown];
+    const own = type === "text" ? [] : [{ type, name, start, end }];
+    return [...own, ...(Array.isArray(children) ? allTags(children as Mustache.TemplateSpans) : [])];
+  });
+}
+
+const templateContexts = new Map<string, Map<number, ValueContext>>();
+
+/**
+ * Renders `templates/<relPath>` with Mustache, escaping every `{{name}}` for the template's target (from its
+ * extension: roles/escape.ts templateTarget) and its place in the text (a sh word, a quoted string, a
+ * comment, a systemd directive, a YAML scalar …). `{{{name}}}` inserts a {@link Fragment} of the same target
+ * unescaped; nothing else. Always returns text ending in exactly one newline.
+ * @throws Error naming the template and the variable when a value is missing or cannot be represented
+ *   where it goes (e.g. a newline in a systemd unit, a `-x` where a command would read an option).
+ */
+export function renderTemplate(relPath: string, view: Record<string, unknown>): string {
+  const target = templateTarget(relPath);
+  const text = readTemplate(relPath);
+  let contexts = templateContexts.get(relPath);
+  if (!contexts) {
+    const tags = allTags(Mustache.parse(text));
+    const bad = tags.find((t) => !["name", "&", "#", "^", "/"].includes(t.type));
+    if (bad) throw new Error(`template ${relPath}: fleetkit templates use {{name}}, {{{name}}} and sections only, not {{${bad.type}${bad.name}}}`);
+    contexts = scanContexts(target, text, tags.filter((t) => t.type === "name").map((t) => ({ start: t.start, end: t.end })));
+    templateContexts.set(relPath, contexts);
+  }
+  const out = new EscapingWriter(relPath, target, contexts).render(text, view);
+  return out.replace(/\n*$/, "\n");
 }
 
 const HEREDOC_END = "FLEETKIT_EOF";
@@ -67,7 +150,7 @@ export interface RoleParts {
 function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platform, what: string): string {
   return [
     "#!/bin/sh",
-    `# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
+    sh`# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
     readTemplate("common/prelude.sh").trimEnd(),
     `FK_STATE=${shQuote(platform.stateDir)}`,
     `FK_FAMILY=${platform.family}`,
@@ -115,11 +198,6 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   return bundle;
 }
 
-/** Quotes `s` for PowerShell as one single-quoted string (embedded quotes doubled). */
-export function psQuote(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
 /**
  * Builds a Windows host bundle (target `windows-host`): PowerShell scripts around the prelude in
  * `templates/wsl/prelude.ps1`, whose helpers mirror the sh prelude (Fk-ReadSecrets, Fk-Finish …). Such a
@@ -132,7 +210,7 @@ function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName
   const any = parts.secretsMode === "any";
   const head = (what: string) =>
     [
-      `# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}), Windows host. Rendered by fleetkit; do not edit.`,
+      ps`# fleetkit ${what}: role ${role} on node ${node.name} (fleet ${fleet.name}), Windows host. Rendered by fleetkit; do not edit.`,
       readTemplate("wsl/prelude.ps1").trimEnd(),
     ].join("\n");
   const installBody = [
@@ -157,6 +235,20 @@ function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName
  * (Cmd.exe) command-line string limitation"); PowerShell's is CreateProcess's 32,767.
  */
 export const WINDOWS_COMMAND_LINE_LIMIT = 8191;
+
+/**
+ * `s` as a word of a Windows command line that cmd.exe and PowerShell (either may be the OpenSSH
+ * DefaultShell) read alike: no quoting means the same to both (cmd.exe expands `%VAR%` even inside double
+ * quotes, PowerShell expands `$x` there), so only letters, digits, `.`, `_` and `-` pass, and not a
+ * leading `-` (an option to the program). `what` names the value in the error.
+ * @throws Error naming `what` for any other text.
+ */
+export function windowsWord(s: string, what: string): string {
+  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(s)) {
+    throw new Error(`${what} ${shownValue(s)} cannot be written on a Windows command line that cmd.exe and PowerShell read alike: use letters, digits, ".", "_" and "-" (not first)`);
+  }
+  return s;
+}
 
 /** gzip then base64, byte-stable across platforms (mtime 0, OS byte "unknown"), so the command never churns. */
 function packScript(script: string): string {
@@ -195,7 +287,7 @@ export interface RemoteInvocation {
  * Only a role's install (a `remote.Command`'s create, whose stdin fleetkit writes) may take the stdin form:
  * the provider hands a command's stored stdin to its delete too, so an uninstall must fit the line.
  * @throws Error when a `windows-host` command exceeds the limit (no such role exists; the test suite renders
- *   every real fleet's Windows commands).
+ *   every real fleet's Windows commands), or when the node's `wslDistro` is not a {@link windowsWord}.
  */
 export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: string): RemoteInvocation {
   let line: string;
@@ -204,7 +296,8 @@ export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: 
     const payload = `rm -f "$0"\n${script}`;
     const file = `/tmp/fleetkit-${createHash("sha256").update(payload).digest("hex").slice(0, 16)}.sh`;
     const packed = packScript(payload);
-    const launch = (source: string) => `wsl.exe -d ${node.wslDistro} -u root -e sh -c "umask 077 && ${source} | base64 -d | gzip -dc > ${file} && sh ${file}"`;
+    const distro = windowsWord(node.wslDistro ?? "", `node ${node.name}: wslDistro`);
+    const launch = (source: string) => `wsl.exe -d ${distro} -u root -e sh -c "umask 077 && ${source} | base64 -d | gzip -dc > ${file} && sh ${file}"`;
     line = launch(`echo ${packed}`);
     if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
       stdinPrefix = `${packed}\n`;

@@ -90,6 +90,11 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     configDir: p.configDir,
     envFile,
     linkDir: "/usr/local/bin",
+    link: "/usr/local/bin/claude",
+    claudeExe: claudeBinary(node),
+    claudeDir: `${p.home}/.claude`,
+    npmPackage: `@anthropic-ai/claude-code@${fleet.claude.version}`,
+    owner: `${node.user}:${group}`,
     systemd: p.serviceManager === "systemd",
     launchd: p.serviceManager === "launchd",
   };

@@ -10,7 +10,8 @@
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { nodeWithRole } from "../stacks/model/fleet.js";
-import { renderTemplate, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
 import { platformFor } from "./platform.js";
 
 const PACKAGES = { apt: ["icecc"], pacman: ["icecream"], brew: ["icecream"] };
@@ -48,7 +49,7 @@ export function renderIceccScheduler(fleet: Fleet, node: FleetNode): RoleParts {
       },
     ],
     postInstall: "fk_systemd_unit icecc-scheduler.service",
-    preUninstall: `fk_systemd_remove icecc-scheduler.service ${unit}`,
+    preUninstall: sh`fk_systemd_remove icecc-scheduler.service ${unit}`,
     services: [{ name: "icecc-scheduler.service", manager: "systemd", scope: "system" }],
   };
 }
@@ -67,7 +68,19 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
       packages: p.packageList(PACKAGES),
       preInstall: p.installPackages(PACKAGES),
       files: [
-        { path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("icecc/org.icecc.iceccd.plist", view) },
+        {
+          path: plist,
+          mode: 0o644,
+          owner: "root",
+          kind: "launchd",
+          content: launchdPlist([`Rendered by fleetkit for node ${node.name}: Icecream compile daemon (root LaunchDaemon).`], {
+            Label: "org.icecc.iceccd",
+            ProgramArguments: [view.iceccd, "--scheduler-host", schedulerHost, "-N", node.name, ...(node.iceccMaxJobs ? ["--max-processes", String(node.iceccMaxJobs)] : [])],
+            RunAtLoad: true,
+            KeepAlive: true,
+            StandardErrorPath: "/var/log/iceccd.log",
+          }),
+        },
         {
           // Apple clang cannot preprocess remotely (FIELD-NOTES); compiling shells source this file.
           path: `${p.configDir}/icecc.env`,
@@ -77,8 +90,8 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
           content: "# Rendered by fleetkit: source from shells that compile with icecc.\nexport ICECC_CLANG_REMOTE_CPP=0\n",
         },
       ],
-      postInstall: `fk_launchd_daemon org.icecc.iceccd ${plist} system`,
-      preUninstall: `fk_launchd_remove org.icecc.iceccd ${plist} system`,
+      postInstall: sh`fk_launchd_daemon org.icecc.iceccd ${plist} system`,
+      preUninstall: sh`fk_launchd_remove org.icecc.iceccd ${plist} system`,
       services: [{ name: "org.icecc.iceccd", manager: "launchd", scope: "system" }],
     };
   }
@@ -88,7 +101,7 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
     preInstall: `${p.installPackages(PACKAGES)}\n${ENSURE_ICECC_USER}`,
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("icecc/iceccd.service", view) }],
     postInstall: "fk_systemd_unit iceccd.service",
-    preUninstall: `fk_systemd_remove iceccd.service ${unit}`,
+    preUninstall: sh`fk_systemd_remove iceccd.service ${unit}`,
     services: [{ name: "iceccd.service", manager: "systemd", scope: "system" }],
   };
 }

@@ -23,7 +23,7 @@
  * enable-signup, auth-users, auth-access, auth-tokens.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { renderTemplate, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { platformFor } from "./platform.js";
 
 /** Name of the ntfy container (and of the service in the bundle). */
@@ -97,7 +97,9 @@ export function ntfyServerYaml(fleet: Fleet, node: FleetNode): string {
     upstreamBaseUrl: s.upstreamBaseUrl,
     topic: s.topic,
     publisher: NTFY_PUBLISHER,
-    lockedHash: NTFY_LOCKED_HASH,
+    // Whole scalars: the template's YAML escaping quotes each value, so composite ones are built here.
+    authUser: `${NTFY_PUBLISHER}:${NTFY_LOCKED_HASH}:user`,
+    authAccess: `${NTFY_PUBLISHER}:${s.topic}:write-only`,
   });
 }
 
@@ -113,7 +115,7 @@ export function renderNtfy(fleet: Fleet, node: FleetNode): RoleParts {
     preInstall: renderTemplate("ntfy/install.sh", view).trimEnd(),
     files: [{ path: publicFile, mode: 0o644, owner: "root", kind: "yaml", content: ntfyServerYaml(fleet, node) }],
     postInstall: renderTemplate("ntfy/configure.sh", view).trimEnd(),
-    postUninstall: [`fk_rm ${configFile}`, `fk_log "kept ntfy's cache and user database in ${dataDir}"`].join("\n"),
+    postUninstall: [sh`fk_rm ${configFile}`, sh`fk_log "kept ntfy's cache and user database in ${dataDir}"`].join("\n"),
     services: [{ name: NTFY_CONTAINER, manager: "docker", scope: "system" }],
     secrets: ["ntfyToken"],
   };

@@ -11,6 +11,7 @@ import type { FleetNode } from "../stacks/model/fleet.js";
 import { osFamily } from "../stacks/model/fleet.js";
 import type { Artifact, PlatformKey } from "../stacks/model/schema.js";
 import type { ArtifactName, BundleDownload } from "./types.js";
+import { sh } from "./escape.js";
 
 /** Package names per package manager for one piece of software. */
 export interface PackageNames {
@@ -133,11 +134,8 @@ export function artifactFetch(name: ArtifactName, artifact: Artifact, node: Flee
   const key = platformKey(node);
   const url = artifactUrl(artifact, node);
   const sum = artifact.sha256[key];
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   if (sum === undefined) {
-    return `fk_die ${q(
-      `no sha256 pinned for ${name} ${artifact.version} on ${key}: run npx fleet pin-artifacts where ${url} downloads (or download it, run sha256sum on it and add it to fleet.yaml as artifacts.${name}.sha256.${key})`,
-    )}`;
+    return sh`fk_die ${`no sha256 pinned for ${name} ${artifact.version} on ${key}: run npx fleet pin-artifacts where ${url} downloads (or download it, run sha256sum on it and add it to fleet.yaml as artifacts.${name}.sha256.${key})`}`;
   }
-  return `fk_download ${q(url)} ${sum} ${q(dest)} ${mode.toString(8).padStart(4, "0")}`;
+  return `${sh`fk_download ${url} ${sum} ${dest}`} ${mode.toString(8).padStart(4, "0")}`;
 }

@@ -24,7 +24,7 @@
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { nodeWithRole } from "../stacks/model/fleet.js";
-import { readTemplate, renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { readTemplate, renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { platformFor, type PackageNames } from "./platform.js";
 import { nodeJsBinDir } from "./claude.js";
 import { ntfyUrl } from "./ntfy.js";
@@ -96,18 +96,18 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
   }).trimEnd();
   const tokensStep = [
     "# Tokens: public facts + secrets from stdin -> 0600 file the server (running as the node user) reads.",
-    `fk_tok_tmp=$(mktemp ${configDir}/.tokens.XXXXXX)`,
-    `printf '%s\\n%s\\n%s\\n' "\${FK_SECRET_queueTokens:-}" "\${FK_SECRET_ntfyToken:-}" "\${FK_SECRET_peopleTokens:-}" | ${nodeBin}/node ${dir}/tokens-file.mjs ${facts} > "$fk_tok_tmp" || { rm -f "$fk_tok_tmp"; exit 1; }`,
-    `fk_put ${tokens} 0600 ${shQuote(node.user)} ${shQuote(group)} < "$fk_tok_tmp"`,
+    sh`fk_tok_tmp=$(mktemp ${`${configDir}/.tokens.XXXXXX`})`,
+    sh`printf '%s\\n%s\\n%s\\n' "\${FK_SECRET_queueTokens:-}" "\${FK_SECRET_ntfyToken:-}" "\${FK_SECRET_peopleTokens:-}" | ${`${nodeBin}/node`} ${`${dir}/tokens-file.mjs`} ${facts} > "$fk_tok_tmp" || { rm -f "$fk_tok_tmp"; exit 1; }`,
+    sh`fk_put ${tokens} 0600 ${node.user} ${group} < "$fk_tok_tmp"`,
     'rm -f "$fk_tok_tmp"',
   ].join("\n");
   return {
     packages: p.packageList(NODEJS_PACKAGES),
     preInstall: [
       p.installPackages(NODEJS_PACKAGES),
-      `mkdir -p ${stateDir} ${configDir}`,
-      `chown ${shQuote(node.user)}:${shQuote(group)} ${stateDir}`,
-      `chmod 0750 ${stateDir}`,
+      sh`mkdir -p ${stateDir} ${configDir}`,
+      sh`chown ${node.user}:${group} ${stateDir}`,
+      sh`chmod 0750 ${stateDir}`,
       runtime,
     ].filter(Boolean).join("\n"),
     files: [
@@ -118,12 +118,12 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
         mode: 0o644,
         owner: "root",
         kind: "systemd",
-        content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, dir, nodeBin, listen, db: `${stateDir}/queue.db`, tokens }),
+        content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, nodeExe: `${nodeBin}/node`, entry: `${dir}/fleet.mjs`, listen, db: `${stateDir}/queue.db`, tokens }),
       },
     ],
     postInstall: [tokensStep, "fk_systemd_unit fleet-queue.service", renderTemplate("queue/health.sh", { nodeBin, url, listen }).trimEnd()].join("\n"),
-    preUninstall: `fk_systemd_remove fleet-queue.service ${unit}`,
-    postUninstall: [`fk_rm ${tokens}`, `rm -rf ${dir}`, `fk_log "kept the task database in ${stateDir}"`].join("\n"),
+    preUninstall: sh`fk_systemd_remove fleet-queue.service ${unit}`,
+    postUninstall: [sh`fk_rm ${tokens}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
     services: [{ name: "fleet-queue.service", manager: "systemd", scope: "system" }],
     secrets,
   };

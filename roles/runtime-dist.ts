@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { FleetNode } from "../stacks/model/fleet.js";
-import { putFile, readTemplate } from "./bundle.js";
+import { Fragment, putFile, readTemplate } from "./bundle.js";
 import { platformFor } from "./platform.js";
 import type { BundleFile } from "./types.js";
 
@@ -220,8 +220,8 @@ function ensureNewline(s: string): string {
 
 /** The runtime package as the install script carries it: fk_put lines, gzip-compressed, base64 in 76-column lines. */
 export interface RuntimePayload {
-  /** Base64 of the gzip of a sh fragment that places every runtime file with fk_put (root, 0644). */
-  base64: string;
+  /** Base64 (76-column lines) of the gzip of a sh fragment that places every runtime file with fk_put (root, 0644). */
+  base64: Fragment;
   /** See {@link RuntimePackage.minNodeMajor}. */
   minNodeMajor: number;
   /** Absolute paths the fragment writes, sorted. */
@@ -237,6 +237,6 @@ export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: s
   const platform = platformFor(node);
   const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: f.mode ?? 0o644, owner: "root", kind: "text", content: f.content }));
   const script = `${files.map((f) => putFile(f, platform)).join("\n")}\n`;
-  const b64 = gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64");
-  return { base64: b64.replace(/(.{76})/g, "$1\n").trimEnd(), minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
+  const gz = gzipSync(Buffer.from(script, "utf8"), { level: 9 });
+  return { base64: Fragment.base64Lines(gz), minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
 }

@@ -4,6 +4,7 @@
  * Per OS family:
  * - Debian / Raspberry Pi OS: the static tarball from `artifacts.tailscale` (version + sha256 per platform
  *   in fleet.yaml, verified by fk_download; no pinned sha256 = the install stops and says how to pin it),
+ *   kept under a name derived from a hash of its URL ({@link tailscaleTarball}: no part of the URL becomes a path),
  *   binaries in /usr/local, a rendered `tailscaled.service` (the unit Tailscale ships in that tarball).
  * - Arch: `pacman -S tailscale` and the package's own `tailscaled.service`.
  * - macOS: the Homebrew formula `tailscale` (not the cask the reference used): the cask is the GUI app,
@@ -27,8 +28,10 @@
  * survive the short restart, but a version bump is safest run with the node's `bootstrapHost` (LAN).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { psQuote, renderTemplate, type RoleParts } from "./bundle.js";
-import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor } from "./platform.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
+import { createHash } from "node:crypto";
+import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor, platformKey } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
@@ -43,6 +46,17 @@ export function tailscaleBinary(node: FleetNode): string {
   if (p.family === "macos") return `${p.brew!.replace(/\/bin\/brew$/, "")}/opt/tailscale/bin/tailscale`;
   if (p.family === "arch") return "/usr/bin/tailscale";
   return "/usr/local/bin/tailscale";
+}
+
+/**
+ * Where the Debian tarball is kept on `node`: `<stateDir>/downloads/tailscale-<os>-<arch>-<12 hex>.tgz`,
+ * the hex digits from the sha256 of the download URL. No fleet.yaml text becomes part of the path (a URL
+ * ending in `..` or holding `$(…)` names no other file), and a new URL (a new version) is a new file, so
+ * fk_download fetches and checks it instead of finding the old tarball already in place.
+ */
+export function tailscaleTarball(fleet: Fleet, node: FleetNode): string {
+  const url = artifactUrl(fleet.artifacts.tailscale, node);
+  return `${platformFor(node).stateDir}/downloads/tailscale-${platformKey(node)}-${createHash("sha256").update(url).digest("hex").slice(0, 12)}.tgz`;
 }
 
 /** Renders the tailscale role for one node (see the module docstring). Pure. */
@@ -67,11 +81,17 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
           mode: 0o644,
           owner: "root",
           kind: "launchd",
-          content: renderTemplate("tailscale/homebrew.mxcl.tailscale.plist", { node: node.name, tailscaled: `${prefix}/opt/tailscale/bin/tailscaled`, log }),
+          content: launchdPlist(
+            [
+              `Rendered by fleetkit for node ${node.name}: tailscaled from the Homebrew formula as a system LaunchDaemon,`,
+              "the job `sudo brew services start tailscale` would write (so `brew services` still sees it).",
+            ],
+            { Label: "homebrew.mxcl.tailscale", ProgramArguments: [`${prefix}/opt/tailscale/bin/tailscaled`], RunAtLoad: true, KeepAlive: true, StandardOutPath: log, StandardErrorPath: log },
+          ),
         },
       ],
-      postInstall: [`fk_launchd_daemon homebrew.mxcl.tailscale ${plist} system`, up].join("\n"),
-      preUninstall: [logout, `fk_launchd_remove homebrew.mxcl.tailscale ${plist} system`].join("\n"),
+      postInstall: [sh`fk_launchd_daemon homebrew.mxcl.tailscale ${plist} system`, up].join("\n"),
+      preUninstall: [logout, sh`fk_launchd_remove homebrew.mxcl.tailscale ${plist} system`].join("\n"),
       services: [{ name: "homebrew.mxcl.tailscale", manager: "launchd", scope: "system" }],
       secrets: ["tailscaleAuthKey"],
     };
@@ -91,26 +111,20 @@ export function renderTailscale(fleet: Fleet, node: FleetNode): RoleParts {
 
   // Debian and Raspberry Pi OS: the static tarball.
   const art = fleet.artifacts.tailscale;
-  const tarball = `${p.stateDir}/downloads/${artifactUrl(art, node).split("/").pop()}`;
-  const dir = tarball.replace(/^.*\//, "").replace(/\.tgz$/, "");
+  const tarball = tailscaleTarball(fleet, node);
   const unit = "/etc/systemd/system/tailscaled.service";
   // An unpinned platform stops before anything changes; curl (for fk_download) only when it will be used.
   const fetch = artifactFetch("tailscale", art, node, tarball, 0o644);
   return {
     packages: [],
-    preInstall: renderTemplate("tailscale/tarball.sh", {
-      version: art.version,
-      fetch: artifactPinned(art, node) ? `${ENSURE_CURL}\n${fetch}` : fetch,
-      tarball,
-      dir,
-    }).trimEnd(),
+    preInstall: [artifactPinned(art, node) ? ENSURE_CURL : "", fetch, renderTemplate("tailscale/tarball.sh", { version: art.version, tarball }).trimEnd()].filter(Boolean).join("\n"),
     downloads: [artifactDownload("tailscale", art, node)],
     files: [
       { path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("tailscale/tailscaled.service", { node: node.name, version: art.version }) },
     ],
     postInstall: ["fk_systemd_unit tailscaled.service", up].join("\n"),
-    preUninstall: [logout, `fk_systemd_remove tailscaled.service ${unit}`].join("\n"),
-    postUninstall: `fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled ${tarball}`,
+    preUninstall: [logout, sh`fk_systemd_remove tailscaled.service ${unit}`].join("\n"),
+    postUninstall: sh`fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled ${tarball}`,
     services: [{ name: "tailscaled.service", manager: "systemd", scope: "system" }],
     secrets: ["tailscaleAuthKey"],
   };
@@ -123,12 +137,7 @@ function renderWindowsHost(fleet: Fleet, node: FleetNode): RoleParts {
     target: "windows-host",
     packages: [],
     files: [],
-    preInstall: renderTemplate("tailscale/windows-install.ps1", {
-      version,
-      versionPs: psQuote(version),
-      hostname: node.name,
-      hostnamePs: psQuote(node.name),
-    }).trimEnd(),
+    preInstall: renderTemplate("tailscale/windows-install.ps1", { version, hostname: node.name }).trimEnd(),
     postInstall: wslHostSetup(fleet, node),
     preUninstall: renderTemplate("tailscale/windows-uninstall.ps1", { hostname: node.name }).trimEnd(),
     // The Tailscale Windows service belongs to its installer; fleetkit does not manage it directly.

@@ -26,7 +26,7 @@
 import { createHash } from "node:crypto";
 import type { ArchName, Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { ARCH_NAMES } from "../stacks/model/schema.js";
-import { putFile, readTemplate, renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "./bundle.js";
 import { iceccBinary } from "./icecc.js";
 import { platformFor } from "./platform.js";
 import type { BundleFile } from "./types.js";
@@ -126,7 +126,7 @@ export function toolchainEnvFile(fleet: Fleet, node: FleetNode, paths: Toolchain
     mode: 0o644,
     owner: "root",
     kind: "shell",
-    content: renderTemplate("toolchains/icecc-env.sh", { node: node.name, arch: node.arch, envDir, path, otherArches: others.join(" ") }),
+    content: renderTemplate("toolchains/icecc-env.sh", { node: node.name, arch: node.arch, envDir, path, otherArches: others, hasOtherArches: others.length > 0 }),
   };
 }
 
@@ -179,7 +179,7 @@ export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: Toolcha
   const p = platformFor(node);
   return [
     "#!/bin/sh",
-    `# fleetkit toolchain receive: ${t.file} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
+    sh`# fleetkit toolchain receive: ${t.file} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
     readTemplate("common/prelude.sh").trimEnd(),
     `FK_STATE=${shQuote(p.stateDir)}`,
     `FK_FAMILY=${p.family}`,
@@ -207,7 +207,7 @@ export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
       toolchainEnvFile(fleet, node),
     ],
     postInstall: [
-      `fk_tc_out=$(${build})`,
+      sh`fk_tc_out=$(${build})`,
       `printf '%s\\n' "$fk_tc_out" | sed 's/^/fleetkit: toolchain /' >&2`,
       'case $fk_tc_out in *"built "*) FK_CHANGED=1 ;; esac',
       ...notes,

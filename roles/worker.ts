@@ -34,7 +34,8 @@
  *   task history and checkouts included.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { renderTemplate, shQuote, type RoleParts } from "./bundle.js";
+import { renderTemplate, sh, type RoleParts } from "./bundle.js";
+import { launchdPlist } from "./launchd.js";
 import type { BundleFile } from "./types.js";
 import { platformFor } from "./platform.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
@@ -63,6 +64,25 @@ export const WORKER_SUDOERS = "/etc/sudoers.d/fleetkit-worker";
  */
 export const WORKER_STAGED_CLAUDE_DIR = "node-claude";
 
+/**
+ * The one sudoers rule of the worker role: the node user may start the run supervisor as the slot user,
+ * and nothing else as anyone (`user ALL=(slotUser) NOPASSWD: supervise`, sudoers(5)). Built here rather than
+ * from a template: sudoers has its own metacharacters (`,:=()\\!` and spaces), so every value must be a POSIX
+ * user name or an absolute path of plain characters.
+ * @throws Error when a value holds anything else (the model's grammar never lets one through).
+ */
+export function workerSudoersRule(user: string, slotUser: string, supervise: string): string {
+  const name = /^[a-z_][a-z0-9_-]*$/;
+  for (const [what, value, ok] of [
+    ["user", user, name.test(user)],
+    ["slot user", slotUser, name.test(slotUser)],
+    ["supervisor path", supervise, /^\/[A-Za-z0-9._/-]+$/.test(supervise)],
+  ] as const) {
+    if (!ok) throw new Error(`sudoers rule ${WORKER_SUDOERS}: ${what} ${JSON.stringify(value)} cannot be written here: sudoers(5) takes a POSIX user name or a plain absolute path`);
+  }
+  return `# Rendered by fleetkit (role worker): the worker daemon, running as ${user}, may start the run supervisor as\n# its slot user ${slotUser}, and nothing else as anyone.\n${user} ALL=(${slotUser}) NOPASSWD: ${supervise}\n`;
+}
+
 /** Parent of the slot homes on `node` (`--home-root`). */
 export function workerHomeRoot(node: FleetNode): string {
   return `${platformFor(node).stateDir}/workers`;
@@ -84,8 +104,9 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     group,
     rootGroup: p.rootGroup,
     home: p.home,
-    dir,
     nodeBin,
+    nodeExe: `${nodeBin}/node`,
+    entry: `${dir}/fleet.mjs`,
     queueUrl: queueUrl(fleet),
     tokenFile,
     configDir: `${p.configDir}/worker`,
@@ -100,9 +121,6 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     linux: p.family !== "macos",
     macos: p.family === "macos",
   };
-  // The same values quoted for sh, for command positions in the templates (`{{q.user}}`); comments and the
-  // sudoers rule use them raw (POSIX user and node names, by the model's grammar).
-  const q = Object.fromEntries(["user", "group", "rootGroup", "home", "homeRoot", "slotHome", "staged", "slotUser", "sudoers"].map((k) => [k, shQuote(String(view[k as keyof typeof view]))]));
   const runtime = renderTemplate("queue/runtime.sh", {
     verb: "worker",
     dir,
@@ -112,12 +130,12 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     why: "tsx",
     payload: payload.base64,
   }).trimEnd();
-  const sudoersRule = renderTemplate("worker/sudoers", view);
+  const sudoersRule = workerSudoersRule(node.user, SLOT_USER, view.supervise);
   const sudoersFile: BundleFile = { path: WORKER_SUDOERS, mode: 0o440, owner: "root", group: p.rootGroup, kind: "text", content: sudoersRule };
-  const identity = [renderTemplate(p.family === "macos" ? "worker/identity-macos.sh" : "worker/identity.sh", { ...view, q }), renderTemplate("worker/dirs.sh", { ...view, q, sudoersRule })].join("").trimEnd();
+  const identity = [renderTemplate(p.family === "macos" ? "worker/identity-macos.sh" : "worker/identity.sh", view), renderTemplate("worker/dirs.sh", { ...view, sudoersRule })].join("").trimEnd();
   const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime, identity].filter(Boolean).join("\n");
-  const token = renderTemplate("worker/token.sh", { ...view, user: shQuote(node.user), group: shQuote(group) }).trimEnd();
-  const cleanup = [`fk_rm ${tokenFile}`, `rm -rf ${dir}`, renderTemplate("worker/identity-remove.sh", { ...view, q }).trimEnd()].join("\n");
+  const token = renderTemplate("worker/token.sh", view).trimEnd();
+  const cleanup = [sh`fk_rm ${tokenFile}`, sh`rm -rf ${dir}`, renderTemplate("worker/identity-remove.sh", view).trimEnd()].join("\n");
 
   if (p.serviceManager === "launchd") {
     const plist = "/Library/LaunchDaemons/dev.fleetkit.worker.plist";
@@ -125,9 +143,45 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     return {
       packages: p.packageList(NODEJS_PACKAGES),
       preInstall,
-      files: [{ path: plist, mode: 0o644, owner: "root", kind: "launchd", content: renderTemplate("worker/dev.fleetkit.worker.plist", { ...view, log }) }, sudoersFile],
-      postInstall: [token, `fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
-      preUninstall: `fk_launchd_remove dev.fleetkit.worker ${plist} system`,
+      files: [
+        {
+          path: plist,
+          mode: 0o644,
+          owner: "root",
+          kind: "launchd",
+          content: launchdPlist(
+            [
+              `Rendered by fleetkit for node ${node.name}: the worker daemon, a LaunchDaemon running as ${node.user} (starts at boot`,
+              `without a login). It long-polls the queue at ${view.queueUrl} and runs tasks with Claude Code as ${SLOT_USER}`,
+              `(through sudo, as ${WORKER_SUDOERS} allows), each through the run supervisor, which ends the task when this`,
+              "daemon exits or is killed.",
+              "SIGTERM lets running tasks finish for 30 s (the worker's grace period) before launchd sends SIGKILL.",
+            ],
+            {
+              Label: "dev.fleetkit.worker",
+              UserName: node.user,
+              ProgramArguments: [
+                view.nodeExe,
+                view.entry,
+                "worker",
+                ...["--queue", view.queueUrl, "--token-file", tokenFile, "--node", node.name, "--run-as", SLOT_USER, "--home-root", homeRoot],
+                ...(view.claude ? ["--claude", view.claude] : []),
+                ...(view.envFile ? ["--env-file", view.envFile] : []),
+              ],
+              WorkingDirectory: p.home,
+              EnvironmentVariables: { HOME: p.home, PATH: `${nodeBin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`, NODE_ENV: "production" },
+              RunAtLoad: true,
+              KeepAlive: true,
+              ExitTimeOut: 45,
+              StandardOutPath: log,
+              StandardErrorPath: log,
+            },
+          ),
+        },
+        sudoersFile,
+      ],
+      postInstall: [token, sh`fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
+      preUninstall: sh`fk_launchd_remove dev.fleetkit.worker ${plist} system`,
       postUninstall: cleanup,
       services: [{ name: "dev.fleetkit.worker", manager: "launchd", scope: "system" }],
       secrets: ["queueToken"],
@@ -139,7 +193,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     preInstall,
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile],
     postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
-    preUninstall: `fk_systemd_remove fleet-worker.service ${unit}`,
+    preUninstall: sh`fk_systemd_remove fleet-worker.service ${unit}`,
     postUninstall: cleanup,
     services: [{ name: "fleet-worker.service", manager: "systemd", scope: "system" }],
     secrets: ["queueToken"],

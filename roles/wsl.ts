@@ -21,7 +21,8 @@
  * docs); `WSL_UTF8=1` makes wsl.exe print UTF-8 instead of UTF-16.
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { psQuote, readTemplate, renderTemplate } from "./bundle.js";
+import { readTemplate, renderTemplate, sh } from "./bundle.js";
+import { scanContexts } from "./escape.js";
 
 /**
  * The POSIX sh script run as root inside the distro: ensures the node user and the wsl.conf setting;
@@ -31,7 +32,7 @@ import { psQuote, readTemplate, renderTemplate } from "./bundle.js";
 export function wslDistroSetupScript(node: FleetNode): string {
   return [
     "#!/bin/sh",
-    `# fleetkit: prepares WSL distro ${node.wslDistro} of node ${node.name} (run as root by the Windows host script).`,
+    sh`# fleetkit: prepares WSL distro ${node.wslDistro ?? ""} of node ${node.name} (run as root by the Windows host script).`,
     "set -eu",
     renderTemplate("wsl/ensure-user.sh", { user: node.user }).trimEnd(),
     readTemplate("wsl/wsl-conf.sh").trimEnd(),
@@ -41,13 +42,20 @@ export function wslDistroSetupScript(node: FleetNode): string {
 /**
  * `script` without its comment-only lines (the shebang stays). The distro script travels base64-encoded
  * inside a PowerShell script that itself travels UTF-16 + base64 encoded on one Windows command line
- * (32,767 characters at most), so the comments nobody can read there are left out.
+ * (32,767 characters at most), so the comments nobody can read there are left out. A line counts as a
+ * comment only where sh would read one (roles/escape.ts scanContexts): a line of a quoted value that
+ * happens to start with `#` stays, so no value can lose part of itself here.
  */
 export function withoutCommentLines(script: string): string {
-  return script
-    .split("\n")
-    .filter((l, i) => i === 0 || !/^\s*#/.test(l))
-    .join("\n");
+  const lines = script.split("\n");
+  const starts: number[] = [];
+  let at = 0;
+  for (const l of lines) {
+    starts.push(at);
+    at += l.length + 1;
+  }
+  const contexts = scanContexts("sh", script, starts.map((s) => ({ start: s, end: s })));
+  return lines.filter((l, i) => i === 0 || !(/^\s*#/.test(l) && contexts.get(starts[i]!)?.kind === "word")).join("\n");
 }
 
 /**
@@ -59,7 +67,6 @@ export function wslHostSetup(fleet: Fleet, node: FleetNode): string {
   return renderTemplate("wsl/host-setup.ps1", {
     node: node.name,
     distro: node.wslDistro,
-    distroPs: psQuote(node.wslDistro),
     setupB64: Buffer.from(withoutCommentLines(wslDistroSetupScript(node)), "utf8").toString("base64"),
   }).trimEnd();
 }

@@ -16,7 +16,7 @@
  * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem.
  */
 import { createHash } from "node:crypto";
-import { remoteCommand, shQuote } from "../roles/bundle.js";
+import { ps, remoteCommand, sh } from "../roles/bundle.js";
 import { RENDERERS, renderBundle } from "../roles/index.js";
 import { platformFor } from "../roles/platform.js";
 import type { Bundle, BundleService, ScriptTarget } from "../roles/types.js";
@@ -59,7 +59,7 @@ export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], ta
   const roles = new Set(node.roles);
   const lines = [
     "#!/bin/sh",
-    `# fleetkit probe of node ${node.name} (read-only). Rendered by fleet status / fleet drift.`,
+    sh`# fleetkit probe of node ${node.name} (read-only). Rendered by fleet status / fleet drift.`,
     "set -u",
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/homebrew/bin:$PATH",
     "T=$(printf '\\t')",
@@ -68,10 +68,10 @@ export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], ta
   ];
   for (const b of bundles) {
     const marker = `${stateDir}/roles/${b.role}.hash`;
-    lines.push(`fk_m=$(head -n1 ${shQuote(marker)} 2>/dev/null) || fk_m=-; echo "marker\t${b.role}\t\${fk_m:--}"`);
-    for (const f of b.files) lines.push(`echo "file\t${b.role}\t"${shQuote(f.path)}"\t$(fk_sha ${shQuote(f.path)})"`);
+    lines.push(sh`fk_m=$(head -n1 ${marker} 2>/dev/null) || fk_m=-; echo "marker\t${b.role}\t\${fk_m:--}"`);
+    for (const f of b.files) lines.push(sh`echo "file\t${b.role}\t${f.path}\t$(fk_sha ${f.path})"`);
     for (const s of b.services) {
-      lines.push(`fk_s=$(\n${serviceStateScript(s, node)}\n)`, `echo "svc\t${b.role}\t${s.manager}\t"${shQuote(s.name)}"\t$fk_s"`);
+      lines.push(`fk_s=$(\n${serviceStateScript(s, node)}\n)`, sh`echo "svc\t${b.role}\t${s.manager}\t${s.name}\t$fk_s"`);
     }
   }
   if (target !== "windows-host") {
@@ -86,7 +86,7 @@ export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], ta
     if (roles.has("agentapi")) {
       const url = `http://127.0.0.1:${fleet.services.agentapi.port}/status`;
       lines.push(
-        `fk_body=$(curl -s -m 3 -w '\\n%{http_code}' ${shQuote(url)} 2>/dev/null) || true`,
+        sh`fk_body=$(curl -s -m 3 -w '\\n%{http_code}' ${url} 2>/dev/null) || true`,
         "fk_code=$(printf '%s\\n' \"$fk_body\" | tail -n1)",
         "fk_st=$(printf '%s\\n' \"$fk_body\" | sed -n 's/.*\"status\"[[:space:]]*:[[:space:]]*\"\\([a-z]*\\)\".*/\\1/p' | head -n1)",
         "echo \"agentapi\t${fk_code:-000}\t${fk_st:--}\"",
@@ -213,7 +213,7 @@ export interface NodeProbe {
  */
 export function windowsHostProbeScript(node: FleetNode, bundles: Bundle[]): string {
   const lines = [
-    `# fleetkit probe of node ${node.name}, Windows host side (read-only). Rendered by fleet status / fleet drift.`,
+    ps`# fleetkit probe of node ${node.name}, Windows host side (read-only). Rendered by fleet status / fleet drift.`,
     "$ErrorActionPreference = 'SilentlyContinue'",
     "$T = [char]9",
     "Write-Output 'fk-probe 1'",
@@ -221,9 +221,9 @@ export function windowsHostProbeScript(node: FleetNode, bundles: Bundle[]): stri
   ];
   for (const b of bundles) {
     lines.push(
-      `$p = Join-Path $FkRoles '${b.role}.hash'`,
+      ps`$p = Join-Path $FkRoles '${b.role}.hash'`,
       "if (Test-Path -LiteralPath $p) { $h = ([string](Get-Content -LiteralPath $p -TotalCount 1)).Trim() } else { $h = '-' }",
-      `Write-Output ('marker' + $T + '${b.role}' + $T + $h)`,
+      ps`Write-Output ('marker' + $T + '${b.role}' + $T + $h)`,
     );
   }
   if (bundles.some((b) => b.role === "tailscale")) {

@@ -5,24 +5,24 @@
 PATH="{{nodeBin}}:$PATH"
 export PATH
 fk_cc_want='{{version}} (Claude Code)'
-fk_cc_have=$({{prefix}}/bin/claude --version 2>/dev/null || true)
+fk_cc_have=$({{claudeExe}} --version 2>/dev/null || true)
 if [ "$fk_cc_have" != "$fk_cc_want" ]; then
   fk_node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   [ "$fk_node_major" -ge 18 ] || fk_die "installing Claude Code needs Node.js 18 or later (npm), but this node has $(node --version 2>/dev/null || echo none)"
-  fk_log "npm install @anthropic-ai/claude-code@{{version}}"
-  npm install --global --prefix {{prefix}} --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@{{version}} >/dev/null
-  fk_cc_have=$({{prefix}}/bin/claude --version 2>/dev/null || true)
-  [ "$fk_cc_have" = "$fk_cc_want" ] || fk_die "npm installed @anthropic-ai/claude-code@{{version}} but {{prefix}}/bin/claude --version printed '$fk_cc_have': its postinstall (which places the native binary) did not run or failed; the package asks for Node.js 22+, this node has $(node --version)"
+  fk_log "npm install {{npmPackage}}"
+  npm install --global --prefix {{prefix}} --no-audit --no-fund --loglevel=error {{npmPackage}} >/dev/null
+  fk_cc_have=$({{claudeExe}} --version 2>/dev/null || true)
+  [ "$fk_cc_have" = "$fk_cc_want" ] || fk_die "npm installed {{npmPackage}} but {{claudeExe}} --version printed '$fk_cc_have': its postinstall (which places the native binary) did not run or failed; the package asks for Node.js 22+, this node has $(node --version)"
   FK_CHANGED=1
 fi
-# SSH commands do not read shell profiles, so the CLI is linked into /usr/local/bin (on every PATH).
+# SSH commands do not read shell profiles, so the CLI is linked into {{linkDir}} (on every PATH).
 mkdir -p {{linkDir}}
-if [ "$(readlink {{linkDir}}/claude 2>/dev/null || true)" != {{prefix}}/bin/claude ]; then
-  ln -sfn {{prefix}}/bin/claude {{linkDir}}/claude
+if [ "$(readlink {{link}} 2>/dev/null || true)" != {{claudeExe}} ]; then
+  ln -sfn {{claudeExe}} {{link}}
   FK_CHANGED=1
 fi
 # ~/.claude belongs to {{user}}: Claude writes its history and state there.
-if [ ! -d {{home}}/.claude ]; then FK_CHANGED=1; fi
-mkdir -p {{home}}/.claude
-chown {{user}}:{{group}} {{home}}/.claude
-chmod 0700 {{home}}/.claude
+if [ ! -d {{claudeDir}} ]; then FK_CHANGED=1; fi
+mkdir -p {{claudeDir}}
+chown {{owner}} {{claudeDir}}
+chmod 0700 {{claudeDir}}

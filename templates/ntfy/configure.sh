@@ -2,7 +2,8 @@
 fk_ntfy_tmp=$(mktemp {{configDir}}/.server.XXXXXX)
 {
   cat {{publicFile}}
-  printf 'auth-tokens:\n  - "{{publisher}}:%s:fleetkit workers"\n' "${FK_SECRET_ntfyToken:-}"
+  # The token was checked for ntfy's format (install.sh), so it cannot leave the YAML string.
+  printf 'auth-tokens:\n  - "%s:%s:%s"\n' {{publisher}} "${FK_SECRET_ntfyToken:-}" 'fleetkit workers'
 } > "$fk_ntfy_tmp"
 fk_put {{configFile}} 0600 root {{rootGroup}} < "$fk_ntfy_tmp"
 rm -f "$fk_ntfy_tmp"

@@ -1,7 +1,7 @@
-# Tailscale {{version}} from the static tarball pinned by sha256 in fleet.yaml; binaries go to /usr/local.
-{{{fetch}}}
+# Tailscale {{version}} from the static tarball pinned by sha256 in fleet.yaml (downloaded above); binaries go to /usr/local.
 fk_ts_tmp=$(mktemp -d)
-tar -xzf {{tarball}} -C "$fk_ts_tmp" --strip-components=1 {{dir}}/tailscale {{dir}}/tailscaled
+# The archive holds one directory (tailscale_<version>_<goarch>/) with tailscale, tailscaled and systemd/.
+tar -xzf {{tarball}} -C "$fk_ts_tmp" --strip-components=1
 for fk_b in tailscale:/usr/local/bin/tailscale tailscaled:/usr/local/sbin/tailscaled; do
   fk_src="$fk_ts_tmp/${fk_b%%:*}"
   fk_dst=${fk_b#*:}

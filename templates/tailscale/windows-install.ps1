@@ -1,6 +1,6 @@
 # --- Tailscale {{version}} on the Windows host (winget package Tailscale.Tailscale), joined as {{hostname}} ---
 $FkTailscale = Join-Path $env:ProgramFiles 'Tailscale\tailscale.exe'
-$FkTsVersion = {{versionPs}}
+$FkTsVersion = {{version}}
 
 # winget is a per-user app alias that is often missing from PATH in SSH sessions; fall back to its package folder.
 function Fk-Winget {
@@ -30,7 +30,7 @@ foreach ($i in 1..30) {
   Start-Sleep -Seconds 1
 }
 if (-not $FkTsState) { Fk-Die 'the Tailscale service did not answer within 30 s; see Event Viewer > Applications and Services Logs > Tailscale' }
-if ($FkTsState.BackendState -eq 'Running' -and $FkTsState.Self.HostName -eq {{hostnamePs}}) {
+if ($FkTsState.BackendState -eq 'Running' -and $FkTsState.Self.HostName -eq {{hostname}}) {
   Fk-Log 'tailscale: already up as {{hostname}}'
 } elseif ($FkTsState.BackendState -eq 'Running') {
   Fk-Log 'tailscale: renaming this machine to {{hostname}}'

@@ -12,14 +12,14 @@ fk_icecc_version() {
   fk_iv_native=$(readlink -f "{{envDir}}/current-{{arch}}-$1.tar.gz" 2>/dev/null) || return 0
   [ -f "$fk_iv_native" ] || return 0
   fk_iv=$fk_iv_native
-{{#otherArches}}
+{{#hasOtherArches}}
   if [ "$1" = clang ]; then
     for fk_iv_arch in {{otherArches}}; do
       fk_iv_other=$(readlink -f "{{envDir}}/current-$fk_iv_arch-clang.tar.gz" 2>/dev/null) || continue
       if [ -f "$fk_iv_other" ]; then fk_iv="$fk_iv,$fk_iv_arch:$fk_iv_other"; fi
     done
   fi
-{{/otherArches}}
+{{/hasOtherArches}}
   printf '%s\n' "$fk_iv"
 }
 FLEET_ICECC_VERSION_GCC=$(fk_icecc_version gcc)

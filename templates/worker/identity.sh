@@ -3,8 +3,8 @@
 # {{user}}'s home. {{user}}'s worker starts the run supervisor as {{slotUser}} through sudo; the rule in
 # {{sudoers}} allows exactly that (runtime/README.md, "Task identity").
 command -v sudo >/dev/null 2>&1 || fk_die "the worker role runs tasks as {{slotUser}} through sudo, which this node lacks: install the sudo package"
-if ! id -u {{q.slotUser}} >/dev/null 2>&1; then
-  useradd --system --user-group --home-dir {{q.slotHome}} --no-create-home --shell /usr/sbin/nologin --comment 'fleetkit worker slot 1 (queued tasks)' {{q.slotUser}}
+if ! id -u {{slotUser}} >/dev/null 2>&1; then
+  useradd --system --user-group --home-dir {{slotHome}} --no-create-home --shell /usr/sbin/nologin --comment 'fleetkit worker slot 1 (queued tasks)' {{slotUser}}
   FK_CHANGED=1
   fk_log "created user {{slotUser}}"
 fi

@@ -1,6 +1,6 @@
 # --- WSL2 for node {{node}}: its Linux roles run as root in WSL distro {{distro}}, which must boot systemd ---
 $env:WSL_UTF8 = '1'  # wsl.exe prints UTF-16 unless told otherwise; NULs are stripped below for older WSL
-$FkDistro = {{distroPs}}
+$FkDistro = {{distro}}
 Fk-Capture wsl.exe @('--status') | Out-Null
 if ($LASTEXITCODE -ne 0) {
   Fk-Log 'enabling WSL2: wsl.exe --install --no-distribution'

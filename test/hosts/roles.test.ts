@@ -9,11 +9,13 @@
  * The fleet is rendered from a test fleet.yaml of three Debian nodes by the real model and role renderers;
  * downloads come from the harness's artifact server, with their sha256 written into that fleet.yaml.
  */
+import { basename } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../stacks/model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
+import { tailscaleTarball } from "../../roles/tailscale.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { parseManifest, toolchainCheckCommand, toolchainReceiveScript, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains.js";
@@ -275,7 +277,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`fleetkit: error: checksum mismatch for ${newer.file.url}: expected sha256 ${tailscale.file.sha256}, got ${newer.file.sha256}`);
     expect(await c.run("/usr/local/bin/tailscale version; systemctl is-active tailscaled; /usr/local/bin/tailscale status --json | grep -c '\"BackendState\": \"Running\"'")).toBe("1.80.3\nactive\n1\n");
-    expect(await c.run("ls /var/lib/fleetkit/downloads")).toBe("tailscale_1.80.3_amd64.tgz\n");
+    expect(await c.run("ls /var/lib/fleetkit/downloads")).toBe(`${basename(tailscaleTarball(fleet, fleet.nodes.find((n) => n.name === "node-c")!))}\n`);
 
     const good = parseFleet(fleetYaml(net, { tailscale: newer, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");
     const goodBundle = renderFleetBundles(good).get("node-c")!.find((b) => b.role === "tailscale")!;

@@ -232,7 +232,7 @@ describe("fleet.yaml, node by node", () => {
       expect(script(`${name}-${role}-install`)).not.toMatch(/^fk_systemd_\w+ /m);
     }
     const iceccd = script(`${name}-iceccd-install`);
-    expect(iceccd).toMatch(/^fk_launchd_daemon org.icecc.iceccd \/Library\/LaunchDaemons\/org.icecc.iceccd.plist system$/m);
+    expect(iceccd).toMatch(/^fk_launchd_daemon org.icecc.iceccd '\/Library\/LaunchDaemons\/org.icecc.iceccd.plist' system$/m);
     expect(iceccd).toMatch(/^FK_BREW='\/usr\/local\/bin\/brew'$/m);
     expect(iceccd).toMatch(/^fk_brew_install icecream$/m);
   });

@@ -30,11 +30,11 @@ const FLEETS: Record<string, Fleet> = { mesh, pinned, remotePinned, noTailnet: {
 describe("role agentapi: per OS family", () => {
   it.each([
     // fleet, node, target, download line, service-manager line, service
-    ["pinned", "arch-orchestrator", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' ${SUMS["linux-x86_64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
-    ["pinned", "macbook1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-amd64' ${SUMS["darwin-x86_64"]} '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "com.claude.agentapi"],
-    ["remotePinned", "macbook-air", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-arm64' ${SUMS["darwin-aarch64"]} '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "com.claude.agentapi"],
-    ["pinned", "rpi1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64' ${SUMS["linux-aarch64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
-    ["pinned", "windows-laptop", "wsl", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' ${SUMS["linux-x86_64"]} '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+    ["pinned", "arch-orchestrator", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' '${SUMS["linux-x86_64"]}' '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+    ["pinned", "macbook1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-amd64' '${SUMS["darwin-x86_64"]}' '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi '/Library/LaunchDaemons/com.claude.agentapi.plist' system", "com.claude.agentapi"],
+    ["remotePinned", "macbook-air", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-darwin-arm64' '${SUMS["darwin-aarch64"]}' '/usr/local/libexec/fleetkit/agentapi' 0755`, "fk_launchd_daemon com.claude.agentapi '/Library/LaunchDaemons/com.claude.agentapi.plist' system", "com.claude.agentapi"],
+    ["pinned", "rpi1", "node", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-arm64' '${SUMS["linux-aarch64"]}' '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
+    ["pinned", "windows-laptop", "wsl", `fk_download 'https://github.com/coder/agentapi/releases/download/v0.10.0/agentapi-linux-amd64' '${SUMS["linux-x86_64"]}' '/usr/local/lib/fleetkit/agentapi' 0755`, "fk_systemd_unit claude-agentapi.service", "claude-agentapi.service"],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, fetchLine, svcLine, service) => {
     const fleet = FLEETS[label];
     const b = renderBundle(fleet, node(fleet, name), "agentapi");
@@ -74,12 +74,19 @@ describe("role agentapi: per OS family", () => {
     const job = parsePlist(b.files[0].content) as Record<string, unknown>;
     expect(job.Label).toBe("com.claude.agentapi");
     expect(job.UserName).toBe("fleet");
+    // The sh -c script is a constant; every path and host reaches it as a positional parameter.
     expect(job.ProgramArguments).toEqual([
       "/bin/sh",
       "-c",
-      "set -a; . /usr/local/etc/fleetkit/claude.env; set +a; /usr/local/bin/node /usr/local/libexec/fleetkit/claude-onboarded.mjs; exec /usr/local/libexec/fleetkit/agentapi server --type claude --port 3284 " +
-        "--allowed-hosts localhost,127.0.0.1,imac,imac.tail-agent-mesh.ts.net --allowed-origins http://localhost:3284,http://127.0.0.1:3284,http://imac:3284,http://imac.tail-agent-mesh.ts.net:3284 " +
-        "-- /usr/local/libexec/fleetkit/claude-code/bin/claude",
+      'set -a; . "$1"; set +a; "$2" "$3"; shift 3; exec "$@"',
+      "claude-agentapi",
+      "/usr/local/etc/fleetkit/claude.env",
+      "/usr/local/bin/node",
+      "/usr/local/libexec/fleetkit/claude-onboarded.mjs",
+      "/usr/local/libexec/fleetkit/agentapi",
+      ...["server", "--type", "claude", "--port", "3284", "--allowed-hosts", "localhost,127.0.0.1,imac,imac.tail-agent-mesh.ts.net"],
+      ...["--allowed-origins", "http://localhost:3284,http://127.0.0.1:3284,http://imac:3284,http://imac.tail-agent-mesh.ts.net:3284"],
+      ...["--", "/usr/local/libexec/fleetkit/claude-code/bin/claude"],
     ]);
     expect(job.EnvironmentVariables).toEqual({ HOME: "/Users/fleet", PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", TERM: "xterm-256color" });
     const py = spawnSync("python3", ["-c", "import plistlib,sys; d=plistlib.loads(sys.stdin.buffer.read()); print(d['Label'], d['UserName'], d['KeepAlive'])"], { input: b.files[0].content, encoding: "utf8" });
@@ -104,8 +111,8 @@ describe("role agentapi: per OS family", () => {
   });
 
   it.each([
-    ["rpi3", "fk_systemd_remove claude-agentapi.service /etc/systemd/system/claude-agentapi.service", "fk_rm /usr/local/lib/fleetkit/agentapi"],
-    ["macbook1", "fk_launchd_remove com.claude.agentapi /Library/LaunchDaemons/com.claude.agentapi.plist system", "fk_rm /usr/local/libexec/fleetkit/agentapi"],
+    ["rpi3", "fk_systemd_remove claude-agentapi.service '/etc/systemd/system/claude-agentapi.service'", "fk_rm '/usr/local/lib/fleetkit/agentapi'"],
+    ["macbook1", "fk_launchd_remove com.claude.agentapi '/Library/LaunchDaemons/com.claude.agentapi.plist' system", "fk_rm '/usr/local/libexec/fleetkit/agentapi'"],
   ])("%s uninstall stops the service, then removes the binary", (name, stop, rm) => {
     const lines = renderBundle(pinned, node(pinned, name), "agentapi").uninstall.split("\n");
     expect(lines.indexOf(stop)).toBeGreaterThan(0);

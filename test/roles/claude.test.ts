@@ -29,8 +29,8 @@ describe("role claude: per OS family", () => {
     const lines = b.install.split("\n");
     expect(b.target).toBe(target);
     expect(lines).toContain(pkgLine);
-    expect(lines).toContain(`  npm install --global --prefix ${prefix} --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@2.1.331 >/dev/null`);
-    expect(lines).toContain(`  ln -sfn ${prefix}/bin/claude /usr/local/bin/claude`);
+    expect(lines).toContain(`  npm install --global --prefix '${prefix}' --no-audit --no-fund --loglevel=error '@anthropic-ai/claude-code@2.1.331' >/dev/null`);
+    expect(lines).toContain(`  ln -sfn '${prefix}/bin/claude' '/usr/local/bin/claude'`);
     expect(lines).toContain("fk_read_secrets --any anthropicApiKey claudeOauthToken");
     expect([b.secrets, b.secretsMode, b.services]).toEqual([["anthropicApiKey", "claudeOauthToken"], "any", []]);
   });
@@ -63,12 +63,12 @@ describe("role claude: per OS family", () => {
   });
 
   it.each([
-    ["macbook1", "fleet:staff", "/Users/fleet/.claude", "fk_put /usr/local/etc/fleetkit/claude.env 0600 fleet staff < \"$fk_env_tmp\""],
-    ["rpi3", "fleet:fleet", "/home/fleet/.claude", "fk_put /etc/fleetkit/claude.env 0600 fleet fleet < \"$fk_env_tmp\""],
+    ["macbook1", "fleet:staff", "/Users/fleet/.claude", "fk_put '/usr/local/etc/fleetkit/claude.env' 0600 'fleet' 'staff' < \"$fk_env_tmp\""],
+    ["rpi3", "fleet:fleet", "/home/fleet/.claude", "fk_put '/etc/fleetkit/claude.env' 0600 'fleet' 'fleet' < \"$fk_env_tmp\""],
   ])("%s: ~/.claude owned by %s, env file 0600 for the node user", (name, owner, dir, putLine) => {
     const lines = renderBundle(mesh, node(mesh, name), "claude").install.split("\n");
-    expect(lines).toContain(`chown ${owner} ${dir}`);
-    expect(lines).toContain(`chmod 0700 ${dir}`);
+    expect(lines).toContain(`chown '${owner}' '${dir}'`);
+    expect(lines).toContain(`chmod 0700 '${dir}'`);
     expect(lines).toContain(putLine);
   });
 
@@ -114,8 +114,8 @@ describe("role claude: per OS family", () => {
 
   it("uninstall removes Claude Code, its link and the env file, but keeps ~/.claude", () => {
     const u = renderBundle(mesh, node(mesh, "rpi1"), "claude").uninstall;
-    expect(u).toContain("fk_rm /etc/fleetkit/claude.env\n");
-    expect(u).toContain("if [ -d /usr/local/lib/fleetkit/claude-code ]; then rm -rf /usr/local/lib/fleetkit/claude-code;");
+    expect(u).toContain("fk_rm '/etc/fleetkit/claude.env'\n");
+    expect(u).toContain("if [ -d '/usr/local/lib/fleetkit/claude-code' ]; then rm -rf '/usr/local/lib/fleetkit/claude-code';");
     expect(u).toContain("fk_rm '/home/fleet/.claude/settings.json' '/home/fleet/.claude/CLAUDE.md' '/etc/fleetkit/node.json'\n");
     expect(u).not.toMatch(/rm -rf \/home\/fleet\/\.claude/);
   });
@@ -188,7 +188,12 @@ describe("Claude Code install step, run for real (npm registry)", () => {
   it("installs 2.1.331 so that `claude --version` answers; rerun unchanged; uninstall removes it", () => {
     const dir = mkdtempSync(join(tmpdir(), "fk-cc-"));
     const version = mesh.claude.version;
-    const view = { version, prefix: `${dir}/prefix`, nodeBin: "/usr/bin", user: userInfo().username, group: spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim(), home: `${dir}/home`, configDir: `${dir}/etc`, envFile: `${dir}/etc/claude.env`, linkDir: `${dir}/bin`, systemd: false, launchd: false };
+    const user = userInfo().username;
+    const group = spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim();
+    const view = {
+      ...{ version, prefix: `${dir}/prefix`, claudeExe: `${dir}/prefix/bin/claude`, npmPackage: `@anthropic-ai/claude-code@${version}`, nodeBin: "/usr/bin", user, owner: `${user}:${group}` },
+      ...{ claudeDir: `${dir}/home/.claude`, envFile: `${dir}/etc/claude.env`, linkDir: `${dir}/bin`, link: `${dir}/bin/claude` },
+    };
     const script = (tpl: string) => [readTemplate("common/prelude.sh"), renderTemplate(tpl, view), 'echo "changed=$FK_CHANGED"'].join("\n");
     const sh = (tpl: string) => spawnSync("sh", ["-c", script(tpl)], { encoding: "utf8" });
     try {

@@ -69,7 +69,7 @@ describe("role queue", () => {
       `ExecStart=/usr/bin/node /usr/local/lib/fleetkit/queue/fleet.mjs queue serve --db /var/lib/fleetkit/queue/queue.db --listen ${listen} --tokens /etc/fleetkit/queue/tokens.json`,
     );
     expect(unit).toContain("ReadWritePaths=/var/lib/fleetkit/queue");
-    expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service /etc/systemd/system/fleet-queue.service");
+    expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service '/etc/systemd/system/fleet-queue.service'");
     // The whole SSH command stays under Linux's 128 KiB limit for one argument (MAX_ARG_STRLEN).
     expect(Buffer.byteLength(remoteCommand(node(fleet, name), b.target, b.install))).toBeLessThan(128 * 1024);
   });
@@ -96,7 +96,7 @@ describe("role queue", () => {
     expect(b.secrets).toEqual(["queueTokens", "peopleTokens"]);
     const lines = b.install.split("\n");
     expect(lines).toContain("fk_read_secrets queueTokens peopleTokens");
-    expect(lines.find((l) => l.startsWith("printf '%s\\n%s\\n%s\\n'"))).toContain('"${FK_SECRET_peopleTokens:-}" | /usr/bin/node /usr/local/lib/fleetkit/queue/tokens-file.mjs /etc/fleetkit/queue/nodes.json');
+    expect(lines.find((l) => l.startsWith("printf '%s\\n%s\\n%s\\n'"))).toContain(`"\${FK_SECRET_peopleTokens:-}" | '/usr/bin/node' '/usr/local/lib/fleetkit/queue/tokens-file.mjs' '/etc/fleetkit/queue/nodes.json'`);
     // The people's scopes change the queue's bundle (and nothing else).
     expect(b.hash).not.toBe(renderBundle(shared, node(shared, "control-node"), "queue").hash);
     expect(renderBundle(withPeople, node(withPeople, "pi-node-1"), "worker").hash).toBe(renderBundle(shared, node(shared, "pi-node-1"), "worker").hash);
@@ -107,9 +107,9 @@ describe("role worker", () => {
   it.each([
     // fleet, node, target, package line, service-manager line, service
     ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
     ["mesh", "rpi1", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker /Library/LaunchDaemons/dev.fleetkit.worker.plist system", "dev.fleetkit.worker"],
+    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
     ["shared", "pi-node-2", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
@@ -191,7 +191,8 @@ describe("role worker", () => {
 
   /** The sudoers file a worker install places: the quoted heredoc it feeds to `visudo -c`, then to fk_put. */
   const sudoersOf = (install: string) => {
-    const checked = [...install.matchAll(/<<'FLEETKIT_SUDOERS'\n([\s\S]*?\n)FLEETKIT_SUDOERS\n/g)].map((m) => m[1]!);
+    // The rule visudo checks travels as one single-quoted sh word (it holds no quote of its own).
+    const checked = [...install.matchAll(/printf '%s' '([^']*)' \| visudo -cqf -/g)].map((m) => m[1]!);
     const placed = [...install.matchAll(/^fk_put '\/etc\/sudoers.d\/fleetkit-worker' 0440 'root' '(?:root|wheel)' <<'FLEETKIT_EOF'\n([\s\S]*?\n)FLEETKIT_EOF\n/gm)].map((m) => m[1]!);
     expect([checked.length, placed.length]).toEqual([1, 1]);
     expect(placed[0]).toBe(checked[0]);

@@ -27,10 +27,10 @@ describe("role tailscale: per OS family", () => {
   it.each([
     // fleet, node, target, package-manager line, service-manager line, service name
     ["mesh", "arch-orchestrator", "node", "fk_pacman_install tailscale", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    ["mesh", "macbook1", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
-    ["remote", "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system", "homebrew.mxcl.tailscale"],
-    ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' " + "b".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_arm64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
-    ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' " + "a".repeat(64) + " '/var/lib/fleetkit/downloads/tailscale_1.90.6_amd64.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["mesh", "macbook1", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale '/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist' system", "homebrew.mxcl.tailscale"],
+    ["remote", "macbook-air", "node", "fk_brew_install tailscale", "fk_launchd_daemon homebrew.mxcl.tailscale '/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist' system", "homebrew.mxcl.tailscale"],
+    ["mesh", "rpi1", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_arm64.tgz' '" + "b".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-aarch64-de2e44b35957.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
+    ["shared", "control-node", "node", "fk_download 'https://pkgs.tailscale.com/stable/tailscale_1.90.6_amd64.tgz' '" + "a".repeat(64) + "' '/var/lib/fleetkit/downloads/tailscale-linux-x86_64-7d49456da891.tgz' 0644", "fk_systemd_unit tailscaled.service", "tailscaled.service"],
     ["mesh", "windows-desktop", "windows-host", "  Fk-Run (Fk-Winget) @('install', '--id', 'Tailscale.Tailscale', '-e', '--version', $FkTsVersion, '--silent', '--accept-package-agreements', '--accept-source-agreements', '--disable-interactivity')", "  Fk-Run wsl.exe @('--shutdown')", null],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
@@ -60,8 +60,8 @@ describe("role tailscale: per OS family", () => {
     ["rpi3", "/usr/local/bin/tailscale"],
   ])("%s: tailscale up uses %s, the hostname and the key file, never the key", (name, cli) => {
     const b = renderBundle(mesh, node(mesh, name), "tailscale");
-    expect(b.install).toContain(`fk_ts=${cli}\n`);
-    expect(b.install).toContain(`"$fk_ts" up --auth-key="file:$fk_key" --hostname=${name} --timeout=120s`);
+    expect(b.install).toContain(`fk_ts='${cli}'\n`);
+    expect(b.install).toContain(`"$fk_ts" up --auth-key="file:$fk_key" --hostname='${name}' --timeout=120s`);
     expect(b.install).not.toMatch(/--auth-key=["']?tskey/);
   });
 
@@ -79,7 +79,7 @@ describe("role tailscale: per OS family", () => {
     const fleet = name === "rpi1" ? mesh : shared;
     const b = renderBundle(fleet, node(fleet, name), "tailscale");
     const afterSecrets = b.install.split("fk_read_secrets tailscaleAuthKey\n")[1].split("\n");
-    expect(afterSecrets[1]).toBe(
+    expect(afterSecrets[0]).toBe(
       `fk_die 'no sha256 pinned for tailscale 1.90.6 on ${key}: run npx fleet pin-artifacts where ${url} downloads (or download it, run sha256sum on it and add it to fleet.yaml as artifacts.tailscale.sha256.${key})'`,
     );
     expect(b.install).not.toMatch(/^fk_download /m);
@@ -87,8 +87,8 @@ describe("role tailscale: per OS family", () => {
 
   it.each([
     ["arch-orchestrator", "systemctl disable --now --quiet tailscaled.service 2>/dev/null || true"],
-    ["macbook1", "fk_launchd_remove homebrew.mxcl.tailscale /Library/LaunchDaemons/homebrew.mxcl.tailscale.plist system"],
-    ["rpi1", "fk_systemd_remove tailscaled.service /etc/systemd/system/tailscaled.service"],
+    ["macbook1", "fk_launchd_remove homebrew.mxcl.tailscale '/Library/LaunchDaemons/homebrew.mxcl.tailscale.plist' system"],
+    ["rpi1", "fk_systemd_remove tailscaled.service '/etc/systemd/system/tailscaled.service'"],
   ])("%s uninstall logs out first, then removes the service", (name, removeLine) => {
     const lines = renderBundle(mesh, node(mesh, name), "tailscale").uninstall.split("\n");
     const logout = lines.findIndex((l) => / logout >\/dev\/null 2>&1 \|\| fk_log /.test(l));
@@ -98,7 +98,7 @@ describe("role tailscale: per OS family", () => {
 
   it("Debian uninstall removes the tarball binaries; Arch and macOS release their package", () => {
     expect(renderBundle(mesh, node(mesh, "rpi1"), "tailscale").uninstall).toContain(
-      "fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled /var/lib/fleetkit/downloads/tailscale_1.90.6_arm64.tgz\n",
+      "fk_rm /usr/local/bin/tailscale /usr/local/sbin/tailscaled '/var/lib/fleetkit/downloads/tailscale-linux-aarch64-de2e44b35957.tgz'\n",
     );
     expect(renderBundle(mesh, node(mesh, "arch-orchestrator"), "tailscale").uninstall).toContain("fk_pkg_release tailscale tailscale\n");
     expect(renderBundle(mesh, node(mesh, "imac"), "tailscale").uninstall).toContain("fk_pkg_release tailscale tailscale\n");

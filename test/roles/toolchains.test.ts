@@ -80,8 +80,8 @@ describe("role toolchains: the builder bundle", () => {
       ["/usr/local/lib/fleetkit/icecc-env-build", 0o755, "shell"],
       ["/etc/fleetkit/icecc-env.sh", 0o644, "shell"],
     ]);
-    expect(b.files[0].content).toContain(`  if ! (cd "$work" && ${createEnv} "$@") > "$work/$compiler.log" 2>&1; then`);
-    expect(lines).toContain("fk_tc_out=$(/usr/local/lib/fleetkit/icecc-env-build)");
+    expect(b.files[0].content).toContain(`  if ! (cd "$work" && '${createEnv}' "$@") > "$work/$compiler.log" 2>&1; then`);
+    expect(lines).toContain("fk_tc_out=$('/usr/local/lib/fleetkit/icecc-env-build')");
     expect(lines.includes(`fk_log 'note: aarch64 toolchains are not built: ${NO_ARM}'`)).toBe(noteArm);
   });
 

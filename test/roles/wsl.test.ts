@@ -73,7 +73,7 @@ describe("Windows host setup inside the tailscale role (target windows-host)", (
     expect(sent.split("\n").length).toBe(script.split("\n").filter((l) => !/^\s*#/.test(l)).length + 1);
     const b64 = Buffer.from(sent, "utf8").toString("base64");
     expect(ps).toContain(`$FkOut = @(Fk-Capture wsl.exe @('--distribution', $FkDistro, '--user', 'root', '--', 'sh', '-c', 'echo ${b64} | base64 -d | sh'))`);
-    expect(script).toContain("if ! id fleet >/dev/null 2>&1; then\n  useradd --create-home --shell /bin/bash fleet\n");
+    expect(script).toContain("if ! id 'fleet' >/dev/null 2>&1; then\n  useradd --create-home --shell /bin/bash 'fleet'\n");
     for (const text of [script, sent]) {
       const sc = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: text, encoding: "utf8" });
       expect(sc.error ? "shellcheck missing (apt-get install shellcheck)" : sc.stdout).toBe("");

@@ -49,7 +49,7 @@ beforeAll(() => {
     "  hub: [icecc-scheduler, iceccd, claude]",
     "nodes:",
   ];
-  for (let i = 0; i < NODES; i++) lines.push(`  n${i}: { host: 127.0.${1 + (i >> 8)}.${1 + (i & 255)}, os: debian, arch: x86_64, profile: ${i === 0 ? "hub" : "box"} }`);
+  for (let i = 0; i < NODES; i++) lines.push(`  n${i}: { host: 127.0.${1 + Math.floor(i / 250)}.${1 + (i % 250)}, os: debian, arch: x86_64, profile: ${i === 0 ? "hub" : "box"} }`);
   writeFileSync(fleetFile, lines.join("\n") + "\n");
 });
 afterAll(stopAll);

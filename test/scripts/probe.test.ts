@@ -44,7 +44,7 @@ describe("probeScript", () => {
     expect(r.stdout + r.stderr).toBe("");
     for (const b of bundles) {
       expect(script).toContain(`echo "marker\t${b.role}\t`);
-      for (const s of b.services) expect(script).toContain(`echo "svc\t${b.role}\t${s.manager}\t"'${s.name}'"\t$fk_s"`);
+      for (const s of b.services) expect(script).toContain(`echo "svc\t${b.role}\t${s.manager}\t${s.name}\t$fk_s"`);
     }
   });
 
