@@ -18,12 +18,15 @@
  *   those answers (they are the user's Claude Code state).
  *
  * Security: AgentAPI has no authentication at all (FIELD-NOTES): whoever reaches the port drives an agent
- * with the node user's rights. `--allowed-hosts` (default: localhost only) is set to exactly this node's
- * names — localhost, 127.0.0.1, its fleet.yaml host, its node name and its tailnet name — so requests
- * addressed any other way (e.g. DNS rebinding) are refused, and `--allowed-origins` to the matching
- * `http://name:port` origins. This is not access control: keep the port on the tailnet and restrict it
- * with tailnet ACLs. Flags checked against coder/agentapi cmd/server/server.go (`--type`, `--port`,
- * `--allowed-hosts` hostnames without ports, `--allowed-origins`).
+ * with the node user's rights. v0.10.0 listens on `:port` (every interface) and has no bind flag, so the
+ * node firewall the role installs (roles/firewall.ts: nftables, pf, Windows Firewall) is its only guard:
+ * loopback and the queue node (roles/reach.ts) may connect, nobody else. `--allowed-hosts` (default:
+ * localhost only) is set to exactly this node's names — localhost, 127.0.0.1, its fleet.yaml host, its node
+ * name and its tailnet name — and `--allowed-origins` to the matching `http://name:port` origins: a guard
+ * against DNS rebinding (a browser tricked into addressing the port under another name), not access
+ * control, since any client that reaches the port chooses its own `Host:` header. Flags checked against
+ * coder/agentapi cmd/server/server.go (`--type`, `--port`, `--allowed-hosts` hostnames without ports,
+ * `--allowed-origins`).
  */
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
@@ -61,7 +64,8 @@ function agentapiLaunchDaemon(view: { node: string; version: string; user: strin
       `Rendered by fleetkit for node ${view.node}: AgentAPI ${view.version} driving Claude Code over HTTP on port ${view.port},`,
       `a LaunchDaemon running as ${view.user} (starts at boot, no login needed). AgentAPI has NO authentication:`,
       "whoever reaches the port drives an agent with that user's rights. allowed-hosts only admits requests",
-      "addressed to this node's own names; keep the port inside the tailnet and narrow it with tailnet ACLs.",
+      "addressed to this node's own names (a DNS-rebinding guard); the pf anchor fleetkit/agentapi admits only",
+      "loopback and the queue node.",
       "launchd has no environment files, so sh loads the 0600 credentials file ($1) before exec; claude-onboarded.mjs",
       "pre-answers Claude Code's first-run questions in ~/.claude.json (AgentAPI starts even if it fails).",
     ],

@@ -40,6 +40,23 @@ export class Fragment {
   static base64Lines(bytes: Buffer): Fragment {
     return new Fragment("sh", bytes.toString("base64").replace(/(.{76})/g, "$1\n").trimEnd());
   }
+
+  /**
+   * PowerShell hashtables `@{ Key = 'value'; List = @('a', 'b') }, …` (for an array literal `@(…)`): keys
+   * are identifiers, every value a single-quoted string ({@link psQuote}) or an array of them.
+   * @throws Error for a key that is not a plain identifier.
+   */
+  static psHashtables(rows: Record<string, string | string[]>[]): Fragment {
+    const item = (v: string | string[]) => (Array.isArray(v) ? `@(${v.map(psQuote).join(", ")})` : psQuote(v));
+    const table = (row: Record<string, string | string[]>) =>
+      `@{ ${Object.entries(row)
+        .map(([k, v]) => {
+          if (!/^[A-Za-z][A-Za-z0-9]*$/.test(k)) throw new Error(`PowerShell hashtable key ${JSON.stringify(k)} is not an identifier`);
+          return `${k} = ${item(v)}`;
+        })
+        .join("; ")} }`;
+    return new Fragment("powershell", rows.map(table).join(", "));
+  }
 }
 
 /** A Mustache writer that escapes every `{{name}}` for its place in a template of `target` and refuses missing values. */
@@ -129,6 +146,11 @@ export function putFile(f: BundleFile, platform: Platform): string {
 export interface RoleParts {
   target?: ScriptTarget;
   files: BundleFile[];
+  /**
+   * Files placed before `preInstall` runs (and listed first in the bundle's files): what a step must find on
+   * the node before the role's packages can start anything, e.g. the role's firewall script (roles/firewall.ts).
+   */
+  firstFiles?: BundleFile[];
   /** Packages (already per platform) this role needs; recorded in the marker, released on uninstall. */
   packages: string[];
   /** Shell run before the files are placed (e.g. users, directories, downloads). */
@@ -171,9 +193,12 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   const platform = platformFor(node);
   const secrets = parts.secrets ?? [];
   const any = parts.secretsMode === "any";
+  const first = parts.firstFiles ?? [];
+  const files = [...first, ...parts.files];
   const installBody = [
     header(fleet, node, role, platform, "install"),
     secrets.length ? `fk_read_secrets ${any ? "--any " : ""}${secrets.join(" ")}` : "",
+    ...first.map((f) => putFile(f, platform)),
     parts.preInstall ?? "",
     ...parts.files.map((f) => putFile(f, platform)),
     parts.postInstall ?? "",
@@ -181,7 +206,7 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   const uninstall = [
     header(fleet, node, role, platform, "uninstall"),
     parts.preUninstall ?? "",
-    parts.files.length ? `fk_rm ${parts.files.map((f) => shQuote(f.path)).join(" ")}` : "",
+    files.length ? `fk_rm ${files.map((f) => shQuote(f.path)).join(" ")}` : "",
     parts.postUninstall ?? "",
     parts.packages.length ? `fk_pkg_release ${role} ${parts.packages.join(" ")}` : "",
     `fk_forget ${role}`,
@@ -189,10 +214,10 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
 
   const target = parts.target ?? (node.os === "windows-wsl" ? "wsl" : "node");
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ target, files: parts.files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}) }));
+  hash.update(JSON.stringify({ target, files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}) }));
   const digest = hash.digest("hex");
   const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
-  const bundle: Bundle = { node: node.name, role, target, files: parts.files, install, uninstall, services: parts.services, secrets, hash: digest };
+  const bundle: Bundle = { node: node.name, role, target, files, install, uninstall, services: parts.services, secrets, hash: digest };
   if (any) bundle.secretsMode = "any";
   if (parts.downloads?.length) bundle.downloads = parts.downloads;
   return bundle;
@@ -205,7 +230,7 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
  * @throws Error when parts carry files or packages (a renderer bug: they are sh-only).
  */
 function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): Bundle {
-  if (parts.files.length || parts.packages.length) throw new Error(`role ${role}: a windows-host bundle cannot place files or packages`);
+  if (parts.files.length || parts.firstFiles?.length || parts.packages.length) throw new Error(`role ${role}: a windows-host bundle cannot place files or packages`);
   const secrets = parts.secrets ?? [];
   const any = parts.secretsMode === "any";
   const head = (what: string) =>

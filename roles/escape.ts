@@ -411,6 +411,12 @@ const UNIT_USER = /^[A-Za-z_][A-Za-z0-9_-]{0,30}$/;
 const UNIT_PLAIN_WORD = /^[A-Za-z0-9_@+=:,./-]+$/;
 /** Keys whose value is a list of words with systemd quoting (systemd.syntax(7) "Quoting"). */
 const UNIT_WORD_KEYS = /^(Exec[A-Za-z]+|Environment|ReadWritePaths|ReadOnlyPaths|InaccessiblePaths)$/;
+/** Keys whose value is free text, taken as the rest of the line (specifiers expanded): systemd.unit(5). */
+const UNIT_TEXT_KEYS = /^(Description)$/;
+/** Keys whose value is a space-separated list of unit names (systemd.unit(5) "[Unit] Section Options"). */
+const UNIT_NAME_LIST_KEYS = /^(Before|After|Wants|Requires|Requisite|BindsTo|PartOf|Conflicts|WantedBy|RequiredBy|Also)$/;
+/** A unit name: letters, digits and `:_.@-`, with a type suffix (systemd.unit(5) "unit names"). */
+const UNIT_NAME = /^[A-Za-z0-9:_.@-]+\.(service|socket|target|timer|path|mount|device|swap|slice|scope|automount)$/;
 /** Keys whose value is one absolute path, taken as the rest of the line (specifiers expanded). */
 const UNIT_PATH_KEYS = /^(WorkingDirectory|EnvironmentFile|RootDirectory)$/;
 
@@ -437,6 +443,15 @@ function unitValue(ctx: Extract<ValueContext, { kind: "unit" }>, s: string): str
     if (wordStart && /^(ReadWritePaths|ReadOnlyPaths|InaccessiblePaths)$/.test(key) && !s.startsWith("/")) throw new Error(`a path in ${key}= must be absolute`);
     if (wordStart && s.startsWith("-")) throw new Error(`it begins with "-" at the start of a word in ${key}=, where the program would read it as an option`);
     return unitWord(key, s);
+  }
+  if (UNIT_TEXT_KEYS.test(key)) {
+    if (s.includes("\\")) throw new Error(`${key}= cannot hold a backslash (systemd joins a line ending in "\\" with the next)`);
+    return s.replace(/%/g, "%%");
+  }
+  if (UNIT_NAME_LIST_KEYS.test(key)) {
+    const bad = s.split(" ").filter(Boolean).find((w) => !UNIT_NAME.test(w));
+    if (bad !== undefined) throw new Error(`${key}= takes unit names separated by spaces (like iceccd.service), and ${JSON.stringify(bad)} is none`);
+    return s;
   }
   if (before.trim() !== "" || after.trim() !== "") throw new Error(`${key}= takes the value alone on its line in fleetkit templates`);
   if (key === "User" || key === "Group") {

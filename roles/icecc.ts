@@ -7,12 +7,20 @@
  * Packages: Debian/Raspberry Pi OS/WSL `icecc` (binaries in /usr/sbin), Arch `icecream` (/usr/bin),
  * Homebrew `icecream` (sbin under the brew prefix). Services: systemd units that shadow the package's own
  * (same name under /etc/systemd/system), a LaunchDaemon `org.icecc.iceccd` on macOS.
+ *
+ * Who can connect (upstream: "never use icecream in untrusted environments"; both run as root): the node
+ * firewall of each role admits only the compiling nodes (roles/reach.ts, roles/firewall.ts), and on Linux
+ * nodes reached over the tailnet both bind the Tailscale interface ({@link iceccInterface}). Local `icecc`
+ * clients reach their daemon through its unix socket (/var/run/icecc/iceccd.socket) or loopback, which a bound
+ * daemon keeps listening on (icecream daemon/main.cpp `setup_listen_fds`).
  */
+import { isIP } from "node:net";
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { nodeWithRole } from "../stacks/model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
 import { platformFor } from "./platform.js";
+import { reachedOverTailnet } from "./reach.js";
 
 const PACKAGES = { apt: ["icecc"], pacman: ["icecream"], brew: ["icecream"] };
 
@@ -32,6 +40,36 @@ const ENSURE_ICECC_USER = [
   "mkdir -p /var/cache/icecc",
 ].join("\n");
 
+/** The Tailscale interface on Linux: tailscaled's default `--tun` (tailscale.com/kb/1080/cli, "tailscaled"). */
+export const TAILSCALE_INTERFACE = "tailscale0";
+
+/**
+ * The interface iceccd or icecc-scheduler on `node` listens on (`-i/--interface`, iceccd(1), icecc-scheduler(1);
+ * icecream binds that interface's IPv4 address, and the daemon also its loopback), or undefined = every
+ * interface. `tailscale0` on a Linux node (not WSL) the fleet reaches over the tailnet
+ * (roles/reach.ts `reachedOverTailnet`) when the scheduler is reached over the tailnet too: the scheduler
+ * tells clients to connect to a daemon at the address that daemon's scheduler connection came from, so
+ * daemons bound to the tailnet must also register over it. Unbound elsewhere, where the node firewall is
+ * the only guard: macOS names its Tailscale interface `utun<N>` with N picked when tailscaled starts
+ * (`--tun=utun`), and a WSL distro in mirrored mode sees the host's adapters under its own names.
+ */
+export function iceccInterface(fleet: Fleet, node: FleetNode): string | undefined {
+  const scheduler = nodeWithRole(fleet, "icecc-scheduler");
+  const linux = node.os !== "macos" && node.os !== "windows-wsl";
+  return linux && scheduler && reachedOverTailnet(fleet, node) && reachedOverTailnet(fleet, scheduler) ? TAILSCALE_INTERFACE : undefined;
+}
+
+/**
+ * The address the scheduler node's own daemon gives as `--scheduler-host`: with the scheduler bound to the
+ * Tailscale interface, the node's tailnet address or MagicDNS name (the scheduler no longer listens on
+ * loopback, and registering over the tailnet makes the scheduler hand other nodes that address for this
+ * daemon); else 127.0.0.1.
+ */
+export function localSchedulerHost(fleet: Fleet, scheduler: FleetNode): string {
+  if (!iceccInterface(fleet, scheduler)) return "127.0.0.1";
+  return isIP(scheduler.host) !== 0 || scheduler.host.includes(".") ? scheduler.host : `${scheduler.name}.${fleet.tailnet}`;
+}
+
 /** Renders the scheduler: package + `icecc-scheduler.service`. */
 export function renderIceccScheduler(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
@@ -45,7 +83,7 @@ export function renderIceccScheduler(fleet: Fleet, node: FleetNode): RoleParts {
         mode: 0o644,
         owner: "root",
         kind: "systemd",
-        content: renderTemplate("icecc/icecc-scheduler.service", { node: node.name, scheduler: iceccBinary(node, "icecc-scheduler") }),
+        content: renderTemplate("icecc/icecc-scheduler.service", { node: node.name, scheduler: iceccBinary(node, "icecc-scheduler"), interface: iceccInterface(fleet, node) }),
       },
     ],
     postInstall: "fk_systemd_unit icecc-scheduler.service",
@@ -59,9 +97,9 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
   const scheduler = nodeWithRole(fleet, "icecc-scheduler");
   if (!scheduler) throw new Error("iceccd without an icecc-scheduler node: the fleet model should have rejected this");
-  // The scheduler node's daemon talks to its own scheduler locally.
-  const schedulerHost = scheduler.name === node.name ? "127.0.0.1" : scheduler.host;
-  const view = { node: node.name, schedulerHost, maxJobs: node.iceccMaxJobs, iceccd: iceccBinary(node, "iceccd") };
+  // The scheduler node's daemon talks to its own scheduler locally (over the tailnet when it is bound there).
+  const schedulerHost = scheduler.name === node.name ? localSchedulerHost(fleet, scheduler) : scheduler.host;
+  const view = { node: node.name, schedulerHost, maxJobs: node.iceccMaxJobs, iceccd: iceccBinary(node, "iceccd"), interface: iceccInterface(fleet, node) };
   if (p.family === "macos") {
     const plist = "/Library/LaunchDaemons/org.icecc.iceccd.plist";
     return {

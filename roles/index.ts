@@ -13,6 +13,7 @@ import { renderNtfy } from "./ntfy.js";
 import { renderQueue } from "./queue.js";
 import { renderWorker } from "./worker.js";
 import { renderToolchains } from "./toolchains.js";
+import { withFirewall } from "./firewall.js";
 
 type Renderer = (fleet: Fleet, node: FleetNode) => RoleParts;
 
@@ -29,11 +30,14 @@ export const RENDERERS: Partial<Record<RoleName, Renderer>> = {
   toolchains: renderToolchains,
 };
 
-/** Renders one role for one node. @throws Error when no renderer exists for the role (a fleetkit bug). */
+/**
+ * Renders one role for one node, with the node firewall rules of the ports it listens on (roles/firewall.ts).
+ * @throws Error when no renderer exists for the role (a fleetkit bug).
+ */
 export function renderBundle(fleet: Fleet, node: FleetNode, role: RoleName): Bundle {
   const render = RENDERERS[role];
   if (!render) throw new Error(`no renderer for role ${role}`);
-  return assembleBundle(fleet, node, role, render(fleet, node));
+  return assembleBundle(fleet, node, role, withFirewall(fleet, node, role, render(fleet, node)));
 }
 
 /** Every bundle of one node, in the node's canonical role order. */

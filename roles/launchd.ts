@@ -24,6 +24,8 @@ export interface LaunchdJob {
   KeepAlive: boolean;
   /** Seconds between SIGTERM and SIGKILL when launchd stops the job. */
   ExitTimeOut?: number;
+  /** Run the job again every this many seconds (a job that runs and exits, not a daemon). */
+  StartInterval?: number;
   StandardOutPath?: string;
   StandardErrorPath?: string;
 }

@@ -25,6 +25,7 @@
 import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { platformFor } from "./platform.js";
+import { isTailnetAddress } from "./reach.js";
 
 /** Name of the ntfy container (and of the service in the bundle). */
 export const NTFY_CONTAINER = "ntfy";
@@ -57,8 +58,14 @@ export interface NtfyContainerSpec {
   /** Pinned image from fleet.yaml `services.ntfy.image`. */
   image: string;
   name: string;
-  /** ntfy listens on 80 inside; the host publishes `services.ntfy.port`. */
-  ports: { internal: number; external: number }[];
+  /**
+   * ntfy listens on 80 inside; the host publishes `services.ntfy.port`, on `ip` when set (@pulumi/docker
+   * `ports[].ip`): the node's tailnet address when fleet.yaml's `host` is one and `services.ntfy.allowFrom`
+   * names only `fleet` and `tailnet` (everyone allowed comes over the tailnet). Otherwise Docker publishes on
+   * every address and the role's firewall chain `ntfy-forward` (roles/firewall.ts) keeps out whoever
+   * `services.ntfy.allowFrom` does not name: the tailnet address behind a MagicDNS name is not known here.
+   */
+  ports: { internal: number; external: number; ip?: string }[];
   /**
    * Bind mounts. The config is mounted as a directory, not as the file: server.yml is replaced by rename,
    * and a file bind mount would keep showing the container the old inode.
@@ -70,13 +77,18 @@ export interface NtfyContainerSpec {
   healthUrl: string;
 }
 
+/** Whether the ntfy container publishes its port on the node's tailnet address only (see {@link NtfyContainerSpec}). */
+export function ntfyBindsTailnet(fleet: Fleet, node: FleetNode): boolean {
+  return isTailnetAddress(node.host) && fleet.services.ntfy.allowFrom.every((f) => f === "fleet" || f === "tailnet");
+}
+
 /** The container spec for the ntfy node. Pure. */
 export function ntfyContainer(fleet: Fleet, node: FleetNode): NtfyContainerSpec {
   const { configDir, dataDir } = ntfyDirs(node);
   return {
     image: fleet.services.ntfy.image,
     name: NTFY_CONTAINER,
-    ports: [{ internal: 80, external: fleet.services.ntfy.port }],
+    ports: [{ internal: 80, external: fleet.services.ntfy.port, ...(ntfyBindsTailnet(fleet, node) ? { ip: node.host } : {}) }],
     volumes: [
       { hostPath: configDir, containerPath: "/etc/ntfy", readOnly: true },
       { hostPath: dataDir, containerPath: "/var/lib/ntfy", readOnly: false },

@@ -8,7 +8,11 @@
  *   subset (roles/runtime-dist.ts) unpacked into `<binDir>/queue`, then `npm ci --omit=dev` when the lock
  *   changed. The sources travel gzip+base64 inside the install script: one SSH command line is limited to
  *   128 KiB (Linux MAX_ARG_STRLEN), which the plain sources plus lockfile would exceed.
- * - Listen: `<node host>:<services.queue.port>` — the node's tailnet name, never 0.0.0.0.
+ * - Listen: `0.0.0.0:<services.queue.port>`, so workers on other nodes can connect whatever the node's own
+ *   name resolves to on the node itself (`127.0.1.1` on Debian and Raspberry Pi OS, which is where binding
+ *   `<node host>:<port>` used to land); the node firewall (roles/firewall.ts) admits only the fleet's nodes.
+ *   After the health check on loopback, templates/queue/reachable.sh checks `GET /healthz` on the address
+ *   other nodes use.
  * - Database: `<stateDir>/queue/queue.db` (SQLite, WAL), owned by the node user; kept on uninstall.
  * - Tokens: `<configDir>/queue/nodes.json` (0644) holds the public facts of every node (os, arch, tags,
  *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL) and every person's scope
@@ -27,6 +31,7 @@ import { nodeWithRole } from "../stacks/model/fleet.js";
 import { readTemplate, renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { platformFor, type PackageNames } from "./platform.js";
 import { nodeJsBinDir } from "./claude.js";
+import { tailscaleBinary } from "./tailscale.js";
 import { ntfyUrl } from "./ntfy.js";
 import { runtimePayload } from "./runtime-dist.js";
 import type { SecretName } from "./types.js";
@@ -78,7 +83,7 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
   const tokens = queueTokensFile(node);
   const nodeBin = nodeJsBinDir(node);
   const url = queueUrl(fleet);
-  const listen = `${node.host}:${fleet.services.queue.port}`;
+  const listen = `0.0.0.0:${fleet.services.queue.port}`;
   const hasNtfy = nodeWithRole(fleet, "ntfy") !== undefined;
   const hasPeople = Object.keys(fleet.people).length > 0;
   const secrets: SecretName[] = ["queueTokens", ...(hasPeople ? ["peopleTokens" as const] : []), ...(hasNtfy ? ["ntfyToken" as const] : [])];
@@ -121,7 +126,17 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
         content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, nodeExe: `${nodeBin}/node`, entry: `${dir}/fleet.mjs`, listen, db: `${stateDir}/queue.db`, tokens }),
       },
     ],
-    postInstall: [tokensStep, "fk_systemd_unit fleet-queue.service", renderTemplate("queue/health.sh", { nodeBin, url, listen }).trimEnd()].join("\n"),
+    postInstall: [
+      tokensStep,
+      "fk_systemd_unit fleet-queue.service",
+      renderTemplate("queue/health.sh", { nodeBin, url, listen }).trimEnd(),
+      renderTemplate("queue/reachable.sh", {
+        nodeBin,
+        host: node.host,
+        port: fleet.services.queue.port,
+        tailscale: node.roles.includes("tailscale") ? tailscaleBinary(node) : undefined,
+      }).trimEnd(),
+    ].join("\n"),
     preUninstall: sh`fk_systemd_remove fleet-queue.service ${unit}`,
     postUninstall: [sh`fk_rm ${tokens}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
     services: [{ name: "fleet-queue.service", manager: "systemd", scope: "system" }],

@@ -19,6 +19,7 @@
  * Loopback is always allowed (a node talking to itself). Ports not listed here (SSH above all) are not
  * touched: fleetkit never locks its operator out.
  */
+import { BlockList, isIP } from "node:net";
 import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
 
 /** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
@@ -33,6 +34,28 @@ export const ICECC_SCHEDULER_TEXT_PORT = 8766;
  * in fd7a:115c:a1e0::/48 (Tailscale KB "What are these 100.x.y.z addresses?").
  */
 export const TAILNET_CIDRS = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"] as const;
+
+const TAILNET_BLOCKS = new BlockList();
+TAILNET_BLOCKS.addSubnet("100.64.0.0", 10, "ipv4");
+TAILNET_BLOCKS.addSubnet("fd7a:115c:a1e0::", 48, "ipv6");
+
+/** Whether `host` is an IP address in Tailscale's ranges ({@link TAILNET_CIDRS}). */
+export function isTailnetAddress(host: string): boolean {
+  const family = isIP(host);
+  return family !== 0 && TAILNET_BLOCKS.check(host, family === 4 ? "ipv4" : "ipv6");
+}
+
+/**
+ * Whether the fleet reaches `node` over the tailnet: it runs the tailscale role and its fleet.yaml `host` is
+ * a tailnet address, or a MagicDNS name of the fleet's `tailnet` (a bare name, or one ending in the tailnet
+ * suffix). A host that is a LAN address or another DNS name says other nodes come in over the LAN, so
+ * nothing may be bound to the Tailscale interface there.
+ */
+export function reachedOverTailnet(fleet: Fleet, node: FleetNode): boolean {
+  if (!node.roles.includes("tailscale")) return false;
+  if (isIP(node.host)) return isTailnetAddress(node.host);
+  return fleet.tailnet !== undefined && (!node.host.includes(".") || node.host.endsWith(`.${fleet.tailnet}`));
+}
 
 /** One port of one listening service and who may reach it. */
 export interface ReachRule {
@@ -53,6 +76,9 @@ export interface ReachRule {
   /** One line for plans, reports and rule comments: who, and why. */
   why: string;
 }
+
+/** The keywords of `services.ntfy.allowFrom`; every other entry is a CIDR block (the loader's grammar, stacks/model/grammar.ts `reachSource`). */
+const REACH_KEYWORDS: readonly string[] = ["fleet", "tailnet", "anywhere"];
 
 function holders(fleet: Fleet, role: RoleName): FleetNode[] {
   return fleet.nodes.filter((n) => n.roles.includes(role));
@@ -87,7 +113,7 @@ export function nodeReach(fleet: Fleet, node: FleetNode): ReachRule[] {
       case "ntfy": {
         const from = fleet.services.ntfy.allowFrom;
         const open = from.includes("anywhere");
-        const cidrs = [...(from.includes("tailnet") ? TAILNET_CIDRS : []), ...from.filter((f) => f.includes("/"))];
+        const cidrs = [...(from.includes("tailnet") ? TAILNET_CIDRS : []), ...from.filter((f) => !REACH_KEYWORDS.includes(f))];
         rule({
           role,
           service: "ntfy",

@@ -33,6 +33,7 @@ import { launchdPlist } from "./launchd.js";
 import { createHash } from "node:crypto";
 import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor, platformKey } from "./platform.js";
 import { wslHostSetup } from "./wsl.js";
+import { windowsHostFirewall } from "./firewall.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
 
@@ -138,8 +139,9 @@ function renderWindowsHost(fleet: Fleet, node: FleetNode): RoleParts {
     packages: [],
     files: [],
     preInstall: renderTemplate("tailscale/windows-install.ps1", { version, hostname: node.name }).trimEnd(),
-    postInstall: wslHostSetup(fleet, node),
-    preUninstall: renderTemplate("tailscale/windows-uninstall.ps1", { hostname: node.name }).trimEnd(),
+    // The host side of the node firewall for its WSL services (roles/firewall.ts) goes with the WSL setup.
+    postInstall: [wslHostSetup(fleet, node), windowsHostFirewall(fleet, node).install].join("\n"),
+    preUninstall: [renderTemplate("tailscale/windows-uninstall.ps1", { hostname: node.name }).trimEnd(), windowsHostFirewall(fleet, node).uninstall].join("\n"),
     // The Tailscale Windows service belongs to its installer; fleetkit does not manage it directly.
     services: [],
     secrets: ["tailscaleAuthKey"],

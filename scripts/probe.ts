@@ -13,7 +13,9 @@
  * - `tailscale STATE` — tailscaled's BackendState (`Running` = up), `missing` without the CLI;
  * - `agentapi HTTPCODE STATUS` — `GET /status` on the node's AgentAPI port (`000` = no answer);
  * - `icecc CONNECTIONS` — established TCP connections to the scheduler port 8765 (iceccd keeps one);
- * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem.
+ * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem;
+ * - `reach SERVICE NODE PORT open|closed|unchecked` — a TCP connect from this node to another node's service
+ *   this node may not reach (scripts/exposure.ts), when `fleet status` gives the probe such checks.
  */
 import { createHash } from "node:crypto";
 import { ps, remoteCommand, sh } from "../roles/bundle.js";
@@ -23,6 +25,8 @@ import type { Bundle, BundleService, ScriptTarget } from "../roles/types.js";
 import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
 import { SERVICE_STATES, serviceStateScript, type ServiceState } from "./services.js";
 import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
+import { exposureProbeLines } from "./exposure.js";
+import type { ReachRule } from "../roles/reach.js";
 
 /** Icecream scheduler TCP port (icecc docs: daemons connect to the scheduler on 8765). */
 export const ICECC_SCHEDULER_PORT = 8765;
@@ -52,9 +56,10 @@ export function sha256Hex(content: string): string {
 
 /**
  * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`). Extra checks
- * (Tailscale, AgentAPI, icecc, disk) are included for the roles the node has. Pure.
+ * (Tailscale, AgentAPI, icecc, disk) are included for the roles the node has, and a connect to each service
+ * of `reach` (rules this node is not allowed under, scripts/exposure.ts). Pure.
  */
-export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], target: ScriptTarget): string {
+export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], target: ScriptTarget, reach: ReachRule[] = []): string {
   const stateDir = platformFor(node).stateDir;
   const roles = new Set(node.roles);
   const lines = [
@@ -103,6 +108,7 @@ export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], ta
       );
     }
     lines.push("df -Pk / 2>/dev/null | awk -v t=\"$T\" 'NR==2 { printf \"disk%s/%s%.0f%s%.0f\\n\", t, t, $4*1024, t, $2*1024 }'");
+    lines.push(...exposureProbeLines(fleet, reach));
   }
   lines.push("echo fk-probe-end");
   return lines.join("\n") + "\n";
@@ -123,6 +129,8 @@ export interface ProbeReport {
   /** Established connections to the icecc scheduler port. */
   iceccConnections?: number;
   disk?: { path: string; availBytes: number; totalBytes: number };
+  /** Connects to other nodes' services this node may not reach, and whether each got through. */
+  reach: { service: string; node: string; port: number; result: "open" | "closed" | "unchecked" }[];
   /** Lines the parser did not understand (shown in --json for debugging). */
   unparsed: string[];
 }
@@ -132,7 +140,7 @@ export interface ProbeReport {
  * are kept in `unparsed`, a missing end line leaves `complete` false.
  */
 export function parseProbe(stdout: string): ProbeReport {
-  const report: ProbeReport = { complete: false, markers: new Map(), files: [], services: [], unparsed: [] };
+  const report: ProbeReport = { complete: false, markers: new Map(), files: [], services: [], reach: [], unparsed: [] };
   for (const line of stdout.split("\n")) {
     if (line === "" || line === "fk-probe 1") continue;
     if (line === "fk-probe-end") {
@@ -176,6 +184,12 @@ export function parseProbe(stdout: string): ProbeReport {
       case "icecc":
         if (f.length === 2 && /^\d+$/.test(f[1])) {
           report.iceccConnections = Number(f[1]);
+          continue;
+        }
+        break;
+      case "reach":
+        if (f.length === 5 && /^\d+$/.test(f[3]) && ["open", "closed", "unchecked"].includes(f[4])) {
+          report.reach.push({ service: f[1], node: f[2], port: Number(f[3]), result: f[4] as "open" | "closed" | "unchecked" });
           continue;
         }
         break;
@@ -252,6 +266,7 @@ export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport
     markers: new Map([...linux.markers, ...host.markers]),
     files: [...linux.files, ...host.files],
     services: [...linux.services, ...host.services],
+    reach: [...linux.reach, ...host.reach],
     unparsed: [...linux.unparsed, ...host.unparsed],
   };
   if (host.tailscale !== undefined) merged.tailscale = host.tailscale;
@@ -263,15 +278,16 @@ export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport
  * at once, one into the WSL distro and one to the host side (PowerShell) when it has host-side roles.
  * Never throws for network trouble.
  * @param timeoutSeconds overall limit per SSH call, dial included.
+ * @param reach services of other nodes this node may not reach, to try from it (`fleet status`).
  */
-export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number): Promise<NodeProbe> {
+export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number, reach: ReachRule[] = []): Promise<NodeProbe> {
   const { bundles, unrendered } = renderRoles(fleet, node);
   const posixTarget: ScriptTarget = node.os === "windows-wsl" ? "wsl" : "node";
   const probed = bundles.filter((b) => b.target !== "windows-host");
   const hostSide = bundles.filter((b) => b.target === "windows-host");
   const target = sshTargetOf(node);
   const [result, hostResult] = await Promise.all([
-    sshRun(target, remoteCommand(node, posixTarget, probeScript(fleet, node, probed, posixTarget)), { timeoutSeconds }),
+    sshRun(target, remoteCommand(node, posixTarget, probeScript(fleet, node, probed, posixTarget, reach)), { timeoutSeconds }),
     hostSide.length ? sshRun(target, remoteCommand(node, "windows-host", windowsHostProbeScript(node, hostSide)), { timeoutSeconds }) : undefined,
   ]);
   let report = parseProbe(result.reach === "ok" ? result.stdout : "");

@@ -8,7 +8,10 @@
  * rendered role has its install marker; Tailscale's BackendState is `Running` (tailscale role);
  * AgentAPI answers `GET /status` with 200 (agentapi role); iceccd holds a connection to the scheduler
  * (iceccd role); the queue server has seen the node's worker recently (worker role, when a queue token is
- * given: `GET /v1/nodes` of the runtime's queue API); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free.
+ * given: `GET /v1/nodes` of the runtime's queue API); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free;
+ * and no service answers where the fleet's allow-list says it must not (scripts/exposure.ts: a TCP connect
+ * from a probed node the rule does not allow, and from this machine when it is not an allowed source;
+ * reported on the service's node as `exposed: agentapi on rpi1 is reachable from rpi2 (allowed: …)`).
  * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
  */
 import { chalk, minimist } from "zx";
@@ -23,6 +26,7 @@ import { nodeWithRole } from "../stacks/model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "../runtime/cli/args.js";
+import { checkedRules, exposureChecks, exposureProblem, localExposures, probedExposures, type Exposure } from "./exposure.js";
 
 /** Below this many free bytes on `/` a node is unhealthy (1 GiB). */
 export const MIN_FREE_BYTES = 1024 ** 3;
@@ -53,6 +57,8 @@ export interface NodeStatus {
   disk: { availBytes: number; totalBytes: number } | null;
   /** The worker's presence as the queue server reports it (worker role only; null = not asked). */
   worker: { online: boolean; lastSeen: string | null; status: string | null } | null;
+  /** This node's services found reachable from where the allow-list (roles/reach.ts) does not allow. */
+  exposed: Exposure[];
   roles: RoleHealth[];
   healthy: boolean;
   /** Every problem on the node, in role order, e.g. `iceccd: iceccd.service is inactive`. */
@@ -95,10 +101,13 @@ export async function queuePresence(url: string, token: string | undefined, time
   }
 }
 
-/** Judges one probed node (with the queue's worker presence when known). Pure: same inputs, same status. */
-export function nodeStatus(probe: NodeProbe, presence?: QueuePresence): NodeStatus {
+/**
+ * Judges one probed node (with the queue's worker presence and the exposures of its services when known).
+ * Pure: same inputs, same status.
+ */
+export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: Exposure[] = []): NodeStatus {
   const { node, report } = probe;
-  const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms };
+  const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms, exposed };
   if (probe.reach !== "ok" || !report.complete) {
     const why = probe.reach === "ok" ? (probe.reason ?? "the probe did not finish") : `${probe.reach}: ${probe.reason ?? "no answer"}`;
     return {
@@ -110,7 +119,7 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence): NodeStat
       worker: null,
       roles: node.roles.map((role) => ({ role, ok: null, services: [], problems: [] })),
       healthy: false,
-      problems: [why],
+      problems: [why, ...exposed.map(exposureProblem)],
     };
   }
   const roles: RoleHealth[] = node.roles.map((role) => {
@@ -146,6 +155,7 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence): NodeStat
   if (disk && (disk.availBytes < MIN_FREE_BYTES || disk.availBytes < disk.totalBytes * MIN_FREE_RATIO)) {
     problems.push(`disk: only ${formatBytes(disk.availBytes)} free of ${formatBytes(disk.totalBytes)} on /`);
   }
+  problems.push(...exposed.map(exposureProblem));
   return {
     ...base,
     tailscale: report.tailscale ?? null,
@@ -178,16 +188,32 @@ export function formatBytes(bytes: number): string {
 }
 
 /**
- * Probes `nodes` in parallel, each within `timeoutSeconds` (dial included), and judges them.
- * Resolves when the slowest node answers or times out; never rejects for network trouble.
+ * Probes `nodes` in parallel, each within `timeoutSeconds` (dial included), and judges them; meanwhile the
+ * services of `nodes` are tried from this machine and each probe tries the services it may not reach
+ * (scripts/exposure.ts). Resolves when the slowest node answers or times out; never rejects for network
+ * trouble.
+ * @param opts.localAddresses this machine's addresses for the exposure check (default: its interfaces').
  */
-export async function fleetStatus(fleet: Fleet, nodes: FleetNode[], timeoutSeconds: number, queueToken?: string): Promise<StatusReport> {
+export async function fleetStatus(
+  fleet: Fleet,
+  nodes: FleetNode[],
+  timeoutSeconds: number,
+  queueToken?: string,
+  opts: { localAddresses?: string[] } = {},
+): Promise<StatusReport> {
   const url = queueUrl(fleet);
   const wantPresence = url !== undefined && nodes.some((n) => n.roles.includes("worker"));
   const presenceP = wantPresence ? queuePresence(url, queueToken, timeoutSeconds) : Promise.resolve(undefined);
-  const probes = await Promise.all(nodes.map((n) => probeNode(fleet, n, timeoutSeconds)));
+  const targets = new Set(nodes.map((n) => n.name));
+  const checks = exposureChecks(fleet, nodes);
+  const localP = localExposures(fleet, checkedRules(fleet).filter((r) => targets.has(r.node)), { ...opts, connectSeconds: Math.min(3, timeoutSeconds) });
+  const probes = await Promise.all(nodes.map((n) => probeNode(fleet, n, timeoutSeconds, checks.get(n.name) ?? [])));
   const presence = await presenceP;
-  const statuses = probes.map((p) => nodeStatus(p, presence));
+  const exposures = [
+    ...probes.flatMap((p) => probedExposures(fleet, p.node.name, checks.get(p.node.name) ?? [], p.report.reach.filter((r) => r.result === "open"))),
+    ...(await localP),
+  ];
+  const statuses = probes.map((p) => nodeStatus(p, presence, exposures.filter((e) => e.node === p.node.name)));
   const report: StatusReport = { fleet: fleet.name, healthy: statuses.every((s) => s.healthy), nodes: statuses };
   if (presence && !presence.ok) report.queue = presence.reason;
   return report;

@@ -69,9 +69,14 @@ fk_apt_install() {
   done
   if [ -n "$fk_missing" ]; then
     fk_log "apt-get install$fk_missing"
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    # shellcheck disable=SC2086 # word splitting of the package list is intended
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $fk_missing >/dev/null
+    # One fleetkit apt run at a time: `apt-get update` fails at once on the lists lock a parallel role holds.
+    mkdir -p /run/lock
+    (
+      flock -w 600 8 || exit 1
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
+      # shellcheck disable=SC2086 # word splitting of the package list is intended
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $fk_missing >/dev/null
+    ) 8>/run/lock/fleetkit-apt.lock
     FK_CHANGED=1
   fi
 }

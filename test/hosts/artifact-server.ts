@@ -203,7 +203,8 @@ while True:
 
 /**
  * The stand-in `tailscale` CLI (python3): `version`, `status [--json]`, `up [--auth-key=KEY|file:PATH]
- * [--hostname=H]`, `set --hostname=H`, `down`, `logout`, `ip`, talking to the stand-in daemon's socket;
+ * [--hostname=H]`, `set --hostname=H`, `down`, `logout`, `ip` (the address of the node's `tailscale0`, which
+ * the harness's stand-in tailnet provides), talking to the stand-in daemon's socket;
  * fails like the real CLI when tailscaled is not running.
  */
 function tailscaleStandIn(version: string): string {
@@ -270,7 +271,10 @@ elif cmd == "set":
 elif cmd in ("down", "logout"):
     call({"cmd": cmd})
 elif cmd == "ip":
-    print("100.64.0.1")
+    # The address of the node's tailscale0 when the harness gave it one (its stand-in tailnet), else a fixed one.
+    import subprocess
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "tailscale0"], capture_output=True, text=True).stdout.split()
+    print(out[3].split("/")[0] if len(out) > 3 else "100.64.0.1")
 else:
     print("tailscale stand-in: unsupported command " + repr(cmd), file=sys.stderr)
     sys.exit(2)

@@ -12,8 +12,12 @@
  *   the only things outside the node they can reach are the registry proxy (Debian's registry for apt,
  *   npm's for `npm install`; see registry-proxy.ts) and the artifact server, both on `10.213.S.1`. No host
  *   sysctl or firewall rule is changed;
- * - per node `systemd-nspawn --register=no --keep-unit --volatile=overlay -b` on the cached root filesystem
- *   (see rootfs.ts) in that namespace: the tree is the read-only lower layer of a tmpfs overlay, so every
+ * - with `tailnet: true`, a second network standing in for the tailnet: a bridge `fkhStb` holding
+ *   `100.64.S.1/24` and per node a veth `fkhSnIt` whose other end is the node's `tailscale0`
+ *   (`100.64.S.(10+I)/24`), the interface name Tailscale gives its device on Linux;
+ * - per node `systemd-nspawn --register=no --keep-unit --volatile=overlay -b --capability=CAP_NET_ADMIN`
+ *   on the cached root filesystem (see rootfs.ts) in that namespace (CAP_NET_ADMIN over the node's own
+ *   network namespace only, so roles can load nftables rules there, as on a real machine): the tree is the read-only lower layer of a tmpfs overlay, so every
  *   write a test makes vanishes with the node (what `--ephemeral` gives, without copying 1 GB per node on
  *   ext4). The key, hosts file, apt proxy config and npmrc are bind-mounted read-only;
  * - each node runs in its own cgroup `<machine>` (see `cgroupParents`), so nodes' systemds never share one.
@@ -62,6 +66,8 @@ export interface TestNode {
   name: string;
   /** IPv4 address of the node's eth0; other nodes and the test process reach it there. */
   address: string;
+  /** IPv4 address of the node's `tailscale0` (boot option `tailnet`), else undefined. */
+  tailnetAddress?: string;
   /** systemd-nspawn machine name (`fkhSnI`, also the namespace name). */
   machine: string;
   /** The unprivileged node user with passwordless sudo. */
@@ -86,6 +92,13 @@ export interface BootOptions {
   bootTimeoutSeconds?: number;
   /** Debian release of the nodes (default bookworm; trixie has the Node.js 20 the queue/worker roles need). */
   suite?: DebianSuite;
+  /** Give every node a `tailscale0` on a second network, 100.64.S.0/24 (the host at 100.64.S.1). */
+  tailnet?: boolean;
+  /**
+   * Write `127.0.1.1 <node name>` into each node's own /etc/hosts, as Debian's installer does (and Raspberry
+   * Pi OS): on the node itself its name is then loopback, while the other nodes resolve it to its address.
+   */
+  debianHostname?: boolean;
 }
 
 /** A booted set of nodes and the services the harness runs for them. */
@@ -94,6 +107,8 @@ export interface TestNetwork {
   nodes: TestNode[];
   /** Address of the host side of the nodes' network (registry proxy and artifact server listen here). */
   hostAddress: string;
+  /** The host's address on the stand-in tailnet (boot option `tailnet`), else undefined. */
+  hostTailnetAddress?: string;
   artifactServer: ArtifactServer;
   registryProxy: RegistryProxy;
   /** Private key of this run (in the slot directory; deleted at teardown). */
@@ -145,7 +160,7 @@ export interface HostsResources {
   cgroups: string[];
 }
 
-const NAME_RE = /^fkh(\d+)(?:n\d+|br)$/;
+const NAME_RE = /^fkh(\d+)(?:n\d+t?|br|tb)$/;
 
 function sh(cmd: string, args: string[], allowFail = false): string {
   try {
@@ -425,11 +440,20 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
     writeFileSync(join(dir, "apt-proxy.conf"), `Acquire::http::Proxy "${registryProxy.url}";\nAcquire::https::Proxy "${registryProxy.url}";\n`, { mode: 0o644 });
     writeFileSync(join(dir, "npmrc"), `registry=${registryProxy.url}/\n`, { mode: 0o644 });
 
-    const nodes = names.map((name, i) => ({ name, machine: `${NAME_PREFIX}${slot}n${i + 1}`, address: `10.213.${slot}.${11 + i}` }));
-    writeFileSync(join(dir, "hosts"), [
-      "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", `${hostAddress}\tfleetkit-test-host`,
-      ...nodes.map((x) => `${x.address}\t${x.name}`), "",
-    ].join("\n"), { mode: 0o644 });
+    const nodes = names.map((name, i) => ({
+      name,
+      machine: `${NAME_PREFIX}${slot}n${i + 1}`,
+      address: `10.213.${slot}.${11 + i}`,
+      tailnetAddress: opts.tailnet ? `100.64.${slot}.${11 + i}` : undefined,
+    }));
+    // One hosts file per node: with `debianHostname`, a node's own name is 127.0.1.1 on that node only.
+    for (const self of nodes) {
+      writeFileSync(join(dir, `hosts-${self.name}`), [
+        "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", `${hostAddress}\tfleetkit-test-host`,
+        ...(opts.debianHostname ? [`127.0.1.1\t${self.name}`] : []),
+        ...nodes.filter((x) => !(opts.debianHostname && x === self)).map((x) => `${x.address}\t${x.name}`), "",
+      ].join("\n"), { mode: 0o644 });
+    }
 
     for (const x of nodes) {
       const ns = x.machine;
@@ -439,6 +463,20 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
       sh("ip", ["-n", ns, "link", "set", "eth0", "up"]);
       sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
       sh("ip", ["link", "set", ns, "master", bridge, "up"]);
+    }
+    const hostTailnetAddress = opts.tailnet ? `100.64.${slot}.1` : undefined;
+    if (opts.tailnet) {
+      const tailnetBridge = `${NAME_PREFIX}${slot}tb`;
+      sh("ip", ["link", "add", tailnetBridge, "type", "bridge"]);
+      sh("ip", ["addr", "add", `${hostTailnetAddress}/24`, "dev", tailnetBridge]);
+      sh("ip", ["link", "set", tailnetBridge, "up"]);
+      for (const x of nodes) {
+        const ns = x.machine;
+        sh("ip", ["link", "add", `${ns}t`, "type", "veth", "peer", "name", "tailscale0", "netns", ns]);
+        sh("ip", ["-n", ns, "addr", "add", `${x.tailnetAddress}/24`, "dev", "tailscale0"]);
+        sh("ip", ["-n", ns, "link", "set", "tailscale0", "up"]);
+        sh("ip", ["link", "set", `${ns}t`, "master", tailnetBridge, "up"]);
+      }
     }
 
     const cgroups = cgroupParents();
@@ -453,7 +491,9 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
         `--network-namespace-path=/run/netns/${x.machine}`,
         `--bind-ro=${join(dir, "authorized_keys")}:/root/.ssh/authorized_keys`,
         `--bind-ro=${join(dir, "authorized_keys")}:/home/${NODE_USER}/.ssh/authorized_keys`,
-        `--bind-ro=${join(dir, "hosts")}:/etc/hosts`,
+        `--bind-ro=${join(dir, `hosts-${x.name}`)}:/etc/hosts`,
+        // Roles load nftables rules; the node's network namespace is its own, so this reaches no further.
+        "--capability=CAP_NET_ADMIN",
         `--bind-ro=${join(dir, "apt-proxy.conf")}:/etc/apt/apt.conf.d/90fleetkit-test-proxy`,
         `--bind-ro=${join(dir, "npmrc")}:/etc/npmrc`,
       ], { stdio: ["ignore", logFd, logFd], detached: true, env: { ...process.env, FK_CGROUP_PROCS: procs.join(" ") } });
@@ -471,6 +511,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
       return {
         name: x.name,
         address: x.address,
+        ...(x.tailnetAddress ? { tailnetAddress: x.tailnetAddress } : {}),
         machine: x.machine,
         user: NODE_USER,
         ssh,
@@ -504,7 +545,7 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
 
     const bootSeconds = (Date.now() - started) / 1000;
     log(`hosts: ${n} node(s) running in ${bootSeconds.toFixed(1)} s (slot ${slot}, rootfs ${rootfs.built ? "built" : "cached"})`);
-    return { slot, nodes: testNodes, hostAddress, artifactServer, registryProxy, keyPath, rootfs, bootSeconds, teardown };
+    return { slot, nodes: testNodes, hostAddress, ...(hostTailnetAddress ? { hostTailnetAddress } : {}), artifactServer, registryProxy, keyPath, rootfs, bootSeconds, teardown };
   } catch (e) {
     await teardown();
     throw e;

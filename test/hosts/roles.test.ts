@@ -177,10 +177,13 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     }
   });
 
-  it("agentapi: answers GET /status from another node addressed by the node's name, and refuses other names", async () => {
-    const status = await tn("node-b").run(`curl -fsS http://node-a:${fleet.services.agentapi.port}/status`);
+  it("agentapi: answers GET /status addressed by the node's name, refuses other names, and no other node connects (this fleet has no queue node)", async () => {
+    const port = fleet.services.agentapi.port;
+    const status = await tn("node-a").run(`curl -fsS http://node-a:${port}/status`);
     expect(JSON.parse(status)).toMatchObject({ status: "stable", version: "v0.10.0", agent: ["/usr/local/lib/fleetkit/claude-code/bin/claude"] });
-    expect(await tn("node-b").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${fleet.services.agentapi.port}/status`)).toBe("403");
+    expect(await tn("node-a").run(`curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://node-a:${port}/status`)).toBe("403");
+    // AgentAPI admits the queue node only (roles/reach.ts); with none, only loopback: node-b's connect is dropped.
+    expect((await tn("node-b").ssh(`curl -sS -m 3 -o /dev/null http://node-a:${port}/status`)).code).toBe(28);
     expect(await tn("node-a").run("systemctl show -p User --value claude-agentapi.service")).toBe("admin\n");
     // Before AgentAPI started, the unit's ExecStartPre pre-answered Claude Code's first-run questions.
     expect(await tn("node-a").run("stat -c '%a %U' ~/.claude.json")).toBe("600 admin\n");
@@ -307,7 +310,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
         if (ROLE_PROCESSES[role]) expect((await n.ssh(`pgrep -f ${ROLE_PROCESSES[role]}`)).stdout).toBe("");
       }
     }
-  });
+  }, 300_000);
 
   it("uninstalling again succeeds and changes nothing", async () => {
     const results = await Promise.all(allPairs.map(({ node, role }) => runScript(fleet, bundleOf(node, role), "uninstall")));

@@ -7,7 +7,7 @@
  * registry through the harness's registry proxy.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../stacks/model/load.js";
@@ -54,7 +54,8 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
   const allPairs = Object.entries(LAYOUT).flatMap(([node, roles]) => roles.map((role) => ({ node, role })));
 
   beforeAll(async () => {
-    net = await bootNodes(2, { names: Object.keys(LAYOUT), suite: "trixie", log: (l) => console.log(l) });
+    // debianHostname: on hub, "hub" is 127.0.1.1 (Debian's installer line), where the queue once bound.
+    net = await bootNodes(2, { names: Object.keys(LAYOUT), suite: "trixie", debianHostname: true, log: (l) => console.log(l) });
     const yaml = [
       "fleet: runtime-test",
       "defaults:",
@@ -144,11 +145,24 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     expect(denied).toBe("401");
   }, 60_000);
 
-  it("a task delegated with `fleet task delegate box … --wait` from this machine runs on box and completes", async () => {
+  it("the queue's firewall admits the fleet's nodes only: this machine (not in fleet.yaml) cannot connect", async () => {
+    const r = spawnSync("curl", ["-sS", "-m", "3", "-o", "/dev/null", `http://${testNode(net, "hub").address}:${QUEUE_PORT}/healthz`], { encoding: "utf8" });
+    expect(r.status).toBe(28);
+  });
+
+  it("a task delegated with `fleet task delegate box … --wait` from this machine (through an SSH tunnel from box, a fleet node) runs on box and completes", async () => {
     const box = testNode(net, "box");
     await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
-    const env = { ...process.env, FLEET_QUEUE_URL: `http://${testNode(net, "hub").address}:${QUEUE_PORT}`, FLEET_TOKEN: tokens.hub };
-    const r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", "box", "Summarize the README", "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
+    const port = 20000 + net.slot;
+    const tunnel = spawn("ssh", ["-i", net.keyPath, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-N", "-L", `127.0.0.1:${port}:hub:${QUEUE_PORT}`, `${box.user}@${box.address}`], { stdio: "ignore" });
+    for (let i = 0; i < 50 && spawnSync("curl", ["-fsS", "-m", "2", `http://127.0.0.1:${port}/healthz`]).status !== 0; i++) await new Promise((res) => setTimeout(res, 200));
+    const env = { ...process.env, FLEET_QUEUE_URL: `http://127.0.0.1:${port}`, FLEET_TOKEN: tokens.hub };
+    let r;
+    try {
+      r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", "box", "Summarize the README", "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
+    } finally {
+      tunnel.kill();
+    }
     expect([r.status, r.stderr]).toEqual([0, ""]);
     const task = JSON.parse(r.stdout) as Record<string, unknown>;
     expect({ state: task.state, submittedBy: task.submittedBy, node: task.node, chosenModel: task.chosenModel, result: task.result, exitCode: task.exitCode, costUsd: task.costUsd }).toEqual({

@@ -221,7 +221,9 @@ describe("fleet.yaml, node by node", () => {
     const sh = script("arch-orchestrator-icecc-scheduler-install");
     expect(sh).toMatch(/^fk_pacman_install icecream$/m);
     expect(sh).toMatch(/^fk_systemd_unit icecc-scheduler.service$/m);
-    expect(script("arch-orchestrator-iceccd-install")).toContain("--scheduler-host 127.0.0.1 -N arch-orchestrator --max-processes 8");
+    // The scheduler listens on the Tailscale interface only, so its own node's daemon registers over the tailnet.
+    expect(script("arch-orchestrator-iceccd-install")).toContain("--scheduler-host arch-orchestrator.tail-agent-mesh.ts.net -N arch-orchestrator --max-processes 8");
+    expect(script("arch-orchestrator-icecc-scheduler-install")).toContain("ExecStart=/usr/bin/icecc-scheduler --port 8765 --interface tailscale0 --user-uid icecc");
   });
 
   it.each(["macbook1", "imac", "macbook2"])("%s runs its services with launchd and Homebrew at /usr/local (Intel), never systemd", (name) => {
@@ -260,6 +262,8 @@ describe("fleet.yaml, node by node", () => {
 describe("changes stay local", () => {
   let base: ProgramRun;
   const baseFile = "fleet.yaml";
+  /** The mesh's compiling nodes, whose icecc ports admit one another (roles/reach.ts). */
+  const COMPILERS = ["arch-orchestrator", "macbook1", "imac", "macbook2", "rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"];
 
   beforeAll(async () => {
     base = await run(baseFile);
@@ -274,8 +278,12 @@ describe("changes stay local", () => {
     for (const r of added) expect(r.name === "rpi4" || r.name.startsWith("rpi4-"), r.name).toBe(true);
     expect(after.registrations.length).toBe(base.registrations.length + added.length);
     // The queue server's bundle lists every node's facts (os, arch, tags, budget) for task matching, and its
-    // stdin every node's token hash: it is the one resource of another node that must learn about rpi4.
-    expect(changedResources(base, after)).toEqual(["arch-orchestrator-queue-install"]);
+    // stdin every node's token hash. The node firewalls learn about rpi4 too: every icecc port admits the new
+    // compiler (the Windows hosts' rules are in their tailscale role), the queue's and ntfy's every fleet node.
+    expect(changedResources(base, after)).toEqual([
+      "windows-desktop-tailscale-install", "windows-laptop-tailscale-install", "arch-orchestrator-icecc-scheduler-install", "arch-orchestrator-ntfy-install",
+      "arch-orchestrator-queue-install", ...COMPILERS.map((n) => `${n}-iceccd-install`),
+    ]);
     const queue = after.get("arch-orchestrator-queue-install");
     expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
     expect(String(queue.inputs.stdin)).toContain(`rpi4:${mintedSha("rpi4-queue-token")}`);
@@ -328,11 +336,19 @@ describe("changes stay local", () => {
     expect(gunzipSync(Buffer.from(inv.stdinPrefix, "base64")).toString("utf8")).toBe(`rm -f "$0"\n${bundle.install}`);
   });
 
+  // Removing a compiler also closes the icecc ports of every other node to it (their firewalls change).
+  const iceccFirewalls = ["windows-desktop-tailscale-install", "windows-laptop-tailscale-install", "arch-orchestrator-icecc-scheduler-install"];
+  const iceccdsWithout = (gone: string) => COMPILERS.filter((n) => n !== gone).map((n) => `${n}-iceccd-install`);
   it.each<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([
     // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
     { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
-    { node: "macbook2", role: "iceccd", changed: ["macbook2-claude-install"] },
-    { node: "windows-laptop", role: "iceccd", changed: ["windows-laptop-claude-install"], alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"] },
+    { node: "macbook2", role: "iceccd", changed: [...iceccFirewalls, "macbook2-claude-install", ...iceccdsWithout("macbook2")] },
+    {
+      node: "windows-laptop",
+      role: "iceccd",
+      changed: [...iceccFirewalls, "windows-laptop-claude-install", ...iceccdsWithout("windows-laptop")],
+      alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"],
+    },
   ])("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));

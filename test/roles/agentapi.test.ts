@@ -52,6 +52,11 @@ describe("role agentapi: per OS family", () => {
     expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([
       ["/etc/systemd/system/claude-agentapi.service", 0o644, "root", "systemd"],
       ["/usr/local/lib/fleetkit/claude-onboarded.mjs", 0o644, "root", "text"],
+      // AgentAPI has no authentication: the node firewall is its guard (roles/firewall.ts).
+      ["/usr/local/lib/fleetkit/firewall/agentapi.sh", 0o755, "root", "shell"],
+      ["/etc/systemd/system/fleetkit-firewall-agentapi.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-agentapi-refresh.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-agentapi-refresh.timer", 0o644, "root", "systemd"],
     ]);
     const unit = b.files[0].content.split("\n");
     expect(unit).toContain("User=fleet");
@@ -70,6 +75,8 @@ describe("role agentapi: per OS family", () => {
     expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([
       ["/Library/LaunchDaemons/com.claude.agentapi.plist", 0o644, "root", "launchd"],
       ["/usr/local/libexec/fleetkit/claude-onboarded.mjs", 0o644, "root", "text"],
+      ["/usr/local/libexec/fleetkit/firewall/agentapi.sh", 0o755, "root", "shell"],
+      ["/Library/LaunchDaemons/dev.fleetkit.firewall.agentapi.plist", 0o644, "root", "launchd"],
     ]);
     const job = parsePlist(b.files[0].content) as Record<string, unknown>;
     expect(job.Label).toBe("com.claude.agentapi");

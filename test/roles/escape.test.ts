@@ -90,7 +90,13 @@ describe("systemd: the directive decides", () => {
     ["WorkingDirectory={{v}}", "/home/a\\", 'unit: refused: WorkingDirectory= cannot hold a backslash or surrounding spaces (systemd takes the rest of the line as it is and joins a line ending in "\\" with the next)'],
     ["EnvironmentFile={{v}}", "relative", "unit: refused: EnvironmentFile= takes an absolute path"],
     ["ReadWritePaths={{v}}", "-/x", "unit: refused: a path in ReadWritePaths= must be absolute"],
-    ["Description={{v}}", "x", "unit: refused: fleetkit has no escaping rule for the systemd directive Description=; add one to roles/escape.ts before putting a value there"],
+    ["Description={{v}}", "fleet 100% up", "unit: fleet 100%% up"],
+    ["Description={{v}}", "a\\", 'unit: refused: Description= cannot hold a backslash (systemd joins a line ending in "\\" with the next)'],
+    ["Description={{v}}", "a\nExecStartPre=/bin/sh", "unit: refused: a systemd unit value cannot hold the control character newline (U+000A) (a unit is read line by line)"],
+    ["Before={{v}}", "", "unit: "],
+    ["Before=network-pre.target {{v}}", "iceccd.service x.target", "unit: iceccd.service x.target"],
+    ["Before={{v}}", "x;y", 'unit: refused: Before= takes unit names separated by spaces (like iceccd.service), and "x;y" is none'],
+    ["LimitNOFILE={{v}}", "x", "unit: refused: fleetkit has no escaping rule for the systemd directive LimitNOFILE=; add one to roles/escape.ts before putting a value there"],
     ["# node {{v}}", "x\\", 'comment: "x\\\\"'],
     ["[{{v}}]", "x", "refused: refused: no value may go here: it is not in the value of a Key=value line"],
   ])("%j with %j", (text, value, expected) => {
@@ -162,7 +168,12 @@ describe("renderTemplate", () => {
         spans.flatMap((t) => [...(t[0] === "&" ? [`${f}: {{{${t[1]}}}}`] : []), ...(Array.isArray(t[4]) ? all(t[4] as Mustache.TemplateSpans) : [])]);
       return all(Mustache.parse(text));
     });
-    expect(raw).toEqual(["queue/runtime.sh: {{{payload}}}"]);
+    expect(raw).toEqual(["firewall/windows-host.ps1: {{{rules}}}", "queue/runtime.sh: {{{payload}}}"]);
+  });
+
+  it("Fragment.psHashtables quotes every value as a PowerShell single-quoted string and refuses a key that is not an identifier", () => {
+    expect(Fragment.psHashtables([{ Name: "a'b\u2019$(x)", Ports: ["3284", "8766"] }]).text).toBe("@{ Name = 'a''b\u2019\u2019$(x)'; Ports = @('3284', '8766') }");
+    expect(() => Fragment.psHashtables([{ "a;b": "x" }])).toThrow('PowerShell hashtable key "a;b" is not an identifier');
   });
 
   it("every {{value}} of every template sits where its target can escape it (no here-document, no quotes a YAML scalar shares …)", () => {

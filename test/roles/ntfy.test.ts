@@ -29,7 +29,14 @@ describe("role ntfy", () => {
     const n = node(fleet, name);
     const b = renderBundle(fleet, n, "ntfy");
     expect([b.target, b.secrets, b.services]).toEqual(["node", ["ntfyToken"], [{ name: "ntfy", manager: "docker", scope: "system" }]]);
-    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([["/etc/fleetkit/ntfy/server.public.yml", 0o644, "root", "yaml"]]);
+    expect(b.files.map((f) => [f.path, f.mode, f.owner, f.kind])).toEqual([
+      ["/etc/fleetkit/ntfy/server.public.yml", 0o644, "root", "yaml"],
+      // The node firewall of the published port (roles/firewall.ts: chains ntfy and ntfy-forward).
+      ["/usr/local/lib/fleetkit/firewall/ntfy.sh", 0o755, "root", "shell"],
+      ["/etc/systemd/system/fleetkit-firewall-ntfy.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-ntfy-refresh.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-ntfy-refresh.timer", 0o644, "root", "systemd"],
+    ]);
     expect(parseYaml(b.files[0].content)).toEqual({
       "base-url": url,
       "listen-http": ":80",

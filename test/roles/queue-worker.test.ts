@@ -43,9 +43,9 @@ describe("which nodes run the queue and workers", () => {
 
 describe("role queue", () => {
   it.each([
-    ["mesh", "arch-orchestrator", "fk_pacman_install nodejs npm", ["queueTokens", "ntfyToken"], "arch-orchestrator:8787"],
-    ["remote", "raspberrypi", "fk_apt_install nodejs npm", ["queueTokens", "ntfyToken"], "raspberrypi:8787"],
-    ["shared", "control-node", "fk_apt_install nodejs npm", ["queueTokens"], "control-node:8787"],
+    ["mesh", "arch-orchestrator", "fk_pacman_install nodejs npm", ["queueTokens", "ntfyToken"], "0.0.0.0:8787"],
+    ["remote", "raspberrypi", "fk_apt_install nodejs npm", ["queueTokens", "ntfyToken"], "0.0.0.0:8787"],
+    ["shared", "control-node", "fk_apt_install nodejs npm", ["queueTokens"], "0.0.0.0:8787"],
   ] as const)("%s fleet: %s", (label, name, pkgLine, secrets, listen) => {
     const fleet = FLEETS[label];
     const b = renderBundle(fleet, node(fleet, name), "queue");
@@ -61,6 +61,11 @@ describe("role queue", () => {
       ["/usr/local/lib/fleetkit/queue/tokens-file.mjs", 0o644, "root", "text"],
       ["/etc/fleetkit/queue/nodes.json", 0o644, "root", "json"],
       ["/etc/systemd/system/fleet-queue.service", 0o644, "root", "systemd"],
+      // The node firewall of the queue's port (roles/firewall.ts).
+      ["/usr/local/lib/fleetkit/firewall/queue.sh", 0o755, "root", "shell"],
+      ["/etc/systemd/system/fleetkit-firewall-queue.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-queue-refresh.service", 0o644, "root", "systemd"],
+      ["/etc/systemd/system/fleetkit-firewall-queue-refresh.timer", 0o644, "root", "systemd"],
     ]);
     const unit = b.files[2].content.split("\n");
     const user = node(fleet, name).user;
@@ -558,12 +563,12 @@ describe("bundle hashes of queue, worker, ntfy and toolchains", () => {
     expect(mine(FLEETS[label])).toEqual(mine(FLEETS[label]));
   });
 
-  it("adding a worker node changes only the queue's hash (it learns the node's facts)", () => {
+  it("adding a worker node changes only the queue's hash (it learns the node's facts) and ntfy's (its firewall admits the fleet)", () => {
     const rpi4: FleetNode = { ...node(mesh, "rpi3"), name: "rpi4", host: "rpi4" };
     const before = hashes(mesh);
     const after = hashes({ ...mesh, nodes: [...mesh.nodes, rpi4] });
     const changed = [...before].filter(([k, h]) => after.get(k) !== h).map(([k]) => k);
-    expect(changed).toEqual(["arch-orchestrator/queue"]);
+    expect(changed).toEqual(["arch-orchestrator/ntfy", "arch-orchestrator/queue"]);
     expect([...after.keys()].filter((k) => !before.has(k))).toEqual(["rpi4/worker"]);
   });
 

@@ -62,14 +62,14 @@ describe("bundle hashes of tailscale, claude and agentapi", () => {
     expect(b).toEqual(a);
   });
 
-  it("adding a node changes no other node's hashes", () => {
+  it("adding a node changes no other node's hashes but the Windows hosts' tailscale (their firewall admits the new compiler)", () => {
     const fleet = loadFleet("fleet.yaml");
     const rpi3 = fleet.nodes.find((n) => n.name === "rpi3")!;
     const rpi4: FleetNode = { ...rpi3, name: "rpi4", host: "rpi4" };
     const grown: Fleet = { ...fleet, nodes: [...fleet.nodes, rpi4] };
     const before = hashes(fleet);
     const after = hashes(grown);
-    for (const [key, hash] of before) expect([key, after.get(key)]).toEqual([key, hash]);
+    expect([...before].filter(([key, hash]) => after.get(key) !== hash).map(([key]) => key)).toEqual(["windows-desktop/tailscale", "windows-laptop/tailscale"]);
     expect([...after.keys()].filter((k) => !before.has(k))).toEqual(["rpi4/tailscale", "rpi4/claude", "rpi4/agentapi"]);
   });
 

@@ -222,7 +222,15 @@ nodes:
     const drift = await fleetCli("drift", "--fleet", offlineFile, "--json", "--timeout", "3");
     const report = JSON.parse(drift.stdout) as DriftReport;
     expect(report.live.map((n) => [n.node, n.checked])).toEqual([["sched", true], ["cc1", true], ["cc2", false]]);
-    expect(drift.code).toBe(2);
+    // cc2's new address is also a change for the others: their icecc firewall must admit it (roles/firewall.ts),
+    // so drift (exit 1) outranks the unchecked node (exit 2).
+    const fw = (role: string) => `file-changed /usr/local/lib/fleetkit/firewall/${role}.sh`;
+    expect(report.live.flatMap((n) => n.findings.map((f) => `${f.node} ${f.role} ${f.kind}${f.file ? ` ${f.file}` : ""}`))).toEqual([
+      "sched icecc-scheduler marker-differs", `sched icecc-scheduler ${fw("icecc-scheduler")}`,
+      "sched iceccd marker-differs", `sched iceccd ${fw("iceccd")}`,
+      "cc1 iceccd marker-differs", `cc1 iceccd ${fw("iceccd")}`,
+    ]);
+    expect(drift.code).toBe(1);
     const status = await fleetCli("status", "cc2", "--fleet", offlineFile, "--json", "--timeout", "3");
     expect(status.code).toBe(1);
     expect((JSON.parse(status.stdout) as StatusReport).nodes.map((n) => [n.node, n.reach === "ok", n.healthy])).toEqual([["cc2", false, false]]);

@@ -58,6 +58,9 @@ describe("probeScript", () => {
     expect(report.unparsed).toEqual([]);
     expect([...report.markers]).toEqual([["iceccd", null]]);
     expect(report.files).toEqual([
+      // The role's pf firewall (roles/firewall.ts) is placed first.
+      { role: "iceccd", path: "/usr/local/libexec/fleetkit/firewall/iceccd.sh", sha256: null },
+      { role: "iceccd", path: "/Library/LaunchDaemons/dev.fleetkit.firewall.iceccd.plist", sha256: null },
       { role: "iceccd", path: "/Library/LaunchDaemons/org.icecc.iceccd.plist", sha256: null },
       { role: "iceccd", path: "/usr/local/etc/fleetkit/icecc.env", sha256: null },
     ]);
@@ -70,11 +73,11 @@ describe("probeScript", () => {
 describe("parseProbe", () => {
   const H = "a".repeat(64);
   it.each([
-    ["empty output is incomplete", "", { complete: false, markers: [], files: [], services: [], unparsed: [] }],
+    ["empty output is incomplete", "", { complete: false, markers: [], files: [], services: [], reach: [], unparsed: [] }],
     [
       "every record kind",
       `fk-probe 1\nmarker\ticeccd\t${H}\nmarker\ttailscale\t-\nfile\ticeccd\t/etc/x y\t${H}\nfile\ticeccd\t/etc/z\t-\nsvc\ticeccd\tsystemd\ticeccd.service\tfailed\n` +
-        `tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t1024\t4096\nfk-probe-end\n`,
+        `tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t1024\t4096\nreach\tagentapi\trpi1\t3284\topen\nreach\tqueue\thub\t8787\tclosed\nfk-probe-end\n`,
       {
         complete: true,
         markers: [["iceccd", H], ["tailscale", null]],
@@ -84,19 +87,21 @@ describe("parseProbe", () => {
         agentapi: { httpCode: 200, status: "stable" },
         iceccConnections: 1,
         disk: { path: "/", availBytes: 1024, totalBytes: 4096 },
+        reach: [{ service: "agentapi", node: "rpi1", port: 3284, result: "open" }, { service: "queue", node: "hub", port: 8787, result: "closed" }],
         unparsed: [],
       },
     ],
     [
       "junk and unknown states are kept apart",
-      "fk-probe 1\nsudo: a password is required\nsvc\tx\tsystemd\tx.service\tweird\nagentapi\t000\t-\nicecc\tmany\nfk-probe-end",
+      "fk-probe 1\nsudo: a password is required\nsvc\tx\tsystemd\tx.service\tweird\nagentapi\t000\t-\nicecc\tmany\nreach\tq\th\t1\tmaybe\nfk-probe-end",
       {
         complete: true,
         markers: [],
         files: [],
         services: [{ role: "x", manager: "systemd", name: "x.service", state: "unknown" }],
         agentapi: { httpCode: 0, status: null },
-        unparsed: ["sudo: a password is required", "icecc\tmany"],
+        reach: [],
+        unparsed: ["sudo: a password is required", "icecc\tmany", "reach\tq\th\t1\tmaybe"],
       },
     ],
   ])("%s", (_what, out, expected) => {
@@ -144,12 +149,12 @@ describe("nodeDrift", () => {
     [
       "a hand-edited file",
       { file: (p: string, s: string) => (p === unit ? "c".repeat(64) : s) },
-      [{ node: "sched", role: "iceccd", kind: "file-changed", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files[0].content), actual: "c".repeat(64) }],
+      [{ node: "sched", role: "iceccd", kind: "file-changed", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files.find((f) => f.path === unit)!.content), actual: "c".repeat(64) }],
     ],
     [
       "a deleted file",
       { file: (p: string, s: string) => (p === unit ? null : s) },
-      [{ node: "sched", role: "iceccd", kind: "file-missing", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files[0].content) }],
+      [{ node: "sched", role: "iceccd", kind: "file-missing", file: unit, expected: sha256Hex(bundles.find((b) => b.role === "iceccd")!.files.find((f) => f.path === unit)!.content) }],
     ],
     [
       "a stopped service",
@@ -242,6 +247,7 @@ describe("Windows host side", () => {
       services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "active" }],
       disk: { path: "/", availBytes: 5, totalBytes: 10 },
       tailscale: "NeedsLogin",
+      reach: [],
       unparsed: [],
     });
     expect(mergeReports(linux, parseProbe("fk-probe 1\nmarker\ttailscale\t-\n")).complete).toBe(false);
