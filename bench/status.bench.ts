@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseFleet } from "../stacks/model/load.js";
+import { parseFleet } from "../model/load.js";
 import { fleetStatus } from "../scripts/status.js";
 import { LOOPBACK_HOSTS, startSshd } from "../test/scripts/sshd.js";
 

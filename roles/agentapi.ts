@@ -28,7 +28,7 @@
  * coder/agentapi cmd/server/server.go (`--type`, `--port`, `--allowed-hosts` hostnames without ports,
  * `--allowed-origins`).
  */
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
 import type { BundleFile } from "./types.js";

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import Mustache from "mustache";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle, BundleDownload, BundleFile, BundleService, ScriptTarget, SecretName } from "./types.js";
 import { platformFor, type Platform } from "./platform.js";
 import { escapeValue, ps, psQuote, scanContexts, sh, shQuote, shownValue, templateTarget, type TemplateTarget, type ValueContext } from "./escape.js";

@@ -25,7 +25,7 @@
  *   No secret is ever part of a rendered file.
  * Uninstall removes Claude Code, the link, the env file and the rendered files; ~/.claude's history stays.
  */
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
 import { renderTemplate, type RoleParts } from "./bundle.js";
 import { platformFor, type PackageNames } from "./platform.js";
 

@@ -35,7 +35,7 @@
  *   role's Windows host script, the node's one host-side step (see roles/wsl.ts for why). nftables in the
  *   distro enforces the same list behind it.
  */
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { Fragment, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "./bundle.js";
 import { commentText } from "./escape.js";
 import { launchdPlist } from "./launchd.js";

@@ -15,8 +15,8 @@
  * daemon keeps listening on (icecream daemon/main.cpp `setup_listen_fds`).
  */
 import { isIP } from "node:net";
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { nodeWithRole } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
+import { nodeWithRole } from "../model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
 import { platformFor } from "./platform.js";

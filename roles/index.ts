@@ -2,7 +2,7 @@
  * The role registry: which renderer makes each role's bundle, and the entry points every consumer uses
  * (`renderNodeBundles` for one node, `renderFleetBundles` for all). Pure: same fleet, same bytes.
  */
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
 import { assembleBundle, type RoleParts } from "./bundle.js";
 import { renderIceccd, renderIceccScheduler } from "./icecc.js";

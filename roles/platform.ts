@@ -7,9 +7,9 @@
  * SSH; Windows roles inside the node's WSL distro with `wsl.exe -d <distro> -u root`); brew refuses to run
  * as root, so macOS scripts call it as the node user (`sudo -u <user> -H`).
  */
-import type { FleetNode } from "../stacks/model/fleet.js";
-import { osFamily } from "../stacks/model/fleet.js";
-import type { Artifact, PlatformKey } from "../stacks/model/schema.js";
+import type { FleetNode } from "../model/fleet.js";
+import { osFamily } from "../model/fleet.js";
+import type { Artifact, PlatformKey } from "../model/schema.js";
 import type { ArtifactName, BundleDownload } from "./types.js";
 import { sh } from "./escape.js";
 

@@ -26,8 +26,8 @@
  *   through `printf` (a shell builtin) and stdin, never a command line.
  * - Health: the install waits (bounded, 60 s) for `GET /healthz`.
  */
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { nodeWithRole } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
+import { nodeWithRole } from "../model/fleet.js";
 import { readTemplate, renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { platformFor, type PackageNames } from "./platform.js";
 import { nodeJsBinDir } from "./claude.js";

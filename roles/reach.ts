@@ -20,7 +20,7 @@
  * touched: fleetkit never locks its operator out.
  */
 import { BlockList, isIP } from "node:net";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 
 /** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
 export const ICECCD_PORT = 10245;
@@ -77,7 +77,7 @@ export interface ReachRule {
   why: string;
 }
 
-/** The keywords of `services.ntfy.allowFrom`; every other entry is a CIDR block (the loader's grammar, stacks/model/grammar.ts `reachSource`). */
+/** The keywords of `services.ntfy.allowFrom`; every other entry is a CIDR block (the loader's grammar, model/grammar.ts `reachSource`). */
 const REACH_KEYWORDS: readonly string[] = ["fleet", "tailnet", "anywhere"];
 
 function holders(fleet: Fleet, role: RoleName): FleetNode[] {

@@ -20,7 +20,7 @@
 import { readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { gzipSync } from "node:zlib";
-import type { FleetNode } from "../stacks/model/fleet.js";
+import type { FleetNode } from "../model/fleet.js";
 import { Fragment, putFile, readTemplate } from "./bundle.js";
 import { platformFor } from "./platform.js";
 import type { BundleFile } from "./types.js";

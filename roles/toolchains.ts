@@ -24,8 +24,8 @@
  * macOS iceccd nodes receive nothing: a Linux toolchain cannot run on a macOS daemon and builds no Mach-O.
  */
 import { createHash } from "node:crypto";
-import type { ArchName, Fleet, FleetNode } from "../stacks/model/fleet.js";
-import { ARCH_NAMES } from "../stacks/model/schema.js";
+import type { ArchName, Fleet, FleetNode } from "../model/fleet.js";
+import { ARCH_NAMES } from "../model/schema.js";
 import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "./bundle.js";
 import { iceccBinary } from "./icecc.js";
 import { platformFor } from "./platform.js";

@@ -9,8 +9,8 @@
  * - the static tests feed `files` and the scripts to shellcheck, systemd-analyze and a plist parser;
  * - `fleet drift` compares the node's marker and files with a fresh render.
  */
-import type { FleetNode, RoleName } from "../stacks/model/fleet.js";
-import type { PlatformKey } from "../stacks/model/schema.js";
+import type { FleetNode, RoleName } from "../model/fleet.js";
+import type { PlatformKey } from "../model/schema.js";
 
 /** A file the role places on the node. Content is text and always ends with a newline. */
 export interface BundleFile {
@@ -97,6 +97,6 @@ export type RoleRenderer = (ctx: RenderContext) => Omit<Bundle, "hash" | "node" 
 
 /** What a renderer sees: the whole fleet (for peers like the scheduler's host) and the node. */
 export interface RenderContext {
-  fleet: import("../stacks/model/fleet.js").Fleet;
+  fleet: import("../model/fleet.js").Fleet;
   node: FleetNode;
 }

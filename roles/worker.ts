@@ -33,7 +33,7 @@
  * - Uninstall removes the sudoers rule, the slot user (killing what it still runs) and `<stateDir>/workers`,
  *   task history and checkouts included.
  */
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "./bundle.js";
 import { launchdPlist } from "./launchd.js";
 import type { BundleFile } from "./types.js";

@@ -20,7 +20,7 @@
  * `[boot] systemd=true` needs WSL 0.67.6+ and takes effect after `wsl.exe --shutdown` (Microsoft's "wsl.conf"
  * docs); `WSL_UTF8=1` makes wsl.exe print UTF-8 instead of UTF-16.
  */
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
 import { readTemplate, renderTemplate, sh } from "./bundle.js";
 import { scanContexts } from "./escape.js";
 

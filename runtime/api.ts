@@ -22,7 +22,7 @@ export const MAX_PROMPT_BYTES = 64 * 1024;
 export const MAX_RESULT_BYTES = 128 * 1024;
 /** Largest error text a worker may report, in bytes of UTF-8 (16 KiB). */
 export const MAX_ERROR_BYTES = 16 * 1024;
-/** Largest cost one run may report, in USD: fleet.yaml's own cap on `budgetUsdPerSession` (stacks/model/schema.ts `usd`). */
+/** Largest cost one run may report, in USD: fleet.yaml's own cap on `budgetUsdPerSession` (model/schema.ts `usd`). */
 export const MAX_COST_USD = 10_000;
 /** Shortest task timeout, in seconds. */
 export const MIN_TIMEOUT_SECONDS = 1;

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
-import { UserError } from "../scripts/errors.js";
+import { UserError } from "../model/errors.js";
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 

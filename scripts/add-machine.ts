@@ -11,10 +11,10 @@
  */
 import { chalk, minimist, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
-import { FleetError, parseFleet, readFleetText } from "../stacks/model/load.js";
-import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../stacks/model/schema.js";
-import type { Fleet } from "../stacks/model/fleet.js";
-import { UserError } from "./errors.js";
+import { FleetError, parseFleet, readFleetText } from "../model/load.js";
+import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../model/schema.js";
+import type { Fleet } from "../model/fleet.js";
+import { UserError } from "../model/errors.js";
 import { blockMapInsertionPoint, keyStart, writeFileAtomic } from "./yaml-edit.js";
 import { sshRun, type SshTarget } from "./ssh.js";
 

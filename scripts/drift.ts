@@ -15,9 +15,9 @@
  * or bad input.
  */
 import { $, chalk, minimist, which } from "zx";
-import { loadFleet } from "../stacks/model/load.js";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
-import { UserError } from "./errors.js";
+import { loadFleet } from "../model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import { UserError } from "../model/errors.js";
 import { probeNode, sha256Hex, type NodeProbe } from "./probe.js";
 import { resolveTargets } from "./targets.js";
 import { parseTimeout } from "./status.js";

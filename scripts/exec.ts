@@ -11,9 +11,9 @@
  * out node counts as 255, ssh's own code); 2 for bad input.
  */
 import { chalk, minimist } from "zx";
-import { loadFleet } from "../stacks/model/load.js";
-import type { FleetNode } from "../stacks/model/fleet.js";
-import { UserError } from "./errors.js";
+import { loadFleet } from "../model/load.js";
+import type { FleetNode } from "../model/fleet.js";
+import { UserError } from "../model/errors.js";
 import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
 import { resolveTargets } from "./targets.js";
 import { parseTimeout } from "./status.js";

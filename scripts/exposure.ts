@@ -15,7 +15,7 @@ import { BlockList, connect, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { shQuote } from "../roles/bundle.js";
 import { fleetReach, type ReachRule } from "../roles/reach.js";
-import type { Fleet, FleetNode } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
 
 /** Seconds one exposure connect may take (a dropping firewall makes it time out). */
 export const EXPOSURE_CONNECT_SECONDS = 3;

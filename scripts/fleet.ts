@@ -4,7 +4,7 @@
  * Errors of kind {@link UserError} print their message only; anything else is a bug and prints a stack.
  */
 import { pathToFileURL } from "node:url";
-import { UserError } from "./errors.js";
+import { UserError } from "../model/errors.js";
 
 type VerbModule = { run(argv: string[]): Promise<number> };
 

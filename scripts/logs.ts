@@ -7,13 +7,13 @@
  */
 import { minimist } from "zx";
 import { remoteCommand } from "../roles/bundle.js";
-import { loadFleet } from "../stacks/model/load.js";
-import { UserError } from "./errors.js";
+import { loadFleet } from "../model/load.js";
+import { UserError } from "../model/errors.js";
 import { renderRoles } from "./probe.js";
 import { serviceLogsScript } from "./services.js";
 import { sshRun, sshTargetOf } from "./ssh.js";
 import { resolveNode, resolveRole } from "./targets.js";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 
 /**

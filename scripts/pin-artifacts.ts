@@ -16,12 +16,12 @@
 import { createHash } from "node:crypto";
 import { minimist } from "zx";
 import { parseDocument } from "yaml";
-import { FleetError, parseFleet, readFleetText } from "../stacks/model/load.js";
+import { FleetError, parseFleet, readFleetText } from "../model/load.js";
 import { renderFleetBundles } from "../roles/index.js";
-import type { Fleet } from "../stacks/model/fleet.js";
+import type { Fleet } from "../model/fleet.js";
 import type { ArtifactName, Bundle, BundleDownload } from "../roles/types.js";
-import type { PlatformKey } from "../stacks/model/schema.js";
-import { UserError } from "./errors.js";
+import type { PlatformKey } from "../model/schema.js";
+import { UserError } from "../model/errors.js";
 import { insertIntoMap, writeFileAtomic } from "./yaml-edit.js";
 
 /** One (artifact, platform) the fleet downloads, with the nodes that download it. */

@@ -14,15 +14,15 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { minimist, chalk } from "zx";
 import { parseDocument } from "yaml";
-import { loadFleet } from "../stacks/model/load.js";
+import { loadFleet } from "../model/load.js";
 import { planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
 import { describeToolchainsPlan } from "../roles/toolchains.js";
 import { fleetReach } from "../roles/reach.js";
 import { fleetTailnetPolicy, mergeTailnetPolicy, readUserPolicy, tailnetTags, type TailnetPolicy } from "../stacks/tailnet-policy.js";
 import { TAILNET_CONFIG_KEYS } from "../stacks/tailnet.js";
-import type { Fleet } from "../stacks/model/fleet.js";
+import type { Fleet } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { UserError } from "./errors.js";
+import { UserError } from "../model/errors.js";
 import { artifactPins } from "./pin-artifacts.js";
 
 const USAGE = `usage: fleet plan [--fleet FILE] [--stack NAME] [--json]

@@ -22,7 +22,7 @@ import { ps, remoteCommand, sh } from "../roles/bundle.js";
 import { RENDERERS, renderBundle } from "../roles/index.js";
 import { platformFor } from "../roles/platform.js";
 import type { Bundle, BundleService, ScriptTarget } from "../roles/types.js";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { SERVICE_STATES, serviceStateScript, type ServiceState } from "./services.js";
 import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
 import { exposureProbeLines } from "./exposure.js";

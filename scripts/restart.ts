@@ -7,10 +7,10 @@
  */
 import { chalk, minimist } from "zx";
 import { remoteCommand } from "../roles/bundle.js";
-import { loadFleet } from "../stacks/model/load.js";
-import type { FleetNode } from "../stacks/model/fleet.js";
+import { loadFleet } from "../model/load.js";
+import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { UserError } from "./errors.js";
+import { UserError } from "../model/errors.js";
 import { serviceBundle } from "./logs.js";
 import { serviceRestartScript, serviceStateScript } from "./services.js";
 import { sshRun, sshTargetOf } from "./ssh.js";

@@ -5,8 +5,8 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { minimist } from "zx";
-import { fleetJsonSchemaText } from "../stacks/model/json-schema.js";
-import { UserError } from "./errors.js";
+import { fleetJsonSchemaText } from "../model/json-schema.js";
+import { UserError } from "../model/errors.js";
 
 /** Path of the committed schema file. */
 export const SCHEMA_PATH = fileURLToPath(new URL("../fleet.schema.json", import.meta.url));

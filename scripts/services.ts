@@ -10,7 +10,7 @@
  */
 import { shQuote } from "../roles/bundle.js";
 import type { Bundle, BundleService } from "../roles/types.js";
-import type { FleetNode } from "../stacks/model/fleet.js";
+import type { FleetNode } from "../model/fleet.js";
 import { parse as parsePlist } from "plist";
 
 /** A service's state, normalised across managers. `missing` = the manager does not know the service. */

@@ -11,7 +11,7 @@
  */
 import { homedir } from "node:os";
 import { $ } from "zx";
-import type { FleetNode } from "../stacks/model/fleet.js";
+import type { FleetNode } from "../model/fleet.js";
 
 /** How to reach one machine: what `ssh` needs. A {@link FleetNode} is one (see {@link sshTargetOf}). */
 export interface SshTarget {

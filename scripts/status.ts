@@ -15,14 +15,14 @@
  * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
  */
 import { chalk, minimist } from "zx";
-import { loadFleet } from "../stacks/model/load.js";
-import { ROLE_NAMES } from "../stacks/model/schema.js";
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
-import { UserError } from "./errors.js";
+import { loadFleet } from "../model/load.js";
+import { ROLE_NAMES } from "../model/schema.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import { UserError } from "../model/errors.js";
 import { probeNode, type NodeProbe } from "./probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
-import { nodeWithRole } from "../stacks/model/fleet.js";
+import { nodeWithRole } from "../model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "../runtime/cli/args.js";

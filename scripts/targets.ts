@@ -3,9 +3,9 @@
  * (every node whose `profile:` is that profile) or `all`. Words are resolved in order and the union is
  * returned in fleet file order, each node once.
  */
-import type { Fleet, FleetNode, RoleName } from "../stacks/model/fleet.js";
-import { didYouMean } from "../stacks/model/suggest.js";
-import { UserError } from "./errors.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import { didYouMean } from "../model/suggest.js";
+import { UserError } from "../model/errors.js";
 
 /**
  * The nodes named by `words` (node | profile | `all`); no words = every node.

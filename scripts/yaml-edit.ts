@@ -8,7 +8,7 @@
 import { chmodSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Document, isMap, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
-import { UserError } from "./errors.js";
+import { UserError } from "../model/errors.js";
 
 type Ranged = { range?: [number, number, number] | null };
 

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { Fleet as FleetModel } from "./model/fleet.js";
+import type { Fleet as FleetModel } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
 import { Node } from "./node.js";
@@ -14,7 +14,7 @@ import { tailnetTags, type TailnetPolicy } from "./tailnet-policy.js";
 
 /** Inputs of the Fleet component. */
 export interface FleetArgs {
-  /** The validated fleet (stacks/model/load.ts `loadFleet`). */
+  /** The validated fleet (model/load.ts `loadFleet`). */
   fleet: FleetModel;
   /** The fleet's rendered bundles by node (default: rendered here); pass them to render only once. */
   bundles?: Map<string, Bundle[]>;

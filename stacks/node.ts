@@ -3,7 +3,7 @@
  * the node's canonical role order with explicit `dependsOn` (plan.ts `roleDependencies`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { Fleet as FleetModel, FleetNode, RoleName } from "./model/fleet.js";
+import type { Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
 import { Role, type RoleComponent, type SshConnection } from "./role.js";

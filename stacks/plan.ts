@@ -4,11 +4,11 @@
  * (`stacks/index.ts`) registers exactly these resources: it takes every name, type token and dependency
  * from the functions here, and the program tests compare the engine's registrations with {@link planFleet}.
  */
-import type { Fleet, FleetNode, RoleName } from "./model/fleet.js";
-import { nodeWithRole } from "./model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import { nodeWithRole } from "../model/fleet.js";
 import { renderFleetBundles } from "../roles/index.js";
 import { toolchainsPlan } from "../roles/toolchains.js";
-import { ROLE_NAMES, type ArchName } from "./model/schema.js";
+import { ROLE_NAMES, type ArchName } from "../model/schema.js";
 import type { Bundle } from "../roles/types.js";
 
 /** Type token of the Fleet component (one per stack). */

@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { FleetNode } from "./model/fleet.js";
+import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { remoteCommand, remoteInvocation } from "../roles/bundle.js";
 import { installResourceName, ROLE_TYPES } from "./plan.js";

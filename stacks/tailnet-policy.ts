@@ -12,10 +12,10 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
-import type { Fleet, FleetNode } from "./model/fleet.js";
-import { canonicalRoles } from "./model/fleet.js";
+import type { Fleet, FleetNode } from "../model/fleet.js";
+import { canonicalRoles } from "../model/fleet.js";
 import { fleetReach, TAILNET_CIDRS, type ReachRule } from "../roles/reach.js";
-import { UserError } from "../scripts/errors.js";
+import { UserError } from "../model/errors.js";
 
 /** Who owns every fleet tag by default: the tailnet's admins (Tailscale KB 1068 "Tags": tag owners). */
 export const FLEET_TAG_OWNER = "autogroup:admin";
@@ -48,7 +48,7 @@ export interface TailnetPolicy {
  * else `tag:fleet-node-<node>`. Nodes sharing a tag therefore run exactly the same roles, so a grant on a
  * tag allows what roles/reach.ts allows for every node carrying it and nothing more (a profile node with an
  * extra role, like remote-tasks' macbook-pro with `roles: [worker]`, gets its own tag). Tag names are
- * letters, digits and `-` (profile and node names are hostname labels, stacks/model/schema.ts).
+ * letters, digits and `-` (profile and node names are hostname labels, model/schema.ts).
  */
 export function nodeTag(fleet: Fleet, node: FleetNode): string {
   if (node.profile !== undefined && Object.hasOwn(fleet.profiles, node.profile)) {

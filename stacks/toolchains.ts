@@ -14,7 +14,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { ArchName, Fleet, FleetNode } from "./model/fleet.js";
+import type { ArchName, Fleet, FleetNode } from "../model/fleet.js";
 import { remoteCommand, shQuote } from "../roles/bundle.js";
 import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "../roles/toolchains.js";
 import { RoleComponent, type RoleArgs } from "./role.js";

@@ -3,7 +3,7 @@
  * every mistake turned into a {@link UserError} (exit 2) that names the flag and shows the usage.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 import { readSecretFile } from "../config.js";
 
 /** Parses argv; throws UserError (with `usage` appended) on an unknown flag or a missing value. */

@@ -3,7 +3,7 @@
  * (the `queue` role's service runs exactly this). Prints one line `fleet queue: listening on http://…` when
  * ready; SIGTERM or SIGINT closes it cleanly (exit 0).
  */
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 import { loadTokensFile } from "../config.js";
 import { createQueueServer } from "../server.js";
 import { parseFlags, secondsFlag } from "./args.js";

@@ -5,7 +5,7 @@
  * 1 the task failed or was cancelled (or the queue is unreachable), 2 bad input.
  */
 import { readFileSync } from "node:fs";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../api.js";
 import { QueueClient, QueueError } from "../client.js";
 import { MODELS } from "../model-choice.js";

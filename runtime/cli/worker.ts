@@ -3,7 +3,7 @@
  * `worker` role's systemd/launchd service runs exactly this). The node's budget cap and ntfy settings come
  * from the queue (`GET /v1/nodes/me`); Claude's credentials from `--env-file`. SIGTERM/SIGINT drain gracefully.
  */
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 import { parseEnvFile, readSecretFile } from "../config.js";
 import { EXECUTORS, Worker } from "../worker.js";
 import { intFlag, parseFlags, readToken, secondsFlag } from "./args.js";

@@ -19,7 +19,7 @@ try {
   process.stderr.write(`fleet: the ${verb} runtime is not installed on this node (${err.code ?? err.message}); re-run the role's install\n`);
   process.exit(2);
 }
-const { UserError } = await import("./scripts/errors.ts");
+const { UserError } = await import("./model/errors.ts");
 mod.run(rest).then(
   (code) => process.exit(code),
   (err) => {

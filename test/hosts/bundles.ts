@@ -6,7 +6,7 @@
  * file checks the hosts tests share.
  */
 import { createHash } from "node:crypto";
-import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";

@@ -12,8 +12,8 @@
 import { basename } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
-import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { parseFleet } from "../../model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { tailscaleTarball } from "../../roles/tailscale.js";
 import { remoteCommand } from "../../roles/bundle.js";

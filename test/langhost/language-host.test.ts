@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { FLEET_CHILD_TYPES, planFleet, type FleetPlan } from "../../stacks/plan.js";
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet } from "../../model/load.js";
 import { deviceLookup, isSecret, MINTED_MARKER, providerOutputs } from "../program/harness.js";
 import { startEngineStandin, type Registration } from "./engine-standin.js";
 

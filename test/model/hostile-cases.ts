@@ -3,7 +3,7 @@
  * is set, the injections, the fields they go into with where each problem is reported and what its grammar
  * expects, and the grammar-edge and structure cases with their exact problem lines.
  */
-import type { Fleet } from "../../stacks/model/fleet.js";
+import type { Fleet } from "../../model/fleet.js";
 
 /** A valid fleet in which every string that reaches a script is set explicitly, one per line. */
 export const BASE = `fleet: hostile

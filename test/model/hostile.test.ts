@@ -15,9 +15,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FleetError, loadFleet, parseFleet } from "../../stacks/model/load.js";
-import { fleetJsonSchema } from "../../stacks/model/json-schema.js";
-import type { Fleet } from "../../stacks/model/fleet.js";
+import { FleetError, loadFleet, parseFleet } from "../../model/load.js";
+import { fleetJsonSchema } from "../../model/json-schema.js";
+import type { Fleet } from "../../model/fleet.js";
 import {
   ALLOW_FROM,
   BASE,

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { FleetError, loadFleet, parseFleet } from "../../stacks/model/load.js";
+import { FleetError, loadFleet, parseFleet } from "../../model/load.js";
 import { BAD_CASES, VALID } from "./cases.js";
 
 function problemsOf(text: string): string[] {

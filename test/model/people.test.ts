@@ -3,7 +3,7 @@
  * (operator or viewer). Kept in its own file beside the loader's table (cases.ts).
  */
 import { describe, expect, it } from "vitest";
-import { FleetError, parseFleet } from "../../stacks/model/load.js";
+import { FleetError, parseFleet } from "../../model/load.js";
 import { VALID } from "./cases.js";
 
 const problems = (text: string): string[] => {

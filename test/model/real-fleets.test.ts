@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
-import { fleetJsonSchemaText } from "../../stacks/model/json-schema.js";
+import { loadFleet } from "../../model/load.js";
+import { fleetJsonSchemaText } from "../../model/json-schema.js";
 
 describe("the real fleets", () => {
   it("fleet.yaml is the nine-machine agent mesh with the reference's budget caps", () => {

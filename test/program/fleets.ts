@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
-import type { RoleName } from "../../stacks/model/fleet.js";
+import type { RoleName } from "../../model/fleet.js";
 
 /** The three real fleets: the nine-machine mesh and the two examples. */
 export const REAL_FLEETS = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"] as const;

@@ -6,8 +6,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet as FleetModel, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet as FleetModel, FleetNode, RoleName } from "../../model/fleet.js";
 import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";

@@ -5,9 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
+import { parseFleet } from "../../model/load.js";
 import { fleetTailnetPolicy, mergeTailnetPolicy, tailnetTags } from "../../stacks/tailnet-policy.js";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 
 const remote = readFileSync("examples/remote-tasks.fleet.yaml", "utf8");
 const hub = "tag:fleet-pi-hub";

@@ -10,8 +10,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet as FleetModel } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet as FleetModel } from "../../model/fleet.js";
 import {
   DEVICE_TAGS_TYPE,
   planFleet,

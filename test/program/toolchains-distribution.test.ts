@@ -10,8 +10,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
-import type { Fleet } from "../../stacks/model/fleet.js";
+import { parseFleet } from "../../model/load.js";
+import type { Fleet } from "../../model/fleet.js";
 import { distributionScript } from "../../stacks/toolchains.js";
 import { sha256Hex } from "../../roles/toolchains.js";
 import { startSshd, type TestSshd } from "../scripts/sshd.js";

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parsePlist } from "plist";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { agentapiAllowedHosts } from "../../roles/agentapi.js";
 

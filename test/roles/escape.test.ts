@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import Mustache from "mustache";
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet } from "../../model/load.js";
 import { Fragment, remoteCommand, renderTemplate, sh, ps, windowsWord } from "../../roles/bundle.js";
 import { commentText, escapeValue, jsString, psQuote, scanContexts, shQuote, templateTarget, yamlScalar, type ValueContext } from "../../roles/escape.js";
 import { launchdPlist } from "../../roles/launchd.js";

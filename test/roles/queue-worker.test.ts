@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse as parsePlist } from "plist";
-import { loadFleet, parseFleet } from "../../stacks/model/load.js";
-import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { loadFleet, parseFleet } from "../../model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { queueFacts, queueUrl } from "../../roles/queue.js";
@@ -284,8 +284,8 @@ describe("runtime packaging", () => {
   ] as const)("%s: the closure of its CLI module and the npm packages it imports", (verb, must, mustNot) => {
     const c = importClosure([`runtime/cli/${verb}.ts`]);
     expect(c.files).toContain(`runtime/cli/${verb}.ts`);
-    expect(c.files).toContain("scripts/errors.ts");
-    expect(c.files.every((f) => f.startsWith("runtime/") || f === "scripts/errors.ts")).toBe(true);
+    expect(c.files).toContain("model/errors.ts");
+    expect(c.files.every((f) => f.startsWith("runtime/") || f === "model/errors.ts")).toBe(true);
     // Exactly the bare specifiers the shipped files import, nothing else.
     const bare = new Set(c.files.flatMap((f) => staticImports(readFileSync(f, "utf8"))).filter((s) => !s.startsWith(".") && !s.startsWith("node:")).map((s) => (s.startsWith("@") ? s.split("/").slice(0, 2).join("/") : s.split("/")[0]!)));
     expect(c.packages).toEqual([...bare].sort());

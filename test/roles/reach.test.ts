@@ -3,7 +3,7 @@
  * rules for the real fleets, and the ntfy `allowFrom` forms.
  */
 import { describe, expect, it } from "vitest";
-import { loadFleet, parseFleet } from "../../stacks/model/load.js";
+import { loadFleet, parseFleet } from "../../model/load.js";
 import { fleetReach, nodeReach, TAILNET_CIDRS } from "../../roles/reach.js";
 import { readFileSync } from "node:fs";
 

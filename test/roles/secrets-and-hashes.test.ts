@@ -4,8 +4,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet, FleetNode, RoleName } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, renderTemplate } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";

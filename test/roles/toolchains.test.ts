@@ -11,8 +11,8 @@ import { linkSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import {
   describeToolchainsPlan,

@@ -2,7 +2,7 @@
  * Every command line fleetkit sends to a Windows node of the three real fleets (roles/bundle.ts
  * remoteCommand over each role's install and uninstall script), for the Windows tests to check.
  */
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet } from "../../model/load.js";
 import { renderBundle } from "../../roles/index.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { ScriptTarget } from "../../roles/types.js";

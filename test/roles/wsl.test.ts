@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { gunzipSync } from "node:zlib";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet } from "../../model/load.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle.js";
 import { withoutCommentLines, wslDistroSetupScript } from "../../roles/wsl.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { fleetRun, tempDir } from "./harness.js";
 import { parseEnvFile, parseTokensFile, tokenSha256 } from "../../runtime/config.js";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 
 const hash = (c: string) => c.repeat(64);
 const node = { tokenSha256: hash("a"), os: "raspios", arch: "aarch64" };

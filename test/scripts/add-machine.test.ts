@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addNodeToFleetText, appendNode, parsePlatformProbe, run as addMachine } from "../../scripts/add-machine.js";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 import { startSshd, type TestSshd } from "./sshd.js";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadFleet, parseFleet } from "../../stacks/model/load.js";
+import { loadFleet, parseFleet } from "../../model/load.js";
 import { checkedRules, exposureChecks, exposureProbeLines, exposureProblem, localExposures } from "../../scripts/exposure.js";
 import { parseProbe, renderRoles, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus } from "../../scripts/status.js";

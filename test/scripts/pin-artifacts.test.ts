@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
+import { parseFleet } from "../../model/load.js";
 import { addPinsToFleetText, artifactPins } from "../../scripts/pin-artifacts.js";
 import { startArtifactServer, type ArtifactServer } from "../hosts/artifact-server.js";
 

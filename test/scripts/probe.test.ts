@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { loadFleet, parseFleet } from "../../stacks/model/load.js";
+import { loadFleet, parseFleet } from "../../model/load.js";
 import { mergeReports, parseProbe, probeScript, renderRoles, sha256Hex, windowsHostProbeScript, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus, formatBytes } from "../../scripts/status.js";
 import { nodeDrift } from "../../scripts/drift.js";

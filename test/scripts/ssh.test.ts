@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isSshFailure, sshRun, type SshTarget } from "../../scripts/ssh.js";
 import { execOnNodes, lineSplitter, overallExitCode, run as execRun } from "../../scripts/exec.js";
-import { parseFleet } from "../../stacks/model/load.js";
+import { parseFleet } from "../../model/load.js";
 import { LOOPBACK_HOSTS, startSshd, type TestSshd } from "./sshd.js";
 
 let sshd: TestSshd;

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createQueueServer } from "../../runtime/server.js";
 import { tokenSha256 } from "../../runtime/config.js";
 import { QueueClient } from "../../runtime/client.js";
-import { parseFleet } from "../../stacks/model/load.js";
+import { parseFleet } from "../../model/load.js";
 import { nodeStatus, queuePresence, queueUrl } from "../../scripts/status.js";
 import { parseProbe, renderRoles } from "../../scripts/probe.js";
-import type { Fleet, FleetNode } from "../../stacks/model/fleet.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
 
 const tokenOf = (node: string) => `${node}-token-status-test-0001`;
 let dir: string;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseFleet } from "../../stacks/model/load.js";
+import { parseFleet } from "../../model/load.js";
 import { resolveNode, resolveRole, resolveTargets } from "../../scripts/targets.js";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "../../model/errors.js";
 
 const fleet = parseFleet(
   `fleet: t

@@ -6,8 +6,8 @@
 import { readdirSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
-import { loadFleet } from "../../stacks/model/load.js";
-import type { Fleet } from "../../stacks/model/fleet.js";
+import { loadFleet } from "../../model/load.js";
+import type { Fleet } from "../../model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import type { Bundle, BundleFile, ScriptTarget } from "../../roles/types.js";
 

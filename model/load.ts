@@ -12,7 +12,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { isUtf8 } from "node:buffer";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, type CST, type Document, type Node } from "yaml";
 import type { z } from "zod";
-import { UserError } from "../../scripts/errors.js";
+import { UserError } from "./errors.js";
 import { fleetFileSchema, MAX_NODES, type FleetFile } from "./schema.js";
 import { checkRules, rolesOf, type Problem } from "./rules.js";
 import type { Fleet, FleetNode } from "./fleet.js";
