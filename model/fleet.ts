@@ -52,7 +52,8 @@ export interface Fleet {
   /** Path of the file it was read from (as given), used in messages. */
   file: string;
   tailnet?: string;
-  claude: ClaudeSettings;
+  /** `defaults.claude`: set whenever some node runs role claude (model/rules.ts), else possibly absent. */
+  claude?: ClaudeSettings;
   services: Services;
   artifacts: { agentapi: Artifact; tailscale: Artifact };
   profiles: Record<string, RoleName[]>;

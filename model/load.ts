@@ -466,7 +466,6 @@ function resolve(file: FleetFile, path: string): Fleet {
   const fleet: Fleet = {
     name: file.fleet,
     file: path,
-    claude: d.claude,
     services: file.services,
     artifacts: file.artifacts,
     profiles: file.profiles,
@@ -474,5 +473,6 @@ function resolve(file: FleetFile, path: string): Fleet {
     nodes,
   };
   if (file.tailnet !== undefined) fleet.tailnet = file.tailnet;
+  if (d.claude !== undefined) fleet.claude = d.claude;
   return fleet;
 }

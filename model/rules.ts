@@ -38,7 +38,7 @@ export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
  * Every cross-field problem of a schema-valid fleet file, in file order. Rules: profile exists; a node has
  * roles; role allowed on the node's OS; `agentapi` needs `claude`; `windows-wsl` ⇔ `wslDistro`; unique hosts;
  * exactly one `icecc-scheduler` when any node runs `iceccd`; at most one `ntfy`, on Linux with Docker; at
- * most one `queue`, and one present when any node runs `worker`; workers and Claude nodes have a budget cap; no
+ * most one `queue`, and one present when any node runs `worker`; `defaults.claude` when any node runs `claude`; workers and Claude nodes have a budget cap; no
  * person under `people:` has a node's name.
  */
 export function checkRules(file: FleetFile): Problem[] {
@@ -150,6 +150,13 @@ export function checkRules(file: FleetFile): Problem[] {
     if (Object.hasOwn(file.nodes, person)) {
       problems.push({ path: ["people", person], atKey: true, message: `"${person}" is also a node's name; a person and a node need different names (rename the person)` });
     }
+  }
+  if (held("claude").length > 0 && file.defaults.claude === undefined) {
+    problems.push({
+      path: ["nodes", held("claude")[0]!],
+      atKey: true,
+      message: `node runs role claude but defaults.claude is not set: add \`claude: { version: <pinned @anthropic-ai/claude-code version> }\` under defaults`,
+    });
   }
   if (held("worker").length > 0 && held("queue").length === 0) {
     problems.push({

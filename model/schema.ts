@@ -106,7 +106,8 @@ export const defaultsSchema = z
     dialErrorLimit: z.number().int().min(1).max(100).default(3).describe("Failed dials before a node is given up on (@pulumi/command dialErrorLimit); keeps offline Pis fast."),
     /** Claude budget cap in USD per session for nodes that set none. */
     budgetUsdPerSession: usd.optional().describe("Claude budget cap in USD per session for nodes that set none."),
-    claude: claudeSettingsSchema,
+    /** Claude Code settings of every node with role `claude`; required only when some node has that role. */
+    claude: claudeSettingsSchema.optional(),
   })
   .strict();
 

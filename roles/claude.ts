@@ -50,9 +50,18 @@ export function nodeJsBinDir(node: FleetNode): string {
   return p.family === "macos" ? p.brew!.replace(/\/brew$/, "") : "/usr/bin";
 }
 
+/**
+ * The fleet's `defaults.claude`.
+ * @throws Error when it is absent: the fleet model requires it whenever a node runs role claude (model/rules.ts).
+ */
+export function claudeOf(fleet: Fleet): NonNullable<Fleet["claude"]> {
+  if (!fleet.claude) throw new Error("role claude without defaults.claude: the fleet model should have rejected this");
+  return fleet.claude;
+}
+
 /** `~/.claude/settings.json` for the fleet's Claude settings (shape from reference/claude-workers.md). */
 export function claudeSettings(fleet: Fleet): Record<string, unknown> {
-  const c = fleet.claude;
+  const c = claudeOf(fleet);
   return {
     // Pinned version: the self-updater would drift away from the version AgentAPI was tested with.
     env: { DISABLE_AUTOUPDATER: "1" },
@@ -76,12 +85,13 @@ export function nodeFacts(fleet: Fleet, node: FleetNode): Record<string, unknown
 /** Renders the claude role for one node (see the module docstring). Pure. */
 export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
-  const sandboxPkgs = fleet.claude.sandbox ? ["bubblewrap", "socat"] : [];
+  const claude = claudeOf(fleet);
+  const sandboxPkgs = claude.sandbox ? ["bubblewrap", "socat"] : [];
   const pkgs: PackageNames = { apt: ["nodejs", "npm", ...sandboxPkgs], pacman: ["nodejs", "npm", ...sandboxPkgs], brew: ["node"] };
   const group = p.userGroup;
   const envFile = claudeEnvFile(node);
   const view = {
-    version: fleet.claude.version,
+    version: claude.version,
     prefix: claudePrefix(node),
     nodeBin: nodeJsBinDir(node),
     user: node.user,
@@ -93,7 +103,7 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     link: "/usr/local/bin/claude",
     claudeExe: claudeBinary(node),
     claudeDir: `${p.home}/.claude`,
-    npmPackage: `@anthropic-ai/claude-code@${fleet.claude.version}`,
+    npmPackage: `@anthropic-ai/claude-code@${claude.version}`,
     owner: `${node.user}:${group}`,
     systemd: p.serviceManager === "systemd",
     launchd: p.serviceManager === "launchd",

@@ -204,6 +204,13 @@ export const BAD_CASES: BadCase[] = [
     ],
   },
   {
+    name: "claude without defaults.claude",
+    edit: r("  claude:\n    version: 2.1.331\n", ""),
+    expected: [
+      "F:7:3 nodes.hub: node runs role claude but defaults.claude is not set: add `claude: { version: <pinned @anthropic-ai/claude-code version> }` under defaults",
+    ],
+  },
+  {
     name: "empty",
     edit: s=>"",
     expected: [

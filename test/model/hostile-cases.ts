@@ -163,7 +163,7 @@ export const SPECIFIER: Field = {
   ok: "Bash(npm test)",
   at: "F:9:19",
   expected: "a permission rule like Edit or Bash(npm run test:*)",
-  printable: (f) => f.claude.allow[1],
+  printable: (f) => f.claude!.allow[1],
 };
 
 /**

@@ -123,7 +123,7 @@ describe("hostile fleet files: grammar edges, wrong types, structure", () => {
     ["an http LAN mirror with {arch} and a query", TS_URL, "    url: http://192.168.1.2:8080/ts/{arch}/t_{version}.tgz?x=1&y=%2F", (f: Fleet) => f.artifacts.tailscale.url, "http://192.168.1.2:8080/ts/{arch}/t_{version}.tgz?x=1&y=%2F"],
     ["a baseUrl with a port", BASE_URL, "    baseUrl: http://[fd7a:115c:a1e0::1]:8091", (f: Fleet) => f.services.ntfy.baseUrl, "http://[fd7a:115c:a1e0::1]:8091"],
     ["IPv6 and any-address CIDRs", ALLOW_FROM, "    allowFrom: [tailnet, fd00::/8, 0.0.0.0/0, 100.64.0.0/10]", (f: Fleet) => f.services.ntfy.allowFrom, ["tailnet", "fd00::/8", "0.0.0.0/0", "100.64.0.0/10"]],
-    ["an MCP tool rule", '    allow: [Edit, "Bash(npm test)"]', "    allow: [mcp__github__get_issue, WebFetch(domain:example.com)]", (f: Fleet) => f.claude.allow, ["mcp__github__get_issue", "WebFetch(domain:example.com)"]],
+    ["an MCP tool rule", '    allow: [Edit, "Bash(npm test)"]', "    allow: [mcp__github__get_issue, WebFetch(domain:example.com)]", (f: Fleet) => f.claude!.allow, ["mcp__github__get_issue", "WebFetch(domain:example.com)"]],
     ["a node and a profile named constructor", "  win:", "  constructor:", (f: Fleet) => f.nodes.map((n) => [n.name, n.roles.length]), [["hub", 7], ["constructor", 5]]],
   ] as const)("accepts %s", (_, from, to, read, value) => {
     expect(read(parseFleet(withLine(BASE, from, to), "F"))).toEqual(value);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FleetError, loadFleet, parseFleet } from "../../model/load.js";
+import { renderFleetBundles } from "../../roles/index.js";
 import { BAD_CASES, VALID } from "./cases.js";
 
 function problemsOf(text: string): string[] {
@@ -54,6 +55,14 @@ describe("fleet model: the valid test fleet", () => {
       queue: { port: 8787 },
       agentapi: { port: 3284 },
     });
+  });
+
+  it("a fleet where no node runs claude needs no defaults.claude, renders and plans", () => {
+    const text = "fleet: compile-only\ndefaults: {}\nnodes:\n  hub:\n    host: hub\n    os: debian\n    arch: x86_64\n    roles: [icecc-scheduler, iceccd]\n  box:\n    host: box\n    os: arch\n    arch: x86_64\n    roles: [iceccd]\n";
+    const fleet = parseFleet(text, "F");
+    expect(fleet.claude).toBeUndefined();
+    expect(fleet.nodes.map((n) => [n.name, n.roles])).toEqual([["hub", ["icecc-scheduler", "iceccd"]], ["box", ["iceccd"]]]);
+    expect([...renderFleetBundles(fleet).values()].flat().map((b) => `${b.node}/${b.role}`)).toEqual(["hub/icecc-scheduler", "hub/iceccd", "box/iceccd"]);
   });
 
   it("loads from disk", () => {

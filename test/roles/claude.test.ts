@@ -82,7 +82,7 @@ describe("role claude: per OS family", () => {
   });
 
   it("sandbox off: no bubblewrap/socat, sandbox.enabled false", () => {
-    const fleet: Fleet = { ...mesh, claude: { ...mesh.claude, sandbox: false } };
+    const fleet: Fleet = { ...mesh, claude: { ...mesh.claude!, sandbox: false } };
     const b = renderBundle(fleet, node(fleet, "rpi1"), "claude");
     expect(b.install.split("\n")).toContain("fk_apt_install nodejs npm");
     expect(JSON.parse(b.files[0].content).sandbox).toEqual({ enabled: false });
@@ -187,7 +187,7 @@ describe("Claude credentials from stdin (claude/env.sh run by sh)", () => {
 describe("Claude Code install step, run for real (npm registry)", () => {
   it("installs 2.1.331 so that `claude --version` answers; rerun unchanged; uninstall removes it", () => {
     const dir = mkdtempSync(join(tmpdir(), "fk-cc-"));
-    const version = mesh.claude.version;
+    const version = mesh.claude!.version;
     const user = userInfo().username;
     const group = spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim();
     const view = {

@@ -108,7 +108,7 @@ function fleetWith(value: (f: Field) => string | undefined): Fleet {
     people: { [v("people", "alice")]: "operator" },
     claude: {
       version: v("claude.version", "2.1.331"),
-      defaultMode: v("claude.defaultMode", "bypassPermissions") as Fleet["claude"]["defaultMode"],
+      defaultMode: v("claude.defaultMode", "bypassPermissions") as NonNullable<Fleet["claude"]>["defaultMode"],
       allow: [v("claude.allow", "Edit")],
       sandbox: true,
       allowedDomains: [v("claude.allowedDomains", "*.dev")],

@@ -74,8 +74,8 @@ describe("bundle hashes of tailscale, claude and agentapi", () => {
   });
 
   it.each([
-    ["claude version", (f: Fleet): Fleet => ({ ...f, claude: { ...f.claude, version: "2.1.332" } }), "claude"],
-    ["claude allowed domains", (f: Fleet): Fleet => ({ ...f, claude: { ...f.claude, allowedDomains: ["*.com"] } }), "claude"],
+    ["claude version", (f: Fleet): Fleet => ({ ...f, claude: { ...f.claude!, version: "2.1.332" } }), "claude"],
+    ["claude allowed domains", (f: Fleet): Fleet => ({ ...f, claude: { ...f.claude!, allowedDomains: ["*.com"] } }), "claude"],
     ["agentapi version", (f: Fleet): Fleet => ({ ...f, artifacts: { ...f.artifacts, agentapi: { ...f.artifacts.agentapi, version: "v0.11.0" } } }), "agentapi"],
     ["agentapi port", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, agentapi: { port: 3300 } } }), "agentapi"],
     ["tailscale version", (f: Fleet): Fleet => ({ ...f, artifacts: { ...f.artifacts, tailscale: { ...f.artifacts.tailscale, version: "1.92.0" } } }), "tailscale"],
