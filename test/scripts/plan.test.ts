@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadFleet } from "../../stacks/model/load.js";
+import { loadFleet } from "../../model/load.js";
 import { planFleet } from "../../stacks/plan.js";
 
 const BIN = resolve("bin/fleet.mjs");
@@ -37,6 +37,30 @@ describe("fleet plan", () => {
     expect(run.stdout.replace(HASH, "$1############$3")).toBe(readFileSync("test/scripts/fixtures/plan-shared-fs-queue.txt", "utf8"));
     const hashes = [...run.stdout.matchAll(HASH)].map((m) => m[2]);
     expect(hashes).toEqual(planFleet(loadFleet(file)).nodes.flatMap((n) => n.roles.map((r) => r.bundleHash.slice(0, 12))));
+  });
+
+  it("README's trimmed plan is the real one: each of its lines (but the … elisions) is a line of `npm run plan`, in order", () => {
+    const readme = readFileSync("README.md", "utf8");
+    const from = readme.indexOf("```\n", readme.indexOf("A trimmed real `npm run plan`:")) + 4;
+    const shown = readme.slice(from, readme.indexOf("```\n", from)).split("\n").filter((l) => l !== "" && !l.startsWith("…"));
+    const real = fleetCli().stdout.split("\n");
+    expect(shown.length).toBeGreaterThan(20);
+    let at = 0;
+    const missing = shown.filter((l) => {
+      const i = real.indexOf(l, at);
+      if (i < 0) return true;
+      at = i + 1;
+      return false;
+    });
+    expect(missing).toEqual([]);
+  });
+
+  it("pins every bundle hash of the three real fleets (a changed hash re-deploys that role: update with `npx vitest run -u` and name why)", async () => {
+    const lines = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"].flatMap((f) => {
+      const plan = planFleet(loadFleet(f));
+      return plan.nodes.flatMap((n) => n.roles.map((r) => `${f} ${n.name} ${r.role} ${r.bundleHash}`));
+    });
+    await expect(`${lines.join("\n")}\n`).toMatchFileSnapshot("fixtures/bundle-hashes.txt");
   });
 
   it("counts repeated resource types and lists only other roles' resources after 'after' (root fleet's queue)", () => {
