@@ -9,8 +9,9 @@
  * - the static tests feed `files` and the scripts to shellcheck, systemd-analyze and a plist parser;
  * - `fleet drift` compares the node's marker and files with a fresh render.
  */
-import type { FleetNode, RoleName } from "../model/fleet.js";
-import type { PlatformKey } from "../model/schema.js";
+import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import type { OsName, PlatformKey } from "../model/schema.js";
+import type { RoleParts } from "./bundle.js";
 
 /** A file the role places on the node. Content is text and always ends with a newline. */
 export interface BundleFile {
@@ -92,11 +93,35 @@ export interface BundleDownload {
   sha256?: string;
 }
 
-/** Renders one role for one node; pure. Throws only on programmer error (the model is already valid). */
-export type RoleRenderer = (ctx: RenderContext) => Omit<Bundle, "hash" | "node" | "role">;
+/**
+ * A role another role waits for: on the same node (`local`, when the node runs it) or wherever the fleet
+ * runs it (`fleet`, the one node holding it, e.g. the scheduler or the queue).
+ */
+export interface RoleDependency {
+  role: RoleName;
+  where: "local" | "fleet";
+}
 
-/** What a renderer sees: the whole fleet (for peers like the scheduler's host) and the node. */
-export interface RenderContext {
-  fleet: import("../model/fleet.js").Fleet;
-  node: FleetNode;
+/**
+ * Everything fleetkit knows about one role, in the role's own folder (`roles/<role>/index.ts`); the registry
+ * (roles/registry.ts) is the total record of them. The Pulumi side (which component a role becomes, its
+ * children) lives in stacks/ and is looked up by role name.
+ */
+export interface RoleDefinition {
+  /** The role's name as fleet.yaml writes it under `roles:`. */
+  name: RoleName;
+  /** One line for docs and messages: what the role puts on a node. */
+  docs: string;
+  /** OS families the role runs on: model/schema.ts `ROLE_SUPPORT`, which the fleet model checks. */
+  os: readonly OsName[];
+  /**
+   * Roles whose component this role's install waits for (explicit `dependsOn`, DESIGN layer 3), in order.
+   * A local dependency the node does not run, or a fleet one nobody runs, is skipped.
+   */
+  after: readonly RoleDependency[];
+  /**
+   * Renders the role for one node (files, scripts, services, packages, secrets it reads on stdin). Pure:
+   * same fleet, same bytes. Throws only on a fleetkit bug (the fleet model is already valid).
+   */
+  render: (fleet: Fleet, node: FleetNode) => RoleParts;
 }

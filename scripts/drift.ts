@@ -46,8 +46,6 @@ export interface NodeDrift {
   checked: boolean;
   reason?: string;
   findings: DriftFinding[];
-  /** Roles not compared, with why (no renderer yet). */
-  unchecked: { role: RoleName; reason: string }[];
 }
 
 /** The state check's outcome. */
@@ -71,9 +69,8 @@ export interface DriftReport {
 /** Compares one node's probe with its render. Pure. */
 export function nodeDrift(probe: NodeProbe): NodeDrift {
   const name = probe.node.name;
-  const unchecked = probe.unrendered.map((role) => ({ role, reason: "fleetkit has no renderer for this role yet" }));
   if (probe.reach !== "ok" || !probe.report.complete) {
-    return { node: name, checked: false, reason: probe.reach === "ok" ? probe.reason : `${probe.reach}: ${probe.reason ?? "no answer"}`, findings: [], unchecked };
+    return { node: name, checked: false, reason: probe.reach === "ok" ? probe.reason : `${probe.reach}: ${probe.reason ?? "no answer"}`, findings: [] };
   }
   const { report } = probe;
   const findings: DriftFinding[] = [];
@@ -96,7 +93,7 @@ export function nodeDrift(probe: NodeProbe): NodeDrift {
       if (state !== "active") findings.push({ node: name, role: b.role, kind: "service-not-running", service: s.name, expected: "active", actual: state });
     }
   }
-  return { node: name, checked: true, findings, unchecked };
+  return { node: name, checked: true, findings };
 }
 
 /** Operations in a preview that change nothing. */
@@ -189,7 +186,6 @@ export function formatDrift(report: DriftReport): string {
     if (!n.checked) lines.push(`${chalk.yellow("?")} ${n.node}: could not check (${n.reason})`);
     else if (n.findings.length === 0) lines.push(`${chalk.green("✓")} ${n.node}: matches the render`);
     for (const f of n.findings) lines.push(`${chalk.red("✗")} ${n.node} ${f.role}: ${describeFinding(f)}`);
-    for (const u of n.unchecked) lines.push(chalk.dim(`  ${n.node} ${u.role}: not compared (${u.reason})`));
   }
   const mark = report.state.status === "clean" ? chalk.green("✓") : report.state.status === "drift" ? chalk.red("✗") : report.state.status === "error" ? chalk.yellow("?") : chalk.dim("-");
   lines.push("", `${mark} ${report.state.summary}`);
@@ -204,7 +200,7 @@ const USAGE = `usage: fleet drift [node|profile|all …] [--fleet FILE] [--stack
   --stack NAME       Pulumi stack for the state check (default: the fleet's name)
   --state MODE       auto: run pulumi preview when the Pulumi CLI works here (default); required: fail
                      (exit 2) without it; skip: live check only
-  --json             print { fleet, exitCode, live: [{ node, checked, findings: [{ node, role, kind, file, service, expected, actual }], unchecked }], state }
+  --json             print { fleet, exitCode, live: [{ node, checked, findings: [{ node, role, kind, file, service, expected, actual }] }], state }
   --timeout SECONDS  per-node limit, dial included (default: the fleet's perDialTimeoutSeconds + 10)
 Exit 0 no drift, 1 drift found, 2 could not check (offline node, failed preview) or bad input.
 `;

@@ -18,11 +18,11 @@ import type { Bundle } from "../roles/types.js";
 
 /**
  * The rendered bundle of `role` on `node`, which must run at least one service.
- * @throws UserError (exit 2) when the role has no renderer yet or runs no service.
+ * @throws UserError (exit 2) when the role runs no service (or runs on a Windows node's host side).
  */
 export function serviceBundle(fleet: Fleet, node: FleetNode, role: RoleName, verb: string): Bundle {
   const bundle = renderRoles(fleet, node).bundles.find((b) => b.role === role);
-  if (!bundle) throw new UserError(`fleet ${verb}: role ${role} cannot be rendered yet (fleetkit has no renderer for it), so its services are unknown.`);
+  if (!bundle) throw new UserError(`fleet ${verb}: ${node.name} does not run role ${role}; its roles: ${node.roles.join(", ")}.`);
   if (bundle.services.length === 0) {
     const withServices = renderRoles(fleet, node).bundles.filter((b) => b.services.length > 0).map((b) => b.role);
     throw new UserError(`fleet ${verb}: role ${role} on ${node.name} runs no service; roles with services there: ${withServices.join(", ") || "(none)"}.`);

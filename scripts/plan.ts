@@ -16,7 +16,7 @@ import { minimist, chalk } from "zx";
 import { parseDocument } from "yaml";
 import { loadFleet } from "../model/load.js";
 import { planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
-import { describeToolchainsPlan } from "../roles/toolchains.js";
+import { describeToolchainsPlan } from "../roles/toolchains/render.js";
 import { fleetReach } from "../roles/reach.js";
 import { fleetTailnetPolicy, mergeTailnetPolicy, readUserPolicy, tailnetTags, type TailnetPolicy } from "../stacks/tailnet-policy.js";
 import { TAILNET_CONFIG_KEYS } from "../stacks/tailnet.js";
@@ -154,7 +154,7 @@ function typeSummary(resources: { type: string }[]): string {
 /**
  * The human-readable plan: a header line, one block per node with one line per role (bundle hash, its
  * resources' types, the resources of other roles it waits for), then where each icecc toolchain is
- * built and copied (roles/toolchains.ts describeToolchainsPlan), then each artifact download with no
+ * built and copied (roles/toolchains/render.ts describeToolchainsPlan), then each artifact download with no
  * sha256 pinned (an install that would stop; `fleet pin-artifacts` pins them), then the tailnet lines
  * ({@link describeTailnet}).
  */

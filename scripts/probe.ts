@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import { ps, remoteCommand, sh } from "../roles/bundle.js";
-import { RENDERERS, renderBundle } from "../roles/index.js";
+import { renderNodeBundles } from "../roles/index.js";
 import { platformFor } from "../roles/platform.js";
 import type { Bundle, BundleService, ScriptTarget } from "../roles/types.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
@@ -31,22 +31,14 @@ import type { ReachRule } from "../roles/reach.js";
 /** Icecream scheduler TCP port (icecc docs: daemons connect to the scheduler on 8765). */
 export const ICECC_SCHEDULER_PORT = 8765;
 
-/** A node's bundles, split into the rendered ones and roles that have no renderer yet. */
+/** A node's rendered bundles, one per role in canonical order. */
 export interface NodeBundles {
   bundles: Bundle[];
-  /** Roles of the node for which fleetkit has no renderer (cannot be checked). */
-  unrendered: RoleName[];
 }
 
-/** Renders every role of `node` that has a renderer (the same render `pulumi up` ships). Pure. */
+/** Renders every role of `node` (the same render `pulumi up` ships; every role has a renderer, roles/registry.ts). Pure. */
 export function renderRoles(fleet: Fleet, node: FleetNode): NodeBundles {
-  const bundles: Bundle[] = [];
-  const unrendered: RoleName[] = [];
-  for (const role of node.roles) {
-    if (RENDERERS[role]) bundles.push(renderBundle(fleet, node, role));
-    else unrendered.push(role);
-  }
-  return { bundles, unrendered };
+  return { bundles: renderNodeBundles(fleet, node) };
 }
 
 /** sha256 (hex) of a rendered file's content, as `sha256sum` prints it on the node. */
@@ -216,7 +208,6 @@ export interface NodeProbe {
   reason?: string;
   report: ProbeReport;
   bundles: Bundle[];
-  unrendered: RoleName[];
 }
 
 /**
@@ -281,7 +272,7 @@ export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport
  * @param reach services of other nodes this node may not reach, to try from it (`fleet status`).
  */
 export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number, reach: ReachRule[] = []): Promise<NodeProbe> {
-  const { bundles, unrendered } = renderRoles(fleet, node);
+  const { bundles } = renderRoles(fleet, node);
   const posixTarget: ScriptTarget = node.os === "windows-wsl" ? "wsl" : "node";
   const probed = bundles.filter((b) => b.target !== "windows-host");
   const hostSide = bundles.filter((b) => b.target === "windows-host");
@@ -308,7 +299,6 @@ export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: n
     ms: Math.max(...calls.map((c) => c.r.ms)),
     report,
     bundles,
-    unrendered,
   };
   if (reason !== undefined) probe.reason = reason;
   return probe;

@@ -33,7 +33,7 @@ export const MIN_FREE_BYTES = 1024 ** 3;
 /** Below this fraction of free space on `/` a node is unhealthy. */
 export const MIN_FREE_RATIO = 0.05;
 
-/** One role's health on one node. `ok: null` = could not be judged (no renderer yet, or not probed). */
+/** One role's health on one node. `ok: null` = could not be judged (the node was not probed). */
 export interface RoleHealth {
   role: RoleName;
   ok: boolean | null;
@@ -124,16 +124,12 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
   }
   const roles: RoleHealth[] = node.roles.map((role) => {
     const bundle = probe.bundles.find((b) => b.role === role);
-    // The queue's view of a worker counts whether or not the role's bundle can be rendered here.
     let unseen: string | undefined;
     if (role === "worker" && presence?.ok) {
       const p = presence.nodes.get(node.name);
       if (!p?.online) unseen = `not seen by the queue ${p?.lastSeen ? `since ${p.lastSeen}` : "yet"}`;
     }
-    if (!bundle) {
-      if (unseen) return { role, ok: false, services: [], problems: [unseen] };
-      return { role, ok: null, services: [], problems: ["not checked: fleetkit has no renderer for this role yet"] };
-    }
+    if (!bundle) throw new Error(`no bundle for role ${role} of ${node.name}: every role renders (roles/registry.ts)`);
     const problems: string[] = [];
     if (!report.markers.get(role)) problems.push("not installed (no marker)");
     const services = report.services.filter((s) => s.role === role).map(({ name, manager, state }) => ({ name, manager, state }));

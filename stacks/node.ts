@@ -6,9 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
-import { Role, type RoleComponent, type SshConnection } from "./role.js";
+import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "./role.js";
 import { Ntfy } from "./ntfy.js";
-import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy.js";
+import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy/render.js";
 import { Iceccd, Toolchains } from "./toolchains.js";
 import { toolchainSources } from "./plan.js";
 import { secretStdin, type StackSecrets } from "./secrets.js";
@@ -16,6 +16,46 @@ import { Tailscale, type NodeTailnet } from "./tailscale.js";
 
 /** How a role component is looked up by name once created (it may sit on a node created later). */
 export type RoleLookup = (name: string) => Promise<pulumi.Resource>;
+
+/**
+ * Creates the component of one role on one node: `name` is `<node>-<role>`, `role` the common role inputs
+ * (node, bundle, connection, secrets), `node` the Node component's own inputs for what a role needs beyond
+ * them (peers, key files, the managed tailnet), `opts` parent and `dependsOn`.
+ */
+export type ComponentFactory = (name: string, role: RoleArgs, node: NodeArgs, opts: pulumi.ComponentResourceOptions) => RoleComponent;
+
+/**
+ * The component of each role: a plain {@link Role} (the install command) unless the role has Pulumi
+ * children of its own: ntfy's Docker resources, the tailnet device tags, a builder's toolchain manifest,
+ * an iceccd node's toolchain receivers. A total record: a new role must say which it is.
+ */
+export const COMPONENTS: Readonly<Record<RoleName, ComponentFactory>> = Object.freeze({
+  tailscale: (name, role, args, opts) => new Tailscale(name, { ...role, tailnet: args.tailnet }, opts),
+  claude: (name, role, _args, opts) => new Role(name, role, opts),
+  "icecc-scheduler": (name, role, _args, opts) => new Role(name, role, opts),
+  iceccd: (name, role, args, opts) => {
+    const { fleet, node } = args;
+    const sources = toolchainSources(fleet, node).map(({ from, arch }) => {
+      const builder = fleet.nodes.find((n) => n.name === from)!;
+      const manifest = pulumi.output(args.lookup(roleResourceName(from, "toolchains"))).apply((c) => (c as Toolchains).manifest);
+      return { builder, arch, manifest, keyFile: args.sshKeyFileOf?.(from) };
+    });
+    return new Iceccd(name, { ...role, fleet, sources, keyFile: args.sshKeyFile }, opts);
+  },
+  toolchains: (name, role, args, opts) => new Toolchains(name, { ...role, arch: args.node.arch }, opts),
+  agentapi: (name, role, _args, opts) => new Role(name, role, opts),
+  ntfy: (name, role, args, opts) => {
+    const { fleet, node } = args;
+    // Docker's SSH transport runs the local ssh client: same options as the toolchain streaming.
+    const sshOpts = [
+      ...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []),
+      ...["-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
+    ];
+    return new Ntfy(name, { ...role, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, opts);
+  },
+  queue: (name, role, _args, opts) => new Role(name, role, opts),
+  worker: (name, role, _args, opts) => new Role(name, role, opts),
+});
 
 /** Inputs of a Node component. */
 export interface NodeArgs {
@@ -82,7 +122,7 @@ export class Node extends pulumi.ComponentResource {
       const roleName = roleResourceName(name, bundle.role);
       const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
       const deps = roleDependencies(fleet, node, bundle.role);
-      const roleArgs = {
+      const roleArgs: RoleArgs = {
         node,
         bundle,
         connection: sshConnection(node, args.sshPrivateKey, host),
@@ -90,27 +130,7 @@ export class Node extends pulumi.ComponentResource {
         forget: args.forget ?? false,
       };
       const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: Promise.all(deps.map(args.lookup)) } : {}) };
-      if (bundle.role === "ntfy") {
-        // Docker's SSH transport runs the local ssh client: same options as the toolchain streaming.
-        const sshOpts = [
-          ...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []),
-          ...["-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
-        ];
-        this.roles.ntfy = new Ntfy(roleName, { ...roleArgs, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, roleOpts);
-      } else if (bundle.role === "tailscale") {
-        this.roles.tailscale = new Tailscale(roleName, { ...roleArgs, tailnet: args.tailnet }, roleOpts);
-      } else if (bundle.role === "toolchains") {
-        this.roles.toolchains = new Toolchains(roleName, { ...roleArgs, arch: node.arch }, roleOpts);
-      } else if (bundle.role === "iceccd") {
-        const sources = toolchainSources(fleet, node).map(({ from, arch }) => {
-          const builder = fleet.nodes.find((n) => n.name === from)!;
-          const manifest = pulumi.output(args.lookup(roleResourceName(from, "toolchains"))).apply((c) => (c as Toolchains).manifest);
-          return { builder, arch, manifest, keyFile: args.sshKeyFileOf?.(from) };
-        });
-        this.roles.iceccd = new Iceccd(roleName, { ...roleArgs, fleet, sources, keyFile: args.sshKeyFile }, roleOpts);
-      } else {
-        this.roles[bundle.role] = new Role(roleName, roleArgs, roleOpts);
-      }
+      this.roles[bundle.role] = COMPONENTS[bundle.role](roleName, roleArgs, args, roleOpts);
     }
     this.registerOutputs({ bundleHashes: this.bundleHashes });
   }

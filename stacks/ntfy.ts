@@ -7,11 +7,11 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import { RoleComponent, type RoleArgs } from "./role.js";
 import { ntfyResourceNames } from "./plan.js";
-import type { NtfyContainerSpec } from "../roles/ntfy.js";
+import type { NtfyContainerSpec } from "../roles/ntfy/render.js";
 
 /** Inputs of the ntfy role component: a role plus the container spec and how docker reaches the node. */
 export interface NtfyArgs extends RoleArgs {
-  /** The container to run (roles/ntfy.ts `ntfyContainer`: pinned image, ports, bind mounts, command). */
+  /** The container to run (roles/ntfy/render.ts `ntfyContainer`: pinned image, ports, bind mounts, command). */
   container: NtfyContainerSpec;
   /**
    * Docker engine address, `ssh://user@host[:port]`. Docker's SSH transport runs the local `ssh` client,

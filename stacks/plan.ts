@@ -6,8 +6,8 @@
  */
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeWithRole } from "../model/fleet.js";
-import { renderFleetBundles } from "../roles/index.js";
-import { toolchainsPlan } from "../roles/toolchains.js";
+import { ROLES, renderFleetBundles } from "../roles/index.js";
+import { toolchainsPlan } from "../roles/toolchains/render.js";
 import { ROLE_NAMES, type ArchName } from "../model/schema.js";
 import type { Bundle } from "../roles/types.js";
 
@@ -159,23 +159,20 @@ export function ntfyTokenResourceName(node: string): string {
 }
 
 /**
- * The role components a role on `node` must wait for (explicit `dependsOn`, DESIGN layer 3): Tailscale
- * before every other role on the node; iceccd and toolchains after the scheduler's component; AgentAPI
- * after Claude; a worker after Claude and the queue server. Names, possibly on other nodes.
+ * The role components a role on `node` must wait for (explicit `dependsOn`, DESIGN layer 3), as its
+ * definition declares them (roles/<role>/index.ts `after`): Tailscale before every other role on the
+ * node; iceccd and toolchains after the scheduler's component; AgentAPI after Claude; a worker after
+ * Claude and the queue server. Names, possibly on other nodes, in the definition's order.
  */
 export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName): string[] {
   const deps: string[] = [];
-  const local = (r: RoleName) => node.roles.includes(r) && deps.push(roleResourceName(node.name, r));
-  const remote = (r: RoleName) => {
-    const holder = nodeWithRole(fleet, r);
-    if (holder) deps.push(roleResourceName(holder.name, r));
-  };
-  if (role !== "tailscale") local("tailscale");
-  if (role === "iceccd" || role === "toolchains") remote("icecc-scheduler");
-  if (role === "agentapi") local("claude");
-  if (role === "worker") {
-    local("claude");
-    remote("queue");
+  for (const dep of ROLES[role].after) {
+    if (dep.where === "local") {
+      if (node.roles.includes(dep.role)) deps.push(roleResourceName(node.name, dep.role));
+    } else {
+      const holder = nodeWithRole(fleet, dep.role);
+      if (holder) deps.push(roleResourceName(holder.name, dep.role));
+    }
   }
   return [...new Set(deps)].filter((d) => d !== roleResourceName(node.name, role));
 }
@@ -183,7 +180,7 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
 /**
  * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: its
  * install command; for ntfy the Docker provider, image and container; for toolchains on a builder the
- * manifest reader; for iceccd on a Linux node one toolchain receiver per builder (roles/toolchains.ts
+ * manifest reader; for iceccd on a Linux node one toolchain receiver per builder (roles/toolchains/render.ts
  * `toolchainsPlan`); for tailscale in a managed tailnet the device tags (after the install and the policy).
  */
 export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName, options: PlanOptions = {}): PlannedResource[] {
@@ -289,7 +286,6 @@ const sorted = (names: Iterable<string>) => [...new Set(names)].sort();
  * The plan of a whole fleet: nodes in file order, roles in canonical order, each role's resources (its
  * component, minted tokens listed under it, its install command, then {@link roleChildResources}).
  * @param bundles the fleet's rendered bundles (default: rendered here); pass them to render only once.
- * @throws Error when a role has no renderer (a fleetkit bug; the model only allows known roles).
  */
 export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<string, Bundle[]> = renderBundles(fleet)): FleetPlan {
   const minted = mintedSecrets(bundles, options, Object.keys(fleet.people));

@@ -1,5 +1,5 @@
 /**
- * Toolchain tarball distribution in the program (roles/toolchains.ts describes the tarballs and scripts):
+ * Toolchain tarball distribution in the program (roles/toolchains/render.ts describes the tarballs and scripts):
  * - a builder's `toolchains` component also reads the builder's manifest after its install
  *   (`<name>-manifest`, a remote.Command whose stdout is `manifest-<arch>`);
  * - a receiving node's `iceccd` component gets one `<name>-toolchains-<arch>` local.Command per builder: run
@@ -16,7 +16,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ArchName, Fleet, FleetNode } from "../model/fleet.js";
 import { remoteCommand, shQuote } from "../roles/bundle.js";
-import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "../roles/toolchains.js";
+import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "../roles/toolchains/render.js";
 import { RoleComponent, type RoleArgs } from "./role.js";
 import { toolchainManifestResourceName, toolchainReceiveResourceName } from "./plan.js";
 
@@ -60,7 +60,7 @@ export interface DistributionPaths {
  * The local sh script that brings `receiver` up to date with `builder`'s manifest text: for each tarball,
  * check on the receiver, stream from the builder only when missing, and run the receive script either way
  * (it reads stdin only when the file is missing; it also links and writes the environment file). Pure.
- * @throws Error when the manifest is malformed (roles/toolchains.ts parseManifest).
+ * @throws Error when the manifest is malformed (roles/toolchains/render.ts parseManifest).
  */
 export function distributionScript(
   fleet: Fleet,
@@ -127,7 +127,7 @@ export interface ToolchainSource {
 /** Inputs of an iceccd component on a node that receives toolchains. */
 export interface IceccdArgs extends RoleArgs {
   fleet: Fleet;
-  /** Builders to receive from (roles/toolchains.ts toolchainsPlan: Linux iceccd nodes other than the builder). */
+  /** Builders to receive from (roles/toolchains/render.ts toolchainsPlan: Linux iceccd nodes other than the builder). */
   sources: ToolchainSource[];
   /** Local key file for reaching this node; undefined = ssh-agent. */
   keyFile?: string;

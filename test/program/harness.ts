@@ -61,7 +61,7 @@ export const MINTED_MARKER = "MINTEDSECRETMARKER";
 
 /**
  * What a builder's manifest reader answers: the `manifest-<arch>` a build of gcc and clang writes
- * (`arch compiler file sha256`, roles/toolchains.ts), with hashes derived from the resource name.
+ * (`arch compiler file sha256`, roles/toolchains/render.ts), with hashes derived from the resource name.
  */
 export function mockManifest(resourceName: string, arch = "x86_64"): string {
   const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);

@@ -8,7 +8,7 @@ import { parse as parsePlist } from "plist";
 import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
-import { agentapiAllowedHosts } from "../../roles/agentapi.js";
+import { agentapiAllowedHosts } from "../../roles/agentapi/render.js";
 
 const mesh = loadFleet("fleet.yaml");
 const node = (fleet: Fleet, name: string): FleetNode => fleet.nodes.find((n) => n.name === name)!;

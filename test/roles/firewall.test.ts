@@ -22,8 +22,8 @@ import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, renderTemplate } from "../../roles/bundle.js";
 import { firewallRules, nftRemoveCommands, nftScript, pfScript, windowsHostFirewall } from "../../roles/firewall.js";
-import { iceccInterface, localSchedulerHost } from "../../roles/icecc.js";
-import { ntfyContainer } from "../../roles/ntfy.js";
+import { iceccInterface, localSchedulerHost } from "../../roles/iceccd/render.js";
+import { ntfyContainer } from "../../roles/ntfy/render.js";
 
 const FLEET_YAML = `fleet: fw-test
 tailnet: fw-test.ts.net

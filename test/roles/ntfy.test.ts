@@ -13,7 +13,7 @@ import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, remoteCommand, renderTemplate } from "../../roles/bundle.js";
-import { NTFY_LOCKED_HASH, ntfyContainer, ntfyDockerHost, ntfyServerYaml } from "../../roles/ntfy.js";
+import { NTFY_LOCKED_HASH, ntfyContainer, ntfyDockerHost, ntfyServerYaml } from "../../roles/ntfy/render.js";
 
 const mesh = loadFleet("fleet.yaml");
 const remote = loadFleet("examples/remote-tasks.fleet.yaml");

@@ -227,7 +227,7 @@ async function judge(rows: Row[]): Promise<Map<string, Verdict>> {
       syntax.push({ row: row.label, what, script: hs });
       const [hr, pr] = await Promise.all([shReadBack(withoutPayload(hs), MARKER, map), plainRead(ps)]);
       v.findings.push(...hr.errors.map((e) => `${what}: tree-sitter-bash: ${e}`), ...hr.markerInCode.map((e) => `${what}: value outside quotes: ${e}`));
-      // The Debian tarball's name carries a hash of its URL (roles/tailscale.ts tailscaleTarball): set aside.
+      // The Debian tarball's name carries a hash of its URL (roles/tailscale/render.ts tailscaleTarball): set aside.
       const [hc, pc] = [hr.canonical, pr.canonical].map((c) => c.map((t) => t.replace(/(tailscale-(?:linux|darwin)-(?:x86_64|aarch64))-[0-9a-f]{12}\.tgz/g, "$1-<url hash>.tgz")));
       if (hc!.length !== pc!.length) v.findings.push(`${what}: ${hc!.length} tokens where the placeholder render has ${pc!.length}`);
       else {

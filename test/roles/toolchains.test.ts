@@ -24,7 +24,7 @@ import {
   toolchainReceiveScript,
   toolchainsPlan,
   type ToolchainTarball,
-} from "../../roles/toolchains.js";
+} from "../../roles/toolchains/render.js";
 
 const mesh = loadFleet("fleet.yaml");
 const remote = loadFleet("examples/remote-tasks.fleet.yaml");

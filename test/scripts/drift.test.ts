@@ -51,9 +51,9 @@ describe("parsePreview", () => {
 });
 
 describe("driftExitCode", () => {
-  const clean: NodeDrift = { node: "a", checked: true, findings: [], unchecked: [] };
-  const drifted: NodeDrift = { node: "b", checked: true, findings: [{ node: "b", role: "iceccd", kind: "marker-missing" }], unchecked: [] };
-  const offline: NodeDrift = { node: "c", checked: false, reason: "offline", findings: [], unchecked: [] };
+  const clean: NodeDrift = { node: "a", checked: true, findings: [] };
+  const drifted: NodeDrift = { node: "b", checked: true, findings: [{ node: "b", role: "iceccd", kind: "marker-missing" }] };
+  const offline: NodeDrift = { node: "c", checked: false, reason: "offline", findings: [] };
   const state = (status: StateCheck["status"]): StateCheck => ({ status, summary: "", changes: [] });
   it.each<[string, NodeDrift[], StateCheck["status"], number]>([
     ["all clean, state skipped", [clean], "skipped", 0],

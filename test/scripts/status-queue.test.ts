@@ -59,10 +59,10 @@ afterAll(async () => {
 
 /** A complete probe of `node` in which every rendered role looks installed and running. */
 function healthyProbe(node: FleetNode) {
-  const { bundles, unrendered } = renderRoles(fleet, node);
+  const { bundles } = renderRoles(fleet, node);
   const lines = ["fk-probe 1", ...bundles.flatMap((b) => [`marker\t${b.role}\t${b.hash}`, ...b.services.map((s) => `svc\t${b.role}\t${s.manager}\t${s.name}\tactive`)])];
   // Files are not judged by status (drift compares them), so they are left out here.
-  return { node, reach: "ok" as const, ms: 5, report: parseProbe([...lines, "fk-probe-end"].join("\n")), bundles, unrendered };
+  return { node, reach: "ok" as const, ms: 5, report: parseProbe([...lines, "fk-probe-end"].join("\n")), bundles };
 }
 
 describe("worker presence from the queue", () => {

@@ -22,10 +22,10 @@
  * attachment-cache-dir, behind-proxy, upstream-base-url, auth-file, auth-default-access, enable-login,
  * enable-signup, auth-users, auth-access, auth-tokens.
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { platformFor } from "./platform.js";
-import { isTailnetAddress } from "./reach.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { platformFor } from "../platform.js";
+import { isTailnetAddress } from "../reach.js";
 
 /** Name of the ntfy container (and of the service in the bundle). */
 export const NTFY_CONTAINER = "ntfy";

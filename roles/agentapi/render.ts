@@ -1,7 +1,7 @@
 /**
  * Role `agentapi`: coder/agentapi in front of the node's Claude Code, so other nodes (and the orchestrator)
  * can drive a Claude session over HTTP: `agentapi server --type claude --port <port> --allowed-hosts <names>
- * -- claude`, running as the node user with the Claude credentials of roles/claude.ts.
+ * -- claude`, running as the node user with the Claude credentials of roles/claude/render.ts.
  *
  * - Binary: the pinned release from `artifacts.agentapi` for the node's OS/arch (`agentapi-<os>-<goarch>`),
  *   sha256-verified by fk_download; with no sha256 pinned for the platform the install stops and says how
@@ -28,13 +28,13 @@
  * coder/agentapi cmd/server/server.go (`--type`, `--port`, `--allowed-hosts` hostnames without ports,
  * `--allowed-origins`).
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { launchdPlist } from "./launchd.js";
-import type { BundleFile } from "./types.js";
-import { artifactDownload, artifactFetch, artifactPinned, platformFor } from "./platform.js";
-import { ENSURE_CURL } from "./tailscale.js";
-import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { launchdPlist } from "../launchd.js";
+import type { BundleFile } from "../types.js";
+import { artifactDownload, artifactFetch, artifactPinned, platformFor } from "../platform.js";
+import { ENSURE_CURL } from "../tailscale/render.js";
+import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "../claude/render.js";
 
 /** Absolute path of the agentapi binary on `node`. */
 export function agentapiBinary(node: FleetNode): string {

@@ -1,5 +1,5 @@
 /**
- * Roles `icecc-scheduler` and `iceccd`: the Icecream compile cluster. One scheduler (TCP 8765) on an
+ * Role `iceccd` (and what role `icecc-scheduler`, roles/icecc-scheduler/render.ts, shares with it): the Icecream compile cluster. One scheduler (TCP 8765) on an
  * always-on Linux node; a daemon (TCP 10245) on every compiling node, pointed at the scheduler's host
  * explicitly because scheduler discovery is UDP broadcast, which Tailscale does not carry (FIELD-NOTES).
  * Daemons run as root so they can install compiler environments; jobs run as the `icecc` user.
@@ -15,14 +15,15 @@
  * daemon keeps listening on (icecream daemon/main.cpp `setup_listen_fds`).
  */
 import { isIP } from "node:net";
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { nodeWithRole } from "../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { launchdPlist } from "./launchd.js";
-import { platformFor } from "./platform.js";
-import { reachedOverTailnet } from "./reach.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { nodeWithRole } from "../../model/fleet.js";
+import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { launchdPlist } from "../launchd.js";
+import { platformFor } from "../platform.js";
+import { reachedOverTailnet } from "../reach.js";
 
-const PACKAGES = { apt: ["icecc"], pacman: ["icecream"], brew: ["icecream"] };
+/** The icecc packages per package manager (both icecc roles install them; the last role to leave removes them). */
+export const ICECC_PACKAGES = { apt: ["icecc"], pacman: ["icecream"], brew: ["icecream"] };
 
 /** Absolute path of an icecc program (`iceccd`, `icecc-scheduler`) on `node`'s platform. */
 export function iceccBinary(node: FleetNode, program: "iceccd" | "icecc-scheduler" | "icecc-create-env"): string {
@@ -32,7 +33,8 @@ export function iceccBinary(node: FleetNode, program: "iceccd" | "icecc-schedule
   return program === "icecc-create-env" ? "/usr/bin/icecc-create-env" : `/usr/sbin/${program}`;
 }
 
-const ENSURE_ICECC_USER = [
+/** Creates the `icecc` system user jobs run as, and its cache directory (both icecc roles). */
+export const ENSURE_ICECC_USER = [
   "if ! id icecc >/dev/null 2>&1; then",
   "  useradd --system --home-dir /var/cache/icecc --shell /usr/sbin/nologin icecc",
   "  FK_CHANGED=1",
@@ -70,28 +72,6 @@ export function localSchedulerHost(fleet: Fleet, scheduler: FleetNode): string {
   return isIP(scheduler.host) !== 0 || scheduler.host.includes(".") ? scheduler.host : `${scheduler.name}.${fleet.tailnet}`;
 }
 
-/** Renders the scheduler: package + `icecc-scheduler.service`. */
-export function renderIceccScheduler(fleet: Fleet, node: FleetNode): RoleParts {
-  const p = platformFor(node);
-  const unit = "/etc/systemd/system/icecc-scheduler.service";
-  return {
-    packages: p.packageList(PACKAGES),
-    preInstall: `${p.installPackages(PACKAGES)}\n${ENSURE_ICECC_USER}`,
-    files: [
-      {
-        path: unit,
-        mode: 0o644,
-        owner: "root",
-        kind: "systemd",
-        content: renderTemplate("icecc/icecc-scheduler.service", { node: node.name, scheduler: iceccBinary(node, "icecc-scheduler"), interface: iceccInterface(fleet, node) }),
-      },
-    ],
-    postInstall: "fk_systemd_unit icecc-scheduler.service",
-    preUninstall: sh`fk_systemd_remove icecc-scheduler.service ${unit}`,
-    services: [{ name: "icecc-scheduler.service", manager: "systemd", scope: "system" }],
-  };
-}
-
 /** Renders a compile daemon pointed at the fleet's scheduler. */
 export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
@@ -103,8 +83,8 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
   if (p.family === "macos") {
     const plist = "/Library/LaunchDaemons/org.icecc.iceccd.plist";
     return {
-      packages: p.packageList(PACKAGES),
-      preInstall: p.installPackages(PACKAGES),
+      packages: p.packageList(ICECC_PACKAGES),
+      preInstall: p.installPackages(ICECC_PACKAGES),
       files: [
         {
           path: plist,
@@ -135,8 +115,8 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
   }
   const unit = "/etc/systemd/system/iceccd.service";
   return {
-    packages: p.packageList(PACKAGES),
-    preInstall: `${p.installPackages(PACKAGES)}\n${ENSURE_ICECC_USER}`,
+    packages: p.packageList(ICECC_PACKAGES),
+    preInstall: `${p.installPackages(ICECC_PACKAGES)}\n${ENSURE_ICECC_USER}`,
     files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("icecc/iceccd.service", view) }],
     postInstall: "fk_systemd_unit iceccd.service",
     preUninstall: sh`fk_systemd_remove iceccd.service ${unit}`,

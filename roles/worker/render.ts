@@ -33,14 +33,14 @@
  * - Uninstall removes the sudoers rule, the slot user (killing what it still runs) and `<stateDir>/workers`,
  *   task history and checkouts included.
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { launchdPlist } from "./launchd.js";
-import type { BundleFile } from "./types.js";
-import { platformFor } from "./platform.js";
-import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "./claude.js";
-import { NODEJS_PACKAGES, queueUrl } from "./queue.js";
-import { runtimePayload } from "./runtime-dist.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { launchdPlist } from "../launchd.js";
+import type { BundleFile } from "../types.js";
+import { platformFor } from "../platform.js";
+import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "../claude/render.js";
+import { NODEJS_PACKAGES, queueUrl } from "../queue/render.js";
+import { runtimePayload } from "../runtime-dist.js";
 
 /** Directory of the worker runtime on `node`. */
 export function workerDir(node: FleetNode): string {

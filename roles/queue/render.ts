@@ -26,15 +26,15 @@
  *   through `printf` (a shell builtin) and stdin, never a command line.
  * - Health: the install waits (bounded, 60 s) for `GET /healthz`.
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { nodeWithRole } from "../model/fleet.js";
-import { readTemplate, renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { platformFor, type PackageNames } from "./platform.js";
-import { nodeJsBinDir } from "./claude.js";
-import { tailscaleBinary } from "./tailscale.js";
-import { ntfyUrl } from "./ntfy.js";
-import { runtimePayload } from "./runtime-dist.js";
-import type { SecretName } from "./types.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { nodeWithRole } from "../../model/fleet.js";
+import { readTemplate, renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { platformFor, type PackageNames } from "../platform.js";
+import { nodeJsBinDir } from "../claude/render.js";
+import { tailscaleBinary } from "../tailscale/render.js";
+import { ntfyUrl } from "../ntfy/render.js";
+import { runtimePayload } from "../runtime-dist.js";
+import type { SecretName } from "../types.js";
 
 /** Node.js and npm from the platform's package manager (Homebrew's `node` carries npm). */
 export const NODEJS_PACKAGES: PackageNames = { apt: ["nodejs", "npm"], pacman: ["nodejs", "npm"], brew: ["node"] };

@@ -27,13 +27,13 @@
  * unit) restarts the daemon under the SSH session that runs the script; WireGuard sessions usually
  * survive the short restart, but a version bump is safest run with the node's `bootstrapHost` (LAN).
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "./bundle.js";
-import { launchdPlist } from "./launchd.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { launchdPlist } from "../launchd.js";
 import { createHash } from "node:crypto";
-import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor, platformKey } from "./platform.js";
-import { wslHostSetup } from "./wsl.js";
-import { windowsHostFirewall } from "./firewall.js";
+import { artifactDownload, artifactFetch, artifactPinned, artifactUrl, platformFor, platformKey } from "../platform.js";
+import { wslHostSetup } from "../wsl.js";
+import { windowsHostFirewall } from "../firewall.js";
 
 const PACKAGES = { pacman: ["tailscale"], brew: ["tailscale"] };
 

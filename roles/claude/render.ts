@@ -25,9 +25,9 @@
  *   No secret is ever part of a rendered file.
  * Uninstall removes Claude Code, the link, the env file and the rendered files; ~/.claude's history stays.
  */
-import type { Fleet, FleetNode } from "../model/fleet.js";
-import { renderTemplate, type RoleParts } from "./bundle.js";
-import { platformFor, type PackageNames } from "./platform.js";
+import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { renderTemplate, type RoleParts } from "../bundle.js";
+import { platformFor, type PackageNames } from "../platform.js";
 
 /** Where fleetkit installs Claude Code's npm prefix on `node`. */
 export function claudePrefix(node: FleetNode): string {

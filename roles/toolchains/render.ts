@@ -24,12 +24,12 @@
  * macOS iceccd nodes receive nothing: a Linux toolchain cannot run on a macOS daemon and builds no Mach-O.
  */
 import { createHash } from "node:crypto";
-import type { ArchName, Fleet, FleetNode } from "../model/fleet.js";
-import { ARCH_NAMES } from "../model/schema.js";
-import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "./bundle.js";
-import { iceccBinary } from "./icecc.js";
-import { platformFor } from "./platform.js";
-import type { BundleFile } from "./types.js";
+import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
+import { ARCH_NAMES } from "../../model/schema.js";
+import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "../bundle.js";
+import { iceccBinary } from "../iceccd/render.js";
+import { platformFor } from "../platform.js";
+import type { BundleFile } from "../types.js";
 
 /** Where tarballs live on builders and receivers (the reference fleet's path). */
 export const TOOLCHAIN_DIR = "/opt/icecc-envs";

@@ -1,0 +1,13 @@
+/** Role `agentapi`: AgentAPI (HTTP :3284) driving the node's Claude Code headless, reachable only from the queue node. Renderer in ./render.ts. */
+import { ROLE_SUPPORT } from "../../model/schema.js";
+import type { RoleDefinition } from "../types.js";
+import { renderAgentapi } from "./render.js";
+
+/** The `agentapi` role (roles/types.ts `RoleDefinition`). */
+export const definition: RoleDefinition = {
+  name: "agentapi",
+  docs: "AgentAPI (HTTP :3284) driving the node's Claude Code headless, reachable only from the queue node",
+  os: ROLE_SUPPORT["agentapi"],
+  after: [{ role: "tailscale", where: "local" }, { role: "claude", where: "local" }],
+  render: renderAgentapi,
+};
