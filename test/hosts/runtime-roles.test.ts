@@ -150,18 +150,28 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     expect(r.status).toBe(28);
   });
 
+  /**
+   * An SSH tunnel from this machine (not a fleet node: the queue's firewall drops it) through box, a fleet
+   * node, to the queue, as an operator off the fleet would open one; returns its URL and a close function.
+   */
+  const openTunnel = async (port: number): Promise<{ url: string; close: () => void }> => {
+    const box = testNode(net, "box");
+    const tunnel = spawn("ssh", ["-i", net.keyPath, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-N", "-L", `127.0.0.1:${port}:hub:${QUEUE_PORT}`, `${box.user}@${box.address}`], { stdio: "ignore" });
+    for (let i = 0; i < 50 && spawnSync("curl", ["-fsS", "-m", "2", `http://127.0.0.1:${port}/healthz`]).status !== 0; i++) await new Promise((res) => setTimeout(res, 200));
+    return { url: `http://127.0.0.1:${port}`, close: () => tunnel.kill() };
+  };
+  let hubTunnel: { url: string; close: () => void } | undefined;
+
   it("a task delegated with `fleet task delegate box … --wait` from this machine (through an SSH tunnel from box, a fleet node) runs on box and completes", async () => {
     const box = testNode(net, "box");
     await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
-    const port = 20000 + net.slot;
-    const tunnel = spawn("ssh", ["-i", net.keyPath, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-N", "-L", `127.0.0.1:${port}:hub:${QUEUE_PORT}`, `${box.user}@${box.address}`], { stdio: "ignore" });
-    for (let i = 0; i < 50 && spawnSync("curl", ["-fsS", "-m", "2", `http://127.0.0.1:${port}/healthz`]).status !== 0; i++) await new Promise((res) => setTimeout(res, 200));
-    const env = { ...process.env, FLEET_QUEUE_URL: `http://127.0.0.1:${port}`, FLEET_TOKEN: tokens.hub };
+    const tunnel = await openTunnel(20000 + net.slot);
+    const env = { ...process.env, FLEET_QUEUE_URL: tunnel.url, FLEET_TOKEN: tokens.hub };
     let r;
     try {
       r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", "box", "Summarize the README", "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
     } finally {
-      tunnel.kill();
+      tunnel.close();
     }
     expect([r.status, r.stderr]).toEqual([0, ""]);
     const task = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -177,9 +187,9 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     await box.run("sudo -n rm -f /usr/local/bin/claude");
   }, 120_000);
 
-  /** Delegates `prompt` to `node` from this machine with hub's token and waits; returns the finished task. */
+  /** Delegates `prompt` to `node` from this machine (through {@link hubTunnel}) with hub's token and waits; returns the finished task. */
   const delegate = (node: string, prompt: string): Record<string, unknown> => {
-    const env = { ...process.env, FLEET_QUEUE_URL: `http://${testNode(net, "hub").address}:${QUEUE_PORT}`, FLEET_TOKEN: tokens.hub };
+    const env = { ...process.env, FLEET_QUEUE_URL: hubTunnel!.url, FLEET_TOKEN: tokens.hub };
     const r = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "delegate", node, prompt, "--wait", "--timeout", "60", "--json"], { env, encoding: "utf8", timeout: 90_000 });
     expect(r.stderr).toBe("");
     return JSON.parse(r.stdout) as Record<string, unknown>;
@@ -191,8 +201,10 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     const pinned = "/usr/local/lib/fleetkit/claude-code/bin/claude";
     beforeAll(async () => {
       await testNode(net, "hub").run(`sudo -n sh -c 'mv ${pinned} ${pinned}.fleetkit-test && cat > ${pinned} && chmod 755 ${pinned}'`, { input: STANDIN });
+      hubTunnel = await openTunnel(20100 + net.slot);
     });
     afterAll(async () => {
+      hubTunnel?.close();
       await testNode(net, "hub").run(`sudo -n mv -f ${pinned}.fleetkit-test ${pinned}`);
     });
 
@@ -216,7 +228,7 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     }, 120_000);
 
     it("back-to-back tasks in the slot: one run's cleanup (a kill -1 of fleetkit-w1) never reaches the next run", async () => {
-      const url = `http://${testNode(net, "hub").address}:${QUEUE_PORT}`;
+      const url = hubTunnel!.url;
       const headers = { Authorization: `Bearer ${tokens.hub}`, "Content-Type": "application/json" };
       const ids: number[] = [];
       for (let i = 0; i < 8; i++) {
