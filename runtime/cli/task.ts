@@ -26,6 +26,9 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL or FL
 
   --json    print JSON instead of text`;
 
+/** The subcommands of `fleet task` besides `delegate`. */
+const TASK_COMMANDS: readonly string[] = ["list", "show", "wait", "cancel", "priority", "status"];
+
 const common = { queue: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
 
 function client(f: { queue?: string; "token-file"?: string }): QueueClient {
@@ -133,6 +136,10 @@ async function delegate(argv: string[]): Promise<number> {
     USAGE,
     true,
   );
+  if (f.help) {
+    print(USAGE);
+    return 0;
+  }
   if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
   const [target, rawPrompt] = positionals as [string, string];
   const prompt = rawPrompt === "-" ? readFileSync(0, "utf8") : rawPrompt;
@@ -201,9 +208,15 @@ export async function run(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === "delegate") return delegate(rest);
+  if (!TASK_COMMANDS.includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
   const extra = cmd === "list" ? { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } } : cmd === "wait" ? { timeout: { type: "string" } } : {};
   const { values: f, positionals } = parseFlags(rest, { ...common, ...extra } as typeof common & Record<string, { type: "string" }>, USAGE, true);
   const fx = f as typeof f & Record<string, string | undefined>;
+  // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
+  if (f.help) {
+    print(USAGE);
+    return 0;
+  }
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);
   };
