@@ -2,7 +2,7 @@
  * The resolved fleet model: what every other layer (role bundles, Pulumi components, scripts, the worker
  * runtime's config) reads. Built from a validated `fleet.yaml` by `load.ts`; plain data, no I/O.
  */
-import type { Artifact, ArchName, ClaudeSettings, OsName, PersonScope, RoleName, Services } from "./schema.js";
+import type { Artifact, ClaudeSettings, NodeInput, OsName, PersonScope, RoleName, Services } from "./schema.js";
 import { ROLE_NAMES } from "./schema.js";
 
 export type { ArchName, OsName, RoleName } from "./schema.js";
@@ -10,38 +10,26 @@ export type { ArchName, OsName, RoleName } from "./schema.js";
 /** How a node's roles are carried out: the service manager and package manager family. */
 export type OsFamily = "macos" | "linux" | "windows-wsl";
 
-/** One node with every default applied and its profile expanded. */
-export interface FleetNode {
-  /** Node name (a hostname label), unique in the fleet; also its Tailscale hostname. */
+/** The fleet.yaml fields a node keeps as written (optional ones may stay undefined); documented in model/schema.ts `nodeSchema`. */
+type NodeFields = "host" | "bootstrapHost" | "os" | "arch" | "profile" | "budgetUsdPerSession" | "iceccMaxJobs" | "wslDistro";
+/** The fleet.yaml fields the loader always resolves (from `defaults`, or false / {} when unset). */
+type ResolvedNodeFields = "user" | "sshPort" | "docker" | "builder" | "tags";
+
+/**
+ * One node with every default applied and its profile expanded: the node's fields as fleet.yaml declares
+ * them (model/schema.ts `nodeSchema`, so each is declared once), with `user`, `sshPort`, `docker`, `builder`
+ * and `tags` always set, plus what the loader adds.
+ */
+export interface FleetNode extends Pick<NodeInput, NodeFields>, Required<Pick<NodeInput, ResolvedNodeFields>> {
+  /** Node name (its key under `nodes:`, a hostname label), unique in the fleet; also its Tailscale hostname. */
   name: string;
-  /** SSH address and the address other nodes use for this node's services. */
-  host: string;
-  /** Address for the first `pulumi up`, before Tailscale is up; undefined = use `host`. */
-  bootstrapHost?: string;
-  os: OsName;
-  arch: ArchName;
-  /** SSH user (and the user agents and workers run as). */
-  user: string;
-  sshPort: number;
-  /** Private key path on the machine running `pulumi up` (`~` not yet expanded). */
+  /** Private key path on the machine running `pulumi up` (`defaults.sshKeyPath`, `~` not yet expanded). */
   sshKeyPath: string;
-  /** The profile named in fleet.yaml, if any. */
-  profile?: string;
   /** Profile roles ∪ node roles, in {@link ROLE_NAMES} order (the order components are created). */
   roles: RoleName[];
-  /** Claude budget cap in USD per session (per task and per day for workers); undefined = no Claude spend. */
-  budgetUsdPerSession?: number;
-  /** iceccd max parallel jobs; undefined = iceccd's default (CPU count). */
-  iceccMaxJobs?: number;
-  /** WSL distribution name; set exactly when `os` is `windows-wsl`. */
-  wslDistro?: string;
-  docker: boolean;
-  /** Builds icecc toolchain tarballs (true for the node with the `toolchains` role). */
-  builder: boolean;
-  tags: Record<string, string>;
-  /** Seconds per SSH dial before giving up (@pulumi/command perDialTimeout). */
+  /** Seconds per SSH dial before giving up (`defaults.perDialTimeoutSeconds`, @pulumi/command perDialTimeout). */
   perDialTimeoutSeconds: number;
-  /** Failed dials before giving up (@pulumi/command dialErrorLimit). */
+  /** Failed dials before giving up (`defaults.dialErrorLimit`, @pulumi/command dialErrorLimit). */
   dialErrorLimit: number;
 }
 
