@@ -142,6 +142,11 @@ export function putFile(f: BundleFile, platform: Platform): string {
   return `fk_put ${shQuote(f.path)} ${f.mode.toString(8).padStart(4, "0")} ${shQuote(f.owner)} ${shQuote(group)} <<'${HEREDOC_END}'\n${f.content}${HEREDOC_END}`;
 }
 
+/** sha256 (hex) of `data` (a string is hashed as UTF-8), as `sha256sum` prints it: file contents, tarballs, tokens. */
+export function sha256Hex(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
 /** The parts a role renderer returns; {@link assembleBundle} turns them into a Bundle. */
 export interface RoleParts {
   target?: ScriptTarget;

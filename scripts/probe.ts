@@ -17,7 +17,6 @@
  * - `reach SERVICE NODE PORT open|closed|unchecked` — a TCP connect from this node to another node's service
  *   this node may not reach (scripts/exposure.ts), when `fleet status` gives the probe such checks.
  */
-import { createHash } from "node:crypto";
 import { ps, remoteCommand, sh } from "../roles/bundle.js";
 import { renderNodeBundles } from "../roles/index.js";
 import { platformFor } from "../roles/platform.js";
@@ -41,10 +40,7 @@ export function renderRoles(fleet: Fleet, node: FleetNode): NodeBundles {
   return { bundles: renderNodeBundles(fleet, node) };
 }
 
-/** sha256 (hex) of a rendered file's content, as `sha256sum` prints it on the node. */
-export function sha256Hex(content: string): string {
-  return createHash("sha256").update(content, "utf8").digest("hex");
-}
+export { sha256Hex } from "../roles/bundle.js";
 
 /**
  * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`). Extra checks

@@ -24,6 +24,7 @@ import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
 import { nodeWithRole } from "../model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
+import { queueUrl } from "../roles/queue/render.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "../runtime/cli/args.js";
 import { checkedRules, exposureChecks, exposureProblem, localExposures, probedExposures, type Exposure } from "./exposure.js";
@@ -80,10 +81,9 @@ export interface StatusReport {
  */
 export type QueuePresence = { ok: true; nodes: Map<string, NodePresence> } | { ok: false; reason: string };
 
-/** The queue's base URL for `fleet` (the queue node's host and `services.queue.port`), or undefined. */
-export function queueUrl(fleet: Fleet): string | undefined {
-  const q = nodeWithRole(fleet, "queue");
-  return q ? `http://${q.host}:${fleet.services.queue.port}` : undefined;
+/** The queue's base URL for `fleet` (roles/queue/render.ts `queueUrl`), or undefined when no node runs the queue. */
+export function fleetQueueUrl(fleet: Fleet): string | undefined {
+  return nodeWithRole(fleet, "queue") ? queueUrl(fleet) : undefined;
 }
 
 /**
@@ -197,7 +197,7 @@ export async function fleetStatus(
   queueToken?: string,
   opts: { localAddresses?: string[] } = {},
 ): Promise<StatusReport> {
-  const url = queueUrl(fleet);
+  const url = fleetQueueUrl(fleet);
   const wantPresence = url !== undefined && nodes.some((n) => n.roles.includes("worker"));
   const presenceP = wantPresence ? queuePresence(url, queueToken, timeoutSeconds) : Promise.resolve(undefined);
   const targets = new Set(nodes.map((n) => n.name));

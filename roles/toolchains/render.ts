@@ -23,7 +23,6 @@
  *
  * macOS iceccd nodes receive nothing: a Linux toolchain cannot run on a macOS daemon and builds no Mach-O.
  */
-import { createHash } from "node:crypto";
 import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
 import { ARCH_NAMES } from "../../model/schema.js";
 import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "../bundle.js";
@@ -218,7 +217,4 @@ export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
   };
 }
 
-/** sha256 (hex) of `data`: what a manifest records for a tarball (tests, distribution scripts). */
-export function sha256Hex(data: Buffer | string): string {
-  return createHash("sha256").update(data).digest("hex");
-}
+export { sha256Hex } from "../bundle.js";

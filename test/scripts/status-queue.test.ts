@@ -12,7 +12,7 @@ import { createQueueServer } from "../../runtime/server.js";
 import { tokenSha256 } from "../../runtime/config.js";
 import { QueueClient } from "../../runtime/client.js";
 import { parseFleet } from "../../model/load.js";
-import { nodeStatus, queuePresence, queueUrl } from "../../scripts/status.js";
+import { fleetQueueUrl as queueUrl, nodeStatus, queuePresence } from "../../scripts/status.js";
 import { parseProbe, renderRoles } from "../../scripts/probe.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 
