@@ -1,0 +1,62 @@
+/**
+ * Who may call the queue: every route but `/healthz` needs `Authorization: Bearer <token>` whose SHA-256 is
+ * in the tokens file (401 unknown), and a token of a scope the route allows (403): a node's token (its
+ * worker and CLI), an operator's (a person: every task) or a viewer's (a person: reads only). Checked in
+ * fastify's onRequest hook, before the body is read, so a refused request costs no parsing.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { textProblem } from "./api.js";
+import { tokenSha256, type PersonScope, type Scope, type TokensFile } from "./config.js";
+import { HttpError } from "./http.js";
+
+/** Who sent a request: a node (by its token) or a person with a scope. */
+export type Principal = { kind: "node"; name: string } | { kind: "person"; name: string; scope: PersonScope };
+
+/** The principal's scope. */
+const scopeOf = (p: Principal): Scope => (p.kind === "node" ? "node" : p.scope);
+/** How a principal is named in messages: `node alpha's token`, `viewer bob's token`. */
+const describe = (p: Principal) => `${p.kind === "node" ? "node" : p.scope} ${p.name}'s token`;
+
+/** Scopes a route allows, in its fastify `config.scopes` (absent: every scope). */
+export const ANY: readonly Scope[] = ["node", "operator", "viewer"];
+export const CHANGE: readonly Scope[] = ["node", "operator"];
+export const WORKER: readonly Scope[] = ["node"];
+
+/** Route options that allow only scopes `s` (fastify `config.scopes`, read by {@link installAuth}'s hook). */
+export const scopes = (s: readonly Scope[]) => ({ config: { scopes: s } });
+
+/** The principal of a request {@link installAuth} let through. */
+export const who = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
+
+/**
+ * Adds authentication (onRequest: token → principal, route scopes) and text hygiene (preValidation: no
+ * field of any body or query holds a NUL byte, a lone surrogate or a reserved key) to `app`.
+ */
+export function installAuth(app: FastifyInstance, tokens: TokensFile): void {
+  // Node and person names are user-named keys: look them up in Maps, never on the plain objects.
+  const byTokenHash = new Map<string, Principal>([
+    ...Object.entries(tokens.nodes).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "node", name }]),
+    ...Object.entries(tokens.people).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "person", name, scope: v.scope }]),
+  ]);
+  app.decorateRequest("principal", null);
+  app.addHook("onRequest", async (req) => {
+    if (req.url === "/healthz") return;
+    const h = req.headers.authorization;
+    if (!h) throw new HttpError(401, "missing Authorization: Bearer <token>", true);
+    // The scheme is case-insensitive (RFC 9110 §11.1); a token is one run of visible ASCII.
+    const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(h);
+    if (!m) throw new HttpError(401, "Authorization header must be \"Bearer <token>\"", true);
+    const principal = byTokenHash.get(tokenSha256(m[1]!));
+    if (!principal) throw new HttpError(401, "unknown token", true);
+    (req as FastifyRequest & { principal: Principal }).principal = principal;
+    const allowed = (req.routeOptions.config as { scopes?: readonly Scope[] }).scopes ?? ANY;
+    if (!allowed.includes(scopeOf(principal))) {
+      const route = `${req.method} ${req.routeOptions.url}`;
+      throw new HttpError(403, `${route} needs a ${allowed.join(" or ")} token; this is ${describe(principal)}${allowed === WORKER ? " (it is a worker's call)" : ""}`, true);
+    }
+  });
+  app.addHook("preValidation", async (req) => {
+    const problem = textProblem(req.query, "query") ?? (req.body === undefined ? null : textProblem(req.body));
+    if (problem) throw new HttpError(400, problem);
+  });
+}
