@@ -9,7 +9,8 @@
  * `Document.toString()` keeps comments but not formatting (it re-aligns inline comments and re-wraps flow
  * lists), which would rewrite a hand-kept file, so it is used only when `nodes:` is a flow map.
  */
-import { chalk, minimist, question } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
+import { chalk, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { FleetError, parseFleet, readFleetText } from "../model/load.js";
 import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../model/schema.js";
@@ -202,18 +203,9 @@ The node is validated with the fleet schema and appended to the file, keeping it
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "name", "host", "user", "ssh-port", "os", "arch", "profile", "roles", "wsl-distro", "timeout"],
-    boolean: ["probe", "help"],
-    default: { fleet: "fleet.yaml" },
-    unknown: (a) => {
-      throw new UserError(a.startsWith("-") ? `fleet add-machine: unknown option ${a}\n${USAGE}` : `fleet add-machine: unexpected argument "${a}" (answers are flags, e.g. --name ${a})\n${USAGE}`);
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "add-machine", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, name: { type: "string" }, host: { type: "string" }, user: { type: "string" }, "ssh-port": { type: "string" }, os: { type: "string" }, arch: { type: "string" }, profile: { type: "string" }, roles: { type: "string" }, "wsl-distro": { type: "string" }, timeout: { type: "string" }, probe: { type: "boolean" } }, positionals: false, unexpected: (a) => `unexpected argument "${a}" (answers are flags, e.g. --name ${a})` });
+  if (!parsed) return 0;
+  const { values: args } = parsed;
   const file: string = args.fleet;
   const source = readFleetText(file);
   const fleet = parseFleet(source, file);

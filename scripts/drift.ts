@@ -14,7 +14,8 @@
  * something could not be checked (an offline node, a failed preview, `--state required` without a CLI)
  * or bad input.
  */
-import { $, chalk, minimist, which } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
+import { $, chalk, which } from "zx";
 import { loadFleet } from "../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
@@ -206,22 +207,12 @@ Exit 0 no drift, 1 drift found, 2 could not check (offline node, failed preview)
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "timeout", "stack", "state"],
-    boolean: ["json", "help"],
-    default: { fleet: "fleet.yaml", state: "auto" },
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet drift: unknown option ${a}\n${USAGE}`);
-      return true;
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "drift", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, stack: { type: "string" }, state: { type: "string", default: "auto" }, json: { type: "boolean" } } });
+  if (!parsed) return 0;
+  const { values: args, positionals: words } = parsed;
   if (!["auto", "required", "skip"].includes(args.state)) throw new UserError(`fleet drift: --state expects auto, required or skip, got "${args.state}".\n${USAGE}`);
   const fleet = loadFleet(args.fleet);
-  const nodes = resolveTargets(fleet, args._.map(String));
+  const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "drift");
   const report = await fleetDrift(fleet, nodes, { timeoutSeconds, stack: args.stack || fleet.name, state: args.state as "auto" | "required" | "skip" });
   process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatDrift(report));

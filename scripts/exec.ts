@@ -10,7 +10,8 @@
  * Exit code: the highest per-node exit code (0 only when every node exited 0; an unreachable or timed
  * out node counts as 255, ssh's own code); 2 for bad input.
  */
-import { chalk, minimist } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
+import { chalk } from "zx";
 import { loadFleet } from "../model/load.js";
 import type { FleetNode } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
@@ -87,25 +88,13 @@ Exit code: the highest per-node exit code (offline or timed-out nodes count as 2
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "timeout"],
-    boolean: ["help", "json"],
-    default: { fleet: "fleet.yaml" },
-    "--": true,
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet exec: unknown option ${a} (put the command after --)\n${USAGE}`);
-      return true;
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const words = (args["--"] ?? []).map(String);
+  const parsed = parseVerb(argv, { verb: "exec", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, json: { type: "boolean" } }, unknownHint: " (put the command after --)" });
+  if (!parsed) return 0;
+  const { values: args, positionals: targets, rest: words } = parsed;
   if (words.length === 0) throw new UserError(`fleet exec: no command given; put it after --, e.g. fleet exec all -- uptime\n${USAGE}`);
-  if (args._.length === 0) throw new UserError(`fleet exec: name the nodes to run on (a node, a profile or all), e.g. fleet exec all -- uptime\n${USAGE}`);
+  if (targets.length === 0) throw new UserError(`fleet exec: name the nodes to run on (a node, a profile or all), e.g. fleet exec all -- uptime\n${USAGE}`);
   const fleet = loadFleet(args.fleet);
-  const nodes = resolveTargets(fleet, args._.map(String));
+  const nodes = resolveTargets(fleet, targets);
   const timeoutSeconds = args.timeout === undefined ? undefined : parseTimeout(args.timeout, 0, "exec");
   const results = await execOnNodes(nodes, words.join(" "), {
     timeoutSeconds,

@@ -5,7 +5,7 @@
  * comes from its rendered bundle. `-f` keeps following until interrupted. Exit: the remote command's exit
  * code (255 when the node cannot be reached), 2 for bad input.
  */
-import { minimist } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
 import { remoteCommand } from "../roles/bundle.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
@@ -46,28 +46,17 @@ const USAGE = `usage: fleet logs <node> <role> [-n LINES] [-f] [--fleet FILE]
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "lines"],
-    boolean: ["follow", "help"],
-    alias: { f: "follow", n: "lines" },
-    default: { fleet: "fleet.yaml", lines: "100" },
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet logs: unknown option ${a}\n${USAGE}`);
-      return true;
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "logs", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, lines: { type: "string", short: "n", default: "100" }, follow: { type: "boolean", short: "f" } } });
+  if (!parsed) return 0;
+  const { values: args, positionals: words } = parsed;
   const lines = Number(args.lines);
   if (!Number.isInteger(lines) || lines < 0) throw new UserError(`fleet logs: --lines expects a whole number ≥ 0, got "${args.lines}".`);
-  if (args._.length > 2) throw new UserError(`fleet logs: expected <node> <role>, got ${args._.length} words.\n${USAGE}`);
+  if (words.length > 2) throw new UserError(`fleet logs: expected <node> <role>, got ${words.length} words.\n${USAGE}`);
   const fleet = loadFleet(args.fleet);
-  const node = resolveNode(fleet, args._[0] === undefined ? undefined : String(args._[0]), "logs");
-  const role = resolveRole(node, args._[1] === undefined ? undefined : String(args._[1]), "logs");
+  const node = resolveNode(fleet, words[0], "logs");
+  const role = resolveRole(node, words[1], "logs");
   const bundle = serviceBundle(fleet, node, role, "logs");
-  const r = await sshRun(sshTargetOf(node), logsCommand(node, bundle, { lines, follow: args.follow }), {
+  const r = await sshRun(sshTargetOf(node), logsCommand(node, bundle, { lines, follow: args.follow ?? false }), {
     timeoutSeconds: args.follow ? undefined : node.perDialTimeoutSeconds + 60,
     onStdout: (c) => process.stdout.write(c),
     onStderr: (c) => process.stderr.write(c),

@@ -13,8 +13,8 @@
  * `--check` downloads nothing and exits 1 when a pin is missing (for CI); `--verify` also re-downloads the
  * pinned ones and exits 1 on a mismatch (a changed upstream file, or a wrong pin), which it never overwrites.
  */
+import { parseVerb } from "../runtime/cli/verb.js";
 import { createHash } from "node:crypto";
-import { minimist } from "zx";
 import { parseDocument } from "yaml";
 import { FleetError, parseFleet, readFleetText } from "../model/load.js";
 import { renderFleetBundles } from "../roles/index.js";
@@ -117,18 +117,9 @@ Exit codes: 0 everything pinned, 1 a download failed, a pin is missing (--check)
 
 /** CLI entry: see {@link USAGE}. Returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "timeout"],
-    boolean: ["check", "verify", "help"],
-    default: { fleet: "fleet.yaml", timeout: "300" },
-    unknown: (a) => {
-      throw new UserError(a.startsWith("-") ? `fleet pin-artifacts: unknown option ${a}\n${USAGE}` : `fleet pin-artifacts: unexpected argument "${a}"\n${USAGE}`);
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "pin-artifacts", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string", default: "300" }, check: { type: "boolean" }, verify: { type: "boolean" } }, positionals: false });
+  if (!parsed) return 0;
+  const { values: args } = parsed;
   if (args.check && args.verify) throw new UserError(`fleet pin-artifacts: --check and --verify exclude each other (--check downloads nothing).\n${USAGE}`);
   const timeout = Number(args.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`fleet pin-artifacts: --timeout must be a positive number of seconds, got "${args.timeout}".`);

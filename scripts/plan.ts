@@ -10,9 +10,10 @@
  * needs (`fleetFile`, `tailscaleTagOwners`, `tailnetPolicyFile`); without `--stack` it plans with the
  * defaults (no managed tailnet, a minted ntfy token) and says so.
  */
+import { parseVerb } from "../runtime/cli/verb.js";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { minimist, chalk } from "zx";
+import { chalk } from "zx";
 import { parseDocument } from "yaml";
 import { loadFleet } from "../model/load.js";
 import { planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
@@ -187,18 +188,9 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string, bundles:
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "stack"],
-    boolean: ["json", "help"],
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet plan: unknown option ${a}\n${USAGE}`);
-      throw new UserError(`fleet plan: unexpected argument "${a}"\n${USAGE}`);
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "plan", usage: USAGE, options: { fleet: { type: "string" }, stack: { type: "string" }, json: { type: "boolean" } }, positionals: false });
+  if (!parsed) return 0;
+  const { values: args } = parsed;
   const stack = args.stack ? readStackFacts(args.stack) : undefined;
   const file: string = args.fleet ?? stack?.fleetFile ?? "fleet.yaml";
   const fleet = loadFleet(file);

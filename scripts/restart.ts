@@ -5,7 +5,8 @@
  * role's rendered bundle. Exit 0 when every service is active afterwards, 1 when not, 255 when the node
  * cannot be reached, 2 for bad input.
  */
-import { chalk, minimist } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
+import { chalk } from "zx";
 import { remoteCommand } from "../roles/bundle.js";
 import { loadFleet } from "../model/load.js";
 import type { FleetNode } from "../model/fleet.js";
@@ -36,23 +37,13 @@ Restarts the role's services on the node and prints their state afterwards.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet"],
-    boolean: ["help"],
-    default: { fleet: "fleet.yaml" },
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet restart: unknown option ${a}\n${USAGE}`);
-      return true;
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (args._.length > 2) throw new UserError(`fleet restart: expected <node> <role>, got ${args._.length} words.\n${USAGE}`);
+  const parsed = parseVerb(argv, { verb: "restart", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" } } });
+  if (!parsed) return 0;
+  const { values: args, positionals: words } = parsed;
+  if (words.length > 2) throw new UserError(`fleet restart: expected <node> <role>, got ${words.length} words.\n${USAGE}`);
   const fleet = loadFleet(args.fleet);
-  const node = resolveNode(fleet, args._[0] === undefined ? undefined : String(args._[0]), "restart");
-  const role = resolveRole(node, args._[1] === undefined ? undefined : String(args._[1]), "restart");
+  const node = resolveNode(fleet, words[0], "restart");
+  const role = resolveRole(node, words[1], "restart");
   const bundle = serviceBundle(fleet, node, role, "restart");
   const r = await sshRun(sshTargetOf(node), restartCommand(node, bundle), { timeoutSeconds: node.perDialTimeoutSeconds + 120 });
   process.stderr.write(r.stderr);

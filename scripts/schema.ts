@@ -2,21 +2,21 @@
  * `fleet schema [--write | --check]`: prints fleet.schema.json, writes it next to package.json, or checks
  * that the committed file matches the zod schema (exit 1 when stale).
  */
+import { parseVerb } from "../runtime/cli/verb.js";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { minimist } from "zx";
 import { fleetJsonSchemaText } from "../model/json-schema.js";
 import { UserError } from "../model/errors.js";
 
 /** Path of the committed schema file. */
 export const SCHEMA_PATH = fileURLToPath(new URL("../fleet.schema.json", import.meta.url));
 
+const USAGE = "usage: fleet schema [--write | --check]\n  prints the JSON Schema of fleet.yaml; --write updates fleet.schema.json; --check exits 1 when it is stale\n";
+
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, { boolean: ["write", "check", "help"], unknown: (a) => { if (a.startsWith("-")) throw new UserError(`fleet schema: unknown option ${a}; use --write or --check`); return true; } });
-  if (args.help) {
-    process.stdout.write("usage: fleet schema [--write | --check]\n  prints the JSON Schema of fleet.yaml; --write updates fleet.schema.json; --check exits 1 when it is stale\n");
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "schema", usage: USAGE, options: { write: { type: "boolean" }, check: { type: "boolean" } } });
+  if (!parsed) return 0;
+  const { values: args } = parsed;
   const text = fleetJsonSchemaText();
   if (args.write) {
     const tmp = `${SCHEMA_PATH}.tmp-${process.pid}`;

@@ -14,7 +14,8 @@
  * reported on the service's node as `exposed: agentapi on rpi1 is reachable from rpi2 (allowed: …)`).
  * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
  */
-import { chalk, minimist } from "zx";
+import { parseVerb } from "../runtime/cli/verb.js";
+import { chalk } from "zx";
 import { loadFleet } from "../model/load.js";
 import { ROLE_NAMES } from "../model/schema.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
@@ -255,21 +256,11 @@ Exit 0 when every node is healthy, 1 when any node is unhealthy or offline, 2 fo
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = minimist(argv, {
-    string: ["fleet", "timeout", "token-file"],
-    boolean: ["json", "help"],
-    default: { fleet: "fleet.yaml" },
-    unknown: (a) => {
-      if (a.startsWith("-")) throw new UserError(`fleet status: unknown option ${a}\n${USAGE}`);
-      return true;
-    },
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(argv, { verb: "status", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } });
+  if (!parsed) return 0;
+  const { values: args, positionals: words } = parsed;
   const fleet = loadFleet(args.fleet);
-  const nodes = resolveTargets(fleet, args._.map(String));
+  const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
   const token = args["token-file"] ? readToken(args["token-file"]) : process.env.FLEET_TOKEN;
   const report = await fleetStatus(fleet, nodes, timeoutSeconds, token);
