@@ -68,3 +68,13 @@ export function canonicalRoles(roles: Iterable<RoleName>): RoleName[] {
 export function nodeWithRole(fleet: Fleet, role: RoleName): FleetNode | undefined {
   return fleet.nodes.find((n) => n.roles.includes(role));
 }
+
+/**
+ * The queue's base URL as every node reaches it: `http://<queue node host>:<services.queue.port>`.
+ * @throws Error when no node runs the queue (callers check, or the model guarantees one: workers need it).
+ */
+export function queueUrl(fleet: Fleet): string {
+  const q = nodeWithRole(fleet, "queue");
+  if (!q) throw new Error("no node runs the queue: the fleet model should have rejected workers without one");
+  return `http://${q.host}:${fleet.services.queue.port}`;
+}

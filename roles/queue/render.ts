@@ -27,7 +27,7 @@
  * - Health: the install waits (bounded, 60 s) for `GET /healthz`.
  */
 import type { Fleet, FleetNode } from "../../model/fleet.js";
-import { nodeWithRole } from "../../model/fleet.js";
+import { nodeWithRole, queueUrl } from "../../model/fleet.js";
 import { readTemplate, renderTemplate, sh, type RoleParts } from "../bundle.js";
 import { platformFor, type PackageNames } from "../platform.js";
 import { nodeJsBinDir } from "../claude/render.js";
@@ -39,12 +39,7 @@ import type { SecretName } from "../types.js";
 /** Node.js and npm from the platform's package manager (Homebrew's `node` carries npm). */
 export const NODEJS_PACKAGES: PackageNames = { apt: ["nodejs", "npm"], pacman: ["nodejs", "npm"], brew: ["node"] };
 
-/** The queue's base URL as every node reaches it: `http://<queue node host>:<services.queue.port>`. */
-export function queueUrl(fleet: Fleet): string {
-  const q = nodeWithRole(fleet, "queue");
-  if (!q) throw new Error("no node runs the queue: the fleet model should have rejected workers without one");
-  return `http://${q.host}:${fleet.services.queue.port}`;
-}
+export { queueUrl };
 
 /** Directory of the queue runtime on `node`. */
 export function queueDir(node: FleetNode): string {

@@ -4,7 +4,9 @@
  * `--token-file`/FLEET_TOKEN. Human-readable output by default, `--json` for scripts. Exit codes: 0 ok,
  * 1 the task failed or was cancelled (or the queue is unreachable), 2 bad input.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { nodeWithRole, queueUrl } from "../../model/fleet.js";
+import { loadFleet } from "../../model/load.js";
 import { UserError } from "../../model/errors.js";
 import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../api.js";
 import { QueueClient, QueueError } from "../client.js";
@@ -12,7 +14,7 @@ import { MODELS } from "../model-choice.js";
 import { parseFlags, queueAccess, secondsFlag, intFlag } from "./args.js";
 import { printable } from "./printable.js";
 
-const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL or FLEET_QUEUE_URL; token: --token-file FILE or FLEET_TOKEN)
+const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEET_QUEUE_URL, or the queue node of --fleet FILE / ./fleet.yaml; token: --token-file FILE or FLEET_TOKEN)
 
   delegate <node|any> "<prompt>"  submit a task (prompt "-" reads stdin)
         [--priority high|medium|low] [--model auto|haiku|sonnet|opus] [--tag k=v]... [--cwd DIR | --repo URL]
@@ -29,7 +31,22 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL or FL
 /** The subcommands of `fleet task` besides `delegate`. */
 const TASK_COMMANDS: readonly string[] = ["list", "show", "wait", "cancel", "priority", "status"];
 
-const common = { queue: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
+const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
+
+/**
+ * Fills in `f.queue` when neither `--queue` nor FLEET_QUEUE_URL gives one: the queue node of the fleet file
+ * (`--fleet FILE`, else ./fleet.yaml when it exists), as `fleet status` finds it. Left unset otherwise
+ * (queueAccess then says what to pass).
+ * @throws UserError for a bad fleet file (its located problems), or one where no node runs role queue.
+ */
+function queueFromFleet(f: { queue?: string; fleet?: string }): void {
+  if (f.queue ?? process.env.FLEET_QUEUE_URL) return;
+  const file = f.fleet ?? "fleet.yaml";
+  if (f.fleet === undefined && !existsSync(file)) return;
+  const fleet = loadFleet(file);
+  if (!nodeWithRole(fleet, "queue")) throw new UserError(`${file}: no node runs role queue, so there is no queue to ask; pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.`);
+  f.queue = queueUrl(fleet);
+}
 
 function client(f: { queue?: string; "token-file"?: string }): QueueClient {
   const { url, token } = queueAccess(f);
@@ -140,6 +157,7 @@ async function delegate(argv: string[]): Promise<number> {
     print(USAGE);
     return 0;
   }
+  queueFromFleet(f);
   if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
   const [target, rawPrompt] = positionals as [string, string];
   const prompt = rawPrompt === "-" ? readFileSync(0, "utf8") : rawPrompt;
@@ -217,6 +235,7 @@ export async function run(argv: string[]): Promise<number> {
     print(USAGE);
     return 0;
   }
+  queueFromFleet(f);
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);
   };
