@@ -1,19 +1,9 @@
 /**
- * Flag parsing shared by `fleet task`, `fleet queue` and `fleet worker`: node's `util.parseArgs` (strict), with
- * every mistake turned into a {@link UserError} (exit 2) that names the flag and shows the usage.
+ * Flag values shared by `fleet task`, `fleet queue` and `fleet worker` (seconds, integers, token files, the
+ * queue's URL and token); the flags themselves are parsed by ./verb.ts `parseVerb`, as for every verb.
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UserError } from "../../model/errors.js";
 import { readSecretFile } from "../config.js";
-
-/** Parses argv; throws UserError (with `usage` appended) on an unknown flag or a missing value. */
-export function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: O, usage: string, allowPositionals = false) {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals });
-  } catch (err) {
-    throw new UserError(`${(err as Error).message}\n\n${usage}`);
-  }
-}
 
 /** Parses a non-negative number of seconds (fractions allowed) from flag `name`; undefined stays undefined. */
 export function secondsFlag(value: string | undefined, name: string): number | undefined {

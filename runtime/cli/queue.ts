@@ -6,7 +6,8 @@
 import { UserError } from "../../model/errors.js";
 import { loadTokensFile } from "../config.js";
 import { createQueueServer } from "../server.js";
-import { parseFlags, secondsFlag } from "./args.js";
+import { secondsFlag } from "./args.js";
+import { parseVerb } from "./verb.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
        [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
@@ -38,9 +39,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== "serve") throw new UserError(`fleet queue: expected the subcommand "serve", got ${sub ? `"${sub}"` : "nothing"}.\n\n${USAGE}`);
-  const { values: f } = parseFlags(
-    rest,
-    {
+  const parsed = parseVerb(rest, {
+    verb: "queue serve",
+    usage: USAGE,
+    positionals: false,
+    options: {
       db: { type: "string" },
       listen: { type: "string" },
       tokens: { type: "string" },
@@ -49,14 +52,10 @@ export async function run(argv: string[]): Promise<number> {
       "presence-seconds": { type: "string" },
       synchronous: { type: "string" },
       "public-url": { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
-  );
-  if (f.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
   for (const k of ["db", "listen", "tokens"] as const) if (!f[k]) throw new UserError(`fleet queue serve: --${k} is required.\n\n${USAGE}`);
   if (f.synchronous && f.synchronous !== "full" && f.synchronous !== "normal") throw new UserError(`--synchronous must be full or normal, got "${f.synchronous}".`);
   const { host, port } = parseListen(f.listen!);

@@ -11,7 +11,8 @@ import { UserError } from "../../model/errors.js";
 import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../api.js";
 import { QueueClient, QueueError } from "../client.js";
 import { MODELS } from "../model-choice.js";
-import { parseFlags, queueAccess, secondsFlag, intFlag } from "./args.js";
+import { queueAccess, secondsFlag, intFlag } from "./args.js";
+import { parseVerb } from "./verb.js";
 import { printable } from "./printable.js";
 
 const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEET_QUEUE_URL, or the queue node of --fleet FILE / ./fleet.yaml; token: --token-file FILE or FLEET_TOKEN)
@@ -31,7 +32,7 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
 /** The subcommands of `fleet task` besides `delegate`. */
 const TASK_COMMANDS: readonly string[] = ["list", "show", "wait", "cancel", "priority", "status"];
 
-const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
+const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } as const;
 
 /**
  * Fills in `f.queue` when neither `--queue` nor FLEET_QUEUE_URL gives one: the queue node of the fleet file
@@ -136,9 +137,10 @@ async function waitTask(c: QueueClient, url: string | undefined, taskId: number,
 }
 
 async function delegate(argv: string[]): Promise<number> {
-  const { values: f, positionals } = parseFlags(
-    argv,
-    {
+  const parsed = parseVerb(argv, {
+    verb: "task delegate",
+    usage: USAGE,
+    options: {
       ...common,
       priority: { type: "string" },
       model: { type: "string" },
@@ -150,13 +152,11 @@ async function delegate(argv: string[]): Promise<number> {
       wait: { type: "boolean" },
       timeout: { type: "string" },
     },
-    USAGE,
-    true,
-  );
-  if (f.help) {
-    print(USAGE);
-    return 0;
-  }
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
+  // Words after `--` are arguments too (a prompt that starts with "-").
+  const positionals = [...parsed.positionals, ...parsed.rest];
   queueFromFleet(f);
   if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
   const [target, rawPrompt] = positionals as [string, string];
@@ -228,13 +228,12 @@ export async function run(argv: string[]): Promise<number> {
   if (cmd === "delegate") return delegate(rest);
   if (!TASK_COMMANDS.includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
   const extra = cmd === "list" ? { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } } : cmd === "wait" ? { timeout: { type: "string" } } : {};
-  const { values: f, positionals } = parseFlags(rest, { ...common, ...extra } as typeof common & Record<string, { type: "string" }>, USAGE, true);
-  const fx = f as typeof f & Record<string, string | undefined>;
   // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
-  if (f.help) {
-    print(USAGE);
-    return 0;
-  }
+  const parsed = parseVerb(rest, { verb: `task ${cmd}`, usage: USAGE, options: { ...common, ...extra } as typeof common & Record<string, { type: "string" }> });
+  if (!parsed) return 0;
+  const f = parsed.values;
+  const positionals = [...parsed.positionals, ...parsed.rest];
+  const fx = f as typeof f & Record<string, string | undefined>;
   queueFromFleet(f);
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);

@@ -6,7 +6,8 @@
 import { UserError } from "../../model/errors.js";
 import { parseEnvFile, readSecretFile } from "../config.js";
 import { EXECUTORS, Worker } from "../worker.js";
-import { intFlag, parseFlags, readToken, secondsFlag } from "./args.js";
+import { intFlag, readToken, secondsFlag } from "./args.js";
+import { parseVerb } from "./verb.js";
 
 /** A user name `--run-as` accepts: what useradd and dscl take without quoting (POSIX portable names). */
 const USER_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,31}$/;
@@ -33,9 +34,11 @@ const USAGE = `usage: fleet worker --queue URL --token-file FILE --node NAME [--
 
 /** Entry point of `fleet worker`. */
 export async function run(argv: string[]): Promise<number> {
-  const { values: f } = parseFlags(
-    argv,
-    {
+  const parsed = parseVerb(argv, {
+    verb: "worker",
+    usage: USAGE,
+    positionals: false,
+    options: {
       queue: { type: "string" },
       "token-file": { type: "string" },
       node: { type: "string" },
@@ -50,14 +53,10 @@ export async function run(argv: string[]): Promise<number> {
       "claim-wait-seconds": { type: "string" },
       "poll-seconds": { type: "string" },
       "grace-seconds": { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
-  );
-  if (f.help) {
-    process.stdout.write(USAGE + "\n");
-    return 0;
-  }
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
   for (const k of ["queue", "token-file", "node"] as const) if (!f[k]) throw new UserError(`fleet worker: --${k} is required.\n\n${USAGE}`);
   if (!/^https?:\/\/[^/]+/.test(f.queue!)) throw new UserError(`--queue must be an http:// or https:// URL (e.g. http://arch-orchestrator:8787), got "${f.queue}".`);
   const executor = (f.executor ?? "claude-print") as (typeof EXECUTORS)[number];

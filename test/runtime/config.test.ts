@@ -78,7 +78,7 @@ describe("fleet queue serve / fleet worker: bad input exits 2 with one paragraph
     ["missing --db", ["queue", "serve", "--listen", "127.0.0.1:0", "--tokens", "DIR/bad.json"], "fleet queue serve: --db is required."],
     ["bad --listen", ["queue", "serve", "--db", "DIR/q.db", "--listen", "8787", "--tokens", "DIR/bad.json"], '--listen must be HOST:PORT (e.g. 127.0.0.1:8787 or arch-orchestrator:8787), got "8787".'],
     ["missing tokens file", ["queue", "serve", "--db", "DIR/q.db", "--listen", "127.0.0.1:0", "--tokens", "DIR/none.json"], "cannot read tokens file DIR/none.json: ENOENT."],
-    ["unknown worker flag", ["worker", "--queue", "http://127.0.0.1:1", "--token", "x"], "Unknown option '--token'"],
+    ["unknown worker flag", ["worker", "--queue", "http://127.0.0.1:1", "--token", "x"], "fleet worker: unknown option --token"],
     ["bad executor", ["worker", "--queue", "http://127.0.0.1:1", "--token-file", "DIR/bad.json", "--node", "pi", "--executor", "bash"], '--executor must be one of claude-print, agentapi, noop, got "bash".'],
   ])("%s", async (_n, args, message) => {
     const dir = tempDir();

@@ -30,10 +30,10 @@ describe("--help", () => {
     expect({ code: r.code, stderr: r.stderr, first: r.stdout.split("\n")[0]!.replace(/ .*/, "") }).toEqual({ code: 0, stderr: "", first: "usage:" });
   });
 
-  it.each(["plan", "schema", "status", "exec", "logs", "restart", "add-machine", "pin-artifacts", "drift"])("fleet %s --bogus: exit 2, the verb's one-line error, then its usage", (verb) => {
-    const r = fleet(verb, "--bogus");
+  it.each(["plan", "schema", "status", "exec", "logs", "restart", "add-machine", "pin-artifacts", "drift", "worker", "queue serve", ...TASK.map((c) => `task ${c}`)])("fleet %s --bogus: exit 2, the verb's one-line error, then its usage", (verb) => {
+    const r = fleet(...verb.split(" "), "--bogus");
     const lines = r.stderr.split("\n");
-    expect({ code: r.code, stdout: r.stdout, first: lines[0], usage: lines[1]!.startsWith(`usage: fleet ${verb}`) }).toEqual({
+    expect({ code: r.code, stdout: r.stdout, first: lines[0], usage: lines[1]!.startsWith(`usage: fleet ${verb.split(" ")[0]}`) }).toEqual({
       code: 2,
       stdout: "",
       first: `fleet ${verb}: unknown option --bogus${verb === "exec" ? " (put the command after --)" : ""}`,
