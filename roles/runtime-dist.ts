@@ -6,7 +6,8 @@
  * - every repository file that entry reaches through static relative imports (`import … from "./x.js"`,
  *   `export … from`, side-effect imports; `.js` specifiers map to the `.ts` sources), read from this
  *   checkout, so a change to any of them changes the bundle hash and re-deploys the role;
- * - `fleet.mjs`, a small entry that registers tsx (the same loader `bin/fleet.mjs` uses) and runs the verb;
+ * - `fleet.mjs`, a small entry that registers tsx (the same loader `bin/fleet.mjs` uses) and runs the verb
+ *   through the CLI's own dispatcher (scripts/fleet.ts, shipped with the closure, `NODE_VERBS`);
  * - `package.json` naming exactly the npm packages those files import (plus `tsx`), at the versions this
  *   checkout's `package-lock.json` resolved, and a `package-lock.json` that is the subset of ours reachable
  *   from them (same resolved URLs and integrity hashes), so `npm ci --omit=dev` on the node installs
@@ -197,7 +198,9 @@ export function runtimePackage(verb: "queue" | "worker", entryTemplate: string):
   const key = `${verb}\0${entryTemplate}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const closure = importClosure([`runtime/cli/${verb}.ts`]);
+  // The verb's module and the CLI dispatcher the entry (fleet.mjs) runs it through; the dispatcher's other
+  // verbs are dynamic imports, which the closure does not follow: they are not shipped.
+  const closure = importClosure([`runtime/cli/${verb}.ts`, "scripts/fleet.ts"]);
   const roots = [...new Set([...closure.packages, "tsx"])].sort();
   const name = `fleetkit-${verb}`;
   const { lock, dependencies, minNodeMajor } = lockSubset(roots, name);

@@ -8,7 +8,11 @@ import { UserError } from "../model/errors.js";
 
 type VerbModule = { run(argv: string[]): Promise<number> };
 
-const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
+/** Verbs by name: a one-line summary for the usage, and the module that runs it (loaded on use). */
+export type VerbTable = Record<string, { summary: string; load: () => Promise<VerbModule> }>;
+
+/** Every verb of the operator's CLI (`npx fleet …`). */
+export const VERBS: VerbTable = {
   plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
   schema: { summary: "print, write or check fleet.schema.json (the JSON Schema of fleet.yaml)", load: () => import("./schema.js") },
   task: { summary: "delegate a task to a node; list, show, wait for, cancel or re-prioritize tasks; fleet status", load: () => import("../runtime/cli/task.js") },
@@ -23,7 +27,24 @@ const verbs: Record<string, { summary: string; load: () => Promise<VerbModule> }
   drift: { summary: "compare live nodes (markers, files, services) and the Pulumi stack with the current render", load: () => import("./drift.js") },
 };
 
-function usage(): string {
+/**
+ * The verbs a node's runtime entry runs (templates/queue/fleet.mjs, shipped by the queue and worker roles):
+ * `queue` and `worker`, each only where its role put its code (each role has its own directory).
+ */
+export const NODE_VERBS: VerbTable = Object.fromEntries(
+  (["queue", "worker"] as const).map((v) => [
+    v,
+    {
+      summary: VERBS[v]!.summary,
+      load: () =>
+        VERBS[v]!.load().catch((err: Error & { code?: string }) => {
+          throw new UserError(`fleet: the ${v} runtime is not installed here (${err.code ?? err.message}); it comes with the ${v} role: re-run its install`);
+        }),
+    },
+  ]),
+);
+
+function usage(verbs: VerbTable): string {
   const width = Math.max(...Object.keys(verbs).map((v) => v.length));
   return [
     "usage: fleet <verb> [options]",
@@ -34,16 +55,16 @@ function usage(): string {
   ].join("\n");
 }
 
-/** Runs one CLI invocation; returns the process exit code. */
-export async function main(argv: string[]): Promise<number> {
+/** Runs one CLI invocation with the verbs of `verbs` (default: every verb); returns the process exit code. */
+export async function main(argv: string[], verbs: VerbTable = VERBS): Promise<number> {
   const [verb, ...rest] = argv;
   if (!verb || verb === "--help" || verb === "-h" || verb === "help") {
-    process.stdout.write(usage() + "\n");
+    process.stdout.write(usage(verbs) + "\n");
     return verb ? 0 : 2;
   }
-  const entry = verbs[verb];
+  const entry = Object.hasOwn(verbs, verb) ? verbs[verb] : undefined;
   if (!entry) {
-    process.stderr.write(`fleet: unknown verb "${verb}".\n\n${usage()}\n`);
+    process.stderr.write(`fleet: unknown verb "${verb}".\n\n${usage(verbs)}\n`);
     return 2;
   }
   try {
@@ -74,9 +95,12 @@ export function exitAfterDrain(code: number): void {
   process.stderr.write("", done);
 }
 
-/** Runs the CLI with this process's arguments and ends with its code once output has drained (the package bin calls this). */
-export function runCli(): void {
-  main(process.argv.slice(2)).then(exitAfterDrain, (err) => {
+/**
+ * Runs the CLI with this process's arguments and ends with its code once output has drained: the package
+ * bin with every verb, a node's runtime entry with {@link NODE_VERBS}.
+ */
+export function runCli(verbs: VerbTable = VERBS): void {
+  main(process.argv.slice(2), verbs).then(exitAfterDrain, (err) => {
     process.stderr.write(`fleet: internal error (please report): ${(err as Error).stack ?? err}\n`);
     exitAfterDrain(1);
   });

@@ -438,6 +438,21 @@ function unpack(verb: "queue" | "worker", dir: string): void {
 }
 
 describe("end to end: the queue and worker the bundles ship", () => {
+  it("the node's entry runs the CLI's own dispatcher with the node's verbs: same flags and messages, other verbs refused", () => {
+    const wdir = join(work, "worker-entry");
+    unpack("worker", wdir);
+    expect(runtimePackage("worker", readTemplate("queue/fleet.mjs")).files.map((f) => f.path)).toContain("scripts/fleet.ts");
+    const entry = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [join(wdir, "fleet.mjs"), ...args], { encoding: "utf8", timeout: 60_000 });
+      return [r.status, r.stdout.split("\n")[0], r.stderr.split("\n")[0]];
+    };
+    expect(entry("worker", "--help")).toEqual([0, "usage: fleet worker --queue URL --token-file FILE --node NAME [--claude PATH] [--once] [--concurrency N]", ""]);
+    expect(entry("worker", "--bogus")).toEqual([2, "", "fleet worker: unknown option --bogus"]);
+    expect(entry("plan")).toEqual([2, "", 'fleet: unknown verb "plan".']);
+    expect(entry("queue", "serve", "--help")[0]).toBe(2);
+    expect(entry("queue", "serve", "--help")[2]).toMatch(/^fleet: the queue runtime is not installed here \(.+\); it comes with the queue role: re-run its install$/);
+  });
+
   it("unpacks both runtimes, serves the queue, and a worker completes a delegated task; a viewer reads it and changes nothing", async () => {
     const qdir = join(work, "queue");
     const wdir = join(work, "worker");
