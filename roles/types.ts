@@ -12,6 +12,7 @@
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import type { OsName, PlatformKey } from "../model/schema.js";
 import type { RoleParts } from "./bundle.js";
+import type { PlannedResource } from "./naming.js";
 
 /** A file the role places on the node. Content is text and always ends with a newline. */
 export interface BundleFile {
@@ -124,4 +125,10 @@ export interface RoleDefinition {
    * same fleet, same bytes. Throws only on a fleetkit bug (the fleet model is already valid).
    */
   render: (fleet: Fleet, node: FleetNode) => RoleParts;
+  /**
+   * The Pulumi resources the role's component creates besides its install command, in creation order, with
+   * the dependencies the engine is told of (roles/naming.ts names them). Absent = the install command only.
+   * The component in stacks/ creates exactly these; the program tests compare the registrations with the plan.
+   */
+  children?: (fleet: Fleet, node: FleetNode, options: { tailnetManaged?: boolean }) => PlannedResource[];
 }

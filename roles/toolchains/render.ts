@@ -218,3 +218,10 @@ export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
 }
 
 export { sha256Hex } from "../bundle.js";
+
+/** The builders `node` receives toolchain tarballs from (none for macOS and for builders themselves). */
+export function toolchainSources(fleet: Fleet, node: FleetNode): { from: string; arch: ArchName }[] {
+  return toolchainsPlan(fleet)
+    .distribution.filter((d) => d.to.includes(node.name))
+    .map((d) => ({ from: d.from, arch: d.arch }));
+}

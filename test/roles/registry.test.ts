@@ -15,6 +15,8 @@ describe("role registry", () => {
     expect(Object.keys(ROLES)).toEqual([...ROLE_NAMES]);
     expect(Object.entries(ROLES).filter(([k, d]) => d.name !== k || d.os !== ROLE_SUPPORT[d.name] || d.docs.length < 20)).toEqual([]);
     expect(Object.keys(COMPONENTS)).toEqual([...ROLE_NAMES]);
+    // The roles whose components create Pulumi children besides the install command declare them.
+    expect(Object.values(ROLES).filter((d) => d.children).map((d) => d.name)).toEqual(["tailscale", "iceccd", "toolchains", "ntfy"]);
   });
 
   it("each role is a folder under roles/ with index.ts and render.ts", () => {
