@@ -6,13 +6,14 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
-import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "./role.js";
-import { Ntfy } from "./ntfy.js";
+import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
+import { Ntfy } from "../roles/ntfy/component.js";
 import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy/render.js";
-import { Iceccd, Toolchains } from "./toolchains.js";
+import { Iceccd } from "../roles/iceccd/component.js";
+import { Toolchains } from "../roles/toolchains/component.js";
 import { toolchainSources } from "./plan.js";
 import { secretStdin, type StackSecrets } from "./secrets.js";
-import { Tailscale, type NodeTailnet } from "./tailscale.js";
+import { Tailscale, type NodeTailnet } from "../roles/tailscale/component.js";
 
 /** How a role component is looked up by name once created (it may sit on a node created later). */
 export type RoleLookup = (name: string) => Promise<pulumi.Resource>;

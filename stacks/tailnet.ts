@@ -43,8 +43,6 @@ export const TAILNET_CONFIG_KEYS = {
  */
 export const TAILNET_KEY_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
 
-/** How long the device lookup after a node's join waits for the control plane to list it (Go duration). */
-export const DEVICE_WAIT = "120s";
 
 /** The stack's Tailscale credentials and tailnet settings; undefined when the tailnet is not managed. */
 export interface TailnetConfig {
@@ -144,7 +142,7 @@ export interface TailnetResources {
  *   already joined the script does not use the key at all (templates/tailscale/up.sh and
  *   windows-install.ps1 join only when tailscaled is not Running under the node's name).
  * - a node whose tag changes (another profile, a role added) gets a new key (the provider replaces a key whose
- *   tags change): its install re-runs in place as above, and its device tags (stacks/tailscale.ts) retag the
+ *   tags change): its install re-runs in place as above, and its device tags (roles/tailscale/component.ts) retag the
  *   device through the API.
  * `keys` are secret Outputs: they reach a node only on the tailscale install's stdin.
  */

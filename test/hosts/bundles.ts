@@ -1,5 +1,5 @@
 /**
- * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (stacks/role.ts):
+ * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (roles/component.ts):
  * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent over SSH as the
  * node user, with the bundle's secrets as `NAME=value` lines on stdin (stacks/secrets.ts `secretStdin`),
  * in the order `dependsOn` gives (plan.ts `roleDependencies`), independent roles in parallel. Plus the

@@ -4,7 +4,7 @@
  * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent as the node user,
  * with the bundle's secrets as `NAME=value` lines on stdin, in the order of plan.ts `roleDependencies`
  * (Pulumi's `dependsOn`); uninstall runs in reverse order, and a changed bundle's install runs over the
- * old one, as the command's update re-runs `create` in place (stacks/role.ts).
+ * old one, as the command's update re-runs `create` in place (roles/component.ts).
  *
  * The fleet is rendered from a test fleet.yaml of three Debian nodes by the real model and role renderers;
  * downloads come from the harness's artifact server, with their sha256 written into that fleet.yaml.

@@ -11,7 +11,7 @@ import type { Fleet as FleetModel, FleetNode, RoleName } from "../../model/fleet
 import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle } from "../../roles/types.js";
-import { distributionScript } from "../../stacks/toolchains.js";
+import { distributionScript } from "../../roles/toolchains/component.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
 import { REAL_FLEETS, withNode, withoutRole, withPeople, writeFleet } from "./fleets.js";
 import { createHash } from "node:crypto";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../model/load.js";
 import type { Fleet } from "../../model/fleet.js";
-import { distributionScript } from "../../stacks/toolchains.js";
+import { distributionScript } from "../../roles/toolchains/component.js";
 import { sha256Hex } from "../../roles/toolchains/render.js";
 import { startSshd, type TestSshd } from "../scripts/sshd.js";
 

@@ -23,6 +23,8 @@ describe("role registry", () => {
     const folders = readdirSync("roles", { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
     expect(folders).toEqual([...ROLE_NAMES].sort());
     expect(folders.filter((f) => !["index.ts", "render.ts"].every((x) => readdirSync(`roles/${f}`).includes(x)))).toEqual([]);
+    // component.ts exactly where the role's component has Pulumi children of its own (the definition's `children`).
+    expect(folders.filter((f) => readdirSync(`roles/${f}`).includes("component.ts"))).toEqual(Object.values(ROLES).filter((d) => d.children).map((d) => d.name).sort());
   });
 
   it("declared dependencies become the plan's: local ones when the node runs them, fleet ones on their holder", () => {

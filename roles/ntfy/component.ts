@@ -5,9 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
-import { RoleComponent, type RoleArgs } from "./role.js";
-import { ntfyResourceNames } from "./plan.js";
-import type { NtfyContainerSpec } from "../roles/ntfy/render.js";
+import { RoleComponent, type RoleArgs } from "../component.js";
+import { ntfyResourceNames } from "../naming.js";
+import type { NtfyContainerSpec } from "./render.js";
 
 /** Inputs of the ntfy role component: a role plus the container spec and how docker reaches the node. */
 export interface NtfyArgs extends RoleArgs {

@@ -1,13 +1,13 @@
 /**
  * The role component: one role's bundle shipped to one node. Every role is this component (type token
- * `fleetkit:role:<Role>`), except ntfy, which extends it with its Docker container (`stacks/ntfy.ts`).
+ * `fleetkit:role:<Role>`), except ntfy, which extends it with its Docker container (`roles/ntfy/component.ts`).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
-import type { Bundle } from "../roles/types.js";
-import { remoteCommand, remoteInvocation } from "../roles/bundle.js";
-import { installResourceName, ROLE_TYPES } from "./plan.js";
+import type { Bundle } from "./types.js";
+import { remoteCommand, remoteInvocation } from "./bundle.js";
+import { installResourceName, ROLE_TYPES } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
 export type SshConnection = command.types.input.remote.ConnectionArgs;

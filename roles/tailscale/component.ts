@@ -4,9 +4,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as tailscale from "@pulumi/tailscale";
-import { RoleComponent, type RoleArgs } from "./role.js";
-import { deviceTagsResourceName } from "./plan.js";
-import { DEVICE_WAIT } from "./tailnet.js";
+import { RoleComponent, type RoleArgs } from "../component.js";
+import { deviceTagsResourceName } from "../naming.js";
+
+/** How long the device lookup after a node's join waits for the control plane to list it (Go duration). */
+export const DEVICE_WAIT = "120s";
 
 /** The managed tailnet, as one node's tailscale role needs it. */
 export interface NodeTailnet {

@@ -2,7 +2,7 @@
  * Toolchain tarball distribution in the program (roles/toolchains/render.ts describes the tarballs and scripts):
  * - a builder's `toolchains` component also reads the builder's manifest after its install
  *   (`<name>-manifest`, a remote.Command whose stdout is `manifest-<arch>`);
- * - a receiving node's `iceccd` component gets one `<name>-toolchains-<arch>` local.Command per builder: run
+ * - a receiving node's `iceccd` component (roles/iceccd/component.ts) gets one `<name>-toolchains-<arch>` local.Command per builder: run
  *   on the machine doing `pulumi up`, it asks the node whether each listed tarball is present with that
  *   sha256 and streams only the missing ones builder → node over SSH (`ssh builder cat … | ssh node
  *   receive-script`), so an unchanged tarball is never copied again. The receive script verifies the sha256
@@ -14,11 +14,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { ArchName, Fleet, FleetNode } from "../model/fleet.js";
-import { remoteCommand, shQuote } from "../roles/bundle.js";
-import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "../roles/toolchains/render.js";
-import { RoleComponent, type RoleArgs } from "./role.js";
-import { toolchainManifestResourceName, toolchainReceiveResourceName } from "./plan.js";
+import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
+import { remoteCommand, shQuote } from "../bundle.js";
+import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "./render.js";
+import { RoleComponent, type RoleArgs } from "../component.js";
+import { toolchainManifestResourceName } from "../naming.js";
 
 /** How the local `ssh` client reaches nodes. */
 export interface SshClientOptions {
@@ -111,48 +111,5 @@ export class Toolchains extends RoleComponent {
     );
     this.manifest = this.manifestCommand.stdout;
     this.registerOutputs({ bundleHash: this.bundleHash, stdout: this.stdout, manifest: this.manifest });
-  }
-}
-
-/** One builder whose tarballs an iceccd node receives. */
-export interface ToolchainSource {
-  builder: FleetNode;
-  arch: ArchName;
-  /** The builder's manifest (its Toolchains component's `manifest`). */
-  manifest: pulumi.Input<string>;
-  /** Local key file for reaching the builder; undefined = ssh-agent. */
-  keyFile?: string;
-}
-
-/** Inputs of an iceccd component on a node that receives toolchains. */
-export interface IceccdArgs extends RoleArgs {
-  fleet: Fleet;
-  /** Builders to receive from (roles/toolchains/render.ts toolchainsPlan: Linux iceccd nodes other than the builder). */
-  sources: ToolchainSource[];
-  /** Local key file for reaching this node; undefined = ssh-agent. */
-  keyFile?: string;
-}
-
-/** The `iceccd` role plus, on Linux receivers, the toolchain tarballs of every builder. */
-export class Iceccd extends RoleComponent {
-  /** One distribution command per builder arch. */
-  public readonly toolchains: command.local.Command[];
-
-  constructor(name: string, args: IceccdArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(name, args, opts);
-    this.toolchains = args.sources.map(
-      (src) =>
-        new command.local.Command(
-          this.childName(toolchainReceiveResourceName(name, src.arch)),
-          {
-            create: pulumi.output(src.manifest).apply((m) => distributionScript(args.fleet, src.builder, args.node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile: args.keyFile } })),
-            triggers: [src.manifest],
-            interpreter: ["/bin/sh", "-c"],
-            addPreviousOutputInEnv: false,
-          },
-          this.childOptions({ dependsOn: [this.install] }),
-        ),
-    );
-    this.registerOutputs({ bundleHash: this.bundleHash, stdout: this.stdout });
   }
 }
