@@ -15,6 +15,7 @@
  * or bad input.
  */
 import { parseVerb } from "../runtime/cli/verb.js";
+import { withSpinner } from "./spin.js";
 import { $, chalk, which } from "zx";
 import { loadFleet } from "../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
@@ -214,7 +215,9 @@ export async function run(argv: string[]): Promise<number> {
   const fleet = loadFleet(args.fleet);
   const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "drift");
-  const report = await fleetDrift(fleet, nodes, { timeoutSeconds, stack: args.stack || fleet.name, state: args.state as "auto" | "required" | "skip" });
+  const report = await withSpinner(`comparing ${nodes.length} node(s) and the stack with the render`, !!args.json, () =>
+    fleetDrift(fleet, nodes, { timeoutSeconds, stack: args.stack || fleet.name, state: args.state as "auto" | "required" | "skip" }),
+  );
   process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatDrift(report));
   return report.exitCode;
 }

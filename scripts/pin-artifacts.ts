@@ -14,6 +14,7 @@
  * pinned ones and exits 1 on a mismatch (a changed upstream file, or a wrong pin), which it never overwrites.
  */
 import { parseVerb } from "../runtime/cli/verb.js";
+import { withSpinner } from "./spin.js";
 import { createHash } from "node:crypto";
 import { parseDocument } from "yaml";
 import { FleetError, parseFleet, readFleetText } from "../model/load.js";
@@ -143,7 +144,9 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const toFetch = args.verify ? pins : missing;
-  const results = await Promise.all(toFetch.map(async (p) => ({ p, r: await downloadDigest(p.url, timeout).then((d) => ({ d }), (e: Error) => ({ e })) })));
+  const results = await withSpinner(`downloading ${toFetch.length} artifact(s) to hash them`, false, () =>
+    Promise.all(toFetch.map(async (p) => ({ p, r: await downloadDigest(p.url, timeout).then((d) => ({ d }), (e: Error) => ({ e })) }))),
+  );
   const found = new Map(results.map(({ p, r }) => [p, r]));
   const added: { artifact: ArtifactName; platform: PlatformKey; sha256: string; version: string; urlTemplate: string }[] = [];
   let failures = 0;

@@ -15,6 +15,7 @@
  * Exit 0 all healthy, 1 anything unhealthy or offline, 2 bad input.
  */
 import { parseVerb } from "../runtime/cli/verb.js";
+import { withSpinner } from "./spin.js";
 import { chalk } from "zx";
 import { loadFleet } from "../model/load.js";
 import { ROLE_NAMES } from "../model/schema.js";
@@ -263,7 +264,7 @@ export async function run(argv: string[]): Promise<number> {
   const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
   const token = args["token-file"] ? readToken(args["token-file"]) : process.env.FLEET_TOKEN;
-  const report = await fleetStatus(fleet, nodes, timeoutSeconds, token);
+  const report = await withSpinner(`probing ${nodes.length} node(s)`, !!args.json, () => fleetStatus(fleet, nodes, timeoutSeconds, token));
   process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
   return report.healthy ? 0 : 1;
 }

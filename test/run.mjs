@@ -41,6 +41,7 @@ export const NEEDS = {
   iptables: "iptables", // hosts level: NAT for the nodes' registry proxy
   nft: "nftables",
   chromium: "chromium", // browser level: the fleet's web page in headless Chromium
+  script: "bsdutils", // scripts level: runs a verb on a pseudo-terminal (the spinner shows only there)
 };
 
 /** Packages installed even though no file names them: what `npm ci` needs to build better-sqlite3 from source. */
