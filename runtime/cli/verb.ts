@@ -46,7 +46,9 @@ export function parseVerb<O extends NonNullable<ParseArgsConfig["options"]>>(arg
   } catch (err) {
     const e = err as Error & { code?: string };
     const quotedWord = /'([^']*)'/.exec(e.message)?.[1] ?? "";
-    if (argv.includes("--help") || argv.includes("-h")) return printUsage(spec.usage);
+    // --help wins over a mistake, but only as a flag: after `--` it is a word of the command (`exec … -- grep -h`).
+    const flags = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+    if (flags.includes("--help") || flags.includes("-h")) return printUsage(spec.usage);
     if (e.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw fail(`unknown option ${quotedWord}${spec.unknownHint ?? ""}`);
     if (e.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
       const flag = quotedWord.split(" ")[0]!;

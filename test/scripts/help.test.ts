@@ -47,6 +47,8 @@ describe("--help", () => {
     [["plan", "extra"], 'fleet plan: unexpected argument "extra"'],
     [["add-machine", "rpi9"], 'fleet add-machine: unexpected argument "rpi9" (answers are flags, e.g. --name rpi9)'],
     [["logs", "-x"], "fleet logs: unknown option -x"],
+    // -h after `--` is a word of the command, not a request for help: the mistake before it is still reported.
+    [["exec", "all", "--bogus", "--", "grep", "-h", "x"], "fleet exec: unknown option --bogus (put the command after --)"],
   ])("fleet %j: exit 2 with %s", (args, message) => {
     const r = fleet(...args);
     expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, message]);
