@@ -36,7 +36,7 @@
  *   distro enforces the same list behind it.
  */
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
-import { Fragment, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "./bundle.js";
+import { Fragment, readTemplate, renderTemplate, shQuote, type RoleParts } from "./bundle.js";
 import { commentText } from "./escape.js";
 import { launchdPlist } from "./launchd.js";
 import { platformFor, type Platform } from "./platform.js";

@@ -20,7 +20,8 @@ import { $, chalk, which } from "zx";
 import { loadFleet } from "../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
-import { probeNode, sha256Hex, type NodeProbe } from "./probe.js";
+import { sha256Hex } from "../roles/bundle.js";
+import { probeNode, type NodeProbe } from "./probe.js";
 import { resolveTargets } from "./targets.js";
 import { parseTimeout } from "./status.js";
 

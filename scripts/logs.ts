@@ -9,7 +9,7 @@ import { parseVerb } from "../runtime/cli/verb.js";
 import { remoteCommand } from "../roles/bundle.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
-import { renderRoles } from "./probe.js";
+import { renderNodeBundles } from "../roles/index.js";
 import { serviceLogsScript } from "./services.js";
 import { sshRun, sshTargetOf } from "./ssh.js";
 import { resolveNode, resolveRole } from "./targets.js";
@@ -21,10 +21,11 @@ import type { Bundle } from "../roles/types.js";
  * @throws UserError (exit 2) when the role runs no service (or runs on a Windows node's host side).
  */
 export function serviceBundle(fleet: Fleet, node: FleetNode, role: RoleName, verb: string): Bundle {
-  const bundle = renderRoles(fleet, node).bundles.find((b) => b.role === role);
+  const bundles = renderNodeBundles(fleet, node);
+  const bundle = bundles.find((b) => b.role === role);
   if (!bundle) throw new UserError(`fleet ${verb}: ${node.name} does not run role ${role}; its roles: ${node.roles.join(", ")}.`);
   if (bundle.services.length === 0) {
-    const withServices = renderRoles(fleet, node).bundles.filter((b) => b.services.length > 0).map((b) => b.role);
+    const withServices = bundles.filter((b) => b.services.length > 0).map((b) => b.role);
     throw new UserError(`fleet ${verb}: role ${role} on ${node.name} runs no service; roles with services there: ${withServices.join(", ") || "(none)"}.`);
   }
   if (bundle.target === "windows-host") throw new UserError(`fleet ${verb}: role ${role} runs on ${node.name}'s Windows host side; use the Windows event viewer or Services there.`);

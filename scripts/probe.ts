@@ -30,17 +30,7 @@ import type { ReachRule } from "../roles/reach.js";
 /** Icecream scheduler TCP port (icecc docs: daemons connect to the scheduler on 8765). */
 export const ICECC_SCHEDULER_PORT = 8765;
 
-/** A node's rendered bundles, one per role in canonical order. */
-export interface NodeBundles {
-  bundles: Bundle[];
-}
 
-/** Renders every role of `node` (the same render `pulumi up` ships; every role has a renderer, roles/registry.ts). Pure. */
-export function renderRoles(fleet: Fleet, node: FleetNode): NodeBundles {
-  return { bundles: renderNodeBundles(fleet, node) };
-}
-
-export { sha256Hex } from "../roles/bundle.js";
 
 /**
  * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`). Extra checks
@@ -268,7 +258,8 @@ export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport
  * @param reach services of other nodes this node may not reach, to try from it (`fleet status`).
  */
 export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: number, reach: ReachRule[] = []): Promise<NodeProbe> {
-  const { bundles } = renderRoles(fleet, node);
+  // The same render `pulumi up` ships (every role renders: roles/registry.ts).
+  const bundles = renderNodeBundles(fleet, node);
   const posixTarget: ScriptTarget = node.os === "windows-wsl" ? "wsl" : "node";
   const probed = bundles.filter((b) => b.target !== "windows-host");
   const hostSide = bundles.filter((b) => b.target === "windows-host");

@@ -6,7 +6,6 @@ import { parseVerb } from "../runtime/cli/verb.js";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fleetJsonSchemaText } from "../model/json-schema.js";
-import { UserError } from "../model/errors.js";
 
 /** Path of the committed schema file. */
 export const SCHEMA_PATH = fileURLToPath(new URL("../fleet.schema.json", import.meta.url));

@@ -24,9 +24,8 @@ import { UserError } from "../model/errors.js";
 import { probeNode, type NodeProbe } from "./probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
-import { nodeWithRole } from "../model/fleet.js";
+import { nodeWithRole, queueUrl } from "../model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
-import { queueUrl } from "../roles/queue/render.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "../runtime/cli/args.js";
 import { checkedRules, exposureChecks, exposureProblem, localExposures, probedExposures, type Exposure } from "./exposure.js";
@@ -83,7 +82,7 @@ export interface StatusReport {
  */
 export type QueuePresence = { ok: true; nodes: Map<string, NodePresence> } | { ok: false; reason: string };
 
-/** The queue's base URL for `fleet` (roles/queue/render.ts `queueUrl`), or undefined when no node runs the queue. */
+/** The queue's base URL for `fleet` (model/fleet.ts `queueUrl`), or undefined when no node runs the queue. */
 export function fleetQueueUrl(fleet: Fleet): string | undefined {
   return nodeWithRole(fleet, "queue") ? queueUrl(fleet) : undefined;
 }

@@ -8,15 +8,9 @@ import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeWithRole } from "../model/fleet.js";
 import { ROLES, renderFleetBundles } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
-import { ROLE_NAMES, type ArchName } from "../model/schema.js";
 import type { Bundle } from "../roles/types.js";
 import {
   COMMAND_TYPE,
-  DEVICE_TAGS_TYPE,
-  DOCKER_CONTAINER_TYPE,
-  DOCKER_IMAGE_TYPE,
-  DOCKER_PROVIDER_TYPE,
-  LOCAL_COMMAND_TYPE,
   RANDOM_PASSWORD_TYPE,
   ROLE_TYPES,
   TAILNET_KEY_TYPE,
@@ -24,16 +18,12 @@ import {
   TAILNET_POLICY_TYPE,
   TAILNET_PROVIDER_NAME,
   TAILSCALE_PROVIDER_TYPE,
-  deviceTagsResourceName,
   installResourceName,
-  ntfyResourceNames,
   ntfyTokenResourceName,
   personTokenResourceName,
   queueTokenResourceName,
   roleResourceName,
   tailnetKeyResourceName,
-  toolchainManifestResourceName,
-  toolchainReceiveResourceName,
   type PlannedResource,
 } from "../roles/naming.js";
 

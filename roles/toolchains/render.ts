@@ -217,7 +217,6 @@ export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
   };
 }
 
-export { sha256Hex } from "../bundle.js";
 
 /** The builders `node` receives toolchain tarballs from (none for macOS and for builders themselves). */
 export function toolchainSources(fleet: Fleet, node: FleetNode): { from: string; arch: ArchName }[] {

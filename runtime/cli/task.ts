@@ -49,7 +49,9 @@ function queueFromFleet(f: { queue?: string; fleet?: string }): void {
   f.queue = queueUrl(fleet);
 }
 
-function client(f: { queue?: string; "token-file"?: string }): QueueClient {
+/** The queue client for `f`, its URL filled in from the fleet file when no other source gives one ({@link queueFromFleet}). */
+function client(f: { queue?: string; fleet?: string; "token-file"?: string }): QueueClient {
+  queueFromFleet(f);
   const { url, token } = queueAccess(f);
   return new QueueClient(url, token);
 }
@@ -157,7 +159,6 @@ async function delegate(argv: string[]): Promise<number> {
   const f = parsed.values;
   // Words after `--` are arguments too (a prompt that starts with "-").
   const positionals = [...parsed.positionals, ...parsed.rest];
-  queueFromFleet(f);
   if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
   const [target, rawPrompt] = positionals as [string, string];
   const prompt = rawPrompt === "-" ? readFileSync(0, "utf8") : rawPrompt;
@@ -234,7 +235,6 @@ export async function run(argv: string[]): Promise<number> {
   const f = parsed.values;
   const positionals = [...parsed.positionals, ...parsed.rest];
   const fx = f as typeof f & Record<string, string | undefined>;
-  queueFromFleet(f);
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);
   };

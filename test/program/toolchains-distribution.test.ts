@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../model/load.js";
 import type { Fleet } from "../../model/fleet.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
-import { sha256Hex } from "../../roles/toolchains/render.js";
+import { sha256Hex } from "../../roles/bundle.js";
 import { startSshd, type TestSshd } from "../scripts/sshd.js";
 
 describe("toolchain distribution over real SSH", () => {

@@ -14,10 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
+import { sha256Hex } from "../../roles/bundle.js";
 import {
   describeToolchainsPlan,
   parseManifest,
-  sha256Hex,
   toolchainBuildScript,
   toolchainCheckCommand,
   toolchainEnvFile,

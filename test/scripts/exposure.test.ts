@@ -9,7 +9,8 @@ import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFleet, parseFleet } from "../../model/load.js";
 import { checkedRules, exposureChecks, exposureProbeLines, exposureProblem, localExposures } from "../../scripts/exposure.js";
-import { parseProbe, renderRoles, type NodeProbe } from "../../scripts/probe.js";
+import { renderNodeBundles } from "../../roles/index.js";
+import { parseProbe, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus } from "../../scripts/status.js";
 
 const mesh = loadFleet("fleet.yaml");
@@ -111,7 +112,7 @@ describe("the probe's connects, run by dash against real sockets", () => {
 describe("the status of a node with an exposed service", () => {
   it("is unhealthy with one line per exposure, also when the node itself is offline", () => {
     const rpi1 = mesh.nodes.find((n) => n.name === "rpi1")!;
-    const { bundles } = renderRoles(mesh, rpi1);
+    const bundles = renderNodeBundles(mesh, rpi1);
     const e = { service: "agentapi", node: "rpi1", port: 3284, from: "rpi2", allowed: ["arch-orchestrator"] };
     const lines = ["fk-probe 1", ...bundles.flatMap((b) => [`marker\t${b.role}\t${b.hash}`, ...b.services.map((s) => `svc\t${b.role}\t${s.manager}\t${s.name}\tactive`)])];
     const probe: NodeProbe = { node: rpi1, reach: "ok", ms: 5, report: parseProbe([...lines, "tailscale\tRunning", "agentapi\t200\tstable", "icecc\t1", "disk\t/\t50000000000\t100000000000", "fk-probe-end"].join("\n")), bundles };

@@ -6,7 +6,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { loadFleet, parseFleet } from "../../model/load.js";
-import { mergeReports, parseProbe, probeScript, renderRoles, sha256Hex, windowsHostProbeScript, type NodeProbe } from "../../scripts/probe.js";
+import { renderNodeBundles } from "../../roles/index.js";
+import { sha256Hex } from "../../roles/bundle.js";
+import { mergeReports, parseProbe, probeScript, windowsHostProbeScript, type NodeProbe } from "../../scripts/probe.js";
 import { nodeStatus, formatBytes } from "../../scripts/status.js";
 import { nodeDrift } from "../../scripts/drift.js";
 
@@ -26,7 +28,7 @@ const mac = fleet.nodes[1];
 describe("probeScript", () => {
   it.each([["sched"], ["mac"]])("is clean POSIX sh for %s (shellcheck)", (name) => {
     const node = fleet.nodes.find((n) => n.name === name)!;
-    const script = probeScript(fleet, node, renderRoles(fleet, node).bundles, "node");
+    const script = probeScript(fleet, node, renderNodeBundles(fleet, node), "node");
     const r = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
@@ -38,7 +40,7 @@ describe("probeScript", () => {
   });
   it.each(realNodes)("%s %s: the probe of every rendered role passes shellcheck and asks for each service", (_file, _name, f, node) => {
     const target = node.os === "windows-wsl" ? "wsl" : "node";
-    const bundles = renderRoles(f, node).bundles.filter((b) => b.target !== "windows-host");
+    const bundles = renderNodeBundles(f, node).filter((b) => b.target !== "windows-host");
     const script = probeScript(f, node, bundles, target);
     const r = spawnSync("shellcheck", ["-s", "sh", "-"], { input: script, encoding: "utf8" });
     expect(r.stdout + r.stderr).toBe("");
@@ -49,7 +51,7 @@ describe("probeScript", () => {
   });
 
   it("runs under dash and reports exactly the rendered roles, files and services", () => {
-    const { bundles } = renderRoles(fleet, mac);
+    const bundles = renderNodeBundles(fleet, mac);
     // Run the macOS node's probe here: its marker and plist are absent and launchctl does not exist, so
     // every fact is reported as missing — through the real script and the real parser.
     const out = execFileSync("dash", ["-c", probeScript(fleet, mac, bundles, "node")], { encoding: "utf8" });
@@ -112,7 +114,7 @@ describe("parseProbe", () => {
 
 /** A probe of `sched` as it would come back, built from its real bundles with some facts overridden. */
 function schedProbe(over: { marker?: (role: string, hash: string) => string | null; file?: (path: string, sha: string) => string | null; svc?: (name: string) => string; extra?: string } = {}): NodeProbe {
-  const { bundles } = renderRoles(fleet, sched);
+  const bundles = renderNodeBundles(fleet, sched);
   const lines = ["fk-probe 1"];
   for (const b of bundles) {
     lines.push(`marker\t${b.role}\t${(over.marker ?? ((_r, h) => h))(b.role, b.hash) ?? "-"}`);
@@ -124,7 +126,7 @@ function schedProbe(over: { marker?: (role: string, hash: string) => string | nu
 }
 
 describe("nodeDrift", () => {
-  const { bundles } = renderRoles(fleet, sched);
+  const bundles = renderNodeBundles(fleet, sched);
   const scheduler = bundles.find((b) => b.role === "icecc-scheduler")!;
   const unit = "/etc/systemd/system/iceccd.service";
 
@@ -182,7 +184,7 @@ describe("nodeStatus", () => {
     const s = nodeStatus(schedProbe());
     expect(s.healthy).toBe(true);
     expect(s.problems).toEqual([]);
-    expect(s.roles.filter((r) => r.ok === true).map((r) => r.role)).toEqual(renderRoles(fleet, sched).bundles.map((b) => b.role));
+    expect(s.roles.filter((r) => r.ok === true).map((r) => r.role)).toEqual(renderNodeBundles(fleet, sched).map((b) => b.role));
     expect(s.roles.filter((r) => r.ok !== true)).toEqual([]);
   });
 
@@ -215,7 +217,7 @@ describe("nodeStatus", () => {
 describe("Windows host side", () => {
   const mesh = loadFleet("fleet.yaml");
   const win = mesh.nodes.find((n) => n.os === "windows-wsl")!;
-  const hostSide = renderRoles(mesh, win).bundles.filter((b) => b.target === "windows-host");
+  const hostSide = renderNodeBundles(mesh, win).filter((b) => b.target === "windows-host");
 
   it("the PowerShell probe parses with a real PowerShell grammar and asks for each host-side marker", async () => {
     const { Language, Parser } = await import("web-tree-sitter");

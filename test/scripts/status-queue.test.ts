@@ -13,7 +13,8 @@ import { tokenSha256 } from "../../runtime/config.js";
 import { QueueClient } from "../../runtime/client.js";
 import { parseFleet } from "../../model/load.js";
 import { fleetQueueUrl as queueUrl, nodeStatus, queuePresence } from "../../scripts/status.js";
-import { parseProbe, renderRoles } from "../../scripts/probe.js";
+import { renderNodeBundles } from "../../roles/index.js";
+import { parseProbe } from "../../scripts/probe.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 
 const tokenOf = (node: string) => `${node}-token-status-test-0001`;
@@ -59,7 +60,7 @@ afterAll(async () => {
 
 /** A complete probe of `node` in which every rendered role looks installed and running. */
 function healthyProbe(node: FleetNode) {
-  const { bundles } = renderRoles(fleet, node);
+  const bundles = renderNodeBundles(fleet, node);
   const lines = ["fk-probe 1", ...bundles.flatMap((b) => [`marker\t${b.role}\t${b.hash}`, ...b.services.map((s) => `svc\t${b.role}\t${s.manager}\t${s.name}\tactive`)])];
   // Files are not judged by status (drift compares them), so they are left out here.
   return { node, reach: "ok" as const, ms: 5, report: parseProbe([...lines, "fk-probe-end"].join("\n")), bundles };
