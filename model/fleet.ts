@@ -2,10 +2,10 @@
  * The resolved fleet model: what every other layer (role bundles, Pulumi components, scripts, the worker
  * runtime's config) reads. Built from a validated `fleet.yaml` by `load.ts`; plain data, no I/O.
  */
-import type { Artifact, ClaudeSettings, NodeInput, OsName, PersonScope, RoleName, Services } from "./schema.js";
+import type { Artifact, ClaudeSettings, NodeInput, OsName, PersonScope, RoleName, Services, UserRoleSpec } from "./schema.js";
 import { ROLE_NAMES } from "./schema.js";
 
-export type { ArchName, OsName, RoleName } from "./schema.js";
+export type { ArchName, BuiltinRoleName, OsName, RoleName, UserRoleSpec } from "./schema.js";
 
 /** How a node's roles are carried out: the service manager and package manager family. */
 export type OsFamily = "macos" | "linux" | "windows-wsl";
@@ -25,7 +25,10 @@ export interface FleetNode extends Pick<NodeInput, NodeFields>, Required<Pick<No
   name: string;
   /** Private key path on the machine running `pulumi up` (`defaults.sshKeyPath`, `~` not yet expanded). */
   sshKeyPath: string;
-  /** Profile roles ∪ node roles, in {@link ROLE_NAMES} order (the order components are created). */
+  /**
+   * Profile roles ∪ node roles, in {@link ROLE_NAMES} order then the fleet's user roles in `roleSources`
+   * order (the order components are created).
+   */
   roles: RoleName[];
   /** Seconds per SSH dial before giving up (`defaults.perDialTimeoutSeconds`, @pulumi/command perDialTimeout). */
   perDialTimeoutSeconds: number;
@@ -42,13 +45,22 @@ export interface Fleet {
   tailnet?: string;
   /** `defaults.claude`: set whenever some node runs role claude (model/rules.ts), else possibly absent. */
   claude?: ClaudeSettings;
-  services: Services;
+  /**
+   * Role settings under `services:`: the built-in roles' blocks, plus one per user role that declares
+   * settings (validated by that role's schema, typed by it: roles/types.ts `RoleDefinition.settings`).
+   */
+  services: Services & Record<string, unknown>;
   artifacts: { agentapi: Artifact; tailscale: Artifact };
   profiles: Record<string, RoleName[]>;
   /** People with a queue token of their own, by name (fleet.yaml `people:`, sorted by name). */
   people: Record<string, PersonScope>;
   /** Nodes in file order. */
   nodes: FleetNode[];
+  /**
+   * The user roles fleet.yaml's `roleSources:` brought, in their order; absent when it names none (most
+   * fleets). Their definitions are looked up by roles/registry.ts `roleDefinition`.
+   */
+  userRoles?: UserRoleSpec[];
 }
 
 /** The OS family that decides package manager, service manager and paths for `os`. */
@@ -58,10 +70,13 @@ export function osFamily(os: OsName): OsFamily {
   return "linux";
 }
 
-/** Sorts and de-duplicates roles into the canonical creation order. */
-export function canonicalRoles(roles: Iterable<RoleName>): RoleName[] {
+/**
+ * Sorts and de-duplicates roles into the canonical creation order: built-in roles in {@link ROLE_NAMES}
+ * order, then `userRoles` (names) in their order. A name in neither is dropped (the loader reports it).
+ */
+export function canonicalRoles(roles: Iterable<RoleName>, userRoles: readonly string[] = []): RoleName[] {
   const set = new Set(roles);
-  return ROLE_NAMES.filter((r) => set.has(r));
+  return [...ROLE_NAMES, ...userRoles].filter((r) => set.has(r));
 }
 
 /** The node that runs `role`, or undefined (for single-instance roles: icecc-scheduler, ntfy, queue). */

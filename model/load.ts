@@ -13,7 +13,7 @@ import { isUtf8 } from "node:buffer";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Parser, type CST, type Document, type Node } from "yaml";
 import type { z } from "zod";
 import { UserError } from "./errors.js";
-import { fleetFileSchema, MAX_NODES, type FleetFile } from "./schema.js";
+import { fleetFileSchemaFor, MAX_NODES, MAX_ROLE_SOURCES, type FleetFile, type UserRoleSpec } from "./schema.js";
 import { checkRules, rolesOf, type Problem } from "./rules.js";
 import type { Fleet, FleetNode } from "./fleet.js";
 import { didYouMean } from "./suggest.js";
@@ -119,7 +119,7 @@ function missing(path: Path, expected: string): Problem {
 }
 
 /** One zod issue as the problems it stands for (unknown keys give one problem each). */
-function issueProblems(issue: z.core.$ZodIssue): Problem[] {
+function issueProblems(issue: z.core.$ZodIssue, schema: z.ZodType): Problem[] {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
   const input = (issue as { input?: unknown }).input;
   switch (issue.code) {
@@ -135,7 +135,7 @@ function issueProblems(issue: z.core.$ZodIssue): Problem[] {
       return [{ path, message: `expected ${expected}, got ${describe(input)}` }];
     }
     case "unrecognized_keys": {
-      const known = knownKeys(path);
+      const known = knownKeys(schema, path);
       return issue.keys.map((key) => ({
         path: [...path, key],
         atKey: true,
@@ -167,8 +167,8 @@ function issueProblems(issue: z.core.$ZodIssue): Problem[] {
 }
 
 /** The keys the schema allows at an object path (for "did you mean" on unknown fields). */
-function knownKeys(path: Path): string[] {
-  let schema: unknown = fleetFileSchema;
+function knownKeys(root: z.ZodType, path: Path): string[] {
+  let schema: unknown = root;
   for (const seg of path) {
     schema = unwrap(schema);
     const def = (schema as { def?: { type?: string; shape?: Record<string, unknown>; valueType?: unknown } }).def;
@@ -186,6 +186,15 @@ function unwrap(schema: unknown): unknown {
   return s;
 }
 
+/** What {@link parseFleet} is told besides the text. */
+export interface ParseOptions {
+  /**
+   * The user roles the file's `roleSources:` bring (roles/sources.ts loads them). Undefined while the file
+   * names role sources is an error: the caller must load them first (the CLI and the Pulumi program do).
+   */
+  userRoles?: readonly UserRoleSpec[];
+}
+
 /**
  * Parses and validates fleet YAML text. `file` is used only in messages.
  * @returns the resolved fleet.
@@ -193,7 +202,7 @@ function unwrap(schema: unknown): unknown {
  * exit code 2. Each stage runs only when the one before it found nothing, so a file too big, too deep or
  * with an alias bomb is reported alone, before any work proportional to what it would expand to.
  */
-export function parseFleet(source: string, file: string): Fleet {
+export function parseFleet(source: string, file: string, options: ParseOptions = {}): Fleet {
   const bytes = Buffer.byteLength(source, "utf8");
   if (bytes > MAX_FLEET_FILE_BYTES) throw new FleetError([tooBig(file, bytes)]);
   const lineCounter = new LineCounter();
@@ -227,14 +236,51 @@ export function parseFleet(source: string, file: string): Fleet {
   if (data === null || data === undefined) {
     throw new FleetError([{ file, line: 1, col: 1, field: "(root)", message: "the file is empty: expected a map with fleet, defaults and nodes (see examples/)" }]);
   }
-  const parsed = fleetFileSchema.safeParse(data, { reportInput: true });
+  const userRoles = options.userRoles ?? [];
+  const schema = fleetFileSchemaFor(userRoles);
+  const parsed = schema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
-    const problems = parsed.error.issues.flatMap(issueProblems).map(place);
+    const problems = parsed.error.issues.flatMap((issue) => issueProblems(issue, schema)).map(place);
     throw new FleetError(sortProblems(problems));
   }
-  const ruleProblems = checkRules(parsed.data);
+  if (parsed.data.roleSources.length > 0 && options.userRoles === undefined) {
+    throw new FleetError([place({ path: ["roleSources"], atKey: true, message: "this fleet names user roles: read it with roles/sources.ts loadFleetWithRoles (the fleet CLI and the Pulumi program do)" })]);
+  }
+  const ruleProblems = checkRules(parsed.data, userRoles);
   if (ruleProblems.length > 0) throw new FleetError(sortProblems(ruleProblems.map(place)));
-  return resolve(parsed.data, file);
+  return resolve(parsed.data, file, userRoles);
+}
+
+/** One `roleSources:` entry of a fleet file as written, with where it stands (for errors about it). */
+export interface RoleSourceEntry {
+  /** The path as written (relative to the fleet file unless absolute). */
+  path: string;
+  /** Its index in `roleSources:`. */
+  index: number;
+  /** Builds a located problem about this entry (`FILE:LINE:COL roleSources.N: message`). */
+  problem: (message: string) => LocatedProblem;
+}
+
+/**
+ * The `roleSources:` entries of fleet YAML text, read before validation (which needs the roles they bring).
+ * Pure. Returns [] when the text does not parse or has no such list of strings: {@link parseFleet} then
+ * reports whatever is wrong, located.
+ */
+export function roleSourceEntries(source: string, file: string): RoleSourceEntry[] {
+  if (Buffer.byteLength(source, "utf8") > MAX_FLEET_FILE_BYTES) return [];
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  if (doc.errors.length > 0 || !isMap(doc.contents)) return [];
+  const list = doc.get("roleSources", true);
+  if (!isSeq(list) || list.items.length > MAX_ROLE_SOURCES) return [];
+  const entries: RoleSourceEntry[] = [];
+  list.items.forEach((item, index) => {
+    if (!isScalar(item) || typeof item.value !== "string" || !item.range) return;
+    const pos = lineCounter.linePos(item.range[0]);
+    const field = `roleSources.${index}`;
+    entries.push({ path: item.value, index, problem: (message) => ({ file, line: pos.line, col: pos.col, field, message }) });
+  });
+  return entries;
 }
 
 type At = (offset: number, field: string, message: string) => LocatedProblem;
@@ -436,10 +482,10 @@ export function loadFleet(file: string): Fleet {
   return parseFleet(readFleetText(file), file);
 }
 
-function resolve(file: FleetFile, path: string): Fleet {
+function resolve(file: FleetFile, path: string, userRoles: readonly UserRoleSpec[]): Fleet {
   const d = file.defaults;
   const nodes: FleetNode[] = Object.entries(file.nodes).map(([name, n]) => {
-    const roles = rolesOf(file, n);
+    const roles = rolesOf(file, n, userRoles);
     const node: FleetNode = {
       name,
       host: n.host,
@@ -474,5 +520,6 @@ function resolve(file: FleetFile, path: string): Fleet {
   };
   if (file.tailnet !== undefined) fleet.tailnet = file.tailnet;
   if (d.claude !== undefined) fleet.claude = d.claude;
+  if (userRoles.length > 0) fleet.userRoles = [...userRoles];
   return fleet;
 }

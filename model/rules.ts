@@ -2,7 +2,7 @@
  * Cross-field rules of a fleet: the checks a schema of one field at a time cannot make. Each returns
  * problems with the fleet.yaml path to blame, so the loader can print `file:line:col path: message`.
  */
-import type { FleetFile, NodeInput, RoleName } from "./schema.js";
+import type { FleetFile, NodeInput, OsName, RoleName, UserRoleSpec } from "./schema.js";
 import { ROLE_NAMES, ROLE_SUPPORT } from "./schema.js";
 import { canonicalRoles } from "./fleet.js";
 import { didYouMean } from "./suggest.js";
@@ -29,9 +29,15 @@ export function hasProfile(file: FleetFile, name: string): boolean {
 }
 
 /** The roles a node gets: its profile's (when the profile exists) plus its own, canonical order. */
-export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
+export function rolesOf(file: FleetFile, node: NodeInput, userRoles: readonly UserRoleSpec[] = []): RoleName[] {
   const fromProfile = node.profile !== undefined && hasProfile(file, node.profile) ? file.profiles[node.profile] : [];
-  return canonicalRoles([...fromProfile, ...(node.roles ?? [])]);
+  return canonicalRoles([...fromProfile, ...(node.roles ?? [])], userRoles.map((r) => r.name));
+}
+
+/** The OSes `role` runs on: model/schema.ts `ROLE_SUPPORT` for a built-in role, the user role's own list else. */
+function supportOf(role: RoleName, userRoles: readonly UserRoleSpec[]): readonly OsName[] {
+  if (Object.hasOwn(ROLE_SUPPORT, role)) return ROLE_SUPPORT[role as keyof typeof ROLE_SUPPORT];
+  return userRoles.find((r) => r.name === role)?.os ?? [];
 }
 
 /**
@@ -41,7 +47,7 @@ export function rolesOf(file: FleetFile, node: NodeInput): RoleName[] {
  * most one `queue`, and one present when any node runs `worker`; `defaults.claude` when any node runs `claude`; workers and Claude nodes have a budget cap; no
  * person under `people:` has a node's name.
  */
-export function checkRules(file: FleetFile): Problem[] {
+export function checkRules(file: FleetFile, userRoles: readonly UserRoleSpec[] = []): Problem[] {
   const problems: Problem[] = [];
   const nodes = Object.entries(file.nodes);
   const profileNames = Object.keys(file.profiles);
@@ -57,17 +63,17 @@ export function checkRules(file: FleetFile): Problem[] {
         message: `expected one of ${known}, got ${describeValue(node.profile)}${didYouMean(node.profile, profileNames)}`,
       });
     }
-    const roles = rolesOf(file, node);
+    const roles = rolesOf(file, node, userRoles);
     if (roles.length === 0 && (node.profile === undefined || hasProfile(file, node.profile))) {
       problems.push({
         path: at(),
         atKey: true,
-        message: `node has no roles: add \`profile: <name>\` or \`roles: [...]\` (roles: ${ROLE_NAMES.join("|")})`,
+        message: `node has no roles: add \`profile: <name>\` or \`roles: [...]\` (roles: ${[...ROLE_NAMES, ...userRoles.map((r) => r.name)].join("|")})`,
       });
     }
     for (const role of roles) {
       (holders.get(role) ?? holders.set(role, []).get(role)!).push(name);
-      const supported = ROLE_SUPPORT[role];
+      const supported = supportOf(role, userRoles);
       if (!supported.includes(node.os)) {
         problems.push({
           path: at("os"),

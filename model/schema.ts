@@ -50,10 +50,17 @@ export const ROLE_NAMES = [
   "queue",
   "worker",
 ] as const;
-export type RoleName = (typeof ROLE_NAMES)[number];
+/** A role fleetkit ships (roles/<role>/). */
+export type BuiltinRoleName = (typeof ROLE_NAMES)[number];
+/**
+ * A role name as fleet.yaml writes it: a built-in one, or a user role from a folder fleet.yaml's
+ * `roleSources:` names (a hostname label, like node names). Which user roles exist is known only once the
+ * fleet file's role sources are loaded, so the type is open; the loader checks every name.
+ */
+export type RoleName = BuiltinRoleName | (string & {});
 
 /** Operating systems each role supports; a role on any other OS is a validation error naming these. */
-export const ROLE_SUPPORT: Record<RoleName, readonly OsName[]> = {
+export const ROLE_SUPPORT: Record<BuiltinRoleName, readonly OsName[]> = {
   tailscale: OS_NAMES,
   claude: OS_NAMES,
   "icecc-scheduler": ["debian", "raspios", "arch"],
@@ -190,10 +197,30 @@ export const artifactsSchema = z
   })
   .strict();
 
-const roleList = z.array(z.enum(ROLE_NAMES));
+/** The roles fleet.yaml may name: the built-in ones, then the user roles its `roleSources:` bring. */
+function roleListOf(names: readonly string[]) {
+  return z.array(z.enum(names as [string, ...string[]]));
+}
+type RoleList = ReturnType<typeof roleListOf>;
+const roleList = roleListOf(ROLE_NAMES);
 
-/** One node (a machine) of the fleet, keyed by its name under `nodes:`. */
-export const nodeSchema = z
+/**
+ * A user role as the fleet model sees it: plain data (its `RoleDefinition` lives in roles/, loaded from the
+ * folder by roles/sources.ts). The model checks names, OS support and the role's settings with it.
+ */
+export interface UserRoleSpec {
+  /** The role's name (its folder's name; a hostname label that is not a built-in role). */
+  name: string;
+  /** OS families it runs on. */
+  os: readonly OsName[];
+  /** Absolute path of the role's folder. */
+  source: string;
+  /** zod schema of the role's settings under `services.<name>` (absent = the role takes none). */
+  settings?: z.ZodType;
+}
+
+function nodeSchemaOf(roles: RoleList) {
+  return z
   .object({
     /** SSH address: a Tailscale (MagicDNS) name, DNS name or IP. Also the address services use. */
     host: hostName.describe("SSH address: a Tailscale (MagicDNS) name, DNS name or IP. Also the address services use."),
@@ -207,7 +234,7 @@ export const nodeSchema = z
     /** Name of a profile under `profiles:` whose roles this node gets. */
     profile: z.string().optional().describe("Name of a profile under `profiles:` whose roles this node gets."),
     /** Roles in addition to the profile's. */
-    roles: roleList.optional().describe("Roles in addition to the profile's."),
+    roles: roles.optional().describe("Roles in addition to the profile's."),
     /** Claude budget cap in USD per session (and per task; a day's cap for workers). */
     budgetUsdPerSession: usd.optional().describe("Claude budget cap in USD per session (and per task; a day's cap for workers)."),
     /** iceccd `--max-processes`: parallel compile jobs this node accepts (default: its CPU count). */
@@ -222,31 +249,66 @@ export const nodeSchema = z
     tags: z.record(tagKey, tagValue).optional().describe("Free labels (`gpu: \"true\"`, `site: home`); tasks can require them."),
   })
   .strict();
+}
+
+/** One node (a machine) of the fleet, keyed by its name under `nodes:`. */
+export const nodeSchema = nodeSchemaOf(roleList);
 
 /** What a person's queue token may do: `operator` every task (no worker calls), `viewer` read only. */
 export const PERSON_SCOPES = ["operator", "viewer"] as const;
 export type PersonScope = (typeof PERSON_SCOPES)[number];
 
-/** The whole `fleet.yaml`. */
-export const fleetFileSchema = z
+/** Most folders `roleSources:` may name. */
+export const MAX_ROLE_SOURCES = 32;
+
+const servicesWithDefaults = servicesSchema.prefault({});
+
+function fleetFileSchemaOf(roles: RoleList, services: typeof servicesWithDefaults) {
+  return z
   .object({
     /** Fleet name; also the Pulumi stack name users pick for it. */
     fleet: nodeName.describe("Fleet name; also the Pulumi stack name users pick for it."),
     /** Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`. */
     tailnet: tailnetName.optional().describe("Tailnet DNS suffix (MagicDNS), e.g. `tail1234.ts.net`."),
     defaults: defaultsSchema,
-    services: servicesSchema.prefault({}),
+    services: services,
     artifacts: artifactsSchema.prefault({}),
     /** Named role sets (like inventory groups) nodes refer to with `profile:`. */
-    profiles: z.record(nodeName, roleList).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
+    profiles: z.record(nodeName, roles).default({}).describe("Named role sets (like inventory groups) nodes refer to with `profile:`."),
     /** People who use the task queue with a token of their own (minted by the stack), by name: operator or viewer. */
     people: z
       .record(nodeName, z.enum(PERSON_SCOPES))
       .default({})
       .describe("People who use the task queue with their own token (stack output peopleTokens), by name: operator (every task) or viewer (read only)."),
-    nodes: z.record(nodeName, nodeSchema).meta({ maxProperties: MAX_NODES }),
+    /**
+     * Folders of user roles, relative to the fleet file: a folder with an `index.ts` is one role, any other
+     * folder holds role folders (README "Writing a role").
+     */
+    roleSources: z
+      .array(localPath)
+      .max(MAX_ROLE_SOURCES)
+      .default([])
+      .describe("Folders of user roles, relative to the fleet file: a folder with an index.ts is one role, any other folder holds role folders (README \"Writing a role\")."),
+    nodes: z.record(nodeName, nodeSchemaOf(roles)).meta({ maxProperties: MAX_NODES }),
   })
   .strict();
+}
+
+/** The whole `fleet.yaml` (built-in roles only; {@link fleetFileSchemaFor} adds a fleet's user roles). */
+export const fleetFileSchema = fleetFileSchemaOf(roleList, servicesWithDefaults);
+
+/**
+ * The schema of a fleet file whose `roleSources:` bring `userRoles`: their names become valid roles (after
+ * the built-in ones, so an unknown name lists and suggests them too) and each role's settings schema
+ * validates `services.<name>` (an absent block gets the settings' defaults). With no user roles it is
+ * {@link fleetFileSchema} itself.
+ */
+export function fleetFileSchemaFor(userRoles: readonly UserRoleSpec[]): typeof fleetFileSchema {
+  if (userRoles.length === 0) return fleetFileSchema;
+  const roles = roleListOf([...ROLE_NAMES, ...userRoles.map((r) => r.name)]);
+  const extra = Object.fromEntries(userRoles.filter((r) => r.settings).map((r) => [r.name, r.settings!.prefault({})]));
+  return fleetFileSchemaOf(roles, servicesSchema.extend(extra).prefault({}) as unknown as typeof servicesWithDefaults);
+}
 
 /** `fleet.yaml` as written (before defaults). */
 export type FleetFileInput = z.input<typeof fleetFileSchema>;

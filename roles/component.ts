@@ -7,7 +7,7 @@ import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
 import { remoteCommand, remoteInvocation } from "./bundle.js";
-import { installResourceName, ROLE_TYPES } from "./naming.js";
+import { installResourceName, roleTypeToken } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
 export type SshConnection = command.types.input.remote.ConnectionArgs;
@@ -71,7 +71,7 @@ export class RoleComponent extends pulumi.ComponentResource {
    * @param opts component options; `dependsOn` is also applied to the install command
    */
   constructor(name: string, args: RoleArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(ROLE_TYPES[args.bundle.role], name, {}, opts);
+    super(roleTypeToken(args.bundle.role), name, {}, opts);
     this.name = name;
     this.forget = args.forget ?? false;
     const { node, bundle } = args;

@@ -41,6 +41,7 @@ import { commentText } from "./escape.js";
 import { launchdPlist } from "./launchd.js";
 import { platformFor, type Platform } from "./platform.js";
 import { nodeReach, roleReach, type ReachRule } from "./reach.js";
+import { isBuiltinRole } from "./registry.js";
 import type { BundleFile } from "./types.js";
 import { withoutCommentLines } from "./wsl.js";
 
@@ -328,7 +329,8 @@ const FIREWALL_FIRST: ReadonlySet<RoleName> = new Set(["iceccd", "icecc-schedule
 export function withFirewall(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): RoleParts {
   if (parts.target === "windows-host" || !listens(fleet, node, role)) return parts;
   const rules = firewallRules(fleet, node, role);
-  const early = FIREWALL_FIRST.has(role);
+  // A user role's packages may start its service as they install (Debian's do): rules first, to be safe.
+  const early = FIREWALL_FIRST.has(role) || !isBuiltinRole(role);
   const fw =
     platformFor(node).family === "macos"
       ? macosFirewall(fleet, node, role, rules, early)

@@ -5,7 +5,7 @@
  * definitions and the components all read them from here.
  */
 import type { RoleName } from "../model/fleet.js";
-import { ROLE_NAMES, type ArchName } from "../model/schema.js";
+import { ROLE_NAMES, type ArchName, type BuiltinRoleName } from "../model/schema.js";
 
 /** Type token of the Fleet component (one per stack). */
 export const FLEET_TYPE = "fleetkit:index:Fleet";
@@ -53,14 +53,14 @@ export interface PlannedResource {
   dependsOn: string[];
 }
 
-/** `fleetkit:role:IceccScheduler` for `icecc-scheduler`. */
+/** `fleetkit:role:IceccScheduler` for `icecc-scheduler` (a user role's the same way: `fleetkit:role:NodeExporter`). */
 export function roleTypeToken(role: RoleName): string {
   return `fleetkit:role:${role.split("-").map((w) => w[0].toUpperCase() + w.slice(1)).join("")}`;
 }
 
-/** The type token of every role component, by role (`fleetkit:role:Iceccd` …): the one place they are spelled. */
-export const ROLE_TYPES: Readonly<Record<RoleName, string>> = Object.freeze(
-  Object.fromEntries(ROLE_NAMES.map((r) => [r, roleTypeToken(r)])) as Record<RoleName, string>,
+/** The type token of every built-in role component, by role (`fleetkit:role:Iceccd` …): the one place they are spelled. */
+export const ROLE_TYPES: Readonly<Record<BuiltinRoleName, string>> = Object.freeze(
+  Object.fromEntries(ROLE_NAMES.map((r) => [r, roleTypeToken(r)])) as Record<BuiltinRoleName, string>,
 );
 
 /** Name of the role component of `role` on `node` (child resources are prefixed with it). */

@@ -16,11 +16,17 @@
  * - `ntfy` (services.ntfy.port, TCP): `services.ntfy.allowFrom` — `fleet` (the fleet's nodes), `tailnet`
  *   (every device on the tailnet: phones subscribe) and/or CIDR blocks; default fleet + tailnet.
  *
+ * - a user role (fleet.yaml `roleSources:`): the ports its definition's `listens` declares, sources in the
+ *   grammar of `services.ntfy.allowFrom` (checked here, since they become firewall rules).
+ *
  * Loopback is always allowed (a node talking to itself). Ports not listed here (SSH above all) are not
  * touched: fleetkit never locks its operator out.
  */
 import { BlockList, isIP } from "node:net";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
+import { nodeName, reachSource } from "../model/grammar.js";
+import { UserError } from "../model/errors.js";
+import { isBuiltinRole, roleDefinition, roleSettings } from "./registry.js";
 
 /** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
 export const ICECCD_PORT = 10245;
@@ -84,6 +90,34 @@ function holders(fleet: Fleet, role: RoleName): FleetNode[] {
   return fleet.nodes.filter((n) => n.roles.includes(role));
 }
 
+/** Who `from` (keywords and CIDRs, the grammar of `services.ntfy.allowFrom`) lets in. */
+function sourcesOf(fleet: Fleet, from: readonly string[]): Pick<ReachRule, "fromNodes" | "fromCidrs" | "open"> {
+  const open = from.includes("anywhere");
+  const cidrs = [...(from.includes("tailnet") ? TAILNET_CIDRS : []), ...from.filter((f) => !REACH_KEYWORDS.includes(f))];
+  return { fromNodes: from.includes("fleet") ? fleet.nodes.map((n) => n.name) : [], fromCidrs: open ? [] : cidrs, open };
+}
+
+/**
+ * The reach rules a user role's `listens` declares on `node`, checked: they become firewall rules, so a
+ * value outside the grammar is refused rather than rendered.
+ * @throws UserError naming the role and the bad value.
+ */
+function userRoleRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[] {
+  const def = roleDefinition(fleet, role);
+  const listens = def.listens?.(fleet, node, roleSettings(fleet, role)) ?? [];
+  const bad = (what: string, value: unknown) => new UserError(`role ${role}: listens() on node ${node.name} returned ${what} ${JSON.stringify(value)}; fix the role's index.ts`);
+  return listens.map((l) => {
+    if (!nodeName.safeParse(l.service).success) throw bad("a service name that is not a hostname label:", l.service);
+    if (l.proto !== "tcp" && l.proto !== "udp") throw bad("a protocol other than tcp or udp:", l.proto);
+    if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw bad("a port outside 1-65535:", l.port);
+    for (const f of l.from ?? []) if (!reachSource.safeParse(f).success) throw bad("a source that is not fleet, tailnet, anywhere or a CIDR block:", f);
+    for (const n of l.fromNodes ?? []) if (!fleet.nodes.some((x) => x.name === n)) throw bad("a node the fleet does not have:", n);
+    const sources = sourcesOf(fleet, l.from ?? []);
+    const fromNodes = fleet.nodes.map((n) => n.name).filter((n) => sources.fromNodes.includes(n) || (l.fromNodes ?? []).includes(n));
+    return { role, service: l.service, node: node.name, proto: l.proto, port: l.port, ...sources, fromNodes, why: String(l.why).replace(/[^\x20-\x7e]/g, "?") };
+  });
+}
+
 /**
  * Every reach rule of `node` (its listening services, in role order), from fleet.yaml. Pure.
  * @returns [] for a node that runs none of agentapi, queue, iceccd, icecc-scheduler and ntfy.
@@ -112,21 +146,11 @@ export function nodeReach(fleet: Fleet, node: FleetNode): ReachRule[] {
         break;
       case "ntfy": {
         const from = fleet.services.ntfy.allowFrom;
-        const open = from.includes("anywhere");
-        const cidrs = [...(from.includes("tailnet") ? TAILNET_CIDRS : []), ...from.filter((f) => !REACH_KEYWORDS.includes(f))];
-        rule({
-          role,
-          service: "ntfy",
-          proto: "tcp",
-          port: fleet.services.ntfy.port,
-          fromNodes: from.includes("fleet") ? names(fleet.nodes) : [],
-          fromCidrs: open ? [] : cidrs,
-          open,
-          why: `services.ntfy.allowFrom: ${from.join(", ")}`,
-        });
+        rule({ role, service: "ntfy", proto: "tcp", port: fleet.services.ntfy.port, ...sourcesOf(fleet, from), why: `services.ntfy.allowFrom: ${from.join(", ")}` });
         break;
       }
       default:
+        if (!isBuiltinRole(role)) rules.push(...userRoleRules(fleet, node, role));
         break;
     }
   }

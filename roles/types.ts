@@ -9,6 +9,7 @@
  * - the static tests feed `files` and the scripts to shellcheck, systemd-analyze and a plist parser;
  * - `fleet drift` compares the node's marker and files with a fresh render.
  */
+import type { z } from "zod";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import type { OsName, PlatformKey } from "../model/schema.js";
 import type { RoleParts } from "./bundle.js";
@@ -104,16 +105,61 @@ export interface RoleDependency {
 }
 
 /**
- * Everything fleetkit knows about one role, in the role's own folder (`roles/<role>/index.ts`); the registry
- * (roles/registry.ts) is the total record of them. The Pulumi side (which component a role becomes, its
- * children) lives in stacks/ and is looked up by role name.
+ * What `fleet status` and `fleet drift` ask a node about one role beyond its marker, files and services
+ * (which every role gets from its bundle), and how `fleet status` judges the answer. The probe script
+ * (scripts/probe.ts) runs every role's lines in one SSH round trip; each role prints at most one record
+ * `TAG<TAB>field<TAB>…`, parsed back by the same role.
  */
-export interface RoleDefinition {
-  /** The role's name as fleet.yaml writes it under `roles:`. */
+export interface RoleProbe<Fact = unknown> {
+  /** The record's first field; default: the role's name. */
+  record?: string;
+  /**
+   * POSIX sh lines, run as root on the node (inside the WSL distro on windows-wsl nodes: `target` `wsl`),
+   * that print the record with `echo "TAG\t…"` (`$T` holds a TAB). [] = nothing to ask on this target.
+   * Values from fleet.yaml go through roles/escape.ts `sh`.
+   */
+  script: (fleet: Fleet, node: FleetNode, target: "node" | "wsl") => string[];
+  /** PowerShell lines for a Windows node's host side (`$T` holds a TAB), for roles with a host-side bundle. */
+  windowsHostScript?: (fleet: Fleet, node: FleetNode) => string[];
+  /** The record's fields after the tag as this role's fact; undefined = malformed (kept as unparsed). */
+  parse: (fields: string[]) => Fact | undefined;
+  /** Problems in the fact, one phrase each (`not connected to the icecc scheduler`); undefined fact = not reported. */
+  judge: (fact: Fact | undefined) => string[];
+}
+
+/**
+ * One port a role's service listens on and who may reach it, turned into the node firewall and the tailnet
+ * policy (roles/reach.ts `ReachRule`). `from` uses the grammar of `services.ntfy.allowFrom`: `fleet` (the
+ * fleet's nodes), `tailnet`, `anywhere`, or CIDR blocks; or a list of node names with `fromNodes`.
+ */
+export interface RoleListen {
+  /** Short service name for rule comments and reports, e.g. `node-exporter`. */
+  service: string;
+  proto: "tcp" | "udp";
+  port: number;
+  /** Sources by keyword or CIDR (see above). */
+  from?: readonly string[];
+  /** Fleet nodes allowed by name. */
+  fromNodes?: readonly string[];
+  /** One line for plans and reports: who, and why. */
+  why: string;
+}
+
+/**
+ * Everything fleetkit knows about one role, in the role's own folder (`roles/<role>/index.ts`, or a user
+ * role's folder named by fleet.yaml `roleSources:`); roles/registry.ts holds the built-in ones as a total
+ * record and looks user roles up. The Pulumi side (which component a role becomes) is roles/<role>/component.ts
+ * where the role has Pulumi children of its own; every other role is its install command only.
+ *
+ * `Settings` is the type of the role's block under fleet.yaml `services.<role>` (user roles; built-in roles
+ * read `fleet.services` directly).
+ */
+export interface RoleDefinition<Settings = unknown> {
+  /** The role's name as fleet.yaml writes it under `roles:` (a user role: its folder's name). */
   name: RoleName;
   /** One line for docs and messages: what the role puts on a node. */
   docs: string;
-  /** OS families the role runs on: model/schema.ts `ROLE_SUPPORT`, which the fleet model checks. */
+  /** OS families the role runs on (built-in roles: model/schema.ts `ROLE_SUPPORT`), which the fleet model checks. */
   os: readonly OsName[];
   /**
    * Roles whose component this role's install waits for (explicit `dependsOn`, DESIGN layer 3), in order.
@@ -121,14 +167,24 @@ export interface RoleDefinition {
    */
   after: readonly RoleDependency[];
   /**
-   * Renders the role for one node (files, scripts, services, packages, secrets it reads on stdin). Pure:
-   * same fleet, same bytes. Throws only on a fleetkit bug (the fleet model is already valid).
+   * zod schema of the role's settings under fleet.yaml `services.<role>` (user roles only): validated by
+   * the loader with located errors, defaults applied; absent = the role takes no settings.
    */
-  render: (fleet: Fleet, node: FleetNode) => RoleParts;
+  settings?: z.ZodType<Settings>;
+  /**
+   * Renders the role for one node (files, scripts, services, packages, secrets it reads on stdin). Pure:
+   * same fleet, same bytes. `settings` is the role's validated `services.<role>` block (undefined without
+   * a settings schema). Throws only on a bug (the fleet model is already valid).
+   */
+  render: (fleet: Fleet, node: FleetNode, settings: Settings) => RoleParts;
+  /** What `fleet status` / `fleet drift` ask the node about this role (absent = marker, files and services only). */
+  probe?: RoleProbe;
+  /** The ports the role's services listen on and who may reach them (absent = none): the node firewall and tailnet policy. */
+  listens?: (fleet: Fleet, node: FleetNode, settings: Settings) => RoleListen[];
   /**
    * The Pulumi resources the role's component creates besides its install command, in creation order, with
-   * the dependencies the engine is told of (roles/naming.ts names them). Absent = the install command only.
-   * The component in stacks/ creates exactly these; the program tests compare the registrations with the plan.
+   * the dependencies the engine is told of (roles/naming.ts names them). Absent = the install command only
+   * (always so for user roles). The program tests compare the registrations with the plan.
    */
   children?: (fleet: Fleet, node: FleetNode, options: { tailnetManaged?: boolean }) => PlannedResource[];
 }

@@ -13,7 +13,9 @@ import { parseVerb } from "../runtime/cli/verb.js";
 import { chalk, question } from "zx";
 import { Document, isMap, isScalar, LineCounter, parseDocument, type Pair, type YAMLMap } from "yaml";
 import { FleetError, parseFleet, readFleetText } from "../model/load.js";
-import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchema } from "../model/schema.js";
+import { parseFleetWithRoles } from "../roles/sources.js";
+import type { UserRoleSpec } from "../model/schema.js";
+import { ARCH_NAMES, OS_NAMES, ROLE_NAMES, fleetFileSchemaFor } from "../model/schema.js";
 import type { Fleet } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
 import { blockMapInsertionPoint, keyStart, writeFileAtomic } from "./yaml-edit.js";
@@ -92,10 +94,10 @@ export function appendNode(source: string, name: string, entry: NodeEntry): stri
  * @throws UserError (exit 2) with the schema's own message (file:line:col of the would-be file) when the
  * entry makes the fleet invalid.
  */
-export function addNodeToFleetText(source: string, file: string, name: string, entry: NodeEntry): { text: string; fleet: Fleet } {
+export function addNodeToFleetText(source: string, file: string, name: string, entry: NodeEntry, userRoles: readonly UserRoleSpec[] = []): { text: string; fleet: Fleet } {
   const text = appendNode(source, name, entry);
   try {
-    return { text, fleet: parseFleet(text, file) };
+    return { text, fleet: parseFleet(text, file, { userRoles }) };
   } catch (err) {
     if (err instanceof FleetError) {
       throw new UserError(`fleet add-machine: node "${name}" was not added (${file} is unchanged); with it the file would be invalid:\n${err.message}`, 2);
@@ -186,8 +188,8 @@ export async function probePlatform(target: SshTarget, timeoutSeconds: number): 
 }
 
 /** The connection defaults of a (valid) fleet file, with the schema's defaults filled in. */
-export function fileDefaults(source: string): { user: string; sshPort: number; sshKeyPath: string; perDialTimeoutSeconds: number } {
-  const d = fleetFileSchema.parse(parseDocument(source).toJS()).defaults;
+export function fileDefaults(source: string, userRoles: readonly UserRoleSpec[] = []): { user: string; sshPort: number; sshKeyPath: string; perDialTimeoutSeconds: number } {
+  const d = fleetFileSchemaFor(userRoles).parse(parseDocument(source).toJS()).defaults;
   return { user: d.user, sshPort: d.sshPort, sshKeyPath: d.sshKeyPath, perDialTimeoutSeconds: d.perDialTimeoutSeconds };
 }
 
@@ -196,7 +198,7 @@ const USAGE = `usage: fleet add-machine [--name NAME] [--host HOST] [--user USER
   --probe        connect over SSH and detect --os and --arch (uname -m, /etc/os-release, sw_vers, WSL)
   --os           ${OS_NAMES.join(" | ")}
   --arch         ${ARCH_NAMES.join(" | ")}
-  --roles        comma-separated: ${ROLE_NAMES.join(", ")}
+  --roles        comma-separated: ${ROLE_NAMES.join(", ")} or a user role of the fleet's roleSources
   --fleet FILE   fleet file to add to (default fleet.yaml)
 Missing answers are asked for on a terminal; without one, missing flags are an error (exit 2).
 The node is validated with the fleet schema and appended to the file, keeping its comments and layout.
@@ -208,8 +210,8 @@ export async function run(argv: string[]): Promise<number> {
   const { values: args } = parsed;
   const file: string = args.fleet;
   const source = readFleetText(file);
-  const fleet = parseFleet(source, file);
-  const defaults = fileDefaults(source);
+  const fleet = await parseFleetWithRoles(source, file);
+  const defaults = fileDefaults(source, fleet.userRoles);
   const interactive = Boolean(process.stdin.isTTY);
   const ask = async (flag: string, prompt: string, choices?: string[]): Promise<string> => {
     if (!interactive) throw new UserError(`fleet add-machine: --${flag} is required (no terminal to ask on).\n${USAGE}`);
@@ -253,7 +255,7 @@ export async function run(argv: string[]): Promise<number> {
   if (profile) entry.profile = profile;
   if (roles) entry.roles = roles;
   if (wslDistro) entry.wslDistro = wslDistro;
-  const { text } = addNodeToFleetText(source, file, name, entry);
+  const { text } = addNodeToFleetText(source, file, name, entry, fleet.userRoles);
   writeFileAtomic(file, text);
   process.stdout.write(
     `${chalk.green("✓")} added node ${chalk.bold(name)} (${os}/${arch}, ${profile ? `profile ${profile}` : `roles ${roles!.join(", ")}`}) to ${file}\n` +

@@ -17,7 +17,7 @@
 import { parseVerb } from "../runtime/cli/verb.js";
 import { withSpinner } from "./spin.js";
 import { $, chalk, which } from "zx";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
 import { sha256Hex } from "../roles/bundle.js";
@@ -213,7 +213,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { values: args, positionals: words } = parsed;
   if (!["auto", "required", "skip"].includes(args.state)) throw new UserError(`fleet drift: --state expects auto, required or skip, got "${args.state}".\n${USAGE}`);
-  const fleet = loadFleet(args.fleet);
+  const fleet = await loadFleetWithRoles(args.fleet);
   const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "drift");
   const report = await withSpinner(`comparing ${nodes.length} node(s) and the stack with the render`, !!args.json, () =>

@@ -12,7 +12,7 @@
  */
 import { parseVerb } from "../runtime/cli/verb.js";
 import { chalk } from "zx";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import type { FleetNode } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
 import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
@@ -93,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: args, positionals: targets, rest: words } = parsed;
   if (words.length === 0) throw new UserError(`fleet exec: no command given; put it after --, e.g. fleet exec all -- uptime\n${USAGE}`);
   if (targets.length === 0) throw new UserError(`fleet exec: name the nodes to run on (a node, a profile or all), e.g. fleet exec all -- uptime\n${USAGE}`);
-  const fleet = loadFleet(args.fleet);
+  const fleet = await loadFleetWithRoles(args.fleet);
   const nodes = resolveTargets(fleet, targets);
   const timeoutSeconds = args.timeout === undefined ? undefined : parseTimeout(args.timeout, 0, "exec");
   const results = await execOnNodes(nodes, words.join(" "), {

@@ -15,7 +15,14 @@ export type VerbTable = Record<string, { summary: string; load: () => Promise<Ve
 export const VERBS: VerbTable = {
   plan: { summary: "validate a fleet file, render every node's bundles and print the plan", load: () => import("./plan.js") },
   schema: { summary: "print, write or check fleet.schema.json (the JSON Schema of fleet.yaml)", load: () => import("./schema.js") },
-  task: { summary: "delegate a task to a node; list, show, wait for, cancel or re-prioritize tasks; fleet status", load: () => import("../runtime/cli/task.js") },
+  task: {
+    summary: "delegate a task to a node; list, show, wait for, cancel or re-prioritize tasks; fleet status",
+    load: async () => {
+      // The operator's CLI reads --fleet with the user roles its roleSources bring (the node-side runtime has no roles).
+      const [task, sources] = await Promise.all([import("../runtime/cli/task.js"), import("../roles/sources.js")]);
+      return { run: (argv: string[]) => task.run(argv, { loadFleet: sources.loadFleetWithRoles }) };
+    },
+  },
   queue: { summary: "run the task queue server (fleet queue serve --db FILE --listen HOST:PORT --tokens FILE)", load: () => import("../runtime/cli/queue.js") },
   worker: { summary: "run a worker daemon that claims and runs tasks for one node", load: () => import("../runtime/cli/worker.js") },
   status: { summary: "health of every node in parallel: SSH, services per role, Tailscale, AgentAPI, icecc, disk", load: () => import("./status.js") },

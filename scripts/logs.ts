@@ -7,7 +7,7 @@
  */
 import { parseVerb } from "../runtime/cli/verb.js";
 import { remoteCommand } from "../roles/bundle.js";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import { UserError } from "../model/errors.js";
 import { renderNodeBundles } from "../roles/index.js";
 import { serviceLogsScript } from "./services.js";
@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   const lines = Number(args.lines);
   if (!Number.isInteger(lines) || lines < 0) throw new UserError(`fleet logs: --lines expects a whole number ≥ 0, got "${args.lines}".`);
   if (words.length > 2) throw new UserError(`fleet logs: expected <node> <role>, got ${words.length} words.\n${USAGE}`);
-  const fleet = loadFleet(args.fleet);
+  const fleet = await loadFleetWithRoles(args.fleet);
   const node = resolveNode(fleet, words[0], "logs");
   const role = resolveRole(node, words[1], "logs");
   const bundle = serviceBundle(fleet, node, role, "logs");

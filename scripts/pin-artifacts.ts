@@ -18,6 +18,7 @@ import { withSpinner } from "./spin.js";
 import { createHash } from "node:crypto";
 import { parseDocument } from "yaml";
 import { FleetError, parseFleet, readFleetText } from "../model/load.js";
+import { parseFleetWithRoles } from "../roles/sources.js";
 import { renderFleetBundles } from "../roles/index.js";
 import type { Fleet } from "../model/fleet.js";
 import type { ArtifactName, Bundle, BundleDownload } from "../roles/types.js";
@@ -126,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`fleet pin-artifacts: --timeout must be a positive number of seconds, got "${args.timeout}".`);
   const file: string = args.fleet;
   const source = readFleetText(file);
-  const fleet = parseFleet(source, file);
+  const fleet = await parseFleetWithRoles(source, file);
   const pins = artifactPins(fleet);
   const label = (p: ArtifactPin) => `${p.artifact} ${p.version} ${p.platform}`;
   const width = Math.max(0, ...pins.map((p) => label(p).length));
@@ -176,7 +177,7 @@ export async function run(argv: string[]): Promise<number> {
     const text = addPinsToFleetText(source, added);
     let check: Fleet;
     try {
-      check = parseFleet(text, file);
+      check = parseFleet(text, file, { userRoles: fleet.userRoles ?? [] });
     } catch (err) {
       if (err instanceof FleetError) throw new Error(`fleet pin-artifacts: the pinned file would not be valid (a fleetkit bug; ${file} is unchanged):\n${err.message}`);
       throw err;

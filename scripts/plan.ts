@@ -15,7 +15,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { chalk } from "zx";
 import { parseDocument } from "yaml";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
+import { isBuiltinRole } from "../roles/registry.js";
 import { planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
 import { describeToolchainsPlan } from "../roles/toolchains/render.js";
 import { fleetReach } from "../roles/reach.js";
@@ -136,6 +137,8 @@ export function describeTailnet(fleet: Fleet, facts: StackFacts | undefined): st
     ...(rules.some((r) => r.service === "queue") ? ["the queue"] : []),
     ...(rules.some((r) => r.role === "iceccd" || r.role === "icecc-scheduler") ? ["icecc"] : []),
     ...(rules.some((r) => r.service === "ntfy") ? ["ntfy"] : []),
+    // User roles' services (fleet.yaml roleSources), by service name.
+    ...[...new Set(rules.filter((r) => !isBuiltinRole(r.role)).map((r) => r.service))],
   ];
   const relies = services.length ? `${listing(services)} ${services.length === 1 ? "relies" : "rely"} on node firewalls only` : "no fleet service listens";
   return [`tailnet policy: not managed (${why}): ${relies}; nodes join with the shared fleetkit:tailscaleAuthKey`];
@@ -193,7 +196,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: args } = parsed;
   const stack = args.stack ? readStackFacts(args.stack) : undefined;
   const file: string = args.fleet ?? stack?.fleetFile ?? "fleet.yaml";
-  const fleet = loadFleet(file);
+  const fleet = await loadFleetWithRoles(file);
   const bundles = renderBundles(fleet);
   const plan = planFleet(fleet, stackPlanOptions(stack), bundles);
   process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(fleet, plan, file, bundles, stack));

@@ -10,9 +10,8 @@
  * - `marker ROLE HASH|-` — `$FK_STATE/roles/ROLE.hash`, `-` when absent;
  * - `file ROLE PATH SHA256|-` — sha256 of each rendered file as it is on the node;
  * - `svc ROLE MANAGER NAME STATE` — STATE one of {@link ServiceState};
- * - `tailscale STATE` — tailscaled's BackendState (`Running` = up), `missing` without the CLI;
- * - `agentapi HTTPCODE STATUS` — `GET /status` on the node's AgentAPI port (`000` = no answer);
- * - `icecc CONNECTIONS` — established TCP connections to the scheduler port 8765 (iceccd keeps one);
+ * - one record per role with a probe (roles/types.ts `RoleProbe`, in roles/<role>/probe.ts), tagged by the
+ *   role: `tailscale STATE`, `agentapi HTTPCODE STATUS`, `icecc CONNECTIONS`, a user role's own;
  * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem;
  * - `reach SERVICE NODE PORT open|closed|unchecked` — a TCP connect from this node to another node's service
  *   this node may not reach (scripts/exposure.ts), when `fleet status` gives the probe such checks.
@@ -26,20 +25,35 @@ import { SERVICE_STATES, serviceStateScript, type ServiceState } from "./service
 import { sshRun, sshTargetOf, type SshResult } from "./ssh.js";
 import { exposureProbeLines } from "./exposure.js";
 import type { ReachRule } from "../roles/reach.js";
+import { ROLES, roleDefinition } from "../roles/registry.js";
+import type { RoleProbe } from "../roles/types.js";
 
-/** Icecream scheduler TCP port (icecc docs: daemons connect to the scheduler on 8765). */
-export const ICECC_SCHEDULER_PORT = 8765;
+/** The probes of a fleet's roles by the tag of the record each prints (roles/types.ts `RoleProbe.record`). */
+export type ProbeTable = ReadonlyMap<string, { role: RoleName; probe: RoleProbe }>;
 
+/** The built-in roles' probes by record tag (what {@link parseProbe} reads when given no table). */
+export const BUILTIN_PROBES: ProbeTable = new Map(
+  Object.values(ROLES).flatMap((d) => (d.probe ? [[d.probe.record ?? d.name, { role: d.name, probe: d.probe }] as const] : [])),
+);
 
+/** Every role probe of `fleet` (built-in roles and its user roles) by record tag. */
+export function probeTable(fleet: Fleet): ProbeTable {
+  const roles = [...new Set(fleet.nodes.flatMap((n) => n.roles))];
+  const table = new Map<string, { role: RoleName; probe: RoleProbe }>();
+  for (const role of roles) {
+    const probe = roleDefinition(fleet, role).probe;
+    if (probe) table.set(probe.record ?? role, { role, probe });
+  }
+  return table;
+}
 
 /**
- * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`). Extra checks
- * (Tailscale, AgentAPI, icecc, disk) are included for the roles the node has, and a connect to each service
- * of `reach` (rules this node is not allowed under, scripts/exposure.ts). Pure.
+ * The probe script for the bundles of `node` that run on `target` (`node` or `wsl`): markers, files and
+ * services of each bundle, each role's own probe lines (roles/<role>/probe.ts), disk, and a connect to each
+ * service of `reach` (rules this node is not allowed under, scripts/exposure.ts). Pure.
  */
 export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], target: ScriptTarget, reach: ReachRule[] = []): string {
   const stateDir = platformFor(node).stateDir;
-  const roles = new Set(node.roles);
   const lines = [
     "#!/bin/sh",
     sh`# fleetkit probe of node ${node.name} (read-only). Rendered by fleet status / fleet drift.`,
@@ -58,33 +72,7 @@ export function probeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[], ta
     }
   }
   if (target !== "windows-host") {
-    if (roles.has("tailscale") && target === "node") {
-      lines.push(
-        "if command -v tailscale >/dev/null 2>&1; then",
-        "  fk_ts=$(tailscale status --json 2>/dev/null | sed -n 's/^[[:space:]]*\"BackendState\":[[:space:]]*\"\\([A-Za-z]*\\)\".*/\\1/p' | head -n1)",
-        "  echo \"tailscale\t${fk_ts:-unknown}\"",
-        "else echo \"tailscale${T}missing\"; fi",
-      );
-    }
-    if (roles.has("agentapi")) {
-      const url = `http://127.0.0.1:${fleet.services.agentapi.port}/status`;
-      lines.push(
-        sh`fk_body=$(curl -s -m 3 -w '\\n%{http_code}' ${url} 2>/dev/null) || true`,
-        "fk_code=$(printf '%s\\n' \"$fk_body\" | tail -n1)",
-        "fk_st=$(printf '%s\\n' \"$fk_body\" | sed -n 's/.*\"status\"[[:space:]]*:[[:space:]]*\"\\([a-z]*\\)\".*/\\1/p' | head -n1)",
-        "echo \"agentapi\t${fk_code:-000}\t${fk_st:--}\"",
-      );
-    }
-    if (roles.has("iceccd")) {
-      lines.push(
-        "if command -v ss >/dev/null 2>&1; then",
-        `  fk_ic=$(ss -Htn state established '( dport = :${ICECC_SCHEDULER_PORT} )' 2>/dev/null | wc -l | tr -d ' ')`,
-        "else",
-        `  fk_ic=$(netstat -an -p tcp 2>/dev/null | grep -c '[.:]${ICECC_SCHEDULER_PORT}[[:space:]].*ESTABLISHED')`,
-        "fi",
-        "echo \"icecc\t$fk_ic\"",
-      );
-    }
+    for (const role of node.roles) lines.push(...(roleDefinition(fleet, role).probe?.script(fleet, node, target) ?? []));
     lines.push("df -Pk / 2>/dev/null | awk -v t=\"$T\" 'NR==2 { printf \"disk%s/%s%.0f%s%.0f\\n\", t, t, $4*1024, t, $2*1024 }'");
     lines.push(...exposureProbeLines(fleet, reach));
   }
@@ -100,12 +88,11 @@ export interface ProbeReport {
   markers: Map<RoleName, string | null>;
   files: { role: RoleName; path: string; sha256: string | null }[];
   services: { role: RoleName; manager: BundleService["manager"]; name: string; state: ServiceState }[];
-  /** tailscaled BackendState (`Running` = up) or `missing`. */
-  tailscale?: string;
-  /** AgentAPI `GET /status`: HTTP code (0 = no answer) and the `status` field (`stable`/`running`). */
-  agentapi?: { httpCode: number; status: string | null };
-  /** Established connections to the icecc scheduler port. */
-  iceccConnections?: number;
+  /**
+   * Each probed role's fact as its probe parsed it (roles/types.ts `RoleProbe.parse`), by role: e.g.
+   * `tailscale: "Running"`, `agentapi: { httpCode, status }`, `iceccd: 1` (connections to the scheduler).
+   */
+  checks: Record<string, unknown>;
   disk?: { path: string; availBytes: number; totalBytes: number };
   /** Connects to other nodes' services this node may not reach, and whether each got through. */
   reach: { service: string; node: string; port: number; result: "open" | "closed" | "unchecked" }[];
@@ -114,11 +101,12 @@ export interface ProbeReport {
 }
 
 /**
- * Parses probe output (the records listed in this module's docstring). Pure; never throws: unknown lines
- * are kept in `unparsed`, a missing end line leaves `complete` false.
+ * Parses probe output (the records listed in this module's docstring), each role's record with the probe
+ * of `probes` that prints it. Pure; never throws: unknown lines are kept in `unparsed`, a missing end line
+ * leaves `complete` false.
  */
-export function parseProbe(stdout: string): ProbeReport {
-  const report: ProbeReport = { complete: false, markers: new Map(), files: [], services: [], reach: [], unparsed: [] };
+export function parseProbe(stdout: string, probes: ProbeTable = BUILTIN_PROBES): ProbeReport {
+  const report: ProbeReport = { complete: false, markers: new Map(), files: [], services: [], checks: {}, reach: [], unparsed: [] };
   for (const line of stdout.split("\n")) {
     if (line === "" || line === "fk-probe 1") continue;
     if (line === "fk-probe-end") {
@@ -147,24 +135,6 @@ export function parseProbe(stdout: string): ProbeReport {
           continue;
         }
         break;
-      case "tailscale":
-        if (f.length === 2) {
-          report.tailscale = f[1];
-          continue;
-        }
-        break;
-      case "agentapi":
-        if (f.length === 3 && /^\d{3}$/.test(f[1])) {
-          report.agentapi = { httpCode: Number(f[1]), status: dash(f[2]) };
-          continue;
-        }
-        break;
-      case "icecc":
-        if (f.length === 2 && /^\d+$/.test(f[1])) {
-          report.iceccConnections = Number(f[1]);
-          continue;
-        }
-        break;
       case "reach":
         if (f.length === 5 && /^\d+$/.test(f[3]) && ["open", "closed", "unchecked"].includes(f[4])) {
           report.reach.push({ service: f[1], node: f[2], port: Number(f[3]), result: f[4] as "open" | "closed" | "unchecked" });
@@ -177,6 +147,14 @@ export function parseProbe(stdout: string): ProbeReport {
           continue;
         }
         break;
+      default: {
+        const p = probes.get(f[0]);
+        const fact = p?.probe.parse(f.slice(1));
+        if (p && fact !== undefined) {
+          report.checks[p.role] = fact;
+          continue;
+        }
+      }
     }
     report.unparsed.push(line);
   }
@@ -185,6 +163,8 @@ export function parseProbe(stdout: string): ProbeReport {
 
 /** The outcome of probing one node: the SSH result(s) and the merged report. */
 export interface NodeProbe {
+  /** The fleet the node belongs to (its role definitions judge the report). */
+  fleet: Fleet;
   node: FleetNode;
   /** `ok` when every probe ran; otherwise the first failing call's reach. */
   reach: SshResult["reach"];
@@ -198,11 +178,11 @@ export interface NodeProbe {
 
 /**
  * The probe for a Windows node's host side (PowerShell, target `windows-host`): the role markers Fk-Finish
- * writes under `$env:ProgramData\fleetkit\roles` and, with the tailscale role, tailscaled's BackendState
- * from the Windows Tailscale CLI. Same records as {@link probeScript}; Windows host bundles place no files
- * and list no services. Pure.
+ * writes under `$env:ProgramData\fleetkit\roles` and each host-side role's own probe lines
+ * (`RoleProbe.windowsHostScript`, e.g. tailscaled's BackendState from the Windows Tailscale CLI). Same
+ * records as {@link probeScript}; Windows host bundles place no files and list no services. Pure.
  */
-export function windowsHostProbeScript(node: FleetNode, bundles: Bundle[]): string {
+export function windowsHostProbeScript(fleet: Fleet, node: FleetNode, bundles: Bundle[]): string {
   const lines = [
     ps`# fleetkit probe of node ${node.name}, Windows host side (read-only). Rendered by fleet status / fleet drift.`,
     "$ErrorActionPreference = 'SilentlyContinue'",
@@ -217,24 +197,14 @@ export function windowsHostProbeScript(node: FleetNode, bundles: Bundle[]): stri
       ps`Write-Output ('marker' + $T + '${b.role}' + $T + $h)`,
     );
   }
-  if (bundles.some((b) => b.role === "tailscale")) {
-    lines.push(
-      "$ts = (Get-Command tailscale.exe).Source",
-      "if (-not $ts) { $c = Join-Path $env:ProgramFiles 'Tailscale\\tailscale.exe'; if (Test-Path -LiteralPath $c) { $ts = $c } }",
-      "if ($ts) {",
-      "  $st = ((& $ts @('status', '--json') | Out-String) | ConvertFrom-Json).BackendState",
-      "  if (-not $st) { $st = 'unknown' }",
-      "  Write-Output ('tailscale' + $T + $st)",
-      "} else { Write-Output ('tailscale' + $T + 'missing') }",
-    );
-  }
+  for (const b of bundles) lines.push(...(roleDefinition(fleet, b.role).probe?.windowsHostScript?.(fleet, node) ?? []));
   lines.push("Write-Output 'fk-probe-end'");
   return lines.join("\n") + "\n";
 }
 
 /**
  * Merges the reports of a node's two probes (its WSL distro and its Windows host side): complete only when
- * both are; the host side's Tailscale state wins (WSL shares the host's network). Pure.
+ * both are; a role's fact from the host side wins (Tailscale: WSL shares the host's network). Pure.
  */
 export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport {
   const merged: ProbeReport = {
@@ -243,10 +213,10 @@ export function mergeReports(linux: ProbeReport, host: ProbeReport): ProbeReport
     markers: new Map([...linux.markers, ...host.markers]),
     files: [...linux.files, ...host.files],
     services: [...linux.services, ...host.services],
+    checks: { ...linux.checks, ...host.checks },
     reach: [...linux.reach, ...host.reach],
     unparsed: [...linux.unparsed, ...host.unparsed],
   };
-  if (host.tailscale !== undefined) merged.tailscale = host.tailscale;
   return merged;
 }
 
@@ -266,12 +236,13 @@ export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: n
   const target = sshTargetOf(node);
   const [result, hostResult] = await Promise.all([
     sshRun(target, remoteCommand(node, posixTarget, probeScript(fleet, node, probed, posixTarget, reach)), { timeoutSeconds }),
-    hostSide.length ? sshRun(target, remoteCommand(node, "windows-host", windowsHostProbeScript(node, hostSide)), { timeoutSeconds }) : undefined,
+    hostSide.length ? sshRun(target, remoteCommand(node, "windows-host", windowsHostProbeScript(fleet, node, hostSide)), { timeoutSeconds }) : undefined,
   ]);
-  let report = parseProbe(result.reach === "ok" ? result.stdout : "");
+  const probes = probeTable(fleet);
+  let report = parseProbe(result.reach === "ok" ? result.stdout : "", probes);
   const calls = [{ r: result, report }];
   if (hostResult) {
-    const hostReport = parseProbe(hostResult.reach === "ok" ? hostResult.stdout.replace(/\r/g, "") : "");
+    const hostReport = parseProbe(hostResult.reach === "ok" ? hostResult.stdout.replace(/\r/g, "") : "", probes);
     calls.push({ r: hostResult, report: hostReport });
     report = mergeReports(report, hostReport);
   }
@@ -281,6 +252,7 @@ export async function probeNode(fleet: Fleet, node: FleetNode, timeoutSeconds: n
     reason = failed.r.reach !== "ok" ? failed.r.reason : `the probe did not finish (${failed.r.stderr.trim().split("\n").at(-1) || `exit code ${failed.r.exitCode}`})`;
   }
   const probe: NodeProbe = {
+    fleet,
     node,
     reach: calls.find((c) => c.r.reach !== "ok")?.r.reach ?? "ok",
     ms: Math.max(...calls.map((c) => c.r.ms)),

@@ -8,7 +8,7 @@
 import { parseVerb } from "../runtime/cli/verb.js";
 import { chalk } from "zx";
 import { remoteCommand } from "../roles/bundle.js";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { UserError } from "../model/errors.js";
@@ -41,7 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { values: args, positionals: words } = parsed;
   if (words.length > 2) throw new UserError(`fleet restart: expected <node> <role>, got ${words.length} words.\n${USAGE}`);
-  const fleet = loadFleet(args.fleet);
+  const fleet = await loadFleetWithRoles(args.fleet);
   const node = resolveNode(fleet, words[0], "restart");
   const role = resolveRole(node, words[1], "restart");
   const bundle = serviceBundle(fleet, node, role, "restart");

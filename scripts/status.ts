@@ -17,11 +17,13 @@
 import { parseVerb } from "../runtime/cli/verb.js";
 import { withSpinner } from "./spin.js";
 import { chalk } from "zx";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import { ROLE_NAMES } from "../model/schema.js";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
 import { probeNode, type NodeProbe } from "./probe.js";
+import { roleDefinition } from "../roles/registry.js";
+import type { AgentapiFact } from "../roles/agentapi/probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
 import { nodeWithRole, queueUrl } from "../model/fleet.js";
@@ -54,7 +56,7 @@ export interface NodeStatus {
   /** Milliseconds of the SSH round trip that ran the probe (connect + probe + close). */
   sshMs: number;
   tailscale: string | null;
-  agentapi: { httpCode: number; status: string | null } | null;
+  agentapi: AgentapiFact | null;
   iceccSchedulerConnections: number | null;
   disk: { availBytes: number; totalBytes: number } | null;
   /** The worker's presence as the queue server reports it (worker role only; null = not asked). */
@@ -107,7 +109,7 @@ export async function queuePresence(url: string, token: string | undefined, time
  * Pure: same inputs, same status.
  */
 export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: Exposure[] = []): NodeStatus {
-  const { node, report } = probe;
+  const { fleet, node, report } = probe;
   const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms, exposed };
   if (probe.reach !== "ok" || !report.complete) {
     const why = probe.reach === "ok" ? (probe.reason ?? "the probe did not finish") : `${probe.reach}: ${probe.reason ?? "no answer"}`;
@@ -139,11 +141,8 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
       if (!seen) problems.push(`${s.name} not reported`);
       else if (seen.state !== "active") problems.push(`${s.name} is ${seen.state}`);
     }
-    if (role === "tailscale" && report.tailscale !== undefined && report.tailscale !== "Running") problems.push(`tailscale is ${report.tailscale}`);
-    if (role === "agentapi" && report.agentapi && report.agentapi.httpCode !== 200) {
-      problems.push(report.agentapi.httpCode === 0 ? "GET /status: no answer" : `GET /status answered ${report.agentapi.httpCode}`);
-    }
-    if (role === "iceccd" && report.iceccConnections === 0) problems.push("not connected to the icecc scheduler");
+    const check = roleDefinition(fleet, role).probe;
+    if (check) problems.push(...check.judge(report.checks[role]));
     if (unseen) problems.push(unseen);
     return { role, ok: problems.length === 0, services, problems };
   });
@@ -155,9 +154,10 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
   problems.push(...exposed.map(exposureProblem));
   return {
     ...base,
-    tailscale: report.tailscale ?? null,
-    agentapi: report.agentapi ?? null,
-    iceccSchedulerConnections: report.iceccConnections ?? null,
+    // The probe facts `fleet status --json` has always shown at the top level (each role's fact is also in `roles`).
+    tailscale: (report.checks.tailscale as string | undefined) ?? null,
+    agentapi: (report.checks.agentapi as AgentapiFact | undefined) ?? null,
+    iceccSchedulerConnections: (report.checks.iceccd as number | undefined) ?? null,
     disk,
     worker: workerOf(node, presence),
     roles,
@@ -259,7 +259,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseVerb(argv, { verb: "status", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } });
   if (!parsed) return 0;
   const { values: args, positionals: words } = parsed;
-  const fleet = loadFleet(args.fleet);
+  const fleet = await loadFleetWithRoles(args.fleet);
   const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
   const token = args["token-file"] ? readToken(args["token-file"]) : process.env.FLEET_TOKEN;

@@ -20,7 +20,7 @@ import { homedir } from "node:os";
 import { resolve } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { UserError } from "../model/errors.js";
-import { loadFleet } from "../model/load.js";
+import { loadFleetWithRoles } from "../roles/sources.js";
 import type { Fleet as FleetModel } from "../model/fleet.js";
 import { Fleet } from "./fleet.js";
 import { CONFIG_NAMESPACE, readConfigSecrets } from "./secrets.js";
@@ -30,9 +30,10 @@ import { fleetTailnetPolicy, mergeTailnetPolicy, readUserPolicy, type TailnetPol
 const config = new pulumi.Config(CONFIG_NAMESPACE);
 const fleetFile = config.get("fleetFile") ?? "fleet.yaml";
 
-function load(file: string): FleetModel {
+/** The fleet file with the user roles its `roleSources:` bring (roles/sources.ts). */
+async function load(file: string): Promise<FleetModel> {
   try {
-    return loadFleet(file);
+    return await loadFleetWithRoles(file);
   } catch (err) {
     if (err instanceof UserError) throw new pulumi.RunError(err.message);
     throw err;
@@ -110,7 +111,7 @@ function tailnet(model: FleetModel) {
   return { config: tailnetConfig, policy };
 }
 
-const model = load(fleetFile);
+const model = await load(fleetFile);
 const keys = sshKeys(model);
 
 const fleet = new Fleet(model.name, {

@@ -3,9 +3,10 @@
  * the node's canonical role order with explicit `dependsOn` (plan.ts `roleDependencies`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
+import type { BuiltinRoleName, Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
+import { isBuiltinRole } from "../roles/registry.js";
 import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
 import { Ntfy } from "../roles/ntfy/component.js";
 import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy/render.js";
@@ -30,7 +31,7 @@ export type ComponentFactory = (name: string, role: RoleArgs, node: NodeArgs, op
  * children of its own: ntfy's Docker resources, the tailnet device tags, a builder's toolchain manifest,
  * an iceccd node's toolchain receivers. A total record: a new role must say which it is.
  */
-export const COMPONENTS: Readonly<Record<RoleName, ComponentFactory>> = Object.freeze({
+export const COMPONENTS: Readonly<Record<BuiltinRoleName, ComponentFactory>> = Object.freeze({
   tailscale: (name, role, args, opts) => new Tailscale(name, { ...role, tailnet: args.tailnet }, opts),
   claude: (name, role, _args, opts) => new Role(name, role, opts),
   "icecc-scheduler": (name, role, _args, opts) => new Role(name, role, opts),
@@ -131,7 +132,9 @@ export class Node extends pulumi.ComponentResource {
         forget: args.forget ?? false,
       };
       const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: Promise.all(deps.map(args.lookup)) } : {}) };
-      this.roles[bundle.role] = COMPONENTS[bundle.role](roleName, roleArgs, args, roleOpts);
+      // A user role (fleet.yaml roleSources) is its install command only.
+      const factory: ComponentFactory = isBuiltinRole(bundle.role) ? COMPONENTS[bundle.role] : (n, role, _args, o) => new Role(n, role, o);
+      this.roles[bundle.role] = factory(roleName, roleArgs, args, roleOpts);
     }
     this.registerOutputs({ bundleHashes: this.bundleHashes });
   }

@@ -6,13 +6,13 @@
  */
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeWithRole } from "../model/fleet.js";
-import { ROLES, renderFleetBundles } from "../roles/index.js";
+import { renderFleetBundles, roleDefinition } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
 import type { Bundle } from "../roles/types.js";
 import {
   COMMAND_TYPE,
   RANDOM_PASSWORD_TYPE,
-  ROLE_TYPES,
+  roleTypeToken,
   TAILNET_KEY_TYPE,
   TAILNET_POLICY_NAME,
   TAILNET_POLICY_TYPE,
@@ -78,7 +78,7 @@ export interface PlanOptions {
  */
 export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName): string[] {
   const deps: string[] = [];
-  for (const dep of ROLES[role].after) {
+  for (const dep of roleDefinition(fleet, role).after) {
     if (dep.where === "local") {
       if (node.roles.includes(dep.role)) deps.push(roleResourceName(node.name, dep.role));
     } else {
@@ -97,7 +97,7 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
  */
 export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName, options: PlanOptions = {}): PlannedResource[] {
   const install = installResourceName(roleResourceName(node.name, role));
-  return [{ type: COMMAND_TYPE, name: install, dependsOn: [] }, ...(ROLES[role].children?.(fleet, node, options) ?? [])];
+  return [{ type: COMMAND_TYPE, name: install, dependsOn: [] }, ...(roleDefinition(fleet, role).children?.(fleet, node, options) ?? [])];
 }
 
 /** Which minted secrets a fleet needs, from its rendered bundles. */
@@ -205,7 +205,7 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
           role: bundle.role,
           bundleHash: bundle.hash,
           resources: [
-            { type: ROLE_TYPES[bundle.role], name, dependsOn: sorted(after) },
+            { type: roleTypeToken(bundle.role), name, dependsOn: sorted(after) },
             ...tokens,
             { ...install, dependsOn: sorted([...after, ...secretInputResources(bundle, minted)]) },
             ...rest.map((r) => ({ ...r, dependsOn: sorted(r.dependsOn) })),

@@ -1,6 +1,7 @@
 /** Role `agentapi`: AgentAPI (HTTP :3284) driving the node's Claude Code headless, reachable only from the queue node. Renderer in ./render.ts. */
 import { ROLE_SUPPORT } from "../../model/schema.js";
 import type { RoleDefinition } from "../types.js";
+import { probe } from "./probe.js";
 import { renderAgentapi } from "./render.js";
 
 /** The `agentapi` role (roles/types.ts `RoleDefinition`). */
@@ -10,4 +11,5 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["agentapi"],
   after: [{ role: "tailscale", where: "local" }, { role: "claude", where: "local" }],
   render: renderAgentapi,
+  probe: probe as RoleDefinition["probe"],
 };

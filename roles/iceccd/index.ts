@@ -3,6 +3,7 @@ import { ROLE_SUPPORT } from "../../model/schema.js";
 import { LOCAL_COMMAND_TYPE, installResourceName, roleResourceName, toolchainManifestResourceName, toolchainReceiveResourceName } from "../naming.js";
 import { toolchainSources } from "../toolchains/render.js";
 import type { RoleDefinition } from "../types.js";
+import { probe } from "./probe.js";
 import { renderIceccd } from "./render.js";
 
 /** The `iceccd` role (roles/types.ts `RoleDefinition`). */
@@ -12,6 +13,7 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["iceccd"],
   after: [{ role: "tailscale", where: "local" }, { role: "icecc-scheduler", where: "fleet" }],
   render: renderIceccd,
+  probe: probe as RoleDefinition["probe"],
   // One local command per builder streams its tarballs of one architecture to this node (after both the
   // install here and the builder's manifest).
   children: (fleet, node) => {

@@ -2,6 +2,7 @@
 import { ROLE_SUPPORT } from "../../model/schema.js";
 import { DEVICE_TAGS_TYPE, TAILNET_POLICY_NAME, deviceTagsResourceName, installResourceName, roleResourceName } from "../naming.js";
 import type { RoleDefinition } from "../types.js";
+import { probe } from "./probe.js";
 import { renderTailscale } from "./render.js";
 
 /** The `tailscale` role (roles/types.ts `RoleDefinition`). */
@@ -11,6 +12,7 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["tailscale"],
   after: [],
   render: renderTailscale,
+  probe: probe as RoleDefinition["probe"],
   // In a managed tailnet the component tags the node's device once it has joined (after the policy).
   children: (_fleet, node, options) => {
     if (!options.tailnetManaged) return [];

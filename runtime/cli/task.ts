@@ -5,7 +5,7 @@
  * 1 the task failed or was cancelled (or the queue is unreachable), 2 bad input.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { nodeWithRole, queueUrl } from "../../model/fleet.js";
+import { nodeWithRole, queueUrl, type Fleet } from "../../model/fleet.js";
 import { loadFleet } from "../../model/load.js";
 import { UserError } from "../../model/errors.js";
 import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../api.js";
@@ -32,6 +32,12 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
 /** The subcommands of `fleet task` besides `delegate`. */
 const TASK_COMMANDS: readonly string[] = ["list", "show", "wait", "cancel", "priority", "status"];
 
+/**
+ * Reads a fleet file for its queue URL. The fleet CLI passes roles/sources.ts `loadFleetWithRoles` (a fleet
+ * with user roles needs them to validate); the runtime alone, which has no roles, reads with the model's.
+ */
+export type FleetLoader = (file: string) => Promise<Fleet> | Fleet;
+
 const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } as const;
 
 /**
@@ -40,18 +46,18 @@ const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-fi
  * (queueAccess then says what to pass).
  * @throws UserError for a bad fleet file (its located problems), or one where no node runs role queue.
  */
-function queueFromFleet(f: { queue?: string; fleet?: string }): void {
+async function queueFromFleet(f: { queue?: string; fleet?: string }, load: FleetLoader): Promise<void> {
   if (f.queue ?? process.env.FLEET_QUEUE_URL) return;
   const file = f.fleet ?? "fleet.yaml";
   if (f.fleet === undefined && !existsSync(file)) return;
-  const fleet = loadFleet(file);
+  const fleet = await load(file);
   if (!nodeWithRole(fleet, "queue")) throw new UserError(`${file}: no node runs role queue, so there is no queue to ask; pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.`);
   f.queue = queueUrl(fleet);
 }
 
 /** The queue client for `f`, its URL filled in from the fleet file when no other source gives one ({@link queueFromFleet}). */
-function client(f: { queue?: string; fleet?: string; "token-file"?: string }): QueueClient {
-  queueFromFleet(f);
+async function client(f: { queue?: string; fleet?: string; "token-file"?: string }, load: FleetLoader): Promise<QueueClient> {
+  await queueFromFleet(f, load);
   const { url, token } = queueAccess(f);
   return new QueueClient(url, token);
 }
@@ -138,7 +144,7 @@ async function waitTask(c: QueueClient, url: string | undefined, taskId: number,
   }
 }
 
-async function delegate(argv: string[]): Promise<number> {
+async function delegate(argv: string[], load: FleetLoader): Promise<number> {
   const parsed = parseVerb(argv, {
     verb: "task delegate",
     usage: USAGE,
@@ -182,7 +188,7 @@ async function delegate(argv: string[]): Promise<number> {
     ...(f["task-timeout"] ? { timeoutSeconds: secondsFlag(f["task-timeout"], "task-timeout") } : {}),
     ...(f["max-attempts"] ? { maxAttempts: intFlag(f["max-attempts"], "max-attempts", 1, 100) } : {}),
   };
-  const c = client(f);
+  const c = await client(f, load);
   let t = await call(f.queue, () => c.submit(input));
   if (!f.wait) {
     print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} queued for ${shown(t.target)} (priority ${shown(t.priority)}, model ${shown(t.model)}).`);
@@ -220,13 +226,18 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
 }
 
 /** Entry point of `fleet task`. */
-export async function run(argv: string[]): Promise<number> {
+/**
+ * `fleet task …`; exit code 0 ok, 1 failure, 2 bad input.
+ * @param options.loadFleet how a `--fleet` file is read for the queue URL (default: model/load.ts `loadFleet`).
+ */
+export async function run(argv: string[], options: { loadFleet?: FleetLoader } = {}): Promise<number> {
+  const load = options.loadFleet ?? loadFleet;
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") {
     print(USAGE);
     return cmd ? 0 : 2;
   }
-  if (cmd === "delegate") return delegate(rest);
+  if (cmd === "delegate") return delegate(rest, load);
   if (!TASK_COMMANDS.includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
   const extra = cmd === "list" ? { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } } : cmd === "wait" ? { timeout: { type: "string" } } : {};
   // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
@@ -242,7 +253,7 @@ export async function run(argv: string[]): Promise<number> {
     case "list": {
       want(0);
       if (fx.status && !TASK_STATES.includes(fx.status as TaskState)) throw new UserError(`--status must be one of ${TASK_STATES.join(", ")}, got "${fx.status}".`);
-      const c = client(f);
+      const c = await client(f, load);
       const tasks = await call(f.queue, () => c.list({ state: fx.status as TaskState | undefined, node: fx.node, limit: intFlag(fx.limit, "limit", 1, 10_000) }));
       print(f.json ? JSON.stringify(tasks, null, 2) : formatList(tasks));
       return 0;
@@ -250,7 +261,7 @@ export async function run(argv: string[]): Promise<number> {
     case "show": {
       want(1);
       const taskId = id(positionals[0]);
-      const c = client(f);
+      const c = await client(f, load);
       const t = await call(f.queue, () => c.get(taskId));
       print(f.json ? JSON.stringify(t, null, 2) : formatTask(t));
       return 0;
@@ -258,7 +269,7 @@ export async function run(argv: string[]): Promise<number> {
     case "wait": {
       want(1);
       const taskId = id(positionals[0]);
-      const c = client(f);
+      const c = await client(f, load);
       const t = await waitTask(c, f.queue, taskId, secondsFlag(fx.timeout, "timeout") ?? 3600);
       print(f.json ? JSON.stringify(t, null, 2) : formatTask(t));
       return exitFor(t);
@@ -266,7 +277,7 @@ export async function run(argv: string[]): Promise<number> {
     case "cancel": {
       want(1);
       const taskId = id(positionals[0]);
-      const c = client(f);
+      const c = await client(f, load);
       const t = await call(f.queue, () => c.cancel(taskId));
       print(f.json ? JSON.stringify(t, null, 2) : t.state === "cancelled" ? `Task #${t.id} cancelled.` : `Task #${t.id} is running on ${shown(t.node)}; its worker stops it at the next heartbeat.`);
       return 0;
@@ -276,14 +287,14 @@ export async function run(argv: string[]): Promise<number> {
       const taskId = id(positionals[0]);
       const p = positionals[1]!;
       if (!PRIORITIES.includes(p as Priority)) throw new UserError(`priority must be one of ${PRIORITIES.join(", ")}, got "${p}".`);
-      const c = client(f);
+      const c = await client(f, load);
       const t = await call(f.queue, () => c.setPriority(taskId, p as Priority));
       print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} priority is now ${shown(t.priority)}.`);
       return 0;
     }
     case "status": {
       want(0);
-      return status(client(f), f.queue, !!f.json);
+      return status(await client(f, load), f.queue, !!f.json);
     }
     default:
       throw new UserError(`fleet task: unknown command "${cmd}".\n\n${USAGE}`);

@@ -46,7 +46,7 @@ export const BAD_CASES: BadCase[] = [
     name: "unknown top",
     edit: s=>s.replace("fleet: test","fleet: test\nfleets: x"),
     expected: [
-      "F:2:1 fleets: unknown field \"fleets\" (did you mean fleet?); allowed here: fleet, tailnet, defaults, services, artifacts, profiles, people, nodes",
+      "F:2:1 fleets: unknown field \"fleets\" (did you mean fleet?); allowed here: fleet, tailnet, defaults, services, artifacts, profiles, people, roleSources, nodes",
     ],
   },
   {

@@ -13,7 +13,7 @@ import { COMPONENTS } from "../../stacks/node.js";
 describe("role registry", () => {
   it("has exactly the model's roles, in its order, each named after its key with the model's OS list", () => {
     expect(Object.keys(ROLES)).toEqual([...ROLE_NAMES]);
-    expect(Object.entries(ROLES).filter(([k, d]) => d.name !== k || d.os !== ROLE_SUPPORT[d.name] || d.docs.length < 20)).toEqual([]);
+    expect(Object.entries(ROLES).filter(([k, d]) => d.name !== k || d.os !== ROLE_SUPPORT[k as keyof typeof ROLE_SUPPORT] || d.docs.length < 20)).toEqual([]);
     expect(Object.keys(COMPONENTS)).toEqual([...ROLE_NAMES]);
     // The roles whose components create Pulumi children besides the install command declare them.
     expect(Object.values(ROLES).filter((d) => d.children).map((d) => d.name)).toEqual(["tailscale", "iceccd", "toolchains", "ntfy"]);

@@ -67,7 +67,7 @@ describe("probeScript", () => {
       { role: "iceccd", path: "/usr/local/etc/fleetkit/icecc.env", sha256: null },
     ]);
     expect(report.services).toEqual([{ role: "iceccd", manager: "launchd", name: "org.icecc.iceccd", state: "missing" }]);
-    expect(report.iceccConnections).toBe(0);
+    expect(report.checks).toEqual({ iceccd: 0 });
     expect(report.disk!.totalBytes).toBeGreaterThan(report.disk!.availBytes);
   });
 });
@@ -75,7 +75,7 @@ describe("probeScript", () => {
 describe("parseProbe", () => {
   const H = "a".repeat(64);
   it.each([
-    ["empty output is incomplete", "", { complete: false, markers: [], files: [], services: [], reach: [], unparsed: [] }],
+    ["empty output is incomplete", "", { complete: false, markers: [], files: [], services: [], checks: {}, reach: [], unparsed: [] }],
     [
       "every record kind",
       `fk-probe 1\nmarker\ticeccd\t${H}\nmarker\ttailscale\t-\nfile\ticeccd\t/etc/x y\t${H}\nfile\ticeccd\t/etc/z\t-\nsvc\ticeccd\tsystemd\ticeccd.service\tfailed\n` +
@@ -85,9 +85,7 @@ describe("parseProbe", () => {
         markers: [["iceccd", H], ["tailscale", null]],
         files: [{ role: "iceccd", path: "/etc/x y", sha256: H }, { role: "iceccd", path: "/etc/z", sha256: null }],
         services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "failed" }],
-        tailscale: "Running",
-        agentapi: { httpCode: 200, status: "stable" },
-        iceccConnections: 1,
+        checks: { tailscale: "Running", agentapi: { httpCode: 200, status: "stable" }, iceccd: 1 },
         disk: { path: "/", availBytes: 1024, totalBytes: 4096 },
         reach: [{ service: "agentapi", node: "rpi1", port: 3284, result: "open" }, { service: "queue", node: "hub", port: 8787, result: "closed" }],
         unparsed: [],
@@ -101,7 +99,7 @@ describe("parseProbe", () => {
         markers: [],
         files: [],
         services: [{ role: "x", manager: "systemd", name: "x.service", state: "unknown" }],
-        agentapi: { httpCode: 0, status: null },
+        checks: { agentapi: { httpCode: 0, status: null } },
         reach: [],
         unparsed: ["sudo: a password is required", "icecc\tmany", "reach\tq\th\t1\tmaybe"],
       },
@@ -122,7 +120,7 @@ function schedProbe(over: { marker?: (role: string, hash: string) => string | nu
     for (const s of b.services) lines.push(`svc\t${b.role}\t${s.manager}\t${s.name}\t${(over.svc ?? (() => "active"))(s.name)}`);
   }
   lines.push(over.extra ?? "tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t50000000000\t100000000000", "fk-probe-end");
-  return { node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles };
+  return { fleet, node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles };
 }
 
 describe("nodeDrift", () => {
@@ -224,7 +222,7 @@ describe("Windows host side", () => {
     await Parser.init();
     const parser = new Parser();
     parser.setLanguage(await Language.load(new URL("../../node_modules/tree-sitter-powershell/tree-sitter-powershell.wasm", import.meta.url).pathname));
-    const script = windowsHostProbeScript(win, hostSide);
+    const script = windowsHostProbeScript(mesh, win, hostSide);
     const errors: string[] = [];
     const walk = (n: any) => {
       if (n.type === "ERROR" || n.isMissing) errors.push(`${n.startPosition.row + 1}: ${n.text.slice(0, 60)}`);
@@ -247,7 +245,7 @@ describe("Windows host side", () => {
       files: [],
       services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "active" }],
       disk: { path: "/", availBytes: 5, totalBytes: 10 },
-      tailscale: "NeedsLogin",
+      checks: { tailscale: "NeedsLogin" },
       reach: [],
       unparsed: [],
     });

@@ -63,7 +63,7 @@ function healthyProbe(node: FleetNode) {
   const bundles = renderNodeBundles(fleet, node);
   const lines = ["fk-probe 1", ...bundles.flatMap((b) => [`marker\t${b.role}\t${b.hash}`, ...b.services.map((s) => `svc\t${b.role}\t${s.manager}\t${s.name}\tactive`)])];
   // Files are not judged by status (drift compares them), so they are left out here.
-  return { node, reach: "ok" as const, ms: 5, report: parseProbe([...lines, "fk-probe-end"].join("\n")), bundles };
+  return { fleet, node, reach: "ok" as const, ms: 5, report: parseProbe([...lines, "fk-probe-end"].join("\n")), bundles };
 }
 
 describe("worker presence from the queue", () => {

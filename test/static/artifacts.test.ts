@@ -16,7 +16,7 @@ import { nodeCheck, plistCheck, powershellProblems, runFinish, shellcheck, syste
 import { placedFiles, secretModeProblem, secretRuleApplies, type PlacedFile } from "./placed-files.js";
 import { appendedYamlKeys, isDocumentedNtfyKey } from "./ntfy-keys.js";
 
-const bundles = realBundles();
+const bundles = await realBundles();
 const artifacts = realArtifacts(bundles);
 const ofKind = (kind: Artifact["kind"]) => artifacts.filter((a) => a.kind === kind).map((a) => [a.id, a] as const);
 
@@ -121,7 +121,7 @@ describe("every install ends by printing the fleetkit changed/unchanged line", (
     }
     // The script's own prelude and last line, run by dash: a new marker, then the same one again.
     const { lastLine, runs } = finishRuns.get(id)!;
-    expect(lastLine).toMatch(new RegExp(`^fk_finish ${b.role} ${b.hash}( [a-z0-9.+-]+)*$`));
+    expect(lastLine).toMatch(new RegExp(`^fk_finish ${b.role} ${b.hash}( [a-z0-9._@+-]+)*$`));
     expect(runs.map((r) => [r.status, r.stdout])).toEqual([
       [0, `fleetkit: ${b.role} changed\n`],
       [0, `fleetkit: ${b.role} unchanged\n`],

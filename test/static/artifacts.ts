@@ -6,7 +6,7 @@
 import { readdirSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
-import { loadFleet } from "../../model/load.js";
+import { loadFleetWithRoles } from "../../roles/sources.js";
 import type { Fleet } from "../../model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import type { Bundle, BundleFile, ScriptTarget } from "../../roles/types.js";
@@ -54,11 +54,9 @@ export function realFleetFiles(): string[] {
 }
 
 /** Every bundle of every node of every real fleet, in fleet then node then role order. */
-export function realBundles(): FleetBundle[] {
-  return realFleetFiles().flatMap((fleet) => {
-    const model = loadFleet(`${REPO_ROOT}${fleet}`);
-    return [...renderFleetBundles(model).values()].flat().map((bundle) => ({ fleet, model, bundle }));
-  });
+export async function realBundles(): Promise<FleetBundle[]> {
+  const fleets = await Promise.all(realFleetFiles().map(async (fleet) => ({ fleet, model: await loadFleetWithRoles(`${REPO_ROOT}${fleet}`) })));
+  return fleets.flatMap(({ fleet, model }) => [...renderFleetBundles(model).values()].flat().map((bundle) => ({ fleet, model, bundle })));
 }
 
 /**
@@ -90,6 +88,6 @@ export function bundleArtifacts({ fleet, bundle: b }: FleetBundle): Artifact[] {
 }
 
 /** Every artifact of every real fleet. */
-export function realArtifacts(bundles: FleetBundle[] = realBundles()): Artifact[] {
+export function realArtifacts(bundles: FleetBundle[]): Artifact[] {
   return bundles.flatMap(bundleArtifacts);
 }

@@ -12,7 +12,7 @@ import { jsonProblems, nodeCheck, plistCheck, powershellProblems, runFinish, she
 import { placedFiles, secretModeProblem, secretNamed } from "./placed-files.js";
 import { appendedYamlKeys, isDocumentedNtfyKey } from "./ntfy-keys.js";
 
-const bundles = realBundles();
+const bundles = await realBundles();
 const artifacts = realArtifacts(bundles);
 const first = (kind: string, what?: RegExp) => artifacts.find((a) => a.kind === kind && (!what || what.test(a.what)))!;
 
