@@ -32,7 +32,6 @@ const r = (from: string, to: string) => (s: string) => {
   if (!s.includes(from)) throw new Error(`case fixture: "${from}" not in the valid fleet`);
   return s.replace(from, to);
 };
-const add = (text: string) => (s: string) => s + text;
 
 export const BAD_CASES: BadCase[] = [
   {

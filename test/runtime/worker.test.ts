@@ -10,14 +10,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkoutName } from "../../runtime/checkout.js";
 import { startAgentApi, startNtfy } from "./fixtures/standins.js";
-import { api, fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, type Proc, type ServerProc } from "./harness.js";
+import { api, fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, type ServerProc } from "./harness.js";
 
 let dir: string;
 let server: ServerProc;
 let ntfy: Awaited<ReturnType<typeof startNtfy>>;
 let agentapi: Awaited<ReturnType<typeof startAgentApi>>;
 let argvDir: string;
-let alpha: Proc;
 const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => fleetRun(["task", ...args], { FLEET_QUEUE_URL: server.url, FLEET_TOKEN: tokenOf("alpha"), ...extraEnv });
 const task = async (id: number) => (await api(server.url, "GET", `/v1/tasks/${id}`)).body;
 
@@ -44,7 +43,7 @@ beforeAll(async () => {
   server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 3, claimWaitSeconds: 2 });
   const envFile = join(dir, "claude.env");
   writeFileSync(envFile, "ANTHROPIC_API_KEY=sk-ant-test-not-real\n", { mode: 0o600 });
-  alpha = startWorker({ url: server.url, dir, node: "alpha", extra: ["--env-file", envFile], env: { FAKE_CLAUDE_ARGV_DIR: argvDir, FLEET_TOKEN: tokenOf("alpha") } });
+  startWorker({ url: server.url, dir, node: "alpha", extra: ["--env-file", envFile], env: { FAKE_CLAUDE_ARGV_DIR: argvDir, FLEET_TOKEN: tokenOf("alpha") } });
 }, 60_000);
 afterAll(async () => {
   await stopAll();
