@@ -9,7 +9,7 @@ import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
 import { isBuiltinRole } from "../roles/registry.js";
 import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
 import { Ntfy } from "../roles/ntfy/component.js";
-import { ntfyContainer, ntfyDockerHost } from "../roles/ntfy/render.js";
+import { ntfyContainer, ntfyDockerHost, ntfyDockerSshOpts } from "../roles/ntfy/render.js";
 import { Iceccd } from "../roles/iceccd/component.js";
 import { Toolchains } from "../roles/toolchains/component.js";
 import { toolchainSources } from "./plan.js";
@@ -48,12 +48,7 @@ export const COMPONENTS: Readonly<Record<BuiltinRoleName, ComponentFactory>> = O
   agentapi: (name, role, _args, opts) => new Role(name, role, opts),
   ntfy: (name, role, args, opts) => {
     const { fleet, node } = args;
-    // Docker's SSH transport runs the local ssh client: same options as the toolchain streaming.
-    const sshOpts = [
-      ...(args.sshKeyFile ? ["-i", args.sshKeyFile] : []),
-      ...["-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
-    ];
-    return new Ntfy(name, { ...role, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: sshOpts }, opts);
+    return new Ntfy(name, { ...role, container: ntfyContainer(fleet, node), dockerHost: ntfyDockerHost(node), dockerSshOpts: ntfyDockerSshOpts(node, args.sshKeyFile) }, opts);
   },
   queue: (name, role, _args, opts) => new Role(name, role, opts),
   worker: (name, role, _args, opts) => new Role(name, role, opts),

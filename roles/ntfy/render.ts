@@ -47,6 +47,15 @@ export function ntfyDockerHost(node: FleetNode): string {
   return `ssh://${node.user}@${node.host}${node.sshPort === 22 ? "" : `:${node.sshPort}`}`;
 }
 
+/**
+ * The options Docker's SSH transport hands the local `ssh` client (`docker.Provider` `sshOpts`); user, host
+ * and port travel in {@link ntfyDockerHost}. `keyFile` is the private key file, undefined = ssh-agent.
+ * Recorded in every stack's state: a changed list is a provider diff on every ntfy node.
+ */
+export function ntfyDockerSshOpts(node: FleetNode, keyFile?: string): string[] {
+  return [...(keyFile ? ["-i", keyFile] : []), "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"];
+}
+
 /** Host directories of the ntfy role on `node`: its config (mounted at /etc/ntfy) and data (/var/lib/ntfy). */
 export function ntfyDirs(node: FleetNode): { configDir: string; dataDir: string } {
   const p = platformFor(node);
