@@ -372,6 +372,14 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Characters POSIX sh takes literally anywhere in a word (no `~`: tilde expansion after `=` in bash). */
+const SH_PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** `s` as one argument of a POSIX sh command: as it is when every character stands for itself, else {@link shQuote}d. @throws Error for a NUL byte. */
+export function shWord(s: string): string {
+  return SH_PLAIN_WORD.test(s) ? s : shQuote(s);
+}
+
 /**
  * Quotes `s` for PowerShell as one single-quoted string: every quote character PowerShell accepts as a
  * single quote (', U+2018, U+2019, U+201A, U+201B) doubled (about_Quoting_Rules).

@@ -2,13 +2,14 @@
  * roles/escape.ts and renderTemplate, case by case: what each target and place makes of a value, what is
  * refused and how the refusal reads; every template's tags sit where a value can go; the triple mustaches.
  */
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import Mustache from "mustache";
 import { loadFleet } from "../../model/load.js";
 import { Fragment, remoteCommand, renderTemplate, sh, ps, windowsWord } from "../../roles/bundle.js";
-import { commentText, escapeValue, jsString, psQuote, scanContexts, shQuote, templateTarget, yamlScalar, type ValueContext } from "../../roles/escape.js";
+import { commentText, escapeValue, jsString, psQuote, scanContexts, shQuote, shWord, templateTarget, yamlScalar, type ValueContext } from "../../roles/escape.js";
 import { launchdPlist } from "../../roles/launchd.js";
 import { withoutCommentLines } from "../../roles/wsl.js";
 
@@ -130,6 +131,23 @@ describe("YAML, PowerShell, JavaScript, text", () => {
     ["it's", "'it'\\''s'"],
     ["", "''"],
   ])("shQuote(%j) = %s", (s, q) => expect(shQuote(s)).toBe(q));
+
+  it.each([
+    ["-o", "-o"],
+    ["UserKnownHostsFile=/a/b_c-d.e", "UserKnownHostsFile=/a/b_c-d.e"],
+    ["user@host:22,%+", "user@host:22,%+"],
+    ["~/key", "'~/key'"],
+    ["a=~/k", "'a=~/k'"],
+    ["a b", "'a b'"],
+    ["it's", "'it'\\''s'"],
+    ["$HOME", "'$HOME'"],
+    ["*", "'*'"],
+    ["", "''"],
+  ])("shWord(%j) = %s", (s, w) => {
+    expect(shWord(s)).toBe(w);
+    // sh reads it back as one argument, unchanged.
+    expect(execFileSync("/bin/sh", ["-c", `printf '%s\\0' ${w}`], { encoding: "utf8" })).toBe(`${s}\0`);
+  });
 
   it("psQuote doubles every quote PowerShell reads as single, jsString escapes line separators, yamlScalar stays on one line", () => {
     expect(psQuote("\u2018a\u2019\u201a\u201b'")).toBe("'\u2018\u2018a\u2019\u2019\u201a\u201a\u201b\u201b'''");
