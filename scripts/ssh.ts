@@ -12,6 +12,7 @@
 import { homedir } from "node:os";
 import { $ } from "zx";
 import type { FleetNode } from "../model/fleet.js";
+import { sshClientArgs } from "../roles/ssh.js";
 
 /** How to reach one machine: what `ssh` needs. A {@link FleetNode} is one (see {@link sshTargetOf}). */
 export interface SshTarget {
@@ -65,24 +66,26 @@ function expandHome(path: string): string {
   return path === "~" ? homedir() : path.startsWith("~/") ? `${homedir()}/${path.slice(2)}` : path;
 }
 
-/** The argument list for `ssh` (everything but the remote command). Pure, exported for tests. */
+/**
+ * The argument list for `ssh` (everything but the remote command): roles/ssh.ts `sshClientArgs` with the
+ * target's key only (`IdentitiesOnly`), keep-alives, errors only on stderr and the FLEET_* files, then the
+ * login, no pseudo-terminal (`-T`), no stdin unless `opts.stdin` (`-n`) and the host. Pure but for the
+ * environment it reads; exported for tests.
+ */
 export function sshArgs(target: SshTarget, opts: { stdin: boolean } = { stdin: false }): string[] {
-  const args: string[] = [];
-  if (process.env.FLEET_SSH_CONFIG) args.push("-F", process.env.FLEET_SSH_CONFIG);
-  args.push(
-    "-o", "BatchMode=yes",
-    "-o", `ConnectTimeout=${target.perDialTimeoutSeconds}`,
-    "-o", "StrictHostKeyChecking=accept-new",
-    // A dead peer after connecting (a node that drops off the tailnet mid-run) is noticed too.
-    "-o", "ServerAliveInterval=5",
-    "-o", "ServerAliveCountMax=2",
-    "-o", "LogLevel=ERROR",
-  );
-  if (process.env.FLEET_KNOWN_HOSTS) args.push("-o", `UserKnownHostsFile=${process.env.FLEET_KNOWN_HOSTS}`);
-  args.push("-i", expandHome(target.sshKeyPath), "-o", "IdentitiesOnly=yes", "-p", String(target.sshPort), "-l", target.user, "-T");
-  if (!opts.stdin) args.push("-n");
-  args.push("--", target.host);
-  return args;
+  return [
+    ...sshClientArgs(target, {
+      configFile: process.env.FLEET_SSH_CONFIG,
+      keyFile: expandHome(target.sshKeyPath),
+      identitiesOnly: true,
+      keepalive: true,
+      quiet: true,
+      knownHostsFile: process.env.FLEET_KNOWN_HOSTS,
+    }),
+    "-l", target.user, "-T",
+    ...(opts.stdin ? [] : ["-n"]),
+    "--", target.host,
+  ];
 }
 
 /**

@@ -26,6 +26,7 @@ import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderTemplate, sh, type RoleParts } from "../bundle.js";
 import { platformFor } from "../platform.js";
 import { isTailnetAddress } from "../reach.js";
+import { sshClientArgs } from "../ssh.js";
 
 /** Name of the ntfy container (and of the service in the bundle). */
 export const NTFY_CONTAINER = "ntfy";
@@ -48,12 +49,13 @@ export function ntfyDockerHost(node: FleetNode): string {
 }
 
 /**
- * The options Docker's SSH transport hands the local `ssh` client (`docker.Provider` `sshOpts`); user, host
- * and port travel in {@link ntfyDockerHost}. `keyFile` is the private key file, undefined = ssh-agent.
+ * The options Docker's SSH transport hands the local `ssh` client (`docker.Provider` `sshOpts`): roles/ssh.ts
+ * `sshClientArgs` without `-p`, since user, host and port travel in {@link ntfyDockerHost}. `keyFile` is the
+ * private key file, undefined = ssh-agent.
  * Recorded in every stack's state: a changed list is a provider diff on every ntfy node.
  */
 export function ntfyDockerSshOpts(node: FleetNode, keyFile?: string): string[] {
-  return [...(keyFile ? ["-i", keyFile] : []), "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"];
+  return sshClientArgs(node, { keyFile, port: false });
 }
 
 /** Host directories of the ntfy role on `node`: its config (mounted at /etc/ntfy) and data (/var/lib/ntfy). */

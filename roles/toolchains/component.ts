@@ -9,39 +9,29 @@
  *   before anything is replaced, links `current-<arch>-<compiler>.tar.gz` and writes the node's ICECC_VERSION
  *   environment file. It re-runs when the manifest changes (its trigger).
  *
- * Both use the local `ssh` client (BatchMode, the fleet's dial timeout, the key file when the key came from
- * a file, else the ssh-agent), like Docker's SSH transport for ntfy.
+ * Both use the local `ssh` client with the options of roles/ssh.ts `sshClientArgs` (BatchMode, the fleet's dial
+ * timeout, the key file when the key came from a file, else the ssh-agent), like Docker's SSH transport for ntfy.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
 import { remoteCommand, shQuote } from "../bundle.js";
+import { shWord } from "../escape.js";
+import { sshClientArgs, type SshClientOptions } from "../ssh.js";
 import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "./render.js";
 import { RoleComponent, type RoleArgs } from "../component.js";
 import { toolchainManifestResourceName } from "../naming.js";
 
-/** How the local `ssh` client reaches nodes. */
-export interface SshClientOptions {
-  /** Private key file for `-i`; undefined = whatever ssh-agent offers. */
-  keyFile?: string;
-  /** Extra `-o` options, e.g. `UserKnownHostsFile=…` (tests). */
-  options?: string[];
-}
+/** How the local `ssh` client reaches a node to stream tarballs: roles/ssh.ts {@link SshClientOptions}'s key file and extra `-o` options (tests: `UserKnownHostsFile=…`). */
+export type StreamSshOptions = Pick<SshClientOptions, "keyFile" | "options">;
 
 /**
- * The local `ssh` invocation that runs `remoteLine` on `node` (`remoteLine` as one shell word). Batch mode
- * (never a prompt), the fleet's dial timeout, and a node's host key accepted on first contact
- * (`StrictHostKeyChecking=accept-new`; a changed key still fails).
+ * The local `ssh` invocation that runs `remoteLine` on `node` (`remoteLine` as one shell word): the node's
+ * port and the options of roles/ssh.ts {@link sshClientArgs} (batch mode, the fleet's dial timeout, a new
+ * host key accepted, a changed one refused), each word quoted for sh where it needs it.
  */
-export function sshInvocation(node: FleetNode, remoteLine: string, client: SshClientOptions = {}): string {
-  const opts = [
-    ...(client.keyFile ? ["-i", shQuote(client.keyFile)] : []),
-    "-p", String(node.sshPort),
-    "-o", "BatchMode=yes",
-    "-o", `ConnectTimeout=${node.perDialTimeoutSeconds}`,
-    "-o", "StrictHostKeyChecking=accept-new",
-    ...(client.options ?? []).flatMap((o) => ["-o", shQuote(o)]),
-  ];
+export function sshInvocation(node: FleetNode, remoteLine: string, client: StreamSshOptions = {}): string {
+  const opts = sshClientArgs(node, { keyFile: client.keyFile, options: client.options }).map(shWord);
   return `ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} ${shQuote(remoteLine)}`;
 }
 
@@ -67,7 +57,7 @@ export function distributionScript(
   builder: FleetNode,
   receiver: FleetNode,
   manifest: string,
-  ssh: { builder?: SshClientOptions; receiver?: SshClientOptions } = {},
+  ssh: { builder?: StreamSshOptions; receiver?: StreamSshOptions } = {},
   paths: DistributionPaths = {},
 ): string {
   const tarballs = parseManifest(manifest);

@@ -6,6 +6,8 @@
  * - Docker's SSH transport for ntfy: roles/ntfy/render.ts `ntfyDockerSshOpts` (recorded in Pulumi state;
  *   test/program/docker-ssh-opts.test.ts pins what the program sends). The program asks it only of Linux
  *   nodes (ntfy runs on debian, raspios and arch); the windows-wsl row pins the pure function all the same.
+ * All three take their options from roles/ssh.ts `sshClientArgs`, in its one order (Docker's, which state
+ * pins); what follows the options (login, host, `-T`, `-n`) and the quoting are each call site's.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFleet, parseFleet } from "../../model/load.js";
@@ -52,7 +54,8 @@ function sshArgsWith(env: { FLEET_SSH_CONFIG?: string; FLEET_KNOWN_HOSTS?: strin
   return sshArgs(sshTargetOf(n), { stdin });
 }
 
-const CI_ENV = { FLEET_SSH_CONFIG: "/etc/fleet/ssh config", FLEET_KNOWN_HOSTS: "/tmp/known hosts" };
+// ssh reads UserKnownHostsFile as a list split at white space (ssh_config(5)): a known_hosts path has none.
+const CI_ENV = { FLEET_SSH_CONFIG: "/etc/fleet/ssh config", FLEET_KNOWN_HOSTS: "/tmp/fleet/known_hosts" };
 const REMOTE = "cat /opt/icecc-envs/x86_64-gcc.tar.gz";
 const KEY = "/home/op/.ssh/it's key";
 
@@ -61,20 +64,20 @@ describe("fleet verbs: sshArgs", () => {
     [
       "arch-orchestrator, no FLEET_* env, no stdin",
       () => sshArgsWith({}, arch, false),
-      ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR",
-        "-i", "/home/op/.ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-p", "22", "-l", "fleet", "-T", "-n", "--", "arch-orchestrator"],
+      ["-i", "/home/op/.ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-p", "22", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "-l", "fleet", "-T", "-n", "--", "arch-orchestrator"],
     ],
     [
       "windows-desktop (windows-wsl), FLEET_SSH_CONFIG and FLEET_KNOWN_HOSTS, stdin",
       () => sshArgsWith(CI_ENV, win, true),
-      ["-F", "/etc/fleet/ssh config", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR",
-        "-o", "UserKnownHostsFile=/tmp/known hosts", "-i", "/home/op/.ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-p", "22", "-l", "fleet", "-T", "--", "windows-desktop"],
+      ["-F", "/etc/fleet/ssh config", "-i", "/home/op/.ssh/id_ed25519", "-o", "IdentitiesOnly=yes", "-p", "22", "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "-o", "UserKnownHostsFile=/tmp/fleet/known_hosts", "-l", "fleet", "-T", "--", "windows-desktop"],
     ],
     [
       "pi on port 2222 as ops, 7 s dial, FLEET_KNOWN_HOSTS only, no stdin",
       () => sshArgsWith({ FLEET_KNOWN_HOSTS: "/tmp/kh" }, pi, false),
-      ["-o", "BatchMode=yes", "-o", "ConnectTimeout=7", "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR",
-        "-o", "UserKnownHostsFile=/tmp/kh", "-i", "/home/op/keys/fleet key", "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "ops", "-T", "-n", "--", "pi.tail-net.ts.net"],
+      ["-i", "/home/op/keys/fleet key", "-o", "IdentitiesOnly=yes", "-p", "2222", "-o", "ConnectTimeout=7", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "-o", "UserKnownHostsFile=/tmp/kh", "-l", "ops", "-T", "-n", "--", "pi.tail-net.ts.net"],
     ],
   ])("%s", (_label, actual, expected) => expect(actual()).toEqual(expected));
 });
@@ -84,17 +87,17 @@ describe("toolchain streaming: sshInvocation", () => {
     [
       "arch-orchestrator, ssh-agent",
       () => sshInvocation(arch, REMOTE),
-      "ssh -p 22 -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=accept-new 'fleet@arch-orchestrator' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
+      "ssh -p 22 -o ConnectTimeout=10 -o BatchMode=yes -o StrictHostKeyChecking=accept-new 'fleet@arch-orchestrator' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
     ],
     [
       "windows-desktop (windows-wsl), a key file with a quote in its name",
       () => sshInvocation(win, REMOTE, { keyFile: KEY }),
-      "ssh -i '/home/op/.ssh/it'\\''s key' -p 22 -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=accept-new 'fleet@windows-desktop' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
+      "ssh -i '/home/op/.ssh/it'\\''s key' -p 22 -o ConnectTimeout=10 -o BatchMode=yes -o StrictHostKeyChecking=accept-new 'fleet@windows-desktop' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
     ],
     [
       "pi on port 2222 as ops, 7 s dial, key file and a known_hosts option",
-      () => sshInvocation(pi, REMOTE, { keyFile: "/home/op/keys/fleet", options: ["UserKnownHostsFile=/tmp/known hosts"] }),
-      "ssh -i '/home/op/keys/fleet' -p 2222 -o BatchMode=yes -o ConnectTimeout=7 -o StrictHostKeyChecking=accept-new -o 'UserKnownHostsFile=/tmp/known hosts' 'ops@pi.tail-net.ts.net' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
+      () => sshInvocation(pi, REMOTE, { keyFile: "/home/op/keys/fleet", options: ["UserKnownHostsFile=~/.ssh/fleet_known_hosts"] }),
+      "ssh -i /home/op/keys/fleet -p 2222 -o ConnectTimeout=7 -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o 'UserKnownHostsFile=~/.ssh/fleet_known_hosts' 'ops@pi.tail-net.ts.net' 'cat /opt/icecc-envs/x86_64-gcc.tar.gz'",
     ],
   ])("%s", (_label, actual, expected) => expect(actual()).toBe(expected));
 });
