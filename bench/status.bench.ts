@@ -3,7 +3,7 @@
  * dial timeout, because nodes are probed in parallel. Reported as a ratio against probing the same nodes
  * one after another, measured in the same run.
  *
- * Live nodes: a real OpenSSH server on three loopback addresses (test/scripts/sshd.ts). Silent nodes: 20
+ * Live nodes: a real OpenSSH server on three loopback addresses (test/cli/sshd.ts). Silent nodes: 20
  * addresses routed into a network namespace this bench creates, whose firewall drops every TCP packet
  * (no RST, no ICMP: the SYN just vanishes, like a powered-off Pi on the tailnet). Nothing outside this
  * machine is contacted; the namespace and veth are removed at the end, also on failure.
@@ -16,8 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseFleet } from "../model/load.js";
-import { fleetStatus } from "../scripts/status.js";
-import { LOOPBACK_HOSTS, startSshd } from "../test/scripts/sshd.js";
+import { fleetStatus } from "../cli/status.js";
+import { LOOPBACK_HOSTS, startSshd } from "../test/cli/sshd.js";
 
 const NS = `fk5bench${process.pid % 10000}`;
 const HOST_IF = `${NS}h`.slice(0, 15);

@@ -3,5 +3,5 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { runCli } = await import("../scripts/fleet.ts");
+const { runCli } = await import("../cli/fleet.ts");
 runCli();

@@ -2,12 +2,12 @@
  * How the worker runtime (`runtime/`) reaches a node: as its TypeScript sources plus a pinned npm install,
  * rendered into the `queue` and `worker` bundles (no build step, no generated artifact in git).
  *
- * For one entry module (`runtime/cli/queue.ts`, `runtime/cli/worker.ts`) the renderer ships:
+ * For one entry module (`cli/queue.ts`, `cli/worker.ts`) the renderer ships:
  * - every repository file that entry reaches through static relative imports (`import … from "./x.js"`,
  *   `export … from`, side-effect imports; `.js` specifiers map to the `.ts` sources), read from this
  *   checkout, so a change to any of them changes the bundle hash and re-deploys the role;
  * - `fleet.mjs`, a small entry that registers tsx (the same loader `bin/fleet.mjs` uses) and runs the verb
- *   through the CLI's own dispatcher (scripts/fleet.ts, shipped with the closure, `NODE_VERBS`);
+ *   through the CLI's own dispatcher (cli/fleet.ts, shipped with the closure, `NODE_VERBS`);
  * - `package.json` naming exactly the npm packages those files import (plus `tsx`), at the versions this
  *   checkout's `package-lock.json` resolved, and a `package-lock.json` that is the subset of ours reachable
  *   from them (same resolved URLs and integrity hashes), so `npm ci --omit=dev` on the node installs
@@ -30,7 +30,7 @@ const REPO = new URL("../", import.meta.url);
 
 /** One file of a shipped runtime, path relative to the role's runtime directory. */
 export interface RuntimeFile {
-  /** Relative path, e.g. `runtime/cli/queue.ts` or `package.json`. */
+  /** Relative path, e.g. `cli/queue.ts` or `package.json`. */
   path: string;
   content: string;
   /** Permission bits on the node (default 0644; programs the runtime executes 0755). */
@@ -190,7 +190,7 @@ export function lockSubset(roots: string[], name: string): { lock: Record<string
 const cache = new Map<string, RuntimePackage>();
 
 /**
- * The runtime package for `verb` (`queue` or `worker`): the closure of `runtime/cli/<verb>.ts`, the entry
+ * The runtime package for `verb` (`queue` or `worker`): the closure of `cli/<verb>.ts`, the entry
  * `fleet.mjs`, package.json and the lock subset. Cached; the same checkout gives the same bytes.
  * @param entryTemplate text of `fleet.mjs` (rendered by the caller from templates/).
  */
@@ -200,7 +200,7 @@ export function runtimePackage(verb: "queue" | "worker", entryTemplate: string):
   if (hit) return hit;
   // The verb's module and the CLI dispatcher the entry (fleet.mjs) runs it through; the dispatcher's other
   // verbs are dynamic imports, which the closure does not follow: they are not shipped.
-  const closure = importClosure([`runtime/cli/${verb}.ts`, "scripts/fleet.ts"]);
+  const closure = importClosure([`cli/${verb}.ts`, "cli/fleet.ts"]);
   const roots = [...new Set([...closure.packages, "tsx"])].sort();
   const name = `fleetkit-${verb}`;
   const { lock, dependencies, minNodeMajor } = lockSubset(roots, name);

@@ -1,6 +1,6 @@
 /**
  * The options fleetkit gives the local OpenSSH client, built in one place for the three ways it runs `ssh`:
- * - `fleet` verbs (scripts/ssh.ts `sshArgs`, through zx's `$`);
+ * - `fleet` verbs (cli/ssh.ts `sshArgs`, through zx's `$`);
  * - toolchain tarballs streamed between nodes (roles/toolchains/component.ts `sshInvocation`, a sh line in a
  *   local.Command);
  * - Docker's SSH transport for ntfy (roles/ntfy/render.ts `ntfyDockerSshOpts`, docker.Provider `sshOpts`).
@@ -13,7 +13,7 @@
  */
 import type { FleetNode } from "../model/fleet.js";
 
-/** What of a node the options depend on. A {@link FleetNode} is one, and so is scripts/ssh.ts `SshTarget`. */
+/** What of a node the options depend on. A {@link FleetNode} is one, and so is cli/ssh.ts `SshTarget`. */
 export type SshDialTarget = Pick<FleetNode, "sshPort" | "perDialTimeoutSeconds">;
 
 /** What differs between the call sites; every field is optional and off (or absent) by default. */

@@ -107,7 +107,7 @@ export interface RoleDependency {
 /**
  * What `fleet status` and `fleet drift` ask a node about one role beyond its marker, files and services
  * (which every role gets from its bundle), and how `fleet status` judges the answer. The probe script
- * (scripts/probe.ts) runs every role's lines in one SSH round trip; each role prints at most one record
+ * (cli/probe.ts) runs every role's lines in one SSH round trip; each role prints at most one record
  * `TAG<TAB>field<TAB>…`, parsed back by the same role.
  */
 export interface RoleProbe<Fact = unknown> {

@@ -21,7 +21,7 @@ import type { Fleet, RoleName } from "../../model/fleet.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
-import { fleetStatus, type StatusReport } from "../../scripts/status.js";
+import { fleetStatus, type StatusReport } from "../../cli/status.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import { installWaves, lastLine, runBundleScript, testNode } from "./bundles.js";
 

@@ -16,7 +16,7 @@ import type { Fleet } from "../../model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { loadFleetWithRoles } from "../../roles/sources.js";
 import type { Bundle } from "../../roles/types.js";
-import { fleetStatus } from "../../scripts/status.js";
+import { fleetStatus } from "../../cli/status.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import { expectedFacts, fileFacts, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
 

@@ -14,7 +14,7 @@ import { parseFleet } from "../../model/load.js";
 import type { Fleet } from "../../model/fleet.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
 import { sha256Hex } from "../../roles/bundle.js";
-import { startSshd, type TestSshd } from "../scripts/sshd.js";
+import { startSshd, type TestSshd } from "../cli/sshd.js";
 
 describe("toolchain distribution over real SSH", () => {
   let sshd: TestSshd;

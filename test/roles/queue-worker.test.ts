@@ -282,10 +282,10 @@ describe("runtime packaging", () => {
     ["queue", ["better-sqlite3", "fastify", "zod"], []],
     ["worker", ["zod"], ["better-sqlite3", "fastify", "prom-client"]],
   ] as const)("%s: the closure of its CLI module and the npm packages it imports", (verb, must, mustNot) => {
-    const c = importClosure([`runtime/cli/${verb}.ts`]);
-    expect(c.files).toContain(`runtime/cli/${verb}.ts`);
+    const c = importClosure([`cli/${verb}.ts`]);
+    expect(c.files).toContain(`cli/${verb}.ts`);
     expect(c.files).toContain("model/errors.ts");
-    expect(c.files.every((f) => f.startsWith("runtime/") || f === "model/errors.ts")).toBe(true);
+    expect(c.files.filter((f) => !(f.startsWith("runtime/") || f.startsWith("cli/") || f === "model/errors.ts"))).toEqual([]);
     // Exactly the bare specifiers the shipped files import, nothing else.
     const bare = new Set(c.files.flatMap((f) => staticImports(readFileSync(f, "utf8"))).filter((s) => !s.startsWith(".") && !s.startsWith("node:")).map((s) => (s.startsWith("@") ? s.split("/").slice(0, 2).join("/") : s.split("/")[0]!)));
     expect(c.packages).toEqual([...bare].sort());
@@ -441,7 +441,7 @@ describe("end to end: the queue and worker the bundles ship", () => {
   it("the node's entry runs the CLI's own dispatcher with the node's verbs: same flags and messages, other verbs refused", () => {
     const wdir = join(work, "worker-entry");
     unpack("worker", wdir);
-    expect(runtimePackage("worker", readTemplate("queue/fleet.mjs")).files.map((f) => f.path)).toContain("scripts/fleet.ts");
+    expect(runtimePackage("worker", readTemplate("queue/fleet.mjs")).files.map((f) => f.path)).toContain("cli/fleet.ts");
     const entry = (...args: string[]) => {
       const r = spawnSync(process.execPath, [join(wdir, "fleet.mjs"), ...args], { encoding: "utf8", timeout: 60_000 });
       return [r.status, r.stdout.split("\n")[0], r.stderr.split("\n")[0]];

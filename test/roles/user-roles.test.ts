@@ -12,7 +12,7 @@ import { FleetError } from "../../model/load.js";
 import { renderNodeBundles } from "../../roles/index.js";
 import { nodeReach } from "../../roles/reach.js";
 import { loadFleetWithRoles, parseFleetWithRoles } from "../../roles/sources.js";
-import { BUILTIN_PROBES, parseProbe, probeTable } from "../../scripts/probe.js";
+import { BUILTIN_PROBES, parseProbe, probeTable } from "../../cli/probe.js";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 

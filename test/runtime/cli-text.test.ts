@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { printable } from "../../runtime/cli/printable.js";
+import { printable } from "../../cli/printable.js";
 import { api, fleetRun, startServer, stopAll, tempDir, tokenOf, writeTokens, type ServerProc } from "./harness.js";
 
 let server: ServerProc;

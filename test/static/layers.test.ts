@@ -1,5 +1,5 @@
 /**
- * The layers point one way: `scripts` (the CLI) → `stacks` (the Pulumi program) → `roles` | `runtime` →
+ * The layers point one way: `cli` (the `fleet` CLI, every verb) → `stacks` (the Pulumi program) → `roles` | `runtime` →
  * `model`. Every relative import (static, `export … from`, dynamic `import()` and `import("…")` types) of
  * every TypeScript file in those folders is read with TypeScript's own pre-processor
  * (`ts.preProcessFile`), resolved to the folder it lands in, and checked against the table below; a test
@@ -19,8 +19,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   roles: ["roles", "model"],
   runtime: ["runtime", "model"],
   stacks: ["stacks", "roles", "model"],
-  scripts: ["scripts", "stacks", "roles", "runtime", "model"],
-  bin: ["bin", "scripts"],
+  cli: ["cli", "stacks", "roles", "runtime", "model"],
+  bin: ["bin", "cli"],
 };
 
 function sources(dir: string): string[] {
@@ -57,7 +57,7 @@ function violations(layer: string): string[] {
   return out;
 }
 
-describe("layers point one way: scripts → stacks → roles | runtime → model", () => {
+describe("layers point one way: cli → stacks → roles | runtime → model", () => {
   it.each(Object.keys(MAY_IMPORT))("%s imports only what is below it", (layer) => {
     expect(violations(layer)).toEqual([]);
   });
@@ -67,14 +67,14 @@ describe("layers point one way: scripts → stacks → roles | runtime → model
     const text = [
       'import { x } from "../roles/bundle.js";',
       'export { y } from "../stacks/node.js";',
-      'type F = import("../scripts/plan.js").Plan;',
+      'type F = import("../cli/plan.js").Plan;',
       'const z = await import("./grammar.js");',
       'import { readFileSync } from "node:fs";',
     ].join("\n");
     const info = ts.preProcessFile(text, true, true);
     const into = info.importedFiles.filter((r) => r.fileName.startsWith(".")).map((r) => relative(ROOT, resolve(join(ROOT, "model"), r.fileName)).split("/")[0]);
-    expect(into).toEqual(["roles", "stacks", "scripts", "model"]);
-    expect(into.filter((l) => !MAY_IMPORT.model!.includes(l!))).toEqual(["roles", "stacks", "scripts"]);
+    expect(into).toEqual(["roles", "stacks", "cli", "model"]);
+    expect(into.filter((l) => !MAY_IMPORT.model!.includes(l!))).toEqual(["roles", "stacks", "cli"]);
   });
 
   it("the model imports nothing of ours outside model/ (only Node built-ins and npm packages)", () => {

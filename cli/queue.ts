@@ -1,0 +1,94 @@
+/**
+ * `fleet queue serve --db FILE --listen HOST:PORT --tokens FILE [...]`: runs the queue server in the foreground
+ * (the `queue` role's service runs exactly this). Prints one line `fleet queue: listening on http://…` when
+ * ready; SIGTERM or SIGINT closes it cleanly (exit 0).
+ */
+import { UserError } from "../model/errors.js";
+import { loadTokensFile } from "../runtime/config.js";
+import { createQueueServer } from "../runtime/server.js";
+import { secondsFlag } from "./args.js";
+import { parseVerb } from "./verb.js";
+
+const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
+       [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
+
+  --db                  SQLite database file (created if missing; WAL mode)
+  --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
+  --tokens              tokens file (JSON, mode 0600): { "nodes": { "<node>": { "token", "os", "arch", "tags",
+                        "budgetUsdPerSession" } }, "ntfy": { "url", "topic", "token" } | null }
+  --lease-seconds       lease length; workers heartbeat every third of it (default 30)
+  --claim-wait-seconds  longest long-poll of a claim (default 30)
+  --presence-seconds    a node not heard from for this long (and not long-polling) is offline (default 60)
+  --synchronous         SQLite durability: normal (default) keeps acknowledged tasks through a crash of the
+                        queue process; full also through power loss, at several times the cost per write
+  --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)`;
+
+/** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UserError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8787 or arch-orchestrator:8787), got "${value}".`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/** Entry point of `fleet queue`. */
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === "--help" || sub === "-h") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  if (sub !== "serve") throw new UserError(`fleet queue: expected the subcommand "serve", got ${sub ? `"${sub}"` : "nothing"}.\n\n${USAGE}`);
+  const parsed = parseVerb(rest, {
+    verb: "queue serve",
+    usage: USAGE,
+    positionals: false,
+    options: {
+      db: { type: "string" },
+      listen: { type: "string" },
+      tokens: { type: "string" },
+      "lease-seconds": { type: "string" },
+      "claim-wait-seconds": { type: "string" },
+      "presence-seconds": { type: "string" },
+      synchronous: { type: "string" },
+      "public-url": { type: "string" },
+    },
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
+  for (const k of ["db", "listen", "tokens"] as const) if (!f[k]) throw new UserError(`fleet queue serve: --${k} is required.\n\n${USAGE}`);
+  if (f.synchronous && f.synchronous !== "full" && f.synchronous !== "normal") throw new UserError(`--synchronous must be full or normal, got "${f.synchronous}".`);
+  const { host, port } = parseListen(f.listen!);
+  const tokens = loadTokensFile(f.tokens!);
+  const leaseSeconds = secondsFlag(f["lease-seconds"], "lease-seconds");
+  if (leaseSeconds === 0) throw new UserError("--lease-seconds must be greater than 0.");
+  const { app, close } = createQueueServer({
+    db: f.db!,
+    tokens,
+    leaseSeconds,
+    maxClaimWaitSeconds: secondsFlag(f["claim-wait-seconds"], "claim-wait-seconds"),
+    presenceSeconds: secondsFlag(f["presence-seconds"], "presence-seconds"),
+    synchronous: f.synchronous as "full" | "normal" | undefined,
+    publicUrl: f["public-url"],
+  });
+  let address: string;
+  try {
+    address = await app.listen({ host, port });
+  } catch (err) {
+    await close();
+    throw new UserError(`fleet queue serve: cannot listen on ${f.listen}: ${(err as Error).message}`);
+  }
+  process.stdout.write(`fleet queue: listening on ${address} (${Object.keys(tokens.nodes).length} nodes, db ${f.db})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  await close();
+  process.stdout.write("fleet queue: stopped\n");
+  return 0;
+}
