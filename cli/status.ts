@@ -26,7 +26,7 @@ import { roleDefinition } from "../roles/registry.js";
 import type { AgentapiFact } from "../roles/agentapi/probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
-import { nodeWithRole, queueUrl } from "../model/fleet.js";
+import { fleetQueueUrl } from "../model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "./args.js";
@@ -84,10 +84,6 @@ export interface StatusReport {
  */
 export type QueuePresence = { ok: true; nodes: Map<string, NodePresence> } | { ok: false; reason: string };
 
-/** The queue's base URL for `fleet` (model/fleet.ts `queueUrl`), or undefined when no node runs the queue. */
-export function fleetQueueUrl(fleet: Fleet): string | undefined {
-  return nodeWithRole(fleet, "queue") ? queueUrl(fleet) : undefined;
-}
 
 /**
  * Asks the queue server which nodes' workers are present, within `timeoutSeconds`. Never throws.

@@ -5,7 +5,7 @@
  * 1 the task failed or was cancelled (or the queue is unreachable), 2 bad input.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { nodeWithRole, queueUrl, type Fleet } from "../model/fleet.js";
+import { fleetQueueUrl, type Fleet } from "../model/fleet.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
 import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
@@ -30,7 +30,8 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
   --json    print JSON instead of text`;
 
 /** The subcommands of `fleet task` besides `delegate`. */
-const TASK_COMMANDS: readonly string[] = ["list", "show", "wait", "cancel", "priority", "status"];
+const TASK_COMMANDS = ["list", "show", "wait", "cancel", "priority", "status"] as const;
+type TaskCommand = (typeof TASK_COMMANDS)[number];
 
 /**
  * Reads a fleet file for its queue URL. The fleet CLI passes roles/sources.ts `loadFleetWithRoles` (a fleet
@@ -50,9 +51,9 @@ async function queueFromFleet(f: { queue?: string; fleet?: string }, load: Fleet
   if (f.queue ?? process.env.FLEET_QUEUE_URL) return;
   const file = f.fleet ?? "fleet.yaml";
   if (f.fleet === undefined && !existsSync(file)) return;
-  const fleet = await load(file);
-  if (!nodeWithRole(fleet, "queue")) throw new UserError(`${file}: no node runs role queue, so there is no queue to ask; pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.`);
-  f.queue = queueUrl(fleet);
+  const url = fleetQueueUrl(await load(file));
+  if (!url) throw new UserError(`${file}: no node runs role queue, so there is no queue to ask; pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.`);
+  f.queue = url;
 }
 
 /** The queue client for `f`, its URL filled in from the fleet file when no other source gives one ({@link queueFromFleet}). */
@@ -238,7 +239,8 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
     return cmd ? 0 : 2;
   }
   if (cmd === "delegate") return delegate(rest, load);
-  if (!TASK_COMMANDS.includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
+  if (!(TASK_COMMANDS as readonly string[]).includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
+  const command = cmd as TaskCommand;
   const extra = cmd === "list" ? { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } } : cmd === "wait" ? { timeout: { type: "string" } } : {};
   // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
   const parsed = parseVerb(rest, { verb: `task ${cmd}`, usage: USAGE, options: { ...common, ...extra } as typeof common & Record<string, { type: "string" }> });
@@ -249,7 +251,7 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);
   };
-  switch (cmd) {
+  switch (command) {
     case "list": {
       want(0);
       if (fx.status && !TASK_STATES.includes(fx.status as TaskState)) throw new UserError(`--status must be one of ${TASK_STATES.join(", ")}, got "${fx.status}".`);
@@ -296,7 +298,10 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
       want(0);
       return status(await client(f, load), f.queue, !!f.json);
     }
-    default:
-      throw new UserError(`fleet task: unknown command "${cmd}".\n\n${USAGE}`);
+    default: {
+      // Every command is a case above: the compiler proves it.
+      const unhandled: never = command;
+      throw new Error(`fleet task: no case for ${String(unhandled)}`);
+    }
   }
 }

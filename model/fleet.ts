@@ -93,3 +93,8 @@ export function queueUrl(fleet: Fleet): string {
   if (!q) throw new Error("no node runs the queue: the fleet model should have rejected workers without one");
   return `http://${q.host}:${fleet.services.queue.port}`;
 }
+
+/** The queue's base URL ({@link queueUrl}) when some node runs the queue, else undefined: what `fleet status` and `fleet task --fleet` ask. */
+export function fleetQueueUrl(fleet: Fleet): string | undefined {
+  return nodeWithRole(fleet, "queue") ? queueUrl(fleet) : undefined;
+}
