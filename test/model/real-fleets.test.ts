@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadFleet } from "../../model/load.js";
-import { fleetJsonSchemaText } from "../../model/json-schema.js";
+import { fleetJsonSchema, fleetJsonSchemaText } from "../../model/json-schema.js";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { parse } from "yaml";
 
 describe("the real fleets", () => {
   it("fleet.yaml is the nine-machine agent mesh with the reference's budget caps", () => {
@@ -45,5 +47,24 @@ describe("the real fleets", () => {
 
   it.each(["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"])("%s references the schema for editors", (file) => {
     expect(readFileSync(file, "utf8").split("\n")[0]).toMatch(/^# yaml-language-server: \$schema=(\.\/|\.\.\/)fleet\.schema\.json$/);
+  });
+
+  // What an editor does with fleet.schema.json (yaml-language-server validates with a draft 2020-12 validator).
+  const validate = new Ajv2020({ strict: false, allErrors: true }).compile(fleetJsonSchema());
+  it.each(["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml", "examples/monitoring.fleet.yaml"])(
+    "%s is valid against fleet.schema.json, user roles and their settings included",
+    (file) => {
+      validate(parse(readFileSync(file, "utf8")));
+      expect(validate.errors ?? []).toEqual([]);
+    },
+  );
+
+  it.each([
+    ["a role that is no label", "roles: [Node_Exporter]", "/nodes/n/roles/0"],
+    ["a services block that is no map", "services: { node-exporter: 9100 }", "/services/node-exporter"],
+  ])("fleet.schema.json still refuses %s", (_what, line, path) => {
+    const text = `fleet: f\ndefaults: {}\n${line.startsWith("services") ? line + "\nnodes: { n: { host: n, os: debian, arch: x86_64, roles: [tailscale] } }" : `nodes: { n: { host: n, os: debian, arch: x86_64, ${line} } }`}\n`;
+    expect(validate(parse(text))).toBe(false);
+    expect(validate.errors!.map((e) => e.instancePath)).toContain(path);
   });
 });
