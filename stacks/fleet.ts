@@ -6,7 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Fleet as FleetModel } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleResourceName } from "./plan.js";
+import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleCreationOrder, roleResourceName } from "./plan.js";
+import type { RoleComponent } from "../roles/component.js";
 import { Node } from "./node.js";
 import { NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
 import { createTailnet, type TailnetConfig, type TailnetResources } from "./tailnet.js";
@@ -92,61 +93,36 @@ export class Fleet extends pulumi.ComponentResource {
     if (args.tailnet) this.tailnet = createTailnet(this, args.tailnet.config, args.tailnet.policy, tags!, minted.tailnetKeyNodes, (n) => forget.has(n));
     const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, peopleTokens: this.peopleTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
 
-    // Role components by name, resolved as nodes are created: a role may wait for one on a later node.
-    type Slot = { promise: Promise<pulumi.Resource>; resolve: (r: pulumi.Resource) => void; reject: (e: Error) => void };
-    const created = new Map<string, Slot>();
-    const slot = (roleName: string): Slot => {
-      let entry = created.get(roleName);
-      if (!entry) {
-        let resolve!: Slot["resolve"];
-        let reject!: Slot["reject"];
-        const promise = new Promise<pulumi.Resource>((res, rej) => ((resolve = res), (reject = rej)));
-        // A rejection nobody awaits (construction failed first) must not become an unhandled rejection.
-        promise.catch(() => undefined);
-        entry = { promise, resolve, reject };
-        created.set(roleName, entry);
-      }
-      return entry;
-    };
-    for (const [node, bs] of bundles) for (const b of bs) slot(roleResourceName(node, b.role));
-    const lookup = (roleName: string) => {
-      if (!created.has(roleName)) throw new Error(`no role component ${roleName} in fleet ${model.name} (a fleetkit bug)`);
-      return slot(roleName).promise;
-    };
-
     this.bundleHashes = {};
-    try {
-      this.createNodes(model, bundles, args, { secrets, forget, lookup, resolve: (name, rc) => slot(name).resolve(rc), tags });
-    } catch (err) {
-      // Registrations already waiting on a role that will never exist would hold `pulumi up` open forever.
-      for (const entry of created.values()) entry.reject(err as Error);
-      throw err;
-    }
+    this.createNodes(model, bundles, args, { secrets, forget, tags });
     this.registerOutputs({ bundleHashes: this.bundleHashes });
   }
 
+  /**
+   * One Node component per node, in fleet order, then every role component in dependency order across the
+   * nodes (plan.ts `roleCreationOrder`), each parented to its node and depending on components that exist.
+   */
   private createNodes(
     model: FleetModel,
     bundles: Map<string, Bundle[]>,
     args: FleetArgs,
-    ctx: {
-      secrets: StackSecrets;
-      forget: Set<string>;
-      lookup: (name: string) => Promise<pulumi.Resource>;
-      resolve: (name: string, rc: pulumi.Resource) => void;
-      tags?: Map<string, string>;
-    },
+    ctx: { secrets: StackSecrets; forget: Set<string>; tags?: Map<string, string> },
   ): void {
-    const { secrets, forget, lookup } = ctx;
+    const { secrets, forget } = ctx;
     const child = { parent: this };
+    const components = new Map<string, RoleComponent>();
+    const lookup = (name: string): RoleComponent => {
+      const c = components.get(name);
+      if (!c) throw new Error(`role component ${name} is not created yet in fleet ${model.name} (a fleetkit bug in roleCreationOrder)`);
+      return c;
+    };
     for (const node of model.nodes) {
-      const nodeBundles = bundles.get(node.name) ?? [];
       const component = new Node(
         node.name,
         {
           fleet: model,
           node,
-          bundles: nodeBundles,
+          bundles: bundles.get(node.name) ?? [],
           secrets,
           sshPrivateKey: args.sshPrivateKey(node.name),
           sshKeyFile: args.sshKeyFile?.(node.name),
@@ -168,7 +144,7 @@ export class Fleet extends pulumi.ComponentResource {
       );
       this.nodes[node.name] = component;
       this.bundleHashes[node.name] = component.bundleHashes;
-      for (const [role, rc] of Object.entries(component.roles)) ctx.resolve(roleResourceName(node.name, role as never), rc!);
     }
+    for (const [node, role] of roleCreationOrder(model)) components.set(roleResourceName(node, role), this.nodes[node]!.addRole(role));
   }
 }

@@ -1,6 +1,9 @@
 /**
- * The Node component (`fleetkit:index:Node`): one machine of the fleet and its role components, created in
- * the node's canonical role order with explicit `dependsOn` (plan.ts `roleDependencies`).
+ * The Node component (`fleetkit:index:Node`): one machine of the fleet and the parent of its role
+ * components. The Fleet component creates those, across all nodes, in dependency order (plan.ts
+ * `roleCreationOrder`), so each one's explicit `dependsOn` (plan.ts `roleDependencies`) names components that
+ * already exist: plain resources, never Promises (a Promise in `dependsOn` makes the SDK walk the whole
+ * resource graph for unknowns once per such input, which made the program quadratic in the node count).
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { BuiltinRoleName, Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
@@ -16,8 +19,11 @@ import { toolchainSources } from "./plan.js";
 import { secretStdin, type StackSecrets } from "./secrets.js";
 import { Tailscale, type NodeTailnet } from "../roles/tailscale/component.js";
 
-/** How a role component is looked up by name once created (it may sit on a node created later). */
-export type RoleLookup = (name: string) => Promise<pulumi.Resource>;
+/**
+ * The role component of that name (`<node>-<role>`), already created: the Fleet component creates roles in
+ * dependency order. @throws Error when it does not exist yet (a fleetkit bug in that order).
+ */
+export type RoleLookup = (name: string) => RoleComponent;
 
 /**
  * Creates the component of one role on one node: `name` is `<node>-<role>`, `role` the common role inputs
@@ -39,7 +45,7 @@ export const COMPONENTS: Readonly<Record<BuiltinRoleName, ComponentFactory>> = O
     const { fleet, node } = args;
     const sources = toolchainSources(fleet, node).map(({ from, arch }) => {
       const builder = fleet.nodes.find((n) => n.name === from)!;
-      const manifest = pulumi.output(args.lookup(roleResourceName(from, "toolchains"))).apply((c) => (c as Toolchains).manifest);
+      const manifest = (args.lookup(roleResourceName(from, "toolchains")) as Toolchains).manifest;
       return { builder, arch, manifest, keyFile: args.sshKeyFileOf?.(from) };
     });
     return new Iceccd(name, { ...role, fleet, sources, keyFile: args.sshKeyFile }, opts);
@@ -60,7 +66,7 @@ export interface NodeArgs {
   fleet: FleetModel;
   /** This node, with defaults applied. */
   node: FleetNode;
-  /** The node's rendered bundles, one per role, in canonical role order. */
+  /** The node's rendered bundles, one per role, in canonical role order (their hashes are the node's output). */
   bundles: Bundle[];
   /** Config and minted secrets; each role gets the ones its bundle declares, on stdin. */
   secrets: StackSecrets;
@@ -75,7 +81,7 @@ export interface NodeArgs {
   forget?: boolean;
   /** Local key file per node name (Docker's and the toolchain streaming's ssh); undefined = ssh-agent. */
   sshKeyFileOf?: (node: string) => string | undefined;
-  /** Finds a role component of any node by name (for `dependsOn` across nodes). */
+  /** Finds an already created role component of any node by name (for `dependsOn` across nodes). */
   lookup: RoleLookup;
   /** The managed tailnet as this node's tailscale role needs it; undefined = not managed. */
   tailnet?: NodeTailnet;
@@ -97,40 +103,51 @@ export function sshConnection(node: FleetNode, privateKey: pulumi.Input<string>,
 }
 
 /**
- * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`).
+ * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`),
+ * each added by {@link Node.addRole} once the roles it waits for exist.
  * The `tailscale` role connects to `bootstrapHost` when set (the node is not on the tailnet before it
  * runs); every other role connects to `host`. Keep `bootstrapHost` in fleet.yaml after the first run:
  * removing it changes that command's connection, which the provider treats as replace-on-change
  * (FIELD-NOTES): Tailscale is uninstalled and installed again.
  */
 export class Node extends pulumi.ComponentResource {
-  /** The node's role components by role. */
+  /** The node's role components by role, as they are added. */
   public readonly roles: Partial<Record<RoleName, RoleComponent>> = {};
   /** Bundle hash per role (the markers the installs leave on the node). */
   public readonly bundleHashes: Record<string, string>;
+  private readonly args: NodeArgs;
 
   constructor(name: string, args: NodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(NODE_TYPE, name, {}, opts);
-    const { fleet, node } = args;
-    if (name !== node.name) throw new Error(`Node component ${name} must be named after its node (${node.name})`);
+    if (name !== args.node.name) throw new Error(`Node component ${name} must be named after its node (${args.node.name})`);
+    this.args = args;
     this.bundleHashes = Object.fromEntries(args.bundles.map((b) => [b.role, b.hash]));
-
-    for (const bundle of args.bundles) {
-      const roleName = roleResourceName(name, bundle.role);
-      const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
-      const deps = roleDependencies(fleet, node, bundle.role);
-      const roleArgs: RoleArgs = {
-        node,
-        bundle,
-        connection: sshConnection(node, args.sshPrivateKey, host),
-        secretStdin: secretStdin(bundle, args.secrets),
-        forget: args.forget ?? false,
-      };
-      const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: Promise.all(deps.map(args.lookup)) } : {}) };
-      // A user role (fleet.yaml roleSources) is its install command only.
-      const factory: ComponentFactory = isBuiltinRole(bundle.role) ? COMPONENTS[bundle.role] : (n, role, _args, o) => new Role(n, role, o);
-      this.roles[bundle.role] = factory(roleName, roleArgs, args, roleOpts);
-    }
     this.registerOutputs({ bundleHashes: this.bundleHashes });
+  }
+
+  /**
+   * Creates the component of `role` on this node, `dependsOn` the components its definition waits for
+   * (plan.ts `roleDependencies`), which must exist already.
+   * @throws Error when the node has no bundle for `role`, or a dependency is not created yet (fleetkit bugs).
+   */
+  addRole(role: RoleName): RoleComponent {
+    const { fleet, node } = this.args;
+    const bundle = this.args.bundles.find((b) => b.role === role);
+    if (!bundle) throw new Error(`node ${node.name} has no bundle for role ${role}`);
+    const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
+    const deps = roleDependencies(fleet, node, bundle.role);
+    const roleArgs: RoleArgs = {
+      node,
+      bundle,
+      connection: sshConnection(node, this.args.sshPrivateKey, host),
+      secretStdin: secretStdin(bundle, this.args.secrets),
+      forget: this.args.forget ?? false,
+    };
+    const roleOpts: pulumi.ComponentResourceOptions = { parent: this, ...(deps.length ? { dependsOn: deps.map(this.args.lookup) } : {}) };
+    // A user role (fleet.yaml roleSources) is its install command only.
+    const factory: ComponentFactory = isBuiltinRole(bundle.role) ? COMPONENTS[bundle.role] : (n, r, _args, o) => new Role(n, r, o);
+    const component = factory(roleResourceName(node.name, bundle.role), roleArgs, this.args, roleOpts);
+    this.roles[bundle.role] = component;
+    return component;
   }
 }

@@ -8,6 +8,7 @@ import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeWithRole } from "../model/fleet.js";
 import { renderFleetBundles, roleDefinition } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
+import { toolchainSources } from "../roles/toolchains/render.js";
 import type { Bundle } from "../roles/types.js";
 import {
   COMMAND_TYPE,
@@ -87,6 +88,32 @@ export function roleDependencies(fleet: Fleet, node: FleetNode, role: RoleName):
     }
   }
   return [...new Set(deps)].filter((d) => d !== roleResourceName(node.name, role));
+}
+
+/**
+ * The order the program creates role components in, across the whole fleet: every role after the roles it
+ * waits for ({@link roleDependencies}) and, for iceccd, after the toolchains components it receives tarballs
+ * from (it reads their manifests); otherwise fleet order, then the node's role order. Pure.
+ * @returns `[node, role]` pairs, each once.
+ * @throws Error on a cycle (the fleet model's rules make one impossible: a fleetkit bug).
+ */
+export function roleCreationOrder(fleet: Fleet): [string, RoleName][] {
+  const byName = new Map(fleet.nodes.flatMap((n) => n.roles.map((r) => [roleResourceName(n.name, r), [n, r] as const])));
+  const order: [string, RoleName][] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (name: string, path: string[]): void => {
+    const seen = state.get(name);
+    if (seen === "done") return;
+    if (seen === "visiting") throw new Error(`role components wait for each other in a cycle: ${[...path, name].join(" → ")}`);
+    const [node, role] = byName.get(name)!;
+    state.set(name, "visiting");
+    const before = [...roleDependencies(fleet, node, role), ...(role === "iceccd" ? toolchainSources(fleet, node).map((s) => roleResourceName(s.from, "toolchains")) : [])];
+    for (const dep of before) if (byName.has(dep)) visit(dep, [...path, name]);
+    state.set(name, "done");
+    order.push([node.name, role]);
+  };
+  for (const name of byName.keys()) visit(name, []);
+  return order;
 }
 
 /**
