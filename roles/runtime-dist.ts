@@ -221,6 +221,9 @@ function ensureNewline(s: string): string {
   return s.endsWith("\n") ? s : `${s}\n`;
 }
 
+/** Encoded payloads by their fk_put text (a handful per checkout: one per runtime, OS family and directory). */
+const payloadCache = new Map<string, Fragment>();
+
 /** The runtime package as the install script carries it: fk_put lines, gzip-compressed, base64 in 76-column lines. */
 export interface RuntimePayload {
   /** Base64 (76-column lines) of the gzip of a sh fragment that places every runtime file with fk_put (root, 0644). */
@@ -240,6 +243,11 @@ export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: s
   const platform = platformFor(node);
   const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: f.mode ?? 0o644, owner: "root", kind: "text", content: f.content }));
   const script = `${files.map((f) => putFile(f, platform)).join("\n")}\n`;
-  const gz = gzipSync(Buffer.from(script, "utf8"), { level: 9 });
-  return { base64: Fragment.base64Lines(gz), minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
+  // Every node of one OS family unpacks the same text: gzip (most of a worker's render) runs once per text.
+  let base64 = payloadCache.get(script);
+  if (!base64) {
+    base64 = Fragment.base64Lines(gzipSync(Buffer.from(script, "utf8"), { level: 9 }));
+    payloadCache.set(script, base64);
+  }
+  return { base64, minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
 }
