@@ -4,7 +4,7 @@
  * (nftables on Linux and inside WSL, a pf anchor on macOS, a Windows Firewall rule) and the tailnet policy
  * the stack manages when it has a Tailscale API key — so the two can never disagree.
  *
- * The rules (issue "trust boundaries"):
+ * The rules (issue "trust boundaries"), each declared by its role's definition (`listens` in roles/<role>/index.ts):
  * - `agentapi` (services.agentapi.port, TCP): loopback plus the nodes that drive agents, i.e. the queue
  *   node (its server proxies the dashboard's conversations). AgentAPI has no authentication at all
  *   (FIELD-NOTES), so whoever reaches the port drives Claude as the node user.
@@ -26,7 +26,7 @@ import { BlockList, isIP } from "node:net";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeName, reachSource } from "../model/grammar.js";
 import { UserError } from "../model/errors.js";
-import { isBuiltinRole, roleDefinition, roleSettings } from "./registry.js";
+import { roleDefinition, roleSettings } from "./registry.js";
 
 /** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
 export const ICECCD_PORT = 10245;
@@ -86,8 +86,9 @@ export interface ReachRule {
 /** The keywords of `services.ntfy.allowFrom`; every other entry is a CIDR block (the loader's grammar, model/grammar.ts `reachSource`). */
 const REACH_KEYWORDS: readonly string[] = ["fleet", "tailnet", "anywhere"];
 
-function holders(fleet: Fleet, role: RoleName): FleetNode[] {
-  return fleet.nodes.filter((n) => n.roles.includes(role));
+/** Names of the nodes that run `role`, in fleet order (who may reach a service, by role). */
+export function holders(fleet: Fleet, role: RoleName): string[] {
+  return fleet.nodes.filter((n) => n.roles.includes(role)).map((n) => n.name);
 }
 
 /** Who `from` (keywords and CIDRs, the grammar of `services.ntfy.allowFrom`) lets in. */
@@ -98,11 +99,11 @@ function sourcesOf(fleet: Fleet, from: readonly string[]): Pick<ReachRule, "from
 }
 
 /**
- * The reach rules a user role's `listens` declares on `node`, checked: they become firewall rules, so a
- * value outside the grammar is refused rather than rendered.
+ * The reach rules `role`'s definition declares on `node` (`RoleDefinition.listens`), checked: they become
+ * firewall rules, so a value outside the grammar (a user role's mistake) is refused rather than rendered.
  * @throws UserError naming the role and the bad value.
  */
-function userRoleRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[] {
+function listenRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[] {
   const def = roleDefinition(fleet, role);
   const listens = def.listens?.(fleet, node, roleSettings(fleet, role)) ?? [];
   const bad = (what: string, value: unknown) => new UserError(`role ${role}: listens() on node ${node.name} returned ${what} ${JSON.stringify(value)}; fix the role's index.ts`);
@@ -119,42 +120,12 @@ function userRoleRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule
 }
 
 /**
- * Every reach rule of `node` (its listening services, in role order), from fleet.yaml. Pure.
- * @returns [] for a node that runs none of agentapi, queue, iceccd, icecc-scheduler and ntfy.
+ * Every reach rule of `node` (its listening services, in role order): what each role's definition declares
+ * (`listens`, roles/<role>/index.ts), from fleet.yaml. Pure.
+ * @returns [] for a node that runs no listening role.
  */
 export function nodeReach(fleet: Fleet, node: FleetNode): ReachRule[] {
-  const names = (ns: FleetNode[]) => ns.map((n) => n.name);
-  const rules: ReachRule[] = [];
-  const rule = (r: Omit<ReachRule, "node" | "fromCidrs" | "open"> & Partial<Pick<ReachRule, "fromCidrs" | "open">>) =>
-    rules.push({ node: node.name, fromCidrs: [], open: false, ...r });
-  const compilers = names(holders(fleet, "iceccd"));
-  for (const role of node.roles) {
-    switch (role) {
-      case "icecc-scheduler":
-        rule({ role, service: "icecc-scheduler", proto: "tcp", port: ICECC_SCHEDULER_PORT, fromNodes: compilers, why: "icecc daemons register and ask for compile hosts" });
-        rule({ role, service: "icecc-scheduler-discovery", proto: "udp", port: ICECC_SCHEDULER_PORT, fromNodes: compilers, why: "icecc daemons' scheduler discovery" });
-        rule({ role, service: "icecc-scheduler-text", proto: "tcp", port: ICECC_SCHEDULER_TEXT_PORT, fromNodes: [], why: "the scheduler's text interface: this node only" });
-        break;
-      case "iceccd":
-        rule({ role, service: "iceccd", proto: "tcp", port: ICECCD_PORT, fromNodes: compilers, why: "icecc clients on compiling nodes send jobs here" });
-        break;
-      case "agentapi":
-        rule({ role, service: "agentapi", proto: "tcp", port: fleet.services.agentapi.port, fromNodes: names(holders(fleet, "queue")), why: "AgentAPI has no authentication: only the queue node (the dashboard's agent proxy) drives it" });
-        break;
-      case "queue":
-        rule({ role, service: "queue", proto: "tcp", port: fleet.services.queue.port, fromNodes: names(fleet.nodes), why: "every fleet node submits and claims tasks (each with its own token)" });
-        break;
-      case "ntfy": {
-        const from = fleet.services.ntfy.allowFrom;
-        rule({ role, service: "ntfy", proto: "tcp", port: fleet.services.ntfy.port, ...sourcesOf(fleet, from), why: `services.ntfy.allowFrom: ${from.join(", ")}` });
-        break;
-      }
-      default:
-        if (!isBuiltinRole(role)) rules.push(...userRoleRules(fleet, node, role));
-        break;
-    }
-  }
-  return rules;
+  return node.roles.flatMap((role) => listenRules(fleet, node, role));
 }
 
 /** Every reach rule of the fleet, node by node in fleet order. Pure. */

@@ -3,6 +3,7 @@ import { ROLE_SUPPORT } from "../../model/schema.js";
 import { LOCAL_COMMAND_TYPE, installResourceName, roleResourceName, toolchainManifestResourceName, toolchainReceiveResourceName } from "../naming.js";
 import { toolchainSources } from "../toolchains/render.js";
 import type { RoleDefinition } from "../types.js";
+import { holders, ICECCD_PORT } from "../reach.js";
 import { probe } from "./probe.js";
 import { renderIceccd } from "./render.js";
 
@@ -13,6 +14,7 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["iceccd"],
   after: [{ role: "tailscale", where: "local" }, { role: "icecc-scheduler", where: "fleet" }],
   render: renderIceccd,
+  listens: (fleet) => [{ service: "iceccd", proto: "tcp", port: ICECCD_PORT, fromNodes: holders(fleet, "iceccd"), why: "icecc clients on compiling nodes send jobs here" }],
   probe: probe as RoleDefinition["probe"],
   // One local command per builder streams its tarballs of one architecture to this node (after both the
   // install here and the builder's manifest).

@@ -2,6 +2,7 @@
 import { ROLE_SUPPORT } from "../../model/schema.js";
 import { DOCKER_CONTAINER_TYPE, DOCKER_IMAGE_TYPE, DOCKER_PROVIDER_TYPE, installResourceName, ntfyResourceNames, roleResourceName } from "../naming.js";
 import type { RoleDefinition } from "../types.js";
+
 import { renderNtfy } from "./render.js";
 
 /** The `ntfy` role (roles/types.ts `RoleDefinition`). */
@@ -11,6 +12,10 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["ntfy"],
   after: [{ role: "tailscale", where: "local" }],
   render: renderNtfy,
+  listens: (fleet) => {
+    const from = fleet.services.ntfy.allowFrom;
+    return [{ service: "ntfy", proto: "tcp", port: fleet.services.ntfy.port, from, why: `services.ntfy.allowFrom: ${from.join(", ")}` }];
+  },
   // The container through a Docker provider on the node (ssh://), after the install wrote its config.
   children: (_fleet, node) => {
     const component = roleResourceName(node.name, "ntfy");
