@@ -19,8 +19,9 @@ export const VERBS: VerbTable = {
     summary: "delegate a task to a node; list, show, wait for, cancel or re-prioritize tasks; fleet status",
     load: async () => {
       // The operator's CLI reads --fleet with the user roles its roleSources bring (the node-side runtime has no roles).
-      const [task, sources] = await Promise.all([import("./task.js"), import("../roles/sources.js")]);
-      return { run: (argv: string[]) => task.run(argv, { loadFleet: sources.loadFleetWithRoles }) };
+      // Loaded only when a fleet file is read: the roles are most of the CLI's start time.
+      const task = await import("./task.js");
+      return { run: (argv: string[]) => task.run(argv, { loadFleet: async (file) => (await import("../roles/sources.js")).loadFleetWithRoles(file) }) };
     },
   },
   queue: { summary: "run the task queue server (fleet queue serve --db FILE --listen HOST:PORT --tokens FILE)", load: () => import("./queue.js") },
