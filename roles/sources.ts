@@ -22,6 +22,9 @@ import { describeValue } from "../model/text.js";
 import { isBuiltinRole, registerUserRole } from "./registry.js";
 import type { RoleDefinition } from "./types.js";
 
+/** Record tags the probe (cli/probe.ts) and the built-in roles' probes print; a user role's record must differ. */
+const RESERVED_RECORDS: readonly string[] = ["fk-probe", "fk-probe-end", "marker", "file", "svc", "disk", "reach", "tailscale", "agentapi", "icecc"];
+
 /** One user role found in a source folder, before its module is checked. */
 interface FoundRole {
   name: string;
@@ -171,6 +174,8 @@ export function contractProblems(def: unknown, name: string, known: ReadonlySet<
     const p = d.probe as Record<string, unknown> | null;
     const missing = ["script", "parse", "judge"].filter((k) => typeof p?.[k] !== "function");
     if (missing.length) problems.push(`definition.probe: expected { script, parse, judge } functions, missing ${missing.join(", ")}`);
+    const tag = p?.record ?? name;
+    if (RESERVED_RECORDS.includes(tag as string)) problems.push(`definition.probe.record: ${describeValue(tag)} is a record the probe itself prints; name the record after the role (the default)`);
   }
   if (d.children !== undefined) problems.push("definition.children: user roles are their install command only; remove `children`");
   return problems;

@@ -153,6 +153,9 @@ describe("a throwaway user role in a temp dir", () => {
     ["a dependency on a role nobody defines", { "roles.local/hello/index.ts": HELLO.replace("after: []", 'after: [{ role: "grafana", where: "fleet" }]') }, [
       "F:2:15 roleSources.0: ./roles.local/hello/index.ts: definition.after[0]: expected { role: <a built-in or user role other than hello>, where: local|fleet }, got a map",
     ]],
+    ["a probe record the probe itself prints", { "roles.local/hello/index.ts": HELLO.replace("after: [],", 'after: [], probe: { record: "disk", script: () => [], parse: () => 1, judge: () => [] },') }, [
+      "F:2:15 roleSources.0: ./roles.local/hello/index.ts: definition.probe.record: \"disk\" is a record the probe itself prints; name the record after the role (the default)",
+    ]],
     ["Pulumi children", { "roles.local/hello/index.ts": HELLO.replace("after: [],", "after: [], children: () => [],") }, [
       "F:2:15 roleSources.0: ./roles.local/hello/index.ts: definition.children: user roles are their install command only; remove `children`",
     ]],
