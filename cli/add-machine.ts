@@ -31,6 +31,33 @@ export interface NodeEntry {
   profile?: string;
   roles?: string[];
   wslDistro?: string;
+  /** Claude budget cap in USD per session (and a worker's per task / per day). */
+  budgetUsdPerSession?: number;
+  /** iceccd `--max-processes`. */
+  iceccMaxJobs?: number;
+  /** Free labels tasks can require (`gpu: "true"`). */
+  tags?: Record<string, string>;
+}
+
+/**
+ * `--tags` values (each `k=v[,k=v…]`, the flag may repeat) as a map, in the order given.
+ * @throws UserError for an item without `=` (the schema checks the keys and values themselves).
+ */
+export function parseTags(values: readonly string[]): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const item of values.flatMap((v) => v.split(",")).map((x) => x.trim()).filter(Boolean)) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UserError(`fleet add-machine: --tags expects key=value pairs like site=garage,gpu=true, got "${item}".`);
+    tags[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return tags;
+}
+
+/** A flag's positive number (`--budget 5`, `--max-jobs 4`). @throws UserError naming the flag and what it got. */
+function numberFlag(flag: string, value: string, what: string, integer = false): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UserError(`fleet add-machine: --${flag} expects ${what}, got "${value}".`);
+  return n;
 }
 
 /**
@@ -187,6 +214,11 @@ export async function probePlatform(target: SshTarget, timeoutSeconds: number): 
   throw new UserError(`fleet add-machine --probe: could not tell the OS of ${target.host} (neither uname nor cmd.exe answered: ${r.stderr.trim().split("\n").at(-1) ?? "no output"}). Give --os and --arch instead.`);
 }
 
+/** Whether a (valid) fleet file sets `defaults.budgetUsdPerSession`. */
+function fileHasDefaultBudget(source: string): boolean {
+  return (parseDocument(source).getIn(["defaults", "budgetUsdPerSession"]) ?? undefined) !== undefined;
+}
+
 /** The connection defaults of a (valid) fleet file, with the schema's defaults filled in. */
 export function fileDefaults(source: string, userRoles: readonly UserRoleSpec[] = []): { user: string; sshPort: number; sshKeyPath: string; perDialTimeoutSeconds: number } {
   const d = fleetFileSchemaFor(userRoles).parse(parseDocument(source).toJS()).defaults;
@@ -194,18 +226,22 @@ export function fileDefaults(source: string, userRoles: readonly UserRoleSpec[] 
 }
 
 const USAGE = `usage: fleet add-machine [--name NAME] [--host HOST] [--user USER] [--ssh-port PORT] [--os OS] [--arch ARCH]
-                         [--profile PROFILE | --roles R1,R2] [--wsl-distro NAME] [--probe] [--fleet FILE]
+                         [--profile PROFILE | --roles R1,R2] [--wsl-distro NAME] [--budget USD] [--max-jobs N]
+                         [--tags K=V,…] [--probe] [--fleet FILE]
   --probe        connect over SSH and detect --os and --arch (uname -m, /etc/os-release, sw_vers, WSL)
   --os           ${OS_NAMES.join(" | ")}
   --arch         ${ARCH_NAMES.join(" | ")}
   --roles        comma-separated: ${ROLE_NAMES.join(", ")} or a user role of the fleet's roleSources
+  --budget USD   Claude budget cap per session (required for roles claude and worker unless defaults set one)
+  --max-jobs N   parallel compile jobs iceccd accepts (default: the node's CPU count)
+  --tags K=V,…   labels tasks can require, e.g. site=garage,gpu=true (the flag may repeat)
   --fleet FILE   fleet file to add to (default fleet.yaml)
 Missing answers are asked for on a terminal; without one, missing flags are an error (exit 2).
 The node is validated with the fleet schema and appended to the file, keeping its comments and layout.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseVerb(argv, { verb: "add-machine", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, name: { type: "string" }, host: { type: "string" }, user: { type: "string" }, "ssh-port": { type: "string" }, os: { type: "string" }, arch: { type: "string" }, profile: { type: "string" }, roles: { type: "string" }, "wsl-distro": { type: "string" }, timeout: { type: "string" }, probe: { type: "boolean" } }, positionals: false, unexpected: (a) => `unexpected argument "${a}" (answers are flags, e.g. --name ${a})` });
+  const parsed = parseVerb(argv, { verb: "add-machine", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, name: { type: "string" }, host: { type: "string" }, user: { type: "string" }, "ssh-port": { type: "string" }, os: { type: "string" }, arch: { type: "string" }, profile: { type: "string" }, roles: { type: "string" }, "wsl-distro": { type: "string" }, budget: { type: "string" }, "max-jobs": { type: "string" }, tags: { type: "string", multiple: true }, timeout: { type: "string" }, probe: { type: "boolean" } }, positionals: false, unexpected: (a) => `unexpected argument "${a}" (answers are flags, e.g. --name ${a})` });
   if (!parsed) return 0;
   const { values: args } = parsed;
   const file: string = args.fleet;
@@ -249,12 +285,23 @@ export async function run(argv: string[]): Promise<number> {
     if (answer.includes(",") || !profiles.includes(answer)) roles = answer.split(",").map((r) => r.trim()).filter(Boolean);
     else profile = answer;
   }
+  // A node that runs Claude needs a budget cap (model/rules.ts): ask for it rather than fail on the schema.
+  const nodeRoles = [...(profile && Object.hasOwn(fleet.profiles, profile) ? fleet.profiles[profile]! : []), ...(roles ?? [])];
+  const runsClaude = nodeRoles.includes("claude") || nodeRoles.includes("worker");
+  let budget = args.budget !== undefined ? numberFlag("budget", args.budget, "a positive number of USD per session") : undefined;
+  if (budget === undefined && runsClaude && !fileHasDefaultBudget(source)) {
+    if (!interactive) throw new UserError(`fleet add-machine: --budget USD is required: ${name} runs Claude (${nodeRoles.filter((r) => r === "claude" || r === "worker").join(", ")}) and ${file} sets no defaults.budgetUsdPerSession.\n${USAGE}`);
+    budget = numberFlag("budget", await ask("budget", `Claude budget cap for ${name}, in USD per session`), "a positive number of USD per session");
+  }
   const entry: NodeEntry = { host, os, arch };
   if (args.user && args.user !== defaults.user) entry.user = args.user;
   if (args["ssh-port"] && sshPort !== defaults.sshPort) entry.sshPort = Number.isFinite(sshPort) ? sshPort : (args["ssh-port"] as unknown as number);
   if (profile) entry.profile = profile;
   if (roles) entry.roles = roles;
   if (wslDistro) entry.wslDistro = wslDistro;
+  if (budget !== undefined) entry.budgetUsdPerSession = budget;
+  if (args["max-jobs"] !== undefined) entry.iceccMaxJobs = numberFlag("max-jobs", args["max-jobs"], "a whole number of jobs", true);
+  if (args.tags?.length) entry.tags = parseTags(args.tags);
   const { text } = addNodeToFleetText(source, file, name, entry, fleet.userRoles);
   writeFileAtomic(file, text);
   process.stdout.write(

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadFleet } from "../../model/load.js";
 import { addNodeToFleetText, appendNode, parsePlatformProbe, run as addMachine } from "../../cli/add-machine.js";
 import { UserError } from "../../model/errors.js";
 import { startSshd, type TestSshd } from "./sshd.js";
@@ -110,7 +111,25 @@ describe("fleet add-machine (CLI)", () => {
     expect(r.out.replace(/\x1b\[[0-9;]*m/g, "")).toContain(`added node lab1 (debian/x86_64, profile compiler) to ${file}\nProvision it with:\n  pulumi up --stack golden\n`);
   });
 
+  it("a Raspberry Pi headless agent in one command: budget, compile jobs and tags from flags", async () => {
+    const file = join(work, "agent.yaml");
+    writeFileSync(file, before);
+    const r = await cli(["--fleet", file, "--name", "rpi9", "--host", "rpi9", "--os", "raspios", "--arch", "aarch64", "--roles", "claude,agentapi,iceccd", "--budget", "7.5", "--max-jobs", "4", "--tags", "site=garage,gpu=false", "--tags", "storage=nvme"]);
+    expect(r.out.replace(/\x1b\[[0-9;]*m/g, "")).toContain("added node rpi9 (raspios/aarch64, roles claude, agentapi, iceccd)");
+    expect(r.code).toBe(0);
+    expect(readFileSync(file, "utf8")).toContain(
+      "\n  rpi9:\n    host: rpi9\n    os: raspios\n    arch: aarch64\n    roles: [claude, agentapi, iceccd]\n    budgetUsdPerSession: 7.5\n    iceccMaxJobs: 4\n    tags:\n      site: garage\n      gpu: \"false\"\n      storage: nvme\n",
+    );
+    const node = loadFleet(file).nodes.find((n) => n.name === "rpi9")!;
+    expect([node.budgetUsdPerSession, node.iceccMaxJobs, node.tags]).toEqual([7.5, 4, { site: "garage", gpu: "false", storage: "nvme" }]);
+  });
+
   it.each([
+    [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "claude"], 2, "fleet add-machine: --budget USD is required: lab4 runs Claude (claude) and "],
+    [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "claude", "--budget", "five"], 2, 'fleet add-machine: --budget expects a positive number of USD per session, got "five".'],
+    [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "iceccd", "--max-jobs", "2.5"], 2, 'fleet add-machine: --max-jobs expects a whole number of jobs, got "2.5".'],
+    [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "iceccd", "--tags", "garage"], 2, 'fleet add-machine: --tags expects key=value pairs like site=garage,gpu=true, got "garage".'],
+    [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "iceccd", "--tags", "site!=x"], 2, "nodes.lab4.tags"],
     [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64", "--roles", "iceccd,ntfy"], 2, "nodes.lab4: role ntfy runs as a Docker container"],
     [["--name", "lab4", "--host", "lab4", "--os", "debian", "--profile", "compiler"], 2, "fleet add-machine: --arch is required (no terminal to ask on)."],
     [["--name", "lab4", "--host", "lab4", "--os", "debian", "--arch", "x86_64"], 2, "fleet add-machine: --profile (or --roles) is required (no terminal to ask on)."],
