@@ -29,24 +29,41 @@ export const scopes = (s: readonly Scope[]) => ({ config: { scopes: s } });
 export const who = (req: FastifyRequest): Principal => (req as FastifyRequest & { principal: Principal }).principal;
 
 /**
- * Adds authentication (onRequest: token → principal, route scopes) and text hygiene (preValidation: no
- * field of any body or query holds a NUL byte, a lone surrogate or a reserved key) to `app`.
+ * The principal a token in clear belongs to, by its SHA-256 in the tokens file (the file holds only hashes),
+ * or undefined for an unknown token. Used for `Authorization: Bearer` and the dashboard's sign-in form.
  */
-export function installAuth(app: FastifyInstance, tokens: TokensFile): void {
+export function principalLookup(tokens: TokensFile): (token: string) => Principal | undefined {
   // Node and person names are user-named keys: look them up in Maps, never on the plain objects.
   const byTokenHash = new Map<string, Principal>([
     ...Object.entries(tokens.nodes).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "node", name }]),
     ...Object.entries(tokens.people).map(([name, v]): [string, Principal] => [v.tokenSha256, { kind: "person", name, scope: v.scope }]),
   ]);
+  return (token) => byTokenHash.get(tokenSha256(token));
+}
+
+/**
+ * Route options of a web page or asset (fastify `config.web`): {@link installAuth} asks it for no bearer
+ * token; the dashboard checks its own session cookie instead (runtime/dashboard.ts).
+ */
+export const WEB = { config: { web: true } } as const;
+
+/**
+ * Adds authentication (onRequest: token → principal, route scopes) and text hygiene (preValidation: no
+ * field of any body or query holds a NUL byte, a lone surrogate or a reserved key) to `app`. Routes with
+ * {@link WEB} options and `/healthz` need no token.
+ */
+export function installAuth(app: FastifyInstance, tokens: TokensFile): void {
+  const lookup = principalLookup(tokens);
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (req) => {
     if (req.url === "/healthz") return;
+    if ((req.routeOptions.config as { web?: boolean }).web === true) return;
     const h = req.headers.authorization;
     if (!h) throw new HttpError(401, "missing Authorization: Bearer <token>", true);
     // The scheme is case-insensitive (RFC 9110 §11.1); a token is one run of visible ASCII.
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(h);
     if (!m) throw new HttpError(401, "Authorization header must be \"Bearer <token>\"", true);
-    const principal = byTokenHash.get(tokenSha256(m[1]!));
+    const principal = lookup(m[1]!);
     if (!principal) throw new HttpError(401, "unknown token", true);
     (req as FastifyRequest & { principal: Principal }).principal = principal;
     const allowed = (req.routeOptions.config as { scopes?: readonly Scope[] }).scopes ?? ANY;
