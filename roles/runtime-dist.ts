@@ -8,7 +8,8 @@
  *   checkout, so a change to any of them changes the bundle hash and re-deploys the role;
  * - `fleet.mjs`, a small entry that registers tsx (the same loader `bin/fleet.mjs` uses) and runs the verb
  *   through the CLI's own dispatcher (cli/fleet.ts, shipped with the closure, `NODE_VERBS`);
- * - `package.json` naming exactly the npm packages those files import (plus `tsx`), at the versions this
+ * - `package.json` naming exactly the npm packages those files import (plus `tsx` and the packages whose
+ *   files the runtime serves, {@link RUNTIME_ASSET_PACKAGES}), at the versions this
  *   checkout's `package-lock.json` resolved, and a `package-lock.json` that is the subset of ours reachable
  *   from them (same resolved URLs and integrity hashes), so `npm ci --omit=dev` on the node installs
  *   byte-for-byte the dependency tree our tests ran against.
@@ -43,6 +44,13 @@ export interface RuntimeFile {
  * sudoers rule names it).
  */
 export const RUNTIME_PROGRAMS: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: [], worker: ["runtime/supervise.sh"] };
+
+/**
+ * npm packages a runtime serves files from instead of importing them, which no import scan finds either:
+ * installed with the runtime's other packages. The queue's dashboard (runtime/dashboard.ts) serves htmx and
+ * its SSE extension to browsers from these packages' `dist/` folders (no CDN).
+ */
+export const RUNTIME_ASSET_PACKAGES: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: ["htmx-ext-sse", "htmx.org"], worker: [] };
 
 /** A runtime package for one entry: files to place, the npm packages it needs and the Node.js it needs. */
 export interface RuntimePackage {
@@ -201,7 +209,7 @@ export function runtimePackage(verb: "queue" | "worker", entryTemplate: string):
   // The verb's module and the CLI dispatcher the entry (fleet.mjs) runs it through; the dispatcher's other
   // verbs are dynamic imports, which the closure does not follow: they are not shipped.
   const closure = importClosure([`cli/${verb}.ts`, "cli/fleet.ts"]);
-  const roots = [...new Set([...closure.packages, "tsx"])].sort();
+  const roots = [...new Set([...closure.packages, ...RUNTIME_ASSET_PACKAGES[verb], "tsx"])].sort();
   const name = `fleetkit-${verb}`;
   const { lock, dependencies, minNodeMajor } = lockSubset(roots, name);
   const pkg = { name, private: true, type: "module", description: `fleetkit ${verb} runtime, rendered by the ${verb} role`, dependencies, allowScripts: { "better-sqlite3": true } };

@@ -6,6 +6,7 @@
  * runtime/README.md for the route table and who may call what.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import {
   ClaimBodySchema,
@@ -24,6 +25,7 @@ import {
   type Task,
   type TaskState,
 } from "./api.js";
+import { installDashboard } from "./dashboard.js";
 import { CHANGE, installAuth, scopes, WORKER, who, type Principal } from "./auth.js";
 import type { TokensFile } from "./config.js";
 import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, taskId } from "./http.js";
@@ -68,6 +70,8 @@ export interface QueueServerOptions {
    * so trickling clients can never take the file descriptors the database and real clients need.
    */
   maxConnections?: number;
+  /** Sign-in attempts the dashboard allows per client address per minute (default 10). */
+  loginsPerMinute?: number;
 }
 
 /** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
@@ -125,10 +129,17 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   const presence = new Presence(store, nodes, presenceMs);
   const waiters = new Waiters();
   const metrics = queueMetrics(store, presence, nodeNames);
+  /** Every change of a task, for the dashboard's event streams ("task", with the task). */
+  const changes = new EventEmitter().setMaxListeners(0);
+  const changed = (t: Task) => changes.emit("task", t);
   const taskReady = (t: Task) => {
     for (const n of eligible(t.target, t.tags)) waiters.wakeClaim(n);
+    changed(t);
   };
-  const taskFinal = (t: Task) => waiters.wakeResult(t.id);
+  const taskFinal = (t: Task) => {
+    waiters.wakeResult(t.id);
+    changed(t);
+  };
 
   const sweep = () => {
     const { requeued, finished } = store.expireLeases(Date.now());
@@ -171,16 +182,29 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return metrics.registry.metrics();
   });
 
-  app.post("/v1/tasks", scopes(CHANGE), async (req, reply) => {
-    const body = parse(SubmitBodySchema, req.body);
+  /** Validates and stores a submit body from `by` (a node or person name); HttpError 400 names the field. */
+  const submit = async (raw: unknown, by: string): Promise<Task> => {
+    const body = parse(SubmitBodySchema, raw);
     if (body.target !== "any" && !nodes.has(body.target)) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
     const runners = eligible(body.target, body.tags);
     if (runners.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
-    const task = await store.grouped(() => store.submit(body, who(req).name, runners, Date.now()));
+    const task = await store.grouped(() => store.submit(body, by, runners, Date.now()));
     metrics.submitted.inc();
     taskReady(task);
-    return reply.code(201).send(task);
-  });
+    return task;
+  };
+
+  /** Cancels task `id` (the caller checked who may): pending → cancelled, running → cancel requested. */
+  const cancel = (id: number): Task => {
+    const before = mustGet(id);
+    if (FINAL_STATES.includes(before.state)) throw new HttpError(409, `task ${id} is already ${before.state}`);
+    const t = store.cancel(id, Date.now())!;
+    if (t.state === "cancelled") taskFinal(t);
+    else changed(t);
+    return t;
+  };
+
+  app.post("/v1/tasks", scopes(CHANGE), async (req, reply) => reply.code(201).send(await submit(req.body, who(req).name)));
 
   app.get("/v1/tasks", async (req) => {
     const q = req.query as Record<string, unknown>;
@@ -213,11 +237,8 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   app.post("/v1/tasks/:id/cancel", scopes(CHANGE), async (req) => {
     const id = taskId((req.params as { id: string }).id);
-    const before = mustSee(req, id);
-    if (FINAL_STATES.includes(before.state)) throw new HttpError(409, `task ${id} is already ${before.state}`);
-    const t = store.cancel(id, Date.now())!;
-    if (t.state === "cancelled") taskFinal(t);
-    return t;
+    mustSee(req, id);
+    return cancel(id);
   });
 
   app.post("/v1/tasks/:id/priority", scopes(CHANGE), async (req) => {
@@ -241,6 +262,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const c = store.claim(node, worker, leaseMs, Date.now());
     if (!c) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
     metrics.claims.inc({ node });
+    changed(c.task);
     const cap = nodes.get(node)!.budgetUsdPerSession ?? null;
     const maxBudgetUsd = cap === null ? null : Math.max(0, Math.floor((cap - presence.spentToday(node)) * 100) / 100);
     return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd, reason: null };
@@ -343,9 +365,12 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return { byState: s.byState, byNode: s.byNode, spentTodayUsd: Object.values(s.spentByNode).reduce((a, b) => a + b, 0), spentTodayByNode: s.spentByNode };
   });
 
+  const dashboard = installDashboard(app, { tokens, store, nodes: () => presence.all(), submit, cancel, changes }, { loginsPerMinute: opts.loginsPerMinute });
+
   const close = async () => {
     clearInterval(sweeper);
     waiters.close();
+    dashboard.close();
     await app.close();
     store.close();
   };

@@ -19,7 +19,7 @@ import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from ".
 import { queueFacts, queueUrl } from "../../roles/queue/render.js";
 import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
 import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
-import { importClosure, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
+import { importClosure, RUNTIME_ASSET_PACKAGES, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { parseTokensFile } from "../../runtime/config.js";
 
@@ -295,7 +295,7 @@ describe("runtime packaging", () => {
     const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
     const lock = JSON.parse(pkg.files.find((f) => f.path === "package-lock.json")!.content);
     const repoLock = JSON.parse(readFileSync("package-lock.json", "utf8"));
-    expect(Object.keys(pkg.dependencies)).toEqual([...pkgs, "tsx"].sort());
+    expect(Object.keys(pkg.dependencies)).toEqual([...pkgs, ...RUNTIME_ASSET_PACKAGES[verb], "tsx"].sort());
     for (const [dep, version] of Object.entries(pkg.dependencies)) expect(repoLock.packages[`node_modules/${dep}`].version).toBe(version);
     // Every entry is copied unchanged from our lock (same resolved URL and integrity), none is dev-only.
     for (const [path, entry] of Object.entries(lock.packages)) {
@@ -484,6 +484,10 @@ describe("end to end: the queue and worker the bundles ship", () => {
       });
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
       expect((await fetch(`${url}/v1/tasks`)).status).toBe(401);
+      // The dashboard: its pages and the browser assets it serves from the shipped npm packages.
+      expect((await fetch(`${url}/login`)).status).toBe(200);
+      expect((await fetch(`${url}/assets/htmx.min.js`)).status).toBe(200);
+      expect((await fetch(`${url}/assets/sse.js`)).status).toBe(200);
       const submit = await fetch(`${url}/v1/tasks`, {
         method: "POST",
         headers: { Authorization: `Bearer ${MARK(1)}`, "Content-Type": "application/json" },
