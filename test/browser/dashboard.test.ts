@@ -1,0 +1,235 @@
+/**
+ * Browser level: the queue's web dashboard in a real headless Chromium (Debian's `chromium`, driven by
+ * playwright-core) against a real `fleet queue serve` and a real `fleet worker` with the stand-in claude.
+ * Texts are asserted through the DOM; full-page screenshots go to a temp dir and must not be blank; axe-core
+ * checks each page for serious or critical accessibility violations.
+ *
+ * @needs chromium
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, type ServerProc } from "../runtime/harness.js";
+
+/** Debian's chromium on PATH (test/run.mjs installs the package for files that declare `@needs chromium`). */
+const CHROMIUM = spawnSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).stdout.trim();
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+let dir: string;
+let shots: string;
+let server: ServerProc;
+let browser: Browser;
+
+beforeAll(async () => {
+  dir = tempDir("fleet-browser-");
+  shots = tempDir("fleet-shots-");
+  const tokens = writeTokens(dir, { alpha: { budgetUsdPerSession: 5 }, beta: { os: "raspios", arch: "aarch64" } }, null, { ann: "operator", bob: "viewer" });
+  server = await startServer({ db: join(dir, "queue.db"), tokens, leaseSeconds: 3 });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await stopAll();
+});
+
+/** A fresh browser context (own cookies) signed in with `person`'s token. */
+async function signIn(person: string): Promise<{ ctx: BrowserContext; page: Page }> {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(server.url + "/");
+  expect(new URL(page.url()).pathname).toBe("/login");
+  await page.getByLabel(/Your token/).fill(tokenOf(person));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/fleet$/);
+  return { ctx, page };
+}
+
+/** Saves a full-page screenshot and checks it is not one flat colour (a blank page). */
+async function screenshot(page: Page, name: string): Promise<void> {
+  const file = join(shots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  // Decode the PNG in the page itself and count distinct pixel colours.
+  const b64 = readFileSync(file).toString("base64");
+  const colours = await page.evaluate(async (data) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${data}`;
+    await img.decode();
+    const c = document.createElement("canvas");
+    [c.width, c.height] = [img.width, img.height];
+    const g = c.getContext("2d")!;
+    g.drawImage(img, 0, 0);
+    const px = g.getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set<number>();
+    for (let i = 0; i < px.length && seen.size < 50; i += 4 * 97) seen.add((px[i]! << 16) | (px[i + 1]! << 8) | px[i + 2]!);
+    return seen.size;
+  }, b64);
+  expect(colours, `${name}.png is blank`).toBeGreaterThan(3);
+}
+
+/** axe-core's serious and critical violations on the page, as "rule: target" lines. */
+async function axeViolations(page: Page): Promise<string[]> {
+  // Injected through the DevTools protocol (page.evaluate), which the page's CSP does not govern.
+  await page.evaluate(AXE);
+  const r = await page.evaluate(async () => (globalThis as unknown as { axe: { run: () => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run());
+  return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+describe("dashboard in Chromium", () => {
+  it("a node's token opens no page; a person's does; the fleet page shows presence and spend", async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(server.url + "/login");
+    await page.getByLabel(/Your token/).fill(tokenOf("alpha"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.locator("#err-token").textContent()).toBe("this is a node's token; it works for the API, not here: sign in with a person's token (operator or viewer)");
+    await page.getByLabel(/Your token/).fill("nobody-token-0123456789");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.locator("#err-token").textContent()).toBe("unknown token");
+    expect((await ctx.cookies()).some((c) => c.name === "fleet_session")).toBe(false);
+    await ctx.close();
+
+    startWorker({ url: server.url, dir, node: "alpha" });
+    await waitUntil("alpha online", async () => (await api(server.url, "GET", "/v1/nodes")).body.nodes[0].online);
+    const { ctx: c2, page: p2 } = await signIn("ann");
+    const cookie = (await c2.cookies()).find((c) => c.name === "fleet_session")!;
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", secure: false });
+    expect(await p2.locator("#who").textContent()).toBe("ann (operator)");
+    expect(await p2.locator("#nodes caption").textContent()).toBe("1 of 2 nodes online");
+    expect(await p2.locator('tr[data-node="alpha"] .presence').textContent()).toBe("online");
+    expect(await p2.locator('tr[data-node="beta"] .presence').textContent()).toBe("offline");
+    expect(await p2.locator('tr[data-node="alpha"] td').last().textContent()).toBe(" $0.00 of $5.00");
+    expect(await p2.locator('tr[data-node="beta"] td').last().textContent()).toBe("$0.00 (no cap)");
+    await screenshot(p2, "fleet");
+    expect(await axeViolations(p2)).toEqual([]);
+    await c2.close();
+  });
+
+  it("an operator submits in the form and watches the task go to completed without reload", async () => {
+    const { ctx, page } = await signIn("ann");
+    await page.getByRole("link", { name: "Submit a task" }).click();
+    expect(await axeViolations(page)).toEqual([]);
+
+    // Bad input: the API's own one-line message beside the field, nothing written.
+    await page.getByLabel("Target node").selectOption("alpha");
+    await page.getByLabel("Prompt").fill("FAKE:sleep=1.5 say hi");
+    await page.getByLabel(/Timeout/).fill("soon");
+    await page.getByRole("button", { name: "Submit" }).click();
+    expect(await page.locator("#err-timeoutSeconds").textContent()).toBe('field "timeoutSeconds": expected number, got string');
+    expect(await page.getByLabel("Prompt").inputValue()).toBe("FAKE:sleep=1.5 say hi");
+    expect((await api(server.url, "GET", "/v1/tasks", { token: tokenOf("ann") })).body.tasks).toEqual([]);
+
+    // The tasks page stays open in a second tab and must see the task arrive and change state live.
+    const list = await ctx.newPage();
+    await list.goto(server.url + "/tasks");
+    expect(await list.locator("#tasks caption").textContent()).toBe("0 task(s), newest first");
+    await list.evaluate(() => ((window as unknown as { marker: number }).marker = 42)); // gone after a reload
+
+    await page.getByLabel(/Timeout/).fill("120");
+    await page.getByRole("button", { name: "Submit" }).click();
+    await page.waitForURL(/\/tasks\/1$/);
+    expect(await page.locator("h1").textContent()).toBe("Task #1");
+    expect(await page.locator("#prompt").textContent()).toBe("FAKE:sleep=1.5 say hi");
+
+    await expect.poll(() => list.locator("#task-1 .state").textContent(), { timeout: 10_000 }).toBe("running");
+    await expect.poll(() => list.locator("#task-1 .state").textContent(), { timeout: 15_000 }).toBe("completed");
+    await expect.poll(() => page.locator("#state").textContent(), { timeout: 5_000 }).toBe("completed");
+    expect(await list.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    expect(await list.locator("#task-1 td").nth(2).textContent()).toBe("alpha");
+    expect(await page.locator("#exit-code").textContent()).toBe("0");
+    expect(await page.locator("#attempts").textContent()).toBe("1 of 3");
+    expect(await page.locator("#result").textContent()).toBe("stand-in ran with model haiku");
+    expect(await list.locator("#task-1 td").nth(3).textContent()).toMatch(/^haiku \(auto\): ./);
+    expect(await page.getByRole("button", { name: "Cancel task" }).count()).toBe(0);
+    await screenshot(list, "tasks");
+    await screenshot(page, "task");
+    expect(await axeViolations(list)).toEqual([]);
+    expect(await axeViolations(page)).toEqual([]);
+    await ctx.close();
+  });
+
+  it("a task submitted from the API shows in an open tasks page within a second; an operator cancels it", async () => {
+    const { ctx, page } = await signIn("ann");
+    await page.goto(server.url + "/tasks?node=beta");
+    expect(await page.locator("#tasks caption").textContent()).toBe("0 task(s), filtered, newest first");
+    const t0 = Date.now();
+    // beta has no worker: the task stays pending.
+    const sub = await api(server.url, "POST", "/v1/tasks", { token: tokenOf("alpha"), body: { target: "beta", prompt: "<b>not bold</b> & wait" } });
+    expect(sub.status).toBe(201);
+    const id = sub.body.id as number;
+    await page.locator(`#task-${id}`).waitFor({ timeout: 1000 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await page.locator(`#task-${id} .state`).textContent()).toBe("pending");
+    expect(await page.locator(`#task-${id} .prompt`).textContent()).toBe("<b>not bold</b> & wait");
+
+    await page.getByRole("link", { name: `#${id}` }).click();
+    await page.getByRole("button", { name: "Cancel task" }).click();
+    await page.waitForURL(new RegExp(`/tasks/${id}$`));
+    expect(await page.locator("#state").textContent()).toBe("cancelled");
+    expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.state).toBe("cancelled");
+    await ctx.close();
+  });
+
+  it("a viewer sees no submit or cancel, and a forged POST gets 403", async () => {
+    const pending = await api(server.url, "POST", "/v1/tasks", { token: tokenOf("ann"), body: { target: "beta", prompt: "stay pending" } });
+    const id = pending.body.id as number;
+    const { ctx, page } = await signIn("bob");
+    expect(await page.locator("#who").textContent()).toBe("bob (viewer)");
+    expect(await page.getByRole("link", { name: "Submit a task" }).count()).toBe(0);
+    await page.goto(`${server.url}/tasks/${id}`);
+    expect(await page.locator("#state").textContent()).toBe("pending");
+    expect(await page.getByRole("button", { name: "Cancel task" }).count()).toBe(0);
+    const form = await page.goto(server.url + "/tasks/new");
+    expect(form!.status()).toBe(403);
+    expect(await page.locator("#err-page").textContent()).toBe("viewer bob may not change tasks; an operator's token may");
+
+    // Forged from the viewer's own session, with the session's valid CSRF token (from the sign-out form).
+    await page.goto(server.url + "/fleet");
+    const csrf = await page.locator('form[action="/logout"] input[name="_csrf"]').inputValue();
+    const forged = await page.request.post(`${server.url}/tasks/${id}/cancel`, { form: { _csrf: csrf } });
+    expect(forged.status()).toBe(403);
+    const submit = await page.request.post(`${server.url}/tasks`, { form: { _csrf: csrf, target: "beta", prompt: "forged" } });
+    expect(submit.status()).toBe(403);
+    expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.state).toBe("pending");
+    expect((await api(server.url, "GET", "/v1/tasks?node=beta", { token: tokenOf("ann") })).body.tasks.some((t: { prompt: string }) => t.prompt === "forged")).toBe(false);
+    await ctx.close();
+  });
+
+  it("a stale CSRF token (from before a new sign-in) and a missing one are refused", async () => {
+    const pending = await api(server.url, "POST", "/v1/tasks", { token: tokenOf("ann"), body: { target: "beta", prompt: "keep me" } });
+    const id = pending.body.id as number;
+    const { ctx, page } = await signIn("ann");
+    await page.goto(`${server.url}/tasks/${id}`);
+    const stale = await page.locator(`form[action="/tasks/${id}/cancel"] input[name="_csrf"]`).inputValue();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/\/login$/);
+    await page.getByLabel(/Your token/).fill(tokenOf("ann"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(/\/fleet$/);
+
+    const r = await page.request.post(`${server.url}/tasks/${id}/cancel`, { form: { _csrf: stale } });
+    expect(r.status()).toBe(403);
+    expect(await r.text()).toContain("invalid CSRF token");
+    const none = await page.request.post(`${server.url}/tasks/${id}/cancel`, { form: {} });
+    expect(none.status()).toBe(403);
+    expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.state).toBe("pending");
+    await ctx.close();
+  });
+
+  it("sends security headers; the API still wants a bearer token and refuses form bodies", async () => {
+    const res = await fetch(server.url + "/login");
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.headers.get("content-security-policy")).not.toContain("upgrade-insecure-requests");
+    expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect((await api(server.url, "GET", "/v1/tasks", { token: null })).status).toBe(401);
+    const form = await fetch(server.url + "/v1/tasks", { method: "POST", headers: { authorization: `Bearer ${tokenOf("ann")}`, "content-type": "application/x-www-form-urlencoded" }, body: "target=beta&prompt=x" });
+    expect(form.status).toBe(415);
+    expect((await fetch(server.url + "/assets/htmx.min.js")).status).toBe(200);
+    expect((await fetch(server.url + "/assets/htmx.js")).status).toBe(404);
+    expect((await fetch(server.url + "/events")).status).toBe(401);
+  });
+});
