@@ -109,7 +109,7 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <dt>State</dt><dd id="state">{{task.state}}{{#task.cancelRequested}} (cancel requested){{/task.cancelRequested}}</dd>
 <dt>Target</dt><dd>{{task.target}}{{#tagsText}} with {{tagsText}}{{/tagsText}}</dd>
 <dt>Node</dt><dd>{{task.node}}{{^task.node}}–{{/task.node}}</dd>
-<dt>Priority</dt><dd>{{task.priority}}</dd>
+<dt>Priority</dt><dd id="priority">{{task.priority}}</dd>
 <dt>Model</dt><dd>{{modelText}}</dd>
 <dt>Submitted by</dt><dd>{{task.submittedBy}} at {{task.createdAt}}</dd>
 <dt>Attempts</dt><dd id="attempts">{{task.attempts}} of {{task.maxAttempts}}</dd>
@@ -117,6 +117,13 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <dt>Duration</dt><dd>{{duration}}</dd>
 <dt>Cost</dt><dd>{{cost}}</dd>
 </dl>
+{{#canPrioritise}}
+<form method="post" action="/tasks/{{task.id}}/priority" class="filters">
+<input type="hidden" name="_csrf" value="{{csrf}}">
+<label>Priority <select name="priority">{{#priorities}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/priorities}}</select></label>
+<button type="submit">Set priority</button>
+</form>
+{{/canPrioritise}}
 {{#canCancel}}
 <form method="post" action="/tasks/{{task.id}}/cancel">
 <input type="hidden" name="_csrf" value="{{csrf}}">

@@ -1,7 +1,7 @@
 /**
  * The fleet's web dashboard, served by the queue server on its own port (issue 12): sign-in with a person's
  * token (operator or viewer; a node's token opens no page), the fleet (every node of the tokens file with its
- * presence and spend today), the task list with filters, a task's page, the submit form and cancel.
+ * presence and spend today), the task list with filters, a task's page, the submit form, cancel and re-prioritise.
  *
  * Built from well-kept parts: @fastify/session (in-memory sessions; the cookie is HttpOnly, SameSite=Strict
  * and Secure when the request came over HTTPS), @fastify/csrf-protection (a token per session on every
@@ -45,6 +45,8 @@ export interface DashboardQueue {
   submit: (body: unknown, by: string) => Promise<Task>;
   /** Cancels as `POST /v1/tasks/:id/cancel` does; throws {@link HttpError} 404 / 409. */
   cancel: (id: number) => Task;
+  /** Re-prioritises as `POST /v1/tasks/:id/priority` does (body `{ priority }`); throws {@link HttpError} 400 / 404 / 409. */
+  prioritise: (id: number, body: unknown) => Task;
   /** Emits `"task"` with the {@link Task} after every change of a task (submit, claim, report, cancel, expiry). */
   changes: EventEmitter;
 }
@@ -304,12 +306,22 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         task: t,
         csrf: reply.generateCsrf(),
         canCancel: u.scope === "operator" && !FINAL_STATES.includes(t.state),
+        canPrioritise: u.scope === "operator" && t.state === "pending",
+        priorities: PRIORITIES.map((value) => ({ value, selected: value === t.priority })),
         tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "),
         modelText: modelText(t),
         hasExit: t.exitCode !== null,
         cost: money(t.costUsd),
         duration: secondsText(t.durationSeconds),
       });
+    });
+
+    web.post("/tasks/:id/priority", { preHandler: web.csrfProtection }, async (req, reply) => {
+      operator(req);
+      const id = taskId((req.params as { id: string }).id);
+      const form = (req.body ?? {}) as Record<string, unknown>;
+      q.prioritise(id, { priority: form.priority });
+      return reply.redirect(`/tasks/${id}`, 303);
     });
 
     web.post("/tasks/:id/cancel", { preHandler: web.csrfProtection }, async (req, reply) => {

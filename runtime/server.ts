@@ -241,14 +241,21 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return cancel(id);
   });
 
-  app.post("/v1/tasks/:id/priority", scopes(CHANGE), async (req) => {
-    const id = taskId((req.params as { id: string }).id);
-    const { priority } = parse(PriorityBodySchema, req.body);
-    const before = mustSee(req, id);
+  /** Sets a pending task's priority from a `POST /v1/tasks/:id/priority` body (the caller checked who may). */
+  const prioritise = (id: number, raw: unknown): Task => {
+    const { priority } = parse(PriorityBodySchema, raw);
+    const before = mustGet(id);
     if (before.state !== "pending") throw new HttpError(409, `task ${id} is ${before.state}; only a pending task's priority can change`);
     const t = store.setPriority(id, priority)!;
     taskReady(t);
     return t;
+  };
+
+  app.post("/v1/tasks/:id/priority", scopes(CHANGE), async (req) => {
+    const id = taskId((req.params as { id: string }).id);
+    parse(PriorityBodySchema, req.body);
+    mustSee(req, id);
+    return prioritise(id, req.body);
   });
 
   /** One claim attempt for `node` without waiting: a lease, or why not (budget cap reached, nothing ready). */
@@ -365,7 +372,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return { byState: s.byState, byNode: s.byNode, spentTodayUsd: Object.values(s.spentByNode).reduce((a, b) => a + b, 0), spentTodayByNode: s.spentByNode };
   });
 
-  const dashboard = installDashboard(app, { tokens, store, nodes: () => presence.all(), submit, cancel, changes }, { loginsPerMinute: opts.loginsPerMinute });
+  const dashboard = installDashboard(app, { tokens, store, nodes: () => presence.all(), submit, cancel, prioritise, changes }, { loginsPerMinute: opts.loginsPerMinute });
 
   const close = async () => {
     clearInterval(sweeper);

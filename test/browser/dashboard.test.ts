@@ -151,7 +151,7 @@ describe("dashboard in Chromium", () => {
     await ctx.close();
   });
 
-  it("a task submitted from the API shows in an open tasks page within a second; an operator cancels it", async () => {
+  it("a task submitted from the API shows in an open tasks page within a second; an operator re-prioritises and cancels it", async () => {
     const { ctx, page } = await signIn("ann");
     await page.goto(server.url + "/tasks?node=beta");
     expect(await page.locator("#tasks caption").textContent()).toBe("0 task(s), filtered, newest first");
@@ -166,6 +166,12 @@ describe("dashboard in Chromium", () => {
     expect(await page.locator(`#task-${id} .prompt`).textContent()).toBe("<b>not bold</b> & wait");
 
     await page.getByRole("link", { name: `#${id}` }).click();
+    expect(await page.locator("#priority").textContent()).toBe("medium");
+    await page.getByLabel("Priority").selectOption("high");
+    await page.getByRole("button", { name: "Set priority" }).click();
+    await page.waitForURL(new RegExp(`/tasks/${id}$`));
+    expect(await page.locator("#priority").textContent()).toBe("high");
+    expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.priority).toBe("high");
     await page.getByRole("button", { name: "Cancel task" }).click();
     await page.waitForURL(new RegExp(`/tasks/${id}$`));
     expect(await page.locator("#state").textContent()).toBe("cancelled");
@@ -182,6 +188,7 @@ describe("dashboard in Chromium", () => {
     await page.goto(`${server.url}/tasks/${id}`);
     expect(await page.locator("#state").textContent()).toBe("pending");
     expect(await page.getByRole("button", { name: "Cancel task" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Set priority" }).count()).toBe(0);
     const form = await page.goto(server.url + "/tasks/new");
     expect(form!.status()).toBe(403);
     expect(await page.locator("#err-page").textContent()).toBe("viewer bob may not change tasks; an operator's token may");
@@ -193,6 +200,9 @@ describe("dashboard in Chromium", () => {
     expect(forged.status()).toBe(403);
     const submit = await page.request.post(`${server.url}/tasks`, { form: { _csrf: csrf, target: "beta", prompt: "forged" } });
     expect(submit.status()).toBe(403);
+    const prio = await page.request.post(`${server.url}/tasks/${id}/priority`, { form: { _csrf: csrf, priority: "high" } });
+    expect(prio.status()).toBe(403);
+    expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.priority).toBe("medium");
     expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.state).toBe("pending");
     expect((await api(server.url, "GET", "/v1/tasks?node=beta", { token: tokenOf("ann") })).body.tasks.some((t: { prompt: string }) => t.prompt === "forged")).toBe(false);
     await ctx.close();
