@@ -229,6 +229,21 @@ describe("dashboard in Chromium", () => {
     await ctx.close();
   });
 
+  it("limits sign-in attempts to 10 a minute per client address (a queue of its own, so the other tests' sign-ins do not count)", async () => {
+    const d = tempDir("fleet-browser-rl-");
+    const other = await startServer({ db: join(d, "queue.db"), tokens: writeTokens(d, { alpha: {} }, null, { ann: "operator" }) });
+    const attempt = () => fetch(other.url + "/login", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "token=wrong-token-0123456789", redirect: "manual" });
+    const codes: number[] = [];
+    for (let i = 0; i < 10; i++) codes.push((await attempt()).status);
+    expect(codes).toEqual(Array(10).fill(401));
+    const refused = await attempt();
+    expect(refused.status).toBe(429);
+    expect(await refused.text()).toMatch(/Rate limit exceeded/);
+    // Even the right token waits out the window.
+    const right = await fetch(other.url + "/login", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${tokenOf("ann")}`, redirect: "manual" });
+    expect(right.status).toBe(429);
+  });
+
   it("sends security headers; the API still wants a bearer token and refuses form bodies", async () => {
     const res = await fetch(server.url + "/login");
     expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
