@@ -52,7 +52,7 @@ const LOGIN = `<h1>Sign in to the fleet</h1>
 
 const FLEET = `<h1>Fleet</h1>
 <div hx-ext="sse" sse-connect="/events">
-<div hx-get="/fleet" hx-trigger="sse:task" hx-select="#nodes" hx-target="#nodes" hx-swap="outerHTML"></div>
+<div hx-get="/fleet" hx-trigger="sse:task, sse:nodes" hx-select="#nodes" hx-target="#nodes" hx-swap="outerHTML"></div>
 <table id="nodes">
 <caption>{{online}} of {{count}} nodes online</caption>
 <thead><tr><th scope="col">Node</th><th scope="col">OS / arch</th><th scope="col">Presence</th><th scope="col">Last seen</th><th scope="col">Status</th><th scope="col">Spend today (UTC)</th></tr></thead>

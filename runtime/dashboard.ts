@@ -331,7 +331,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       return reply.redirect(`/tasks/${id}`, 303);
     });
 
-    // Server-Sent Events: `event: task` with the task's id on every change; a comment every 15 s keeps
+    // Server-Sent Events: `event: task` with the task's id on every change, `event: nodes` when presence
+    // changed (see below); a comment every 15 s keeps
     // proxies and the browser from timing the stream out.
     web.get("/events", async (req, reply) => {
       if (!userOf(req)) throw new HttpError(401, "sign in first");
@@ -351,8 +352,21 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
     });
   });
 
+  // Presence has no event of its own (a node goes offline by not calling): while a page listens, compare
+  // every node's online flag and status once a second and send `event: nodes` when one changed.
+  let lastNodes = "";
+  const presenceCheck = setInterval(() => {
+    if (streams.size === 0) return;
+    const now = JSON.stringify(q.nodes().map((n) => [n.node, n.online, n.status, n.message]));
+    if (now === lastNodes) return;
+    lastNodes = now;
+    for (const res of streams) res.write("event: nodes\ndata: \n\n");
+  }, 1000);
+  presenceCheck.unref();
+
   return {
     close: () => {
+      clearInterval(presenceCheck);
       for (const res of streams) res.end();
     },
   };

@@ -26,7 +26,7 @@ let browser: Browser;
 beforeAll(async () => {
   dir = tempDir("fleet-browser-");
   shots = tempDir("fleet-shots-");
-  const tokens = writeTokens(dir, { alpha: { budgetUsdPerSession: 5 }, beta: { os: "raspios", arch: "aarch64" } }, null, { ann: "operator", bob: "viewer" });
+  const tokens = writeTokens(dir, { alpha: { budgetUsdPerSession: 5 }, beta: { os: "raspios", arch: "aarch64" }, gamma: {} }, null, { ann: "operator", bob: "viewer" });
   server = await startServer({ db: join(dir, "queue.db"), tokens, leaseSeconds: 3 });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
 });
@@ -98,11 +98,17 @@ describe("dashboard in Chromium", () => {
     const cookie = (await c2.cookies()).find((c) => c.name === "fleet_session")!;
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict", secure: false });
     expect(await p2.locator("#who").textContent()).toBe("ann (operator)");
-    expect(await p2.locator("#nodes caption").textContent()).toBe("1 of 2 nodes online");
+    expect(await p2.locator("#nodes caption").textContent()).toBe("1 of 3 nodes online");
     expect(await p2.locator('tr[data-node="alpha"] .presence').textContent()).toBe("online");
     expect(await p2.locator('tr[data-node="beta"] .presence').textContent()).toBe("offline");
     expect(await p2.locator('tr[data-node="alpha"] td').last().textContent()).toBe(" $0.00 of $5.00");
     expect(await p2.locator('tr[data-node="beta"] td').last().textContent()).toBe("$0.00 (no cap)");
+    // gamma's worker starts while the page is open: its presence changes without a reload.
+    await p2.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
+    startWorker({ url: server.url, dir, node: "gamma" });
+    await expect.poll(() => p2.locator('tr[data-node="gamma"] .presence').textContent(), { timeout: 10_000 }).toBe("online");
+    expect(await p2.locator("#nodes caption").textContent()).toBe("2 of 3 nodes online");
+    expect(await p2.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
     await screenshot(p2, "fleet");
     expect(await axeViolations(p2)).toEqual([]);
     await c2.close();
