@@ -169,6 +169,16 @@ export const servicesSchema = z
       .object({
         /** TCP port of the queue server's HTTP API, bound on the queue node's host address. */
         port: port.default(8787).describe("TCP port of the queue server's HTTP API, bound on the queue node's host address."),
+        /**
+         * Who may connect to the queue's port (its API and the dashboard) besides the fleet's own nodes,
+         * enforced by the node firewall and the tailnet policy: `tailnet` (every tailnet device: people's
+         * laptops and phones), `anywhere`, or CIDR blocks. Every request still needs a token or a session.
+         */
+        allowFrom: z
+          .array(reachSource)
+          .max(64)
+          .default([])
+          .describe("Who may reach the queue's API and dashboard besides the fleet's nodes (node firewall and tailnet policy): tailnet, anywhere or CIDR blocks like 192.168.1.0/24."),
       })
       .strict()
       .prefault({}),

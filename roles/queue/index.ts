@@ -11,5 +11,10 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["queue"],
   after: [{ role: "tailscale", where: "local" }],
   render: renderQueue,
-  listens: (fleet) => [{ service: "queue", proto: "tcp", port: fleet.services.queue.port, from: ["fleet"], why: "every fleet node submits and claims tasks (each with its own token)" }],
+  // Every fleet node, plus whoever services.queue.allowFrom names (people reaching the dashboard).
+  listens: (fleet) => {
+    const extra = fleet.services.queue.allowFrom;
+    const why = "every fleet node submits and claims tasks (each with its own token)";
+    return [{ service: "queue", proto: "tcp", port: fleet.services.queue.port, from: ["fleet", ...extra], why: extra.length ? `${why}; services.queue.allowFrom: ${extra.join(", ")}` : why }];
+  },
 };

@@ -592,7 +592,9 @@ describe("bundle hashes of queue, worker, ntfy and toolchains", () => {
   });
 
   it.each([
-    ["queue port", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, queue: { port: 9000 } } }), ["arch-orchestrator/queue", "arch-orchestrator/worker", "macbook1/worker", "imac/worker", "rpi1/worker", "rpi2/worker", "rpi3/worker"]],
+    ["queue port", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, queue: { ...f.services.queue, port: 9000 } } }), ["arch-orchestrator/queue", "arch-orchestrator/worker", "macbook1/worker", "imac/worker", "rpi1/worker", "rpi2/worker", "rpi3/worker"]],
+    // People's laptops on the tailnet reach the dashboard: only the queue node's firewall changes.
+    ["queue allowFrom", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, queue: { ...f.services.queue, allowFrom: ["tailnet"] } } }), ["arch-orchestrator/queue"]],
     ["ntfy topic", (f: Fleet): Fleet => ({ ...f, services: { ...f.services, ntfy: { ...f.services.ntfy, topic: "other" } } }), ["arch-orchestrator/ntfy", "arch-orchestrator/queue"]],
     ["rpi2's budget", (f: Fleet): Fleet => ({ ...f, nodes: f.nodes.map((n) => (n.name === "rpi2" ? { ...n, budgetUsdPerSession: 6 } : n)) }), ["arch-orchestrator/queue"]],
   ] as const)("editing the %s re-renders exactly the bundles that use it", (_what, edit, expected) => {

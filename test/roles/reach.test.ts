@@ -50,4 +50,16 @@ describe("reach rules", () => {
     const [ntfy] = nodeReach(fleet, node(fleet, "raspberrypi"));
     expect([ntfy.service, [...ntfy.fromNodes, ...(open ? [] : ntfy.fromCidrs)].join(","), ntfy.open]).toEqual(["ntfy", from, open]);
   });
+
+  it.each([
+    [[], "raspberrypi queue tcp/8787 <- macbook-air,macbook-pro,raspberrypi", "every fleet node submits and claims tasks (each with its own token)"],
+    [["tailnet"], `raspberrypi queue tcp/8787 <- macbook-air,macbook-pro,raspberrypi,${TAILNET_CIDRS.join(",")}`, "every fleet node submits and claims tasks (each with its own token); services.queue.allowFrom: tailnet"],
+    [["192.168.1.0/24"], "raspberrypi queue tcp/8787 <- macbook-air,macbook-pro,raspberrypi,192.168.1.0/24", "every fleet node submits and claims tasks (each with its own token); services.queue.allowFrom: 192.168.1.0/24"],
+    [["anywhere"], "raspberrypi queue tcp/8787 <- macbook-air,macbook-pro,raspberrypi OPEN", "every fleet node submits and claims tasks (each with its own token); services.queue.allowFrom: anywhere"],
+  ])("queue allowFrom %j: people reach the API and dashboard from there too", (allowFrom, rule, why) => {
+    const text = readFileSync("examples/remote-tasks.fleet.yaml", "utf8").replace("services:", `services:\n  queue: { allowFrom: ${JSON.stringify(allowFrom)} }`);
+    const fleet = parseFleet(text, "remote.yaml");
+    const queue = nodeReach(fleet, node(fleet, "raspberrypi")).filter((r) => r.service === "queue");
+    expect([brief(queue), queue.map((r) => r.why)]).toEqual([[rule], [why]]);
+  });
 });
