@@ -26,7 +26,8 @@ import { BlockList, isIP } from "node:net";
 import type { Fleet, FleetNode, RoleName } from "../model/fleet.js";
 import { nodeName, reachSource } from "../model/grammar.js";
 import { UserError } from "../model/errors.js";
-import { roleDefinition, roleSettings } from "./registry.js";
+import { isBuiltinRole, roleDefinition, roleSettings } from "./registry.js";
+import type { RoleListen } from "./types.js";
 
 /** Port icecc daemons listen on for jobs (icecream `iceccd(1)`: "TCP port 10245"). */
 export const ICECCD_PORT = 10245;
@@ -99,24 +100,30 @@ function sourcesOf(fleet: Fleet, from: readonly string[]): Pick<ReachRule, "from
 }
 
 /**
- * The reach rules `role`'s definition declares on `node` (`RoleDefinition.listens`), checked: they become
- * firewall rules, so a value outside the grammar (a user role's mistake) is refused rather than rendered.
- * @throws UserError naming the role and the bad value.
+ * The reach rules `role`'s definition declares on `node` (`RoleDefinition.listens`). A user role's are
+ * checked: they become firewall rules, so a value outside the grammar is refused rather than rendered (a
+ * built-in role's come from the validated fleet model).
+ * @throws UserError naming the user role and the bad value.
  */
 function listenRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[] {
   const def = roleDefinition(fleet, role);
   const listens = def.listens?.(fleet, node, roleSettings(fleet, role)) ?? [];
   const bad = (what: string, value: unknown) => new UserError(`role ${role}: listens() on node ${node.name} returned ${what} ${JSON.stringify(value)}; fix the role's index.ts`);
+  // A built-in role's values come from the validated model; a user role's are checked here.
+  const checked = !isBuiltinRole(role);
   return listens.map((l) => {
+    if (checked) checkListen(l);
+    const sources = sourcesOf(fleet, l.from ?? []);
+    const fromNodes = fleet.nodes.map((n) => n.name).filter((n) => sources.fromNodes.includes(n) || (l.fromNodes ?? []).includes(n));
+    return { role, service: l.service, node: node.name, proto: l.proto, port: l.port, ...sources, fromNodes, why: checked ? String(l.why).replace(/[^\x20-\x7e]/g, "?") : l.why };
+  });
+  function checkListen(l: RoleListen): void {
     if (!nodeName.safeParse(l.service).success) throw bad("a service name that is not a hostname label:", l.service);
     if (l.proto !== "tcp" && l.proto !== "udp") throw bad("a protocol other than tcp or udp:", l.proto);
     if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw bad("a port outside 1-65535:", l.port);
     for (const f of l.from ?? []) if (!reachSource.safeParse(f).success) throw bad("a source that is not fleet, tailnet, anywhere or a CIDR block:", f);
     for (const n of l.fromNodes ?? []) if (!fleet.nodes.some((x) => x.name === n)) throw bad("a node the fleet does not have:", n);
-    const sources = sourcesOf(fleet, l.from ?? []);
-    const fromNodes = fleet.nodes.map((n) => n.name).filter((n) => sources.fromNodes.includes(n) || (l.fromNodes ?? []).includes(n));
-    return { role, service: l.service, node: node.name, proto: l.proto, port: l.port, ...sources, fromNodes, why: String(l.why).replace(/[^\x20-\x7e]/g, "?") };
-  });
+  }
 }
 
 /**

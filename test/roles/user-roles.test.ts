@@ -204,6 +204,15 @@ describe("a throwaway user role in a temp dir", () => {
     ]);
   });
 
+  it("whose listens returns a source outside the grammar is refused before anything renders", async () => {
+    const role = HELLO.replace("after: [],", 'after: [], listens: () => [{ service: "hello", proto: "tcp", port: 7000, from: ["10.0.0.0/8; flush ruleset"], why: "x" }],');
+    const dir = tempTree({ "fleet.yaml": "", "roles.local/hello/index.ts": role });
+    const fleet = await parseFleetWithRoles(FLEET("hello"), join(dir, "fleet.yaml"));
+    expect(() => renderNodeBundles(fleet, fleet.nodes[0]!)).toThrow(
+      'role hello: listens() on node box returned a source that is not fleet, tailnet, anywhere or a CIDR block: "10.0.0.0/8; flush ruleset"; fix the role\'s index.ts',
+    );
+  });
+
   it("takes its settings from services.<role>, validated by the role's own schema with located errors", async () => {
     const role = `import { z } from "${join(REPO, "node_modules/zod/index.js")}";
 ${HELLO.replace('after: [],', 'after: [], settings: z.object({ greeting: z.string().max(20).default("hello") }).strict(),').replace("hello from", "${settings.greeting} from").replace("render: (fleet, node)", "render: (fleet, node, settings)")}`;
