@@ -6,7 +6,7 @@
  *
  * Healthy means: SSH answers; every role's services are active under their service manager; every
  * rendered role has its install marker; Tailscale's BackendState is `Running` (tailscale role);
- * AgentAPI answers `GET /status` with 200 (agentapi role); iceccd holds a connection to the scheduler
+ * AgentAPI answers `GET /status` with 200 (agentapi role); the queue server answers `GET /healthz` with 200 on the queue node (queue role); iceccd holds a connection to the scheduler
  * (iceccd role); the queue server has seen the node's worker recently (worker role, when a queue token is
  * given: `GET /v1/nodes` of the runtime's queue API); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free;
  * and no service answers where the fleet's allow-list says it must not (cli/exposure.ts: a TCP connect

@@ -23,7 +23,7 @@ import { isBuiltinRole, registerUserRole } from "./registry.js";
 import type { RoleDefinition } from "./types.js";
 
 /** Record tags the probe (cli/probe.ts) and the built-in roles' probes print; a user role's record must differ. */
-const RESERVED_RECORDS: readonly string[] = ["fk-probe", "fk-probe-end", "marker", "file", "svc", "disk", "reach", "tailscale", "agentapi", "icecc"];
+const RESERVED_RECORDS: readonly string[] = ["fk-probe", "fk-probe-end", "marker", "file", "svc", "disk", "reach", "tailscale", "agentapi", "icecc", "queue"];
 
 /** One user role found in a source folder, before its module is checked. */
 interface FoundRole {

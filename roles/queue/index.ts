@@ -1,6 +1,7 @@
 /** Role `queue`: the fleet's task queue server (HTTP API, SQLite) and its tokens file. Renderer in ./render.ts. */
 import { ROLE_SUPPORT } from "../../model/schema.js";
 import type { RoleDefinition } from "../types.js";
+import { probe } from "./probe.js";
 
 import { renderQueue } from "./render.js";
 
@@ -11,6 +12,7 @@ export const definition: RoleDefinition = {
   os: ROLE_SUPPORT["queue"],
   after: [{ role: "tailscale", where: "local" }],
   render: renderQueue,
+  probe: probe as RoleDefinition["probe"],
   // Every fleet node, plus whoever services.queue.allowFrom names (people reaching the dashboard).
   listens: (fleet) => {
     const extra = fleet.services.queue.allowFrom;

@@ -11,6 +11,7 @@ import { sha256Hex } from "../../roles/bundle.js";
 import { mergeReports, parseProbe, probeScript, windowsHostProbeScript, type NodeProbe } from "../../cli/probe.js";
 import { nodeStatus, formatBytes } from "../../cli/status.js";
 import { nodeDrift } from "../../cli/drift.js";
+import { probe as queueProbe } from "../../roles/queue/probe.js";
 
 const fleet = parseFleet(
   `fleet: t
@@ -251,4 +252,30 @@ describe("Windows host side", () => {
     });
     expect(mergeReports(linux, parseProbe("fk-probe 1\nmarker\ttailscale\t-\n")).complete).toBe(false);
   });
+});
+
+describe("the queue role's probe, against a real queue server on this machine", () => {
+  it("asks GET /healthz on loopback: 200 while the server runs, no answer once it is gone, judged by the role", async () => {
+    const { startServer, stopAll, tempDir, writeTokens } = await import("../runtime/harness.js");
+    const dir = tempDir("fleet-probe-queue-");
+    const server = await startServer({ db: `${dir}/queue.db`, tokens: writeTokens(dir, { hub: {} }) });
+    try {
+      const f = parseFleet(
+        `fleet: q\ndefaults: { budgetUsdPerSession: 5, claude: { version: 1.0.0 } }\nservices: { queue: { port: ${server.port} } }\nnodes:\n  hub: { host: hub, os: debian, arch: x86_64, roles: [queue, worker] }\n`,
+        "q.yaml",
+      );
+      const hub = f.nodes[0]!;
+      const script = probeScript(f, hub, [], "node");
+      expect(script).toContain(`/healthz`);
+      const up = parseProbe(execFileSync("dash", ["-c", script], { encoding: "utf8" }));
+      expect([up.checks.queue, up.unparsed]).toEqual([200, []]);
+      await stopAll();
+      const down = parseProbe(execFileSync("dash", ["-c", script], { encoding: "utf8" }));
+      expect(down.checks.queue).toBe(0);
+      const judge = queueProbe.judge;
+      expect([judge(200), judge(0), judge(503), judge(undefined)]).toEqual([[], ["GET /healthz: no answer"], ["GET /healthz answered 503"], []]);
+    } finally {
+      await stopAll();
+    }
+  }, 60_000);
 });
