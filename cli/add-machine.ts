@@ -214,15 +214,13 @@ export async function probePlatform(target: SshTarget, timeoutSeconds: number): 
   throw new UserError(`fleet add-machine --probe: could not tell the OS of ${target.host} (neither uname nor cmd.exe answered: ${r.stderr.trim().split("\n").at(-1) ?? "no output"}). Give --os and --arch instead.`);
 }
 
-/** Whether a (valid) fleet file sets `defaults.budgetUsdPerSession`. */
-function fileHasDefaultBudget(source: string): boolean {
-  return (parseDocument(source).getIn(["defaults", "budgetUsdPerSession"]) ?? undefined) !== undefined;
-}
-
 /** The connection defaults of a (valid) fleet file, with the schema's defaults filled in. */
-export function fileDefaults(source: string, userRoles: readonly UserRoleSpec[] = []): { user: string; sshPort: number; sshKeyPath: string; perDialTimeoutSeconds: number } {
+export function fileDefaults(
+  source: string,
+  userRoles: readonly UserRoleSpec[] = [],
+): { user: string; sshPort: number; sshKeyPath: string; perDialTimeoutSeconds: number; budgetUsdPerSession?: number } {
   const d = fleetFileSchemaFor(userRoles).parse(parseDocument(source).toJS()).defaults;
-  return { user: d.user, sshPort: d.sshPort, sshKeyPath: d.sshKeyPath, perDialTimeoutSeconds: d.perDialTimeoutSeconds };
+  return { user: d.user, sshPort: d.sshPort, sshKeyPath: d.sshKeyPath, perDialTimeoutSeconds: d.perDialTimeoutSeconds, budgetUsdPerSession: d.budgetUsdPerSession };
 }
 
 const USAGE = `usage: fleet add-machine [--name NAME] [--host HOST] [--user USER] [--ssh-port PORT] [--os OS] [--arch ARCH]
@@ -289,7 +287,7 @@ export async function run(argv: string[]): Promise<number> {
   const nodeRoles = [...(profile && Object.hasOwn(fleet.profiles, profile) ? fleet.profiles[profile]! : []), ...(roles ?? [])];
   const runsClaude = nodeRoles.includes("claude") || nodeRoles.includes("worker");
   let budget = args.budget !== undefined ? numberFlag("budget", args.budget, "a positive number of USD per session") : undefined;
-  if (budget === undefined && runsClaude && !fileHasDefaultBudget(source)) {
+  if (budget === undefined && runsClaude && defaults.budgetUsdPerSession === undefined) {
     if (!interactive) throw new UserError(`fleet add-machine: --budget USD is required: ${name} runs Claude (${nodeRoles.filter((r) => r === "claude" || r === "worker").join(", ")}) and ${file} sets no defaults.budgetUsdPerSession.\n${USAGE}`);
     budget = numberFlag("budget", await ask("budget", `Claude budget cap for ${name}, in USD per session`), "a positive number of USD per session");
   }
