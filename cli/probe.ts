@@ -36,14 +36,19 @@ export const BUILTIN_PROBES: ProbeTable = new Map(
   Object.values(ROLES).flatMap((d) => (d.probe ? [[d.probe.record ?? d.name, { role: d.name, probe: d.probe }] as const] : [])),
 );
 
-/** Every role probe of `fleet` (built-in roles and its user roles) by record tag. */
+const probeTables = new WeakMap<Fleet, ProbeTable>();
+
+/** Every role probe of `fleet` (built-in roles and its user roles) by record tag; built once per fleet, not per probed node. */
 export function probeTable(fleet: Fleet): ProbeTable {
+  const cached = probeTables.get(fleet);
+  if (cached) return cached;
   const roles = [...new Set(fleet.nodes.flatMap((n) => n.roles))];
   const table = new Map<string, { role: RoleName; probe: RoleProbe }>();
   for (const role of roles) {
     const probe = roleDefinition(fleet, role).probe;
     if (probe) table.set(probe.record ?? role, { role, probe });
   }
+  probeTables.set(fleet, table);
   return table;
 }
 
