@@ -6,7 +6,7 @@
  * still turns a throw into a failed run, so one bad task can never stop the daemon).
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { z } from "zod";
+import { AgentApiClient } from "./agentapi.js";
 import type { Task } from "./api.js";
 import type { Model } from "./model-choice.js";
 import type { RunHandle, Runner } from "./slot.js";
@@ -175,47 +175,20 @@ export function claudePrintExecutor(claudePath: string): Executor {
     });
 }
 
-/** AgentAPI's answers, as coder/agentapi's openapi.json documents them (`GET /status`, `GET /messages`, `POST /message`). */
-const AgentApiStatus = z.object({ status: z.enum(["stable", "running"]) });
-const AgentApiMessages = z.object({ messages: z.array(z.object({ id: z.number(), role: z.enum(["agent", "user"]), content: z.string() })) });
-const AgentApiSent = z.object({ ok: z.boolean() });
-
 /**
- * `agentapi`: drives the node's AgentAPI (coder/agentapi): waits for `GET /status` = `stable`, sends
- * `POST /message {content, type: "user"}`, polls `GET /status` until `stable` again, then returns the last
- * agent message of `GET /messages`. A stop sends an Escape keystroke (`type: "raw"`) to interrupt Claude.
- * Every answer is checked against its documented shape: anything else (HTML, other JSON, an unknown status)
- * fails the run at once, naming the endpoint, instead of polling until the task's timeout.
+ * `agentapi`: drives the node's AgentAPI (coder/agentapi, runtime/agentapi.ts): waits for `GET /status` =
+ * `stable`, sends `POST /message {content, type: "user"}`, polls `GET /status` until `stable` again, then
+ * returns the last agent message of `GET /messages`. A stop sends an Escape keystroke (`type: "raw"`) to
+ * interrupt Claude. Every answer is checked against its documented shape: anything else (HTML, other JSON,
+ * an unknown status) fails the run at once, naming the endpoint, instead of polling until the task's timeout.
  * AgentAPI reports no cost, and its long-lived session keeps its own model (the chosen one is recorded only).
  * @param baseUrl e.g. `http://127.0.0.1:3284`
  * @param pollSeconds status poll interval (default 0.5)
  */
 export function agentApiExecutor(baseUrl: string, pollSeconds = 0.5): Executor {
-  const base = baseUrl.replace(/\/+$/, "");
-  const call = async <T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown): Promise<T> => {
-    const res = await fetch(base + path, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`AgentAPI ${method} ${path}: HTTP ${res.status} ${tail(text, 300)}`);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new Error(`AgentAPI ${method} ${path} answered something that is not JSON: ${JSON.stringify(tail(text, 100))}`);
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`AgentAPI ${method} ${path} answered JSON that is not its documented shape (${issue.path.join(".") || "answer"}: ${issue.message}): ${tail(text, 100)}`);
-    }
-    return parsed.data;
-  };
+  const agent = new AgentApiClient(baseUrl);
   const untilStable = async (signal: AbortSignal) => {
-    while ((await call("GET", "/status", AgentApiStatus)).status !== "stable") {
+    while ((await agent.status()) !== "stable") {
       if (signal.aborted) throw new Error(`stopped (${String(signal.reason)})`);
       await sleep(pollSeconds * 1000);
     }
@@ -223,15 +196,14 @@ export function agentApiExecutor(baseUrl: string, pollSeconds = 0.5): Executor {
   return async (ctx) => {
     const started = performance.now();
     const fail = (error: string): ExecResult => ({ outcome: "failed", result: null, error, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null });
-    const interrupt = () => void call("POST", "/message", AgentApiSent, { content: "\u001b", type: "raw" }).catch(() => undefined);
+    const interrupt = () => void agent.send("\u001b", "raw").catch(() => undefined);
     ctx.signal.addEventListener("abort", interrupt, { once: true });
     try {
       await untilStable(ctx.signal);
-      const before = (await call("GET", "/messages", AgentApiMessages)).messages.length;
-      const sent = await call("POST", "/message", AgentApiSent, { content: ctx.task.prompt, type: "user" });
-      if (!sent.ok) return fail("AgentAPI did not accept the message (ok: false)");
+      const before = (await agent.messages()).length;
+      await agent.send(ctx.task.prompt, "user");
       await untilStable(ctx.signal);
-      const messages = (await call("GET", "/messages", AgentApiMessages)).messages;
+      const messages = await agent.messages();
       const reply = messages.slice(before).filter((m) => m.role === "agent").at(-1);
       if (!reply) return fail("AgentAPI returned no agent message after the prompt");
       return { outcome: "completed", result: reply.content, error: null, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null };
