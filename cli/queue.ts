@@ -21,7 +21,8 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
   --presence-seconds    a node not heard from for this long (and not long-polling) is offline (default 60)
   --synchronous         SQLite durability: normal (default) keeps acknowledged tasks through a crash of the
                         queue process; full also through power loss, at several times the cost per write
-  --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)`;
+  --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)
+  --logins-per-minute   dashboard sign-in attempts allowed per client address per minute (default 10)`;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -52,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
       "presence-seconds": { type: "string" },
       synchronous: { type: "string" },
       "public-url": { type: "string" },
+      "logins-per-minute": { type: "string" },
     },
   });
   if (!parsed) return 0;
@@ -60,6 +62,8 @@ export async function run(argv: string[]): Promise<number> {
   if (f.synchronous && f.synchronous !== "full" && f.synchronous !== "normal") throw new UserError(`--synchronous must be full or normal, got "${f.synchronous}".`);
   const { host, port } = parseListen(f.listen!);
   const tokens = loadTokensFile(f.tokens!);
+  const logins = f["logins-per-minute"];
+  if (logins !== undefined && !/^[1-9][0-9]{0,5}$/.test(logins)) throw new UserError(`--logins-per-minute must be a whole number from 1 to 999999, got "${logins}".`);
   const leaseSeconds = secondsFlag(f["lease-seconds"], "lease-seconds");
   if (leaseSeconds === 0) throw new UserError("--lease-seconds must be greater than 0.");
   const { app, close } = createQueueServer({
@@ -70,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     presenceSeconds: secondsFlag(f["presence-seconds"], "presence-seconds"),
     synchronous: f.synchronous as "full" | "normal" | undefined,
     publicUrl: f["public-url"],
+    loginsPerMinute: logins === undefined ? undefined : Number(logins),
   });
   let address: string;
   try {

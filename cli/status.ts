@@ -101,6 +101,24 @@ export async function queuePresence(url: string, token: string | undefined, time
 }
 
 /**
+ * Sends each node's health of `report` to the queue (`POST /v1/health`, an operator's token), where the
+ * dashboard's fleet page shows it: the rows' node, reach, healthy, problems and per-role judgement. Never
+ * throws: `{ ok: false, reason }` names what went wrong (unreachable, refused token, 4xx message).
+ */
+export async function sendHealth(url: string, token: string, report: StatusReport, timeoutSeconds = 10): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const body = {
+    fleet: report.fleet,
+    nodes: report.nodes.map((n) => ({ node: n.node, reach: n.reach, healthy: n.healthy, problems: n.problems, roles: n.roles.map((r) => ({ role: r.role, ok: r.ok, problems: r.problems })) })),
+  };
+  try {
+    await new QueueClient(url, token).request("POST", "/v1/health", body, AbortSignal.timeout(timeoutSeconds * 1000));
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: `queue ${url}: ${(err as Error).message}` };
+  }
+}
+
+/**
  * Judges one probed node (with the queue's worker presence and the exposures of its services when known).
  * Pure: same inputs, same status.
  */
@@ -243,24 +261,33 @@ export function formatStatus(report: StatusReport): string {
   return lines.join("\n") + "\n";
 }
 
-const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS] [--token-file FILE]
+const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS] [--token-file FILE] [--report]
   --fleet FILE       fleet file (default fleet.yaml)
-  --token-file FILE  a queue node token (mode 0600; or FLEET_TOKEN) to read worker presence from the queue
+  --token-file FILE  a queue token (mode 0600; or FLEET_TOKEN) to read worker presence from the queue
+  --report           also send each node's health to the queue for the dashboard's fleet page (needs an operator's token)
   --json             print { fleet, healthy, nodes: [{ node, reach, sshMs, roles: [{ role, ok, services, problems }], … }] }
   --timeout SECONDS  per-node limit, dial included (default: the fleet's perDialTimeoutSeconds + 10)
-Exit 0 when every node is healthy, 1 when any node is unhealthy or offline, 2 for bad input.
+Exit 0 when every node is healthy, 1 when any node is unhealthy or offline or the report was not taken, 2 for bad input.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseVerb(argv, { verb: "status", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } });
+  const parsed = parseVerb(argv, { verb: "status", usage: USAGE, options: { fleet: { type: "string", default: "fleet.yaml" }, timeout: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" }, report: { type: "boolean" } } });
   if (!parsed) return 0;
   const { values: args, positionals: words } = parsed;
   const fleet = await loadFleetWithRoles(args.fleet);
   const nodes = resolveTargets(fleet, words);
   const timeoutSeconds = parseTimeout(args.timeout, (nodes[0]?.perDialTimeoutSeconds ?? 10) + 10, "status");
   const token = args["token-file"] ? readToken(args["token-file"]) : process.env.FLEET_TOKEN;
+  const queue = fleetQueueUrl(fleet);
+  if (args.report && !queue) throw new UserError(`fleet status: --report sends the health to the queue, but no node of ${fleet.file} has role queue.`);
+  if (args.report && !token) throw new UserError("fleet status: --report needs an operator's queue token: pass --token-file FILE or set FLEET_TOKEN.");
   const report = await withSpinner(`probing ${nodes.length} node(s)`, !!args.json, () => fleetStatus(fleet, nodes, timeoutSeconds, token));
   process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatStatus(report));
+  if (args.report) {
+    const sent = await sendHealth(queue!, token!, report);
+    process.stderr.write(sent.ok ? `fleet status: health of ${report.nodes.length} node(s) sent to ${queue}\n` : `fleet status: health not sent: ${sent.reason}\n`);
+    if (!sent.ok) return 1;
+  }
   return report.healthy ? 0 : 1;
 }
 

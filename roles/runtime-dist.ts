@@ -47,10 +47,10 @@ export const RUNTIME_PROGRAMS: Readonly<Record<"queue" | "worker", readonly stri
 
 /**
  * npm packages a runtime serves files from instead of importing them, which no import scan finds either:
- * installed with the runtime's other packages. The queue's dashboard (runtime/dashboard.ts) serves htmx and
- * its SSE extension to browsers from these packages' `dist/` folders (no CDN).
+ * installed with the runtime's other packages. The queue's dashboard (runtime/dashboard.ts) serves htmx, its
+ * SSE extension and uPlot (the charts) to browsers from these packages' `dist/` folders (no CDN).
  */
-export const RUNTIME_ASSET_PACKAGES: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: ["htmx-ext-sse", "htmx.org"], worker: [] };
+export const RUNTIME_ASSET_PACKAGES: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: ["htmx-ext-sse", "htmx.org", "uplot"], worker: [] };
 
 /** A runtime package for one entry: files to place, the npm packages it needs and the Node.js it needs. */
 export interface RuntimePackage {

@@ -316,6 +316,10 @@ export interface NodePresence {
   message: string | null;
   budgetUsdPerSession: number | null;
   spentTodayUsd: number;
+  /** fleet.yaml profile, or null. */
+  profile: string | null;
+  /** The node's roles as fleet.yaml gives them (profile ∪ node roles). */
+  roles: string[];
 }
 
 /** `GET /v1/stats` answer. */
@@ -324,4 +328,34 @@ export interface Stats {
   byNode: Record<string, Partial<Record<TaskState, number>>>;
   spentTodayUsd: number;
   spentTodayByNode: Record<string, number>;
+}
+
+/** A line of a health report: at most 1,000 characters (problems are short phrases). */
+const problem = z.string().max(1000);
+
+/**
+ * One node's health in a `POST /v1/health` report: the fields of `fleet status --json`'s node rows
+ * (cli/status.ts `NodeStatus`) the dashboard shows; the rows' other fields are accepted and dropped.
+ */
+export const NodeHealthSchema = z.object({
+  node: z.string().min(1).max(63),
+  reach: z.enum(["ok", "offline", "timeout"]),
+  healthy: z.boolean(),
+  problems: z.array(problem).max(500),
+  roles: z.array(z.object({ role: z.string().min(1).max(63), ok: z.boolean().nullable(), problems: z.array(problem).max(100) })).max(100),
+});
+/** One node's health as the last report gave it. */
+export type NodeHealth = z.infer<typeof NodeHealthSchema>;
+
+/**
+ * `POST /v1/health` body: a `fleet status --json` document (`fleet status --report` sends it), judged by the
+ * same probe code as on the terminal. The queue keeps each node's latest row, so a report on some nodes
+ * updates those and leaves the others as they were.
+ */
+export const HealthReportSchema = z.object({ fleet: z.string().min(1).max(200), nodes: z.array(NodeHealthSchema).max(5000) });
+
+/** One node's latest health row (`GET /v1/health`), with when (ISO time) and by whom it was reported. */
+export interface ReportedHealth extends NodeHealth {
+  at: string;
+  by: string;
 }

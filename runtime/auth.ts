@@ -69,7 +69,7 @@ export function installAuth(app: FastifyInstance, tokens: TokensFile): void {
     const allowed = (req.routeOptions.config as { scopes?: readonly Scope[] }).scopes ?? ANY;
     if (!allowed.includes(scopeOf(principal))) {
       const route = `${req.method} ${req.routeOptions.url}`;
-      throw new HttpError(403, `${route} needs a ${allowed.join(" or ")} token; this is ${describe(principal)}${allowed === WORKER ? " (it is a worker's call)" : ""}`, true);
+      throw new HttpError(403, `${route} needs ${/^[aeiou]/.test(allowed[0]!) ? "an" : "a"} ${allowed.join(" or ")} token; this is ${describe(principal)}${allowed === WORKER ? " (it is a worker's call)" : ""}`, true);
     }
   });
   app.addHook("preValidation", async (req) => {

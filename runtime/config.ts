@@ -47,6 +47,15 @@ export const TokensNodeSchema = z
     tags: z.record(z.string(), z.string()).default({}),
     /** fleet.yaml `budgetUsdPerSession` in USD: the per-task cap and the node's daily cap; absent = no cap. */
     budgetUsdPerSession: z.number().positive().nullable().optional(),
+    /** fleet.yaml `profile` (shown on the dashboard); null or absent = none. */
+    profile: z.string().min(1).nullable().optional(),
+    /** The node's roles (profile ∪ node roles, model/fleet.ts `FleetNode.roles`), shown on the dashboard. */
+    roles: z.array(z.string().min(1)).default([]),
+    /**
+     * Base URL the queue node reaches the node's AgentAPI at (`http://<host>:3284`, roles/agentapi/render.ts
+     * `agentapiUrl`); the dashboard's agent panel proxies to it. Null or absent = the node runs no AgentAPI.
+     */
+    agentapi: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).nullable().optional(),
   })
   .strict();
 

@@ -25,6 +25,8 @@ const LAYOUT = `<!doctype html>
 <nav aria-label="Main">
 <a href="/fleet">Fleet</a>
 <a href="/tasks">Tasks</a>
+<a href="/agents">Agents</a>
+<a href="/charts">Charts</a>
 {{#canChange}}<a href="/tasks/new">Submit a task</a>{{/canChange}}
 </nav>
 <form method="post" action="/logout" class="signout">
@@ -53,22 +55,28 @@ const LOGIN = `<h1>Sign in to the fleet</h1>
 const FLEET = `<h1>Fleet</h1>
 <div hx-ext="sse" sse-connect="/events">
 <div hx-get="/fleet" hx-trigger="sse:task, sse:nodes" hx-select="#nodes" hx-target="#nodes" hx-swap="outerHTML"></div>
-<table id="nodes">
+<div id="nodes">
+<p id="health-summary">{{#report}}Health as <code>fleet status --report</code> judged {{checked}} node(s), latest at {{atText}} UTC: {{unhealthy}} with problems.{{/report}}{{^report}}No health report yet: run <code>fleet status --report</code> with an operator's token (for example from the drift check).{{/report}}</p>
+<table>
 <caption>{{online}} of {{count}} nodes online</caption>
-<thead><tr><th scope="col">Node</th><th scope="col">OS / arch</th><th scope="col">Presence</th><th scope="col">Last seen</th><th scope="col">Status</th><th scope="col">Spend today (UTC)</th></tr></thead>
+<thead><tr><th scope="col">Node</th><th scope="col">OS / arch</th><th scope="col">Profile</th><th scope="col">Roles</th><th scope="col">Presence</th><th scope="col">Last seen</th><th scope="col">Status</th><th scope="col">Health</th><th scope="col">Spend today (UTC)</th></tr></thead>
 <tbody>
 {{#nodes}}
 <tr data-node="{{node}}">
 <th scope="row">{{node}}</th>
 <td>{{os}} / {{arch}}</td>
+<td class="profile">{{profile}}</td>
+<td class="roles">{{rolesText}}{{#agent}} (<a href="/agents/{{node}}">agent</a>){{/agent}}</td>
 <td class="presence">{{#online}}online{{/online}}{{^online}}offline{{/online}}</td>
-<td>{{lastSeen}}{{^lastSeen}}never{{/lastSeen}}</td>
+<td>{{lastSeenText}}{{^lastSeen}}never{{/lastSeen}}</td>
 <td>{{status}}{{#message}}: {{message}}{{/message}}</td>
+<td class="health">{{#health}}<span title="checked at {{atText}} UTC by {{by}}">{{#healthy}}healthy{{/healthy}}{{^healthy}}problems:{{/healthy}}</span>{{^healthy}}<ul>{{#problems}}<li>{{.}}</li>{{/problems}}</ul>{{/healthy}}{{/health}}{{^health}}not checked{{/health}}</td>
 <td>{{#cap}}<meter min="0" max="{{cap}}" value="{{spent}}" aria-label="{{node}} spend of budget"></meter> \${{spentText}} of \${{capText}}{{/cap}}{{^cap}}\${{spentText}} (no cap){{/cap}}</td>
 </tr>
 {{/nodes}}
 </tbody>
 </table>
+</div>
 </div>
 `;
 
@@ -76,19 +84,21 @@ const TASKS = `<h1>Tasks</h1>
 <form method="get" action="/tasks" class="filters">
 <label>State <select name="state"><option value="">all</option>{{#states}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/states}}</select></label>
 <label>Node <select name="node"><option value="">all</option>{{#nodeOptions}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/nodeOptions}}</select></label>
+<label>Tag <input name="tag" type="text" value="{{tag}}" placeholder="name=value" size="14"></label>
 <button type="submit">Filter</button>
 </form>
 <div hx-ext="sse" sse-connect="/events">
 <div hx-get="{{self}}" hx-trigger="sse:task" hx-select="#tasks" hx-target="#tasks" hx-swap="outerHTML"></div>
 <table id="tasks">
 <caption>{{count}} task(s){{#filtered}}, filtered{{/filtered}}, newest first</caption>
-<thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Target</th><th scope="col">Node</th><th scope="col">Model</th><th scope="col">Cost</th><th scope="col">Duration</th><th scope="col">Prompt</th></tr></thead>
+<thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Target</th><th scope="col">Tags</th><th scope="col">Node</th><th scope="col">Model</th><th scope="col">Cost</th><th scope="col">Duration</th><th scope="col">Prompt</th></tr></thead>
 <tbody>
 {{#tasks}}
 <tr id="task-{{id}}">
 <th scope="row"><a href="/tasks/{{id}}">#{{id}}</a></th>
 <td class="state">{{state}}</td>
 <td>{{target}}</td>
+<td class="tags">{{tagsText}}</td>
 <td>{{node}}</td>
 <td>{{modelText}}</td>
 <td>{{cost}}</td>
@@ -140,6 +150,115 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 </div>
 `;
 
+const AGENTS = `<h1>Agents</h1>
+<p>Claude Code sessions driven by AgentAPI on the fleet's nodes. Only this queue reaches them; the conversation goes through this page.</p>
+<div hx-ext="sse" sse-connect="/events/agents">
+<div hx-get="/agents" hx-trigger="sse:agents" hx-select="#agents" hx-target="#agents" hx-swap="outerHTML"></div>
+<table id="agents">
+<caption>{{count}} agent(s)</caption>
+<thead><tr><th scope="col">Node</th><th scope="col">Status</th></tr></thead>
+<tbody>
+{{#agents}}
+<tr data-node="{{node}}">
+<th scope="row"><a href="/agents/{{node}}">{{node}}</a></th>
+<td class="agent-status">{{status}}{{^status}}unreachable: {{error}}{{/status}}</td>
+</tr>
+{{/agents}}
+</tbody>
+</table>
+</div>
+`;
+
+const AGENT = `<h1>Agent {{node}}</h1>
+<div hx-ext="sse" sse-connect="/events/agents/{{node}}">
+<div hx-get="/agents/{{node}}" hx-trigger="sse:agent" hx-select="#conversation" hx-target="#conversation" hx-swap="outerHTML"></div>
+<section id="conversation" aria-label="Conversation" aria-live="polite">
+<p>Status: <strong id="agent-status">{{status}}{{^status}}unreachable{{/status}}</strong></p>
+{{#error}}<p class="error" id="err-agent" role="alert">{{error}}</p>{{/error}}
+{{#older}}<p>{{older}} older message(s) not shown.</p>{{/older}}
+<ol class="messages">
+{{#messages}}
+<li class="message {{role}}"><span class="who">{{who}}</span> <time>{{timeText}}</time>
+<pre>{{content}}</pre></li>
+{{/messages}}
+</ol>
+</section>
+</div>
+{{#canSend}}
+<form method="post" action="/agents/{{node}}/message" class="stack">
+<input type="hidden" name="_csrf" value="{{csrf}}">
+<label for="content">Message to {{node}}</label>
+<textarea id="content" name="content" rows="4"{{#sendError}} aria-invalid="true" aria-describedby="err-content"{{/sendError}}>{{draft}}</textarea>
+{{#sendError}}<p class="error" id="err-content" role="alert">{{sendError}}</p>{{/sendError}}
+<button type="submit">Send</button>
+</form>
+<form method="post" action="/agents/{{node}}/interrupt">
+<input type="hidden" name="_csrf" value="{{csrf}}">
+<button type="submit">Interrupt (Escape)</button>
+</form>
+{{/canSend}}
+`;
+
+const CHARTS = `<h1>Charts</h1>
+<p>The last 24 hours, drawn with uPlot; they redraw when tasks change.</p>
+<link rel="stylesheet" href="/assets/uPlot.min.css">
+<script src="/assets/uPlot.iife.min.js"></script>
+<script src="/assets/charts.js" defer></script>
+<h2 id="tasks-title">Tasks per minute by state</h2>
+<div id="chart-tasks" class="chart" role="img" aria-labelledby="tasks-title"></div>
+<table id="task-totals">
+<caption>Tasks in the last 24 h</caption>
+<thead><tr>{{#states}}<th scope="col">{{label}}</th>{{/states}}</tr></thead>
+<tbody><tr>{{#states}}<td data-state="{{label}}">{{total}}</td>{{/states}}</tr></tbody>
+</table>
+<h2 id="spend-title">Spend per node (USD, cumulative)</h2>
+<div id="chart-spend" class="chart" role="img" aria-labelledby="spend-title"></div>
+<table id="spend-totals">
+<caption>Spend in the last 24 h</caption>
+<thead><tr><th scope="col">Node</th><th scope="col">USD</th></tr></thead>
+<tbody>{{#spend}}<tr><th scope="row">{{label}}</th><td data-node="{{label}}">{{total}}</td></tr>{{/spend}}</tbody>
+</table>
+`;
+
+/**
+ * The charts' script, served as `/assets/charts.js` (the CSP admits only this origin's scripts): draws both
+ * charts with uPlot from `/charts.json` (runtime/dashboard.ts `chartData`) and redraws them, at most once a
+ * second, when the queue's event stream reports a task change.
+ */
+export const CHARTS_JS = `"use strict";
+(function () {
+  var COLOURS = ["#1d3557", "#2a9d8f", "#a4000f", "#8d6a00", "#6a4c93", "#e76f51", "#264653", "#f4a261", "#457b9d", "#9c6644"];
+  var charts = {};
+  var axisLabels = { "chart-tasks": "tasks per minute", "chart-spend": "USD" };
+  function draw() {
+    return fetch("/charts.json", { headers: { accept: "application/json" } }).then(function (res) {
+      if (!res.ok) return;
+      return res.json().then(function (d) {
+        [["chart-tasks", d.tasks], ["chart-spend", d.spend]].forEach(function (pair) {
+          var id = pair[0], data = pair[1], el = document.getElementById(id);
+          var rows = [data.x].concat(data.series.map(function (s) { return s.values; }));
+          if (charts[id]) return charts[id].setData(rows);
+          var width = Math.max(320, Math.min(el.clientWidth || 900, 1200));
+          charts[id] = new uPlot({
+            width: width,
+            height: 240,
+            series: [{}].concat(data.series.map(function (s, i) { return { label: s.label, stroke: COLOURS[i % COLOURS.length], width: 1.5 }; })),
+            axes: [{}, { label: axisLabels[id] }]
+          }, rows, el);
+          el.setAttribute("data-drawn", "true");
+        });
+      });
+    });
+  }
+  draw();
+  var timer = null;
+  var events = new EventSource("/events");
+  events.addEventListener("task", function () {
+    if (timer === null) timer = setTimeout(function () { timer = null; draw(); }, 1000);
+  });
+})();
+`;
+
 const SUBMIT = `<h1>Submit a task</h1>
 {{#formError}}<p class="error" id="err-form" role="alert">{{formError}}</p>{{/formError}}
 <form method="post" action="/tasks" class="stack">
@@ -176,6 +295,12 @@ pre { background: #f4f4f4; padding: .5rem; white-space: pre-wrap; word-break: br
 .error { color: #a4000f; font-weight: 600; margin: 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dd { margin: 0; }
+td.health ul { margin: 0; padding-left: 1rem; }
+ol.messages { list-style: none; padding: 0; }
+ol.messages li { margin-bottom: .5rem; }
+ol.messages .who { font-weight: 600; }
+ol.messages li.user pre { background: #e8f0fb; }
+.chart { min-height: 260px; }
 `;
 
 /** Who is signed in, as the layout shows them (absent on the sign-in and error pages before sign-in). */
@@ -188,7 +313,7 @@ export interface LayoutUser {
   csrf: string;
 }
 
-const TEMPLATES = { login: LOGIN, fleet: FLEET, tasks: TASKS, task: TASK, submit: SUBMIT, error: ERROR } as const;
+const TEMPLATES = { login: LOGIN, fleet: FLEET, tasks: TASKS, task: TASK, submit: SUBMIT, agents: AGENTS, agent: AGENT, charts: CHARTS, error: ERROR } as const;
 /** A page the dashboard renders. */
 export type PageName = keyof typeof TEMPLATES;
 

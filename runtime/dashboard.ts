@@ -27,11 +27,12 @@ import { randomBytes } from "node:crypto";
 import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
-import { FINAL_STATES, PRIORITIES, TASK_STATES, type NodePresence, type Task, type TaskState } from "./api.js";
+import { AgentApiClient, AgentApiError, type AgentMessage, type AgentStatus } from "./agentapi.js";
+import { FINAL_STATES, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
 import { principalLookup } from "./auth.js";
 import type { TokensFile } from "./config.js";
-import { DASHBOARD_CSS, renderPage, type LayoutUser, type PageName } from "./dashboard-views.js";
-import { HttpError, taskId } from "./http.js";
+import { CHARTS_JS, DASHBOARD_CSS, renderPage, type LayoutUser, type PageName } from "./dashboard-views.js";
+import { HttpError, tagFilter, taskId } from "./http.js";
 import { MODELS } from "./model-choice.js";
 import type { Store } from "./store.js";
 
@@ -41,13 +42,18 @@ export interface DashboardQueue {
   store: Store;
   /** Every node's presence and spend today, as `GET /v1/nodes` answers it. */
   nodes: () => NodePresence[];
+  /** Each node's latest `fleet status --report` row (`GET /v1/health`), by node. */
+  health: () => ReadonlyMap<string, ReportedHealth>;
   /** Submits as `POST /v1/tasks` does (same validation); throws {@link HttpError} 400 with the API's message. */
   submit: (body: unknown, by: string) => Promise<Task>;
   /** Cancels as `POST /v1/tasks/:id/cancel` does; throws {@link HttpError} 404 / 409. */
   cancel: (id: number) => Task;
   /** Re-prioritises as `POST /v1/tasks/:id/priority` does (body `{ priority }`); throws {@link HttpError} 400 / 404 / 409. */
   prioritise: (id: number, body: unknown) => Task;
-  /** Emits `"task"` with the {@link Task} after every change of a task (submit, claim, report, cancel, expiry). */
+  /**
+   * Emits `"task"` with the {@link Task} after every change of a task (submit, claim, report, cancel,
+   * expiry), and `"health"` when a health report arrived.
+   */
   changes: EventEmitter;
 }
 
@@ -57,6 +63,12 @@ export interface DashboardOptions {
   loginsPerMinute?: number;
   /** How long a session lasts after sign-in, in seconds (default 12 hours). */
   sessionSeconds?: number;
+  /** Limit of one call to an agent's AgentAPI, in seconds (default 5). */
+  agentTimeoutSeconds?: number;
+  /** How often an open agent page asks its AgentAPI for news, in seconds (default 1). */
+  agentPollSeconds?: number;
+  /** Task events to one open page are sent at most this often, in seconds (default 0.1): a burst of changes is one refresh. */
+  eventBatchSeconds?: number;
 }
 
 /** A signed-in person, as kept in the session. */
@@ -117,6 +129,46 @@ const promptLine = (p: string) => {
   return line.length > 120 ? `${line.slice(0, 119)}…` : line;
 };
 
+/** An ISO time as `YYYY-MM-DD HH:MM:SS` UTC, or "" for none. */
+const utcText = (iso: string | undefined | null) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "");
+
+/** Buckets of the dashboard's charts, as uPlot takes them: x in seconds since the epoch, one array of y per series. */
+export interface ChartData {
+  x: number[];
+  series: Array<{ label: string; values: number[] }>;
+}
+
+/**
+ * The charts' data for the 24 hours before `now` (ms): tasks per minute (submitted, and each final state as
+ * tasks reached it) and spend per node (USD, cumulative per hour, every node of `nodes` in order). Every
+ * bucket is present (zeros included), so the x axis is the whole day.
+ */
+export function chartData(activity: ReturnType<Store["activity"]>, nodes: readonly string[], now: number): { tasks: ChartData; spend: ChartData } {
+  const minute = 60_000;
+  const hour = 3_600_000;
+  const firstMinute = Math.floor((now - 86_400_000) / minute) * minute;
+  const minutes = Array.from({ length: Math.floor(now / minute) - firstMinute / minute + 1 }, (_, i) => firstMinute + i * minute);
+  const at = new Map(minutes.map((m, i) => [m, i]));
+  const perState = new Map<string, number[]>(["submitted", ...FINAL_STATES].map((k) => [k, minutes.map(() => 0)]));
+  for (const r of activity.submitted) if (at.has(r.minute)) perState.get("submitted")![at.get(r.minute)!] = r.n;
+  for (const r of activity.finished) if (at.has(r.minute) && perState.has(r.state)) perState.get(r.state)![at.get(r.minute)!] = r.n;
+  const firstHour = Math.floor((now - 86_400_000) / hour) * hour;
+  const hours = Array.from({ length: Math.floor(now / hour) - firstHour / hour + 1 }, (_, i) => firstHour + i * hour);
+  const spent = new Map(nodes.map((n) => [n, hours.map(() => 0)]));
+  for (const r of activity.spend) {
+    const i = Math.floor((r.hour - firstHour) / hour);
+    if (i >= 0 && i < hours.length) spent.get(r.node)?.splice(i, 1, r.usd);
+  }
+  const cumulative = (v: number[]) => {
+    let sum = 0;
+    return v.map((x) => Math.round((sum += x) * 1e6) / 1e6);
+  };
+  return {
+    tasks: { x: minutes.map((m) => m / 1000), series: [...perState].map(([label, values]) => ({ label, values })) },
+    spend: { x: hours.map((h) => h / 1000), series: [...spent].map(([label, values]) => ({ label, values: cumulative(values) })) },
+  };
+}
+
 /**
  * Registers the dashboard on `app` (the queue server's fastify, before it listens), in its own context
  * (fastify loads it at `ready`/`listen`).
@@ -126,6 +178,12 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
   const lookup = principalLookup(q.tokens);
   const streams = new Set<FastifyReply["raw"]>();
   const nodeNames = Object.keys(q.tokens.nodes);
+  // The queue alone knows how to reach each AgentAPI (the tokens file's `agentapi` URL); the node firewall
+  // admits only this node there, so these routes are the one authenticated door to the agents.
+  const agents = new Map<string, AgentApiClient>();
+  for (const [name, n] of Object.entries(q.tokens.nodes)) if (n.agentapi) agents.set(name, new AgentApiClient(n.agentapi, opts.agentTimeoutSeconds ?? 5));
+  const agentPollMs = (opts.agentPollSeconds ?? 1) * 1000;
+  const batchMs = (opts.eventBatchSeconds ?? 0.1) * 1000;
 
   void app.register(async (web) => {
     // Every route of this context is a web route: no bearer token (installAuth), a session instead.
@@ -151,14 +209,15 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
     });
     await web.register(csrf, { sessionPlugin: "@fastify/session" });
     await web.register(fastifyStatic, {
-      root: [packageDir("htmx.org/dist/htmx.min.js"), packageDir("htmx-ext-sse/dist/sse.js")],
+      root: [packageDir("htmx.org/dist/htmx.min.js"), packageDir("htmx-ext-sse/dist/sse.js"), packageDir("uplot/dist/uPlot.iife.min.js")],
       prefix: "/assets/",
       index: false,
       list: false,
       wildcard: false,
-      allowedPath: (path) => path === "/htmx.min.js" || path === "/sse.js",
+      allowedPath: (path) => ["/htmx.min.js", "/sse.js", "/uPlot.iife.min.js", "/uPlot.min.css"].includes(path),
     });
     web.get("/assets/fleet.css", async (_req, reply) => reply.type("text/css; charset=utf-8").send(DASHBOARD_CSS));
+    web.get("/assets/charts.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(CHARTS_JS));
 
     const userOf = (req: FastifyRequest): SessionUser | null => {
       const u = req.session.get("user");
@@ -186,6 +245,54 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       if (!u) throw new HttpError(403, "sign in first: this page needs a person's session");
       if (u.scope !== "operator") throw new HttpError(403, `viewer ${u.name} may not change tasks; an operator's token may`);
       return u;
+    };
+
+    /** The AgentAPI client of node `raw` (a path parameter). @throws HttpError 404 for an unknown node or one without AgentAPI. */
+    const agentOf = (raw: string): AgentApiClient => {
+      const c = agents.get(raw);
+      if (c) return c;
+      throw new HttpError(404, nodeNames.includes(raw) ? `node ${raw} runs no AgentAPI (role agentapi)` : `no node ${JSON.stringify(raw.slice(0, 63))}`);
+    };
+    /** An agent's status, or why it could not be asked (one line). */
+    const agentStatus = async (c: AgentApiClient): Promise<{ status: AgentStatus | null; error: string | null }> => {
+      try {
+        return { status: await c.status(), error: null };
+      } catch (err) {
+        return { status: null, error: (err as Error).message };
+      }
+    };
+    /**
+     * Opens a Server-Sent Events stream that sends `event: <event>` whenever `snapshot()` (asked every
+     * `everyMs`, never twice at once) differs from the last answer: the page then re-fetches its live part.
+     */
+    const watch = (req: FastifyRequest, reply: FastifyReply, event: string, everyMs: number, snapshot: () => Promise<string>) => {
+      if (!userOf(req)) throw new HttpError(401, "sign in first");
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
+      res.write(": fleet events\n\n");
+      let last: string | null = null;
+      let busy = false;
+      const tick = async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const now = await snapshot();
+          if (last !== null && now !== last && !res.destroyed) res.write(`event: ${event}\ndata: \n\n`);
+          last = now;
+        } finally {
+          busy = false;
+        }
+      };
+      void tick();
+      const timer = setInterval(() => void tick(), everyMs);
+      const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+      streams.add(res);
+      res.on("close", () => {
+        clearInterval(timer);
+        clearInterval(ping);
+        streams.delete(res);
+      });
     };
 
     web.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -226,14 +333,28 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
     web.get("/fleet", async (req, reply) => {
       const u = signedIn(req, reply);
       if (!u) return reply;
+      const healthOf = q.health();
+      const reported = [...healthOf.values()];
       const nodes = q.nodes().map((n) => ({
         ...n,
+        profile: n.profile ?? "–",
+        rolesText: n.roles.join(", "),
+        health: healthOf.has(n.node) ? { ...healthOf.get(n.node)!, atText: utcText(healthOf.get(n.node)!.at) } : null,
+        lastSeenText: utcText(n.lastSeen),
+        agent: agents.has(n.node),
         cap: n.budgetUsdPerSession,
         spent: Math.min(n.spentTodayUsd, n.budgetUsdPerSession ?? n.spentTodayUsd),
         spentText: n.spentTodayUsd.toFixed(2),
         capText: n.budgetUsdPerSession?.toFixed(2),
       }));
-      return page(reply, 200, "fleet", "Fleet", layoutUser(reply, u), { nodes, count: nodes.length, online: nodes.filter((n) => n.online).length });
+      return page(reply, 200, "fleet", "Fleet", layoutUser(reply, u), {
+        nodes,
+        count: nodes.length,
+        online: nodes.filter((n) => n.online).length,
+        report: reported.length
+          ? { atText: utcText(reported.map((h) => h.at).sort().at(-1)), unhealthy: reported.filter((h) => !h.healthy).length, checked: reported.length }
+          : null,
+      });
     });
 
     web.get("/tasks", async (req, reply) => {
@@ -243,19 +364,23 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       const pick = (k: string) => (typeof query[k] === "string" && query[k] !== "" ? (query[k] as string) : undefined);
       const state = pick("state");
       const node = pick("node");
+      const tagText = pick("tag")?.trim();
+      const tag = tagText ? tagFilter(tagText) : undefined;
       if (state !== undefined && !TASK_STATES.includes(state as TaskState)) throw new HttpError(400, `filter "state" must be one of ${TASK_STATES.join(", ")}`);
       if (node !== undefined && !nodeNames.includes(node)) throw new HttpError(400, `filter "node": unknown node; known nodes: ${nodeNames.join(", ")}`);
-      const tasks = q.store.list({ state: state as TaskState | undefined, node, limit: 200 });
+      const tasks = q.store.list({ state: state as TaskState | undefined, node, tag, limit: 200 });
       const params = new URLSearchParams();
       if (state) params.set("state", state);
       if (node) params.set("node", node);
+      if (tagText) params.set("tag", tagText);
       return page(reply, 200, "tasks", "Tasks", layoutUser(reply, u), {
         self: `/tasks${params.size ? `?${params}` : ""}`,
         filtered: params.size > 0,
         count: tasks.length,
         states: TASK_STATES.map((value) => ({ value, selected: value === state })),
         nodeOptions: nodeNames.map((value) => ({ value, selected: value === node })),
-        tasks: tasks.map((t) => ({ ...t, modelText: modelText(t), cost: money(t.costUsd), duration: secondsText(t.durationSeconds), promptLine: promptLine(t.prompt) })),
+        tag: tagText ?? "",
+        tasks: tasks.map((t) => ({ ...t, tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "), modelText: modelText(t), cost: money(t.costUsd), duration: secondsText(t.durationSeconds), promptLine: promptLine(t.prompt) })),
       });
     });
 
@@ -331,6 +456,111 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       return reply.redirect(`/tasks/${id}`, 303);
     });
 
+    web.get("/agents", async (req, reply) => {
+      const u = signedIn(req, reply);
+      if (!u) return reply;
+      const rows = await Promise.all([...agents].map(async ([node, c]) => ({ node, ...(await agentStatus(c)) })));
+      return page(reply, 200, "agents", "Agents", layoutUser(reply, u), { agents: rows, count: rows.length });
+    });
+
+    web.get("/events/agents", async (req, reply) =>
+      watch(req, reply, "agents", agentPollMs * 2, async () => JSON.stringify(await Promise.all([...agents.values()].map(agentStatus)))),
+    );
+
+    const agentPage = async (reply: FastifyReply, u: SessionUser, node: string, status: number, sendError: string | null, draft = "") => {
+      const c = agentOf(node);
+      const state = await agentStatus(c);
+      let messages: AgentMessage[] = [];
+      let error = state.error;
+      if (!error) {
+        try {
+          messages = await c.messages();
+        } catch (err) {
+          error = (err as Error).message;
+        }
+      }
+      return page(reply, status, "agent", `Agent ${node}`, layoutUser(reply, u), {
+        node,
+        status: state.status,
+        running: state.status === "running",
+        error,
+        messages: messages.slice(-200).map((m) => ({ ...m, who: m.role === "agent" ? "agent" : "you", timeText: utcText(m.time) })),
+        older: Math.max(messages.length - 200, 0),
+        canSend: u.scope === "operator",
+        csrf: reply.generateCsrf(),
+        sendError,
+        draft,
+      });
+    };
+
+    web.get("/agents/:node", async (req, reply) => {
+      const u = signedIn(req, reply);
+      if (!u) return reply;
+      return agentPage(reply, u, (req.params as { node: string }).node, 200, null);
+    });
+
+    web.get("/events/agents/:node", async (req, reply) => {
+      const c = agentOf((req.params as { node: string }).node);
+      return watch(req, reply, "agent", agentPollMs, async () => {
+        try {
+          const [status, messages] = await Promise.all([c.status(), c.messages()]);
+          const last = messages.at(-1);
+          return `${status} ${messages.length} ${last?.content.length ?? 0}`;
+        } catch (err) {
+          return `error ${(err as Error).message}`;
+        }
+      });
+    });
+
+    web.post("/agents/:node/message", { preHandler: web.csrfProtection }, async (req, reply) => {
+      const u = operator(req);
+      const node = (req.params as { node: string }).node;
+      const c = agentOf(node);
+      const content = (req.body as Record<string, unknown> | undefined)?.content;
+      const text = typeof content === "string" ? content.replace(/\r\n/g, "\n") : "";
+      const draft = text.slice(0, 64 * 1024);
+      if (text.trim() === "") return agentPage(reply, u, node, 400, "write a message first", draft);
+      if (Buffer.byteLength(text) > 64 * 1024) return agentPage(reply, u, node, 400, `the message is ${Buffer.byteLength(text)} bytes; at most 65536 go to an agent at once`, draft);
+      try {
+        await c.send(text, "user");
+      } catch (err) {
+        const status = err instanceof AgentApiError && err.status !== null && err.status < 500 ? 409 : 502;
+        return agentPage(reply, u, node, status, `${node} did not take the message: ${(err as Error).message}`, draft);
+      }
+      return reply.redirect(`/agents/${node}`, 303);
+    });
+
+    web.post("/agents/:node/interrupt", { preHandler: web.csrfProtection }, async (req, reply) => {
+      const u = operator(req);
+      const node = (req.params as { node: string }).node;
+      try {
+        // Escape, as a keystroke: Claude Code stops what it is doing (AgentAPI `type: "raw"`).
+        await agentOf(node).send("\u001b", "raw");
+      } catch (err) {
+        if (err instanceof HttpError) throw err;
+        return agentPage(reply, u, node, 502, `could not interrupt ${node}: ${(err as Error).message}`);
+      }
+      return reply.redirect(`/agents/${node}`, 303);
+    });
+
+    web.get("/charts", async (req, reply) => {
+      const u = signedIn(req, reply);
+      if (!u) return reply;
+      const now = Date.now();
+      const data = chartData(q.store.activity(now - 86_400_000), nodeNames, now);
+      const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+      return page(reply, 200, "charts", "Charts", layoutUser(reply, u), {
+        states: data.tasks.series.map((s) => ({ label: s.label, total: total(s.values) })),
+        spend: data.spend.series.map((s) => ({ label: s.label, total: money(s.values.at(-1) ?? 0) })),
+      });
+    });
+
+    web.get("/charts.json", async (req) => {
+      if (!userOf(req)) throw new HttpError(401, "sign in first");
+      const now = Date.now();
+      return chartData(q.store.activity(now - 86_400_000), nodeNames, now);
+    });
+
     // Server-Sent Events: `event: task` with the task's id on every change, `event: nodes` when presence
     // changed (see below); a comment every 15 s keeps
     // proxies and the browser from timing the stream out.
@@ -340,13 +570,27 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
       res.write(": fleet events\n\n");
-      const onTask = (t: Task) => res.write(`event: task\ndata: ${t.id}\n\n`);
+      // A burst of changes (a worker finishing many tasks) is one event per batch window, naming every task.
+      const pending = new Set<number>();
+      let flush: NodeJS.Timeout | undefined;
+      const onTask = (t: Task) => {
+        pending.add(t.id);
+        flush ??= setTimeout(() => {
+          flush = undefined;
+          res.write(`event: task\ndata: ${[...pending].join(" ")}\n\n`);
+          pending.clear();
+        }, batchMs);
+      };
+      const onHealth = () => res.write("event: nodes\ndata: \n\n");
       const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
       q.changes.on("task", onTask);
+      q.changes.on("health", onHealth);
       streams.add(res);
       res.on("close", () => {
         clearInterval(ping);
+        clearTimeout(flush);
         q.changes.off("task", onTask);
+        q.changes.off("health", onHealth);
         streams.delete(res);
       });
     });

@@ -67,6 +67,16 @@ export function queryValue(q: Record<string, unknown>, name: string): string | u
   return v as string | undefined;
 }
 
+/**
+ * A `tag` query or filter: `name=value` (a task's tag, exact match), as `fleet task` and the dashboard write
+ * tags. @throws HttpError 400 without `=` or an empty name.
+ */
+export function tagFilter(raw: string): [string, string] {
+  const i = raw.indexOf("=");
+  if (i <= 0) throw new HttpError(400, `query "tag" must be name=value, got ${quoted(raw)}`);
+  return [raw.slice(0, i), raw.slice(i + 1)];
+}
+
 /** Checks that a query has only the `allowed` parameters. */
 export function onlyQuery(q: Record<string, unknown>, allowed: readonly string[]): void {
   for (const k of Object.keys(q)) if (!allowed.includes(k)) throw new HttpError(400, `unknown query parameter ${quoted(k)} (allowed: ${allowed.join(", ") || "none"})`);

@@ -90,6 +90,8 @@ export class Presence {
         message: over ? `spent $${over.spent.toFixed(2)} of $${over.cap.toFixed(2)} today (UTC)` : (p?.message ?? null),
         budgetUsdPerSession: node.budgetUsdPerSession ?? null,
         spentTodayUsd: this.spentToday(n),
+        profile: node.profile ?? null,
+        roles: node.roles,
       };
     });
   }

@@ -12,6 +12,7 @@ import {
   ClaimBodySchema,
   CompleteBodySchema,
   FINAL_STATES,
+  HealthReportSchema,
   HeartbeatBodySchema,
   PresenceBodySchema,
   PriorityBodySchema,
@@ -20,6 +21,7 @@ import {
   TASK_STATES,
   quoted,
   type ClaimAnswer,
+  type ReportedHealth,
   type NodeInfo,
   type Stats,
   type Task,
@@ -28,7 +30,7 @@ import {
 import { installDashboard } from "./dashboard.js";
 import { CHANGE, installAuth, scopes, WORKER, who, type Principal } from "./auth.js";
 import type { TokensFile } from "./config.js";
-import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, taskId } from "./http.js";
+import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, tagFilter, taskId } from "./http.js";
 import { queueMetrics } from "./metrics.js";
 import { Presence, utcDayStart } from "./presence.js";
 import { Store } from "./store.js";
@@ -208,15 +210,16 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   app.get("/v1/tasks", async (req) => {
     const q = req.query as Record<string, unknown>;
-    onlyQuery(q, ["state", "node", "limit"]);
-    const [state, node, rawLimit] = [queryValue(q, "state"), queryValue(q, "node"), queryValue(q, "limit")];
+    onlyQuery(q, ["state", "node", "limit", "tag"]);
+    const [state, node, rawLimit, rawTag] = [queryValue(q, "state"), queryValue(q, "node"), queryValue(q, "limit"), queryValue(q, "tag")];
     if (state !== undefined && !TASK_STATES.includes(state as TaskState)) throw new HttpError(400, `query "state" must be one of ${TASK_STATES.join(", ")}, got ${quoted(state)}`);
     if (node !== undefined && node !== "any" && !nodes.has(node)) throw new HttpError(400, `query "node": unknown node ${quoted(node)}`);
     if (rawLimit !== undefined && !/^[1-9][0-9]{0,4}$/.test(rawLimit)) throw new HttpError(400, `query "limit" must be an integer from 1 to 10000, got ${quoted(rawLimit)}`);
     const limit = rawLimit === undefined ? 100 : Number(rawLimit);
     if (limit > 10_000) throw new HttpError(400, `query "limit" must be an integer from 1 to 10000, got ${quoted(rawLimit)}`);
     const p = who(req);
-    return { tasks: store.list({ state: state as TaskState | undefined, node, limit, visibleTo: p.kind === "node" ? p.name : undefined }) };
+    const tag = rawTag === undefined ? undefined : tagFilter(rawTag);
+    return { tasks: store.list({ state: state as TaskState | undefined, node, limit, tag, visibleTo: p.kind === "node" ? p.name : undefined }) };
   });
 
   app.get("/v1/tasks/:id", async (req) => mustSee(req, taskId((req.params as { id: string }).id)));
@@ -372,7 +375,25 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return { byState: s.byState, byNode: s.byNode, spentTodayUsd: Object.values(s.spentByNode).reduce((a, b) => a + b, 0), spentTodayByNode: s.spentByNode };
   });
 
-  const dashboard = installDashboard(app, { tokens, store, nodes: () => presence.all(), submit, cancel, prioritise, changes }, { loginsPerMinute: opts.loginsPerMinute });
+  // Each node's latest `fleet status --report` row (in memory: the next scheduled or manual run after a
+  // restart fills it again).
+  const health = new Map<string, ReportedHealth>();
+  app.post("/v1/health", scopes(["operator"]), async (req, reply) => {
+    const report = parse(HealthReportSchema, req.body);
+    const unknown = report.nodes.find((n) => !nodes.has(n.node));
+    if (unknown) throw new HttpError(400, `field "nodes": unknown node ${quoted(unknown.node)}; this queue serves ${nodeNames.join(", ")}`);
+    const at = new Date().toISOString();
+    for (const n of report.nodes) health.set(n.node, { ...n, at, by: who(req).name });
+    changes.emit("health");
+    return reply.code(204).send();
+  });
+  app.get("/v1/health", async () => ({ nodes: nodeNames.filter((n) => health.has(n)).map((n) => health.get(n)!) }));
+
+  const dashboard = installDashboard(
+    app,
+    { tokens, store, nodes: () => presence.all(), health: () => health, submit, cancel, prioritise, changes },
+    { loginsPerMinute: opts.loginsPerMinute },
+  );
 
   const close = async () => {
     clearInterval(sweeper);

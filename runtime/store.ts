@@ -42,6 +42,8 @@ export interface ListFilter {
   node?: string;
   /** Only the tasks this node submitted, runs (or ran) or that target it (a node token's view). */
   visibleTo?: string;
+  /** Only tasks that require this tag: `[name, value]` (a task's `tags`, exact match). */
+  tag?: [string, string];
   /** Most recent first, at most this many (default 100, max 10,000). */
   limit?: number;
 }
@@ -116,6 +118,9 @@ CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_at) WHERE state = 
 -- with a cost, so submits and claims do not write it. It replaces tasks_node_finished(node, finished_at).
 DROP INDEX IF EXISTS tasks_node_finished;
 CREATE INDEX IF NOT EXISTS tasks_spend ON tasks(finished_at, node, cost_usd) WHERE cost_usd IS NOT NULL;
+-- The dashboard's charts (Store.activity): tasks submitted and finished per minute over the last 24 h.
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at);
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at, state) WHERE finished_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS ready (
   node TEXT NOT NULL,
   priority INTEGER NOT NULL,
@@ -237,6 +242,13 @@ export class Store {
       spentSince: this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS s FROM tasks WHERE node = ? AND finished_at >= ? AND cost_usd IS NOT NULL"),
       spentByNodeSince: this.db.prepare(
         "SELECT node, SUM(cost_usd) AS s FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY node",
+      ),
+      submittedPerMinute: this.db.prepare("SELECT created_at / 60000 * 60000 AS minute, COUNT(*) AS n FROM tasks WHERE created_at >= ? GROUP BY 1 ORDER BY 1"),
+      finishedPerMinute: this.db.prepare(
+        "SELECT finished_at / 60000 * 60000 AS minute, state, COUNT(*) AS n FROM tasks WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+      ),
+      spendPerHour: this.db.prepare(
+        "SELECT finished_at / 3600000 * 3600000 AS hour, node, SUM(cost_usd) AS usd FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
       ),
       countByState: this.db.prepare("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state"),
       countByNodeState: this.db.prepare(
@@ -499,6 +511,10 @@ export class Store {
       where.push("(submitted_by = ? OR target = ? OR node = ?)");
       args.push(filter.visibleTo, filter.visibleTo, filter.visibleTo);
     }
+    if (filter.tag) {
+      where.push("EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.key = ? AND json_each.value = ?)");
+      args.push(filter.tag[0], filter.tag[1]);
+    }
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 10_000);
     const sql = `SELECT * FROM tasks ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...args) as TaskRow[]).map(toTask);
@@ -535,6 +551,23 @@ export class Store {
    */
   touchNode(name: string, now: number, status: string | null = null, message: string | null = null): void {
     this.st.touchNode.run({ name, now, status, message });
+  }
+
+  /**
+   * What happened since `sinceMs`, for the dashboard's charts: tasks submitted per minute, tasks that reached
+   * a final state per minute (by state), and USD spent per hour by node. Minutes and hours are bucket start
+   * times in milliseconds since the epoch (UTC), ascending; empty buckets are left out.
+   */
+  activity(sinceMs: number): {
+    submitted: Array<{ minute: number; n: number }>;
+    finished: Array<{ minute: number; state: TaskState; n: number }>;
+    spend: Array<{ hour: number; node: string; usd: number }>;
+  } {
+    return {
+      submitted: this.st.submittedPerMinute.all(sinceMs) as Array<{ minute: number; n: number }>,
+      finished: this.st.finishedPerMinute.all(sinceMs) as Array<{ minute: number; state: TaskState; n: number }>,
+      spend: this.st.spendPerHour.all(sinceMs) as Array<{ hour: number; node: string; usd: number }>,
+    };
   }
 
   /** Every node ever seen: last-seen time (ms), last status and message. */

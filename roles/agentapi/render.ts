@@ -46,6 +46,14 @@ export function agentapiOnboardScript(node: FleetNode): string {
   return `${platformFor(node).binDir}/claude-onboarded.mjs`;
 }
 
+/**
+ * The URL the queue node reaches `node`'s AgentAPI at, `http://<fleet.yaml host>:<services.agentapi.port>`: the
+ * host is one of {@link agentapiAllowedHosts}, and the node firewall admits the queue node (roles/reach.ts).
+ */
+export function agentapiUrl(fleet: Fleet, node: FleetNode): string {
+  return `http://${node.host}:${fleet.services.agentapi.port}`;
+}
+
 /** Host names AgentAPI accepts requests for on `node` (no ports), in a fixed order without duplicates. */
 export function agentapiAllowedHosts(fleet: Fleet, node: FleetNode): string[] {
   const names = ["localhost", "127.0.0.1", node.host, node.name];

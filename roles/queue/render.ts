@@ -15,7 +15,8 @@
  *   other nodes use.
  * - Database: `<stateDir>/queue/queue.db` (SQLite, WAL), owned by the node user; kept on uninstall.
  * - Tokens: `<configDir>/queue/nodes.json` (0644) holds the public facts of every node (os, arch, tags,
- *   budgetUsdPerSession from fleet.yaml, ntfy URL and topic, the queue's public URL) and every person's scope
+ *   budgetUsdPerSession, profile, roles and AgentAPI URL from fleet.yaml), the ntfy URL and topic, the queue's
+ *   public URL, and every person's scope
  *   (fleet.yaml `people:`). The install merges the secrets from stdin into `<configDir>/queue/tokens.json`
  *   (0600, node user): `queueTokens` is the stack's one-line `node:sha256 node:sha256 …` and `peopleTokens`
  *   (when the fleet names people) `person:sha256 …` (stacks/secrets.ts formatQueueTokens: the SHA-256 of each
@@ -33,6 +34,7 @@ import { platformFor, type PackageNames } from "../platform.js";
 import { nodeJsBinDir } from "../claude/render.js";
 import { tailscaleBinary } from "../tailscale/render.js";
 import { ntfyUrl } from "../ntfy/render.js";
+import { agentapiUrl } from "../agentapi/render.js";
 import { runtimePayload } from "../runtime-dist.js";
 import type { SecretName } from "../types.js";
 
@@ -53,14 +55,26 @@ export function queueTokensFile(node: FleetNode): string {
 
 /**
  * The public half of the tokens file (runtime/config.ts TokensFileSchema without `tokenSha256` values): every
- * node's os, arch, tags and budget cap (USD per session), every person's scope, the ntfy server (URL, topic;
+ * node's os, arch, tags, budget cap (USD per session), profile, roles and AgentAPI URL (for the dashboard's
+ * agent panel; null without role agentapi), every person's scope, the ntfy server (URL, topic;
  * token filled in on the node) or null, and the queue's public URL for links in notifications.
  */
 export function queueFacts(fleet: Fleet): Record<string, unknown> {
   const ntfy = nodeWithRole(fleet, "ntfy");
   return {
     nodes: Object.fromEntries(
-      fleet.nodes.map((n) => [n.name, { os: n.os, arch: n.arch, tags: n.tags, budgetUsdPerSession: n.budgetUsdPerSession ?? null }]),
+      fleet.nodes.map((n) => [
+        n.name,
+        {
+          os: n.os,
+          arch: n.arch,
+          tags: n.tags,
+          budgetUsdPerSession: n.budgetUsdPerSession ?? null,
+          profile: n.profile ?? null,
+          roles: n.roles,
+          agentapi: n.roles.includes("agentapi") ? agentapiUrl(fleet, n) : null,
+        },
+      ]),
     ),
     people: Object.fromEntries(Object.entries(fleet.people).map(([name, scope]) => [name, { scope }])),
     ntfy: ntfy ? { url: ntfyUrl(fleet, ntfy), topic: fleet.services.ntfy.topic } : null,

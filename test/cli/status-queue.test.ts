@@ -12,7 +12,7 @@ import { createQueueServer } from "../../runtime/server.js";
 import { tokenSha256 } from "../../runtime/config.js";
 import { QueueClient } from "../../runtime/client.js";
 import { parseFleet } from "../../model/load.js";
-import { nodeStatus, queuePresence } from "../../cli/status.js";
+import { nodeStatus, queuePresence, sendHealth } from "../../cli/status.js";
 import { fleetQueueUrl as queueUrl } from "../../model/fleet.js";
 import { renderNodeBundles } from "../../roles/index.js";
 import { parseProbe } from "../../cli/probe.js";
@@ -48,8 +48,9 @@ nodes:
 `,
     "q.yaml",
   );
-  const nodes = Object.fromEntries(fleet.nodes.map((n) => [n.name, { tokenSha256: tokenSha256(tokenOf(n.name)), os: n.os, arch: n.arch, tags: {} }]));
-  server = createQueueServer({ db: join(dir, "queue.db"), tokens: { nodes, people: {}, ntfy: null } });
+  const nodes = Object.fromEntries(fleet.nodes.map((n) => [n.name, { tokenSha256: tokenSha256(tokenOf(n.name)), os: n.os, arch: n.arch, tags: {}, roles: [...n.roles] }]));
+  const people = { ann: { scope: "operator" as const, tokenSha256: tokenSha256(tokenOf("ann")) }, bob: { scope: "viewer" as const, tokenSha256: tokenSha256(tokenOf("bob")) } };
+  server = createQueueServer({ db: join(dir, "queue.db"), tokens: { nodes, people, ntfy: null } });
   await server.app.listen({ host: "127.0.0.1", port });
   // orch's worker says it is there; pi's never does.
   await new QueueClient(queueUrl(fleet)!, tokenOf("orch")).presence("idle");
@@ -96,5 +97,38 @@ describe("worker presence from the queue", () => {
     expect(presence.ok).toBe(false);
     // The wording of the connection error is the queue client's (fetch's cause when it gives one).
     if (!presence.ok) expect(presence.reason).toMatch(/^queue http:\/\/127\.0\.0\.1:1 not reachable: (fetch failed|connect ECONNREFUSED 127\.0\.0\.1:1)$/);
+  });
+});
+
+describe("fleet status --report", () => {
+  it("sends each node's health, as status judged it, to the queue for the dashboard; only an operator's token may", async () => {
+    const presence = await queuePresence(queueUrl(fleet)!, tokenOf("pi"), 5);
+    const nodes = fleet.nodes.map((n) => nodeStatus(healthyProbe(n), presence));
+    const report = { fleet: fleet.name, healthy: nodes.every((n) => n.healthy), nodes };
+    for (const [who, reason] of [
+      ["bob", /^queue http:\/\/127\.0\.0\.1:\d+: POST \/v1\/health needs an operator token; this is viewer bob's token$/],
+      ["pi", /^queue http:\/\/127\.0\.0\.1:\d+: POST \/v1\/health needs an operator token; this is node pi's token$/],
+    ] as const) {
+      const r = await sendHealth(queueUrl(fleet)!, tokenOf(who), report);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.reason).toMatch(reason);
+    }
+    expect(await new QueueClient(queueUrl(fleet)!, tokenOf("bob")).request("GET", "/v1/health")).toEqual({ nodes: [] });
+
+    expect(await sendHealth(queueUrl(fleet)!, tokenOf("ann"), report)).toEqual({ ok: true });
+    const got = await new QueueClient(queueUrl(fleet)!, tokenOf("bob")).request<{ nodes: Array<Record<string, unknown>> }>("GET", "/v1/health");
+    expect(got.nodes.map(({ at, ...rest }) => [typeof at, rest])).toEqual([
+      ["string", { node: "orch", reach: "ok", healthy: true, problems: [], by: "ann", roles: nodes[0]!.roles.map((r) => ({ role: r.role, ok: r.ok, problems: r.problems })) }],
+      ["string", { node: "pi", reach: "ok", healthy: false, problems: ["worker: not seen by the queue yet"], by: "ann", roles: nodes[1]!.roles.map((r) => ({ role: r.role, ok: r.ok, problems: r.problems })) }],
+    ]);
+
+    // A report on one node replaces that node's row only.
+    const again = await sendHealth(queueUrl(fleet)!, tokenOf("ann"), { ...report, nodes: [{ ...nodes[1]!, healthy: true, problems: [] }] });
+    expect(again).toEqual({ ok: true });
+    const after = await new QueueClient(queueUrl(fleet)!, tokenOf("ann")).request<{ nodes: Array<{ node: string; healthy: boolean }> }>("GET", "/v1/health");
+    expect(after.nodes.map((n) => `${n.node} ${n.healthy}`)).toEqual(["orch true", "pi true"]);
+
+    const stranger = await sendHealth(queueUrl(fleet)!, tokenOf("ann"), { ...report, nodes: [{ ...nodes[0]!, node: "ghost" }] });
+    expect(stranger).toEqual({ ok: false, reason: `queue ${queueUrl(fleet)}: field "nodes": unknown node "ghost"; this queue serves orch, pi` });
   });
 });

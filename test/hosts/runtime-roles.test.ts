@@ -145,12 +145,14 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     expect(denied).toBe("401");
   }, 60_000);
 
-  it("the installed queue serves its dashboard: the sign-in page and htmx from the npm packages it installed", async () => {
+  it("the installed queue serves its dashboard: the sign-in page, htmx and uPlot from the npm packages it installed", async () => {
     const box = testNode(net, "box");
     const code = (path: string) => box.run(`curl -sS -o /dev/null -w '%{http_code} %{content_type}' http://hub:${QUEUE_PORT}${path}`);
     expect(await code("/login")).toBe("200 text/html; charset=utf-8");
     expect(await code("/assets/htmx.min.js")).toMatch(/^200 (application|text)\/javascript/);
     expect(await code("/assets/sse.js")).toMatch(/^200 (application|text)\/javascript/);
+    expect(await code("/assets/uPlot.iife.min.js")).toMatch(/^200 (application|text)\/javascript/);
+    expect(await code("/assets/uPlot.min.css")).toMatch(/^200 text\/css/);
     // Served from the queue runtime's own node_modules on hub (no CDN, nothing from this checkout).
     expect(await box.run(`curl -fsS http://hub:${QUEUE_PORT}/assets/htmx.min.js | head -c 200`)).toContain("htmx");
   }, 60_000);

@@ -82,15 +82,25 @@ describe("role queue", () => {
   it("nodes.json holds every node's public facts, every person's scope and the ntfy server, no token", () => {
     expect(queueFacts(remote)).toEqual({
       nodes: {
-        "macbook-air": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
-        "macbook-pro": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 10 },
-        raspberrypi: { os: "raspios", arch: "aarch64", tags: {}, budgetUsdPerSession: 5 },
+        "macbook-air": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 5, profile: "desk", roles: ["tailscale", "claude"], agentapi: null },
+        "macbook-pro": { os: "macos", arch: "aarch64", tags: {}, budgetUsdPerSession: 10, profile: "desk", roles: ["tailscale", "claude", "worker"], agentapi: null },
+        raspberrypi: { os: "raspios", arch: "aarch64", tags: {}, budgetUsdPerSession: 5, profile: "pi-hub", roles: ["tailscale", "claude", "ntfy", "queue", "worker"], agentapi: null },
       },
       people: {},
       ntfy: { url: "http://raspberrypi:8091", topic: "claude-tasks" },
       publicUrl: "http://raspberrypi:8787",
     });
     expect(queueFacts(shared).ntfy).toBeNull();
+    // The dashboard's agent panel reaches each AgentAPI node at its fleet.yaml host (one of AgentAPI's allowed hosts).
+    const shipped = queueFacts(loadFleet("fleet.yaml")).nodes as Record<string, { agentapi: string | null; profile: string | null }>;
+    expect(Object.entries(shipped).filter(([, n]) => n.agentapi).map(([name, n]) => `${name} ${n.profile} ${n.agentapi}`)).toEqual([
+      "arch-orchestrator orchestrator http://arch-orchestrator:3284",
+      "macbook1 headless-agent http://macbook1:3284",
+      "imac headless-agent http://imac:3284",
+      "rpi1 headless-agent http://rpi1:3284",
+      "rpi2 headless-agent http://rpi2:3284",
+      "rpi3 headless-agent http://rpi3:3284",
+    ]);
     expect(queueFacts({ ...shared, people: { alice: "operator", bob: "viewer" } }).people).toEqual({ alice: { scope: "operator" }, bob: { scope: "viewer" } });
   });
 
@@ -356,7 +366,7 @@ describe("tokens file merge (hashes from stdin, errors without values)", () => {
     const r = mergeTokens(shared, `${formatQueueTokens(sharedTokens)}\n\n\n`);
     expect([r.status, r.stderr]).toEqual([0, ""]);
     const out = JSON.parse(r.stdout);
-    expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, tokenSha256: sha(MARK(3)) });
+    expect(out.nodes["pi-node-2"]).toEqual({ os: "raspios", arch: "aarch64", tags: { storage: "nvme" }, budgetUsdPerSession: 5, profile: "pi", roles: ["tailscale", "claude", "worker"], agentapi: null, tokenSha256: sha(MARK(3)) });
     expect(out.people).toEqual({});
     expect(out.ntfy).toBeNull();
     expect(r.stdout).not.toContain("MARKER");
@@ -488,6 +498,8 @@ describe("end to end: the queue and worker the bundles ship", () => {
       expect((await fetch(`${url}/login`)).status).toBe(200);
       expect((await fetch(`${url}/assets/htmx.min.js`)).status).toBe(200);
       expect((await fetch(`${url}/assets/sse.js`)).status).toBe(200);
+      expect((await fetch(`${url}/assets/uPlot.iife.min.js`)).status).toBe(200);
+      expect((await fetch(`${url}/assets/uPlot.min.css`)).status).toBe(200);
       const submit = await fetch(`${url}/v1/tasks`, {
         method: "POST",
         headers: { Authorization: `Bearer ${MARK(1)}`, "Content-Type": "application/json" },

@@ -49,7 +49,7 @@ describe("queue API: auth and bad input", () => {
     ["bad task id", "GET", "/v1/tasks/abc", {}, 400, 'task id must be a positive integer, got "abc"'],
     ["unknown task", "GET", "/v1/tasks/999", {}, 404, "no task 999"],
     ["bad state filter", "GET", "/v1/tasks?state=done", {}, 400, 'query "state" must be one of pending, running, completed, failed, cancelled, got "done"'],
-    ["unknown query parameter", "GET", "/v1/tasks?owner=me", {}, 400, 'unknown query parameter "owner" (allowed: state, node, limit)'],
+    ["unknown query parameter", "GET", "/v1/tasks?owner=me", {}, 400, 'unknown query parameter "owner" (allowed: state, node, limit, tag)'],
     ["priority of a running task", "POST", "/v1/tasks/1/priority", { body: { priority: "high" } }, 409, "task 1 is running; only a pending task's priority can change"],
     ["wrong content type", "POST", "/v1/tasks", { rawBody: "hello", headers: { "content-type": "text/plain" } }, 415, "send the body as Content-Type: application/json"],
     ["unknown route", "GET", "/v2/tasks", {}, 404, "no route GET /v2/tasks"],

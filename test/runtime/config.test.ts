@@ -14,7 +14,7 @@ const SHAPE =
 describe("tokens file", () => {
   it("parses a good file, filling defaults", () => {
     const f = parseTokensFile(JSON.stringify({ nodes: { pi: { ...node, budgetUsdPerSession: 5 } }, ntfy: { url: "http://orch:8091", topic: "fleet-tasks", token: "tk_x" } }), "t.json");
-    expect(f).toEqual({ nodes: { pi: { ...node, tags: {}, budgetUsdPerSession: 5 } }, people: {}, ntfy: { url: "http://orch:8091", topic: "fleet-tasks", token: "tk_x" } });
+    expect(f).toEqual({ nodes: { pi: { ...node, tags: {}, roles: [], budgetUsdPerSession: 5 } }, people: {}, ntfy: { url: "http://orch:8091", topic: "fleet-tasks", token: "tk_x" } });
     expect(parseTokensFile(JSON.stringify({ nodes: { pi: node } }), "t.json").ntfy).toBeNull();
     const people = { alice: { scope: "operator", tokenSha256: hash("b") }, bob: { scope: "viewer", tokenSha256: hash("c") } };
     expect(parseTokensFile(JSON.stringify({ nodes: { pi: node }, people }), "t.json").people).toEqual(people);

@@ -45,6 +45,7 @@ const snapshot = () => JSON.stringify(q.store.list({ limit: 10_000 }));
 
 const big = (n: number, c = "x") => c.repeat(n);
 const ok = { target: "alpha", prompt: "Run uptime" };
+const HEALTH = (row: object) => ({ fleet: "hostile", nodes: [{ node: "alpha", reach: "ok", healthy: true, problems: [], roles: [], ...row }] });
 const done = (extra: object) => ({ leaseId: "LEASE1", outcome: "completed", ...extra });
 const GIT_URL = 'expected a git URL: https://host/path, ssh://[user@]host[:port]/path, user@host:path or file:///path (at most 2048 characters; no spaces, no "." or ".." segments), got';
 const NORMAL = 'expected a normalized absolute path (no "." or ".." segments, no "//", no trailing /), got';
@@ -263,6 +264,16 @@ const cases: Case[] = [
   ["cwd of 4,097 bytes", "POST", "/v1/tasks", { body: { ...ok, cwd: `/${big(4096)}` } }, 400, 'field "cwd": 4097 bytes; the limit is 4096 bytes (PATH_MAX)'],
   ["cwd and repo", "POST", "/v1/tasks", { body: { ...ok, cwd: "/srv", repo: "https://example.com/a.git" } }, 400, 'field "repo": give either cwd or repo, not both'],
 
+  // ---- health reports (fleet status --report): an operator's only ----
+  ["node reports health", "POST", "/v1/health", { body: HEALTH({}) }, 403, "POST /v1/health needs an operator token; this is node alpha's token"],
+  ["viewer reports health", "POST", "/v1/health", { who: "bob", body: HEALTH({}) }, 403, "POST /v1/health needs an operator token; this is viewer bob's token"],
+  ["health of an unknown node", "POST", "/v1/health", { who: "alice", body: HEALTH({ node: "gamma" }) }, 400, 'field "nodes": unknown node "gamma"; this queue serves alpha, beta'],
+  ["health of a node named __proto__", "POST", "/v1/health", { who: "alice", body: HEALTH({ node: "__proto__" }) }, 400, 'field "nodes": unknown node "__proto__"; this queue serves alpha, beta'],
+  ["health with an unknown reach", "POST", "/v1/health", { who: "alice", body: HEALTH({ reach: "down" }) }, 400, 'field "nodes.0.reach": Invalid option: expected one of "ok"|"offline"|"timeout"'],
+  ["health with a 1001-character problem", "POST", "/v1/health", { who: "alice", body: HEALTH({ problems: [big(1001)] }) }, 400, 'field "nodes.0.problems.0": Too big: expected string to have <=1000 characters'],
+  ["health with 501 problems", "POST", "/v1/health", { who: "alice", body: HEALTH({ problems: Array(501).fill("x") }) }, 400, 'field "nodes.0.problems": Too big: expected array to have <=500 items'],
+  ["health without a fleet", "POST", "/v1/health", { who: "alice", raw: JSON.stringify({ nodes: [] }) }, 400, 'field "fleet" is required'],
+
   // ---- query parameters ----
   ["limit 0", "GET", "/v1/tasks?limit=0", {}, 400, 'query "limit" must be an integer from 1 to 10000, got "0"'],
   ["limit -1", "GET", "/v1/tasks?limit=-1", {}, 400, 'query "limit" must be an integer from 1 to 10000, got "-1"'],
@@ -275,8 +286,11 @@ const cases: Case[] = [
   ["state with ESC", "GET", "/v1/tasks?state=%1B%5B31m", {}, 400, 'query "state" must be one of pending, running, completed, failed, cancelled, got "\\u001b[31m"'],
   ["node constructor", "GET", "/v1/tasks?node=constructor", {}, 400, 'query "node": unknown node "constructor"'],
   ["node gamma", "GET", "/v1/tasks?node=gamma", {}, 400, 'query "node": unknown node "gamma"'],
-  ["an unknown parameter", "GET", "/v1/tasks?owner=me", {}, 400, 'unknown query parameter "owner" (allowed: state, node, limit)'],
+  ["an unknown parameter", "GET", "/v1/tasks?owner=me", {}, 400, 'unknown query parameter "owner" (allowed: state, node, limit, tag)'],
   ["__proto__ as a parameter", "GET", "/v1/tasks?__proto__=x", {}, 400, RESERVED("query string", "__proto__")],
+  ["tag without =", "GET", "/v1/tasks?tag=gpu", {}, 400, 'query "tag" must be name=value, got "gpu"'],
+  ["tag with an empty name", "GET", "/v1/tasks?tag==true", {}, 400, 'query "tag" must be name=value, got "=true"'],
+  ["tag twice", "GET", "/v1/tasks?tag=a=1&tag=b=2", {}, 400, 'query "tag" is given 2 times; give it once'],
   ["wait timeoutSeconds abc", "GET", "/v1/tasks/2/wait?timeoutSeconds=abc", {}, 400, 'query "timeoutSeconds" must be a number of seconds ≥ 0, got "abc"'],
   ["wait timeoutSeconds -1", "GET", "/v1/tasks/2/wait?timeoutSeconds=-1", {}, 400, 'query "timeoutSeconds" must be a number of seconds ≥ 0, got "-1"'],
   ["wait timeoutSeconds NaN", "GET", "/v1/tasks/2/wait?timeoutSeconds=NaN", {}, 400, 'query "timeoutSeconds" must be a number of seconds ≥ 0, got "NaN"'],

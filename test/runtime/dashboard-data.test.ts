@@ -1,0 +1,91 @@
+/**
+ * The dashboard's data on a real SQLite store: `Store.activity` (tasks submitted and finished per minute,
+ * spend per node per hour) through real submit, claim and complete calls at chosen times, and `chartData`
+ * turning it into uPlot's buckets (every minute and hour of the day present); the tag filter of `list`.
+ */
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CompleteBodySchema, SubmitBodySchema } from "../../runtime/api.js";
+import { chartData } from "../../runtime/dashboard.js";
+import { Store } from "../../runtime/store.js";
+import { tempDir } from "./harness.js";
+
+const NOW = Date.UTC(2026, 11, 7, 12, 0, 30); // 12:00:30 UTC
+const MIN = 60_000;
+const HOUR = 3_600_000;
+
+/** A store with tasks submitted, run and finished at fixed times (ms before NOW). */
+function storeWith(runs: Array<{ node: string; at: number; outcome: "completed" | "failed" | "cancelled" | null; cost?: number; tags?: Record<string, string> }>): Store {
+  const store = new Store(join(tempDir("fleet-dash-data-"), "q.db"), (target) => [target]);
+  for (const r of runs) {
+    const t = store.submit(SubmitBodySchema.parse({ target: r.node, prompt: "x", tags: r.tags ?? {} }), "ann", [r.node], NOW - r.at);
+    if (r.outcome === null) continue;
+    const claim = store.claim(r.node, `${r.node}/w/0`, 60_000, NOW - r.at)!;
+    expect(claim.task.id).toBe(t.id);
+    store.complete(t.id, r.node, CompleteBodySchema.parse({ leaseId: claim.leaseId, outcome: r.outcome, costUsd: r.cost ?? null }), NOW - r.at + 5_000);
+  }
+  return store;
+}
+
+describe("dashboard charts' data", () => {
+  const store = storeWith([
+    { node: "rpi1", at: 30 * HOUR, outcome: "completed", cost: 9 }, // older than 24 h: not shown
+    { node: "rpi1", at: 2 * HOUR + 10 * MIN, outcome: "completed", cost: 0.25 },
+    { node: "rpi1", at: 2 * HOUR + 10 * MIN, outcome: "failed", cost: 0.5 },
+    { node: "imac", at: 90 * MIN, outcome: "completed", cost: 1 },
+    { node: "imac", at: 20 * MIN, outcome: "cancelled" },
+    { node: "imac", at: 20_000, outcome: null, tags: { gpu: "gtx980" } }, // still pending
+  ]);
+
+  it("counts tasks per minute and spend per node per hour since a time", () => {
+    const a = store.activity(NOW - 24 * HOUR);
+    const m = (ms: number) => Math.floor((NOW - ms) / MIN) * MIN;
+    expect(a.submitted).toEqual([
+      { minute: m(2 * HOUR + 10 * MIN), n: 2 },
+      { minute: m(90 * MIN), n: 1 },
+      { minute: m(20 * MIN), n: 1 },
+      { minute: m(20_000), n: 1 },
+    ]);
+    expect(a.finished).toEqual([
+      { minute: m(2 * HOUR + 10 * MIN - 5_000), state: "completed", n: 1 },
+      { minute: m(2 * HOUR + 10 * MIN - 5_000), state: "failed", n: 1 },
+      { minute: m(90 * MIN - 5_000), state: "completed", n: 1 },
+      { minute: m(20 * MIN - 5_000), state: "cancelled", n: 1 },
+    ]);
+    expect(a.spend).toEqual([
+      { hour: Date.UTC(2026, 11, 7, 9), node: "rpi1", usd: 0.75 },
+      { hour: Date.UTC(2026, 11, 7, 10), node: "imac", usd: 1 },
+    ]);
+  });
+
+  it("turns it into uPlot's buckets: every minute and hour of the last 24 h, spend cumulative per node", () => {
+    const d = chartData(store.activity(NOW - 24 * HOUR), ["imac", "rpi1", "rpi2"], NOW);
+    expect(d.tasks.x.length).toBe(24 * 60 + 1);
+    expect([d.tasks.x[0], d.tasks.x.at(-1)]).toEqual([Date.UTC(2026, 11, 6, 12, 0) / 1000, Date.UTC(2026, 11, 7, 12, 0) / 1000]);
+    expect(d.tasks.series.map((s) => [s.label, s.values.reduce((x, y) => x + y, 0)])).toEqual([
+      ["submitted", 5],
+      ["completed", 2],
+      ["failed", 1],
+      ["cancelled", 1],
+    ]);
+    const at = (iso: string) => d.tasks.x.indexOf(Date.parse(iso) / 1000);
+    expect(d.tasks.series[0]!.values[at("2026-12-07T09:50:00Z")]).toBe(2);
+    expect(d.tasks.series[2]!.values[at("2026-12-07T09:50:00Z")]).toBe(1);
+    expect(d.spend.x.length).toBe(25);
+    expect(d.spend.series.map((s) => [s.label, s.values[8], s.values[21], s.values[22], s.values.at(-1)])).toEqual([
+      ["imac", 0, 0, 1, 1],
+      ["rpi1", 0, 0.75, 0.75, 0.75],
+      ["rpi2", 0, 0, 0, 0],
+    ]);
+  });
+
+  it.each([
+    [["gpu", "gtx980"], 1],
+    [["gpu", "GTX980"], 0],
+    [["gpu", ""], 0],
+    [["storage", "nvme"], 0],
+    [['"gpu', "gtx980"], 0],
+  ] as Array<[[string, string], number]>)("lists only the tasks requiring tag %j", (tag, n) => {
+    expect(store.list({ tag }).length).toBe(n);
+  });
+});
