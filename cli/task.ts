@@ -5,6 +5,7 @@
  * 1 the task failed or was cancelled (or the queue is unreachable), 2 bad input.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fleetQueueUrl, type Fleet } from "../model/fleet.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
@@ -26,11 +27,16 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
   cancel <id>                     cancel a pending task, or stop a running one
   priority <id> <high|medium|low> change a pending task's priority
   status                          machines online/offline, pending and running tasks, spend today
+  next [--node NODE]              the task NODE would be given next (default: this node token's node); takes nothing
+  claim <id> [--session NAME]     take a pending task by hand and hold it: stays in the foreground renewing the
+                                  lease until the task is finished (complete, from any shell) or Ctrl-C (gives it back)
+  complete <id> [-n NOTES] [--failed]  finish a claimed task (NOTES "-" reads stdin; they become its result or error)
+  note <id> "<text>"              add a note to a task (text "-" reads stdin)
 
   --json    print JSON instead of text`;
 
 /** The subcommands of `fleet task` besides `delegate`. */
-const TASK_COMMANDS = ["list", "show", "wait", "cancel", "priority", "status"] as const;
+const TASK_COMMANDS = ["list", "show", "wait", "cancel", "priority", "status", "next", "claim", "complete", "note"] as const;
 type TaskCommand = (typeof TASK_COMMANDS)[number];
 
 /**
@@ -117,7 +123,9 @@ export function formatTask(t: Task): string {
     const extra = [t.durationSeconds !== null ? `${t.durationSeconds.toFixed(1)} s` : null, t.costUsd !== null ? `$${t.costUsd.toFixed(4)}` : null, t.exitCode !== null ? `exit ${t.exitCode}` : null].filter(Boolean);
     lines.push(`  finished   ${shown(t.finishedAt)}${extra.length ? ` (${extra.join(", ")})` : ""}`);
   }
+  if (t.claimedBy) lines.push(`  claimed    by ${shown(t.claimedBy)}${t.worker && t.worker !== t.claimedBy ? ` (session ${shown(t.worker)})` : ""}`);
   lines.push(`  prompt     ${oneLine(t.prompt, 200)}`);
+  for (const [i, n] of t.notes.entries()) lines.push(`  ${i === 0 ? "notes     " : "          "} ${shown(n.at)} ${shown(n.author)}: ${printable(n.text, true).replace(/\n/g, "\n             ")}`);
   if (t.error) lines.push(`  error      ${printable(t.error, true)}`);
   if (t.result) lines.push("", printable(t.result, true));
   return lines.join("\n");
@@ -201,6 +209,72 @@ async function delegate(argv: string[], load: FleetLoader): Promise<number> {
   return exitFor(t);
 }
 
+/** Text of a `-n`/note argument: "-" reads stdin; empty text is bad input. */
+function textArg(raw: string, what: string): string {
+  const text = raw === "-" ? readFileSync(0, "utf8") : raw;
+  if (!text.trim()) throw new UserError(`${what} is empty; write something (or leave it out).`);
+  return text;
+}
+
+/**
+ * `fleet task claim`: takes the task, prints it, then renews its lease every third of the lease until the
+ * task is final (finished from any shell: exit 0 completed, 1 otherwise), the lease is lost (exit 1), a
+ * cancel is requested (given up as cancelled, exit 1), or SIGINT/SIGTERM (given back to pending, exit 0).
+ * With `json`, one JSON line when claimed (`{ task, leaseId, leaseSeconds }`) and one with the task at the end.
+ */
+async function claimAndHold(c: QueueClient, url: string | undefined, taskId: number, session: string | undefined, json: boolean): Promise<number> {
+  const a = await call(url, () => c.take(taskId, session));
+  const label = a.task.worker && a.task.worker !== a.task.claimedBy ? `${shown(a.task.worker)} (${shown(a.task.claimedBy)})` : shown(a.task.claimedBy);
+  if (json) print(JSON.stringify(a));
+  else {
+    print(`Task #${taskId} claimed by ${label}; lease ${a.leaseSeconds} s, renewed while this command runs.`);
+    print(formatTask(a.task));
+    print(`\nWork on it, then from any shell: fleet task complete ${taskId} [-n NOTES] [--failed]   (fleet task note ${taskId} "…" meanwhile; Ctrl-C here gives the task back)`);
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const end = (t: Task, text: string, code: number) => {
+    print(json ? JSON.stringify(t) : text);
+    return code;
+  };
+  try {
+    let lastRenewed = Date.now();
+    let leaseMs = a.leaseSeconds * 1000;
+    for (;;) {
+      try {
+        await sleep(Math.max(100, leaseMs / 3), undefined, { signal: stop.signal });
+      } catch {
+        const t = await call(url, () => c.giveBack(taskId, a.leaseId));
+        return end(t, `Task #${taskId} given back: ${shown(t.state)} again.`, 0);
+      }
+      try {
+        const r = await c.renew(taskId, a.leaseId);
+        lastRenewed = Date.now();
+        leaseMs = r.leaseSeconds * 1000;
+        if (r.task.cancelRequested) {
+          const t = await call(url, () => c.finish(taskId, "failed", "cancel requested while claimed"));
+          return end(t, `Task #${taskId} ${shown(t.state)}: a cancel was requested, so the claim ends.`, 1);
+        }
+      } catch (err) {
+        if (err instanceof QueueError && err.status === 409) {
+          const t = await call(url, () => c.get(taskId));
+          if (FINAL_STATES.includes(t.state)) return end(t, `Task #${taskId} ${shown(t.state)}.`, exitFor(t));
+          return end(t, `Task #${taskId}: lease lost (the queue did not hear from this command for ${a.leaseSeconds} s); it is ${shown(t.state)} again.`, 1);
+        }
+        if (err instanceof QueueError) await call(url, () => Promise.reject(err));
+        // Unreachable for now: keep trying while the lease may still be ours.
+        if (Date.now() - lastRenewed > leaseMs) throw new UserError(`Task #${taskId}: the queue at ${url ?? process.env.FLEET_QUEUE_URL} could not be reached for the whole lease (${a.leaseSeconds} s); the claim is lost.`, 1);
+        process.stderr.write(`fleet task claim: cannot reach the queue (${(err as Error & { code?: string }).code ?? (err as Error).message}); retrying\n`);
+      }
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
 async function status(c: QueueClient, url: string | undefined, json: boolean): Promise<number> {
   const [nodes, pending, running, stats] = await Promise.all([
     call(url, () => c.nodes()),
@@ -241,13 +315,21 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
   if (cmd === "delegate") return delegate(rest, load);
   if (!(TASK_COMMANDS as readonly string[]).includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
   const command = cmd as TaskCommand;
-  const extra = cmd === "list" ? { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } } : cmd === "wait" ? { timeout: { type: "string" } } : {};
+  const extras: Partial<Record<TaskCommand, Record<string, { type: "string" | "boolean"; short?: string }>>> = {
+    list: { status: { type: "string" }, node: { type: "string" }, limit: { type: "string" } },
+    wait: { timeout: { type: "string" } },
+    next: { node: { type: "string" } },
+    claim: { session: { type: "string" } },
+    complete: { notes: { type: "string", short: "n" }, failed: { type: "boolean" } },
+  };
+  const extra = extras[command] ?? {};
   // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
   const parsed = parseVerb(rest, { verb: `task ${cmd}`, usage: USAGE, options: { ...common, ...extra } as typeof common & Record<string, { type: "string" }> });
   if (!parsed) return 0;
   const f = parsed.values;
   const positionals = [...parsed.positionals, ...parsed.rest];
   const fx = f as typeof f & Record<string, string | undefined>;
+  const fb = f as typeof f & Record<string, boolean | undefined>;
   const want = (n: number) => {
     if (positionals.length !== n) throw new UserError(`fleet task ${cmd}: expected ${n} argument(s), got ${positionals.length}.\n\n${USAGE}`);
   };
@@ -297,6 +379,40 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
     case "status": {
       want(0);
       return status(await client(f, load), f.queue, !!f.json);
+    }
+    case "next": {
+      want(0);
+      const c = await client(f, load);
+      const n = await call(f.queue, () => c.next(fx.node));
+      if (f.json) print(JSON.stringify(n, null, 2));
+      else {
+        const budget = n.overBudget ? `\n(node ${shown(n.node)} is at its budget cap for today: its worker takes nothing until the UTC day turns)` : "";
+        print(n.task ? `Next for node ${shown(n.node)}:\n${formatTask(n.task)}${budget}` : `No task is ready for node ${shown(n.node)}.${budget}`);
+      }
+      return 0;
+    }
+    case "claim": {
+      want(1);
+      const taskId = id(positionals[0]);
+      return claimAndHold(await client(f, load), f.queue, taskId, fx.session, !!f.json);
+    }
+    case "complete": {
+      want(1);
+      const taskId = id(positionals[0]);
+      const notes = fx.notes === undefined ? null : textArg(fx.notes, "--notes");
+      const c = await client(f, load);
+      const t = await call(f.queue, () => c.finish(taskId, fb.failed ? "failed" : "completed", notes));
+      print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} ${shown(t.state)}.`);
+      return 0;
+    }
+    case "note": {
+      want(2);
+      const taskId = id(positionals[0]);
+      const text = textArg(positionals[1]!, "the note");
+      const c = await client(f, load);
+      const t = await call(f.queue, () => c.note(taskId, text));
+      print(f.json ? JSON.stringify(t, null, 2) : `Note added to task #${t.id} (${t.notes.length} note${t.notes.length === 1 ? "" : "s"}).`);
+      return 0;
     }
     default: {
       // Every command is a case above: the compiler proves it.

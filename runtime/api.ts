@@ -38,6 +38,10 @@ export const MAX_CWD_BYTES = 4096;
 export const MAX_TAGS = 32;
 /** Deepest nesting of objects and arrays in a request body (the deepest real one is 2: `tags.<name>`). */
 export const MAX_BODY_DEPTH = 8;
+/** Largest note (and `complete -n` notes) on a task, in bytes of UTF-8 (16 KiB). */
+export const MAX_NOTE_BYTES = 16 * 1024;
+/** Most notes one task holds (a note past it is a 409). */
+export const MAX_NOTES = 100;
 /** Object keys no request may use: assigning them on a plain object changes its prototype or shadows it. */
 export const RESERVED_KEYS: readonly string[] = ["__proto__", "constructor", "prototype"];
 
@@ -239,6 +243,32 @@ export type CompleteInput = z.input<typeof CompleteBodySchema>;
 /** `POST /v1/tasks/:id/release` body (graceful shutdown: back to pending, no attempt counted). */
 export const ReleaseBodySchema = z.object({ leaseId }).strict();
 
+/**
+ * `POST /v1/tasks/:id/claim` body: an interactive session (a person, or Claude in a node's shell) takes one
+ * pending task by id. `session` names the session in the task's worker field and the claim notification
+ * (e.g. `MacBook-Claude`); one printable line, 1-100 characters; default the token's name.
+ */
+export const TakeBodySchema = z.object({ session: oneLine(100).min(1).optional() }).strict();
+
+/** `POST /v1/tasks/:id/claim/renew` and `…/claim/release` body: the lease the claim returned. */
+export const LeaseBodySchema = z.object({ leaseId }).strict();
+
+/**
+ * `POST /v1/tasks/:id/finish` body: the claimant (or an operator) ends an interactive claim. `notes`, at most
+ * {@link MAX_NOTE_BYTES}, become the result (completed) or the error (failed), and a note of its author.
+ */
+export const FinishBodySchema = z
+  .object({
+    outcome: z.enum(["completed", "failed"]),
+    notes: manyLines(MAX_NOTE_BYTES, "16 KiB").min(1, "the notes are empty; leave the field out instead").nullable().default(null),
+  })
+  .strict();
+/** A validated finish body. */
+export type FinishBody = z.infer<typeof FinishBodySchema>;
+
+/** `POST /v1/tasks/:id/notes` body: one note, 1 byte to {@link MAX_NOTE_BYTES} of text (several lines allowed). */
+export const NoteBodySchema = z.object({ text: manyLines(MAX_NOTE_BYTES, "16 KiB").min(1, "the note is empty") }).strict();
+
 /** `POST /v1/tasks/:id/priority` body. */
 export const PriorityBodySchema = z.object({ priority: z.enum(PRIORITIES) }).strict();
 
@@ -278,6 +308,35 @@ export interface Task {
   exitCode: number | null;
   durationSeconds: number | null;
   costUsd: number | null;
+  /** The token name (person or node) whose interactive session holds (or last held) the task; null when a worker runs it. */
+  claimedBy: string | null;
+  /** Notes, oldest first (at most {@link MAX_NOTES}). */
+  notes: TaskNote[];
+}
+
+/** One note on a task: who wrote it (a token's name), when (ISO time) and what. */
+export interface TaskNote {
+  author: string;
+  at: string;
+  text: string;
+}
+
+/**
+ * `GET /v1/next?node=` answer: the pending task `node`'s next claim would lease (highest priority, then oldest),
+ * or null when none is ready for it. `overBudget`: the node is at its daily cap, so its worker takes nothing
+ * until the UTC day turns (the task is still the one it would take then).
+ */
+export interface NextAnswer {
+  node: string;
+  task: Task | null;
+  overBudget: boolean;
+}
+
+/** `POST /v1/tasks/:id/claim` answer: the task (running, leased to the session) and its lease; renew within `leaseSeconds`. */
+export interface TakeAnswer {
+  task: Task;
+  leaseId: string;
+  leaseSeconds: number;
 }
 
 /** `POST /v1/claim` answer when a task was leased. */

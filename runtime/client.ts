@@ -4,7 +4,7 @@
  * sends the node's bearer token; errors carry the server's status and message.
  */
 import { Pool } from "undici";
-import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type Task, type TaskState } from "./api.js";
+import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
 export class QueueError extends Error {
@@ -139,6 +139,30 @@ export class QueueClient {
   /** `POST /v1/tasks/:id/release`: gives a running task back (no attempt counted). */
   release(id: number, leaseId: string): Promise<Task> {
     return this.request("POST", `/v1/tasks/${id}/release`, { leaseId });
+  }
+  /** `GET /v1/next`: the task `node` would be given next (default: this node token's own node), without taking it. */
+  next(node?: string): Promise<NextAnswer> {
+    return this.request("GET", `/v1/next${node === undefined ? "" : `?node=${encodeURIComponent(node)}`}`);
+  }
+  /** `POST /v1/tasks/:id/claim`: an interactive session takes a pending task; renew the lease within `leaseSeconds`. */
+  take(id: number, session?: string): Promise<TakeAnswer> {
+    return this.request("POST", `/v1/tasks/${id}/claim`, session === undefined ? {} : { session });
+  }
+  /** `POST /v1/tasks/:id/claim/renew`: renews an interactive claim's lease (409 once it is lost or the task is finished). */
+  renew(id: number, leaseId: string): Promise<{ task: Task; leaseSeconds: number }> {
+    return this.request("POST", `/v1/tasks/${id}/claim/renew`, { leaseId });
+  }
+  /** `POST /v1/tasks/:id/claim/release`: gives an interactively claimed task back (pending, no attempt counted). */
+  giveBack(id: number, leaseId: string): Promise<Task> {
+    return this.request("POST", `/v1/tasks/${id}/claim/release`, { leaseId });
+  }
+  /** `POST /v1/tasks/:id/finish`: ends an interactive claim; `notes` become the result (or error) and a note. */
+  finish(id: number, outcome: "completed" | "failed", notes: string | null = null): Promise<Task> {
+    return this.request("POST", `/v1/tasks/${id}/finish`, { outcome, notes });
+  }
+  /** `POST /v1/tasks/:id/notes`: appends a note under this token's name. */
+  note(id: number, text: string): Promise<Task> {
+    return this.request("POST", `/v1/tasks/${id}/notes`, { text });
   }
   /** `GET /v1/nodes`: presence of every node. */
   async nodes(): Promise<NodePresence[]> {

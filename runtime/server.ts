@@ -13,17 +13,23 @@ import {
   CompleteBodySchema,
   FINAL_STATES,
   HealthReportSchema,
+  FinishBodySchema,
   HeartbeatBodySchema,
+  LeaseBodySchema,
+  NoteBodySchema,
   PresenceBodySchema,
   PriorityBodySchema,
   ReleaseBodySchema,
   SubmitBodySchema,
+  TakeBodySchema,
   TASK_STATES,
   quoted,
   type ClaimAnswer,
   type ReportedHealth,
+  type NextAnswer,
   type NodeInfo,
   type Stats,
+  type TakeAnswer,
   type Task,
   type TaskState,
 } from "./api.js";
@@ -32,6 +38,7 @@ import { CHANGE, installAuth, scopes, WORKER, who, type Principal } from "./auth
 import type { TokensFile } from "./config.js";
 import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, tagFilter, taskId } from "./http.js";
 import { queueMetrics } from "./metrics.js";
+import { claimNotification, finishNotification, publish, type Notification } from "./ntfy.js";
 import { Presence, utcDayStart } from "./presence.js";
 import { Store } from "./store.js";
 import { Waiters } from "./waiters.js";
@@ -345,6 +352,107 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return t;
   });
 
+  // ---- The interactive flow: a person, or Claude in a node's shell, takes a task by hand (runtime/README.md). ----
+
+  /** Notifications the server itself sends (interactive claims and finishes), awaited on close. */
+  const notifications = new Set<Promise<void>>();
+  const notify = (req: FastifyRequest, make: (base: string) => Notification, taskNo: number) => {
+    const ntfy = tokens.ntfy;
+    if (!ntfy) return;
+    const base = (opts.publicUrl ?? tokens.publicUrl ?? `http://${req.headers.host}`).replace(/\/+$/, "");
+    const p = publish(ntfy, make(base)).then((r) => {
+      if (!r.ok) process.stderr.write(`fleet queue: ntfy notification for task ${taskNo} not sent (${r.error}); the task is recorded\n`);
+    });
+    notifications.add(p);
+    void p.finally(() => notifications.delete(p));
+  };
+  /** The node a principal speaks for in the interactive flow: its own node, or null for a person. */
+  const nodeFor = (p: Principal) => (p.kind === "node" ? p.name : null);
+  /** An interactive claim belongs to the token that made it: only it renews or gives it back. */
+  const mustBeClaimant = (req: FastifyRequest, t: Task) => {
+    const p = who(req);
+    if (t.state !== "running" || t.claimedBy === null) throw new HttpError(409, `task ${t.id} is ${t.state}${t.state === "running" ? ` on worker ${t.worker}, not under an interactive claim` : ""}; there is no claim to change`);
+    if (t.claimedBy !== p.name) throw new HttpError(403, `task ${t.id} is claimed by ${t.claimedBy}; only that token renews or releases the claim`);
+  };
+
+  app.get("/v1/next", async (req): Promise<NextAnswer> => {
+    const q = req.query as Record<string, unknown>;
+    onlyQuery(q, ["node"]);
+    const p = who(req);
+    const node = queryValue(q, "node") ?? nodeFor(p) ?? undefined;
+    if (node === undefined) throw new HttpError(400, `query "node" is required for ${p.kind === "person" ? `${p.scope} ${p.name}` : p.name}'s token (a person has no node of their own)`);
+    if (!nodes.has(node)) throw new HttpError(400, `query "node": unknown node ${quoted(node)}`);
+    if (p.kind === "node" && node !== p.name) throw new HttpError(403, `this token belongs to node ${p.name}; it peeks only its own node's next task, not node ${node}'s`);
+    return { node, task: store.peek(node), overBudget: presence.overBudget(node) !== null };
+  });
+
+  app.post("/v1/tasks/:id/claim", scopes(CHANGE), async (req, reply): Promise<TakeAnswer> => {
+    const id = taskId((req.params as { id: string }).id);
+    const body = parse(TakeBodySchema, req.body);
+    mustSee(req, id);
+    const p = who(req);
+    const session = body.session ?? p.name;
+    const r = await store.grouped(() => store.claimTask(id, { node: nodeFor(p), worker: session, claimedBy: p.name }, leaseMs, Date.now()));
+    if (!r) throw new HttpError(404, `no task ${id}`);
+    if (r.kind === "not-pending") {
+      const t = r.task;
+      throw new HttpError(409, `task ${id} is ${t.state}${t.state === "running" ? ` (${t.claimedBy ? `claimed by ${t.claimedBy}` : `on worker ${t.worker}`})` : ""}; only a pending task can be claimed`);
+    }
+    changed(r.task);
+    notify(req, (base) => claimNotification(r.task, base), id);
+    return reply.code(200).send({ task: r.task, leaseId: r.leaseId, leaseSeconds });
+  });
+
+  app.post("/v1/tasks/:id/claim/renew", scopes(CHANGE), async (req) => {
+    const id = taskId((req.params as { id: string }).id);
+    const { leaseId } = parse(LeaseBodySchema, req.body);
+    const before = mustGet(id);
+    mustBeClaimant(req, before);
+    const t = store.heartbeat(id, leaseId, leaseMs, Date.now());
+    if (!t) throw new HttpError(409, `lease lost: task ${id} is claimed under another lease`);
+    return { task: t, leaseSeconds };
+  });
+
+  app.post("/v1/tasks/:id/claim/release", scopes(CHANGE), async (req) => {
+    const id = taskId((req.params as { id: string }).id);
+    const { leaseId } = parse(LeaseBodySchema, req.body);
+    mustBeClaimant(req, mustGet(id));
+    const t = store.release(id, leaseId);
+    if (!t) throw new HttpError(409, `lease lost: task ${id} is claimed under another lease`);
+    taskReady(t);
+    return t;
+  });
+
+  app.post("/v1/tasks/:id/finish", scopes(CHANGE), async (req) => {
+    const id = taskId((req.params as { id: string }).id);
+    const body = parse(FinishBodySchema, req.body);
+    const before = mustSee(req, id);
+    const p = who(req);
+    if (before.state === "running" && before.claimedBy !== null && before.claimedBy !== p.name && !(p.kind === "person" && p.scope === "operator")) {
+      throw new HttpError(403, `task ${id} is claimed by ${before.claimedBy}; only that token or an operator finishes it`);
+    }
+    const r = await store.grouped(() => store.finishClaimed(id, body.outcome, body.notes, p.name, Date.now()));
+    if (!r) throw new HttpError(404, `no task ${id}`);
+    if (r.kind === "not-claimed") {
+      const t = r.task;
+      throw new HttpError(409, `task ${id} is ${t.state}${t.state === "running" ? ` on worker ${t.worker}, which reports it itself` : ""}; only a task under an interactive claim (fleet task claim) is finished by hand`);
+    }
+    taskFinal(r.task);
+    notify(req, (base) => finishNotification(r.task, base), id);
+    return r.task;
+  });
+
+  app.post("/v1/tasks/:id/notes", scopes(CHANGE), async (req, reply) => {
+    const id = taskId((req.params as { id: string }).id);
+    const { text } = parse(NoteBodySchema, req.body);
+    mustSee(req, id);
+    const r = await store.grouped(() => store.addNote(id, who(req).name, text, Date.now()));
+    if (!r) throw new HttpError(404, `no task ${id}`);
+    if (r.kind === "full") throw new HttpError(409, `task ${id} already has ${r.task.notes.length} notes, the most a task holds`);
+    changed(r.task);
+    return reply.code(201).send(r.task);
+  });
+
   app.get("/v1/nodes", async () => ({ nodes: presence.all() }));
 
   app.get("/v1/nodes/me", scopes(WORKER), async (req): Promise<NodeInfo> => {
@@ -400,6 +508,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     waiters.close();
     dashboard.close();
     await app.close();
+    await Promise.all(notifications);
     store.close();
   };
   return { app, store, close };

@@ -10,7 +10,7 @@
  */
 import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
-import { FINAL_STATES, PRIORITIES, type CompleteBody, type Priority, type SubmitBody, type Task, type TaskState, type TASK_STATES } from "./api.js";
+import { FINAL_STATES, MAX_NOTES, PRIORITIES, type CompleteBody, type Priority, type SubmitBody, type Task, type TaskNote, type TaskState, type TASK_STATES } from "./api.js";
 
 /** Returns the nodes that may run a task with this target and required tags (the server's fleet view). */
 export type EligibleNodes = (target: string, tags: Record<string, string>) => string[];
@@ -34,6 +34,21 @@ export type CompleteOutcome =
   | { kind: "duplicate"; task: Task }
   /** The lease is gone (expired and re-queued, or another worker holds the task). */
   | { kind: "lost"; task: Task };
+
+/** Result of {@link Store.claimTask} (an interactive session taking one task by id). */
+export type TakeOutcome =
+  | { kind: "ok"; task: Task; leaseId: string }
+  /** The task is not pending (running, or final): nothing changed. */
+  | { kind: "not-pending"; task: Task };
+
+/** Result of {@link Store.finishClaimed}. */
+export type FinishOutcome =
+  | { kind: "ok"; task: Task }
+  /** The task is not running under an interactive claim (pending, final, or run by a worker): nothing changed. */
+  | { kind: "not-claimed"; task: Task };
+
+/** Result of {@link Store.addNote}. */
+export type NoteOutcome = { kind: "ok"; task: Task } | { kind: "full"; task: Task };
 
 /** Filter for {@link Store.list}. */
 export interface ListFilter {
@@ -78,6 +93,8 @@ interface TaskRow {
   exit_code: number | null;
   duration_seconds: number | null;
   cost_usd: number | null;
+  notes: string;
+  claimed_by: string | null;
 }
 
 const SCHEMA = `
@@ -121,6 +138,7 @@ CREATE INDEX IF NOT EXISTS tasks_spend ON tasks(finished_at, node, cost_usd) WHE
 -- The dashboard's charts (Store.activity): tasks submitted and finished per minute over the last 24 h.
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at, state) WHERE finished_at IS NOT NULL;
+-- Columns added after the first release: a database made before them gets them at open (see MIGRATIONS).
 CREATE TABLE IF NOT EXISTS ready (
   node TEXT NOT NULL,
   priority INTEGER NOT NULL,
@@ -135,6 +153,16 @@ CREATE TABLE IF NOT EXISTS nodes (
   message TEXT
 );
 `;
+
+/**
+ * Columns added to `tasks` after the first release, added at open when missing (ALTER TABLE ADD COLUMN keeps
+ * the rows): `notes` is a JSON array of {@link TaskNote} as stored (`at` in epoch ms), `claimed_by` the
+ * token name of an interactive claim (null for a worker's).
+ */
+const MIGRATIONS: Array<[column: string, ddl: string]> = [
+  ["notes", "ALTER TABLE tasks ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'"],
+  ["claimed_by", "ALTER TABLE tasks ADD COLUMN claimed_by TEXT"],
+];
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -167,6 +195,8 @@ function toTask(r: TaskRow): Task {
     exitCode: r.exit_code,
     durationSeconds: r.duration_seconds,
     costUsd: r.cost_usd,
+    claimedBy: r.claimed_by,
+    notes: (JSON.parse(r.notes) as Array<{ author: string; at: number; text: string }>).map((n): TaskNote => ({ author: n.author, at: iso(n.at)!, text: n.text })),
   };
 }
 
@@ -195,6 +225,8 @@ export class Store {
     this.db.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(SCHEMA);
+    const columns = new Set((this.db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as Array<{ name: string }>).map((c) => c.name));
+    for (const [column, ddl] of MIGRATIONS) if (!columns.has(column)) this.db.exec(ddl);
     this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
@@ -211,7 +243,22 @@ export class Store {
       ),
       lease: this.db.prepare(
         `UPDATE tasks SET state = 'running', attempts = attempts + 1, node = @node, worker = @worker, lease_id = @leaseId,
-           lease_expires_at = @expires, started_at = @now, claim_seq = @seq WHERE id = @id AND state = 'pending' RETURNING *`,
+           lease_expires_at = @expires, started_at = @now, claim_seq = @seq, claimed_by = @claimedBy WHERE id = @id AND state = 'pending' RETURNING *`,
+      ),
+      // The next task a node would be given (what claim takes), without taking it.
+      peekReady: this.db.prepare(
+        `SELECT t.* FROM ready r JOIN tasks t ON t.id = r.task_id AND t.state = 'pending' WHERE r.node = ? ORDER BY r.priority, r.task_id LIMIT 1`,
+      ),
+      // An interactive claim's end: the claimant's outcome (cancelled instead of failed when a cancel was requested).
+      finishClaimed: this.db.prepare(
+        `UPDATE tasks SET state = CASE WHEN cancel_requested = 1 AND @outcome <> 'completed' THEN 'cancelled' ELSE @outcome END,
+           finished_at = @now, lease_expires_at = NULL, result = @result, error = @error,
+           duration_seconds = MAX(0, @now - started_at) / 1000.0,
+           notes = CASE WHEN @note IS NULL THEN notes ELSE json_insert(notes, '$[#]', json(@note)) END
+         WHERE id = @id AND state = 'running' AND claimed_by IS NOT NULL RETURNING *`,
+      ),
+      addNote: this.db.prepare(
+        `UPDATE tasks SET notes = json_insert(notes, '$[#]', json(@note)) WHERE id = @id AND json_array_length(notes) < @max RETURNING *`,
       ),
       renew: this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_id = ?"),
       finish: this.db.prepare(
@@ -229,10 +276,10 @@ export class Store {
          WHERE id = @id AND state = 'running' AND lease_id = @leaseId AND node = @node RETURNING *`,
       ),
       requeue: this.db.prepare(
-        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, error = ? WHERE id = ?",
+        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, claimed_by = NULL, error = ? WHERE id = ?",
       ),
       release: this.db.prepare(
-        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, attempts = attempts - 1 WHERE id = ?",
+        "UPDATE tasks SET state = 'pending', lease_id = NULL, lease_expires_at = NULL, claimed_by = NULL, attempts = attempts - 1 WHERE id = ?",
       ),
       expired: this.db.prepare("SELECT * FROM tasks WHERE state = 'running' AND lease_expires_at < ?"),
       cancelPending: this.db.prepare("UPDATE tasks SET state = 'cancelled', finished_at = ? WHERE id = ?"),
@@ -368,11 +415,71 @@ export class Store {
         const ready = this.st.takeReady.get(node) as { task_id: number } | undefined;
         if (!ready) return null;
         const leaseId = randomUUID();
-        const row = this.st.lease.get({ id: ready.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1 }) as TaskRow | undefined;
+        const row = this.st.lease.get({ id: ready.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: null }) as TaskRow | undefined;
         if (!row) continue; // an index entry of a task that is no longer pending: dropped, try the next
         this.claimSeq++;
         return { task: toTask(row), leaseId };
       }
+    });
+  }
+
+  /**
+   * The task {@link claim} would lease to `node` now (highest priority, then oldest), without changing
+   * anything; null when none is ready. The budget cap is the caller's to check.
+   */
+  peek(node: string): Task | null {
+    const row = this.st.peekReady.get(node) as TaskRow | undefined;
+    return row ? toTask(row) : null;
+  }
+
+  /**
+   * Leases one pending task by id to an interactive session (a person or a node's Claude taking it by
+   * hand): it leaves the ready index, counts an attempt, and holds a lease of `leaseMs` from `now` that the
+   * session renews with {@link heartbeat}. Returns undefined for an unknown id.
+   * @param by.node the claiming node, or null for a person (the task then runs on no node)
+   * @param by.worker the session's label, shown as the task's worker (one printable line)
+   * @param by.claimedBy the name of the token that claimed (who may renew, release and finish it)
+   */
+  claimTask(id: number, by: { node: string | null; worker: string; claimedBy: string }, leaseMs: number, now: number): TakeOutcome | undefined {
+    return this.atomic((): TakeOutcome | undefined => {
+      const leaseId = randomUUID();
+      const row = this.st.lease.get({ id, node: by.node, worker: by.worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: by.claimedBy }) as TaskRow | undefined;
+      if (!row) {
+        const t = this.getRow(id);
+        return t ? { kind: "not-pending", task: t } : undefined;
+      }
+      this.claimSeq++;
+      this.st.deleteReady.run(id);
+      return { kind: "ok", task: toTask(row), leaseId };
+    });
+  }
+
+  /**
+   * Ends an interactive claim with the claimant's outcome: `completed` records `text` as the result, `failed`
+   * as the error (cancelled instead when a cancel was requested); `text` is also appended as `author`'s note.
+   * The caller checks who may. Returns undefined for an unknown id.
+   * @param text the claimant's notes, or null
+   */
+  finishClaimed(id: number, outcome: "completed" | "failed", text: string | null, author: string, now: number): FinishOutcome | undefined {
+    return this.atomic((): FinishOutcome | undefined => {
+      const note = text === null ? null : JSON.stringify({ author, at: now, text });
+      const row = this.st.finishClaimed.get({ id, outcome, now, result: outcome === "completed" ? text : null, error: outcome === "failed" ? text : null, note }) as TaskRow | undefined;
+      if (row) return { kind: "ok", task: toTask(row) };
+      const t = this.getRow(id);
+      return t ? { kind: "not-claimed", task: t } : undefined;
+    });
+  }
+
+  /**
+   * Appends a note (`author`, `now`, `text`) to a task in any state; `full` when it already has
+   * {@link MAX_NOTES}. Returns undefined for an unknown id.
+   */
+  addNote(id: number, author: string, text: string, now: number): NoteOutcome | undefined {
+    return this.atomic((): NoteOutcome | undefined => {
+      const row = this.st.addNote.get({ id, note: JSON.stringify({ author, at: now, text }), max: MAX_NOTES }) as TaskRow | undefined;
+      if (row) return { kind: "ok", task: toTask(row) };
+      const t = this.getRow(id);
+      return t ? { kind: "full", task: t } : undefined;
     });
   }
 
@@ -442,7 +549,8 @@ export class Store {
       const requeued: Task[] = [];
       const finished: Task[] = [];
       for (const row of this.st.expired.all(now) as TaskRow[]) {
-        const lost = `lease of worker ${row.worker} on node ${row.node} expired at ${iso(row.lease_expires_at)} (attempt ${row.attempts} of ${row.max_attempts})`;
+        const holder = row.claimed_by === null ? `lease of worker ${row.worker} on node ${row.node}` : `claim by ${row.claimed_by} (session ${row.worker})`;
+        const lost = `${holder} expired at ${iso(row.lease_expires_at)} (attempt ${row.attempts} of ${row.max_attempts})`;
         if (row.cancel_requested === 1 || row.attempts >= row.max_attempts) {
           const state = row.cancel_requested === 1 ? "cancelled" : "failed";
           this.st.finish.run({ id: row.id, state, now, result: null, error: lost, exitCode: null, durationSeconds: null, costUsd: null, chosenModel: null, modelReason: null });
