@@ -8,3 +8,4 @@ await runRuntimeBench((text) => process.stdout.write(text));
 await (await import("./status.bench.js")).runStatusBench((line) => process.stdout.write(`\nfleet status (scripts): ${line}\n`));
 await (await import("./dependson.bench.js")).runDependsOnBench((line) => process.stdout.write(`\nPulumi SDK dependsOn (minimal reproduction): ${line}\n`));
 await (await import("./dashboard.bench.js")).runDashboardBench((line) => process.stdout.write(`\ndashboard: ${line}\n`));
+await (await import("./stats.bench.js")).runStatsBench((line) => process.stdout.write(`\nqueue stats: ${line}\n`));

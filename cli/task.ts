@@ -32,11 +32,13 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
                                   lease until the task is finished (complete, from any shell) or Ctrl-C (gives it back)
   complete <id> [-n NOTES] [--failed]  finish a claimed task (NOTES "-" reads stdin; they become its result or error)
   note <id> "<text>"              add a note to a task (text "-" reads stdin)
+  purge --older-than DURATION     delete completed, failed and cancelled tasks that finished longer ago than
+                                  DURATION (90m, 12h, 30d; at least 1m; an operator's token); stats keep counting them
 
   --json    print JSON instead of text`;
 
 /** The subcommands of `fleet task` besides `delegate`. */
-const TASK_COMMANDS = ["list", "show", "wait", "cancel", "priority", "status", "next", "claim", "complete", "note"] as const;
+const TASK_COMMANDS = ["list", "show", "wait", "cancel", "priority", "status", "next", "claim", "complete", "note", "purge"] as const;
 type TaskCommand = (typeof TASK_COMMANDS)[number];
 
 /**
@@ -209,6 +211,22 @@ async function delegate(argv: string[], load: FleetLoader): Promise<number> {
   return exitFor(t);
 }
 
+/** Units of {@link durationSeconds}, in seconds. */
+const UNITS = new Map([["s", 1], ["m", 60], ["h", 3600], ["d", 86_400]]);
+
+/**
+ * Parses a duration flag: a whole number and a unit, `90s`, `90m`, `12h`, `30d`, from 1 minute to 100 years;
+ * returns seconds. Throws UserError (exit 2) naming the flag otherwise.
+ */
+export function durationSeconds(raw: string | undefined, flag: string): number {
+  const m = raw === undefined ? null : /^([0-9]{1,7})([smhd])$/.exec(raw);
+  const s = m ? Number(m[1]) * UNITS.get(m[2]!)! : NaN;
+  if (!(s >= 60 && s <= 100 * 365 * 86_400)) {
+    throw new UserError(`--${flag} must be a duration from 1m to 36500d: a whole number and s, m, h or d (e.g. 30d, 12h, 90m), got ${raw === undefined ? "nothing" : `"${printable(raw)}"`}.`);
+  }
+  return s;
+}
+
 /** Text of a `-n`/note argument: "-" reads stdin; empty text is bad input. */
 function textArg(raw: string, what: string): string {
   const text = raw === "-" ? readFileSync(0, "utf8") : raw;
@@ -295,7 +313,8 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
   const line = (t: Task) => `  #${t.id} [${shown(t.node ?? t.target)}] ${shown(t.priority)}  ${oneLine(t.prompt, 60)}`;
   out.push(`=== Pending Tasks (${stats.byState.pending}) ===`, ...(pending.length ? pending.map(line) : ["  No pending tasks"]), "");
   out.push(`=== In Progress Tasks (${stats.byState.running}) ===`, ...(running.length ? running.map(line) : ["  No tasks in progress"]), "");
-  out.push(`Completed ${stats.byState.completed}, failed ${stats.byState.failed}, cancelled ${stats.byState.cancelled}; spent today $${stats.spentTodayUsd.toFixed(2)}`);
+  const purged = stats.purged ? ` (${stats.purged} of them purged)` : "";
+  out.push(`Completed ${stats.byState.completed}, failed ${stats.byState.failed}, cancelled ${stats.byState.cancelled}${purged}; spent today $${stats.spentTodayUsd.toFixed(2)}`);
   print(out.join("\n"));
   return 0;
 }
@@ -321,6 +340,7 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
     next: { node: { type: "string" } },
     claim: { session: { type: "string" } },
     complete: { notes: { type: "string", short: "n" }, failed: { type: "boolean" } },
+    purge: { "older-than": { type: "string" } },
   };
   const extra = extras[command] ?? {};
   // `--help` wins over every other check (no queue URL, missing arguments): it answers before anything runs.
@@ -403,6 +423,14 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
       const c = await client(f, load);
       const t = await call(f.queue, () => c.finish(taskId, fb.failed ? "failed" : "completed", notes));
       print(f.json ? JSON.stringify(t, null, 2) : `Task #${t.id} ${shown(t.state)}.`);
+      return 0;
+    }
+    case "purge": {
+      want(0);
+      const olderThan = durationSeconds(fx["older-than"], "older-than");
+      const c = await client(f, load);
+      const r = await call(f.queue, () => c.purge(olderThan));
+      print(f.json ? JSON.stringify(r, null, 2) : `Purged ${r.purged} task${r.purged === 1 ? "" : "s"} finished before ${r.finishedBefore} (${r.purgedTotal} purged in all; stats still count them).`);
       return 0;
     }
     case "note": {

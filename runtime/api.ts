@@ -269,6 +269,17 @@ export type FinishBody = z.infer<typeof FinishBodySchema>;
 /** `POST /v1/tasks/:id/notes` body: one note, 1 byte to {@link MAX_NOTE_BYTES} of text (several lines allowed). */
 export const NoteBodySchema = z.object({ text: manyLines(MAX_NOTE_BYTES, "16 KiB").min(1, "the note is empty") }).strict();
 
+/** `POST /v1/purge` body: delete the completed, failed and cancelled tasks that finished more than `olderThanSeconds` ago (at least 60). */
+export const PurgeBodySchema = z
+  .object({
+    olderThanSeconds: z
+      .number()
+      .min(60, "at least 60 seconds")
+      .max(100 * 365 * 86400, "at most 100 years")
+      .refine(Number.isInteger, "a whole number of seconds"),
+  })
+  .strict();
+
 /** `POST /v1/tasks/:id/priority` body. */
 export const PriorityBodySchema = z.object({ priority: z.enum(PRIORITIES) }).strict();
 
@@ -381,9 +392,13 @@ export interface NodePresence {
   roles: string[];
 }
 
-/** `GET /v1/stats` answer. */
+/**
+ * `GET /v1/stats` answer. Counts are of every task the queue has had, the purged ones included (kept as
+ * tasks change, not counted at each call); `purged` is how many tasks retention and purges removed.
+ */
 export interface Stats {
   byState: Record<TaskState, number>;
+  purged: number;
   byNode: Record<string, Partial<Record<TaskState, number>>>;
   spentTodayUsd: number;
   spentTodayByNode: Record<string, number>;

@@ -164,6 +164,10 @@ export class QueueClient {
   note(id: number, text: string): Promise<Task> {
     return this.request("POST", `/v1/tasks/${id}/notes`, { text });
   }
+  /** `POST /v1/purge` (operator): deletes the final tasks that finished more than `olderThanSeconds` ago; returns how many. */
+  purge(olderThanSeconds: number): Promise<{ purged: number; finishedBefore: string; purgedTotal: number }> {
+    return this.request("POST", "/v1/purge", { olderThanSeconds });
+  }
   /** `GET /v1/nodes`: presence of every node. */
   async nodes(): Promise<NodePresence[]> {
     return (await this.request<{ nodes: NodePresence[] }>("GET", "/v1/nodes")).nodes;

@@ -84,7 +84,8 @@ export const NtfySchema = z
 
 /**
  * The tokens file: JSON `{ "nodes": { "<node>": TokensNode }, "people": { "<person>": TokensPerson },
- * "ntfy": Ntfy | null, "publicUrl"?: string }`. `publicUrl` is the queue's URL as users reach it (used for
+ * "ntfy": Ntfy | null, "publicUrl"?: string, "retentionDays"?: number }`. `retentionDays`: how long finished tasks are
+ * kept (default 30, 0 = forever). `publicUrl` is the queue's URL as users reach it (used for
  * ntfy click links); default: the listen address. Every token hash appears once (one token, one scope), and
  * a person's name is never a node's (a task's `submittedBy` names one of them).
  */
@@ -96,6 +97,8 @@ export const TokensFileSchema = z
     people: z.record(z.string(), TokensPersonSchema).default({}),
     ntfy: NtfySchema.nullable().default(null),
     publicUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).optional(),
+    /** Days a completed, failed or cancelled task is kept before the queue purges it (0 keeps every task; default 30). */
+    retentionDays: z.number().int("a whole number of days").min(0, "0 (keep every task) or more days").max(36500, "at most 36500 days").optional(),
   })
   .strict()
   .superRefine((file, ctx) => {

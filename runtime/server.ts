@@ -19,6 +19,7 @@ import {
   NoteBodySchema,
   PresenceBodySchema,
   PriorityBodySchema,
+  PurgeBodySchema,
   ReleaseBodySchema,
   SubmitBodySchema,
   TakeBodySchema,
@@ -81,6 +82,13 @@ export interface QueueServerOptions {
   maxConnections?: number;
   /** Sign-in attempts the dashboard allows per client address per minute (default 10). */
   loginsPerMinute?: number;
+  /**
+   * Retention: completed, failed and cancelled tasks that finished longer ago than this many days are deleted
+   * (default: the tokens file's `retentionDays`, else 30; 0 keeps every task). Stats keep counting them.
+   */
+  retentionDays?: number;
+  /** How often retention runs, from the start (default 3600). */
+  purgeEverySeconds?: number;
 }
 
 /** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
@@ -157,6 +165,15 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     finished.forEach(taskFinal);
   };
   const sweeper = setInterval(sweep, sweepMs);
+
+  const retentionDays = opts.retentionDays ?? tokens.retentionDays ?? 30;
+  const retain = () => {
+    if (retentionDays <= 0) return;
+    const n = store.purge(Date.now() - retentionDays * 86_400_000);
+    if (n > 0) process.stderr.write(`fleet queue: retention: purged ${n} task(s) finished more than ${retentionDays} days ago\n`);
+  };
+  retain();
+  const retention = setInterval(retain, (opts.purgeEverySeconds ?? 3600) * 1000);
 
   const app = queueFastify({
     headersTimeoutSeconds: opts.headersTimeoutSeconds,
@@ -453,6 +470,13 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return reply.code(201).send(r.task);
   });
 
+  app.post("/v1/purge", scopes(["operator"]), async (req) => {
+    const { olderThanSeconds } = parse(PurgeBodySchema, req.body);
+    const before = Date.now() - olderThanSeconds * 1000;
+    const purged = await store.grouped(() => store.purge(before));
+    return { purged, finishedBefore: new Date(before).toISOString(), purgedTotal: store.purgedCount() };
+  });
+
   app.get("/v1/nodes", async () => ({ nodes: presence.all() }));
 
   app.get("/v1/nodes/me", scopes(WORKER), async (req): Promise<NodeInfo> => {
@@ -480,7 +504,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   app.get("/v1/stats", async (): Promise<Stats> => {
     const s = store.stats(utcDayStart(Date.now()));
-    return { byState: s.byState, byNode: s.byNode, spentTodayUsd: Object.values(s.spentByNode).reduce((a, b) => a + b, 0), spentTodayByNode: s.spentByNode };
+    return { byState: s.byState, purged: s.purged, byNode: s.byNode, spentTodayUsd: Object.values(s.spentByNode).reduce((a, b) => a + b, 0), spentTodayByNode: s.spentByNode };
   });
 
   // Each node's latest `fleet status --report` row (in memory: the next scheduled or manual run after a
@@ -505,6 +529,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   const close = async () => {
     clearInterval(sweeper);
+    clearInterval(retention);
     waiters.close();
     dashboard.close();
     await app.close();

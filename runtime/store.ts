@@ -131,11 +131,11 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, id);
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_at) WHERE state = 'running';
--- Spend since a time (today's, for budget caps), read from the index alone; a task enters it when it finishes
--- with a cost, so submits and claims do not write it. It replaces tasks_node_finished(node, finished_at).
+-- Spend per node and day is kept in the spend table below (it replaced these indexes).
 DROP INDEX IF EXISTS tasks_node_finished;
-CREATE INDEX IF NOT EXISTS tasks_spend ON tasks(finished_at, node, cost_usd) WHERE cost_usd IS NOT NULL;
--- The dashboard's charts (Store.activity): tasks submitted and finished per minute over the last 24 h.
+DROP INDEX IF EXISTS tasks_spend;
+-- The dashboard's charts (Store.activity: tasks submitted and finished per minute over the last 24 h) and
+-- purges (finished before a time).
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks(created_at);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at, state) WHERE finished_at IS NOT NULL;
 -- Columns added after the first release: a database made before them gets them at open (see MIGRATIONS).
@@ -146,6 +146,39 @@ CREATE TABLE IF NOT EXISTS ready (
   PRIMARY KEY (node, priority, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ready_task ON ready(task_id);
+-- Task counts by node (COALESCE(node, target), as stats report them) and state, kept by triggers in the same
+-- transaction as every insert and state change, so stats read a few rows instead of the whole table. A purge
+-- deletes tasks without counting them down: the counts stay those of every task the queue has had.
+CREATE TABLE IF NOT EXISTS counts (
+  node TEXT NOT NULL,
+  state TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (node, state)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS counts_insert AFTER INSERT ON tasks BEGIN
+  INSERT INTO counts (node, state, n) VALUES (COALESCE(NEW.node, NEW.target), NEW.state, 1)
+    ON CONFLICT (node, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS counts_update AFTER UPDATE OF state, node ON tasks
+  WHEN OLD.state IS NOT NEW.state OR COALESCE(OLD.node, OLD.target) IS NOT COALESCE(NEW.node, NEW.target) BEGIN
+  UPDATE counts SET n = n - 1 WHERE node = COALESCE(OLD.node, OLD.target) AND state = OLD.state;
+  INSERT INTO counts (node, state, n) VALUES (COALESCE(NEW.node, NEW.target), NEW.state, 1)
+    ON CONFLICT (node, state) DO UPDATE SET n = n + 1;
+END;
+-- USD spent per node and UTC day (day = finished_at / 86,400,000), added when a finished task gets its cost.
+CREATE TABLE IF NOT EXISTS spend (
+  day INTEGER NOT NULL,
+  node TEXT NOT NULL,
+  usd REAL NOT NULL,
+  PRIMARY KEY (day, node)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS spend_update AFTER UPDATE OF cost_usd ON tasks
+  WHEN NEW.cost_usd IS NOT NULL AND OLD.cost_usd IS NULL AND NEW.node IS NOT NULL AND NEW.finished_at IS NOT NULL BEGIN
+  INSERT INTO spend (day, node, usd) VALUES (NEW.finished_at / 86400000, NEW.node, NEW.cost_usd)
+    ON CONFLICT (day, node) DO UPDATE SET usd = usd + NEW.cost_usd;
+END;
+-- Totals that outlive the rows they count (key "purged": tasks removed by purges).
+CREATE TABLE IF NOT EXISTS totals (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (
   name TEXT PRIMARY KEY,
   last_seen INTEGER,
@@ -224,7 +257,15 @@ export class Store {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${opts.synchronous === "full" ? "FULL" : "NORMAL"}`);
     this.db.pragma("busy_timeout = 5000");
+    // A database made before the counts and spend tables gets them filled from its tasks, once, as it opens.
+    const had = new Set((this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name));
+    this.db.exec("BEGIN IMMEDIATE");
     this.db.exec(SCHEMA);
+    if (had.has("tasks") && !had.has("counts")) this.db.exec("INSERT INTO counts (node, state, n) SELECT COALESCE(node, target), state, COUNT(*) FROM tasks GROUP BY 1, 2");
+    if (had.has("tasks") && !had.has("spend")) {
+      this.db.exec("INSERT INTO spend (day, node, usd) SELECT finished_at / 86400000, node, SUM(cost_usd) FROM tasks WHERE cost_usd IS NOT NULL AND node IS NOT NULL AND finished_at IS NOT NULL GROUP BY 1, 2");
+    }
+    this.db.exec("COMMIT");
     const columns = new Set((this.db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, ddl] of MIGRATIONS) if (!columns.has(column)) this.db.exec(ddl);
     this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
@@ -286,10 +327,6 @@ export class Store {
       requestCancel: this.db.prepare("UPDATE tasks SET cancel_requested = 1 WHERE id = ?"),
       setPriority: this.db.prepare("UPDATE tasks SET priority = ? WHERE id = ?"),
       setReadyPriority: this.db.prepare("UPDATE ready SET priority = ? WHERE task_id = ?"),
-      spentSince: this.db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS s FROM tasks WHERE node = ? AND finished_at >= ? AND cost_usd IS NOT NULL"),
-      spentByNodeSince: this.db.prepare(
-        "SELECT node, SUM(cost_usd) AS s FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY node",
-      ),
       submittedPerMinute: this.db.prepare("SELECT created_at / 60000 * 60000 AS minute, COUNT(*) AS n FROM tasks WHERE created_at >= ? GROUP BY 1 ORDER BY 1"),
       finishedPerMinute: this.db.prepare(
         "SELECT finished_at / 60000 * 60000 AS minute, state, COUNT(*) AS n FROM tasks WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2",
@@ -297,10 +334,12 @@ export class Store {
       spendPerHour: this.db.prepare(
         "SELECT finished_at / 3600000 * 3600000 AS hour, node, SUM(cost_usd) AS usd FROM tasks WHERE finished_at >= ? AND node IS NOT NULL AND cost_usd IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
       ),
-      countByState: this.db.prepare("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state"),
-      countByNodeState: this.db.prepare(
-        "SELECT COALESCE(node, target) AS node, state, COUNT(*) AS n FROM tasks GROUP BY COALESCE(node, target), state",
-      ),
+      spentFromDay: this.db.prepare("SELECT COALESCE(SUM(usd), 0) AS s FROM spend WHERE node = ? AND day >= ?"),
+      counts: this.db.prepare("SELECT node, state, n FROM counts WHERE n <> 0"),
+      spendByNodeFromDay: this.db.prepare("SELECT node, SUM(usd) AS s FROM spend WHERE day >= ? GROUP BY node"),
+      purge: this.db.prepare("DELETE FROM tasks WHERE finished_at < ? AND state IN ('completed', 'failed', 'cancelled')"),
+      addTotal: this.db.prepare("INSERT INTO totals (key, n) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET n = n + excluded.n"),
+      total: this.db.prepare("SELECT n FROM totals WHERE key = ?"),
       touchNode: this.db.prepare(
         `INSERT INTO nodes (name, last_seen, status, message) VALUES (@name, @now, @status, @message)
          ON CONFLICT(name) DO UPDATE SET last_seen = @now, status = COALESCE(@status, status),
@@ -635,22 +674,51 @@ export class Store {
     );
   }
 
-  /** USD spent by a node on tasks finished at or after `sinceMs`. */
+  /** USD spent by a node on tasks finished from the UTC day of `sinceMs` (the start of a day, epoch ms) on. */
   spentSince(node: string, sinceMs: number): number {
-    return (this.st.spentSince.get(node, sinceMs) as { s: number }).s;
+    return (this.st.spentFromDay.get(node, Math.floor(sinceMs / 86_400_000)) as { s: number }).s;
   }
 
-  /** Task counts by state and by node, and USD spent since `sinceMs` (total and by node). */
-  stats(sinceMs: number): { byState: Record<(typeof TASK_STATES)[number], number>; byNode: Record<string, Partial<Record<TaskState, number>>>; spentByNode: Record<string, number> } {
+  /**
+   * Task counts by state and by node (a task's node, else its target) of every task the queue has had, purged
+   * ones included (`purged` says how many were purged), and USD spent from the UTC day of `sinceMs` on (total
+   * and by node). Reads the counts and spend tables the triggers keep: a few rows per node, whatever the
+   * number of tasks.
+   * @param sinceMs the start of a UTC day (epoch ms); spend is kept per UTC day
+   */
+  stats(sinceMs: number): {
+    byState: Record<(typeof TASK_STATES)[number], number>;
+    byNode: Record<string, Partial<Record<TaskState, number>>>;
+    spentByNode: Record<string, number>;
+    purged: number;
+  } {
     const byState = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
-    for (const r of this.st.countByState.all() as Array<{ state: TaskState; n: number }>) byState[r.state] = r.n;
     // Node names are user-named keys: collected in a Map, then made own properties (never looked up on {}).
     const byNode = new Map<string, Partial<Record<TaskState, number>>>();
-    for (const r of this.st.countByNodeState.all() as Array<{ node: string; state: TaskState; n: number }>) {
+    for (const r of this.st.counts.all() as Array<{ node: string; state: TaskState; n: number }>) {
+      byState[r.state] += r.n;
       byNode.set(r.node, { ...byNode.get(r.node), [r.state]: r.n });
     }
-    const spent = (this.st.spentByNodeSince.all(sinceMs) as Array<{ node: string; s: number }>).map((r) => [r.node, r.s] as const);
-    return { byState, byNode: Object.fromEntries(byNode), spentByNode: Object.fromEntries(spent) };
+    const spent = (this.st.spendByNodeFromDay.all(Math.floor(sinceMs / 86_400_000)) as Array<{ node: string; s: number }>).map((r) => [r.node, r.s] as const);
+    return { byState, byNode: Object.fromEntries(byNode), spentByNode: Object.fromEntries(spent), purged: this.purgedCount() };
+  }
+
+  /** How many tasks purges have removed, ever. */
+  purgedCount(): number {
+    return (this.st.total.get("purged") as { n: number } | undefined)?.n ?? 0;
+  }
+
+  /**
+   * Deletes the completed, failed and cancelled tasks that finished before `beforeMs` (epoch ms), in one
+   * transaction, and adds their number to the purged total. The counts of {@link stats} keep them. Returns
+   * the number deleted.
+   */
+  purge(beforeMs: number): number {
+    return this.atomic(() => {
+      const n = this.st.purge.run(beforeMs).changes;
+      if (n > 0) this.st.addTotal.run("purged", n);
+      return n;
+    });
   }
 
   /**
