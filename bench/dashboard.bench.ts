@@ -94,7 +94,7 @@ export async function runDashboardBench(print: (line: string) => void): Promise<
     const events = await fetch(`${url}/events`, { headers: { cookie }, signal: stream.signal });
     const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
     const seen = new Set<number>();
-    let waiting: (() => void) | null = null;
+    const wake: { fn: (() => void) | null } = { fn: null };
     void (async () => {
       let buf = "";
       for (;;) {
@@ -106,7 +106,7 @@ export async function runDashboardBench(print: (line: string) => void): Promise<
           buf = buf.slice(i + 2);
           const m = /^event: task\ndata: (.*)$/m.exec(block);
           if (m) for (const id of m[1]!.split(" ")) seen.add(Number(id));
-          waiting?.();
+          wake.fn?.();
         }
       }
     })();
@@ -116,7 +116,7 @@ export async function runDashboardBench(print: (line: string) => void): Promise<
       const t0 = performance.now();
       const task = (await apiCall("POST", "/v1/tasks", { target: "rpi1", prompt: `visible ${i}` })) as { id: number };
       submits.push(performance.now() - t0);
-      while (!seen.has(task.id)) await new Promise<void>((r) => (waiting = r));
+      while (!seen.has(task.id)) await new Promise<void>((r) => (wake.fn = r));
       const html = await page("/tasks");
       if (!html.includes(`id="task-${task.id}"`)) throw new Error(`bench: task ${task.id} not on the tasks page after its event`);
       visible.push(performance.now() - t0);

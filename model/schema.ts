@@ -179,6 +179,14 @@ export const servicesSchema = z
           .max(64)
           .default([])
           .describe("Who may reach the queue's API and dashboard besides the fleet's nodes (node firewall and tailnet policy): tailnet, anywhere or CIDR blocks like 192.168.1.0/24."),
+        /** Days a completed, failed or cancelled task is kept before the queue purges it (0 keeps every task); counts stay right. */
+        retentionDays: z
+          .number()
+          .int("expected a whole number of days")
+          .min(0)
+          .max(36500)
+          .default(30)
+          .describe("Days a completed, failed or cancelled task is kept before the queue purges it (0 keeps every task); task counts and spend stay right."),
       })
       .strict()
       .prefault({}),

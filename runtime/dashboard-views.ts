@@ -45,6 +45,7 @@ const LAYOUT = `<!doctype html>
 
 const LOGIN = `<h1>Sign in to the fleet</h1>
 <form method="post" action="/login" class="stack">
+{{#next}}<input type="hidden" name="next" value="{{next}}">{{/next}}
 <label for="token">Your token (from the <code>peopleTokens</code> stack output)</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required {{#error}}aria-invalid="true" aria-describedby="err-token"{{/error}}>
 {{#error}}<p class="error" id="err-token" role="alert">{{error}}</p>{{/error}}
@@ -118,7 +119,7 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <dl>
 <dt>State</dt><dd id="state">{{task.state}}{{#task.cancelRequested}} (cancel requested){{/task.cancelRequested}}</dd>
 <dt>Target</dt><dd>{{task.target}}{{#tagsText}} with {{tagsText}}{{/tagsText}}</dd>
-<dt>Node</dt><dd>{{task.node}}{{^task.node}}–{{/task.node}}</dd>
+<dt>Node</dt><dd>{{task.node}}{{^task.node}}–{{/task.node}}{{#task.claimedBy}} (claimed by hand by {{task.claimedBy}}){{/task.claimedBy}}</dd>
 <dt>Priority</dt><dd id="priority">{{task.priority}}</dd>
 <dt>Model</dt><dd>{{modelText}}</dd>
 <dt>Submitted by</dt><dd>{{task.submittedBy}} at {{task.createdAt}}</dd>
@@ -146,6 +147,15 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <pre id="result">{{task.result}}</pre>{{/task.result}}
 {{#task.error}}<h2>Error</h2>
 <pre id="error">{{task.error}}</pre>{{/task.error}}
+{{#leases.length}}<h2>Lease history</h2>
+<ol id="leases">
+{{#leases}}<li><time>{{atText}}</time> {{#leased}}leased to {{node}}{{#worker}} ({{worker}}){{/worker}}{{/leased}}{{^leased}}{{event}}{{#node}} on {{node}}{{/node}}{{/leased}}</li>{{/leases}}
+</ol>{{/leases.length}}
+{{#hasNotes}}<h2>Notes</h2>
+<ol id="notes" class="messages">
+{{#notes}}<li><span class="who">{{author}}</span> <time>{{atText}}</time>
+<pre>{{text}}</pre></li>{{/notes}}
+</ol>{{/hasNotes}}
 </section>
 </div>
 `;

@@ -129,6 +129,16 @@ const promptLine = (p: string) => {
   return line.length > 120 ? `${line.slice(0, 119)}…` : line;
 };
 
+/**
+ * Where to go after sign-in: a path of this dashboard (`/tasks/5`, with its query), or null for anything
+ * else — another origin (`//host`, `https://…`), a backslash trick, control characters — so the sign-in
+ * page is never an open redirect.
+ */
+export function nextPage(raw: unknown): string | null {
+  if (typeof raw !== "string" || raw.length > 512) return null;
+  return /^\/(?![/\\])[\x21-\x7e]*$/.test(raw) && !raw.includes("\\") && !raw.startsWith("/login") ? raw : null;
+}
+
 /** An ISO time as `YYYY-MM-DD HH:MM:SS` UTC, or "" for none. */
 const utcText = (iso: string | undefined | null) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$|Z$/, "") : "");
 
@@ -236,7 +246,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
     const signedIn = (req: FastifyRequest, reply: FastifyReply): SessionUser | null => {
       const u = userOf(req);
       if (u) return u;
-      if (req.method === "GET") reply.redirect("/login", 303);
+      // Back to this page after sign-in (a notification's link to a task lands here first).
+      if (req.method === "GET") reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
       else throw new HttpError(403, "sign in first: this page needs a person's session");
       return null;
     };
@@ -310,19 +321,20 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
 
     web.get("/", async (req, reply) => reply.redirect(userOf(req) ? "/fleet" : "/login", 303));
 
-    web.get("/login", async (_req, reply) => page(reply, 200, "login", "Sign in", null, {}));
+    web.get("/login", async (req, reply) => page(reply, 200, "login", "Sign in", null, { next: nextPage((req.query as Record<string, unknown>).next) }));
 
     web.post("/login", { config: { rateLimit: { max: opts.loginsPerMinute ?? 10, timeWindow: 60_000 } } }, async (req, reply) => {
       const token = (req.body as Record<string, unknown> | undefined)?.token;
       const p = typeof token === "string" && /^[\x21-\x7e]{1,512}$/.test(token) ? lookup(token) : undefined;
-      const refuse = (error: string) => page(reply, 401, "login", "Sign in", null, { error });
+      const next = nextPage((req.body as Record<string, unknown> | undefined)?.next);
+      const refuse = (error: string) => page(reply, 401, "login", "Sign in", null, { error, next });
       if (!p) return refuse("unknown token");
       if (p.kind === "node") return refuse("this is a node's token; it works for the API, not here: sign in with a person's token (operator or viewer)");
       // A new session id at sign-in (no fixation); its CSRF secret is new too.
       await req.session.regenerate();
       req.session.set("user", { name: p.name, scope: p.scope });
       req.session.cookie.secure = req.protocol === "https";
-      return reply.redirect("/fleet", 303);
+      return reply.redirect(next ?? "/fleet", 303);
     });
 
     web.post("/logout", { preHandler: web.csrfProtection }, async (req, reply) => {
@@ -435,6 +447,9 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         priorities: PRIORITIES.map((value) => ({ value, selected: value === t.priority })),
         tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "),
         modelText: modelText(t),
+        leases: q.store.leaseHistory(id).map((e) => ({ ...e, atText: utcText(e.at), leased: e.event === "leased" })),
+        hasNotes: t.notes.length > 0,
+        notes: t.notes.map((n) => ({ ...n, atText: utcText(n.at) })),
         hasExit: t.exitCode !== null,
         cost: money(t.costUsd),
         duration: secondsText(t.durationSeconds),

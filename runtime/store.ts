@@ -177,6 +177,29 @@ CREATE TRIGGER IF NOT EXISTS spend_update AFTER UPDATE OF cost_usd ON tasks
   INSERT INTO spend (day, node, usd) VALUES (NEW.finished_at / 86400000, NEW.node, NEW.cost_usd)
     ON CONFLICT (day, node) DO UPDATE SET usd = usd + NEW.cost_usd;
 END;
+-- Lease history (the dashboard's task page): a row when a lease is taken and when it ends, written by
+-- triggers in the same transaction as the change (at = the server's clock, ms); removed with its task.
+CREATE TABLE IF NOT EXISTS lease_events (
+  id INTEGER PRIMARY KEY,
+  task_id INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  node TEXT,
+  worker TEXT
+);
+CREATE INDEX IF NOT EXISTS lease_events_task ON lease_events(task_id, id);
+CREATE TRIGGER IF NOT EXISTS lease_taken AFTER UPDATE OF lease_id ON tasks
+  WHEN NEW.lease_id IS NOT NULL AND OLD.lease_id IS NOT NEW.lease_id BEGIN
+  INSERT INTO lease_events (task_id, at, event, node, worker) VALUES (NEW.id, CAST(unixepoch('subsec') * 1000 AS INTEGER), 'leased', NEW.node, NEW.worker);
+END;
+CREATE TRIGGER IF NOT EXISTS lease_ended AFTER UPDATE OF state ON tasks
+  WHEN OLD.state = 'running' AND NEW.state <> 'running' BEGIN
+  INSERT INTO lease_events (task_id, at, event, node, worker) VALUES (NEW.id, CAST(unixepoch('subsec') * 1000 AS INTEGER),
+    CASE WHEN NEW.state <> 'pending' THEN NEW.state WHEN NEW.attempts < OLD.attempts THEN 'released' ELSE 'expired' END, OLD.node, OLD.worker);
+END;
+CREATE TRIGGER IF NOT EXISTS lease_events_purge AFTER DELETE ON tasks BEGIN
+  DELETE FROM lease_events WHERE task_id = OLD.id;
+END;
 -- Totals that outlive the rows they count (key "purged": tasks removed by purges).
 CREATE TABLE IF NOT EXISTS totals (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (
@@ -327,6 +350,7 @@ export class Store {
       requestCancel: this.db.prepare("UPDATE tasks SET cancel_requested = 1 WHERE id = ?"),
       setPriority: this.db.prepare("UPDATE tasks SET priority = ? WHERE id = ?"),
       setReadyPriority: this.db.prepare("UPDATE ready SET priority = ? WHERE task_id = ?"),
+      leaseHistory: this.db.prepare("SELECT at, event, node, worker FROM lease_events WHERE task_id = ? ORDER BY id"),
       submittedPerMinute: this.db.prepare("SELECT created_at / 60000 * 60000 AS minute, COUNT(*) AS n FROM tasks WHERE created_at >= ? GROUP BY 1 ORDER BY 1"),
       finishedPerMinute: this.db.prepare(
         "SELECT finished_at / 60000 * 60000 AS minute, state, COUNT(*) AS n FROM tasks WHERE finished_at >= ? GROUP BY 1, 2 ORDER BY 1, 2",
@@ -635,6 +659,15 @@ export class Store {
   /** One task, or undefined. */
   get(id: number): Task | undefined {
     return this.getRow(id) ?? undefined;
+  }
+
+  /**
+   * Task `id`'s lease history, oldest first: `leased` (to node and worker, or an interactive session) and how
+   * each lease ended — `completed`, `failed`, `cancelled`, `expired` (back to pending, attempt counted) or
+   * `released` (given back, not counted). `at` is the server's ISO time. Empty for an unknown task.
+   */
+  leaseHistory(id: number): Array<{ at: string; event: string; node: string | null; worker: string | null }> {
+    return (this.st.leaseHistory.all(id) as Array<{ at: number; event: string; node: string | null; worker: string | null }>).map((r) => ({ ...r, at: iso(r.at)! }));
   }
 
   private getRow(id: number): Task | null {

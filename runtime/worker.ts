@@ -467,7 +467,7 @@ export class Worker {
       message: text.length > 1000 ? text.slice(0, 1000) + "…" : text || `(no ${ok ? "result" : "error"} text)`,
       priority: ok ? 3 : 4,
       tags: [ok ? "white_check_mark" : t.state === "cancelled" ? "no_entry_sign" : "x", `node-${t.node}`],
-      click: `${(this.info?.publicUrl || this.o.queueUrl).replace(/\/+$/, "")}/v1/tasks/${t.id}`,
+      click: `${(this.info?.publicUrl || this.o.queueUrl).replace(/\/+$/, "")}/tasks/${t.id}`, // the dashboard's page (sign-in first, then back here)
     }).then((r) => {
       if (!r.ok) this.log(`worker ${this.o.node}: ntfy notification for task ${t.id} not sent (${r.error}); the task is recorded`);
     });

@@ -56,7 +56,7 @@ export function queueTokensFile(node: FleetNode): string {
 /**
  * The public half of the tokens file (runtime/config.ts TokensFileSchema without `tokenSha256` values): every
  * node's os, arch, tags, budget cap (USD per session), profile, roles and AgentAPI URL (for the dashboard's
- * agent panel; null without role agentapi), every person's scope, the ntfy server (URL, topic;
+ * agent panel; null without role agentapi), every person's scope, how many days finished tasks are kept, the ntfy server (URL, topic;
  * token filled in on the node) or null, and the queue's public URL for links in notifications.
  */
 export function queueFacts(fleet: Fleet): Record<string, unknown> {
@@ -79,6 +79,7 @@ export function queueFacts(fleet: Fleet): Record<string, unknown> {
     people: Object.fromEntries(Object.entries(fleet.people).map(([name, scope]) => [name, { scope }])),
     ntfy: ntfy ? { url: ntfyUrl(fleet, ntfy), topic: fleet.services.ntfy.topic } : null,
     publicUrl: queueUrl(fleet),
+    retentionDays: fleet.services.queue.retentionDays,
   };
 }
 

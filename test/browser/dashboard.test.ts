@@ -163,6 +163,10 @@ describe("dashboard in Chromium", () => {
     expect(await list.locator("#task-1 td").nth(3).textContent()).toBe("arch-orchestrator");
     expect(await page.locator("#exit-code").textContent()).toBe("0");
     expect(await page.locator("#attempts").textContent()).toBe("1 of 3");
+    expect(await page.locator("#leases li").allTextContents()).toEqual([
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d leased to arch-orchestrator \(arch-orchestrator\S*\)$/),
+      expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d completed on arch-orchestrator$/),
+    ]);
     expect(await page.locator("#result").textContent()).toBe("stand-in ran with model haiku");
     expect(await list.locator("#task-1 td").nth(4).textContent()).toMatch(/^haiku \(auto\): ./);
     expect(await page.getByRole("button", { name: "Cancel task" }).count()).toBe(0);
@@ -194,10 +198,33 @@ describe("dashboard in Chromium", () => {
     await page.waitForURL(new RegExp(`/tasks/${id}$`));
     expect(await page.locator("#priority").textContent()).toBe("high");
     expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.priority).toBe("high");
+    // A note (fleet task note) arrives on the open page without a reload.
+    expect((await api(server.url, "POST", `/v1/tasks/${id}/notes`, { token: tokenOf("ann"), body: { text: "waiting for <the> Windows box" } })).status).toBe(201);
+    await expect.poll(() => page.locator("#notes pre").allTextContents(), { timeout: 5_000 }).toEqual(["waiting for <the> Windows box"]);
+    expect(await page.locator("#notes .who").textContent()).toBe("ann");
     await page.getByRole("button", { name: "Cancel task" }).click();
     await page.waitForURL(new RegExp(`/tasks/${id}$`));
     expect(await page.locator("#state").textContent()).toBe("cancelled");
     expect((await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ann") })).body.state).toBe("cancelled");
+    await ctx.close();
+  });
+
+  it("a link to a task (as in a notification) opens sign-in first, then that task", async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(server.url + "/tasks/1");
+    expect(new URL(page.url()).pathname + new URL(page.url()).search).toBe("/login?next=%2Ftasks%2F1");
+    await page.getByLabel(/Your token/).fill(tokenOf("bob"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(/\/tasks\/1$/);
+    expect(await page.locator("h1").textContent()).toBe("Task #1");
+    // Elsewhere is refused: the fleet page instead.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.goto(server.url + "/login?next=%2F%2Fevil.example%2F");
+    await page.getByLabel(/Your token/).fill(tokenOf("bob"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(/\/fleet$/);
+    expect(new URL(page.url()).host).toBe(new URL(server.url).host);
     await ctx.close();
   });
 

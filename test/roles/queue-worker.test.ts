@@ -89,6 +89,7 @@ describe("role queue", () => {
       people: {},
       ntfy: { url: "http://raspberrypi:8091", topic: "claude-tasks" },
       publicUrl: "http://raspberrypi:8787",
+      retentionDays: 30,
     });
     expect(queueFacts(shared).ntfy).toBeNull();
     // The dashboard's agent panel reaches each AgentAPI node at its fleet.yaml host (one of AgentAPI's allowed hosts).

@@ -1,12 +1,13 @@
 /**
  * The dashboard's data on a real SQLite store: `Store.activity` (tasks submitted and finished per minute,
  * spend per node per hour) through real submit, claim and complete calls at chosen times, and `chartData`
- * turning it into uPlot's buckets (every minute and hour of the day present); the tag filter of `list`.
+ * turning it into uPlot's buckets (every minute and hour of the day present); the tag filter of `list`;
+ * where sign-in may send a person back to (never another origin).
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CompleteBodySchema, SubmitBodySchema } from "../../runtime/api.js";
-import { chartData } from "../../runtime/dashboard.js";
+import { chartData, nextPage } from "../../runtime/dashboard.js";
 import { Store } from "../../runtime/store.js";
 import { tempDir } from "./harness.js";
 
@@ -87,5 +88,55 @@ describe("dashboard charts' data", () => {
     [['"gpu', "gtx980"], 0],
   ] as Array<[[string, string], number]>)("lists only the tasks requiring tag %j", (tag, n) => {
     expect(store.list({ tag }).length).toBe(n);
+  });
+});
+
+describe("lease history", () => {
+  it("records each lease taken and how it ended: expired, released, completed; removed with its task", () => {
+    const s = storeWith([]);
+    const t = s.submit(SubmitBodySchema.parse({ target: "rpi1", prompt: "x" }), "ann", ["rpi1"], NOW);
+    s.claim("rpi1", "rpi1/w/0", 1_000, NOW);
+    expect(s.expireLeases(NOW + 5_000).requeued.map((r) => r.id)).toEqual([t.id]);
+    const second = s.claim("rpi1", "rpi1/w/1", 60_000, NOW + 6_000)!;
+    expect(s.release(t.id, second.leaseId)?.state).toBe("pending");
+    const third = s.claim("rpi1", "rpi1/w/0", 60_000, NOW + 7_000)!;
+    s.complete(t.id, "rpi1", CompleteBodySchema.parse({ leaseId: third.leaseId, outcome: "completed" }), NOW + 8_000);
+    const history = s.leaseHistory(t.id);
+    expect(history.map((e) => `${e.event} ${e.node} ${e.worker}`)).toEqual([
+      "leased rpi1 rpi1/w/0",
+      "expired rpi1 rpi1/w/0",
+      "leased rpi1 rpi1/w/1",
+      "released rpi1 rpi1/w/1",
+      "leased rpi1 rpi1/w/0",
+      "completed rpi1 rpi1/w/0",
+    ]);
+    expect(history.every((e) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(e.at))).toBe(true);
+    expect(s.leaseHistory(999)).toEqual([]);
+    expect(s.purge(NOW + 9_000)).toBe(1);
+    expect(s.leaseHistory(t.id)).toEqual([]);
+  });
+});
+
+describe("after sign-in, back to the page that asked (never elsewhere)", () => {
+  it.each([
+    ["/tasks/5", "/tasks/5"],
+    ["/tasks?state=pending&tag=gpu%3Dgtx980", "/tasks?state=pending&tag=gpu%3Dgtx980"],
+    ["/agents/rpi1", "/agents/rpi1"],
+    ["//evil.example/x", null],
+    ["/\\evil.example", null],
+    ["/a\\b", null],
+    ["https://evil.example/", null],
+    ["javascript:alert(1)", null],
+    ["tasks/5", null],
+    ["/tasks/5\nSet-Cookie: x=1", null],
+    ["/tasks/ 5", null],
+    ["/login", null],
+    ["/login?next=//evil.example", null],
+    ["/" + "a".repeat(600), null],
+    ["", null],
+    [undefined, null],
+    [["/tasks/1", "/tasks/2"], null],
+  ] as Array<[unknown, string | null]>)("%j → %j", (raw, want) => {
+    expect(nextPage(raw)).toBe(want);
   });
 });

@@ -84,7 +84,7 @@ describe("worker daemon, claude-print executor", () => {
       title: "Task #1 completed on alpha",
       priority: "3",
       tags: "white_check_mark,node-alpha",
-      click: `${server.url}/v1/tasks/1`,
+      click: `${server.url}/tasks/1`,
       authorization: "Bearer tk_teststandin",
       body: "stand-in ran with model sonnet",
     });
