@@ -29,14 +29,18 @@ export function readToken(file: string): string {
 }
 
 /**
- * The queue URL and token for CLI use: `--queue` or FLEET_QUEUE_URL, and `--token-file` or FLEET_TOKEN
- * (never a token flag, so it never shows in `ps`).
+ * The queue URL and token for CLI use: `--queue` or FLEET_QUEUE_URL, and `--token-file`, FLEET_TOKEN or
+ * FLEET_TOKEN_FILE, in that order (never a token flag, so it never shows in `ps`). On a node, the `fleet`
+ * command the worker role installs sets FLEET_QUEUE_URL and FLEET_TOKEN_FILE (the node's 0600 token file).
+ * @throws UserError (exit 2) without a URL or token; for a token file that cannot be read (e.g. permission
+ *   denied: a task's user reading the node's token).
  */
 export function queueAccess(flags: { queue?: string; "token-file"?: string }): { url: string; token: string } {
   const url = flags.queue ?? process.env.FLEET_QUEUE_URL;
   if (!url) throw new UserError("no queue URL: pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.");
   if (!/^https?:\/\/[^/]+/.test(url)) throw new UserError(`queue URL "${url}" must start with http:// or https:// (e.g. http://arch-orchestrator:8787).`);
-  const token = flags["token-file"] ? readToken(flags["token-file"]) : process.env.FLEET_TOKEN;
+  const file = flags["token-file"] ?? (process.env.FLEET_TOKEN ? undefined : process.env.FLEET_TOKEN_FILE || undefined);
+  const token = file ? readToken(file) : process.env.FLEET_TOKEN;
   if (!token) throw new UserError("no queue token: pass --token-file FILE (mode 0600) or set FLEET_TOKEN.");
   return { url, token };
 }

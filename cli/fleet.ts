@@ -37,10 +37,12 @@ export const VERBS: VerbTable = {
 
 /**
  * The verbs a node's runtime entry runs (templates/queue/fleet.mjs, shipped by the queue and worker roles):
- * `queue` and `worker`, each only where its role put its code (each role has its own directory).
+ * `queue` and `worker`, each only where its role put its code (each role has its own directory), and `task`
+ * (delegate, wait, status, next, claim, note, complete…), shipped with the worker so the node's `fleet`
+ * command (roles/worker) works from its shell and its Claude sessions.
  */
 export const NODE_VERBS: VerbTable = Object.fromEntries(
-  (["queue", "worker"] as const).map((v) => [
+  (["queue", "worker", "task"] as const).map((v) => [
     v,
     {
       summary: VERBS[v]!.summary,

@@ -308,7 +308,9 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
   for (const n of nodes) {
     const budget = n.budgetUsdPerSession !== null ? `, $${n.spentTodayUsd.toFixed(2)} of $${n.budgetUsdPerSession.toFixed(2)} today` : n.spentTodayUsd ? `, $${n.spentTodayUsd.toFixed(2)} today` : "";
     const doing = n.status ? ` (${shown(n.status)}${n.message ? `: ${shown(n.message)}` : ""})` : "";
-    out.push(`${shown(n.node)} (${shown(n.os)}/${shown(n.arch)}):`, n.online ? `  ✓ Online${doing}, last seen ${ago(n.lastSeen)}${budget}` : `  ✗ Offline, last seen ${ago(n.lastSeen)}${budget}`, "");
+    const tags = Object.entries(n.tags ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+    const facts = [n.profile ? `profile ${n.profile}` : "", n.roles?.length ? `roles ${n.roles.join(", ")}` : "", tags ? `tags ${tags}` : "", n.roles?.includes("worker") ? "takes delegated tasks" : ""].filter(Boolean);
+    out.push(`${shown(n.node)} (${shown(n.os)}/${shown(n.arch)}):`, ...(facts.length ? [`  ${shown(facts.join("; "))}`] : []), n.online ? `  ✓ Online${doing}, last seen ${ago(n.lastSeen)}${budget}` : `  ✗ Offline, last seen ${ago(n.lastSeen)}${budget}`, "");
   }
   const line = (t: Task) => `  #${t.id} [${shown(t.node ?? t.target)}] ${shown(t.priority)}  ${oneLine(t.prompt, 60)}`;
   out.push(`=== Pending Tasks (${stats.byState.pending}) ===`, ...(pending.length ? pending.map(line) : ["  No pending tasks"]), "");

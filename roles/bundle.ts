@@ -267,6 +267,14 @@ function assembleWindowsHostBundle(fleet: Fleet, node: FleetNode, role: RoleName
 export const WINDOWS_COMMAND_LINE_LIMIT = 8191;
 
 /**
+ * Longest `sudo -n sh -c '…'` line sent to a Linux or macOS node, in bytes: Linux limits one argument (sshd
+ * passes the whole line as one, to the user's shell's `-c`) to MAX_ARG_STRLEN, 32 pages = 131,072 bytes
+ * with its NUL (execve(2), "Limits on size of arguments and environment"); 4 KiB are left for the shell's
+ * own use. A longer install (the queue and worker roles carry their runtime) travels on stdin instead.
+ */
+export const POSIX_COMMAND_LINE_LIMIT = 128 * 1024 - 4096;
+
+/**
  * `s` as a word of a Windows command line that cmd.exe and PowerShell (either may be the OpenSSH
  * DefaultShell) read alike: no quoting means the same to both (cmd.exe expands `%VAR%` even inside double
  * quotes, PowerShell expands `$x` there), so only letters, digits, `.`, `_` and `-` pass, and not a
@@ -294,13 +302,18 @@ function packScript(script: string): string {
 export interface RemoteInvocation {
   /** The SSH command line. */
   command: string;
-  /** The start of stdin: the packed script plus a newline (`wsl` scripts too long for a command line), else "". */
+  /**
+   * The start of stdin when the script is too long for the command line, else "": a `wsl` script packed plus
+   * a newline; a Linux/macOS script as it is, behind a line that removes its temp file.
+   */
   stdinPrefix: string;
 }
 
 /**
  * The command that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'` (the
- * script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on stdin).
+ * script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on stdin);
+ * past {@link POSIX_COMMAND_LINE_LIMIT} the script itself is the start of stdin (`stdinPrefix`), copied
+ * byte-exact into a fresh `mktemp` file that removes itself when run.
  *
  * Windows: the host's OpenSSH hands the line to its DefaultShell, cmd.exe or PowerShell, so the line is
  * written to mean the same to both (no `$`, `%`, `^`, `!` or inner double quote) and to fit cmd.exe's
@@ -337,7 +350,19 @@ export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: 
     const stream = `New-Object IO.Compression.GZipStream((New-Object IO.MemoryStream(,[Convert]::FromBase64String('${packScript(script)}'))),[IO.Compression.CompressionMode]::Decompress)`;
     line = `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex ((New-Object IO.StreamReader(${stream})).ReadToEnd())"`;
   } else {
-    return { command: `sudo -n sh -c ${shQuote(script)}`, stdinPrefix };
+    const command = `sudo -n sh -c ${shQuote(script)}`;
+    if (Buffer.byteLength(command) <= POSIX_COMMAND_LINE_LIMIT) return { command, stdinPrefix };
+    // Too long for one argument: the script is the first N bytes of stdin. dd bs=1 reads exactly N bytes
+    // from the pipe on GNU and BSD alike (head -c may read ahead on macOS), so the secrets after it stay for
+    // the script; mktemp makes a fresh 0600 file no other user can have planted; a short read runs nothing.
+    const payload = `rm -f "$0"\n${script}`;
+    const n = Buffer.byteLength(payload);
+    stdinPrefix = payload;
+    const inner =
+      `f=$(umask 077 && mktemp /tmp/fleetkit-install.XXXXXXXX) || exit 1; ` +
+      `if dd bs=1 count=${n} of="$f" 2>/dev/null && [ "$(wc -c < "$f")" -eq ${n} ]; then exec sh "$f"; fi; ` +
+      `rm -f "$f"; echo "fleetkit: the install script (${n} bytes) did not arrive whole on stdin" >&2; exit 1`;
+    return { command: `sudo -n sh -c ${shQuote(inner)}`, stdinPrefix };
   }
   if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
     throw new Error(
@@ -358,8 +383,10 @@ export function remoteCommand(node: FleetNode, target: ScriptTarget, script: str
   const inv = remoteInvocation(node, target, script);
   if (inv.stdinPrefix) {
     throw new Error(
-      `the ${target} script for node ${node.name} is ${inv.stdinPrefix.length - 1} characters packed, too long for a Windows command line ` +
-        `(${WINDOWS_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`,
+      target === "node"
+        ? `the script for node ${node.name} is ${Buffer.byteLength(inv.stdinPrefix)} bytes, too long for one command line (${POSIX_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`
+        : `the ${target} script for node ${node.name} is ${inv.stdinPrefix.length - 1} characters packed, too long for a Windows command line ` +
+          `(${WINDOWS_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`,
     );
   }
   return inv.command;

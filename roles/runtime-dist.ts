@@ -39,6 +39,12 @@ export interface RuntimeFile {
 }
 
 /**
+ * Other CLI verbs a runtime package ships (cli/fleet.ts `NODE_VERBS`): the worker's carries `task`, which the
+ * node's `fleet` command (roles/worker) runs for delegation from the node's shell and Claude sessions.
+ */
+export const RUNTIME_EXTRA_VERBS: Readonly<Record<"queue" | "worker", readonly string[]>> = { queue: [], worker: ["task"] };
+
+/**
  * Files a runtime executes as programs instead of importing them, which no import scan finds: shipped beside
  * the sources, mode 0755 (the worker starts every run through `runtime/supervise.sh`, and the worker role's
  * sudoers rule names it).
@@ -208,7 +214,7 @@ export function runtimePackage(verb: "queue" | "worker", entryTemplate: string):
   if (hit) return hit;
   // The verb's module and the CLI dispatcher the entry (fleet.mjs) runs it through; the dispatcher's other
   // verbs are dynamic imports, which the closure does not follow: they are not shipped.
-  const closure = importClosure([`cli/${verb}.ts`, "cli/fleet.ts"]);
+  const closure = importClosure([`cli/${verb}.ts`, "cli/fleet.ts", ...RUNTIME_EXTRA_VERBS[verb].map((v) => `cli/${v}.ts`)]);
   const roots = [...new Set([...closure.packages, ...RUNTIME_ASSET_PACKAGES[verb], "tsx"])].sort();
   const name = `fleetkit-${verb}`;
   const { lock, dependencies, minNodeMajor } = lockSubset(roots, name);

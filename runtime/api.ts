@@ -388,6 +388,8 @@ export interface NodePresence {
   spentTodayUsd: number;
   /** fleet.yaml profile, or null. */
   profile: string | null;
+  /** fleet.yaml tags (free labels tasks can require). */
+  tags: Record<string, string>;
   /** The node's roles as fleet.yaml gives them (profile ∪ node roles). */
   roles: string[];
 }

@@ -91,6 +91,7 @@ export class Presence {
         budgetUsdPerSession: node.budgetUsdPerSession ?? null,
         spentTodayUsd: this.spentToday(n),
         profile: node.profile ?? null,
+        tags: node.tags,
         roles: node.roles,
       };
     });

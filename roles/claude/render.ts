@@ -26,6 +26,7 @@
  * Uninstall removes Claude Code, the link, the env file and the rendered files; ~/.claude's history stays.
  */
 import type { Fleet, FleetNode } from "../../model/fleet.js";
+import { fleetQueueUrl, nodeWithRole } from "../../model/fleet.js";
 import { renderTemplate, type RoleParts } from "../bundle.js";
 import { platformFor, type PackageNames } from "../platform.js";
 
@@ -82,6 +83,24 @@ export function nodeFacts(fleet: Fleet, node: FleetNode): Record<string, unknown
   };
 }
 
+/**
+ * The Claude Code skill `fleet` for `node` (`~/.claude/skills/fleet/SKILL.md`, Claude Code's skills format:
+ * YAML front matter with `name` and `description`, then Markdown): how to see the fleet's nodes (`fleet task
+ * status`, which lists every node with its OS, arch, profile, roles, tags and presence from the queue, which
+ * has them from fleet.yaml) and the `fleet task` commands to delegate, wait, check status, read results and
+ * take work by hand. It names no other node, so adding or changing a node re-deploys no other node's claude.
+ * Pure.
+ */
+export function fleetSkill(fleet: Fleet, node: FleetNode): string {
+  const queue = nodeWithRole(fleet, "queue");
+  return renderTemplate("claude/SKILL.md", {
+    fleet: fleet.name,
+    node: node.name,
+    command: node.roles.includes("worker"),
+    queueUrl: queue ? fleetQueueUrl(fleet)! : "(no node of this fleet runs the queue role)",
+  });
+}
+
 /** Renders the claude role for one node (see the module docstring). Pure. */
 export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
@@ -103,12 +122,14 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     link: "/usr/local/bin/claude",
     claudeExe: claudeBinary(node),
     claudeDir: `${p.home}/.claude`,
+    skillDir: `${p.home}/.claude/skills/fleet`,
     npmPackage: `@anthropic-ai/claude-code@${claude.version}`,
     owner: `${node.user}:${group}`,
     systemd: p.serviceManager === "systemd",
     launchd: p.serviceManager === "launchd",
   };
   const claudeMd = renderTemplate("claude/CLAUDE.md", {
+    skill: true,
     node: node.name,
     fleet: fleet.name,
     os: node.os,
@@ -136,6 +157,7 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
       },
       { path: `${p.home}/.claude/CLAUDE.md`, mode: 0o644, owner: node.user, group, kind: "text", content: claudeMd },
       { path: `${p.configDir}/node.json`, mode: 0o644, owner: "root", kind: "json", content: `${JSON.stringify(nodeFacts(fleet, node), null, 2)}\n` },
+      { path: `${p.home}/.claude/skills/fleet/SKILL.md`, mode: 0o644, owner: node.user, group, kind: "text", content: fleetSkill(fleet, node) },
     ],
     postInstall: renderTemplate("claude/env.sh", view).trimEnd(),
     postUninstall: renderTemplate("claude/uninstall.sh", view).trimEnd(),

@@ -29,6 +29,9 @@
  *   (the 0600 credentials file the claude role writes); without it, `claude` from PATH and no env file.
  * - Secret: `queueToken` (this node's own token, the value the queue role has for it in `queueTokens`) from
  *   stdin into `<configDir>/worker/token`, 0600, owned by the node user; never on a command line.
+ * - `fleet` on the node ({@link FLEET_COMMAND}): `fleet task delegate rpi2 "…" --wait` from the node user's
+ *   shell or its Claude sessions (the worker runtime ships the `task` verb), with the queue URL and this
+ *   token file filled in; a task's user cannot read the token, so a task cannot act as the node.
  * - Stop: SIGTERM, then 45 s (the worker finishes tasks for 30 s, then releases them to the queue).
  * - Uninstall removes the sudoers rule, the slot user (killing what it still runs) and `<stateDir>/workers`,
  *   task history and checkouts included.
@@ -51,6 +54,12 @@ export function workerDir(node: FleetNode): string {
 export function workerTokenFile(node: FleetNode): string {
   return `${platformFor(node).configDir}/worker/token`;
 }
+
+/**
+ * The node's `fleet` command (templates/worker/fleet.sh): the worker runtime's CLI verbs (`task`, `worker`)
+ * with this fleet's queue URL and the node's own token file, for the node user's shell and Claude sessions.
+ */
+export const FLEET_COMMAND = "/usr/local/bin/fleet";
 
 /** The system user the worker's one slot runs tasks as. */
 export const SLOT_USER = "fleetkit-w1";
@@ -131,6 +140,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     payload: payload.base64,
   }).trimEnd();
   const sudoersRule = workerSudoersRule(node.user, SLOT_USER, view.supervise);
+  const fleetCommand: BundleFile = { path: FLEET_COMMAND, mode: 0o755, owner: "root", group: p.rootGroup, kind: "shell", content: renderTemplate("worker/fleet.sh", view) };
   const sudoersFile: BundleFile = { path: WORKER_SUDOERS, mode: 0o440, owner: "root", group: p.rootGroup, kind: "text", content: sudoersRule };
   const identity = [renderTemplate(p.family === "macos" ? "worker/identity-macos.sh" : "worker/identity.sh", view), renderTemplate("worker/dirs.sh", { ...view, sudoersRule })].join("").trimEnd();
   const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime, identity].filter(Boolean).join("\n");
@@ -179,6 +189,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
           ),
         },
         sudoersFile,
+        fleetCommand,
       ],
       postInstall: [token, sh`fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
       preUninstall: sh`fk_launchd_remove dev.fleetkit.worker ${plist} system`,
@@ -191,7 +202,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   return {
     packages: p.packageList(NODEJS_PACKAGES),
     preInstall,
-    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile],
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile, fleetCommand],
     postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
     preUninstall: sh`fk_systemd_remove fleet-worker.service ${unit}`,
     postUninstall: cleanup,

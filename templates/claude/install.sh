@@ -26,3 +26,7 @@ if [ ! -d {{claudeDir}} ]; then FK_CHANGED=1; fi
 mkdir -p {{claudeDir}}
 chown {{owner}} {{claudeDir}}
 chmod 0700 {{claudeDir}}
+# The fleet skill (~/.claude/skills/fleet/SKILL.md) is one of the rendered files; its folders are the user's
+# too, so they can add skills of their own beside it.
+mkdir -p {{skillDir}}
+chown {{owner}} {{claudeDir}}/skills {{skillDir}}

@@ -1,6 +1,7 @@
 /**
  * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (roles/component.ts):
- * the command string is `remoteCommand(node, target, script)` (`sudo -n sh -c '…'`), sent over SSH as the
+ * the command string is `remoteInvocation(node, target, script)` (`sudo -n sh -c '…'`, with the script at the
+ * start of stdin when it is too long for the line), sent over SSH as the
  * node user, with the bundle's secrets as `NAME=value` lines on stdin (stacks/secrets.ts `secretStdin`),
  * in the order `dependsOn` gives (plan.ts `roleDependencies`), independent roles in parallel. Plus the
  * file checks the hosts tests share.
@@ -8,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
-import { remoteCommand } from "../../roles/bundle.js";
+import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import type { CommandResult, TestNetwork, TestNode } from "./harness.js";
 
@@ -56,8 +57,12 @@ export function runBundleScript(
   const node = fleet.nodes.find((n) => n.name === bundle.node)!;
   const values = typeof secrets === "function" ? secrets(bundle.node) : secrets;
   const present = bundle.secrets.filter((s) => values[s]);
-  const input = which === "install" && present.length ? present.map((s) => `${s}=${values[s]}\n`).join("") : undefined;
-  return testNode(net, bundle.node).ssh(remoteCommand(node, bundle.target, bundle[which]), { input, timeoutSeconds: 600 });
+  const secretLines = which === "install" && present.length ? present.map((s) => `${s}=${values[s]}\n`).join("") : undefined;
+  if (which === "uninstall") return testNode(net, bundle.node).ssh(remoteCommand(node, bundle.target, bundle.uninstall), { input: secretLines, timeoutSeconds: 600 });
+  // As roles/component.ts does: a script too long for the command line is the start of stdin, then the secrets.
+  const inv = remoteInvocation(node, bundle.target, bundle.install);
+  const input = inv.stdinPrefix ? inv.stdinPrefix + (secretLines ?? "") : secretLines;
+  return testNode(net, bundle.node).ssh(inv.command, { input, timeoutSeconds: 600 });
 }
 
 /**

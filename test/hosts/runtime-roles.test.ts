@@ -231,12 +231,22 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       ["the staged settings: read-only", "touch /var/lib/fleetkit/workers/node-claude/x", "touch: cannot touch '/var/lib/fleetkit/workers/node-claude/x': Permission denied\nexit 1"],
       ["the task database: denied", "cat /var/lib/fleetkit/queue/queue.db", "cat: /var/lib/fleetkit/queue/queue.db: Permission denied\nexit 1"],
       ["no queue token in its environment", "printenv FLEET_TOKEN || echo unset", "unset\nexit 0"],
+      ["the node's fleet command: no token for a task (the token file is unreadable: exit 2)", "fleet task status >/dev/null 2>&1; echo $?", "2\nexit 0"],
       ["its own HOME, writable", 'echo "$HOME"; touch "$HOME/probe" && echo wrote', "/var/lib/fleetkit/workers/hub-0\nwrote\nexit 0"],
       ["the node's Claude settings, copied into its HOME", 'grep -c DISABLE_AUTOUPDATER "$HOME/.claude/settings.json"', "1\nexit 0"],
       ["Claude's credential in its environment, on no command line", 'ps -eo args > "$HOME/ps"; [ -n "$ANTHROPIC_API_KEY" ] && grep -cF "$ANTHROPIC_API_KEY" "$HOME/ps"', "0\nexit 1"],
     ])("%s", (_what, command, result) => {
       const t = delegate("hub", `FAKE:exec=${command}`);
       expect({ state: t.state, node: t.node, result: t.result, error: t.error }).toEqual({ state: "completed", node: "hub", result, error: null });
+    }, 120_000);
+
+    it("from box's own shell (the node user, over SSH), the node's `fleet` delegates to hub and waits: the worker role brought the queue URL and box's token", async () => {
+      const box = testNode(net, "box");
+      expect(await box.run("ls -l /usr/local/bin/fleet | cut -d' ' -f1,3")).toBe("-rwxr-xr-x root\n");
+      const out = await box.run("fleet task delegate hub 'FAKE:exec=echo delegated from box' --wait --timeout 60 --json");
+      const t = JSON.parse(out) as Record<string, unknown>;
+      expect({ state: t.state, submittedBy: t.submittedBy, node: t.node, result: t.result }).toEqual({ state: "completed", submittedBy: "box", node: "hub", result: "delegated from box\nexit 0" });
+      expect(await box.run(`fleet task show ${t.id as number} --json | grep -c '"state": "completed"'`)).toBe("1\n");
     }, 120_000);
 
     it("back-to-back tasks in the slot: one run's cleanup (a kill -1 of fleetkit-w1) never reaches the next run", async () => {

@@ -48,9 +48,12 @@ const mintedSha = (resource: string) => createHash("sha256").update(`${MINTED_MA
 
 /**
  * The script a command line carries: `sudo -n sh -c '…'` unquoted; on Windows decoded (gzip + base64 for
- * wsl.exe's sh, less the launcher's `rm -f "$0"` line, and for PowerShell).
+ * wsl.exe's sh, less the launcher's `rm -f "$0"` line, and for PowerShell). A wsl.exe line that takes the
+ * packed script from stdin (`head -c N`, too long for the line) is decoded from `stdin`'s first N bytes.
  */
-function scriptOf(commandLine: string): string {
+function scriptOf(commandLine: string, stdin = ""): string {
+  const fromStdin = /umask 077 && head -c (\d+) \| base64 -d \| gzip -dc/.exec(commandLine);
+  if (fromStdin) return gunzipSync(Buffer.from(stdin.slice(0, Number(fromStdin[1])), "base64")).toString("utf8").replace(/^rm -f "\$0"\n/, "");
   const sudo = "sudo -n sh -c '";
   if (commandLine.startsWith(sudo) && commandLine.endsWith("'")) return commandLine.slice(sudo.length, -1).replaceAll(`'\\''`, "'");
   const wsl = /echo ([A-Za-z0-9+/=]+) \| base64 -d \| gzip -dc/.exec(commandLine);
@@ -125,7 +128,11 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
           continue;
         }
         expect(isSecret(cmd.wire.stdin)).toBe(true);
+        // An install too long for the command line (the queue's, with its runtime) is the start of stdin.
+        const prefix = remoteInvocation(node, bundle.target, bundle.install).stdinPrefix;
+        expect(String(cmd.inputs.stdin).startsWith(prefix)).toBe(true);
         const names = String(cmd.inputs.stdin)
+          .slice(prefix.length)
           .split("\n")
           .filter(Boolean)
           .map((l) => l.slice(0, l.indexOf("=")));
@@ -243,7 +250,7 @@ describe("fleet.yaml, node by node", () => {
     const n = node(name);
     for (const role of n.roles) {
       const line = create(`${name}-${role}-install`);
-      const sh = scriptOf(line);
+      const sh = scriptOf(line, String(program.get(`${name}-${role}-install`).inputs.stdin ?? ""));
       if (role === "tailscale") {
         expect(line).toMatch(/^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex /);
         expect(sh).toContain("winget");
@@ -340,13 +347,14 @@ describe("changes stay local", () => {
   const iceccFirewalls = ["windows-desktop-tailscale-install", "windows-laptop-tailscale-install", "arch-orchestrator-icecc-scheduler-install"];
   const iceccdsWithout = (gone: string) => COMPILERS.filter((n) => n !== gone).map((n) => `${n}-iceccd-install`);
   it.each<{ node: string; role: RoleName; changed: string[]; alsoGone?: string[] }>([
-    // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them.
-    { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install"] },
-    { node: "macbook2", role: "iceccd", changed: [...iceccFirewalls, "macbook2-claude-install", ...iceccdsWithout("macbook2")] },
+    // CLAUDE.md lists the node's roles, so the node's claude bundle changes with them; so do the queue's node
+    // facts (the dashboard shows each node's roles and reaches its AgentAPI).
+    { node: "rpi1", role: "agentapi", changed: ["rpi1-claude-install", "arch-orchestrator-queue-install"] },
+    { node: "macbook2", role: "iceccd", changed: [...iceccFirewalls, "macbook2-claude-install", "arch-orchestrator-queue-install", ...iceccdsWithout("macbook2")] },
     {
       node: "windows-laptop",
       role: "iceccd",
-      changed: [...iceccFirewalls, "windows-laptop-claude-install", ...iceccdsWithout("windows-laptop")],
+      changed: [...iceccFirewalls, "windows-laptop-claude-install", "arch-orchestrator-queue-install", ...iceccdsWithout("windows-laptop")],
       alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"],
     },
   ])("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {

@@ -7,6 +7,7 @@ import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { readTemplate, renderTemplate } from "../../roles/bundle.js";
+import { parseDocument } from "yaml";
 
 const mesh = loadFleet("fleet.yaml");
 const remote = loadFleet("examples/remote-tasks.fleet.yaml");
@@ -40,21 +41,25 @@ describe("role claude: per OS family", () => {
       ["/Users/fleet/.claude/settings.json", 0o644, "fleet", "staff", "json"],
       ["/Users/fleet/.claude/CLAUDE.md", 0o644, "fleet", "staff", "text"],
       ["/usr/local/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+      ["/Users/fleet/.claude/skills/fleet/SKILL.md", 0o644, "fleet", "staff", "text"],
     ]],
     ["remote", "macbook-pro", [
       ["/Users/matt/.claude/settings.json", 0o644, "matt", "staff", "json"],
       ["/Users/matt/.claude/CLAUDE.md", 0o644, "matt", "staff", "text"],
       ["/usr/local/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+      ["/Users/matt/.claude/skills/fleet/SKILL.md", 0o644, "matt", "staff", "text"],
     ]],
     ["mesh", "rpi2", [
       ["/home/fleet/.claude/settings.json", 0o644, "fleet", "fleet", "json"],
       ["/home/fleet/.claude/CLAUDE.md", 0o644, "fleet", "fleet", "text"],
       ["/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+      ["/home/fleet/.claude/skills/fleet/SKILL.md", 0o644, "fleet", "fleet", "text"],
     ]],
     ["shared", "pi-node-1", [
       ["/home/user/.claude/settings.json", 0o644, "user", "user", "json"],
       ["/home/user/.claude/CLAUDE.md", 0o644, "user", "user", "text"],
       ["/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
+      ["/home/user/.claude/skills/fleet/SKILL.md", 0o644, "user", "user", "text"],
     ]],
   ] as const)("%s fleet: files of %s: paths, modes, owners, groups", (label, name, files) => {
     const fleet = FLEETS[label];
@@ -116,7 +121,8 @@ describe("role claude: per OS family", () => {
     const u = renderBundle(mesh, node(mesh, "rpi1"), "claude").uninstall;
     expect(u).toContain("fk_rm '/etc/fleetkit/claude.env'\n");
     expect(u).toContain("if [ -d '/usr/local/lib/fleetkit/claude-code' ]; then rm -rf '/usr/local/lib/fleetkit/claude-code';");
-    expect(u).toContain("fk_rm '/home/fleet/.claude/settings.json' '/home/fleet/.claude/CLAUDE.md' '/etc/fleetkit/node.json'\n");
+    expect(u).toContain("fk_rm '/home/fleet/.claude/settings.json' '/home/fleet/.claude/CLAUDE.md' '/etc/fleetkit/node.json' '/home/fleet/.claude/skills/fleet/SKILL.md'\n");
+    expect(u).toContain("rmdir '/home/fleet/.claude/skills/fleet' 2>/dev/null || true\n");
     expect(u).not.toMatch(/rm -rf \/home\/fleet\/\.claude/);
   });
 });
@@ -126,6 +132,48 @@ describe("role claude: per OS family", () => {
  * with marker secrets on stdin: proves the env file's exact content and 0600 mode, that either secret
  * alone is enough, that none is an error, and that no secret reaches stdout or stderr.
  */
+describe("the fleet skill (~/.claude/skills/fleet/SKILL.md, Claude Code's skills format)", () => {
+  const skillOf = (fleet: Fleet, name: string) => {
+    const b = renderBundle(fleet, node(fleet, name), "claude");
+    const f = b.files.find((x) => x.path.endsWith("/.claude/skills/fleet/SKILL.md"))!;
+    return { file: f, text: f.content };
+  };
+
+  it("has YAML front matter naming the skill and saying when to use it", () => {
+    const { file, text } = skillOf(mesh, "rpi1");
+    expect([file.path, file.mode, file.owner]).toEqual(["/home/fleet/.claude/skills/fleet/SKILL.md", 0o644, "fleet"]);
+    const m = /^---\n([\s\S]*?)\n---\n/.exec(text)!;
+    const front = parseDocument(m[1]!);
+    expect(front.errors).toEqual([]);
+    expect(Object.keys(front.toJS())).toEqual(["name", "description"]);
+    expect(front.get("name")).toBe("fleet");
+    expect(front.get("description")).toMatch(/^Hand work to another machine of this fleetkit fleet, .*fleet task delegate/);
+  });
+
+  it.each([
+    ["mesh", "rpi1", true],
+    ["mesh", "macbook2", false],
+    ["remote", "macbook-pro", true],
+  ] as const)("%s/%s: names this node, points at `fleet task status` for the others, and says whether `fleet` is installed here (%s)", (fleet, name, command) => {
+    const { text } = skillOf(FLEETS[fleet]!, name);
+    expect(text).toContain(`This node is **${name}**.`);
+    expect(text).toContain("    fleet task status         # every node: OS, arch, profile, roles, tags, online or not, spend today against its cap\n");
+    expect(text.includes("The `fleet` command on this node talks to the fleet's queue")).toBe(command);
+    expect(text.includes("This node runs no worker, so `fleet` is not installed here")).toBe(!command);
+    // No other node is named (but the queue's, in its URL): adding or changing a node re-deploys no other node's claude role.
+    const queueNode = FLEETS[fleet]!.nodes.find((n) => n.roles.includes("queue"))!.name;
+    for (const other of FLEETS[fleet]!.nodes.filter((n) => n.name !== name && n.name !== queueNode)) expect(text).not.toMatch(new RegExp(`\\b${other.name}\\b`));
+  });
+
+  it("gives the delegation commands; CLAUDE.md points at it", () => {
+    const { text } = skillOf(mesh, "rpi1");
+    expect(text).toContain('    fleet task delegate <node|any> "<prompt>" [--tag k=v] [--model auto|haiku|sonnet|opus] [--priority high|medium|low] --wait\n');
+    expect(text).toContain("queue at `http://arch-orchestrator:8787`");
+    const claudeMd = renderBundle(mesh, node(mesh, "rpi1"), "claude").files.find((x) => x.path.endsWith("/.claude/CLAUDE.md"))!.content;
+    expect(claudeMd).toContain("The skill `fleet`\n(`~/.claude/skills/fleet/SKILL.md`) says how to see every node of the fleet (`fleet task status`)");
+  });
+});
+
 describe("Claude credentials from stdin (claude/env.sh run by sh)", () => {
   const API = "sk-ant-api03-MARKERapi_key-0123";
   const OAUTH = "sk-ant-oat01-MARKERoauth_tok-4567";
@@ -192,7 +240,7 @@ describe("Claude Code install step, run for real (npm registry)", () => {
     const group = spawnSync("id", ["-gn"], { encoding: "utf8" }).stdout.trim();
     const view = {
       ...{ version, prefix: `${dir}/prefix`, claudeExe: `${dir}/prefix/bin/claude`, npmPackage: `@anthropic-ai/claude-code@${version}`, nodeBin: "/usr/bin", user, owner: `${user}:${group}` },
-      ...{ claudeDir: `${dir}/home/.claude`, envFile: `${dir}/etc/claude.env`, linkDir: `${dir}/bin`, link: `${dir}/bin/claude` },
+      ...{ claudeDir: `${dir}/home/.claude`, skillDir: `${dir}/home/.claude/skills/fleet`, envFile: `${dir}/etc/claude.env`, linkDir: `${dir}/bin`, link: `${dir}/bin/claude` },
     };
     const script = (tpl: string) => [readTemplate("common/prelude.sh"), renderTemplate(tpl, view), 'echo "changed=$FK_CHANGED"'].join("\n");
     const sh = (tpl: string) => spawnSync("sh", ["-c", script(tpl)], { encoding: "utf8" });

@@ -15,11 +15,11 @@ import { parse as parsePlist } from "plist";
 import { loadFleet, parseFleet } from "../../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
+import { POSIX_COMMAND_LINE_LIMIT, readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { queueFacts, queueUrl } from "../../roles/queue/render.js";
 import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
 import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
-import { importClosure, RUNTIME_ASSET_PACKAGES, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
+import { importClosure, RUNTIME_ASSET_PACKAGES, RUNTIME_EXTRA_VERBS, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
 import { formatQueueTokens } from "../../stacks/secrets.js";
 import { parseTokensFile } from "../../runtime/config.js";
 
@@ -75,8 +75,13 @@ describe("role queue", () => {
     );
     expect(unit).toContain("ReadWritePaths=/var/lib/fleetkit/queue");
     expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service '/etc/systemd/system/fleet-queue.service'");
-    // The whole SSH command stays under Linux's 128 KiB limit for one argument (MAX_ARG_STRLEN).
-    expect(Buffer.byteLength(remoteCommand(node(fleet, name), b.target, b.install))).toBeLessThan(128 * 1024);
+    // The queue carries its runtime: past Linux's limit for one argument (MAX_ARG_STRLEN) the script is the
+    // start of stdin and the SSH command line stays short.
+    const inv = remoteInvocation(node(fleet, name), b.target, b.install);
+    expect(Buffer.byteLength(b.install)).toBeGreaterThan(POSIX_COMMAND_LINE_LIMIT);
+    expect(inv.stdinPrefix).toBe(`rm -f "$0"\n${b.install}`);
+    expect(inv.command).toMatch(/^sudo -n sh -c 'f=\$\(umask 077 && mktemp \/tmp\/fleetkit-install\.XXXXXXXX\) \|\| exit 1; if dd bs=1 count=\d+ of=/);
+    expect(Buffer.byteLength(inv.command)).toBeLessThan(400);
   });
 
   it("nodes.json holds every node's public facts, every person's scope and the ntfy server, no token", () => {
@@ -148,7 +153,7 @@ describe("role worker", () => {
     const laptopFleet = parseFleet(text.join("\n"), "fleet.yaml");
     const laptop = node(laptopFleet, "windows-laptop");
     const b = renderBundle(laptopFleet, laptop, "worker");
-    expect([b.target, b.files.map((f) => f.path), b.secrets]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service", "/etc/sudoers.d/fleetkit-worker"], ["queueToken"]]);
+    expect([b.target, b.files.map((f) => f.path), b.secrets]).toEqual(["wsl", ["/etc/systemd/system/fleet-worker.service", "/etc/sudoers.d/fleetkit-worker", "/usr/local/bin/fleet"], ["queueToken"]]);
     expect(b.files[0].content.split("\n")).toContain(
       "ExecStart=/usr/bin/node /usr/local/lib/fleetkit/worker/fleet.mjs worker --queue http://arch-orchestrator:8787 --token-file /etc/fleetkit/worker/token --node windows-laptop " +
         "--run-as fleetkit-w1 --home-root /var/lib/fleetkit/workers --claude /usr/local/lib/fleetkit/claude-code/bin/claude --env-file /etc/fleetkit/claude.env",
@@ -250,7 +255,7 @@ describe("role worker", () => {
     // The identity exists before the service starts.
     expect(b.install.indexOf("useradd --system")).toBeLessThan(b.install.indexOf("fk_systemd_unit fleet-worker.service"));
     const un = b.uninstall.split("\n");
-    expect(un.filter((l) => l.includes("/etc/sudoers.d/fleetkit-worker"))).toEqual(["fk_rm '/etc/systemd/system/fleet-worker.service' '/etc/sudoers.d/fleetkit-worker'"]);
+    expect(un.filter((l) => l.includes("/etc/sudoers.d/fleetkit-worker"))).toEqual(["fk_rm '/etc/systemd/system/fleet-worker.service' '/etc/sudoers.d/fleetkit-worker' '/usr/local/bin/fleet'"]);
     expect(un).toContain("  userdel 'fleetkit-w1'");
     expect(un).toContain("  rm -rf '/var/lib/fleetkit/workers'");
     expect(b.uninstall.indexOf("fk_systemd_remove fleet-worker.service")).toBeLessThan(b.uninstall.indexOf("userdel"));
@@ -291,12 +296,13 @@ describe("runtime packaging", () => {
   it.each([
     // verb, packages it must import, packages it must not (a worker never builds better-sqlite3)
     ["queue", ["better-sqlite3", "fastify", "zod"], []],
-    ["worker", ["zod"], ["better-sqlite3", "fastify", "prom-client"]],
+    // The worker also ships `fleet task` (the node's fleet command), which reads a fleet file with the model.
+    ["worker", ["zod", "yaml"], ["better-sqlite3", "fastify", "prom-client"]],
   ] as const)("%s: the closure of its CLI module and the npm packages it imports", (verb, must, mustNot) => {
-    const c = importClosure([`cli/${verb}.ts`]);
+    const c = importClosure([`cli/${verb}.ts`, ...RUNTIME_EXTRA_VERBS[verb].map((v) => `cli/${v}.ts`)]);
     expect(c.files).toContain(`cli/${verb}.ts`);
     expect(c.files).toContain("model/errors.ts");
-    expect(c.files.filter((f) => !(f.startsWith("runtime/") || f.startsWith("cli/") || f === "model/errors.ts"))).toEqual([]);
+    expect(c.files.filter((f) => !(f.startsWith("runtime/") || f.startsWith("cli/") || (f.startsWith("model/") && (verb === "worker" || f === "model/errors.ts"))))).toEqual([]);
     // Exactly the bare specifiers the shipped files import, nothing else.
     const bare = new Set(c.files.flatMap((f) => staticImports(readFileSync(f, "utf8"))).filter((s) => !s.startsWith(".") && !s.startsWith("node:")).map((s) => (s.startsWith("@") ? s.split("/").slice(0, 2).join("/") : s.split("/")[0]!)));
     expect(c.packages).toEqual([...bare].sort());
@@ -557,7 +563,7 @@ describe("secrets: declared per role, never rendered", () => {
       const n = node(fleet, b.node);
       const expected = { toolchains: [], ntfy: ["ntfyToken"], queue: holders(fleet, "ntfy").length ? ["queueTokens", "ntfyToken"] : ["queueTokens"], worker: ["queueToken"] }[b.role as "ntfy"];
       expect([b.node, b.role, b.secrets]).toEqual([b.node, b.role, expected]);
-      for (const t of [b.install, b.uninstall, ...b.files.map((f) => f.content), remoteCommand(n, b.target, b.install), remoteCommand(n, b.target, b.uninstall)]) {
+      for (const t of [b.install, b.uninstall, ...b.files.map((f) => f.content), ...Object.values(remoteInvocation(n, b.target, b.install)), remoteCommand(n, b.target, b.uninstall)]) {
         expect(t).not.toMatch(/tk_[a-z0-9]{29}\b|MARKER/);
       }
     }

@@ -60,3 +60,35 @@ describe("fleet task: the queue from the fleet file", () => {
     expect(r.out).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+:\\d+ `));
   });
 });
+
+describe("fleet task: the token from FLEET_TOKEN_FILE (what a node's fleet command sets)", () => {
+  it.each([
+    ["FLEET_TOKEN_FILE alone", { FLEET_TOKEN: "", FLEET_TOKEN_FILE: "orch" }, 0, null],
+    ["FLEET_TOKEN wins over FLEET_TOKEN_FILE", { FLEET_TOKEN: tokenOf("orch"), FLEET_TOKEN_FILE: "/nonexistent/token" }, 0, null],
+    ["an unreadable FLEET_TOKEN_FILE: exit 2, one line", { FLEET_TOKEN: "", FLEET_TOKEN_FILE: "/nonexistent/token" }, 2, "cannot read token file /nonexistent/token: ENOENT. Check the path (it is created by the queue/worker role, mode 0600).\n"],
+  ] as const)("%s", async (_what, vars, code, out) => {
+    const file = vars.FLEET_TOKEN_FILE === "orch" ? join(dir, "orch.token") : vars.FLEET_TOKEN_FILE;
+    if (vars.FLEET_TOKEN_FILE === "orch") writeFileSync(file, `${tokenOf("orch")}\n`, { mode: 0o600 });
+    const r = await fleetRun(["task", "list", "--json"], { FLEET_QUEUE_URL: server.url, FLEET_TOKEN: vars.FLEET_TOKEN, FLEET_TOKEN_FILE: file });
+    expect(r.code).toBe(code);
+    if (out !== null) expect(r.out).toBe(out);
+  });
+
+  it("status lists each node's profile, roles and tags from the queue, and which ones take tasks", async () => {
+    const d = tempDir("fleet-task-status-");
+    const tokens = writeTokens(d, { orch: { profile: "orchestrator", roles: ["queue", "worker"], tags: { gpu: "gtx980" } }, pi: { os: "raspios", arch: "aarch64" } });
+    const s = await startServer({ db: join(d, "q.db"), tokens });
+    const r = await fleetRun(["task", "status"], { FLEET_QUEUE_URL: s.url, FLEET_TOKEN: tokenOf("orch") });
+    expect(r.code).toBe(0);
+    expect(r.out.split("\n").slice(0, 8)).toEqual([
+      "=== Machine Status ===",
+      "",
+      "orch (debian/x86_64):",
+      "  profile orchestrator; roles queue, worker; tags gpu=gtx980; takes delegated tasks",
+      "  ✗ Offline, last seen never",
+      "",
+      "pi (raspios/aarch64):",
+      "  ✗ Offline, last seen never",
+    ]);
+  });
+});
