@@ -52,7 +52,7 @@ describe("fleet model: the valid test fleet", () => {
     ]);
     expect(fleet.services).toEqual({
       ntfy: { port: 8091, topic: "fleet-tasks", image: "binwiederhier/ntfy:v2.14.0", allowFrom: ["fleet", "tailnet"] },
-      queue: { port: 8787, allowFrom: [] },
+      queue: { port: 8787, allowFrom: [], retentionDays: 30 },
       agentapi: { port: 3284 },
     });
   });

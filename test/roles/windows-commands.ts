@@ -1,10 +1,11 @@
 /**
  * Every command line fleetkit sends to a Windows node of the three real fleets (roles/bundle.ts
- * remoteCommand over each role's install and uninstall script), for the Windows tests to check.
+ * remoteInvocation over each role's install, remoteCommand over its uninstall), for the Windows tests to
+ * check. An install too long for the line carries its packed script at the start of stdin (`stdin`).
  */
 import { loadFleet } from "../../model/load.js";
 import { renderBundle } from "../../roles/index.js";
-import { remoteCommand } from "../../roles/bundle.js";
+import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
 import type { ScriptTarget } from "../../roles/types.js";
 import { REAL_FLEETS } from "../program/fleets.js";
 
@@ -14,6 +15,8 @@ export interface WindowsCommand {
   target: ScriptTarget;
   script: string;
   line: string;
+  /** The start of stdin (the packed script, when it does not fit the line), else "". */
+  stdin: string;
 }
 
 /** In fleet file, node and role order; install before uninstall. */
@@ -24,7 +27,11 @@ export const WINDOWS_COMMANDS: WindowsCommand[] = REAL_FLEETS.flatMap((file) => 
     .flatMap((n) =>
       n.roles.flatMap((role) => {
         const b = renderBundle(fleet, n, role);
-        return (["install", "uninstall"] as const).map((step) => ({ what: `${n.name}/${role} ${step}`, target: b.target, script: b[step], line: remoteCommand(n, b.target, b[step]) }));
+        const install = remoteInvocation(n, b.target, b.install);
+        return [
+          { what: `${n.name}/${role} install`, target: b.target, script: b.install, line: install.command, stdin: install.stdinPrefix },
+          { what: `${n.name}/${role} uninstall`, target: b.target, script: b.uninstall, line: remoteCommand(n, b.target, b.uninstall), stdin: "" },
+        ];
       }),
     );
 });

@@ -130,7 +130,14 @@ describe("Windows command lines (remoteCommand)", () => {
     expect(l.line.length).toBeLessThanOrEqual(WINDOWS_COMMAND_LINE_LIMIT);
     expect(l.line).not.toMatch(/[$%^!]/);
     expect(l.line.split('"').length).toBe(3);
-    if (l.target === "wsl") {
+    if (l.target === "wsl" && l.stdin) {
+      // Too long for the line (the claude role, whose CLAUDE.md and skill travel with it): the packed script
+      // is the first bytes of stdin, taken with head -c.
+      const m = /^wsl\.exe -d Debian -u root -e sh -c "umask 077 && head -c (\d+) \| base64 -d \| gzip -dc > (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) && sh \2"$/.exec(l.line);
+      expect(m).not.toBeNull();
+      expect(Number(m![1])).toBe(l.stdin.length);
+      expect(unpack(l.stdin.trimEnd())).toBe(`rm -f "$0"\n${l.script}`);
+    } else if (l.target === "wsl") {
       const m = /^wsl\.exe -d Debian -u root -e sh -c "umask 077 && echo ([A-Za-z0-9+/=]+) \| base64 -d \| gzip -dc > (\/tmp\/fleetkit-[0-9a-f]{16}\.sh) && sh \2"$/.exec(l.line);
       expect(m).not.toBeNull();
       expect(unpack(m![1]!)).toBe(`rm -f "$0"\n${l.script}`);
