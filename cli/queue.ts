@@ -4,13 +4,14 @@
  * ready; SIGTERM or SIGINT closes it cleanly (exit 0).
  */
 import { UserError } from "../model/errors.js";
-import { loadTokensFile } from "../runtime/config.js";
+import { loadTokensFile, readSecretFile } from "../runtime/config.js";
 import { createQueueServer } from "../runtime/server.js";
 import { secondsFlag } from "./args.js";
 import { parseVerb } from "./verb.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
        [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
+       [--github-token-file FILE [--github-api-url URL]]
 
   --db                  SQLite database file (created if missing; WAL mode)
   --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
@@ -22,7 +23,10 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
   --synchronous         SQLite durability: normal (default) keeps acknowledged tasks through a crash of the
                         queue process; full also through power loss, at several times the cost per write
   --public-url          base URL of links to tasks in notifications (default: the tokens file's publicUrl)
-  --logins-per-minute   dashboard sign-in attempts allowed per client address per minute (default 10)`;
+  --logins-per-minute   dashboard sign-in attempts allowed per client address per minute (default 10)
+  --github-token-file   file (mode 0600) holding the GitHub token for github-issue tasks (one line); the queue
+                        hands it to the worker holding such a task's lease, for that run only
+  --github-api-url      GitHub REST base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)`;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -54,6 +58,8 @@ export async function run(argv: string[]): Promise<number> {
       synchronous: { type: "string" },
       "public-url": { type: "string" },
       "logins-per-minute": { type: "string" },
+      "github-token-file": { type: "string" },
+      "github-api-url": { type: "string" },
     },
   });
   if (!parsed) return 0;
@@ -66,6 +72,11 @@ export async function run(argv: string[]): Promise<number> {
   if (logins !== undefined && !/^[1-9][0-9]{0,5}$/.test(logins)) throw new UserError(`--logins-per-minute must be a whole number from 1 to 999999, got "${logins}".`);
   const leaseSeconds = secondsFlag(f["lease-seconds"], "lease-seconds");
   if (leaseSeconds === 0) throw new UserError("--lease-seconds must be greater than 0.");
+  const githubApiUrl = f["github-api-url"] ?? "https://api.github.com";
+  if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(\/[A-Za-z0-9._~\/-]*)?$/.test(githubApiUrl)) throw new UserError(`--github-api-url must be an http(s) URL such as https://api.github.com, got "${githubApiUrl}".`);
+  if (f["github-api-url"] && !f["github-token-file"]) throw new UserError("--github-api-url needs --github-token-file (the token github-issue tasks use).");
+  const githubToken = f["github-token-file"] ? readSecretFile(f["github-token-file"], "GitHub token file").trim() : undefined;
+  if (githubToken !== undefined && !/^[\x21-\x7e]{1,1024}$/.test(githubToken)) throw new UserError(`GitHub token file ${f["github-token-file"]} must hold one token: one line of printable characters without spaces.`);
   const { app, close } = createQueueServer({
     db: f.db!,
     tokens,
@@ -75,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
     synchronous: f.synchronous as "full" | "normal" | undefined,
     publicUrl: f["public-url"],
     loginsPerMinute: logins === undefined ? undefined : Number(logins),
+    github: githubToken === undefined ? undefined : { token: githubToken, apiUrl: githubApiUrl.replace(/\/+$/, "") },
   });
   let address: string;
   try {

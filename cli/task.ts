@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fleetQueueUrl, type Fleet } from "../model/fleet.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
-import { FINAL_STATES, PRIORITIES, TASK_STATES, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
+import { defaultIssuePrompt, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
 import { MODELS } from "../runtime/model-choice.js";
 import { queueAccess, secondsFlag, intFlag } from "./args.js";
@@ -21,6 +21,9 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
   delegate <node|any> "<prompt>"  submit a task (prompt "-" reads stdin)
         [--priority high|medium|low] [--model auto|haiku|sonnet|opus] [--tag k=v]... [--cwd DIR | --repo URL]
         [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]
+  github <owner/repo>#<n> [node|any]  a worker turns the GitHub issue into a pull request from fleet/<node>/issue-<n>
+        [--prompt TEXT|-] [--base BRANCH] [--draft] [--tag k=v]... [--priority P] [--model M]
+        [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]   (the queue needs --github-token-file)
   list [--status STATE] [--node NODE] [--limit N]   tasks, newest first
   show <id>                       one task with its result
   wait <id> [--timeout S]         wait until the task ends (exit 1 if it failed, was cancelled or is still running)
@@ -119,6 +122,7 @@ export function formatTask(t: Task): string {
   ];
   if (t.node) lines.push(`  node       ${shown(t.node)} (worker ${shown(t.worker)}), attempt ${t.attempts} of ${t.maxAttempts}`);
   if (t.cwd || t.repo) lines.push(`  workdir    ${shown(t.cwd ?? t.repo)}`);
+  if (t.github) lines.push(`  github     ${shown(`${t.github.owner}/${t.github.repo}#${t.github.issue}`)} (base ${shown(t.github.base ?? "the default branch")}${t.github.draft ? ", draft" : ""})`);
   lines.push(`  submitted  ${shown(t.createdAt)} by ${shown(t.submittedBy)}`);
   if (t.startedAt) lines.push(`  started    ${shown(t.startedAt)}`);
   if (t.finishedAt) {
@@ -155,30 +159,20 @@ async function waitTask(c: QueueClient, url: string | undefined, taskId: number,
   }
 }
 
-async function delegate(argv: string[], load: FleetLoader): Promise<number> {
-  const parsed = parseVerb(argv, {
-    verb: "task delegate",
-    usage: USAGE,
-    options: {
-      ...common,
-      priority: { type: "string" },
-      model: { type: "string" },
-      tag: { type: "string", multiple: true },
-      cwd: { type: "string" },
-      repo: { type: "string" },
-      "task-timeout": { type: "string" },
-      "max-attempts": { type: "string" },
-      wait: { type: "boolean" },
-      timeout: { type: "string" },
-    },
-  });
-  if (!parsed) return 0;
-  const f = parsed.values;
-  // Words after `--` are arguments too (a prompt that starts with "-").
-  const positionals = [...parsed.positionals, ...parsed.rest];
-  if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
-  const [target, rawPrompt] = positionals as [string, string];
-  const prompt = rawPrompt === "-" ? readFileSync(0, "utf8") : rawPrompt;
+/** Options `delegate` and `github` share. */
+const submitOptions = {
+  ...common,
+  priority: { type: "string" },
+  model: { type: "string" },
+  tag: { type: "string", multiple: true },
+  "task-timeout": { type: "string" },
+  "max-attempts": { type: "string" },
+  wait: { type: "boolean" },
+  timeout: { type: "string" },
+} as const;
+
+/** The submit fields of {@link submitOptions} (priority, model, tags, timeout, attempts); UserError for a bad one. */
+function submitFields(f: { priority?: string; model?: string; tag?: string[]; "task-timeout"?: string; "max-attempts"?: string; wait?: boolean; timeout?: string }): Omit<SubmitInput, "target" | "prompt"> {
   if (f.priority && !PRIORITIES.includes(f.priority as Priority)) throw new UserError(`--priority must be one of ${PRIORITIES.join(", ")}, got "${f.priority}".`);
   if (f.model && !["auto", ...MODELS].includes(f.model)) throw new UserError(`--model must be one of auto, ${MODELS.join(", ")}, got "${f.model}".`);
   const tags: Record<string, string> = {};
@@ -188,17 +182,17 @@ async function delegate(argv: string[], load: FleetLoader): Promise<number> {
     tags[m[1]!] = m[2]!;
   }
   if (f.timeout && !f.wait) throw new UserError("--timeout only applies with --wait (the task's own limit is --task-timeout).");
-  const input: SubmitInput = {
-    target,
-    prompt,
+  return {
     ...(f.priority ? { priority: f.priority as Priority } : {}),
     ...(f.model ? { model: f.model as SubmitInput["model"] } : {}),
     tags,
-    ...(f.cwd ? { cwd: f.cwd } : {}),
-    ...(f.repo ? { repo: f.repo } : {}),
     ...(f["task-timeout"] ? { timeoutSeconds: secondsFlag(f["task-timeout"], "task-timeout") } : {}),
     ...(f["max-attempts"] ? { maxAttempts: intFlag(f["max-attempts"], "max-attempts", 1, 100) } : {}),
   };
+}
+
+/** Submits `input`, prints the queued line (or with `--wait` the final task); the exit code. */
+async function submitAndReport(f: { queue?: string; fleet?: string; "token-file"?: string; json?: boolean; wait?: boolean; timeout?: string }, input: SubmitInput, load: FleetLoader): Promise<number> {
   const c = await client(f, load);
   let t = await call(f.queue, () => c.submit(input));
   if (!f.wait) {
@@ -209,6 +203,49 @@ async function delegate(argv: string[], load: FleetLoader): Promise<number> {
   t = await waitTask(c, f.queue, t.id, secondsFlag(f.timeout, "timeout") ?? 3600);
   print(f.json ? JSON.stringify(t, null, 2) : formatTask(t));
   return exitFor(t);
+}
+
+/**
+ * `fleet task github <owner/repo>#<n> [node|any]`: submits a `github-issue` task (runtime/github.ts says what
+ * the worker does). The reference, target, `--base` and `--prompt` are checked here, one line each (exit 2),
+ * before anything is sent; the queue checks the rest (a queue without a GitHub token refuses it).
+ */
+async function github(argv: string[], load: FleetLoader): Promise<number> {
+  const parsed = parseVerb(argv, {
+    verb: "task github",
+    usage: USAGE,
+    options: { ...submitOptions, prompt: { type: "string" }, base: { type: "string" }, draft: { type: "boolean" } },
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
+  const positionals = [...parsed.positionals, ...parsed.rest];
+  if (positionals.length < 1 || positionals.length > 2) throw new UserError(`fleet task github: expected <owner>/<repo>#<n> [node|any], got ${positionals.length} argument(s).\n\n${USAGE}`);
+  const ref = parseIssueRef(positionals[0]!);
+  if (typeof ref === "string") throw new UserError(`fleet task github: ${printable(ref)}.`);
+  const target = positionals[1] ?? "any";
+  if (target !== "any" && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(target)) throw new UserError(`fleet task github: expected a node name or "any" after the issue, got "${printable(target)}".`);
+  if (f.base !== undefined && !isBranchName(f.base)) throw new UserError(`--base must be a branch name (letters, digits, . _ / -; no "..", no leading - or .), got "${printable(f.base)}".`);
+  const extra = f.prompt === undefined ? undefined : f.prompt === "-" ? readFileSync(0, "utf8") : f.prompt;
+  if (extra !== undefined && !extra.trim()) throw new UserError("--prompt is empty; write the extra instructions (or leave the flag out).");
+  const github: GitHubIssue = { ...ref, base: f.base ?? null, draft: f.draft === true };
+  return submitAndReport(f, { target, prompt: extra ?? defaultIssuePrompt(ref), ...submitFields(f), github }, load);
+}
+
+async function delegate(argv: string[], load: FleetLoader): Promise<number> {
+  const parsed = parseVerb(argv, {
+    verb: "task delegate",
+    usage: USAGE,
+    options: { ...submitOptions, cwd: { type: "string" }, repo: { type: "string" } },
+  });
+  if (!parsed) return 0;
+  const f = parsed.values;
+  // Words after `--` are arguments too (a prompt that starts with "-").
+  const positionals = [...parsed.positionals, ...parsed.rest];
+  if (positionals.length !== 2) throw new UserError(`fleet task delegate: expected <node|any> "<prompt>", got ${positionals.length} argument(s).\n\n${USAGE}`);
+  const [target, rawPrompt] = positionals as [string, string];
+  const prompt = rawPrompt === "-" ? readFileSync(0, "utf8") : rawPrompt;
+  const input: SubmitInput = { target, prompt, ...submitFields(f), ...(f.cwd ? { cwd: f.cwd } : {}), ...(f.repo ? { repo: f.repo } : {}) };
+  return submitAndReport(f, input, load);
 }
 
 /** Units of {@link durationSeconds}, in seconds. */
@@ -334,6 +371,7 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
     return cmd ? 0 : 2;
   }
   if (cmd === "delegate") return delegate(rest, load);
+  if (cmd === "github") return github(rest, load);
   if (!(TASK_COMMANDS as readonly string[]).includes(cmd)) throw new UserError(`fleet task: unknown command "${printable(cmd)}".\n\n${USAGE}`);
   const command = cmd as TaskCommand;
   const extras: Partial<Record<TaskCommand, Record<string, { type: "string" | "boolean"; short?: string }>>> = {

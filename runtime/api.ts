@@ -153,6 +153,58 @@ export function isNormalAbsolutePath(s: string): boolean {
   return s === "/" || (s.startsWith("/") && !s.endsWith("/") && s.split("/").slice(1).every((seg) => seg !== "" && seg !== "." && seg !== ".."));
 }
 
+/**
+ * GitHub's grammar for an account (user or organization) login: 1-39 letters, digits and single hyphens, not
+ * starting or ending with one (GitHub's sign-up rule; docs.github.com "Creating an account").
+ */
+const GITHUB_OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+/** A repository name as GitHub keeps it: 1-100 of `[A-Za-z0-9._-]`, never `.` or `..` (GitHub renames others). */
+const GITHUB_REPO = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$/;
+/** A git branch name fleetkit accepts for `--base`: git-check-ref-format's rules, kept to a plain subset. */
+const BRANCH = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!.*\.lock(?:\/|$))(?!.*\/\.)(?!\.)[A-Za-z0-9._\/-]{1,200}(?<![./])$/;
+/** Largest issue number accepted: GitHub's REST description types `issue_number` as an integer; ids fit 32 bits. */
+export const MAX_ISSUE_NUMBER = 2 ** 31 - 1;
+
+/** A GitHub issue a `github-issue` task works on, and how its pull request is opened. */
+export const GitHubIssueSchema = z
+  .object({
+    /** Repository owner (user or organization login). */
+    owner: z.string().regex(GITHUB_OWNER, "expected a GitHub owner: 1-39 letters, digits or single hyphens, not at either end"),
+    /** Repository name. */
+    repo: z.string().regex(GITHUB_REPO, "expected a GitHub repository name: 1-100 letters, digits, . _ -"),
+    /** Issue number (1 to 2^31-1). */
+    issue: z.number().int("an issue number is a whole number").min(1, "issue numbers start at 1").max(MAX_ISSUE_NUMBER, `at most ${MAX_ISSUE_NUMBER}`),
+    /** Branch the work starts from and the pull request targets; null: the repository's default branch. */
+    base: z.string().regex(BRANCH, "expected a branch name (letters, digits, . _ / -; no \"..\", no leading - or .)").nullable().default(null),
+    /** Open the pull request as a draft. */
+    draft: z.boolean().default(false),
+  })
+  .strict();
+/** A validated GitHub issue reference of a task. */
+export type GitHubIssue = z.infer<typeof GitHubIssueSchema>;
+
+/**
+ * Parses `owner/repo#n` (the form GitHub itself links issues by) into owner, repo and issue number, or returns
+ * a one-line message saying what is wrong. The number is plain decimal without sign or leading zero.
+ */
+export function parseIssueRef(ref: string): { owner: string; repo: string; issue: number } | string {
+  const m = /^([^/#\s]+)\/([^/#\s]+)#([1-9][0-9]{0,9})$/.exec(ref);
+  if (!m) return `expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got ${quoted(ref)}`;
+  const [, owner, repo, n] = m as unknown as [string, string, string, string];
+  if (!GITHUB_OWNER.test(owner)) return `${quoted(owner)} is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end`;
+  if (!GITHUB_REPO.test(repo)) return `${quoted(repo)} is not a GitHub repository name: 1-100 letters, digits, . _ -`;
+  if (Number(n) > MAX_ISSUE_NUMBER) return `issue number ${n} is too large (at most ${MAX_ISSUE_NUMBER})`;
+  return { owner, repo, issue: Number(n) };
+}
+
+/** The prompt `fleet task github` submits when none is given: the worker then adds nothing to the issue's own text. */
+export function defaultIssuePrompt(g: Pick<GitHubIssue, "owner" | "repo" | "issue">): string {
+  return `Resolve GitHub issue ${g.owner}/${g.repo}#${g.issue}.`;
+}
+
+/** True for a branch name `--base` accepts (see {@link GitHubIssueSchema}). */
+export const isBranchName = (s: string): boolean => BRANCH.test(s);
+
 /** `POST /v1/tasks` body. */
 export const SubmitBodySchema = z
   .object({
@@ -183,13 +235,19 @@ export const SubmitBodySchema = z
           `expected a git URL: https://host/path, ssh://[user@]host[:port]/path, user@host:path or file:///path (at most ${MAX_REPO_CHARS} characters; no spaces, no "." or ".." segments), got ${quoted(i.input)}`,
       })
       .optional(),
+    /**
+     * Kind `github-issue`: the issue the worker turns into a pull request (the prompt then adds to the issue's own
+     * text). Excludes `cwd` and `repo`: the worker checks the repository out itself.
+     */
+    github: GitHubIssueSchema.optional(),
     /** Kill the run after this many seconds (default 3600; 1 s to 7 days). */
     timeoutSeconds: seconds(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS).default(3600),
     /** Give up after this many claims whose lease expired (default 3). */
     maxAttempts: z.number().int().min(1).max(100).default(3),
   })
   .strict()
-  .refine((b) => !(b.cwd && b.repo), { message: "give either cwd or repo, not both", path: ["repo"] });
+  .refine((b) => !(b.cwd && b.repo), { message: "give either cwd or repo, not both", path: ["repo"] })
+  .refine((b) => !(b.github && (b.cwd || b.repo)), { message: "a GitHub issue task checks its repository out itself; leave out cwd and repo", path: ["github"] });
 /** A validated submit body (defaults applied). */
 export type SubmitBody = z.infer<typeof SubmitBodySchema>;
 /** What a client sends to submit (defaults optional). */
@@ -239,6 +297,16 @@ export const CompleteBodySchema = z
 export type CompleteBody = z.infer<typeof CompleteBodySchema>;
 /** What a worker sends to complete (defaults optional). */
 export type CompleteInput = z.input<typeof CompleteBodySchema>;
+
+/**
+ * `POST /v1/tasks/:id/github-token` answer: what a worker holding a `github-issue` task's lease uses for it —
+ * the queue's GitHub token and API base URL. Kept in the worker's memory for that run only.
+ */
+export interface GitHubCredentials {
+  token: string;
+  /** REST base URL, e.g. `https://api.github.com`. */
+  apiUrl: string;
+}
 
 /** `POST /v1/tasks/:id/release` body (graceful shutdown: back to pending, no attempt counted). */
 export const ReleaseBodySchema = z.object({ leaseId }).strict();
@@ -300,6 +368,8 @@ export interface Task {
   modelReason: string | null;
   cwd: string | null;
   repo: string | null;
+  /** Kind `github-issue`: the issue worked on; null for a plain task. */
+  github: GitHubIssue | null;
   timeoutSeconds: number;
   maxAttempts: number;
   state: TaskState;

@@ -4,7 +4,7 @@
  * sends the node's bearer token; errors carry the server's status and message.
  */
 import { Pool } from "undici";
-import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
+import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
 export class QueueError extends Error {
@@ -127,6 +127,10 @@ export class QueueClient {
   /** `POST /v1/tasks/:id/heartbeat`: renews the lease; the task's `cancelRequested` says stop. */
   heartbeat(id: number, leaseId: string): Promise<{ task: Task; leaseSeconds: number }> {
     return this.request("POST", `/v1/tasks/${id}/heartbeat`, { leaseId });
+  }
+  /** `POST /v1/tasks/:id/github-token`: the GitHub token and API URL of a `github-issue` task, for its lease holder only (renews the lease). */
+  githubToken(id: number, leaseId: string): Promise<GitHubCredentials> {
+    return this.request("POST", `/v1/tasks/${id}/github-token`, { leaseId });
   }
   /** `POST /v1/tasks/:id/complete`: reports a run (texts cut to the API's limits by {@link reportable}). */
   complete(id: number, body: CompleteInput): Promise<Task> {

@@ -26,6 +26,7 @@ import {
   TASK_STATES,
   quoted,
   type ClaimAnswer,
+  type GitHubCredentials,
   type ReportedHealth,
   type NextAnswer,
   type NodeInfo,
@@ -89,6 +90,11 @@ export interface QueueServerOptions {
   retentionDays?: number;
   /** How often retention runs, from the start (default 3600). */
   purgeEverySeconds?: number;
+  /**
+   * GitHub credentials for `github-issue` tasks (`--github-token-file`, `--github-api-url`): handed only to the
+   * worker holding such a task's lease (`POST /v1/tasks/:id/github-token`). Unset: such tasks are refused at submit.
+   */
+  github?: GitHubCredentials;
 }
 
 /** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
@@ -211,6 +217,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   /** Validates and stores a submit body from `by` (a node or person name); HttpError 400 names the field. */
   const submit = async (raw: unknown, by: string): Promise<Task> => {
     const body = parse(SubmitBodySchema, raw);
+    if (body.github && !opts.github) throw new HttpError(400, `field "github": this queue has no GitHub token; start it with --github-token-file to take GitHub issue tasks`);
     if (body.target !== "any" && !nodes.has(body.target)) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
     const runners = eligible(body.target, body.tags);
     if (runners.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
@@ -332,6 +339,19 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     if (!t) throw new HttpError(409, `lease lost: task ${id} is ${before.state}${before.state === "running" ? " under another lease" : ""}`);
     presence.seen(nodeOf(req), "busy", `task ${id}`);
     return { task: t, leaseSeconds };
+  });
+
+  // The GitHub token of a github-issue task, for the worker holding its lease (renewed by the call: asking is
+  // as good as a heartbeat). Never logged, never stored with the task.
+  app.post("/v1/tasks/:id/github-token", scopes(WORKER), async (req): Promise<GitHubCredentials> => {
+    const id = taskId((req.params as { id: string }).id);
+    const { leaseId } = parse(HeartbeatBodySchema, req.body);
+    const before = mustGet(id);
+    mustHold(req, before);
+    if (!before.github) throw new HttpError(400, `task ${id} is not a GitHub issue task`);
+    if (!opts.github) throw new HttpError(409, `this queue has no GitHub token (--github-token-file) for task ${id}`);
+    if (!store.heartbeat(id, leaseId, leaseMs, Date.now())) throw new HttpError(409, `lease lost: task ${id} is ${before.state}${before.state === "running" ? " under another lease" : ""}`);
+    return { ...opts.github };
   });
 
   app.post("/v1/tasks/:id/complete", scopes(WORKER), async (req, reply) => {

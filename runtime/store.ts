@@ -10,7 +10,7 @@
  */
 import Database from "better-sqlite3";
 import { randomUUID } from "node:crypto";
-import { FINAL_STATES, MAX_NOTES, PRIORITIES, type CompleteBody, type Priority, type SubmitBody, type Task, type TaskNote, type TaskState, type TASK_STATES } from "./api.js";
+import { FINAL_STATES, MAX_NOTES, PRIORITIES, type CompleteBody, type GitHubIssue, type Priority, type SubmitBody, type Task, type TaskNote, type TaskState, type TASK_STATES } from "./api.js";
 
 /** Returns the nodes that may run a task with this target and required tags (the server's fleet view). */
 export type EligibleNodes = (target: string, tags: Record<string, string>) => string[];
@@ -95,6 +95,7 @@ interface TaskRow {
   cost_usd: number | null;
   notes: string;
   claimed_by: string | null;
+  github: string | null;
 }
 
 const SCHEMA = `
@@ -213,11 +214,13 @@ CREATE TABLE IF NOT EXISTS nodes (
 /**
  * Columns added to `tasks` after the first release, added at open when missing (ALTER TABLE ADD COLUMN keeps
  * the rows): `notes` is a JSON array of {@link TaskNote} as stored (`at` in epoch ms), `claimed_by` the
- * token name of an interactive claim (null for a worker's).
+ * token name of an interactive claim (null for a worker's), `github` the JSON {@link GitHubIssue} of a
+ * `github-issue` task (null for a plain one).
  */
 const MIGRATIONS: Array<[column: string, ddl: string]> = [
   ["notes", "ALTER TABLE tasks ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'"],
   ["claimed_by", "ALTER TABLE tasks ADD COLUMN claimed_by TEXT"],
+  ["github", "ALTER TABLE tasks ADD COLUMN github TEXT"],
 ];
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -234,6 +237,7 @@ function toTask(r: TaskRow): Task {
     modelReason: r.model_reason,
     cwd: r.cwd,
     repo: r.repo,
+    github: r.github === null ? null : (JSON.parse(r.github) as GitHubIssue),
     timeoutSeconds: r.timeout_seconds,
     maxAttempts: r.max_attempts,
     state: r.state as TaskState,
@@ -295,8 +299,8 @@ export class Store {
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
       insertTask: this.db.prepare(
-        `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, timeout_seconds, max_attempts, state, submitted_by, created_at)
-         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @timeout, @maxAttempts, 'pending', @submittedBy, @now) RETURNING *`,
+        `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, github, timeout_seconds, max_attempts, state, submitted_by, created_at)
+         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @github, @timeout, @maxAttempts, 'pending', @submittedBy, @now) RETURNING *`,
       ),
       insertReady: this.db.prepare("INSERT OR IGNORE INTO ready (node, priority, task_id) VALUES (?, ?, ?)"),
       deleteReady: this.db.prepare("DELETE FROM ready WHERE task_id = ?"),
@@ -458,6 +462,7 @@ export class Store {
         model: body.model,
         cwd: body.cwd ?? null,
         repo: body.repo ?? null,
+        github: body.github ? JSON.stringify(body.github) : null,
         timeout: body.timeoutSeconds,
         maxAttempts: body.maxAttempts,
         submittedBy,

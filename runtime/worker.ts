@@ -12,9 +12,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ClaimAnswer, CompleteInput, NodeInfo, Task } from "./api.js";
+import type { ClaimAnswer, CompleteInput, GitHubCredentials, NodeInfo, Task } from "./api.js";
 import { checkout } from "./checkout.js";
 import { QueueClient, QueueError } from "./client.js";
+import { runGitHubIssue } from "./github.js";
 import { agentApiExecutor, claudePrintExecutor, noopExecutor, type ExecResult, type Executor, type StopReason } from "./executors.js";
 import { resolveModel, type Model } from "./model-choice.js";
 import { publish } from "./ntfy.js";
@@ -365,7 +366,7 @@ export class Worker {
     }, (leaseSeconds * 1000) / 3);
     const timeout = setTimeout(() => abort.abort("timeout" satisfies StopReason), task.timeoutSeconds * 1000);
     try {
-      const result = await this.execute(task, model, maxBudgetUsd, slot, abort.signal);
+      const result = await this.execute(task, leaseId, model, maxBudgetUsd, slot, abort.signal);
       clearInterval(hb);
       clearTimeout(timeout);
       const why = abort.signal.aborted ? (abort.signal.reason as StopReason) : null;
@@ -414,9 +415,39 @@ export class Worker {
    * Prepares the task's working directory and runs the executor. Never throws: whatever goes wrong (a checkout
    * that fails, an executor that throws) is this task's failed run, with the reason as its error.
    */
-  private async execute(task: Task, model: Model, maxBudgetUsd: number | null, slot: SlotContext, signal: AbortSignal): Promise<ExecResult> {
+  private async execute(task: Task, leaseId: string, model: Model, maxBudgetUsd: number | null, slot: SlotContext, signal: AbortSignal): Promise<ExecResult> {
     const started = performance.now();
     const failed = (error: string): ExecResult => ({ outcome: "failed", result: null, error, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null });
+    const runExecutor = async (t: Task, cwd: string): Promise<ExecResult> => {
+      try {
+        return await this.exec({ task: t, model, maxBudgetUsd, cwd, env: { ...slot.env }, runner: slot.runner, renderFrom: slot.renderFrom, signal });
+      } catch (err) {
+        return failed(`the ${this.o.executor} executor failed: ${(err as Error).message}`);
+      }
+    };
+    if (task.github) {
+      // The token is asked for under this lease and kept in this run's memory only (github.ts).
+      let creds: GitHubCredentials;
+      try {
+        if (this.o.executor === "claude-print") mirrorNodeClaudeFiles(slot.claudeFiles);
+        creds = await this.client.githubToken(task.id, leaseId);
+      } catch (err) {
+        return failed(`cannot get the GitHub token from the queue: ${(err as Error).message}`);
+      }
+      const github = task.github;
+      return runGitHubIssue({
+        task: { ...task, github },
+        node: this.o.node,
+        model,
+        creds,
+        runner: slot.runner,
+        home: slot.home,
+        env: slot.env,
+        signal,
+        log: (l) => this.log(`worker ${slot.workerId}: task ${task.id}: ${l}`),
+        runClaude: (prompt, cwd) => runExecutor({ ...task, prompt }, cwd),
+      });
+    }
     let cwd: string;
     try {
       cwd = await this.workdir(task, slot, signal);
@@ -426,11 +457,7 @@ export class Worker {
     } catch (err) {
       return failed((err as Error).message);
     }
-    try {
-      return await this.exec({ task, model, maxBudgetUsd, cwd, env: { ...slot.env }, runner: slot.runner, renderFrom: slot.renderFrom, signal });
-    } catch (err) {
-      return failed(`the ${this.o.executor} executor failed: ${(err as Error).message}`);
-    }
+    return runExecutor(task, cwd);
   }
 
   /**

@@ -1,0 +1,214 @@
+/**
+ * Kind `github-issue` end to end: a real queue (with `--github-token-file`), real worker processes for two
+ * nodes running the stand-in claude, the GitHub stand-in (fixtures/github.ts: REST checked against GitHub's
+ * OpenAPI description, git over smart HTTP with a protected default branch). An issue becomes a pull request
+ * from `fleet/<node>/issue-<n>` with Claude's change; running it again updates that pull request; a failing
+ * run comments and keeps the claim label; a closed issue writes nothing; a worker killed mid-run is re-leased
+ * and the second attempt opens the one pull request; the token appears in no argv, log, database, git config,
+ * Claude environment, comment or pull request.
+ */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startGitHub, type GitHubStandIn } from "./fixtures/github.js";
+import { fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, api, type Proc, type ServerProc } from "./harness.js";
+
+/** The GitHub token: a marker that must appear nowhere but the queue's token file and the stand-in. */
+const MARKER = "ghp_fleetMarkerSecret9f2c41d7";
+/** A shell test for the marker in Claude's environment that does not itself spell the marker. */
+const ENV_CHECK = `if env | grep -q "fleetMarker""Secret"; then echo token-leaked; else echo token-absent; fi`;
+
+describe("github-issue tasks", () => {
+  let dir: string;
+  let gh: GitHubStandIn;
+  let server: ServerProc;
+  const workers: Proc[] = [];
+  let env: NodeJS.ProcessEnv;
+  const argvDir = () => join(dir, "argv");
+  const issueCalls = (n: number) => gh.calls.filter((c) => c.path.includes(`/issues/${n}`) || c.path.endsWith("/pulls") || c.path.includes("/pulls/"));
+
+  beforeAll(async () => {
+    dir = tempDir();
+    execFileSync("mkdir", ["-p", join(dir, "argv")]);
+    gh = await startGitHub(MARKER);
+    gh.addRepo("acme", "widgets", { "README.md": "widgets\n", "AGENTS.md": "Run the tests with `make test` before committing.\n" });
+    const tokenFile = join(dir, "github.token");
+    writeFileSync(tokenFile, MARKER + "\n", { mode: 0o600 });
+    const tokens = writeTokens(dir, { alpha: {}, beta: {}, gamma: {} }, null, { ops: "operator" });
+    server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 2, claimWaitSeconds: 2, extra: ["--github-token-file", tokenFile, "--github-api-url", gh.url] });
+    for (const node of ["alpha", "beta"]) workers.push(startWorker({ url: server.url, dir, node, env: { FAKE_CLAUDE_ARGV_DIR: argvDir() } }));
+    env = { FLEET_QUEUE_URL: server.url, FLEET_TOKEN: tokenOf("ops") };
+  });
+  afterAll(async () => {
+    await stopAll();
+    await gh?.close();
+  });
+
+  const submit = (args: string[]) => fleetRun(["task", "github", ...args, "--wait", "--json"], env, 120);
+
+  it("turns an issue into a pull request from fleet/<node>/issue-<n>: label at claim, Claude's change pushed, PR labelled, claim label removed", async () => {
+    const n = gh.addIssue("acme", "widgets", { title: "Fix the frobnicator", body: "It frobs twice.", comments: ["Seen on main too."] });
+    const r = await submit([`acme/widgets#${n}`, "alpha", "--prompt", "FAKE:exec=echo fixed > fix.txt"]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.state, t.error]).toEqual([0, "completed", null]);
+    expect(t.github).toEqual({ owner: "acme", repo: "widgets", issue: n, base: null, draft: false });
+    expect(t.result.split("\n")[0]).toBe(`pull request ${gh.url}/html/acme/widgets/pull/2 (created)`);
+    expect(gh.git("acme", "widgets", ["show", `fleet/alpha/issue-${n}:fix.txt`])).toBe("fixed");
+    expect(gh.git("acme", "widgets", ["log", "--format=%s|%an", `fleet/alpha/issue-${n}`])).toBe("Fix the frobnicator (#1)|fleetkit alpha\ninitial commit|Octo Cat");
+    expect(gh.git("acme", "widgets", ["log", "--format=%s", "main"])).toBe("initial commit");
+    const repo = gh.repo("acme", "widgets");
+    expect(repo.pulls).toEqual([
+      {
+        number: 2,
+        title: "Fix the frobnicator (#1)",
+        body: `Closes #1\n\nOpened by fleetkit: task ${t.id} on node alpha, model ${t.chosenModel}, cost $0.0123.\n\nexit 0`,
+        head: "fleet/alpha/issue-1",
+        base: "main",
+        draft: false,
+        state: "open",
+        labels: ["fleet:pull-request"],
+      },
+    ]);
+    expect(repo.issues.get(n)!.labels).toEqual([]);
+    expect(issueCalls(n).map((c) => `${c.operationId} ${c.status}`)).toEqual([
+      "issues/get 200",
+      "issues/add-labels 200",
+      "issues/list-comments 200",
+      "pulls/list 200",
+      "pulls/create 201",
+      "issues/remove-label 200",
+    ]);
+    expect(gh.calls.find((c) => c.operationId === "issues/add-labels" && c.path.endsWith(`/issues/${n}/labels`))!.body).toEqual({ labels: ["fleet:alpha"] });
+    expect(gh.violations).toEqual([]);
+    // Claude saw the repository's AGENTS.md, the issue, its comment and the extra instructions, in the checkout.
+    const runs = readdirSync(argvDir()).map((f) => readFileSync(join(argvDir(), f), "utf8"));
+    const run = runs.find((x) => x.includes("Fix the frobnicator"))!;
+    expect(run).toContain("cwd=" + join(dir, "homes", "alpha-0", "repos", "github-acme-widgets-"));
+    for (const part of ["Run the tests with `make test` before committing.", "Issue #1: Fix the frobnicator\n\nIt frobs twice.", "Comment 1 by @octocat:\n\nSeen on main too.", "FAKE:exec=echo fixed > fix.txt"]) expect(run).toContain(part);
+  });
+
+  it("runs again on the same issue: the branch goes on from what was pushed and the open pull request is updated, not duplicated", async () => {
+    const r = await submit(["acme/widgets#1", "alpha", "--prompt", `FAKE:exec=echo again >> fix.txt; ${ENV_CHECK}`]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.state]).toEqual([0, "completed"]);
+    expect(t.result.split("\n")[0]).toBe(`pull request ${gh.url}/html/acme/widgets/pull/2 (updated)`);
+    expect(t.result).toContain("token-absent");
+    expect(gh.git("acme", "widgets", ["show", "fleet/alpha/issue-1:fix.txt"])).toBe("fixed\nagain");
+    expect(gh.git("acme", "widgets", ["rev-list", "--count", "fleet/alpha/issue-1"])).toBe("3");
+    const repo = gh.repo("acme", "widgets");
+    expect(repo.pulls.map((p) => [p.number, p.head, p.labels])).toEqual([[2, "fleet/alpha/issue-1", ["fleet:pull-request"]]]);
+    expect(repo.pulls[0]!.body).toContain(`task ${t.id} on node alpha`);
+    expect(gh.calls.filter((c) => c.operationId === "pulls/update").map((c) => c.status)).toEqual([200]);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a failing run comments on the issue (task id, what failed, last lines) and leaves the claim label; nothing is pushed", async () => {
+    const n = gh.addIssue("acme", "widgets", { title: "Break things", body: "Please." });
+    const r = await submit([`acme/widgets#${n}`, "beta", "--prompt", "FAKE:error"]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.state]).toEqual([1, "failed"]);
+    expect(t.error.split("\n")[0]).toBe("Claude's run failed: claude error_during_execution (is_error), exit 1");
+    const issue = gh.repo("acme", "widgets").issues.get(n)!;
+    expect(issue.labels).toEqual(["fleet:beta"]);
+    expect(issue.comments.map((c) => c.body)).toEqual([
+      `fleetkit task ${t.id} on node beta failed: Claude's run failed: claude error_during_execution (is_error), exit 1\n\nLast lines of output:\n\n\`\`\`\nclaude error_during_execution (is_error), exit 1\nstand-in failure\n\`\`\`\n\nThe label fleet:beta stays until someone looks; resubmit with \`fleet task github acme/widgets#${n}\`.`,
+    ]);
+    expect(() => gh.git("acme", "widgets", ["rev-parse", "--verify", "-q", `fleet/beta/issue-${n}`])).toThrow();
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a run that changes nothing fails with a comment, and Claude's environment never held the token", async () => {
+    const n = gh.addIssue("acme", "widgets", { title: "Nothing to do", body: "Really." });
+    const r = await submit([`acme/widgets#${n}`, "beta", "--prompt", `FAKE:exec=${ENV_CHECK}`]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.state]).toEqual([1, "failed"]);
+    expect(t.error).toBe("Claude's run changed nothing in the repository; no pull request was opened\ntoken-absent\nexit 0");
+    expect(gh.repo("acme", "widgets").issues.get(n)!.comments[0]!.body).toContain("failed: Claude's run changed nothing in the repository");
+  });
+
+  it.each([
+    ["a closed issue", "closed", "issue acme/widgets#N is closed; only open issues are worked on"],
+    ["an unknown issue", "missing", "cannot read issue acme/widgets#N: HTTP 404 Not Found - https://docs.github.com/rest"],
+  ])("%s fails the task in one line and writes nothing on GitHub", async (_what, kind, error) => {
+    const n = kind === "closed" ? gh.addIssue("acme", "widgets", { title: "Old", body: "Done.", state: "closed" }) : 999;
+    const before = gh.calls.length;
+    const r = await submit([`acme/widgets#${n}`, "beta"]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.state, t.error]).toEqual([1, "failed", error.replace("#N", `#${n}`)]);
+    expect(gh.calls.slice(before).map((c) => c.operationId)).toEqual(["repos/get", "issues/get"]);
+  });
+
+  it("an unknown repository fails the task in one line", async () => {
+    const r = await submit(["acme/gadgets#1", "beta"]);
+    const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+    expect([r.code, t.error]).toEqual([1, "cannot read repository acme/gadgets: HTTP 404 Not Found - https://docs.github.com/rest"]);
+  });
+
+  it("a worker killed (SIGKILL) mid-run: the lease expires, the second attempt finishes the branch and opens the one pull request", async () => {
+    const n = gh.addIssue("acme", "widgets", { title: "Slow fix", body: "Takes a while." });
+    const first = startWorker({ url: server.url, dir, node: "gamma" });
+    const sub = await fleetRun(["task", "github", `acme/widgets#${n}`, "gamma", "--prompt", "FAKE:exec=sleep 3; echo slow > slow.txt", "--json"], env);
+    const id = JSON.parse(sub.out).id as number;
+    await waitUntil("the claim label", () => gh.repo("acme", "widgets").issues.get(n)!.labels.includes("fleet:gamma"));
+    await waitUntil("Claude running", () => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes("FAKE:exec=sleep 3"));
+    const ps = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" });
+    expect(ps).not.toContain(MARKER);
+    first.child.kill("SIGKILL");
+    await first.exited;
+    const second = startWorker({ url: server.url, dir, node: "gamma" });
+    const t = await waitUntil("the task's end", async () => {
+      const x = (await api(server.url, "GET", `/v1/tasks/${id}`, { token: tokenOf("ops") })).body;
+      return x.state === "completed" || x.state === "failed" ? x : null;
+    }, 60);
+    expect([t.state, t.attempts]).toEqual(["completed", 2]);
+    const pulls = gh.repo("acme", "widgets").pulls.filter((p) => p.head === `fleet/gamma/issue-${n}`);
+    expect(pulls.map((p) => p.labels)).toEqual([["fleet:pull-request"]]);
+    expect(gh.repo("acme", "widgets").issues.get(n)!.labels).toEqual([]);
+    expect(gh.repo("acme", "widgets").issues.get(n)!.comments).toEqual([]);
+    expect(gh.git("acme", "widgets", ["show", `fleet/gamma/issue-${n}:slow.txt`])).toBe("slow");
+    workers.push(second);
+  });
+
+  it("the token appears in no worker or queue output, database, checkout config, comment or pull request", async () => {
+    const outputs = [server, ...workers].map((p) => p.out()).join("\n");
+    expect(outputs).not.toContain(MARKER);
+    for (const f of readdirSync(dir).filter((f) => f.startsWith("q.db"))) expect(readFileSync(join(dir, f)).includes(MARKER)).toBe(false);
+    const configs = execFileSync("sh", ["-c", `cat ${join(dir, "homes")}/*/repos/*/.git/config`], { encoding: "utf8" });
+    expect(configs).toContain("url = " + gh.url);
+    expect(configs).not.toContain(MARKER);
+    const repo = gh.repo("acme", "widgets");
+    const texts = JSON.stringify([...repo.issues.values(), repo.pulls]);
+    expect(texts).not.toContain(MARKER);
+    expect(gh.refused).toBe(0);
+  });
+
+  it.each([
+    [["acme/widgets"], 'fleet task github: expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets".'],
+    [["acme/widgets#0"], 'fleet task github: expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets#0".'],
+    [["acme/widgets#012"], 'fleet task github: expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets#012".'],
+    [["ac--me/widgets#1"], 'fleet task github: "ac--me" is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end.'],
+    [["acme-/widgets#1"], 'fleet task github: "acme-" is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end.'],
+    [["acme/..#1"], 'fleet task github: ".." is not a GitHub repository name: 1-100 letters, digits, . _ -.'],
+    [["acme/widgets#9999999999"], "fleet task github: issue number 9999999999 is too large (at most 2147483647)."],
+    [["acme/widgets#99999999999"], 'fleet task github: expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets#99999999999".'],
+    [["acme/widgets#1", "--prompt", "x", "--draft", "--tag", "gpu"], '--tag must be key=value (e.g. --tag os=macos or --tag gpu=true), got "gpu".'],
+    [["acme/widgets#1", "Alpha"], 'fleet task github: expected a node name or "any" after the issue, got "Alpha".'],
+    [["acme/widgets#1", "nowhere"], 'queue refused (HTTP 400): field "target": unknown node "nowhere"; known nodes: alpha, beta, gamma, or "any"'],
+    [["acme/widgets#1", "--base", "../main"], '--base must be a branch name (letters, digits, . _ / -; no "..", no leading - or .), got "../main".'],
+    [["acme/widgets#1", "--prompt", " "], "--prompt is empty; write the extra instructions (or leave the flag out)."],
+    [["acme/widgets#1", "alpha", "beta", "x"], "fleet task github: expected <owner>/<repo>#<n> [node|any], got 4 argument(s)."],
+  ])("bad input %j: one line, exit 2, nothing queued", async (args, line) => {
+    const before = (await api(server.url, "GET", "/v1/stats", { token: tokenOf("ops") })).body.byState;
+    const r = await fleetRun(["task", "github", ...args], env);
+    expect([r.code, r.out.split("\n\n")[0]!.trim()]).toEqual([2, line]);
+    expect((await api(server.url, "GET", "/v1/stats", { token: tokenOf("ops") })).body.byState).toEqual(before);
+  });
+
+  it("a queue without a GitHub token refuses the task at submit (400, exit 2)", async () => {
+    const d = tempDir();
+    const s = await startServer({ db: join(d, "q.db"), tokens: writeTokens(d, { alpha: {} }, null, { ops: "operator" }) });
+    const r = await fleetRun(["task", "github", "acme/widgets#1"], { FLEET_QUEUE_URL: s.url, FLEET_TOKEN: tokenOf("ops") });
+    expect([r.code, r.out]).toEqual([2, 'queue refused (HTTP 400): field "github": this queue has no GitHub token; start it with --github-token-file to take GitHub issue tasks\n']);
+  });
+});
