@@ -11,7 +11,7 @@ import { parseVerb } from "./verb.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
        [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
-       [--github-token-file FILE [--github-api-url URL]]
+       [--github-token-file FILE [--github-api-url URL] [--github-webhook-secret-file FILE [--github-dispatch-label L]]]
 
   --db                  SQLite database file (created if missing; WAL mode)
   --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
@@ -26,7 +26,9 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
   --logins-per-minute   dashboard sign-in attempts allowed per client address per minute (default 10)
   --github-token-file   file (mode 0600) holding the GitHub token for github-issue tasks (one line); the queue
                         hands it to the worker holding such a task's lease, for that run only
-  --github-api-url      GitHub REST base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)`;
+  --github-api-url      GitHub REST base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)
+  --github-webhook-secret-file  file (mode 0600) holding the GitHub webhook's secret: POST /v1/github/webhook
+                        then turns an issue labelled --github-dispatch-label (default fleet:dispatch) into a task`;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -60,6 +62,8 @@ export async function run(argv: string[]): Promise<number> {
       "logins-per-minute": { type: "string" },
       "github-token-file": { type: "string" },
       "github-api-url": { type: "string" },
+      "github-webhook-secret-file": { type: "string" },
+      "github-dispatch-label": { type: "string" },
     },
   });
   if (!parsed) return 0;
@@ -77,6 +81,11 @@ export async function run(argv: string[]): Promise<number> {
   if (f["github-api-url"] && !f["github-token-file"]) throw new UserError("--github-api-url needs --github-token-file (the token github-issue tasks use).");
   const githubToken = f["github-token-file"] ? readSecretFile(f["github-token-file"], "GitHub token file").trim() : undefined;
   if (githubToken !== undefined && !/^[\x21-\x7e]{1,1024}$/.test(githubToken)) throw new UserError(`GitHub token file ${f["github-token-file"]} must hold one token: one line of printable characters without spaces.`);
+  if ((f["github-webhook-secret-file"] || f["github-dispatch-label"]) && !f["github-token-file"]) throw new UserError("--github-webhook-secret-file and --github-dispatch-label need --github-token-file (the token the dispatched tasks use).");
+  if (f["github-dispatch-label"] && !f["github-webhook-secret-file"]) throw new UserError("--github-dispatch-label needs --github-webhook-secret-file (the label arrives by webhook).");
+  const label = f["github-dispatch-label"];
+  if (label !== undefined && !/^[^\x00-\x1f\x7f]{1,50}$/.test(label)) throw new UserError(`--github-dispatch-label must be a GitHub label name: 1-50 printable characters, got ${JSON.stringify(label.slice(0, 60))}.`);
+  const webhookSecret = f["github-webhook-secret-file"] ? readSecretFile(f["github-webhook-secret-file"], "GitHub webhook secret file").trim() : undefined;
   const { app, close } = createQueueServer({
     db: f.db!,
     tokens,
@@ -87,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     publicUrl: f["public-url"],
     loginsPerMinute: logins === undefined ? undefined : Number(logins),
     github: githubToken === undefined ? undefined : { token: githubToken, apiUrl: githubApiUrl.replace(/\/+$/, "") },
+    githubWebhook: webhookSecret === undefined ? undefined : { secret: webhookSecret, dispatchLabel: label },
   });
   let address: string;
   try {

@@ -58,6 +58,8 @@ export function installAuth(app: FastifyInstance, tokens: TokensFile): void {
   app.addHook("onRequest", async (req) => {
     if (req.url === "/healthz") return;
     if ((req.routeOptions.config as { web?: boolean }).web === true) return;
+    // Authenticated by its own signature (the GitHub webhook: HMAC of the body, checked in the handler).
+    if ((req.routeOptions.config as { signed?: boolean }).signed === true) return;
     const h = req.headers.authorization;
     if (!h) throw new HttpError(401, "missing Authorization: Bearer <token>", true);
     // The scheme is case-insensitive (RFC 9110 §11.1); a token is one run of visible ASCII.

@@ -5,6 +5,7 @@
  * routes below. Claims are long-polled leases; a sweeper re-queues tasks whose lease expired. See
  * runtime/README.md for the route table and who may call what.
  */
+import { Webhooks } from "@octokit/webhooks";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
@@ -25,7 +26,9 @@ import {
   TakeBodySchema,
   TASK_STATES,
   quoted,
+  defaultIssuePrompt,
   type ClaimAnswer,
+  type GitHubIssue,
   type GitHubCredentials,
   type ReportedHealth,
   type NextAnswer,
@@ -95,6 +98,12 @@ export interface QueueServerOptions {
    * worker holding such a task's lease (`POST /v1/tasks/:id/github-token`). Unset: such tasks are refused at submit.
    */
   github?: GitHubCredentials;
+  /**
+   * The GitHub webhook receiver (`POST /v1/github/webhook`): `secret` is the webhook's secret (HMAC-SHA256 of
+   * the body in `X-Hub-Signature-256`); an issue labelled `dispatchLabel` (default `fleet:dispatch`) becomes a
+   * `github-issue` task for `any` node. Unset: the route answers 404.
+   */
+  githubWebhook?: { secret: string; dispatchLabel?: string };
 }
 
 /** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
@@ -353,6 +362,37 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     if (!store.heartbeat(id, leaseId, leaseMs, Date.now())) throw new HttpError(409, `lease lost: task ${id} is ${before.state}${before.state === "running" ? " under another lease" : ""}`);
     return { ...opts.github };
   });
+
+  if (opts.githubWebhook) {
+    const hook = opts.githubWebhook;
+    const webhooks = new Webhooks({ secret: hook.secret });
+    const dispatchLabel = hook.dispatchLabel ?? "fleet:dispatch";
+    // Its own scope: the signature is over the body's exact bytes, so the body stays a string here.
+    void app.register(async (scope) => {
+      scope.removeContentTypeParser("application/json");
+      scope.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => done(null, body));
+      scope.post("/v1/github/webhook", { config: { signed: true } }, async (req, reply) => {
+        const h = (name: string) => (typeof req.headers[name] === "string" ? (req.headers[name] as string) : "");
+        const body = typeof req.body === "string" ? req.body : "";
+        const [signature, delivery, event] = [h("x-hub-signature-256"), h("x-github-delivery"), h("x-github-event")];
+        if (!signature || !(await webhooks.verify(body, signature).catch(() => false))) throw new HttpError(401, "X-Hub-Signature-256 is missing or does not match the body (HMAC-SHA256 with the webhook's secret)", true);
+        if (!/^[A-Za-z0-9-]{1,64}$/.test(delivery)) throw new HttpError(400, "header X-GitHub-Delivery: expected the delivery's GUID");
+        if (!store.firstDelivery(delivery, Date.now())) return reply.code(200).send({ ignored: `delivery ${delivery} was already received` });
+        let payload: { action?: unknown; label?: { name?: unknown }; issue?: { number?: unknown; pull_request?: unknown }; repository?: { name?: unknown; owner?: { login?: unknown } } };
+        try {
+          payload = JSON.parse(body) as typeof payload;
+        } catch {
+          throw new HttpError(400, "request body is not valid JSON");
+        }
+        if (event !== "issues" || payload.action !== "labeled" || payload.label?.name !== dispatchLabel || payload.issue?.pull_request) {
+          return reply.code(200).send({ ignored: `not an issue labelled ${dispatchLabel}` });
+        }
+        const ref = { owner: payload.repository?.owner?.login, repo: payload.repository?.name, issue: payload.issue?.number };
+        const task = await submit({ target: "any", prompt: defaultIssuePrompt(ref as GitHubIssue), github: ref }, "github");
+        return reply.code(202).send({ task: task.id });
+      });
+    });
+  }
 
   app.post("/v1/tasks/:id/complete", scopes(WORKER), async (req, reply) => {
     const id = taskId((req.params as { id: string }).id);

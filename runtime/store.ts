@@ -203,6 +203,7 @@ CREATE TRIGGER IF NOT EXISTS lease_events_purge AFTER DELETE ON tasks BEGIN
 END;
 -- Totals that outlive the rows they count (key "purged": tasks removed by purges).
 CREATE TABLE IF NOT EXISTS totals (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (
   name TEXT PRIMARY KEY,
   last_seen INTEGER,
@@ -756,6 +757,17 @@ export class Store {
       const n = this.st.purge.run(beforeMs).changes;
       if (n > 0) this.st.addTotal.run("purged", n);
       return n;
+    });
+  }
+
+  /**
+   * Records a GitHub webhook delivery id (`X-GitHub-Delivery`, a GUID GitHub keeps when it redelivers) and
+   * forgets those older than 30 days. True the first time an id is seen, false for a replay.
+   */
+  firstDelivery(id: string, now: number): boolean {
+    return this.atomic(() => {
+      this.db.prepare("DELETE FROM github_deliveries WHERE at < ?").run(now - 30 * 86_400_000);
+      return this.db.prepare("INSERT OR IGNORE INTO github_deliveries (id, at) VALUES (?, ?)").run(id, now).changes === 1;
     });
   }
 

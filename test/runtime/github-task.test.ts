@@ -8,6 +8,7 @@
  * Claude environment, comment or pull request.
  */
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,8 @@ import { fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUnti
 
 /** The GitHub token: a marker that must appear nowhere but the queue's token file and the stand-in. */
 const MARKER = "ghp_fleetMarkerSecret9f2c41d7";
+/** The webhook's secret (HMAC-SHA256 key of X-Hub-Signature-256). */
+const HOOK_SECRET = "webhook-secret-0123456789";
 /** A shell test for the marker in Claude's environment that does not itself spell the marker. */
 const ENV_CHECK = `if env | grep -q "fleetMarker""Secret"; then echo token-leaked; else echo token-absent; fi`;
 
@@ -35,8 +38,10 @@ describe("github-issue tasks", () => {
     gh.addRepo("acme", "widgets", { "README.md": "widgets\n", "AGENTS.md": "Run the tests with `make test` before committing.\n" });
     const tokenFile = join(dir, "github.token");
     writeFileSync(tokenFile, MARKER + "\n", { mode: 0o600 });
+    const hookFile = join(dir, "webhook.secret");
+    writeFileSync(hookFile, HOOK_SECRET + "\n", { mode: 0o600 });
     const tokens = writeTokens(dir, { alpha: {}, beta: {}, gamma: {} }, null, { ops: "operator" });
-    server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 2, claimWaitSeconds: 2, extra: ["--github-token-file", tokenFile, "--github-api-url", gh.url] });
+    server = await startServer({ db: join(dir, "q.db"), tokens, leaseSeconds: 2, claimWaitSeconds: 2, extra: ["--github-token-file", tokenFile, "--github-api-url", gh.url, "--github-webhook-secret-file", hookFile] });
     for (const node of ["alpha", "beta"]) workers.push(startWorker({ url: server.url, dir, node, env: { FAKE_CLAUDE_ARGV_DIR: argvDir() } }));
     env = { FLEET_QUEUE_URL: server.url, FLEET_TOKEN: tokenOf("ops") };
   });
@@ -168,6 +173,55 @@ describe("github-issue tasks", () => {
     expect(gh.repo("acme", "widgets").issues.get(n)!.comments).toEqual([]);
     expect(gh.git("acme", "widgets", ["show", `fleet/gamma/issue-${n}:slow.txt`])).toBe("slow");
     workers.push(second);
+  });
+
+  describe("the webhook receiver (POST /v1/github/webhook)", () => {
+    const labeled = (issue: number, label: string) => JSON.stringify({ action: "labeled", label: { name: label }, issue: { number: issue, title: "x" }, repository: { name: "widgets", owner: { login: "acme" } } });
+    const sign = (body: string, secret = HOOK_SECRET) => "sha256=" + createHmac("sha256", secret).update(body).digest("hex");
+    const deliver = async (body: string, headers: Record<string, string>) => {
+      const res = await fetch(server.url + "/v1/github/webhook", { method: "POST", body, headers: { "content-type": "application/json", "x-github-event": "issues", ...headers } });
+      return { status: res.status, body: await res.json() };
+    };
+    const taskCount = async () => Object.values((await api(server.url, "GET", "/v1/stats", { token: tokenOf("ops") })).body.byState as Record<string, number>).reduce((a, b) => a + b, 0);
+
+    it.each([
+      ["no signature", {}],
+      ["a signature with another secret", { "x-hub-signature-256": "SIGN:other-secret" }],
+      ["a signature of another body", { "x-hub-signature-256": "SIGN-OTHER" }],
+      ["a malformed signature", { "x-hub-signature-256": "sha1=abc" }],
+    ])("%s: 401 and no task", async (_what, headers: Record<string, string>) => {
+      const body = labeled(1, "fleet:dispatch");
+      const sig = headers["x-hub-signature-256"];
+      const h: Record<string, string> = { "x-github-delivery": `d-${Math.random().toString(16).slice(2)}`, ...headers };
+      if (sig === "SIGN:other-secret") h["x-hub-signature-256"] = sign(body, "other-secret");
+      if (sig === "SIGN-OTHER") h["x-hub-signature-256"] = sign(labeled(2, "fleet:dispatch"));
+      const before = await taskCount();
+      const r = await deliver(body, h);
+      expect([r.status, r.body]).toEqual([401, { error: "X-Hub-Signature-256 is missing or does not match the body (HMAC-SHA256 with the webhook's secret)" }]);
+      expect(await taskCount()).toBe(before);
+    });
+
+    it("an issue labelled fleet:dispatch becomes one task; the same delivery replayed creates none; other labels are ignored", async () => {
+      const n = gh.addIssue("acme", "widgets", { title: "Dispatched", body: "From a label." });
+      const body = labeled(n, "fleet:dispatch");
+      const before = await taskCount();
+      const first = await deliver(body, { "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "x-hub-signature-256": sign(body) });
+      expect(first.status).toBe(202);
+      const t = (await api(server.url, "GET", `/v1/tasks/${first.body.task}`, { token: tokenOf("ops") })).body;
+      expect([t.target, t.submittedBy, t.github, t.prompt]).toEqual(["any", "github", { owner: "acme", repo: "widgets", issue: n, base: null, draft: false }, `Resolve GitHub issue acme/widgets#${n}.`]);
+      const replay = await deliver(body, { "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "x-hub-signature-256": sign(body) });
+      expect([replay.status, replay.body]).toEqual([200, { ignored: "delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 was already received" }]);
+      const other = labeled(n, "bug");
+      const ignored = await deliver(other, { "x-github-delivery": "0f7c1f4e-cc78-11e3-81ab-4c9367dc0958", "x-hub-signature-256": sign(other) });
+      expect([ignored.status, ignored.body]).toEqual([200, { ignored: "not an issue labelled fleet:dispatch" }]);
+      expect(await taskCount()).toBe(before + 1);
+      // It runs like any other: the stand-in claude changes nothing for the default prompt, so it fails with a comment.
+      const end = await waitUntil("the dispatched task's end", async () => {
+        const x = (await api(server.url, "GET", `/v1/tasks/${first.body.task}`, { token: tokenOf("ops") })).body;
+        return x.state === "failed" || x.state === "completed" ? x : null;
+      }, 60);
+      expect(end.error.split("\n")[0]).toBe("Claude's run changed nothing in the repository; no pull request was opened");
+    });
   });
 
   it("the token appears in no worker or queue output, database, checkout config, comment or pull request", async () => {
