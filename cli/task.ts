@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fleetQueueUrl, type Fleet } from "../model/fleet.js";
 import { loadFleet } from "../model/load.js";
 import { UserError } from "../model/errors.js";
-import { defaultIssuePrompt, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
+import { defaultIssuePrompt, UNCLAIMED_PREFIX, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
 import { MODELS } from "../runtime/model-choice.js";
 import { queueAccess, secondsFlag, intFlag } from "./args.js";
@@ -29,7 +29,7 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
   wait <id> [--timeout S]         wait until the task ends (exit 1 if it failed, was cancelled or is still running)
   cancel <id>                     cancel a pending task, or stop a running one
   priority <id> <high|medium|low> change a pending task's priority
-  status                          machines online/offline, pending and running tasks, spend today
+  status                          machines online/offline, pending and running tasks, spend today, GitHub issues left labelled
   next [--node NODE]              the task NODE would be given next (default: this node token's node); takes nothing
   claim <id> [--session NAME]     take a pending task by hand and hold it: stays in the foreground renewing the
                                   lease until the task is finished (complete, from any shell) or Ctrl-C (gives it back)
@@ -330,15 +330,53 @@ async function claimAndHold(c: QueueClient, url: string | undefined, taskId: num
   }
 }
 
+/** A GitHub issue a worker labelled `fleet:<node>` that no worker is on now: why, and the task that left it. */
+export interface GitHubOrphan {
+  /** `owner/repo#n`. */
+  issue: string;
+  /** The claim label left on the issue. */
+  label: string;
+  /** The newest task of that issue. */
+  task: number;
+  /** `failed` (the label stays by design until someone looks) or `lease-lost` (waiting for another attempt). */
+  why: "failed" | "lease-lost";
+  /** The failed task's error, first line; null for a lost lease. */
+  error: string | null;
+}
+
+/**
+ * Orphaned GitHub work, from the queue's own records (no GitHub call): for each issue, its newest
+ * `github-issue` task among `tasks`; the issue is orphaned when that task failed after a worker claimed it
+ * (the worker leaves the `fleet:<node>` label and a comment; a failure before the label starts with
+ * {@link UNCLAIMED_PREFIX}), or went back to pending after its lease
+ * expired (the worker died holding it; the label stays until the next attempt). Newest task first.
+ * @param tasks tasks as `GET /v1/tasks` lists them (newest first)
+ */
+export function githubOrphans(tasks: Task[]): GitHubOrphan[] {
+  const seen = new Set<string>();
+  const out: GitHubOrphan[] = [];
+  for (const t of tasks) {
+    if (!t.github) continue;
+    const issue = `${t.github.owner}/${t.github.repo}#${t.github.issue}`;
+    if (seen.has(issue)) continue;
+    seen.add(issue);
+    if (t.state === "failed" && t.node && !(t.error ?? "").startsWith(UNCLAIMED_PREFIX)) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "failed", error: (t.error ?? "").split("\n")[0]! });
+    else if (t.state === "pending" && t.node && t.attempts > 0) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "lease-lost", error: null });
+  }
+  return out;
+}
+
 async function status(c: QueueClient, url: string | undefined, json: boolean): Promise<number> {
-  const [nodes, pending, running, stats] = await Promise.all([
+  const [nodes, pending, running, stats, recent] = await Promise.all([
     call(url, () => c.nodes()),
     call(url, () => c.list({ state: "pending", limit: 50 })),
     call(url, () => c.list({ state: "running", limit: 50 })),
     call(url, () => c.stats()),
+    call(url, () => c.list({ limit: 1000 })),
   ]);
+  const orphans = githubOrphans(recent);
   if (json) {
-    print(JSON.stringify({ nodes, pending, running, stats }, null, 2));
+    print(JSON.stringify({ nodes, pending, running, stats, githubOrphans: orphans }, null, 2));
     return 0;
   }
   const out = ["=== Machine Status ===", ""];
@@ -352,6 +390,13 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
   const line = (t: Task) => `  #${t.id} [${shown(t.node ?? t.target)}] ${shown(t.priority)}  ${oneLine(t.prompt, 60)}`;
   out.push(`=== Pending Tasks (${stats.byState.pending}) ===`, ...(pending.length ? pending.map(line) : ["  No pending tasks"]), "");
   out.push(`=== In Progress Tasks (${stats.byState.running}) ===`, ...(running.length ? running.map(line) : ["  No tasks in progress"]), "");
+  if (orphans.length) {
+    out.push(
+      `=== GitHub issues left labelled (${orphans.length}) ===`,
+      ...orphans.map((o) => `  ${shown(o.issue)} ${shown(o.label)}: task #${o.task} ${o.why === "failed" ? `failed: ${oneLine(o.error ?? "", 80)}` : "lost its worker and waits for another attempt"}`),
+      "",
+    );
+  }
   const purged = stats.purged ? ` (${stats.purged} of them purged)` : "";
   out.push(`Completed ${stats.byState.completed}, failed ${stats.byState.failed}, cancelled ${stats.byState.cancelled}${purged}; spent today $${stats.spentTodayUsd.toFixed(2)}`);
   print(out.join("\n"));

@@ -202,6 +202,13 @@ export function defaultIssuePrompt(g: Pick<GitHubIssue, "owner" | "repo" | "issu
   return `Resolve GitHub issue ${g.owner}/${g.repo}#${g.issue}.`;
 }
 
+/**
+ * How the error of a `github-issue` task starts when it failed before the worker labelled the issue (an
+ * unknown repository or issue, a closed issue, no token): nothing was written on GitHub, so the issue is not
+ * orphaned (`fleet task status`).
+ */
+export const UNCLAIMED_PREFIX = "nothing written on GitHub: ";
+
 /** True for a branch name `--base` accepts (see {@link GitHubIssueSchema}). */
 export const isBranchName = (s: string): boolean => BRANCH.test(s);
 

@@ -28,7 +28,7 @@ import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { clipUtf8, defaultIssuePrompt, isRepoUrl, type GitHubCredentials, type GitHubIssue, type Task } from "./api.js";
+import { clipUtf8, defaultIssuePrompt, isRepoUrl, UNCLAIMED_PREFIX, type GitHubCredentials, type GitHubIssue, type Task } from "./api.js";
 import type { ExecResult, StopReason } from "./executors.js";
 import type { Model } from "./model-choice.js";
 import type { Runner } from "./slot.js";
@@ -242,7 +242,8 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
       await gh.rest.issues.createComment({ ...o, issue_number: number, body: clipUtf8(text, 60_000) }).catch((c: Error) => ctx.log(`${ref}: cannot comment on the failure: ${c.message.split("\n")[0]}`));
     }
     const r = e.run ?? run;
-    return { outcome: "failed", result: r?.result ?? null, error: e.output ? `${e.message}\n${e.output}` : e.message, exitCode: r?.exitCode ?? null, durationSeconds: seconds(), costUsd: r?.costUsd ?? null };
+    const message = labelled ? e.message : UNCLAIMED_PREFIX + e.message;
+    return { outcome: "failed", result: r?.result ?? null, error: e.output ? `${message}\n${e.output}` : message, exitCode: r?.exitCode ?? null, durationSeconds: seconds(), costUsd: r?.costUsd ?? null };
   }
 }
 

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ClaimAnswer, CompleteInput, GitHubCredentials, NodeInfo, Task } from "./api.js";
+import { UNCLAIMED_PREFIX, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type NodeInfo, type Task } from "./api.js";
 import { checkout } from "./checkout.js";
 import { QueueClient, QueueError } from "./client.js";
 import { runGitHubIssue } from "./github.js";
@@ -432,7 +432,7 @@ export class Worker {
         if (this.o.executor === "claude-print") mirrorNodeClaudeFiles(slot.claudeFiles);
         creds = await this.client.githubToken(task.id, leaseId);
       } catch (err) {
-        return failed(`cannot get the GitHub token from the queue: ${(err as Error).message}`);
+        return failed(`${UNCLAIMED_PREFIX}cannot get the GitHub token from the queue: ${(err as Error).message}`);
       }
       const github = task.github;
       return runGitHubIssue({

@@ -133,8 +133,8 @@ describe("github-issue tasks", () => {
   });
 
   it.each([
-    ["a closed issue", "closed", "issue acme/widgets#N is closed; only open issues are worked on"],
-    ["an unknown issue", "missing", "cannot read issue acme/widgets#N: HTTP 404 Not Found - https://docs.github.com/rest"],
+    ["a closed issue", "closed", "nothing written on GitHub: issue acme/widgets#N is closed; only open issues are worked on"],
+    ["an unknown issue", "missing", "nothing written on GitHub: cannot read issue acme/widgets#N: HTTP 404 Not Found - https://docs.github.com/rest"],
   ])("%s fails the task in one line and writes nothing on GitHub", async (_what, kind, error) => {
     const n = kind === "closed" ? gh.addIssue("acme", "widgets", { title: "Old", body: "Done.", state: "closed" }) : 999;
     const before = gh.calls.length;
@@ -147,7 +147,7 @@ describe("github-issue tasks", () => {
   it("an unknown repository fails the task in one line", async () => {
     const r = await submit(["acme/gadgets#1", "beta"]);
     const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
-    expect([r.code, t.error]).toEqual([1, "cannot read repository acme/gadgets: HTTP 404 Not Found - https://docs.github.com/rest"]);
+    expect([r.code, t.error]).toEqual([1, "nothing written on GitHub: cannot read repository acme/gadgets: HTTP 404 Not Found - https://docs.github.com/rest"]);
   });
 
   it("a worker killed (SIGKILL) mid-run: the lease expires, the second attempt finishes the branch and opens the one pull request", async () => {
@@ -173,6 +173,17 @@ describe("github-issue tasks", () => {
     expect(gh.repo("acme", "widgets").issues.get(n)!.comments).toEqual([]);
     expect(gh.git("acme", "widgets", ["show", `fleet/gamma/issue-${n}:slow.txt`])).toBe("slow");
     workers.push(second);
+  });
+
+  it("fleet task status lists the issues left labelled: failed after the claim, newest task per issue; not those failed before it", async () => {
+    const r = await fleetRun(["task", "status", "--json"], env);
+    const orphans = JSON.parse(r.out).githubOrphans as Array<{ issue: string; label: string; why: string; error: string }>;
+    expect(orphans.map((o) => [o.issue, o.label, o.why, o.error])).toEqual([
+      ["acme/widgets#4", "fleet:beta", "failed", "Claude's run changed nothing in the repository; no pull request was opened"],
+      ["acme/widgets#3", "fleet:beta", "failed", "Claude's run failed: claude error_during_execution (is_error), exit 1"],
+    ]);
+    const text = (await fleetRun(["task", "status"], env)).out;
+    expect(text).toContain("=== GitHub issues left labelled (2) ===\n  acme/widgets#4 fleet:beta: task #");
   });
 
   describe("the webhook receiver (POST /v1/github/webhook)", () => {
