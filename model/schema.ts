@@ -179,6 +179,24 @@ export const servicesSchema = z
           .max(64)
           .default([])
           .describe("Who may reach the queue's API and dashboard besides the fleet's nodes (node firewall and tailnet policy): tailnet, anywhere or CIDR blocks like 192.168.1.0/24."),
+        /**
+         * GitHub issues to pull requests (kind `github-issue`, runtime/github.ts): set to let the queue take such
+         * tasks with the token in secret config `fleetkit:githubToken`; `webhook: true` also receives GitHub's
+         * webhook (secret `fleetkit:githubWebhookSecret`) and turns an issue labelled `dispatchLabel` into a task.
+         */
+        github: z
+          .object({
+            apiUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).default("https://api.github.com").describe("GitHub REST base URL (GitHub Enterprise: https://HOST/api/v3)."),
+            webhook: z.boolean().default(false).describe("Receive GitHub's webhook at POST /v1/github/webhook (secret fleetkit:githubWebhookSecret); the queue must then be reachable from GitHub (allowFrom)."),
+            dispatchLabel: z
+              .string()
+              .regex(/^[^\x00-\x1f\x7f]{1,50}$/, "a GitHub label name: 1-50 printable characters")
+              .default("fleet:dispatch")
+              .describe("The issue label that dispatches an issue to the fleet (webhook)."),
+          })
+          .strict()
+          .optional()
+          .describe("Let the queue take GitHub issue tasks (token in secret config fleetkit:githubToken)."),
         /** Days a completed, failed or cancelled task is kept before the queue purges it (0 keeps every task); counts stay right. */
         retentionDays: z
           .number()

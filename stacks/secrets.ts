@@ -9,6 +9,8 @@
  * pulumi config set --secret fleetkit:anthropicApiKey sk-ant-…        # or fleetkit:claudeOauthToken (claude setup-token)
  * pulumi config set --secret fleetkit:ntfyToken tk_…                  # optional: minted by the stack when unset
  * pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519   # optional: else defaults.sshKeyPath is read
+ * pulumi config set --secret fleetkit:githubToken github_pat_…       # with services.queue.github: GitHub issue tasks
+ * pulumi config set --secret fleetkit:githubWebhookSecret …           # with services.queue.github.webhook: true
  * ```
  * Per-node queue tokens and the tokens of the people in fleet.yaml `people:` are always minted by the stack
  * (`random.RandomPassword`, kept secret in the state); the queue node receives only their SHA-256. Per-node
@@ -22,7 +24,7 @@ import type { Bundle, SecretName } from "../roles/types.js";
 export const CONFIG_NAMESPACE = "fleetkit";
 
 /** Secrets a user sets with `pulumi config set --secret fleetkit:<name>`. */
-export const CONFIG_SECRETS = ["tailscaleAuthKey", "anthropicApiKey", "claudeOauthToken", "ntfyToken"] as const;
+export const CONFIG_SECRETS = ["tailscaleAuthKey", "anthropicApiKey", "claudeOauthToken", "ntfyToken", "githubToken", "githubWebhookSecret"] as const;
 /** A secret read from config. */
 export type ConfigSecretName = (typeof CONFIG_SECRETS)[number];
 

@@ -53,6 +53,16 @@ export function queueTokensFile(node: FleetNode): string {
   return `${platformFor(node).configDir}/queue/tokens.json`;
 }
 
+/** Path of the GitHub token file (0600, the node user's) on the queue node (`services.queue.github`). */
+export function queueGithubTokenFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/queue/github.token`;
+}
+
+/** Path of the GitHub webhook secret file (0600, the node user's) on the queue node (`services.queue.github.webhook`). */
+export function queueGithubWebhookFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/queue/github-webhook.secret`;
+}
+
 /**
  * The public half of the tokens file (runtime/config.ts TokensFileSchema without `tokenSha256` values): every
  * node's os, arch, tags, budget cap (USD per session), profile, roles and AgentAPI URL (for the dashboard's
@@ -96,7 +106,17 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
   const listen = `0.0.0.0:${fleet.services.queue.port}`;
   const hasNtfy = nodeWithRole(fleet, "ntfy") !== undefined;
   const hasPeople = Object.keys(fleet.people).length > 0;
-  const secrets: SecretName[] = ["queueTokens", ...(hasPeople ? ["peopleTokens" as const] : []), ...(hasNtfy ? ["ntfyToken" as const] : [])];
+  const github = fleet.services.queue.github;
+  const secrets: SecretName[] = [
+    "queueTokens",
+    ...(hasPeople ? ["peopleTokens" as const] : []),
+    ...(hasNtfy ? ["ntfyToken" as const] : []),
+    ...(github ? ["githubToken" as const] : []),
+    ...(github?.webhook ? ["githubWebhookSecret" as const] : []),
+  ];
+  const githubView = github
+    ? { tokenFile: queueGithubTokenFile(node), apiUrl: github.apiUrl.replace(/\/+$/, ""), webhook: github.webhook ? { secretFile: queueGithubWebhookFile(node), label: github.dispatchLabel } : undefined }
+    : undefined;
   const payload = runtimePayload(node, "queue", dir);
   const group = p.userGroup;
   const unit = "/etc/systemd/system/fleet-queue.service";
@@ -133,11 +153,12 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
         mode: 0o644,
         owner: "root",
         kind: "systemd",
-        content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, nodeExe: `${nodeBin}/node`, entry: `${dir}/fleet.mjs`, listen, db: `${stateDir}/queue.db`, tokens }),
+        content: renderTemplate("queue/fleet-queue.service", { node: node.name, user: node.user, group, stateDir, nodeExe: `${nodeBin}/node`, entry: `${dir}/fleet.mjs`, listen, db: `${stateDir}/queue.db`, tokens, github: githubView }),
       },
     ],
     postInstall: [
       tokensStep,
+      githubView ? renderTemplate("queue/github-secrets.sh", { ...githubView, configDir, user: node.user, group }).trimEnd() : "",
       "fk_systemd_unit fleet-queue.service",
       renderTemplate("queue/health.sh", { nodeBin, url, listen }).trimEnd(),
       renderTemplate("queue/reachable.sh", {
@@ -146,9 +167,9 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
         port: fleet.services.queue.port,
         tailscale: node.roles.includes("tailscale") ? tailscaleBinary(node) : undefined,
       }).trimEnd(),
-    ].join("\n"),
+    ].filter(Boolean).join("\n"),
     preUninstall: sh`fk_systemd_remove fleet-queue.service ${unit}`,
-    postUninstall: [sh`fk_rm ${tokens}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
+    postUninstall: [sh`fk_rm ${tokens} ${queueGithubTokenFile(node)} ${queueGithubWebhookFile(node)}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
     services: [{ name: "fleet-queue.service", manager: "systemd", scope: "system" }],
     secrets,
   };

@@ -89,6 +89,8 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     queueTokens: "",
     peopleTokens: "",
     ntfyToken: "",
+    githubToken: "",
+    githubWebhookSecret: "",
   };
   const tn = (name: string): TestNode => testNode(net, name);
   const fleetNode = (f: Fleet, name: string): FleetNode => f.nodes.find((n) => n.name === name)!;

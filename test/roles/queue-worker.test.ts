@@ -445,12 +445,14 @@ function unpack(verb: "queue" | "worker", dir: string): void {
   writeFileSync(join(dir, "node_modules", ".fleetkit-package-lock.json"), pkg.files.find((f) => f.path === "package-lock.json")!.content);
   const fragment = renderTemplate("queue/runtime.sh", { verb, dir, nodeBin: dirname(process.execPath), stateDir: join(work, "state"), minNodeMajor: payload.minNodeMajor, why: "test", payload: payload.base64 });
   const script = [readTemplate("common/prelude.sh"), fragment, 'echo "changed=$FK_CHANGED"'].join("\n");
-  const r = spawnSync("sh", ["-c", script], { encoding: "utf8" });
-  expect([r.status, r.stdout]).toEqual([0, "changed=1\n"]);
+  // On stdin: with the payload the script is past Linux's 128 KiB limit for one argument (as on nodes, where
+  // it travels on stdin too: roles/bundle.ts remoteInvocation).
+  const r = spawnSync("sh", ["-s"], { input: script, encoding: "utf8" });
+  expect([r.status, r.stdout, r.error?.message]).toEqual([0, "changed=1\n", undefined]);
   // Sources 0644; the run supervisor, which the worker executes (and sudo starts as the slot user), 0755.
   for (const f of payload.paths) expect([f, statSync(f).mode & 0o777]).toEqual([f, f.endsWith("/runtime/supervise.sh") ? 0o755 : 0o644]);
   // A second run places nothing: every file is unchanged.
-  const again = spawnSync("sh", ["-c", script], { encoding: "utf8" });
+  const again = spawnSync("sh", ["-s"], { input: script, encoding: "utf8" });
   expect([again.status, again.stdout, again.stderr]).toEqual([0, "changed=0\n", ""]);
 }
 
@@ -590,6 +592,60 @@ describe("secrets: declared per role, never rendered", () => {
         expect([r.status, r.stderr]).toEqual([1, `fleetkit: error: ${msg}\n`]);
       }
       expect(readFileSync(join(dir, "token"), "utf8")).toBe(`${MARK(7)}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("queue with GitHub issue tasks (services.queue.github)", () => {
+  const withGithub = (github: string) =>
+    parseFleet(readFileSync("examples/remote-tasks.fleet.yaml", "utf8").replace(/^services:\n/m, `services:\n  queue:\n    github: ${github}\n`), "examples/remote-tasks.fleet.yaml");
+
+  it.each([
+    ["{}", ["queueTokens", "ntfyToken", "githubToken"], " --github-token-file /etc/fleetkit/queue/github.token --github-api-url https://api.github.com"],
+    [
+      "{ apiUrl: 'https://ghe.example.com/api/v3/', webhook: true, dispatchLabel: 'fleet: go' }",
+      ["queueTokens", "ntfyToken", "githubToken", "githubWebhookSecret"],
+      " --github-token-file /etc/fleetkit/queue/github.token --github-api-url https://ghe.example.com/api/v3 --github-webhook-secret-file /etc/fleetkit/queue/github-webhook.secret --github-dispatch-label \"fleet: go\"",
+    ],
+  ])("github: %s → secrets %j and the unit's flags", (github, secrets, flags) => {
+    const fleet = withGithub(github);
+    const b = renderBundle(fleet, node(fleet, "raspberrypi"), "queue");
+    expect(b.secrets).toEqual(secrets);
+    const exec = b.files.find((f) => f.path === "/etc/systemd/system/fleet-queue.service")!.content.split("\n").find((l) => l.startsWith("ExecStart="))!;
+    expect(exec).toBe(`ExecStart=/usr/bin/node /usr/local/lib/fleetkit/queue/fleet.mjs queue serve --db /var/lib/fleetkit/queue/queue.db --listen 0.0.0.0:8787 --tokens /etc/fleetkit/queue/tokens.json${flags}`);
+    expect(b.uninstall).toContain("fk_rm '/etc/fleetkit/queue/tokens.json' '/etc/fleetkit/queue/github.token' '/etc/fleetkit/queue/github-webhook.secret'\n");
+  });
+
+  it("a bad github block is a located error", () => {
+    expect(() => withGithub("{ webhook: yes-please }")).toThrow(/services\.queue\.github\.webhook/);
+    expect(() => withGithub("{ token: ghp_inline }")).toThrow(/services\.queue\.github/);
+  });
+
+  it("github secrets step, run: 0600 files owned by the user, values never printed; bad values refused, nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-queue-github-"));
+    try {
+      const view = { user: "root", group: "root", configDir: dir, tokenFile: join(dir, "github.token"), apiUrl: "https://api.github.com", webhook: { secretFile: join(dir, "hook.secret"), label: "fleet:dispatch" } };
+      const run = (token: string, hook: string) => {
+        const script = [readTemplate("common/prelude.sh"), "fk_read_secrets githubToken githubWebhookSecret", renderTemplate("queue/github-secrets.sh", view)].join("\n");
+        return spawnSync("sh", ["-c", script], { input: `githubToken=${token}\ngithubWebhookSecret=${hook}\n`, encoding: "utf8" });
+      };
+      const ok = run("github_pat_MARKERx1", "s3cr3t!#webhook");
+      expect([ok.status, ok.stdout, ok.stderr]).toEqual([0, "", `fleetkit: wrote ${join(dir, "github.token")}\nfleetkit: wrote ${join(dir, "hook.secret")}\n`]);
+      expect([readFileSync(join(dir, "github.token"), "utf8"), statSync(join(dir, "github.token")).mode & 0o777]).toEqual(["github_pat_MARKERx1\n", 0o600]);
+      expect([readFileSync(join(dir, "hook.secret"), "utf8"), statSync(join(dir, "hook.secret")).mode & 0o777]).toEqual(["s3cr3t!#webhook\n", 0o600]);
+      for (const [token, hook, msg] of [
+        ["ghp_x;rm -rf /", "ok", "secret githubToken must be a GitHub token (letters, digits and _, e.g. github_pat_…); set it with pulumi config set --secret fleetkit:githubToken"],
+        ["", "ok", "secret githubToken was not given on stdin; set it with pulumi config set --secret"],
+        ["ghp_ok", "two words", "secret githubWebhookSecret must be one word of printable characters; set it with pulumi config set --secret fleetkit:githubWebhookSecret"],
+      ]) {
+        const r = run(token!, hook!);
+        expect([r.status, r.stderr.split("\n").filter((l) => l.startsWith("fleetkit: error"))]).toEqual([1, [`fleetkit: error: ${msg}`]]);
+        expect(r.stderr).not.toContain(token || "\u0000");
+      }
+      expect(readFileSync(join(dir, "github.token"), "utf8")).toBe("github_pat_MARKERx1\n");
+      expect(readdirSync(dir).filter((f) => f.startsWith(".github."))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
