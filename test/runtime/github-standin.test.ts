@@ -1,3 +1,4 @@
+// @needs git
 /**
  * The GitHub stand-in itself (fixtures/github.ts), driven by the real @octokit/rest client and the real git:
  * every endpoint fleetkit uses answers in a shape GitHub's OpenAPI description accepts; a request the real API

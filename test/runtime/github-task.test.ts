@@ -1,3 +1,4 @@
+// @needs git
 /**
  * Kind `github-issue` end to end: a real queue (with `--github-token-file`), real worker processes for two
  * nodes running the stand-in claude, the GitHub stand-in (fixtures/github.ts: REST checked against GitHub's
