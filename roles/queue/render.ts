@@ -6,8 +6,9 @@
  * - Runtime: Node.js from the platform's packages (apt/pacman `nodejs npm`), version checked against what the
  *   runtime's dependencies need (20+: better-sqlite3 12); the runtime sources and a pinned package-lock
  *   subset (roles/runtime-dist.ts) unpacked into `<binDir>/queue`, then `npm ci --omit=dev` when the lock
- *   changed. The sources travel gzip+base64 inside the install script: one SSH command line is limited to
- *   128 KiB (Linux MAX_ARG_STRLEN), which the plain sources plus lockfile would exceed.
+ *   changed. The sources travel gzip+base64 inside the install script, which is still past the 128 KiB one
+ *   SSH command line may have (Linux MAX_ARG_STRLEN), so the script itself travels on stdin ahead of the
+ *   secrets (roles/bundle.ts `remoteInvocation`).
  * - Listen: `0.0.0.0:<services.queue.port>`, so workers on other nodes can connect whatever the node's own
  *   name resolves to on the node itself (`127.0.1.1` on Debian and Raspberry Pi OS, which is where binding
  *   `<node host>:<port>` used to land); the node firewall (roles/firewall.ts) admits only the fleet's nodes.
