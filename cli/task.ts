@@ -6,8 +6,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fleetQueueUrl, type Fleet } from "../model/fleet.js";
-import { loadFleet } from "../model/load.js";
+import type { Fleet } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
 import { defaultIssuePrompt, UNCLAIMED_PREFIX, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
@@ -50,6 +49,23 @@ type TaskCommand = (typeof TASK_COMMANDS)[number];
  */
 export type FleetLoader = (file: string) => Promise<Fleet> | Fleet;
 
+/**
+ * The fleet model, loaded only when a fleet file is read (`--fleet`, or ./fleet.yaml with no queue URL): most
+ * calls, and every call of a node's `fleet` command (which sets FLEET_QUEUE_URL), never pay for loading it. A
+ * node's runtime does not ship it (roles/runtime-dist.ts follows static imports only): there, reading a fleet
+ * file is one clear line.
+ * @throws UserError (exit 2) when the model is not installed here.
+ */
+async function fleetModel(): Promise<typeof import("../model/fleet.js") & typeof import("../model/load.js")> {
+  try {
+    return { ...(await import("../model/fleet.js")), ...(await import("../model/load.js")) };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") throw err;
+    throw new UserError("fleet task: reading a fleet file needs a fleetkit checkout; here (a node), pass --queue http://HOST:PORT or set FLEET_QUEUE_URL (the node's fleet command sets it).");
+  }
+}
+
 const common = { queue: { type: "string" }, fleet: { type: "string" }, "token-file": { type: "string" }, json: { type: "boolean" } } as const;
 
 /**
@@ -62,7 +78,7 @@ async function queueFromFleet(f: { queue?: string; fleet?: string }, load: Fleet
   if (f.queue ?? process.env.FLEET_QUEUE_URL) return;
   const file = f.fleet ?? "fleet.yaml";
   if (f.fleet === undefined && !existsSync(file)) return;
-  const url = fleetQueueUrl(await load(file));
+  const url = (await fleetModel()).fleetQueueUrl(await load(file));
   if (!url) throw new UserError(`${file}: no node runs role queue, so there is no queue to ask; pass --queue http://HOST:PORT or set FLEET_QUEUE_URL.`);
   f.queue = url;
 }
@@ -406,10 +422,11 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
 /** Entry point of `fleet task`. */
 /**
  * `fleet task …`; exit code 0 ok, 1 failure, 2 bad input.
- * @param options.loadFleet how a `--fleet` file is read for the queue URL (default: model/load.ts `loadFleet`).
+ * @param options.loadFleet how a `--fleet` file is read for the queue URL (default: model/load.ts `loadFleet`,
+ *   imported when first needed).
  */
 export async function run(argv: string[], options: { loadFleet?: FleetLoader } = {}): Promise<number> {
-  const load = options.loadFleet ?? loadFleet;
+  const load = options.loadFleet ?? (async (file: string) => (await fleetModel()).loadFleet(file));
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") {
     print(USAGE);
