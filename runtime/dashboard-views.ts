@@ -119,6 +119,7 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <dl>
 <dt>State</dt><dd id="state">{{task.state}}{{#task.cancelRequested}} (cancel requested){{/task.cancelRequested}}</dd>
 <dt>Target</dt><dd>{{task.target}}{{#tagsText}} with {{tagsText}}{{/tagsText}}</dd>
+{{#task.github}}<dt>GitHub issue</dt><dd id="github">{{owner}}/{{repo}}#{{issue}}{{#base}} from {{base}}{{/base}}{{#draft}} (draft pull request){{/draft}}</dd>{{/task.github}}
 <dt>Node</dt><dd>{{task.node}}{{^task.node}}–{{/task.node}}{{#task.claimedBy}} (claimed by hand by {{task.claimedBy}}){{/task.claimedBy}}</dd>
 <dt>Priority</dt><dd id="priority">{{task.priority}}</dd>
 <dt>Model</dt><dd>{{modelText}}</dd>

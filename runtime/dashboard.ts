@@ -28,7 +28,7 @@ import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { AgentApiClient, AgentApiError, type AgentMessage, type AgentStatus } from "./agentapi.js";
-import { FINAL_STATES, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
+import { defaultIssuePrompt, FINAL_STATES, parseIssueRef, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
 import { principalLookup } from "./auth.js";
 import type { TokensFile } from "./config.js";
 import { CHARTS_JS, DASHBOARD_CSS, renderPage, type LayoutUser, type PageName } from "./dashboard-views.js";
@@ -89,19 +89,28 @@ function packageDir(file: string): string {
 }
 
 /** Form fields whose API error (`field "<name>"…`) is shown beside them on the submit form. */
-const SUBMIT_FIELDS = ["target", "tags", "prompt", "priority", "model", "timeoutSeconds"] as const;
+const SUBMIT_FIELDS = ["target", "tags", "github", "prompt", "priority", "model", "timeoutSeconds"] as const;
 type SubmitField = (typeof SUBMIT_FIELDS)[number];
 
 /**
  * The form's values as the API's submit body: empty optional fields are left out (the API's defaults
- * apply); `tags` is `name=value` pairs separated by spaces; `timeoutSeconds` a number when it reads as one,
- * else the text itself, so the API's own message names the field.
- * @throws HttpError 400 `field "tags": …` for a pair without `=`.
+ * apply); `tags` is `name=value` pairs separated by spaces; `github` an issue as `owner/repo#n` (a
+ * `github-issue` task; an empty prompt then becomes `fleet task github`'s default); `timeoutSeconds` a number
+ * when it reads as one, else the text itself, so the API's own message names the field.
+ * @throws HttpError 400 `field "tags": …` for a pair without `=`; `field "github": …` for a reference that is
+ *   not `owner/repo#n`.
  */
 export function submitBodyOf(form: Record<string, unknown>): Record<string, unknown> {
   const text = (k: string) => (typeof form[k] === "string" ? (form[k] as string) : undefined);
   const body: Record<string, unknown> = { target: text("target") ?? "", prompt: text("prompt") ?? "" };
   for (const k of ["priority", "model"]) if (text(k)) body[k] = text(k);
+  const github = text("github")?.trim();
+  if (github) {
+    const ref = parseIssueRef(github);
+    if (typeof ref === "string") throw new HttpError(400, `field "github": ${ref}`);
+    body.github = ref;
+    if (typeof body.prompt === "string" && body.prompt.trim() === "") body.prompt = defaultIssuePrompt(ref);
+  }
   const timeout = text("timeoutSeconds")?.trim();
   if (timeout) body.timeoutSeconds = /^[0-9]+(\.[0-9]+)?$/.test(timeout) ? Number(timeout) : timeout;
   const tags = text("tags")?.trim();
@@ -407,6 +416,7 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         fields: [
           f("target", "Target node", { select: options("target", ["any", ...nodeNames], "any") }),
           f("tags", "Required tags (name=value, space-separated; optional)", { text: true, hint: "os=debian arch=x86_64" }),
+          f("github", "GitHub issue to turn into a pull request (owner/repo#n; optional)", { text: true, hint: "acme/widgets#12" }),
           f("prompt", "Prompt", { textarea: true }),
           f("priority", "Priority", { select: options("priority", PRIORITIES, "medium") }),
           f("model", "Model", { select: options("model", ["auto", ...MODELS], "auto") }),

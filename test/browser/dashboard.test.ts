@@ -177,6 +177,23 @@ describe("dashboard in Chromium", () => {
     await ctx.close();
   });
 
+  it("the submit form takes a GitHub issue: a bad reference, and a queue with no GitHub token, are said beside the field; nothing is written", async () => {
+    const { ctx, page } = await signIn("ann");
+    const before = (await api(server.url, "GET", "/v1/stats", { token: tokenOf("ann") })).body.byState.pending;
+    await page.goto(server.url + "/tasks/new");
+    const field = page.getByLabel(/GitHub issue to turn into a pull request/);
+    await field.fill("acme/widgets");
+    await page.getByRole("button", { name: "Submit" }).click();
+    expect(await page.locator("#err-github").textContent()).toBe('field "github": expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets"');
+    await page.getByLabel(/GitHub issue to turn into a pull request/).fill("acme/widgets#3");
+    await page.getByRole("button", { name: "Submit" }).click();
+    expect(await page.locator("#err-github").textContent()).toBe('field "github": this queue has no GitHub token; start it with --github-token-file to take GitHub issue tasks');
+    expect(await page.getByLabel(/GitHub issue to turn into a pull request/).inputValue()).toBe("acme/widgets#3");
+    expect(await axeViolations(page)).toEqual([]);
+    expect((await api(server.url, "GET", "/v1/stats", { token: tokenOf("ann") })).body.byState.pending).toBe(before);
+    await ctx.close();
+  });
+
   it("a task submitted from the API shows in an open tasks page within a second; an operator re-prioritises and cancels it", async () => {
     const { ctx, page } = await signIn("ann");
     await page.goto(server.url + "/tasks?node=windows-desktop");

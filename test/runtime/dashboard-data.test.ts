@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CompleteBodySchema, SubmitBodySchema } from "../../runtime/api.js";
-import { chartData, nextPage } from "../../runtime/dashboard.js";
+import { chartData, nextPage, submitBodyOf } from "../../runtime/dashboard.js";
 import { Store } from "../../runtime/store.js";
 import { tempDir } from "./harness.js";
 
@@ -138,5 +138,26 @@ describe("after sign-in, back to the page that asked (never elsewhere)", () => {
     [["/tasks/1", "/tasks/2"], null],
   ] as Array<[unknown, string | null]>)("%j → %j", (raw, want) => {
     expect(nextPage(raw)).toBe(want);
+  });
+});
+
+describe("the submit form's body (submitBodyOf)", () => {
+  it.each([
+    [{ target: "any", prompt: "hi" }, { target: "any", prompt: "hi" }],
+    [{ target: "rpi1", prompt: "hi", tags: " gpu=gtx980  os=debian ", priority: "high", model: "", timeoutSeconds: "90" }, { target: "rpi1", prompt: "hi", tags: { gpu: "gtx980", os: "debian" }, priority: "high", timeoutSeconds: 90 }],
+    [{ target: "any", prompt: "", github: " acme/widgets#12 " }, { target: "any", prompt: "Resolve GitHub issue acme/widgets#12.", github: { owner: "acme", repo: "widgets", issue: 12 } }],
+    [{ target: "any", prompt: "Keep it small.", github: "acme/widgets#12" }, { target: "any", prompt: "Keep it small.", github: { owner: "acme", repo: "widgets", issue: 12 } }],
+    [{ target: "any", prompt: "x", timeoutSeconds: "soon" }, { target: "any", prompt: "x", timeoutSeconds: "soon" }],
+  ])("%j → %j", (form, body) => {
+    expect(submitBodyOf(form)).toEqual(body);
+  });
+
+  it.each([
+    [{ tags: "gpu" }, 'field "tags": expected name=value pairs separated by spaces, got "gpu"'],
+    [{ github: "acme/widgets" }, 'field "github": expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets"'],
+    [{ github: "-acme/widgets#1" }, 'field "github": "-acme" is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end'],
+    [{ github: "acme/widgets#0" }, 'field "github": expected <owner>/<repo>#<issue number>, e.g. acme/widgets#12, got "acme/widgets#0"'],
+  ])("%j → 400 %s", (form, message) => {
+    expect(() => submitBodyOf({ target: "any", prompt: "x", ...form })).toThrow(message);
   });
 });
