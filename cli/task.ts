@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Fleet } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
-import { defaultIssuePrompt, UNCLAIMED_PREFIX, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
+import { defaultIssuePrompt, githubOrphans, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
 import { MODELS } from "../runtime/model-choice.js";
 import { queueAccess, secondsFlag, intFlag } from "./args.js";
@@ -346,41 +346,7 @@ async function claimAndHold(c: QueueClient, url: string | undefined, taskId: num
   }
 }
 
-/** A GitHub issue a worker labelled `fleet:<node>` that no worker is on now: why, and the task that left it. */
-export interface GitHubOrphan {
-  /** `owner/repo#n`. */
-  issue: string;
-  /** The claim label left on the issue. */
-  label: string;
-  /** The newest task of that issue. */
-  task: number;
-  /** `failed` (the label stays by design until someone looks) or `lease-lost` (waiting for another attempt). */
-  why: "failed" | "lease-lost";
-  /** The failed task's error, first line; null for a lost lease. */
-  error: string | null;
-}
-
-/**
- * Orphaned GitHub work, from the queue's own records (no GitHub call): for each issue, its newest
- * `github-issue` task among `tasks`; the issue is orphaned when that task failed after a worker claimed it
- * (the worker leaves the `fleet:<node>` label and a comment; a failure before the label starts with
- * {@link UNCLAIMED_PREFIX}), or went back to pending after its lease
- * expired (the worker died holding it; the label stays until the next attempt). Newest task first.
- * @param tasks tasks as `GET /v1/tasks` lists them (newest first)
- */
-export function githubOrphans(tasks: Task[]): GitHubOrphan[] {
-  const seen = new Set<string>();
-  const out: GitHubOrphan[] = [];
-  for (const t of tasks) {
-    if (!t.github) continue;
-    const issue = `${t.github.owner}/${t.github.repo}#${t.github.issue}`;
-    if (seen.has(issue)) continue;
-    seen.add(issue);
-    if (t.state === "failed" && t.node && !(t.error ?? "").startsWith(UNCLAIMED_PREFIX)) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "failed", error: (t.error ?? "").split("\n")[0]! });
-    else if (t.state === "pending" && t.node && t.attempts > 0) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "lease-lost", error: null });
-  }
-  return out;
-}
+export { githubOrphans, type GitHubOrphan } from "../runtime/api.js";
 
 async function status(c: QueueClient, url: string | undefined, json: boolean): Promise<number> {
   const [nodes, pending, running, stats, recent] = await Promise.all([

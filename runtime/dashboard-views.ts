@@ -88,6 +88,12 @@ const TASKS = `<h1>Tasks</h1>
 <label>Tag <input name="tag" type="text" value="{{tag}}" placeholder="name=value" size="14"></label>
 <button type="submit">Filter</button>
 </form>
+{{#orphans.length}}<section id="orphans" aria-labelledby="orphans-title">
+<h2 id="orphans-title">GitHub issues left labelled</h2>
+<ul>
+{{#orphans}}<li><strong>{{issue}}</strong> ({{label}}): <a href="/tasks/{{task}}">task #{{task}}</a> {{whyText}}</li>{{/orphans}}
+</ul>
+</section>{{/orphans.length}}
 <div hx-ext="sse" sse-connect="/events">
 <div hx-get="{{self}}" hx-trigger="sse:task" hx-select="#tasks" hx-target="#tasks" hx-swap="outerHTML"></div>
 <table id="tasks">

@@ -28,7 +28,7 @@ import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { AgentApiClient, AgentApiError, type AgentMessage, type AgentStatus } from "./agentapi.js";
-import { defaultIssuePrompt, FINAL_STATES, parseIssueRef, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
+import { defaultIssuePrompt, FINAL_STATES, githubOrphans, parseIssueRef, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
 import { principalLookup } from "./auth.js";
 import type { TokensFile } from "./config.js";
 import { CHARTS_JS, DASHBOARD_CSS, renderPage, type LayoutUser, type PageName } from "./dashboard-views.js";
@@ -401,6 +401,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         states: TASK_STATES.map((value) => ({ value, selected: value === state })),
         nodeOptions: nodeNames.map((value) => ({ value, selected: value === node })),
         tag: tagText ?? "",
+        // GitHub issues a worker labelled and no worker is on now (the newest 1,000 tasks, as fleet task status).
+        orphans: githubOrphans(q.store.list({ limit: 1000 })).map((o) => ({ ...o, whyText: o.why === "failed" ? `failed: ${o.error ?? ""}` : "lost its worker; waits for another attempt" })),
         tasks: tasks.map((t) => ({ ...t, tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "), modelText: modelText(t), cost: money(t.costUsd), duration: secondsText(t.durationSeconds), promptLine: promptLine(t.prompt) })),
       });
     });
@@ -525,6 +527,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
     });
 
     web.get("/events/agents/:node", async (req, reply) => {
+      // Signed in first: which nodes run an agent is not told to strangers (404 vs 401).
+      if (!userOf(req)) throw new HttpError(401, "sign in first");
       const c = agentOf((req.params as { node: string }).node);
       return watch(req, reply, "agent", agentPollMs, async () => {
         try {

@@ -394,6 +394,7 @@ describe("dashboard in Chromium", () => {
     expect(interrupt.status()).toBe(403);
     expect((await (await fetch(agent.url + "/messages")).json()).messages.length).toBe(before);
     expect((await fetch(server.url + "/events/agents/arch-orchestrator")).status).toBe(401);
+    expect((await fetch(server.url + "/events/agents/nobody")).status).toBe(401);
     await viewer.ctx.close();
   });
 

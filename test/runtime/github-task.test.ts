@@ -230,6 +230,17 @@ describe("github-issue tasks", () => {
     ]);
     const text = (await fleetRun(["task", "status"], env)).out;
     expect(text).toContain("=== GitHub issues left labelled (2) ===\n  acme/widgets#4 fleet:beta: task #");
+    // The dashboard's tasks page lists the same issues (same function, runtime/api.ts githubOrphans).
+    const login = await fetch(`${server.url}/login`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${tokenOf("ops")}`, redirect: "manual" });
+    const cookie = login.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    const page = await (await fetch(`${server.url}/tasks`, { headers: { cookie } })).text();
+    // Mustache escapes every value (/ as &#x2F;, ' as &#39;): decoded here as a browser would.
+    const decoded = (html: string) => html.replaceAll("&#x2F;", "/").replaceAll("&#39;", "'");
+    const items = [...page.matchAll(/<li><strong>([^<]+)<\/strong> \(([^)]+)\): <a href="\/tasks\/\d+">task #\d+<\/a> ([^<]+)<\/li>/g)].map((m) => [decoded(m[1]!), decoded(m[2]!), decoded(m[3]!)]);
+    expect(items).toEqual([
+      ["acme/widgets#4", "fleet:beta", "failed: Claude's run changed nothing in the repository; no pull request was opened"],
+      ["acme/widgets#3", "fleet:beta", "failed: Claude's run failed: claude error_during_execution (is_error), exit 1"],
+    ]);
   });
 
   describe("the webhook receiver (POST /v1/github/webhook)", () => {
