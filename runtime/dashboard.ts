@@ -282,15 +282,32 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       }
     };
     /**
-     * Opens a Server-Sent Events stream that sends `event: <event>` whenever `snapshot()` (asked every
-     * `everyMs`, never twice at once) differs from the last answer: the page then re-fetches its live part.
+     * Opens a Server-Sent Events stream for a signed-in person: the headers, a comment every 15 s (so proxies
+     * and the browser do not time it out), and `onClose` when the page goes. Returns the response to write to.
+     * @throws HttpError 401 without a session.
      */
-    const watch = (req: FastifyRequest, reply: FastifyReply, event: string, everyMs: number, snapshot: () => Promise<string>) => {
+    const openStream = (req: FastifyRequest, reply: FastifyReply, onClose: () => void): FastifyReply["raw"] => {
       if (!userOf(req)) throw new HttpError(401, "sign in first");
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
       res.write(": fleet events\n\n");
+      const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+      streams.add(res);
+      res.on("close", () => {
+        clearInterval(ping);
+        streams.delete(res);
+        onClose();
+      });
+      return res;
+    };
+    /**
+     * Opens a Server-Sent Events stream that sends `event: <event>` whenever `snapshot()` (asked every
+     * `everyMs`, never twice at once) differs from the last answer: the page then re-fetches its live part.
+     */
+    const watch = (req: FastifyRequest, reply: FastifyReply, event: string, everyMs: number, snapshot: () => Promise<string>) => {
+      let timer: NodeJS.Timeout | undefined;
+      const res = openStream(req, reply, () => clearInterval(timer));
       let last: string | null = null;
       let busy = false;
       const tick = async () => {
@@ -305,14 +322,7 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         }
       };
       void tick();
-      const timer = setInterval(() => void tick(), everyMs);
-      const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
-      streams.add(res);
-      res.on("close", () => {
-        clearInterval(timer);
-        clearInterval(ping);
-        streams.delete(res);
-      });
+      timer = setInterval(() => void tick(), everyMs);
     };
 
     web.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -590,18 +600,17 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
       return chartData(q.store.activity(now - 86_400_000), nodeNames, now);
     });
 
-    // Server-Sent Events: `event: task` with the task's id on every change, `event: nodes` when presence
-    // changed (see below); a comment every 15 s keeps
-    // proxies and the browser from timing the stream out.
+    // Server-Sent Events: `event: task` with the ids of the tasks that changed (batched), `event: nodes` when
+    // presence (see below) or a health report changed.
     web.get("/events", async (req, reply) => {
-      if (!userOf(req)) throw new HttpError(401, "sign in first");
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });
-      res.write(": fleet events\n\n");
       // A burst of changes (a worker finishing many tasks) is one event per batch window, naming every task.
       const pending = new Set<number>();
       let flush: NodeJS.Timeout | undefined;
+      const res = openStream(req, reply, () => {
+        clearTimeout(flush);
+        q.changes.off("task", onTask);
+        q.changes.off("health", onHealth);
+      });
       const onTask = (t: Task) => {
         pending.add(t.id);
         flush ??= setTimeout(() => {
@@ -611,17 +620,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         }, batchMs);
       };
       const onHealth = () => res.write("event: nodes\ndata: \n\n");
-      const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
       q.changes.on("task", onTask);
       q.changes.on("health", onHealth);
-      streams.add(res);
-      res.on("close", () => {
-        clearInterval(ping);
-        clearTimeout(flush);
-        q.changes.off("task", onTask);
-        q.changes.off("health", onHealth);
-        streams.delete(res);
-      });
     });
   });
 
