@@ -17,7 +17,7 @@ import { chalk } from "zx";
 import { parseDocument } from "yaml";
 import { loadFleetWithRoles } from "../roles/sources.js";
 import { isBuiltinRole } from "../roles/registry.js";
-import { planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
+import { COPY_TYPE, planFleet, renderBundles, type FleetPlan, type PlanOptions } from "../stacks/plan.js";
 import { describeToolchainsPlan } from "../roles/toolchains/render.js";
 import { fleetReach } from "../roles/reach.js";
 import { fleetTailnetPolicy, mergeTailnetPolicy, readUserPolicy, tailnetTags, type TailnetPolicy } from "../stacks/tailnet-policy.js";
@@ -167,12 +167,14 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string, bundles:
   const resourceCount = plan.tailnet.resources.length + plan.nodes.reduce((n, node) => n + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
   const lines = [chalk.bold(`fleet ${plan.fleet} (${file}): ${plan.nodes.length} nodes, ${roleCount} roles, ${resourceCount} resources`), ""];
   const nameWidth = Math.max(...plan.nodes.map((n) => n.name.length));
+  // Another role's bundle copy is waited for with its install command, which is listed: not named twice.
+  const copies = new Set(plan.nodes.flatMap((n) => n.roles.flatMap((r) => r.resources.filter((x) => x.type === COPY_TYPE).map((x) => x.name))));
   for (const node of plan.nodes) {
     lines.push(`${chalk.bold(node.name.padEnd(nameWidth))}  ${node.os}/${node.arch}  ssh ${node.host}`);
     const roleWidth = Math.max(...node.roles.map((r) => r.role.length));
     for (const role of node.roles) {
       const own = new Set(role.resources.map((r) => r.name));
-      const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))].filter((d) => !own.has(d));
+      const deps = [...new Set(role.resources.flatMap((r) => r.dependsOn))].filter((d) => !own.has(d) && !copies.has(d));
       lines.push(
         `  ${role.role.padEnd(roleWidth)}  ${chalk.dim(role.bundleHash.slice(0, 12))}  ${typeSummary(role.resources)}${deps.length ? chalk.dim(`  after ${deps.join(", ")}`) : ""}`,
       );

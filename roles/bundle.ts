@@ -270,7 +270,7 @@ export const WINDOWS_COMMAND_LINE_LIMIT = 8191;
  * Longest `sudo -n sh -c '…'` line sent to a Linux or macOS node, in bytes: Linux limits one argument (sshd
  * passes the whole line as one, to the user's shell's `-c`) to MAX_ARG_STRLEN, 32 pages = 131,072 bytes
  * with its NUL (execve(2), "Limits on size of arguments and environment"); 4 KiB are left for the shell's
- * own use. A longer install (the queue and worker roles carry their runtime) travels on stdin instead.
+ * own use. Role installs never come near it (they travel as files, roles/shipping.ts); a longer line is refused.
  */
 export const POSIX_COMMAND_LINE_LIMIT = 128 * 1024 - 4096;
 
@@ -302,18 +302,15 @@ function packScript(script: string): string {
 export interface RemoteInvocation {
   /** The SSH command line. */
   command: string;
-  /**
-   * The start of stdin when the script is too long for the command line, else "": a `wsl` script packed plus
-   * a newline; a Linux/macOS script as it is, behind a line that removes its temp file.
-   */
+  /** The start of stdin when a `wsl` script is too long for the command line (packed, plus a newline), else "". */
   stdinPrefix: string;
 }
 
 /**
  * The command that runs `script` as root on `node` over SSH. Linux and macOS: `sudo -n sh -c '…'` (the
- * script is one quoted word, readable in Pulumi diffs; secrets never appear in it, they arrive on stdin);
- * past {@link POSIX_COMMAND_LINE_LIMIT} the script itself is the start of stdin (`stdinPrefix`), copied
- * byte-exact into a fresh `mktemp` file that removes itself when run.
+ * script is one quoted word; secrets never appear in it, they arrive on stdin), at most
+ * {@link POSIX_COMMAND_LINE_LIMIT} bytes (a role's install and uninstall travel as files instead,
+ * roles/shipping.ts).
  *
  * Windows: the host's OpenSSH hands the line to its DefaultShell, cmd.exe or PowerShell, so the line is
  * written to mean the same to both (no `$`, `%`, `^`, `!` or inner double quote) and to fit cmd.exe's
@@ -330,7 +327,8 @@ export interface RemoteInvocation {
  * Only a role's install (a `remote.Command`'s create, whose stdin fleetkit writes) may take the stdin form:
  * the provider hands a command's stored stdin to its delete too, so an uninstall must fit the line.
  * @throws Error when a `windows-host` command exceeds the limit (no such role exists; the test suite renders
- *   every real fleet's Windows commands), or when the node's `wslDistro` is not a {@link windowsWord}.
+ *   every real fleet's Windows commands), when a Linux/macOS line exceeds {@link POSIX_COMMAND_LINE_LIMIT},
+ *   or when the node's `wslDistro` is not a {@link windowsWord}.
  */
 export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: string): RemoteInvocation {
   let line: string;
@@ -351,18 +349,11 @@ export function remoteInvocation(node: FleetNode, target: ScriptTarget, script: 
     line = `powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "iex ((New-Object IO.StreamReader(${stream})).ReadToEnd())"`;
   } else {
     const command = `sudo -n sh -c ${shQuote(script)}`;
-    if (Buffer.byteLength(command) <= POSIX_COMMAND_LINE_LIMIT) return { command, stdinPrefix };
-    // Too long for one argument: the script is the first N bytes of stdin. dd bs=1 reads exactly N bytes
-    // from the pipe on GNU and BSD alike (head -c may read ahead on macOS), so the secrets after it stay for
-    // the script; mktemp makes a fresh 0600 file no other user can have planted; a short read runs nothing.
-    const payload = `rm -f "$0"\n${script}`;
-    const n = Buffer.byteLength(payload);
-    stdinPrefix = payload;
-    const inner =
-      `f=$(umask 077 && mktemp /tmp/fleetkit-install.XXXXXXXX) || exit 1; ` +
-      `if dd bs=1 count=${n} of="$f" 2>/dev/null && [ "$(wc -c < "$f")" -eq ${n} ]; then exec sh "$f"; fi; ` +
-      `rm -f "$f"; echo "fleetkit: the install script (${n} bytes) did not arrive whole on stdin" >&2; exit 1`;
-    return { command: `sudo -n sh -c ${shQuote(inner)}`, stdinPrefix };
+    const bytes = Buffer.byteLength(command);
+    if (bytes > POSIX_COMMAND_LINE_LIMIT) {
+      throw new Error(`the command for node ${node.name} is ${bytes} bytes, over the ${POSIX_COMMAND_LINE_LIMIT} one command line may have on Linux (a fleetkit bug: a script this long ships as files, roles/shipping.ts)`);
+    }
+    return { command, stdinPrefix };
   }
   if (line.length > WINDOWS_COMMAND_LINE_LIMIT) {
     throw new Error(
@@ -383,9 +374,7 @@ export function remoteCommand(node: FleetNode, target: ScriptTarget, script: str
   const inv = remoteInvocation(node, target, script);
   if (inv.stdinPrefix) {
     throw new Error(
-      target === "node"
-        ? `the script for node ${node.name} is ${Buffer.byteLength(inv.stdinPrefix)} bytes, too long for one command line (${POSIX_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`
-        : `the ${target} script for node ${node.name} is ${inv.stdinPrefix.length - 1} characters packed, too long for a Windows command line ` +
+      `the ${target} script for node ${node.name} is ${inv.stdinPrefix.length - 1} characters packed, too long for a Windows command line ` +
           `(${WINDOWS_COMMAND_LINE_LIMIT}); only a role install can carry it (on stdin)`,
     );
   }

@@ -6,8 +6,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
-import { remoteCommand, remoteInvocation } from "./bundle.js";
-import { installResourceName, roleTypeToken } from "./naming.js";
+import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles } from "./shipping.js";
+import { bundleResourceName, installResourceName, roleTypeToken } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
 export type SshConnection = command.types.input.remote.ConnectionArgs;
@@ -18,6 +18,11 @@ export interface RoleArgs {
   node: FleetNode;
   /** The role's rendered bundle (roles/index.ts `renderNodeBundles`); the install script embeds all of it. */
   bundle: Bundle;
+  /**
+   * Local directory the bundle's files are written to for copying (roles/shipping.ts `writeBundleFiles`;
+   * the program's `fleetkit:bundleDir`, default `.fleetkit/bundles` in the project). Unused on Windows nodes.
+   */
+  bundleDir: string;
   /**
    * SSH connection to the node. Keep it stable between runs (same host, key secret-ness, limits): any
    * change replaces the install command, which runs uninstall, then install.
@@ -33,12 +38,17 @@ export interface RoleArgs {
 }
 
 /**
- * Ships one role to one node with a `remote.Command` named `<name>-install`:
- * - `create` runs the bundle's install script as root (`remoteInvocation`), `delete` its uninstall script
- *   (`remoteCommand`); a WSL install too long for a Windows command line (the worker's) travels on stdin
+ * Ships one role to one node (roles/shipping.ts `bundleShipping`):
+ * - on Linux and macOS a `remote.CopyToRemote` named `<name>-bundle` copies the directory `<role>.<hash>`
+ *   (install and uninstall scripts, written locally under `bundleDir`) into the node user's
+ *   `~/.fleetkit/bundles/` over SFTP, once per bundle hash: the engine compares the archive's hash, so an
+ *   unchanged bundle copies nothing;
+ * - a `remote.Command` named `<name>-install`, after the copy: `create` is a short line that checks the
+ *   scripts' sha256 and runs the install as root, `delete` the uninstall; on Windows both carry the script
+ *   inline (`remoteInvocation`), a WSL install too long for a Windows command line (the worker's) on stdin
  *   ahead of the secrets;
- * - no `triggers`, on purpose: `create` is the whole rendered install script, so it changes exactly when the
- *   bundle hash does, and a changed `create` with no `update` is an update that re-runs `create` in place
+ * - no `triggers`, on purpose: `create` names the bundle hash and the scripts' sha256 (or is the whole script
+ *   on Windows), so it changes exactly when the bundle does, and a changed `create` with no `update` is an update that re-runs `create` in place
  *   (FIELD-NOTES). Install scripts converge from any earlier version, so the role keeps running until the
  *   new install succeeds: a download whose sha256 does not match stops before anything is replaced, and
  *   the next `pulumi up` retries. (`triggers` would force a replacement: with `deleteBeforeReplace` the
@@ -58,6 +68,8 @@ export class RoleComponent extends pulumi.ComponentResource {
   public readonly bundleHash: pulumi.Output<string>;
   /** The install command (create = install, delete = uninstall). */
   public readonly install: command.remote.Command;
+  /** The copy of the bundle's files to the node (Linux and macOS); undefined on Windows nodes. */
+  public readonly copy?: command.remote.CopyToRemote;
   /** The install script's standard output (secret for roles with secrets); its last line says changed/unchanged. */
   public readonly stdout: pulumi.Output<string>;
   /** The component's name: every child's name starts with it. */
@@ -76,14 +88,25 @@ export class RoleComponent extends pulumi.ComponentResource {
     this.forget = args.forget ?? false;
     const { node, bundle } = args;
     const hasSecrets = bundle.secrets.length > 0;
-    const install = remoteInvocation(node, bundle.target, bundle.install);
-    const stdin = !install.stdinPrefix ? args.secretStdin : args.secretStdin === undefined ? install.stdinPrefix : pulumi.concat(install.stdinPrefix, args.secretStdin);
+    const shipping = bundleShipping(node, bundle);
+    if (shipping.files) {
+      this.copy = new command.remote.CopyToRemote(
+        this.childName(bundleResourceName(name)),
+        { connection: args.connection, source: new pulumi.asset.FileArchive(writeBundleFiles(args.bundleDir, shipping)), remotePath: NODE_BUNDLE_DIR },
+        this.childOptions(),
+      );
+    }
+    const prefix = shipping.stdinPrefix;
+    const stdin = !prefix ? args.secretStdin : args.secretStdin === undefined ? prefix : pulumi.concat(prefix, args.secretStdin);
+    const given = opts?.dependsOn;
+    // The Fleet passes plain resources (stacks/node.ts), never a Promise of a list.
+    const after: pulumi.Input<pulumi.Resource>[] = given === undefined ? [] : Array.isArray(given) ? given : [given as pulumi.Input<pulumi.Resource>];
     this.install = new command.remote.Command(
       this.childName(installResourceName(name)),
       {
         connection: args.connection,
-        create: install.command,
-        delete: remoteCommand(node, bundle.target, bundle.uninstall),
+        create: shipping.create,
+        delete: shipping.delete,
         ...(stdin !== undefined ? { stdin } : {}),
         // The previous run's output would travel to the node as SSH environment; it is not needed.
         addPreviousOutputInEnv: false,
@@ -91,7 +114,7 @@ export class RoleComponent extends pulumi.ComponentResource {
       },
       {
         parent: this,
-        dependsOn: opts?.dependsOn,
+        dependsOn: this.copy ? [this.copy, ...after] : after,
         deleteBeforeReplace: true,
         retainOnDelete: this.forget,
         ...(hasSecrets ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),

@@ -13,6 +13,8 @@ export const FLEET_TYPE = "fleetkit:index:Fleet";
 export const NODE_TYPE = "fleetkit:index:Node";
 /** Type token of @pulumi/command's remote.Command (a role's install/uninstall over SSH). */
 export const COMMAND_TYPE = "command:remote:Command";
+/** Type token of @pulumi/command's remote.CopyToRemote (a role's bundle copied to a Linux or macOS node, roles/shipping.ts). */
+export const COPY_TYPE = "command:remote:CopyToRemote";
 /** Type token of @pulumi/command's local.Command (toolchain streaming, run where `pulumi up` runs). */
 export const LOCAL_COMMAND_TYPE = "command:local:Command";
 /** Type token of @pulumi/random's RandomPassword (stack-minted tokens). */
@@ -71,6 +73,11 @@ export function roleResourceName(node: string, role: RoleName): string {
 /** Name of a role's install command (create = install script, delete = uninstall script). */
 export function installResourceName(roleResource: string): string {
   return `${roleResource}-install`;
+}
+
+/** Name of the copy of a role's bundle files to its node (roles/shipping.ts), which the install command waits for. */
+export function bundleResourceName(roleResource: string): string {
+  return `${roleResource}-bundle`;
 }
 
 /** Names of the ntfy role's Docker resources: the provider, the pinned image and the container. */

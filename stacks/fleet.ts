@@ -19,6 +19,11 @@ export interface FleetArgs {
   fleet: FleetModel;
   /** The fleet's rendered bundles by node (default: rendered here); pass them to render only once. */
   bundles?: Map<string, Bundle[]>;
+  /**
+   * Local directory the bundles of Linux and macOS nodes are written to before they are copied
+   * (roles/shipping.ts; index.ts: `fleetkit:bundleDir`, default `.fleetkit/bundles` in the project).
+   */
+  bundleDir: string;
   /** Secrets from config (secrets.ts `readConfigSecrets`). */
   configSecrets: StackSecrets["config"];
   /** SSH private key text per node name, secret (index.ts reads `fleetkit:sshPrivateKey` or the key file). */
@@ -124,6 +129,7 @@ export class Fleet extends pulumi.ComponentResource {
           node,
           bundles: bundles.get(node.name) ?? [],
           secrets,
+          bundleDir: args.bundleDir,
           sshPrivateKey: args.sshPrivateKey(node.name),
           sshKeyFile: args.sshKeyFile?.(node.name),
           sshKeyFileOf: args.sshKeyFile,

@@ -7,6 +7,8 @@
  * - secrets `tailscaleAuthKey`, `anthropicApiKey` or `claudeOauthToken`, optional `ntfyToken` and
  *   `sshPrivateKey` (see secrets.ts); without `sshPrivateKey` the key at fleet.yaml `defaults.sshKeyPath`
  *   is read;
+ * - `bundleDir`: where the role bundles copied to Linux and macOS nodes are written first (default
+ *   `.fleetkit/bundles` in the project; content-addressed, safe to delete between runs);
  * - `forgetNodes`: list of node names whose machines are gone (see fleet.ts for the two-step procedure);
  * - `tailscaleApiKey` (or `tailscaleOauthClientId` + `tailscaleOauthClientSecret`), `tailscaleTailnet`,
  *   `tailscaleTagOwners`, `tailnetPolicyFile`: tailnet as code (see tailnet.ts); with credentials set the
@@ -116,6 +118,7 @@ const keys = sshKeys(model);
 
 const fleet = new Fleet(model.name, {
   fleet: model,
+  bundleDir: expandPath(config.get("bundleDir") ?? ".fleetkit/bundles"),
   configSecrets: readConfigSecrets(config),
   sshPrivateKey: keys.key,
   sshKeyFile: keys.file,

@@ -70,6 +70,8 @@ export interface NodeArgs {
   bundles: Bundle[];
   /** Config and minted secrets; each role gets the ones its bundle declares, on stdin. */
   secrets: StackSecrets;
+  /** Local directory for the bundle files copied to Linux and macOS nodes (roles/shipping.ts). */
+  bundleDir: string;
   /** SSH private key (PEM/OpenSSH text), a secret Output so it never flips between plain and secret. */
   sshPrivateKey: pulumi.Input<string>;
   /**
@@ -139,6 +141,7 @@ export class Node extends pulumi.ComponentResource {
     const roleArgs: RoleArgs = {
       node,
       bundle,
+      bundleDir: this.args.bundleDir,
       connection: sshConnection(node, this.args.sshPrivateKey, host),
       secretStdin: secretStdin(bundle, this.args.secrets),
       forget: this.args.forget ?? false,

@@ -10,8 +10,11 @@ import { renderFleetBundles, roleDefinition } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
 import { toolchainSources } from "../roles/toolchains/render.js";
 import type { Bundle } from "../roles/types.js";
+import { shipsBundleFiles } from "../roles/shipping.js";
 import {
   COMMAND_TYPE,
+  COPY_TYPE,
+  bundleResourceName,
   RANDOM_PASSWORD_TYPE,
   roleTypeToken,
   TAILNET_KEY_TYPE,
@@ -117,14 +120,17 @@ export function roleCreationOrder(fleet: Fleet): [string, RoleName][] {
 }
 
 /**
- * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: its
- * install command, then what the role's definition declares its component creates (roles/<role>/index.ts
+ * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: on a
+ * Linux or macOS node the copy of its bundle files (roles/shipping.ts), its install command (waiting for
+ * that copy), then what the role's definition declares its component creates (roles/<role>/index.ts
  * `children`: ntfy's Docker provider, image and container; a builder's toolchain manifest reader; an iceccd
  * node's toolchain receivers; the device tags of a tailscale node in a managed tailnet).
  */
 export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName, options: PlanOptions = {}): PlannedResource[] {
-  const install = installResourceName(roleResourceName(node.name, role));
-  return [{ type: COMMAND_TYPE, name: install, dependsOn: [] }, ...(roleDefinition(fleet, role).children?.(fleet, node, options) ?? [])];
+  const name = roleResourceName(node.name, role);
+  const copy = shipsBundleFiles(node) ? [{ type: COPY_TYPE, name: bundleResourceName(name), dependsOn: [] }] : [];
+  const install = { type: COMMAND_TYPE, name: installResourceName(name), dependsOn: copy.map((c) => c.name) };
+  return [...copy, install, ...(roleDefinition(fleet, role).children?.(fleet, node, options) ?? [])];
 }
 
 /** Which minted secrets a fleet needs, from its rendered bundles. */
@@ -227,15 +233,17 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
           tokens.push({ type: TAILNET_KEY_TYPE, name: tailnetKeyResourceName(node.name), dependsOn: [TAILNET_POLICY_NAME] });
         if (minted.people.owner?.node === node.name && minted.people.owner.role === bundle.role)
           for (const person of minted.people.names) tokens.push({ type: RANDOM_PASSWORD_TYPE, name: personTokenResourceName(person), dependsOn: [] });
-        const [install, ...rest] = roleChildResources(fleet, node, bundle.role, options);
+        const children = roleChildResources(fleet, node, bundle.role, options);
+        const installName = installResourceName(name);
         return {
           role: bundle.role,
           bundleHash: bundle.hash,
           resources: [
             { type: roleTypeToken(bundle.role), name, dependsOn: sorted(after) },
             ...tokens,
-            { ...install, dependsOn: sorted([...after, ...secretInputResources(bundle, minted)]) },
-            ...rest.map((r) => ({ ...r, dependsOn: sorted(r.dependsOn) })),
+            ...children.map((r) =>
+              r.name === installName ? { ...r, dependsOn: sorted([...r.dependsOn, ...after, ...secretInputResources(bundle, minted)]) } : { ...r, dependsOn: sorted(r.dependsOn) },
+            ),
           ],
         };
       }),

@@ -1,15 +1,18 @@
 /**
- * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (roles/component.ts):
- * the command string is `remoteInvocation(node, target, script)` (`sudo -n sh -c '…'`, with the script at the
- * start of stdin when it is too long for the line), sent over SSH as the
- * node user, with the bundle's secrets as `NAME=value` lines on stdin (stacks/secrets.ts `secretStdin`),
+ * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (roles/component.ts,
+ * roles/shipping.ts `bundleShipping`): the bundle's files copied over SFTP into the node user's
+ * `~/.fleetkit/bundles/<role>.<hash>/` (as CopyToRemote does), then the short install line over SSH as the
+ * node user (on a Windows node's stand-in, the script inline in the line), with the bundle's secrets as `NAME=value` lines on stdin (stacks/secrets.ts `secretStdin`),
  * in the order `dependsOn` gives (plan.ts `roleDependencies`), independent roles in parallel. Plus the
  * file checks the hosts tests share.
  */
 import { createHash } from "node:crypto";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
-import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles, type BundleShipping } from "../../roles/shipping.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import type { CommandResult, TestNetwork, TestNode } from "./harness.js";
 
@@ -45,24 +48,43 @@ export function testNode(net: TestNetwork, name: string): TestNode {
 /**
  * Runs `bundle`'s install or uninstall script on its node as the Pulumi component would. Install gets the
  * bundle's secrets that `secrets` (or `secrets(node)`, for per-node values) has, as `NAME=value` lines in
- * the bundle's order; uninstall gets no stdin.
+ * the bundle's order; uninstall gets no stdin. `copy: false` runs the install line without copying the
+ * files first: what `pulumi up` does for an unchanged bundle whose command runs again (the copy's archive
+ * hash is the same, so the engine copies nothing).
  */
-export function runBundleScript(
+export async function runBundleScript(
   net: TestNetwork,
   fleet: Fleet,
   bundle: Bundle,
   which: "install" | "uninstall",
   secrets: Partial<Record<SecretName, string>> | ((node: string) => Partial<Record<SecretName, string>>),
+  opts: { copy?: boolean } = {},
 ): Promise<CommandResult> {
   const node = fleet.nodes.find((n) => n.name === bundle.node)!;
   const values = typeof secrets === "function" ? secrets(bundle.node) : secrets;
   const present = bundle.secrets.filter((s) => values[s]);
   const secretLines = which === "install" && present.length ? present.map((s) => `${s}=${values[s]}\n`).join("") : undefined;
-  if (which === "uninstall") return testNode(net, bundle.node).ssh(remoteCommand(node, bundle.target, bundle.uninstall), { input: secretLines, timeoutSeconds: 600 });
-  // As roles/component.ts does: a script too long for the command line is the start of stdin, then the secrets.
-  const inv = remoteInvocation(node, bundle.target, bundle.install);
-  const input = inv.stdinPrefix ? inv.stdinPrefix + (secretLines ?? "") : secretLines;
-  return testNode(net, bundle.node).ssh(inv.command, { input, timeoutSeconds: 600 });
+  const shipping = bundleShipping(node, bundle);
+  const target = testNode(net, bundle.node);
+  if (which === "uninstall") return target.ssh(shipping.delete, { input: secretLines, timeoutSeconds: 600 });
+  if (shipping.files && opts.copy !== false) await copyBundle(target, shipping);
+  // As roles/component.ts does: an inline script too long for the command line is the start of stdin, then the secrets.
+  const input = shipping.stdinPrefix ? shipping.stdinPrefix + (secretLines ?? "") : secretLines;
+  return target.ssh(shipping.create, { input, timeoutSeconds: 600 });
+}
+
+/** Local directory the harness writes bundle files to before copying them (content-addressed, as the program's). */
+const LOCAL_BUNDLES = mkdtempSync(join(tmpdir(), "fleetkit-hosts-bundles-"));
+
+/**
+ * Copies a file-shipped bundle's directory to `node` as CopyToRemote does: SFTP as the node user, parents
+ * created, into `~/.fleetkit/bundles/<role>.<hash>/`.
+ */
+export async function copyBundle(node: TestNode, shipping: BundleShipping): Promise<void> {
+  const local = writeBundleFiles(LOCAL_BUNDLES, shipping);
+  const remote = `${NODE_BUNDLE_DIR}/${shipping.files!.dir}`;
+  const parents = remote.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
+  await node.sftp([...parents.map((d) => `-mkdir ${d}`), `put ${local}/install.sh ${remote}/install.sh`, `put ${local}/uninstall.sh ${remote}/uninstall.sh`, ""].join("\n"));
 }
 
 /**

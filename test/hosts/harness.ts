@@ -76,6 +76,12 @@ export interface TestNode {
   ssh(command: string, opts?: SshOptions): Promise<CommandResult>;
   /** Like {@link ssh} but throws (with stdout/stderr) unless the exit code is 0; returns stdout. */
   run(command: string, opts?: SshOptions): Promise<string>;
+  /**
+   * Runs an sftp batch (sftp(1) `-b -`) as the node user, over the same SSH as {@link ssh}: what
+   * @pulumi/command's CopyToRemote speaks. Relative remote paths start in the user's home.
+   * @throws Error with sftp's stderr when a command of the batch (one not prefixed with `-`) fails.
+   */
+  sftp(batch: string): Promise<void>;
   /** Places a file as root: `source` is a local path or literal content; `mode` like 0o644. Atomic (temp + rename). */
   copy(source: { path: string } | { content: string | Buffer }, remotePath: string, mode: number): Promise<void>;
   /** The node's console output so far (systemd boot messages), for diagnostics. */
@@ -331,12 +337,14 @@ const SSH_BASE_OPTIONS = [
   "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "IdentitiesOnly=yes",
 ];
 
-function runSsh(keyPath: string, target: string, command: string, opts: SshOptions & { connectTimeoutSeconds?: number } = {}): Promise<CommandResult> {
+function runSsh(keyPath: string, target: string, command: string, opts: SshOptions & { connectTimeoutSeconds?: number; program?: "ssh" | "sftp" } = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const args = ["-i", keyPath, ...SSH_BASE_OPTIONS];
     if (opts.connectTimeoutSeconds) args.push("-o", `ConnectTimeout=${opts.connectTimeoutSeconds}`);
-    args.push(target, command);
-    const child = spawn("ssh", args, { stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    // sftp reads its batch from stdin (`-b -`); ssh takes the command as its last argument.
+    if (opts.program === "sftp") args.push("-b", "-", target);
+    else args.push(target, command);
+    const child = spawn(opts.program ?? "ssh", args, { stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on("data", (b: Buffer) => out.push(b));
@@ -516,6 +524,10 @@ export async function bootNodes(n: number, opts: BootOptions = {}): Promise<Test
         user: NODE_USER,
         ssh,
         run,
+        sftp: async (batch) => {
+          const r = await runSsh(keyPath, `${NODE_USER}@${x.address}`, "", { program: "sftp", input: batch, timeoutSeconds: 300 });
+          if (r.code !== 0) throw new Error(`on ${x.name}: sftp batch exited ${r.code}\n${r.stderr}`);
+        },
         copy: async (source, remotePath, mode) => {
           const content = "path" in source ? readFileSync(source.path) : source.content;
           const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

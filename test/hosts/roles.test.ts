@@ -143,14 +143,16 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     }
     expect(withoutMtime(await fileFacts(tn(node), b.files.map((f) => f.path)))).toEqual(expectedFacts(b));
     expect(await tn(node).run(`cat /var/lib/fleetkit/roles/${role}.hash`)).toBe(`${b.hash}\n`);
+    // The bundle ran from root's own copy; the node user's copy is gone.
+    expect(await tn(node).run(`sudo -n stat -c '%a %U' /var/lib/fleetkit/bundles/${role}.${b.hash}; ls -A .fleetkit/bundles`)).toBe("700 root\n");
   });
 
-  it.each(allPairs)("$node $role: install again reports no change and touches no file", async ({ node, role }) => {
+  it.each(allPairs)("$node $role: install again (nothing copied: the bundle is unchanged) reports no change and touches no file", async ({ node, role }) => {
     const b = bundleOf(node, role);
     const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []).filter((p) => !p.endsWith("claude-code"))];
     const before = await fileFacts(tn(node), paths);
     const pidsBefore = await mainPids(tn(node), b);
-    const r = await runScript(fleet, b, "install");
+    const r = await runBundleScript(net, fleet, b, "install", secrets, { copy: false });
     expect(r.code, r.stderr).toBe(0);
     expect(lastLine(r.stdout)).toBe(`fleetkit: ${role} unchanged`);
     expect(await fileFacts(tn(node), paths)).toEqual(before);
@@ -303,7 +305,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
       const n = tn(node);
       for (const role of roles) {
         const b = bundleOf(node, role);
-        const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []), `/var/lib/fleetkit/roles/${role}.hash`, `/var/lib/fleetkit/roles/${role}.packages`];
+        const paths = [...b.files.map((f) => f.path), ...(ROLE_LEFTOVERS[role] ?? []), `/var/lib/fleetkit/roles/${role}.hash`, `/var/lib/fleetkit/roles/${role}.packages`, `/var/lib/fleetkit/bundles/${role}.${b.hash}`];
         expect(await n.run(`for p in ${paths.join(" ")}; do sudo -n test -e "$p" && echo "left: $p"; done; true`)).toBe("");
         for (const s of b.services) {
           expect((await n.ssh(`systemctl is-active ${s.name}`)).stdout).toBe("inactive\n");

@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { FLEET_CHILD_TYPES, planFleet, type FleetPlan } from "../../stacks/plan.js";
 import { loadFleet } from "../../model/load.js";
-import { deviceLookup, isSecret, MINTED_MARKER, providerOutputs } from "../program/harness.js";
+import { BUNDLE_DIR, deviceLookup, isSecret, MINTED_MARKER, providerOutputs } from "../program/harness.js";
 import { startEngineStandin, type Registration } from "./engine-standin.js";
 
 const SECRETS = {
@@ -35,7 +35,7 @@ async function runLanguageHost(dryRun: boolean, secrets: Record<string, string> 
   const project = parse(readFileSync("Pulumi.yaml", "utf8")) as { name: string; main: string; runtime: { options: { typescript: boolean } } };
   const engine = await startEngineStandin(project.name, "dev", dryRun ? undefined : providerOutputs, { "tailscale:index/getDevice:getDevice": deviceLookup });
   try {
-    const config = { "fleetkit:fleetFile": "fleet.yaml", ...secrets };
+    const config = { "fleetkit:fleetFile": "fleet.yaml", "fleetkit:bundleDir": BUNDLE_DIR, ...secrets };
     const args = ["node_modules/@pulumi/pulumi/cmd/run", "--monitor", engine.monitorAddress, "--engine", engine.engineAddress,
       "--project", project.name, "--stack", "dev", "--pwd", process.cwd(), ...(dryRun ? ["--dry-run"] : []), project.main];
     const child = spawn(process.execPath, args, {
@@ -114,7 +114,7 @@ describe.each([
 
   it("registers exactly the planned resources with their types, names and parents", () => {
     expect(tree(run.registrations)).toEqual(plannedTree(plan));
-    expect(run.registrations).toHaveLength(116);
+    expect(run.registrations).toHaveLength(153); // 116 before bundles travelled as files, plus one copy per Linux and macOS role (37);
     expect(new Set(run.registrations.map((r) => r.urn)).size).toBe(run.registrations.length);
   });
 
@@ -156,7 +156,7 @@ describe("Pulumi's Node.js language host, normal run, nine-machine fleet with fl
     expect({ exitCode: run.exitCode, errors: run.logs.filter((l) => !l.startsWith("0:")) }).toEqual({ exitCode: 0, errors: [] });
     const managed = planFleet(loadFleet("fleet.yaml"), { tailnetManaged: true });
     expect(tree(run.registrations)).toEqual(plannedTree(managed));
-    expect(run.registrations).toHaveLength(116 + 2 + 9 * 2);
+    expect(run.registrations).toHaveLength(153 + 2 + 9 * 2);
   });
 
   it("sends the API key and every minted auth key only inside secret envelopes", () => {

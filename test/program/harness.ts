@@ -5,6 +5,9 @@
  * MockMonitor; we only watch its RegisterResource requests.
  */
 import { createHash } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
 import { FLEET_CHILD_TYPES, FLEET_TYPE, NODE_TYPE, type FleetPlan } from "../../stacks/plan.js";
@@ -100,6 +103,9 @@ const mocks: pulumi.runtime.Mocks = {
   },
 };
 
+/** Where the program runs of this test process write bundle files (the `fleetkit:bundleDir` they get unless given one). */
+export const BUNDLE_DIR = mkdtempSync(join(tmpdir(), "fleetkit-bundles-"));
+
 /** What one program run produced. */
 export interface ProgramRun {
   registrations: Registration[];
@@ -117,7 +123,8 @@ export interface ProgramRun {
 export async function runProgram(config: Record<string, string>, secretKeys: string[] = []): Promise<ProgramRun> {
   vi.resetModules();
   await pulumi.runtime.setMocks(mocks, "fleetkit", "dev", false);
-  pulumi.runtime.setAllConfig(config, secretKeys);
+  // Bundle files go to a temp dir, not the checkout's .fleetkit/bundles (content-addressed: runs share it).
+  pulumi.runtime.setAllConfig({ "fleetkit:bundleDir": BUNDLE_DIR, ...config }, secretKeys);
   const registrations: Registration[] = [];
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): Promise<void> };
   const original = monitor.registerResource.bind(monitor);

@@ -9,13 +9,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../model/fleet.js";
 import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
-import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
+import { remoteCommand, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
+import { bundleShipping, NODE_BUNDLE_DIR, shipsBundleFiles } from "../../roles/shipping.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
 import { REAL_FLEETS, withNode, withoutRole, withPeople, writeFleet } from "./fleets.js";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -63,6 +64,19 @@ function scriptOf(commandLine: string, stdin = ""): string {
   throw new Error(`not a Windows command line: ${commandLine.slice(0, 80)}`);
 }
 
+/** The Linux/macOS copy of a role's bundle: the registration and the local directory its archive names. */
+function bundleCopy(program: ProgramRun, role: string): { copy: Registration; dir: string } {
+  const copy = program.get(`${role}-bundle`);
+  return { copy, dir: (copy.inputs.source as { path: string }).path };
+}
+
+/** The install script a role's command runs: from its copied files (Linux, macOS) or its command line (Windows). */
+function installScript(program: ProgramRun, role: string): string {
+  const cmd = program.get(`${role}-install`);
+  if (program.registrations.some((r) => r.name === `${role}-bundle`)) return readFileSync(join(bundleCopy(program, role).dir, "install.sh"), "utf8");
+  return scriptOf(String(cmd.inputs.create), String(cmd.inputs.stdin ?? ""));
+}
+
 describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
   let file: string;
   let model: FleetModel;
@@ -87,14 +101,69 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
     for (const node of model.nodes) {
       for (const bundle of bundles.get(node.name)!) {
         const cmd = program.get(`${node.name}-${bundle.role}-install`);
-        expect(cmd.inputs.create).toBe(remoteInvocation(node, bundle.target, bundle.install).command);
-        expect(cmd.inputs.delete).toBe(remoteCommand(node, bundle.target, bundle.uninstall));
+        const shipping = bundleShipping(node, bundle);
+        expect(cmd.inputs.create).toBe(shipping.create);
+        expect(cmd.inputs.delete).toBe(shipping.delete);
+        if (!shipsBundleFiles(node)) {
+          expect(cmd.inputs.create).toBe(remoteInvocation(node, bundle.target, bundle.install).command);
+          expect(cmd.inputs.delete).toBe(remoteCommand(node, bundle.target, bundle.uninstall));
+        }
         // No triggers and no update: a changed bundle changes `create`, an update re-runs it in place.
         expect(cmd.inputs.triggers).toBeUndefined();
         expect(cmd.inputs.update).toBeUndefined();
         expect(cmd.deleteBeforeReplace).toBe(true);
         expect(cmd.retainOnDelete).toBe(false);
         expect(cmd.inputs.addPreviousOutputInEnv).toBe(false);
+      }
+    }
+  });
+
+  it("copies each Linux and macOS role's scripts, content-addressed, before its short install line runs them by hash", () => {
+    let copies = 0;
+    for (const node of model.nodes) {
+      for (const bundle of bundles.get(node.name)!) {
+        const role = `${node.name}-${bundle.role}`;
+        const cmd = program.get(`${role}-install`);
+        const create = String(cmd.inputs.create);
+        const del = String(cmd.inputs.delete);
+        if (!shipsBundleFiles(node)) {
+          expect(program.registrations.some((r) => r.name === `${role}-bundle`), role).toBe(false);
+          continue;
+        }
+        copies++;
+        const { copy, dir } = bundleCopy(program, role);
+        expect([copy.type, copy.parent, copy.inputs.remotePath, copy.dependsOn]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR, []]);
+        expect(copy.inputs.connection).toEqual(cmd.inputs.connection);
+        expect(dir.endsWith(`/${bundle.role}.${bundle.hash}`)).toBe(true);
+        expect(readdirSync(dir).sort()).toEqual(["install.sh", "uninstall.sh"]);
+        expect(readFileSync(join(dir, "install.sh"), "utf8")).toBe(bundle.install);
+        expect(readFileSync(join(dir, "uninstall.sh"), "utf8")).toBe(bundle.uninstall);
+        expect(cmd.dependsOn).toContain(`${role}-bundle`);
+        // The lines name the bundle and its scripts' sha256, and carry none of the scripts.
+        for (const line of [create, del]) {
+          expect(Buffer.byteLength(line), role).toBeLessThan(2048);
+          expect(line).toMatch(/^sudo -n sh -c '/);
+          expect(line).toContain(`${bundle.role}.${bundle.hash}`);
+          expect(line).not.toContain("#!/bin/sh");
+          expect(line).not.toContain("fk_finish");
+        }
+        expect(create).toContain(sha256Hex(bundle.install));
+        expect(del).toContain(sha256Hex(bundle.uninstall));
+      }
+    }
+    expect(copies).toBeGreaterThan(0);
+  });
+
+  it("keeps every remote command line small and free of bundle content on Linux and macOS nodes", () => {
+    const posix = new Set(model.nodes.filter(shipsBundleFiles).map((n) => n.name));
+    const header = /^# fleetkit (install|uninstall): role /m;
+    for (const r of program.registrations.filter((r) => r.type === "command:remote:Command")) {
+      if (![...posix].some((n) => r.name.startsWith(`${n}-`))) continue;
+      for (const key of ["create", "delete", "update"]) {
+        const line = r.inputs[key];
+        if (line === undefined) continue;
+        expect(Buffer.byteLength(String(line)), `${r.name} ${key}`).toBeLessThan(4096);
+        expect(String(line), `${r.name} ${key}`).not.toMatch(header);
       }
     }
   });
@@ -129,7 +198,7 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         }
         expect(isSecret(cmd.wire.stdin)).toBe(true);
         // An install too long for the command line (the queue's, with its runtime) is the start of stdin.
-        const prefix = remoteInvocation(node, bundle.target, bundle.install).stdinPrefix;
+        const prefix = bundleShipping(node, bundle).stdinPrefix;
         expect(String(cmd.inputs.stdin).startsWith(prefix)).toBe(true);
         const names = String(cmd.inputs.stdin)
           .slice(prefix.length)
@@ -166,7 +235,7 @@ describe("fleet.yaml, node by node", () => {
   let model: FleetModel;
   const node = (name: string): FleetNode => model.nodes.find((n) => n.name === name)!;
   const create = (name: string) => String(program.get(name).inputs.create);
-  const script = (name: string) => scriptOf(create(name));
+  const script = (name: string) => installScript(program, name.replace(/-install$/, ""));
 
   beforeAll(async () => {
     model = loadFleet("fleet.yaml");
@@ -181,11 +250,14 @@ describe("fleet.yaml, node by node", () => {
     { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
     { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
   ])("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
+    // A dependsOn on a role component stands for all its resources: the bundle copy and the install command.
+    const all = dependsOn.flatMap((d) => [d, d.replace(/-install$/, "-bundle")]).sort();
     const component = program.get(`rpi1-${role}`);
-    expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn });
+    expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn: all });
     const install = program.get(`rpi1-${role}-install`);
     const tokenDeps = role === "worker" ? ["rpi1-queue-token"] : [];
-    expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...dependsOn, ...tokenDeps].sort() });
+    expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...all, `rpi1-${role}-bundle`, ...tokenDeps].sort() });
+    expect(shape(program.get(`rpi1-${role}-bundle`))).toEqual({ type: "command:remote:CopyToRemote", name: `rpi1-${role}-bundle`, parent: `rpi1-${role}`, dependsOn: [] });
   });
 
   it("every node has a queue token: workers read theirs, the others (macbook2, the Windows PCs) get one for `fleet task` from the secret stack output", async () => {
@@ -205,11 +277,11 @@ describe("fleet.yaml, node by node", () => {
     expect(value).toEqual(Object.fromEntries(model.nodes.map((n) => [n.name, `${MINTED_MARKER}${n.name.replace(/-/g, "")}queuetoken`])));
   });
 
-  it("rpi1 has only its Node, role components, install commands, queue token and x86_64 toolchain receiver", () => {
+  it("rpi1 has only its Node, role components, bundle copies, install commands, queue token and x86_64 toolchain receiver", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;
     expect(roles).toEqual(["tailscale", "claude", "iceccd", "agentapi", "worker"]);
-    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64"].sort();
+    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-bundle`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64"].sort();
     expect(mine).toEqual(expected);
     expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
   });
@@ -268,6 +340,8 @@ describe("fleet.yaml, node by node", () => {
 
 describe("changes stay local", () => {
   let base: ProgramRun;
+  /** Install commands as they change: on a Linux or macOS node each comes with its bundle copy (a new hash), registered first. */
+  const withCopies = (installs: string[]) => installs.flatMap((n) => (n.startsWith("windows-") ? [n] : [n.replace(/-install$/, "-bundle"), n])).sort();
   const baseFile = "fleet.yaml";
   /** The mesh's compiling nodes, whose icecc ports admit one another (roles/reach.ts). */
   const COMPILERS = ["arch-orchestrator", "macbook1", "imac", "macbook2", "rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"];
@@ -287,10 +361,10 @@ describe("changes stay local", () => {
     // The queue server's bundle lists every node's facts (os, arch, tags, budget) for task matching, and its
     // stdin every node's token hash. The node firewalls learn about rpi4 too: every icecc port admits the new
     // compiler (the Windows hosts' rules are in their tailscale role), the queue's and ntfy's every fleet node.
-    expect(changedResources(base, after)).toEqual([
+    expect(changedResources(base, after).sort()).toEqual(withCopies([
       "windows-desktop-tailscale-install", "windows-laptop-tailscale-install", "arch-orchestrator-icecc-scheduler-install", "arch-orchestrator-ntfy-install",
       "arch-orchestrator-queue-install", ...COMPILERS.map((n) => `${n}-iceccd-install`),
-    ]);
+    ]));
     const queue = after.get("arch-orchestrator-queue-install");
     expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "rpi4-queue-token"].sort());
     expect(String(queue.inputs.stdin)).toContain(`rpi4:${mintedSha("rpi4-queue-token")}`);
@@ -306,7 +380,7 @@ describe("changes stay local", () => {
       [RANDOM_PASSWORD_TYPE, "bob-person-token", "agent-mesh", 32, false],
     ]);
     // Only the queue learns about people (their scopes in nodes.json, their hashes on stdin).
-    expect(changedResources(base, after)).toEqual(["arch-orchestrator-queue-install"]);
+    expect(changedResources(base, after).sort()).toEqual(withCopies(["arch-orchestrator-queue-install"]));
     const queue = after.get("arch-orchestrator-queue-install");
     expect(queue.dependsOn).toEqual([...before.get(queue.name)!.dependsOn, "alice-person-token", "bob-person-token"].sort());
     expect(isSecret(queue.wire.stdin)).toBe(true);
@@ -361,13 +435,13 @@ describe("changes stay local", () => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));
     const gone = base.registrations.filter((r) => !now.has(r.name)).map((r) => r.name).sort();
-    expect(gone).toEqual([`${node}-${role}`, `${node}-${role}-install`, ...alsoGone].sort());
+    expect(gone).toEqual([`${node}-${role}`, ...withCopies([`${node}-${role}-install`]), ...alsoGone].sort());
     expect(after.registrations.length).toBe(base.registrations.length - gone.length);
     const differing = base.registrations
       .filter((r) => now.has(r.name))
       .filter((r) => JSON.stringify([shape(r), r.inputs]) !== JSON.stringify([shape(now.get(r.name)!), now.get(r.name)!.inputs]))
       .map((r) => r.name);
-    expect(differing).toEqual(changed);
+    expect(differing.sort()).toEqual(withCopies(changed));
   });
 });
 
@@ -485,7 +559,7 @@ describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", ()
     const configured = await run(file, { "fleetkit:ntfyToken": `tk_${MARK.toLowerCase()}0000000000000000` });
     expect(configured.registrations.some((r) => r.name === "raspberrypi-ntfy-token")).toBe(false);
     expect(configured.get("raspberrypi-ntfy-install").inputs.stdin).toBe(`ntfyToken=tk_${MARK.toLowerCase()}0000000000000000\n`);
-    expect(configured.get("raspberrypi-ntfy-install").dependsOn).toEqual(["raspberrypi-tailscale-install"]);
+    expect(configured.get("raspberrypi-ntfy-install").dependsOn).toEqual(["raspberrypi-ntfy-bundle", "raspberrypi-tailscale-bundle", "raspberrypi-tailscale-install"]);
     const plan = planFleet(loadFleet(file), { ntfyTokenFromConfig: true });
     expect(configured.registrations.map(shape).sort(byName)).toEqual(expectedShapes(plan));
   });

@@ -21,7 +21,7 @@ import {
   TAILSCALE_PROVIDER_TYPE,
   type FleetPlan,
 } from "../../stacks/plan.js";
-import { remoteCommand, remoteInvocation } from "../../roles/bundle.js";
+import { bundleShipping } from "../../roles/shipping.js";
 import { fleetReach, TAILNET_CIDRS } from "../../roles/reach.js";
 import { tailnetTags, type TailnetPolicy } from "../../stacks/tailnet-policy.js";
 import { TAILNET_KEY_EXPIRY_SECONDS, tailnetKeyDescription } from "../../stacks/tailnet.js";
@@ -183,9 +183,9 @@ describe.each(REAL_FLEETS)("a managed tailnet for %s (fleetkit:tailscaleApiKey s
       const name = `${node.name}-tailscale-install`;
       const bundle = bundles.get(node.name)!.find((b) => b.role === "tailscale")!;
       const [managed, pasted] = [program.get(name), unmanaged.get(name)];
-      expect(managed.inputs.create).toBe(remoteInvocation(node, bundle.target, bundle.install).command);
+      expect(managed.inputs.create).toBe(bundleShipping(node, bundle).create);
       expect([managed.inputs.create, managed.inputs.delete, managed.inputs.connection]).toEqual([pasted.inputs.create, pasted.inputs.delete, pasted.inputs.connection]);
-      expect(managed.inputs.delete).toBe(remoteCommand(node, bundle.target, bundle.uninstall));
+      expect(managed.inputs.delete).toBe(bundleShipping(node, bundle).delete);
       // @pulumi/command replaces a command only when its `triggers` change; stdin is not among them.
       expect([managed.deleteBeforeReplace, managed.replaceOnChanges, managed.inputs.triggers]).toEqual([true, ["triggers[*]"], undefined]);
       expect(pasted.inputs.stdin).toBe(`tailscaleAuthKey=${PASTED["fleetkit:tailscaleAuthKey"]}\n`);

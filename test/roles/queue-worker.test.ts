@@ -16,6 +16,7 @@ import { loadFleet, parseFleet } from "../../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { POSIX_COMMAND_LINE_LIMIT, readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
+import { bundleShipping, shippedTexts } from "../../roles/shipping.js";
 import { queueFacts, queueUrl } from "../../roles/queue/render.js";
 import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
 import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
@@ -75,13 +76,13 @@ describe("role queue", () => {
     );
     expect(unit).toContain("ReadWritePaths=/var/lib/fleetkit/queue");
     expect(b.uninstall.split("\n")).toContain("fk_systemd_remove fleet-queue.service '/etc/systemd/system/fleet-queue.service'");
-    // The queue carries its runtime: past Linux's limit for one argument (MAX_ARG_STRLEN) the script is the
-    // start of stdin and the SSH command line stays short.
-    const inv = remoteInvocation(node(fleet, name), b.target, b.install);
+    // The queue carries its runtime: past Linux's limit for one argument (MAX_ARG_STRLEN), so it could not be
+    // one command line; it travels as a file and the SSH command line stays short.
+    const ship = bundleShipping(node(fleet, name), b);
     expect(Buffer.byteLength(b.install)).toBeGreaterThan(POSIX_COMMAND_LINE_LIMIT);
-    expect(inv.stdinPrefix).toBe(`rm -f "$0"\n${b.install}`);
-    expect(inv.command).toMatch(/^sudo -n sh -c 'f=\$\(umask 077 && mktemp \/tmp\/fleetkit-install\.XXXXXXXX\) \|\| exit 1; if dd bs=1 count=\d+ of=/);
-    expect(Buffer.byteLength(inv.command)).toBeLessThan(400);
+    expect(ship.files?.["install.sh"]).toBe(b.install);
+    expect([ship.stdinPrefix, Buffer.byteLength(ship.create) < 2048]).toEqual(["", true]);
+    expect(() => remoteInvocation(node(fleet, name), b.target, b.install)).toThrow(/^the command for node \S+ is \d+ bytes, over the 126976 one command line may have on Linux/);
   });
 
   it("nodes.json holds every node's public facts, every person's scope and the ntfy server, no token", () => {
@@ -447,8 +448,8 @@ function unpack(verb: "queue" | "worker", dir: string): void {
   writeFileSync(join(dir, "node_modules", ".fleetkit-package-lock.json"), pkg.files.find((f) => f.path === "package-lock.json")!.content);
   const fragment = renderTemplate("queue/runtime.sh", { verb, dir, nodeBin: dirname(process.execPath), stateDir: join(work, "state"), minNodeMajor: payload.minNodeMajor, why: "test", payload: payload.base64 });
   const script = [readTemplate("common/prelude.sh"), fragment, 'echo "changed=$FK_CHANGED"'].join("\n");
-  // On stdin: with the payload the script is past Linux's 128 KiB limit for one argument (as on nodes, where
-  // it travels on stdin too: roles/bundle.ts remoteInvocation).
+  // On stdin: with the payload the script is past Linux's 128 KiB limit for one argument (on nodes it
+  // travels as a file: roles/shipping.ts).
   const r = spawnSync("sh", ["-s"], { input: script, encoding: "utf8" });
   expect([r.status, r.stdout, r.error?.message]).toEqual([0, "changed=1\n", undefined]);
   // Sources 0644; the run supervisor, which the worker executes (and sudo starts as the slot user), 0755.
@@ -570,7 +571,7 @@ describe("secrets: declared per role, never rendered", () => {
       const n = node(fleet, b.node);
       const expected = { toolchains: [], ntfy: ["ntfyToken"], queue: holders(fleet, "ntfy").length ? ["queueTokens", "ntfyToken"] : ["queueTokens"], worker: ["queueToken"] }[b.role as "ntfy"];
       expect([b.node, b.role, b.secrets]).toEqual([b.node, b.role, expected]);
-      for (const t of [b.install, b.uninstall, ...b.files.map((f) => f.content), ...Object.values(remoteInvocation(n, b.target, b.install)), remoteCommand(n, b.target, b.uninstall)]) {
+      for (const t of [b.install, b.uninstall, ...b.files.map((f) => f.content), ...shippedTexts(bundleShipping(n, b))]) {
         expect(t).not.toMatch(/tk_[a-z0-9]{29}\b|MARKER/);
       }
     }

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
-import { readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
+import { readTemplate, renderTemplate } from "../../roles/bundle.js";
+import { bundleShipping, shippedTexts } from "../../roles/shipping.js";
 import type { Bundle } from "../../roles/types.js";
 
 const FILES = ["fleet.yaml", "examples/remote-tasks.fleet.yaml", "examples/shared-fs-queue.fleet.yaml"];
@@ -30,7 +31,7 @@ describe("no secret in any rendered script, file or command", () => {
     expect(all.length).toBeGreaterThan(5);
     for (const b of all) {
       const node = fleet.nodes.find((n) => n.name === b.node)!;
-      const texts = [b.install, b.uninstall, ...b.files.map((f) => f.content), ...b.files.map((f) => f.path), ...Object.values(remoteInvocation(node, b.target, b.install)), remoteCommand(node, b.target, b.uninstall)];
+      const texts = [b.install, b.uninstall, ...b.files.map((f) => f.content), ...b.files.map((f) => f.path), ...shippedTexts(bundleShipping(node, b))];
       for (const t of texts) {
         for (const m of Object.values(MARKERS)) expect(t).not.toContain(m);
         expect(t).not.toMatch(/tskey-(auth|client)-[A-Za-z0-9]|sk-ant-(api|oat)\d\d-[A-Za-z0-9]/);

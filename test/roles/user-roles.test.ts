@@ -63,13 +63,13 @@ const HELLO = `export const definition = {
 `;
 
 describe("the example user role node-exporter (examples/monitoring.fleet.yaml)", () => {
-  it("plans through the real CLI: one NodeExporter component per node, after the node's Tailscale", () => {
+  it("plans through the real CLI: one NodeExporter component per node, after the node's Tailscale (its bundle copied to all but the Windows PC)", () => {
     const r = fleetCli(["plan", "--fleet", "examples/monitoring.fleet.yaml"]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const rows = r.stdout.split("\n").filter((l) => l.startsWith("  node-exporter "));
     expect(rows.map((l) => l.trim().replace(/ [0-9a-f]{12} /, " HASH ").replace(/\s+/g, " "))).toEqual(
-      ["nas", "pi-garage", "arch-desk", "macbook", "gaming-pc"].map((n) => `node-exporter HASH NodeExporter + Command after ${n}-tailscale-install`),
+      ["nas", "pi-garage", "arch-desk", "macbook", "gaming-pc"].map((n) => `node-exporter HASH NodeExporter + ${n === "gaming-pc" ? "" : "CopyToRemote + "}Command after ${n}-tailscale-install`),
     );
     expect(r.stdout).toContain("node-exporter relies on node firewalls only");
   });
@@ -129,7 +129,7 @@ describe("a throwaway user role in a temp dir", () => {
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(r.stdout.split("\n").filter((l) => l.includes("hello")).map((l) => l.trim().replace(/ [0-9a-f]{12} /, " HASH ").replace(/\s+/g, " "))).toEqual([
-      "hello HASH Hello + Command",
+      "hello HASH Hello + CopyToRemote + Command",
     ]);
     const fleet = await loadFleetWithRoles(join(dir, "fleet.yaml"));
     const [bundle] = renderNodeBundles(fleet, fleet.nodes[0]!);

@@ -1,0 +1,157 @@
+// @needs sudo
+/**
+ * File-shipped bundles (roles/shipping.ts) run for real by sh as the SSH server would, as root through
+ * `sudo -n`, in a stand-in for the node user's home holding what CopyToRemote copied: the install runs from
+ * root's checked copy with the secrets on stdin, a retry needs no new copy, a changed or missing copy runs
+ * nothing and says so in one line, a new version removes the old, and the uninstall runs from root's copy.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadFleet } from "../../model/load.js";
+import type { RoleName } from "../../model/fleet.js";
+import { renderBundles } from "../../stacks/plan.js";
+import { POSIX_COMMAND_LINE_LIMIT, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
+import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles } from "../../roles/shipping.js";
+import type { Bundle } from "../../roles/types.js";
+
+const fleet = loadFleet("fleet.yaml");
+const rpi1 = fleet.nodes.find((n) => n.name === "rpi1")!;
+const ROLE = `fkshiptest${process.pid}` as RoleName;
+const ROOT = "/var/lib/fleetkit/bundles";
+const home = mkdtempSync(join(tmpdir(), "fleetkit-ship-home-"));
+/** The role marker an install leaves (roles/bundle.ts fk_finish). */
+const MARKER = `/var/lib/fleetkit/roles/${ROLE}.hash`;
+
+/** A bundle of role {@link ROLE} whose install echoes its secret line, its user and directory, and `version`. */
+function bundle(version: string): Bundle {
+  const real = renderBundles(fleet).get("rpi1")!.find((b) => b.role === "claude")!;
+  return {
+    ...real,
+    role: ROLE,
+    hash: sha256Hex(`test bundle ${version}`),
+    install: `read -r fk_line; echo "secret: $fk_line"; id -un; pwd; echo "fleetkit: ${ROLE} ${version}"\n`,
+    uninstall: `echo "fleetkit: ${ROLE} removed (${version})"\n`,
+  };
+}
+
+/** Runs a command line as sshd would, in the node user's home, with `input` on stdin. */
+const run = (line: string, input = "") => spawnSync("sh", ["-c", line], { cwd: home, input, encoding: "utf8" });
+/** What CopyToRemote leaves in the user's home. */
+const copy = (b: Bundle) => writeBundleFiles(join(home, NODE_BUNDLE_DIR), bundleShipping(rpi1, b));
+const rootCopies = () => (existsSync(ROOT) ? readdirSync(ROOT).filter((d) => d.startsWith(`${ROLE}.`)).sort() : []);
+
+afterAll(() => {
+  for (const d of rootCopies()) rmSync(join(ROOT, d), { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+  rmSync(MARKER, { force: true });
+});
+
+describe("a bundle shipped as files", () => {
+  const v1 = bundle("v1");
+  const ship = bundleShipping(rpi1, v1);
+  const dir = `${ROLE}.${v1.hash}`;
+
+  it("has short command lines naming the bundle and its scripts' sha256, with none of the scripts", () => {
+    expect(ship.files).toEqual({ dir, "install.sh": v1.install, "uninstall.sh": v1.uninstall });
+    expect(ship.stdinPrefix).toBe("");
+    for (const line of [ship.create, ship.delete]) {
+      expect(Buffer.byteLength(line)).toBeLessThan(2048);
+      expect(line).toContain(dir);
+      expect(line).not.toContain("read -r fk_line");
+    }
+    expect(ship.create).toContain(sha256Hex(v1.install));
+    expect(ship.delete).toContain(sha256Hex(v1.uninstall));
+  });
+
+  it("runs the install as root from root's checked copy, with the secrets on stdin, and removes the user's copy", () => {
+    copy(v1);
+    const r = run(ship.create, "queueToken=secret-value\n");
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, `secret: queueToken=secret-value\nroot\n${home}\nfleetkit: ${ROLE} v1\n`, ""]);
+    expect(rootCopies()).toEqual([dir]);
+    expect((statSync(join(ROOT, dir)).mode & 0o777).toString(8)).toBe("700");
+    expect(readdirSync(join(ROOT, dir)).sort()).toEqual(["install.sh", "uninstall.sh"]);
+    expect(existsSync(join(home, NODE_BUNDLE_DIR, dir))).toBe(false);
+  });
+
+  it("runs again (a retried install) from root's copy, without a new copy", () => {
+    const r = run(ship.create, "queueToken=again\n");
+    expect([r.status, r.stdout]).toEqual([0, `secret: queueToken=again\nroot\n${home}\nfleetkit: ${ROLE} v1\n`]);
+  });
+
+  it("runs nothing when the copied install script differs from its sha256, and says so in one line", () => {
+    const v2 = bundle("v2");
+    const local = copy(v2);
+    writeFileSync(join(local, "install.sh"), "echo pwned > /tmp/fleetkit-ship-pwned\n");
+    const r = run(bundleShipping(rpi1, v2).create, "queueToken=x\n");
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: bundle ${ROLE}.${v2.hash} in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v2.hash} does not match its sha256; nothing was run\n`]);
+    expect(existsSync("/tmp/fleetkit-ship-pwned")).toBe(false);
+    expect(rootCopies()).toEqual([dir]);
+    rmSync(local, { recursive: true });
+  });
+
+  it("runs nothing when the copy never arrived, and names what to replace", () => {
+    const v3 = bundle("v3");
+    const r = run(bundleShipping(rpi1, v3).create, "queueToken=x\n");
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      1,
+      "",
+      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the role's -bundle resource)\n`,
+    ]);
+  });
+
+  it("a new version installs and removes the old version's copy", () => {
+    const v4 = bundle("v4");
+    copy(v4);
+    const r = run(bundleShipping(rpi1, v4).create, "queueToken=4\n");
+    expect([r.status, r.stdout.split("\n").at(-2)]).toEqual([0, `fleetkit: ${ROLE} v4`]);
+    expect(rootCopies()).toEqual([`${ROLE}.${v4.hash}`]);
+  });
+
+  it("uninstalls from root's copy and removes it; again, with the role gone, it says removed", () => {
+    const v4 = bundleShipping(rpi1, bundle("v4"));
+    const r = run(v4.delete);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, `fleetkit: ${ROLE} removed (v4)\n`, ""]);
+    expect(rootCopies()).toEqual([]);
+    const again = run(v4.delete);
+    expect([again.status, again.stdout, again.stderr]).toEqual([0, `fleetkit: ${ROLE} removed\n`, ""]);
+  });
+
+  it("an installed role (its marker there) whose uninstall script is gone: removes nothing and says why", () => {
+    const v4 = bundleShipping(rpi1, bundle("v4"));
+    mkdirSync(dirname(MARKER), { recursive: true });
+    writeFileSync(MARKER, "x\n");
+    const r = run(v4.delete);
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      1,
+      "",
+      `fleetkit: the uninstall script of bundle ${v4.files!.dir} is not whole in ${ROOT}/${v4.files!.dir} on this node; nothing was removed (README: forgetting a node)\n`,
+    ]);
+    expect(existsSync(MARKER)).toBe(true);
+  });
+
+  it("writes local bundle files once, whole, owner-only", () => {
+    const local = mkdtempSync(join(tmpdir(), "fleetkit-ship-local-"));
+    const path = writeBundleFiles(local, ship);
+    expect(path).toBe(join(local, dir));
+    expect((statSync(join(path, "install.sh")).mode & 0o777).toString(8)).toBe("600");
+    const mtime = statSync(join(path, "install.sh")).mtimeMs;
+    expect(writeBundleFiles(local, ship)).toBe(path);
+    expect(statSync(join(path, "install.sh")).mtimeMs).toBe(mtime);
+    expect(readdirSync(local)).toEqual([dir]);
+    rmSync(local, { recursive: true });
+  });
+});
+
+describe("a Linux or macOS command line", () => {
+  it("stays one argument within Linux's limit: a longer one is refused, naming the node and the size", () => {
+    const big = `# ${"x".repeat(POSIX_COMMAND_LINE_LIMIT)}\n`;
+    const bytes = Buffer.byteLength(`sudo -n sh -c '${big}'`);
+    expect(() => remoteInvocation(rpi1, "node", big)).toThrow(
+      `the command for node rpi1 is ${bytes} bytes, over the ${POSIX_COMMAND_LINE_LIMIT} one command line may have on Linux (a fleetkit bug: a script this long ships as files, roles/shipping.ts)`,
+    );
+    expect(remoteInvocation(rpi1, "node", "echo hi\n")).toEqual({ command: "sudo -n sh -c 'echo hi\n'", stdinPrefix: "" });
+  });
+});
