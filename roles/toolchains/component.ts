@@ -64,11 +64,12 @@ export function distributionScript(
   const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
   if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
-  for (const t of tarballs) {
+  for (const [i, t] of tarballs.entries()) {
     const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiver?.envDir)), ssh.receiver);
     const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${builderDir}/${t.file}`)}`), ssh.builder);
     const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveScript(fleet, receiver, t, paths.receiver)), ssh.receiver);
-    lines.push(`if [ "$(${check})" = missing ]; then`, `  ${send} | ${receive}`, "else", `  ${receive} </dev/null`, "fi");
+    // The receive line (the script with its prelude, quoted twice) is written once, as a function.
+    lines.push(`fk_receive_${i}() {`, `  ${receive}`, "}", `if [ "$(${check})" = missing ]; then`, `  ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
   }
   return lines.join("\n") + "\n";
 }

@@ -47,12 +47,16 @@ const SECRETS = {
   "fleetkit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nscale\n-----END OPENSSH PRIVATE KEY-----\n",
 };
 
-/** CPU seconds (user + system) of one program run of `file`, and how many resources it registered. */
-async function cpuOfRun(file: string): Promise<{ cpuSeconds: number; resources: number }> {
+/**
+ * CPU seconds (user + system) of one program run of `file`, how many resources it registered, and the
+ * bytes of all their inputs as the SDK sent them (JSON of the wire form): what the engine diffs and checkpoints.
+ */
+async function cpuOfRun(file: string): Promise<{ cpuSeconds: number; resources: number; inputBytes: number }> {
   const before = process.cpuUsage();
   const run = await runProgram({ "fleetkit:fleetFile": file, ...SECRETS }, Object.keys(SECRETS));
   const used = process.cpuUsage(before);
-  return { cpuSeconds: (used.user + used.system) / 1e6, resources: run.registrations.length };
+  const inputBytes = run.registrations.reduce((n, r) => n + Buffer.byteLength(JSON.stringify(r.wire)), 0);
+  return { cpuSeconds: (used.user + used.system) / 1e6, resources: run.registrations.length, inputBytes };
 }
 
 describe("the program at 100 and 200 nodes", () => {
@@ -81,7 +85,10 @@ describe("the program at 100 and 200 nodes", () => {
     const large = await cpuOfRun(writeFleet(generatedFleet(200)));
     const perNode = (r: { cpuSeconds: number }, n: number) => r.cpuSeconds / n;
     const ratio = perNode(large, 200) / perNode(small, 100);
-    console.log(`program CPU: 100 nodes ${small.cpuSeconds.toFixed(1)} s (${small.resources} resources), 200 nodes ${large.cpuSeconds.toFixed(1)} s (${large.resources}); per-node ratio ${ratio.toFixed(2)}`);
+    console.log(
+      `program CPU: 100 nodes ${small.cpuSeconds.toFixed(1)} s (${small.resources} resources, ${(small.inputBytes / 1e6).toFixed(2)} MB inputs), ` +
+        `200 nodes ${large.cpuSeconds.toFixed(1)} s (${large.resources}, ${(large.inputBytes / 1e6).toFixed(2)} MB); per-node ratio ${ratio.toFixed(2)}`,
+    );
     expect(large.resources).toBeGreaterThan(2 * small.resources - 40);
     // Linear is 1; the Promise dependsOn made it about 2. 1.5 leaves room for noise, not for a quadratic term.
     expect(ratio).toBeLessThan(1.5);
