@@ -117,4 +117,38 @@ describe("GitHub stand-in", () => {
     expect((await octokit.rest.pulls.list({ ...o, head: "acme:fleet/alpha/issue-1", state: "open" })).data.map((p) => p.number)).toEqual([2]);
     expect(gh.violations).toEqual([]);
   });
+
+  it("lists issues (pull requests among them) by label with an ETag; If-None-Match on an unchanged list is a 304 that costs no rate limit", async () => {
+    const o = { owner: "acme", repo: "widgets" };
+    const labelled = gh.addIssue("acme", "widgets", { title: "Dispatch me", body: "", labels: ["fleet:dispatch"] });
+    gh.addIssue("acme", "widgets", { title: "Not me", body: "" });
+    const first = await octokit.request("GET /repos/{owner}/{repo}/issues", { ...o, labels: "fleet:dispatch", state: "open", direction: "asc", per_page: 100 });
+    expect(first.data.map((i) => [i.number, i.labels.map((l) => (typeof l === "string" ? l : l.name))])).toEqual([[labelled, ["fleet:dispatch"]]]);
+    expect(first.headers.etag).toMatch(/^W\/"[0-9a-f]{64}"$/);
+    const remaining = Number(first.headers["x-ratelimit-remaining"]);
+    const again = await octokit.request("GET /repos/{owner}/{repo}/issues", { ...o, labels: "fleet:dispatch", state: "open", direction: "asc", per_page: 100, headers: { "if-none-match": first.headers.etag } }).then(() => null, (e: { status: number; response: { headers: Record<string, string> } }) => e);
+    expect([again?.status, again?.response.headers.etag, Number(again?.response.headers["x-ratelimit-remaining"])]).toEqual([304, first.headers.etag, remaining]);
+    // A changed list answers 200 with a new ETag, whatever If-None-Match said; the PR shows with pull_request.
+    gh.repo("acme", "widgets").pulls.push({ number: 99, title: "A fleet PR", body: "Closes #1", head: "fleet/alpha/issue-1", base: "main", draft: false, state: "open", labels: ["fleet:dispatch"] });
+    const changed = await octokit.request("GET /repos/{owner}/{repo}/issues", { ...o, labels: "fleet:dispatch", per_page: 100, headers: { "if-none-match": first.headers.etag } });
+    expect([changed.status, changed.data.map((i) => [i.number, Boolean(i.pull_request)]), changed.headers.etag === first.headers.etag, Number(changed.headers["x-ratelimit-remaining"])]).toEqual([200, [[99, true], [labelled, false]], false, remaining - 1]);
+    gh.repo("acme", "widgets").pulls.pop();
+    expect(gh.calls.slice(-3).map((c) => `${c.operationId} ${c.status} ${c.ifNoneMatch === first.headers.etag}`)).toEqual(["issues/list-for-repo 200 false", "issues/list-for-repo 304 true", "issues/list-for-repo 200 true"]);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it.each([
+    [403, undefined],
+    [429, 7],
+  ] as const)("rate limited (%i, retry-after %s): every request answers with x-ratelimit-remaining 0 and the reset until it passes", async (status, retryAfterSeconds) => {
+    const resetAt = Math.floor(Date.now() / 1000) + 3600;
+    gh.rateLimit(resetAt, { status, retryAfterSeconds });
+    const err = await octokit.rest.repos.get({ owner: "acme", repo: "widgets" }).then(() => null, (e: { status: number; message: string; response: { headers: Record<string, string> } }) => e);
+    const h = err!.response.headers;
+    expect([err?.status, h["x-ratelimit-remaining"], h["x-ratelimit-reset"], h["retry-after"], err?.message.split(".")[0]]).toEqual([status, "0", String(resetAt), retryAfterSeconds === undefined ? undefined : String(retryAfterSeconds), "API rate limit exceeded for user ID 1"]);
+    gh.rateLimit(Math.floor(Date.now() / 1000) - 1);
+    const ok = await octokit.rest.repos.get({ owner: "acme", repo: "widgets" });
+    expect([ok.status, ok.headers["x-ratelimit-remaining"]]).toEqual([200, "4999"]);
+    expect(gh.violations).toEqual([]);
+  });
 });
