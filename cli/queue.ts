@@ -4,6 +4,7 @@
  * ready; SIGTERM or SIGINT closes it cleanly (exit 0).
  */
 import { UserError } from "../model/errors.js";
+import { parseRepoRef } from "../runtime/api.js";
 import { loadTokensFile, readSecretFile } from "../runtime/config.js";
 import { createQueueServer } from "../runtime/server.js";
 import { secondsFlag } from "./args.js";
@@ -11,7 +12,8 @@ import { parseVerb } from "./verb.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
        [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
-       [--github-token-file FILE [--github-api-url URL] [--github-webhook-secret-file FILE [--github-dispatch-label L]]]
+       [--github-token-file FILE [--github-api-url URL] [--github-webhook-secret-file FILE]
+        [--github-poll-repo OWNER/REPO]... [--github-poll-seconds S] [--github-dispatch-label L]]
 
   --db                  SQLite database file (created if missing; WAL mode)
   --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
@@ -28,7 +30,12 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
                         hands it to the worker holding such a task's lease, for that run only
   --github-api-url      GitHub REST base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)
   --github-webhook-secret-file  file (mode 0600) holding the GitHub webhook's secret: POST /v1/github/webhook
-                        then turns an issue labelled --github-dispatch-label (default fleet:dispatch) into a task`;
+                        then turns an issue labelled --github-dispatch-label (default fleet:dispatch) into a task
+  --github-poll-repo    a repository (repeat the flag for more) whose open issues labelled --github-dispatch-label
+                        the queue polls for (conditional requests; for a queue GitHub's webhooks cannot reach):
+                        each becomes one task, and the label is removed once it has it
+  --github-poll-seconds seconds between polls (default 60; without --github-poll-repo the queue still lists the
+                        fleet's pull requests for fleet task status, every 300 s by default)`;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8787`). Throws UserError on a bad value. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -64,6 +71,8 @@ export async function run(argv: string[]): Promise<number> {
       "github-api-url": { type: "string" },
       "github-webhook-secret-file": { type: "string" },
       "github-dispatch-label": { type: "string" },
+      "github-poll-repo": { type: "string", multiple: true },
+      "github-poll-seconds": { type: "string" },
     },
   });
   if (!parsed) return 0;
@@ -81,8 +90,20 @@ export async function run(argv: string[]): Promise<number> {
   if (f["github-api-url"] && !f["github-token-file"]) throw new UserError("--github-api-url needs --github-token-file (the token github-issue tasks use).");
   const githubToken = f["github-token-file"] ? readSecretFile(f["github-token-file"], "GitHub token file").trim() : undefined;
   if (githubToken !== undefined && !/^[\x21-\x7e]{1,1024}$/.test(githubToken)) throw new UserError(`GitHub token file ${f["github-token-file"]} must hold one token: one line of printable characters without spaces.`);
-  if ((f["github-webhook-secret-file"] || f["github-dispatch-label"]) && !f["github-token-file"]) throw new UserError("--github-webhook-secret-file and --github-dispatch-label need --github-token-file (the token the dispatched tasks use).");
-  if (f["github-dispatch-label"] && !f["github-webhook-secret-file"]) throw new UserError("--github-dispatch-label needs --github-webhook-secret-file (the label arrives by webhook).");
+  const pollRepos = f["github-poll-repo"] ?? [];
+  if ((f["github-webhook-secret-file"] || f["github-dispatch-label"] || pollRepos.length || f["github-poll-seconds"]) && !f["github-token-file"]) {
+    throw new UserError("--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file (the token the dispatched tasks use).");
+  }
+  if (f["github-dispatch-label"] && !f["github-webhook-secret-file"] && !pollRepos.length) throw new UserError("--github-dispatch-label needs --github-webhook-secret-file or --github-poll-repo (the label arrives by webhook or by polling).");
+  const repos = pollRepos.map((r) => {
+    const ref = parseRepoRef(r);
+    if (typeof ref === "string") throw new UserError(`--github-poll-repo: ${ref}.`);
+    return ref;
+  });
+  const twice = pollRepos.find((r, i) => pollRepos.findIndex((x) => x.toLowerCase() === r.toLowerCase()) !== i);
+  if (twice) throw new UserError(`--github-poll-repo ${twice} is given twice (GitHub names ignore case).`);
+  const pollSeconds = secondsFlag(f["github-poll-seconds"], "github-poll-seconds");
+  if (pollSeconds !== undefined && (pollSeconds < 1 || pollSeconds > 86_400)) throw new UserError(`--github-poll-seconds must be from 1 to 86400, got "${f["github-poll-seconds"]}".`);
   const label = f["github-dispatch-label"];
   if (label !== undefined && !/^[^\x00-\x1f\x7f]{1,50}$/.test(label)) throw new UserError(`--github-dispatch-label must be a GitHub label name: 1-50 printable characters, got ${JSON.stringify(label.slice(0, 60))}.`);
   const webhookSecret = f["github-webhook-secret-file"] ? readSecretFile(f["github-webhook-secret-file"], "GitHub webhook secret file").trim() : undefined;
@@ -97,6 +118,7 @@ export async function run(argv: string[]): Promise<number> {
     loginsPerMinute: logins === undefined ? undefined : Number(logins),
     github: githubToken === undefined ? undefined : { token: githubToken, apiUrl: githubApiUrl.replace(/\/+$/, "") },
     githubWebhook: webhookSecret === undefined ? undefined : { secret: webhookSecret, dispatchLabel: label },
+    githubPoll: githubToken === undefined ? undefined : { repos, intervalSeconds: pollSeconds, dispatchLabel: label },
   });
   let address: string;
   try {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Fleet } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
-import { defaultIssuePrompt, githubOrphans, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
+import { defaultIssuePrompt, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
 import { MODELS } from "../runtime/model-choice.js";
 import { queueAccess, secondsFlag, intFlag } from "./args.js";
@@ -28,7 +28,7 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
   wait <id> [--timeout S]         wait until the task ends (exit 1 if it failed, was cancelled or is still running)
   cancel <id>                     cancel a pending task, or stop a running one
   priority <id> <high|medium|low> change a pending task's priority
-  status                          machines online/offline, pending and running tasks, spend today, GitHub issues left labelled
+  status                          machines online/offline, pending and running tasks, spend today, GitHub work left behind
   next [--node NODE]              the task NODE would be given next (default: this node token's node); takes nothing
   claim <id> [--session NAME]     take a pending task by hand and hold it: stays in the foreground renewing the
                                   lease until the task is finished (complete, from any shell) or Ctrl-C (gives it back)
@@ -346,17 +346,16 @@ async function claimAndHold(c: QueueClient, url: string | undefined, taskId: num
   }
 }
 
-export { githubOrphans, type GitHubOrphan } from "../runtime/api.js";
-
 async function status(c: QueueClient, url: string | undefined, json: boolean): Promise<number> {
-  const [nodes, pending, running, stats, recent] = await Promise.all([
+  const [nodes, pending, running, stats, { orphans }] = await Promise.all([
     call(url, () => c.nodes()),
     call(url, () => c.list({ state: "pending", limit: 50 })),
     call(url, () => c.list({ state: "running", limit: 50 })),
     call(url, () => c.stats()),
-    call(url, () => c.list({ limit: 1000 })),
+    call(url, () => c.githubOrphans()),
   ]);
-  const orphans = githubOrphans(recent);
+  const issues = orphans.filter((o) => o.kind === "issue");
+  const pulls = orphans.filter((o) => o.kind === "pull-request");
   if (json) {
     print(JSON.stringify({ nodes, pending, running, stats, githubOrphans: orphans }, null, 2));
     return 0;
@@ -372,10 +371,17 @@ async function status(c: QueueClient, url: string | undefined, json: boolean): P
   const line = (t: Task) => `  #${t.id} [${shown(t.node ?? t.target)}] ${shown(t.priority)}  ${oneLine(t.prompt, 60)}`;
   out.push(`=== Pending Tasks (${stats.byState.pending}) ===`, ...(pending.length ? pending.map(line) : ["  No pending tasks"]), "");
   out.push(`=== In Progress Tasks (${stats.byState.running}) ===`, ...(running.length ? running.map(line) : ["  No tasks in progress"]), "");
-  if (orphans.length) {
+  if (issues.length) {
     out.push(
-      `=== GitHub issues left labelled (${orphans.length}) ===`,
-      ...orphans.map((o) => `  ${shown(o.issue)} ${shown(o.label)}: task #${o.task} ${o.why === "failed" ? `failed: ${oneLine(o.error ?? "", 80)}` : "lost its worker and waits for another attempt"}`),
+      `=== GitHub issues left labelled (${issues.length}) ===`,
+      ...issues.map((o) => `  ${shown(o.issue)} ${shown(o.label)}: task #${o.task} ${o.why === "failed" ? `failed: ${oneLine(o.error ?? "", 80)}` : "lost its worker and waits for another attempt"}`),
+      "",
+    );
+  }
+  if (pulls.length) {
+    out.push(
+      `=== Fleet pull requests without their task (${pulls.length}) ===`,
+      ...pulls.map((o) => `  ${shown(o.issue)} ${shown(o.label)}: ${o.task === null ? "its body names no task" : `task #${o.task} is gone (purged)`}`),
       "",
     );
   }

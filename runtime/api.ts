@@ -197,6 +197,18 @@ export function parseIssueRef(ref: string): { owner: string; repo: string; issue
   return { owner, repo, issue: Number(n) };
 }
 
+/**
+ * Parses `owner/repo` into owner and repository name, or returns a one-line message saying what is wrong (the
+ * grammars of {@link GitHubIssueSchema}).
+ */
+export function parseRepoRef(ref: string): { owner: string; repo: string } | string {
+  const m = /^([^/#\s]+)\/([^/#\s]+)$/.exec(ref);
+  if (!m) return `expected <owner>/<repo>, e.g. acme/widgets, got ${quoted(ref)}`;
+  if (!GITHUB_OWNER.test(m[1]!)) return `${quoted(m[1]!)} is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end`;
+  if (!GITHUB_REPO.test(m[2]!)) return `${quoted(m[2]!)} is not a GitHub repository name: 1-100 letters, digits, . _ -`;
+  return { owner: m[1]!, repo: m[2]! };
+}
+
 /** The prompt `fleet task github` submits when none is given: the worker then adds nothing to the issue's own text. */
 export function defaultIssuePrompt(g: Pick<GitHubIssue, "owner" | "repo" | "issue">): string {
   return `Resolve GitHub issue ${g.owner}/${g.repo}#${g.issue}.`;
@@ -513,38 +525,83 @@ export interface ReportedHealth extends NodeHealth {
   by: string;
 }
 
-/** A GitHub issue a worker labelled `fleet:<node>` that no worker is on now: why, and the task that left it. */
+/**
+ * Orphaned GitHub work: an issue a worker labelled `fleet:<node>` that no worker is on now, or a pull request
+ * labelled `fleet:pull-request` whose task the queue no longer has.
+ */
 export interface GitHubOrphan {
-  /** `owner/repo#n`. */
+  /** `issue` (claim label left on an issue) or `pull-request` (a fleet pull request without its task). */
+  kind: "issue" | "pull-request";
+  /** `owner/repo#n`: the issue, or the pull request (GitHub numbers both alike). */
   issue: string;
-  /** The claim label left on the issue. */
+  /** The label on it: the claim label `fleet:<node>`, or `fleet:pull-request`. */
   label: string;
-  /** The newest task of that issue. */
-  task: number;
-  /** `failed` (the label stays by design until someone looks) or `lease-lost` (waiting for another attempt). */
-  why: "failed" | "lease-lost";
-  /** The failed task's error, first line; null for a lost lease. */
+  /** The newest task of the issue, or the task the pull request's body names; null when the body names none. */
+  task: number | null;
+  /**
+   * `failed` (the label stays by design until someone looks), `lease-lost` (waiting for another attempt), or
+   * `task-gone` (a pull request whose task was purged, or whose body names no task the queue knows).
+   */
+  why: "failed" | "lease-lost" | "task-gone";
+  /** The failed task's error, first line; null otherwise. */
   error: string | null;
 }
 
+/** An open pull request labelled `fleet:pull-request`, as the queue's GitHub poller last listed it. */
+export interface FleetPull {
+  owner: string;
+  repo: string;
+  number: number;
+  /** The task its body names (`Opened by fleetkit: task <id> on node …`, runtime/github.ts), or null. */
+  task: number | null;
+}
+
 /**
- * Orphaned GitHub work, from the queue's own records (no GitHub call): for each issue, its newest
- * `github-issue` task among `tasks`; the issue is orphaned when that task failed after a worker claimed it
- * (the worker leaves the `fleet:<node>` label and a comment; a failure before the label starts with
- * {@link UNCLAIMED_PREFIX}), or went back to pending after its lease
- * expired (the worker died holding it; the label stays until the next attempt). Newest task first.
- * @param tasks tasks as `GET /v1/tasks` lists them (newest first)
+ * The task id a fleet pull request's body names: the number after `Opened by fleetkit: task ` (the line
+ * runtime/github.ts writes), or null when the body has no such line (edited away, or not fleetkit's).
  */
-export function githubOrphans(tasks: Task[]): GitHubOrphan[] {
+export function pullTaskId(body: string | null | undefined): number | null {
+  const m = /^Opened by fleetkit: task ([1-9][0-9]{0,15}) on node /m.exec(body ?? "");
+  return m ? Number(m[1]) : null;
+}
+
+/** `GET /v1/github/orphans` answer. */
+export interface GitHubOrphansAnswer {
+  orphans: GitHubOrphan[];
+  /**
+   * When the poller last listed the fleet pull requests (ISO time), or null: never (no GitHub token, or no
+   * scan finished yet), so the list holds issues only.
+   */
+  pullsListedAt: string | null;
+}
+
+/**
+ * Orphaned GitHub work, from the queue's own records and the poller's last list of fleet pull requests (no
+ * GitHub call here). Issues first: for each issue, its newest `github-issue` task among `tasks`; the issue is
+ * orphaned when that task failed after a worker claimed it (the worker leaves the `fleet:<node>` label and a
+ * comment; a failure before the label starts with {@link UNCLAIMED_PREFIX}), or went back to pending after
+ * its lease expired (the worker died holding it; the label stays until the next attempt). Newest task first.
+ * Then each pull request in `pulls` whose task `taskExists` does not know (purged, or never this queue's),
+ * or whose body names none, in the order given.
+ * @param tasks `github-issue` tasks newest first (store.ts `githubIssueTasks`; other tasks are skipped)
+ * @param pulls open pull requests labelled `fleet:pull-request` (runtime/github-poller.ts)
+ * @param taskExists whether the queue still has a task
+ */
+export function githubOrphans(tasks: Task[], pulls: FleetPull[] = [], taskExists: (id: number) => boolean = () => true): GitHubOrphan[] {
   const seen = new Set<string>();
   const out: GitHubOrphan[] = [];
   for (const t of tasks) {
     if (!t.github) continue;
     const issue = `${t.github.owner}/${t.github.repo}#${t.github.issue}`;
-    if (seen.has(issue)) continue;
-    seen.add(issue);
-    if (t.state === "failed" && t.node && !(t.error ?? "").startsWith(UNCLAIMED_PREFIX)) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "failed", error: (t.error ?? "").split("\n")[0]! });
-    else if (t.state === "pending" && t.node && t.attempts > 0) out.push({ issue, label: `fleet:${t.node}`, task: t.id, why: "lease-lost", error: null });
+    if (seen.has(issue.toLowerCase())) continue;
+    seen.add(issue.toLowerCase());
+    const base = { kind: "issue" as const, issue, label: `fleet:${t.node}`, task: t.id };
+    if (t.state === "failed" && t.node && !(t.error ?? "").startsWith(UNCLAIMED_PREFIX)) out.push({ ...base, why: "failed", error: (t.error ?? "").split("\n")[0]! });
+    else if (t.state === "pending" && t.node && t.attempts > 0) out.push({ ...base, why: "lease-lost", error: null });
+  }
+  for (const p of pulls) {
+    if (p.task !== null && taskExists(p.task)) continue;
+    out.push({ kind: "pull-request", issue: `${p.owner}/${p.repo}#${p.number}`, label: "fleet:pull-request", task: p.task, why: "task-gone", error: null });
   }
   return out;
 }

@@ -4,7 +4,7 @@
  * sends the node's bearer token; errors carry the server's status and message.
  */
 import { Pool } from "undici";
-import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
+import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type GitHubOrphansAnswer, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
 export class QueueError extends Error {
@@ -184,6 +184,11 @@ export class QueueClient {
   presence(status: "idle" | "busy" | "over-budget" | "stopping", message: string | null = null): Promise<void> {
     return this.request("POST", "/v1/nodes/me/presence", { status, message });
   }
+  /** `GET /v1/github/orphans`: GitHub work left behind (runtime/api.ts `githubOrphans`). */
+  githubOrphans(): Promise<GitHubOrphansAnswer> {
+    return this.request("GET", "/v1/github/orphans");
+  }
+
   /** `GET /v1/stats`. */
   stats(): Promise<Stats> {
     return this.request("GET", "/v1/stats");

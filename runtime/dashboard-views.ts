@@ -89,9 +89,9 @@ const TASKS = `<h1>Tasks</h1>
 <button type="submit">Filter</button>
 </form>
 {{#orphans.length}}<section id="orphans" aria-labelledby="orphans-title">
-<h2 id="orphans-title">GitHub issues left labelled</h2>
+<h2 id="orphans-title">GitHub work left behind</h2>
 <ul>
-{{#orphans}}<li><strong>{{issue}}</strong> ({{label}}): <a href="/tasks/{{task}}">task #{{task}}</a> {{whyText}}</li>{{/orphans}}
+{{#orphans}}<li><strong>{{issue}}</strong> ({{label}}): {{#linked}}<a href="/tasks/{{task}}">task #{{task}}</a> {{/linked}}{{whyText}}</li>{{/orphans}}
 </ul>
 </section>{{/orphans.length}}
 <div hx-ext="sse" sse-connect="/events">

@@ -28,7 +28,7 @@ import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { AgentApiClient, AgentApiError, type AgentMessage, type AgentStatus } from "./agentapi.js";
-import { defaultIssuePrompt, FINAL_STATES, githubOrphans, parseIssueRef, PRIORITIES, TASK_STATES, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
+import { defaultIssuePrompt, FINAL_STATES, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubOrphan, type ReportedHealth, type NodePresence, type Task, type TaskState } from "./api.js";
 import { principalLookup } from "./auth.js";
 import type { TokensFile } from "./config.js";
 import { CHARTS_JS, DASHBOARD_CSS, renderPage, type LayoutUser, type PageName } from "./dashboard-views.js";
@@ -55,6 +55,11 @@ export interface DashboardQueue {
    * expiry), and `"health"` when a health report arrived.
    */
   changes: EventEmitter;
+  /**
+   * Orphaned GitHub work as `GET /v1/github/orphans` lists it (runtime/api.ts `githubOrphans`): a query of the
+   * `github-issue` tasks only, and the poller's last list of fleet pull requests (no GitHub call per render).
+   */
+  githubOrphans: () => GitHubOrphan[];
 }
 
 /** Options of {@link installDashboard}. */
@@ -411,8 +416,8 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         states: TASK_STATES.map((value) => ({ value, selected: value === state })),
         nodeOptions: nodeNames.map((value) => ({ value, selected: value === node })),
         tag: tagText ?? "",
-        // GitHub issues a worker labelled and no worker is on now (the newest 1,000 tasks, as fleet task status).
-        orphans: githubOrphans(q.store.list({ limit: 1000 })).map((o) => ({ ...o, whyText: o.why === "failed" ? `failed: ${o.error ?? ""}` : "lost its worker; waits for another attempt" })),
+        // GitHub work left behind, as fleet task status lists it (the same queue function).
+        orphans: q.githubOrphans().map((o) => ({ ...o, linked: o.kind === "issue", whyText: o.why === "failed" ? `failed: ${o.error ?? ""}` : o.why === "lease-lost" ? "lost its worker; waits for another attempt" : o.task === null ? "its body names no task" : `task #${o.task} is gone (purged)` })),
         tasks: tasks.map((t) => ({ ...t, tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "), modelText: modelText(t), cost: money(t.costUsd), duration: secondsText(t.durationSeconds), promptLine: promptLine(t.prompt) })),
       });
     });

@@ -27,7 +27,9 @@ import {
   TASK_STATES,
   quoted,
   defaultIssuePrompt,
+  githubOrphans,
   type ClaimAnswer,
+  type GitHubOrphansAnswer,
   type GitHubIssue,
   type GitHubCredentials,
   type ReportedHealth,
@@ -39,6 +41,7 @@ import {
   type TaskState,
 } from "./api.js";
 import { installDashboard } from "./dashboard.js";
+import { startGitHubPoller, type RepoRef } from "./github-poller.js";
 import { CHANGE, installAuth, scopes, WORKER, who, type Principal } from "./auth.js";
 import type { TokensFile } from "./config.js";
 import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, tagFilter, taskId } from "./http.js";
@@ -104,6 +107,13 @@ export interface QueueServerOptions {
    * `github-issue` task for `any` node. Unset: the route answers 404.
    */
   githubWebhook?: { secret: string; dispatchLabel?: string };
+  /**
+   * The GitHub poller (runtime/github-poller.ts; needs `github`): each cycle turns the open issues of `repos`
+   * labelled `dispatchLabel` (default `fleet:dispatch`) into tasks, as the webhook does, and lists the fleet's
+   * pull requests for the orphan list. `intervalSeconds` defaults to 60 with repositories, 300 without (the
+   * pull request scan alone). Unset with `github` set: the pull request scan runs every 300 s.
+   */
+  githubPoll?: { repos: RepoRef[]; intervalSeconds?: number; dispatchLabel?: string };
 }
 
 /** File descriptors kept for the database, its WAL and temp files, stdio and Node itself. */
@@ -223,18 +233,65 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return metrics.registry.metrics();
   });
 
-  /** Validates and stores a submit body from `by` (a node or person name); HttpError 400 names the field. */
-  const submit = async (raw: unknown, by: string): Promise<Task> => {
+  /**
+   * Validates and stores a submit body from `by` (a node or person name); HttpError 400 names the field. With
+   * `dedupe`, a `github-issue` task whose issue already has a pending or running task is not stored: that task
+   * is answered, `fresh: false` (checked in the same group commit as the insert, so two dispatches of one
+   * issue cannot both pass).
+   */
+  const submitTask = async (raw: unknown, by: string, dedupe = false): Promise<{ task: Task; fresh: boolean }> => {
     const body = parse(SubmitBodySchema, raw);
     if (body.github && !opts.github) throw new HttpError(400, `field "github": this queue has no GitHub token; start it with --github-token-file to take GitHub issue tasks`);
     if (body.target !== "any" && !nodes.has(body.target)) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
     const runners = eligible(body.target, body.tags);
     if (runners.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
-    const task = await store.grouped(() => store.submit(body, by, runners, Date.now()));
-    metrics.submitted.inc();
-    taskReady(task);
-    return task;
+    const out = await store.grouped(() => {
+      const live = dedupe && body.github ? store.liveGithubTask(body.github) : null;
+      return live ? { task: live, fresh: false } : { task: store.submit(body, by, runners, Date.now()), fresh: true };
+    });
+    if (out.fresh) {
+      metrics.submitted.inc();
+      taskReady(out.task);
+    }
+    return out;
   };
+  const submit = async (raw: unknown, by: string): Promise<Task> => (await submitTask(raw, by)).task;
+  /**
+   * An issue labelled for dispatch (webhook or poller) becomes a task for `any` node, submitted by `github`,
+   * unless the issue has a pending or running task already.
+   */
+  const dispatchIssue = (ref: { owner: unknown; repo: unknown; issue: unknown }) =>
+    submitTask({ target: "any", prompt: defaultIssuePrompt(ref as GitHubIssue), github: ref }, "github", true);
+
+  // The poller (or, without poll repositories, the scan of the fleet's pull requests alone) runs whenever the
+  // queue has a GitHub token.
+  const poller = opts.github
+    ? startGitHubPoller({
+        creds: opts.github,
+        repos: opts.githubPoll?.repos ?? [],
+        dispatchLabel: opts.githubPoll?.dispatchLabel ?? "fleet:dispatch",
+        intervalSeconds: opts.githubPoll?.intervalSeconds ?? (opts.githubPoll?.repos.length ? 60 : 300),
+        taskRepos: () => store.githubIssueTasks().map((t) => ({ owner: t.github!.owner, repo: t.github!.repo })),
+        nodes: nodeNames,
+        dispatch: async (ref) => {
+          const { task, fresh } = await dispatchIssue(ref);
+          return { task: task.id, fresh };
+        },
+        log: (line) => process.stderr.write(`fleet queue: ${line}\n`),
+      })
+    : null;
+  /** Orphaned GitHub work (runtime/api.ts `githubOrphans`): `github-issue` rows only, and the poller's last pull request list. */
+  const orphans = (): GitHubOrphansAnswer => {
+    const listed = poller?.pullsListedAt() ?? null;
+    return { orphans: githubOrphans(store.githubIssueTasks(), poller?.pulls() ?? [], (id) => store.get(id) !== undefined), pullsListedAt: listed === null ? null : new Date(listed).toISOString() };
+  };
+  // A node's token sees what GET /v1/tasks shows it: the issues of its own tasks, no pull requests.
+  app.get("/v1/github/orphans", async (req): Promise<GitHubOrphansAnswer> => {
+    const p = who(req);
+    const all = orphans();
+    if (p.kind === "person") return all;
+    return { ...all, orphans: all.orphans.filter((o) => o.kind === "issue" && o.task !== null && visible(p, store.get(o.task)!)) };
+  });
 
   /** Cancels task `id` (the caller checked who may): pending → cancelled, running → cancel requested. */
   const cancel = (id: number): Task => {
@@ -388,7 +445,8 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
           return reply.code(200).send({ ignored: `not an issue labelled ${dispatchLabel}` });
         }
         const ref = { owner: payload.repository?.owner?.login, repo: payload.repository?.name, issue: payload.issue?.number };
-        const task = await submit({ target: "any", prompt: defaultIssuePrompt(ref as GitHubIssue), github: ref }, "github");
+        const { task, fresh } = await dispatchIssue(ref);
+        if (!fresh) return reply.code(200).send({ ignored: `${String(ref.owner)}/${String(ref.repo)}#${String(ref.issue)} already has task ${task.id} (${task.state})`, task: task.id });
         return reply.code(202).send({ task: task.id });
       });
     });
@@ -583,11 +641,12 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   const dashboard = installDashboard(
     app,
-    { tokens, store, nodes: () => presence.all(), health: () => health, submit, cancel, prioritise, changes },
+    { tokens, store, nodes: () => presence.all(), health: () => health, submit, cancel, prioritise, changes, githubOrphans: () => orphans().orphans },
     { loginsPerMinute: opts.loginsPerMinute },
   );
 
   const close = async () => {
+    await poller?.stop();
     clearInterval(sweeper);
     clearInterval(retention);
     waiters.close();

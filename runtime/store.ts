@@ -296,6 +296,8 @@ export class Store {
     this.db.exec("COMMIT");
     const columns = new Set((this.db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, ddl] of MIGRATIONS) if (!columns.has(column)) this.db.exec(ddl);
+    // After the migrations (the column may be new): the GitHub queries below read these rows only.
+    this.db.exec("CREATE INDEX IF NOT EXISTS tasks_github ON tasks(id) WHERE github IS NOT NULL");
     this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
@@ -769,6 +771,39 @@ export class Store {
       this.db.prepare("DELETE FROM github_deliveries WHERE at < ?").run(now - 30 * 86_400_000);
       return this.db.prepare("INSERT OR IGNORE INTO github_deliveries (id, at) VALUES (?, ?)").run(id, now).changes === 1;
     });
+  }
+
+  /**
+   * The newest `github-issue` task of each issue (owner and repository compared as GitHub does, ignoring
+   * case), newest first: what the orphan list (runtime/api.ts `githubOrphans`) and the poller's pull request
+   * scan read. Reads the `github-issue` rows only (index `tasks_github`), never the other tasks.
+   */
+  githubIssueTasks(): Task[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT * FROM tasks WHERE id IN (
+             SELECT MAX(id) FROM tasks WHERE github IS NOT NULL
+             GROUP BY lower(json_extract(github, '$.owner')), lower(json_extract(github, '$.repo')), json_extract(github, '$.issue'))
+           ORDER BY id DESC`,
+        )
+        .all() as TaskRow[]
+    ).map(toTask);
+  }
+
+  /**
+   * The newest pending or running `github-issue` task of `owner/repo#issue` (owner and repository ignoring
+   * case), or null: the dispatch dedupe of the webhook and the poller (runtime/server.ts).
+   */
+  liveGithubTask(ref: { owner: string; repo: string; issue: number }): Task | null {
+    const row = this.db
+      .prepare(
+        `SELECT * FROM tasks WHERE state IN ('pending', 'running') AND github IS NOT NULL
+           AND lower(json_extract(github, '$.owner')) = lower(?) AND lower(json_extract(github, '$.repo')) = lower(?) AND json_extract(github, '$.issue') = ?
+         ORDER BY id DESC LIMIT 1`,
+      )
+      .get(ref.owner, ref.repo, ref.issue) as TaskRow | undefined;
+    return row ? toTask(row) : null;
   }
 
   /**
