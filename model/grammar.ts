@@ -145,6 +145,20 @@ export const tagKey = grammar("[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?",
 /** A node tag's value: printable text, at most 256 characters (it may be empty). */
 export const tagValue = grammar(`${PRINTABLE}*`, "a tag value (printable text)", 256);
 
+/** A GitHub label name: 1-50 characters of printable text (GitHub's limit on a label's name). */
+export const githubLabel = grammar(`${PRINTABLE}{1,50}`, "a GitHub label name: 1-50 printable characters", 100);
+
+/**
+ * A GitHub repository as `owner/repo`: the owner a login (1-39 letters, digits and single inner hyphens,
+ * GitHub's sign-up rule), the name 1-100 of letters, digits, `.`, `_`, `-`, never `.` or `..` (what GitHub keeps
+ * of a repository name). The runtime's `parseRepoRef` (runtime/api.ts) takes the same.
+ */
+export const githubRepo = grammar(
+  "[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/(?!\\.{1,2}$)[A-Za-z0-9._-]{1,100}",
+  "a GitHub repository as owner/repo, like acme/widgets",
+  140,
+);
+
 /**
  * Who may reach ntfy: `fleet`, `tailnet`, `anywhere`, or a CIDR block (IPv4 octets ≤ 255 with a prefix
  * ≤ 32, or IPv6 with a prefix ≤ 128).

@@ -164,6 +164,12 @@ export function checkRules(file: FleetFile, userRoles: readonly UserRoleSpec[] =
       message: `node runs role claude but defaults.claude is not set: add \`claude: { version: <pinned @anthropic-ai/claude-code version> }\` under defaults`,
     });
   }
+  // GitHub names ignore case: a repository polled twice would be listed twice a cycle.
+  const polled = file.services.queue.github?.poll?.repos ?? [];
+  polled.forEach((repo, i) => {
+    const first = polled.findIndex((r) => r.toLowerCase() === repo.toLowerCase());
+    if (first !== i) problems.push({ path: ["services", "queue", "github", "poll", "repos", i], message: `repository ${repo} is already listed (item ${first}; GitHub names ignore case); list each repository once` });
+  });
   if (held("worker").length > 0 && held("queue").length === 0) {
     problems.push({
       path: held("worker").length ? ["nodes", held("worker")[0]] : firstNodePath,

@@ -9,6 +9,8 @@ import { z } from "zod";
 import {
   artifactUrl,
   domainGlob,
+  githubLabel,
+  githubRepo,
   exactVersion,
   hostName,
   imageReference,
@@ -182,17 +184,36 @@ export const servicesSchema = z
         /**
          * GitHub issues to pull requests (kind `github-issue`, runtime/github.ts): set to let the queue take such
          * tasks with the token in secret config `fleetkit:githubToken`; `webhook: true` also receives GitHub's
-         * webhook (secret `fleetkit:githubWebhookSecret`) and turns an issue labelled `dispatchLabel` into a task.
+         * webhook (secret `fleetkit:githubWebhookSecret`) and turns an issue labelled `dispatchLabel` into a task;
+         * `poll` finds such issues by polling instead (a queue GitHub cannot reach).
          */
         github: z
           .object({
             apiUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).default("https://api.github.com").describe("GitHub REST base URL (GitHub Enterprise: https://HOST/api/v3)."),
             webhook: z.boolean().default(false).describe("Receive GitHub's webhook at POST /v1/github/webhook (secret fleetkit:githubWebhookSecret); the queue must then be reachable from GitHub (allowFrom)."),
-            dispatchLabel: z
-              .string()
-              .regex(/^[^\x00-\x1f\x7f]{1,50}$/, "a GitHub label name: 1-50 printable characters")
+            dispatchLabel: githubLabel
               .default("fleet:dispatch")
-              .describe("The issue label that dispatches an issue to the fleet (webhook)."),
+              .describe("The issue label that dispatches an issue to the fleet (webhook or poll)."),
+            /**
+             * For a queue GitHub's webhooks cannot reach (tailnet only): the queue polls these repositories for
+             * open issues labelled `dispatchLabel` (conditional requests: an unchanged list costs no rate limit;
+             * runtime/github-poller.ts), turns each into one task and removes the label once it has it.
+             */
+            poll: z
+              .object({
+                repos: z.array(githubRepo).min(1).max(100).describe("Repositories (owner/repo) whose open issues labelled dispatchLabel become tasks."),
+                /** Seconds between polls (GitHub answers an unchanged list with a free 304). */
+                intervalSeconds: z
+                  .number()
+                  .int("expected a whole number of seconds")
+                  .min(10)
+                  .max(86400)
+                  .default(60)
+                  .describe("Seconds between polls (an unchanged list is a 304, which costs no rate limit)."),
+              })
+              .strict()
+              .optional()
+              .describe("Poll GitHub for issues labelled dispatchLabel (for a queue GitHub's webhooks cannot reach)."),
           })
           .strict()
           .optional()

@@ -115,8 +115,15 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
     ...(github ? ["githubToken" as const] : []),
     ...(github?.webhook ? ["githubWebhookSecret" as const] : []),
   ];
+  // The dispatch label goes to the unit only where something reads it: the webhook or the poller.
   const githubView = github
-    ? { tokenFile: queueGithubTokenFile(node), apiUrl: github.apiUrl.replace(/\/+$/, ""), webhook: github.webhook ? { secretFile: queueGithubWebhookFile(node), label: github.dispatchLabel } : undefined }
+    ? {
+        tokenFile: queueGithubTokenFile(node),
+        apiUrl: github.apiUrl.replace(/\/+$/, ""),
+        webhook: github.webhook ? { secretFile: queueGithubWebhookFile(node) } : undefined,
+        poll: github.poll ? { repos: github.poll.repos.map((repo) => ({ repo })), seconds: github.poll.intervalSeconds } : undefined,
+        label: github.webhook || github.poll ? github.dispatchLabel : undefined,
+      }
     : undefined;
   const payload = runtimePayload(node, "queue", dir);
   const group = p.userGroup;

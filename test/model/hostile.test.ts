@@ -138,7 +138,7 @@ describe("hostile fleet files: grammar edges, wrong types, structure", () => {
     const text = BASE + Array.from({ length: 500 }, (_, i) => `  n${i}: { host: "-n${i}", os: debian, arch: x86_64, roles: [iceccd] }`).join("\n") + "\n";
     const lines = problemsOf(() => parseFleet(text, "F"));
     expect(lines).toHaveLength(20);
-    expect(lines[0]).toBe('F:43:15 nodes.n0.host: expected a hostname, Tailscale name or IP address, got "-n0"');
+    expect(lines[0]).toBe('F:48:15 nodes.n0.host: expected a hostname, Tailscale name or IP address, got "-n0"');
   });
 });
 
@@ -207,20 +207,20 @@ describe("hostile fleet files through the CLI (node bin/fleet.mjs, a real proces
       "20,000 nodes",
       (n) => write(n, BASE + Array.from({ length: 19_998 }, (_, i) => `  n${i}: { host: n${i}, os: arch, arch: x86_64 }`).join("\n") + "\n"),
       "plan",
-      (f) => `${f}:27:1 nodes: 20000 nodes; one fleet file declares at most 1000 (split the machines into several fleets, one fleet file and Pulumi stack each)`,
+      (f) => `${f}:32:1 nodes: 20000 nodes; one fleet file declares at most 1000 (split the machines into several fleets, one fleet file and Pulumi stack each)`,
     ],
-    ["a 100,000-character host", edited(line(HOST, `    host: ${"h".repeat(100_000)}`)), "plan", (f) => `${f}:29:11 nodes.hub.host: expected a hostname, Tailscale name or IP address of at most 253 characters, got "${"h".repeat(200)}…" (100000 characters)`],
-    ["profile: __proto__", edited(line(PROFILE, "    profile: __proto__")), "plan", (f) => `${f}:42:14 nodes.win.profile: expected one of agent, got "__proto__"`],
-    ["profile: toString", edited(line(PROFILE, "    profile: toString")), "plan", (f) => `${f}:42:14 nodes.win.profile: expected one of agent, got "toString"`],
-    ["profile: constructor", edited(line(PROFILE, "    profile: constructor")), "plan", (f) => `${f}:42:14 nodes.win.profile: expected one of agent, got "constructor"`],
+    ["a 100,000-character host", edited(line(HOST, `    host: ${"h".repeat(100_000)}`)), "plan", (f) => `${f}:34:11 nodes.hub.host: expected a hostname, Tailscale name or IP address of at most 253 characters, got "${"h".repeat(200)}…" (100000 characters)`],
+    ["profile: __proto__", edited(line(PROFILE, "    profile: __proto__")), "plan", (f) => `${f}:47:14 nodes.win.profile: expected one of agent, got "__proto__"`],
+    ["profile: toString", edited(line(PROFILE, "    profile: toString")), "plan", (f) => `${f}:47:14 nodes.win.profile: expected one of agent, got "toString"`],
+    ["profile: constructor", edited(line(PROFILE, "    profile: constructor")), "plan", (f) => `${f}:47:14 nodes.win.profile: expected one of agent, got "constructor"`],
     ["$(…) in tailnet (a LaunchDaemon's sh -c)", edited(line(TAILNET, 'tailnet: "ts.net$(touch /tmp/pwned)"')), "plan", (f) => `${f}:2:10 tailnet: expected a DNS name of lower-case labels joined by dots, like tail1234.ts.net, got "ts.net$(touch /tmp/pwned)"`],
     ["a newline in tailnet (ExecStartPre=+ in a unit)", edited(line(TAILNET, 'tailnet: "ts.net\\nExecStartPre=+/bin/id"')), "plan", (f) => `${f}:2:10 tailnet: expected a DNS name of lower-case labels joined by dots, like tail1234.ts.net, got "ts.net\\nExecStartPre=+/bin/id"`],
     ["the heredoc terminator in tailnet", edited(line(TAILNET, 'tailnet: "ts.net\\nFLEETKIT_EOF\\n"')), "plan", (f) => `${f}:2:10 tailnet: expected a DNS name of lower-case labels joined by dots, like tail1234.ts.net, got "ts.net\\nFLEETKIT_EOF\\n"`],
-    ["$(…) in the Tailscale version (a root tar line)", edited(line(TS_VERSION, '    version: "1.90.6$(id)"')), "plan", (f) => `${f}:23:14 artifacts.tailscale.version: expected a semantic version like 1.90.6 or v0.10.0, got "1.90.6$(id)"`],
+    ["$(…) in the Tailscale version (a root tar line)", edited(line(TS_VERSION, '    version: "1.90.6$(id)"')), "plan", (f) => `${f}:28:14 artifacts.tailscale.version: expected a semantic version like 1.90.6 or v0.10.0, got "1.90.6$(id)"`],
     ['a " in baseUrl (server.yml)', edited(line(BASE_URL, `    baseUrl: 'https://ntfy.example.org"x'`)), "plan", (f) => `${f}:15:14 services.ntfy.baseUrl: expected an http(s) URL of a host and an optional port, no path (like https://ntfy.example.org), got "https://ntfy.example.org\\"x"`],
-    ["ESC in a tag value (the terminal)", edited(line(TAGS, '    tags: { gpu: "\\e[2J" }')), "plan", (f) => `${f}:36:18 nodes.hub.tags.gpu: expected a tag value (printable text), got "\\u001b[2J"`],
-    ["a raw NUL byte in the file", edited(line(HOST, "    host: hub\u0000.example.org")), "plan", (f) => `${f}:29:11 nodes.hub.host: expected a hostname, Tailscale name or IP address, got "hub\\u0000.example.org"`],
-    ["nesting 200,000 deep", edited(line(TAGS, `    tags: { gpu: ${"[".repeat(200_000)}${"]".repeat(200_000)} }`)), "plan", (f) => `${f}:36:78 (yaml): values nested more than 64 levels deep (fleet.yaml nests 5); flatten this value`],
+    ["ESC in a tag value (the terminal)", edited(line(TAGS, '    tags: { gpu: "\\e[2J" }')), "plan", (f) => `${f}:41:18 nodes.hub.tags.gpu: expected a tag value (printable text), got "\\u001b[2J"`],
+    ["a raw NUL byte in the file", edited(line(HOST, "    host: hub\u0000.example.org")), "plan", (f) => `${f}:34:11 nodes.hub.host: expected a hostname, Tailscale name or IP address, got "hub\\u0000.example.org"`],
+    ["nesting 200,000 deep", edited(line(TAGS, `    tags: { gpu: ${"[".repeat(200_000)}${"]".repeat(200_000)} }`)), "plan", (f) => `${f}:41:78 (yaml): values nested more than 64 levels deep (fleet.yaml nests 5); flatten this value`],
     ["a wrong type", edited(line("  budgetUsdPerSession: 5", '  budgetUsdPerSession: "five"')), "plan", (f) => `${f}:6:24 defaults.budgetUsdPerSession: expected a number, got "five"`],
   ];
 

@@ -615,6 +615,11 @@ describe("queue with GitHub issue tasks (services.queue.github)", () => {
       ["queueTokens", "ntfyToken", "githubToken", "githubWebhookSecret"],
       " --github-token-file /etc/fleetkit/queue/github.token --github-api-url https://ghe.example.com/api/v3 --github-webhook-secret-file /etc/fleetkit/queue/github-webhook.secret --github-dispatch-label \"fleet: go\"",
     ],
+    [
+      "{ poll: { repos: [acme/widgets, Acme/gadgets.js], intervalSeconds: 120 }, dispatchLabel: 'fleet 100%' }",
+      ["queueTokens", "ntfyToken", "githubToken"],
+      " --github-token-file /etc/fleetkit/queue/github.token --github-api-url https://api.github.com --github-poll-repo acme/widgets --github-poll-repo Acme/gadgets.js --github-poll-seconds 120 --github-dispatch-label \"fleet 100%%\"",
+    ],
   ])("github: %s → secrets %j and the unit's flags", (github, secrets, flags) => {
     const fleet = withGithub(github);
     const b = renderBundle(fleet, node(fleet, "raspberrypi"), "queue");
