@@ -89,3 +89,22 @@ describe("fleet queue serve / fleet worker: bad input exits 2 with one paragraph
     expect(r.out).not.toMatch(/\n\s+at /); // no stack trace
   });
 });
+
+describe("fleet queue serve: bad GitHub poll flags exit 2 with one line, before anything listens", () => {
+  const serve = ["queue", "serve", "--db", "DIR/q.db", "--listen", "127.0.0.1:0", "--tokens", "DIR/tokens.json"];
+  const gh = ["--github-token-file", "DIR/gh.token"];
+  it.each([
+    ["poll without a token", [...serve, "--github-poll-repo", "acme/widgets"], "--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file (the token the dispatched tasks use)."],
+    ["a repo without owner", [...serve, ...gh, "--github-poll-repo", "widgets"], '--github-poll-repo: expected <owner>/<repo>, e.g. acme/widgets, got "widgets".'],
+    ["a bad owner", [...serve, ...gh, "--github-poll-repo=-acme/widgets"], '--github-poll-repo: "-acme" is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end.'],
+    ["a repo twice", [...serve, ...gh, "--github-poll-repo", "acme/widgets", "--github-poll-repo", "ACME/widgets"], "--github-poll-repo ACME/widgets is given twice (GitHub names ignore case)."],
+    ["an interval under a second", [...serve, ...gh, "--github-poll-repo", "acme/widgets", "--github-poll-seconds", "0.5"], '--github-poll-seconds must be from 1 to 86400, got "0.5".'],
+    ["a dispatch label nothing reads", [...serve, ...gh, "--github-dispatch-label", "go"], "--github-dispatch-label needs --github-webhook-secret-file or --github-poll-repo (the label arrives by webhook or by polling)."],
+  ])("%s", async (_n, args, message) => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "tokens.json"), JSON.stringify({ nodes: { pi: node } }), { mode: 0o600 });
+    writeFileSync(join(dir, "gh.token"), "ghp_configTestToken0123\n", { mode: 0o600 });
+    const r = await fleetRun(args.map((a) => a.replace("DIR", dir)));
+    expect([r.code, r.out]).toEqual([2, `${message}\n`]);
+  });
+});
