@@ -9,3 +9,4 @@ await (await import("./status.bench.js")).runStatusBench((line) => process.stdou
 await (await import("./dependson.bench.js")).runDependsOnBench((line) => process.stdout.write(`\nPulumi SDK dependsOn (minimal reproduction): ${line}\n`));
 await (await import("./dashboard.bench.js")).runDashboardBench((line) => process.stdout.write(`\ndashboard: ${line}\n`));
 await (await import("./stats.bench.js")).runStatsBench((line) => process.stdout.write(`\nqueue stats: ${line}\n`));
+await (await import("./orphans.bench.js")).runOrphansBench((line) => process.stdout.write(`\nGitHub orphan list: ${line}\n`));

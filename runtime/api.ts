@@ -583,7 +583,7 @@ export interface GitHubOrphansAnswer {
  * its lease expired (the worker died holding it; the label stays until the next attempt). Newest task first.
  * Then each pull request in `pulls` whose task `taskExists` does not know (purged, or never this queue's),
  * or whose body names none, in the order given.
- * @param tasks `github-issue` tasks newest first (store.ts `githubIssueTasks`; other tasks are skipped)
+ * @param tasks `github-issue` tasks newest first (store.ts `githubOrphanCandidates`: the newest task of each issue, when it may be an orphan; other tasks are skipped)
  * @param pulls open pull requests labelled `fleet:pull-request` (runtime/github-poller.ts)
  * @param taskExists whether the queue still has a task
  */

@@ -56,7 +56,7 @@ export interface GitHubPollerOptions {
   dispatchLabel: string;
   /** Seconds from the start of one cycle to the start of the next (a cycle that ran longer starts the next at once). */
   intervalSeconds: number;
-  /** Repositories of the queue's `github-issue` tasks (store.ts `githubIssueTasks`), asked at each cycle. */
+  /** Repositories of the queue's `github-issue` tasks (store.ts `githubRepos`), asked at each cycle. */
   taskRepos: () => RepoRef[];
   /** The fleet's node names: `fleet:<node>` on an issue is a claim label. */
   nodes: readonly string[];

@@ -271,7 +271,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
         repos: opts.githubPoll?.repos ?? [],
         dispatchLabel: opts.githubPoll?.dispatchLabel ?? "fleet:dispatch",
         intervalSeconds: opts.githubPoll?.intervalSeconds ?? (opts.githubPoll?.repos.length ? 60 : 300),
-        taskRepos: () => store.githubIssueTasks().map((t) => ({ owner: t.github!.owner, repo: t.github!.repo })),
+        taskRepos: () => store.githubRepos(),
         nodes: nodeNames,
         dispatch: async (ref) => {
           const { task, fresh } = await dispatchIssue(ref);
@@ -280,10 +280,10 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
         log: (line) => process.stderr.write(`fleet queue: ${line}\n`),
       })
     : null;
-  /** Orphaned GitHub work (runtime/api.ts `githubOrphans`): `github-issue` rows only, and the poller's last pull request list. */
+  /** Orphaned GitHub work (runtime/api.ts `githubOrphans`): the candidate `github-issue` rows only, and the poller's last pull request list. */
   const orphans = (): GitHubOrphansAnswer => {
     const listed = poller?.pullsListedAt() ?? null;
-    return { orphans: githubOrphans(store.githubIssueTasks(), poller?.pulls() ?? [], (id) => store.get(id) !== undefined), pullsListedAt: listed === null ? null : new Date(listed).toISOString() };
+    return { orphans: githubOrphans(store.githubOrphanCandidates(), poller?.pulls() ?? [], (id) => store.get(id) !== undefined), pullsListedAt: listed === null ? null : new Date(listed).toISOString() };
   };
   // A node's token sees what GET /v1/tasks shows it: the issues of its own tasks, no pull requests.
   app.get("/v1/github/orphans", async (req): Promise<GitHubOrphansAnswer> => {

@@ -224,6 +224,12 @@ const MIGRATIONS: Array<[column: string, ddl: string]> = [
   ["github", "ALTER TABLE tasks ADD COLUMN github TEXT"],
 ];
 
+/**
+ * The key of a `github-issue` task's issue, `owner/repo#n` in lower case (GitHub ignores case in names), as an
+ * SQL expression over the `github` column: the index `tasks_github_issue` is on exactly this text.
+ */
+const ISSUE_KEY = "(lower(json_extract(github, '$.owner') || '/' || json_extract(github, '$.repo')) || '#' || json_extract(github, '$.issue'))";
+
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 function toTask(r: TaskRow): Task {
@@ -296,8 +302,8 @@ export class Store {
     this.db.exec("COMMIT");
     const columns = new Set((this.db.prepare("SELECT name FROM pragma_table_info('tasks')").all() as Array<{ name: string }>).map((c) => c.name));
     for (const [column, ddl] of MIGRATIONS) if (!columns.has(column)) this.db.exec(ddl);
-    // After the migrations (the column may be new): the GitHub queries below read these rows only.
-    this.db.exec("CREATE INDEX IF NOT EXISTS tasks_github ON tasks(id) WHERE github IS NOT NULL");
+    // After the migrations (the column may be new): the GitHub queries below read this index, not the rows.
+    this.db.exec(`CREATE INDEX IF NOT EXISTS tasks_github_issue ON tasks(${ISSUE_KEY}, id) WHERE github IS NOT NULL`);
     this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
@@ -774,35 +780,41 @@ export class Store {
   }
 
   /**
-   * The newest `github-issue` task of each issue (owner and repository compared as GitHub does, ignoring
-   * case), newest first: what the orphan list (runtime/api.ts `githubOrphans`) and the poller's pull request
-   * scan read. Reads the `github-issue` rows only (index `tasks_github`), never the other tasks.
+   * The `github-issue` tasks the orphan list (runtime/api.ts `githubOrphans`) may name: of each issue's tasks
+   * the newest (owner and repository compared as GitHub does, ignoring case), when it failed or went back to
+   * pending after a lease, newest first. The newest per issue comes from the index `tasks_github_issue`
+   * (issue key, id) alone; only those candidate rows are read, so the dashboard can ask on every render.
    */
-  githubIssueTasks(): Task[] {
+  githubOrphanCandidates(): Task[] {
     return (
       this.db
         .prepare(
-          `SELECT * FROM tasks WHERE id IN (
-             SELECT MAX(id) FROM tasks WHERE github IS NOT NULL
-             GROUP BY lower(json_extract(github, '$.owner')), lower(json_extract(github, '$.repo')), json_extract(github, '$.issue'))
-           ORDER BY id DESC`,
+          `SELECT t.* FROM tasks t JOIN (SELECT MAX(id) AS id FROM tasks WHERE github IS NOT NULL GROUP BY ${ISSUE_KEY}) n ON t.id = n.id
+           WHERE t.node IS NOT NULL AND (t.state = 'failed' OR (t.state = 'pending' AND t.attempts > 0))
+           ORDER BY t.id DESC`,
         )
         .all() as TaskRow[]
     ).map(toTask);
   }
 
+  /** The repositories of the `github-issue` tasks kept (each once, ignoring case), for the poller's pull request scan. */
+  githubRepos(): Array<{ owner: string; repo: string }> {
+    return this.db
+      .prepare(
+        `SELECT json_extract(github, '$.owner') AS owner, json_extract(github, '$.repo') AS repo FROM tasks WHERE github IS NOT NULL
+         GROUP BY lower(json_extract(github, '$.owner') || '/' || json_extract(github, '$.repo')) ORDER BY MIN(id)`,
+      )
+      .all() as Array<{ owner: string; repo: string }>;
+  }
+
   /**
    * The newest pending or running `github-issue` task of `owner/repo#issue` (owner and repository ignoring
-   * case), or null: the dispatch dedupe of the webhook and the poller (runtime/server.ts).
+   * case), or null: the dispatch dedupe of the webhook and the poller (runtime/server.ts). An index lookup.
    */
   liveGithubTask(ref: { owner: string; repo: string; issue: number }): Task | null {
     const row = this.db
-      .prepare(
-        `SELECT * FROM tasks WHERE state IN ('pending', 'running') AND github IS NOT NULL
-           AND lower(json_extract(github, '$.owner')) = lower(?) AND lower(json_extract(github, '$.repo')) = lower(?) AND json_extract(github, '$.issue') = ?
-         ORDER BY id DESC LIMIT 1`,
-      )
-      .get(ref.owner, ref.repo, ref.issue) as TaskRow | undefined;
+      .prepare(`SELECT * FROM tasks WHERE github IS NOT NULL AND ${ISSUE_KEY} = lower(? || '/' || ?) || '#' || ? AND state IN ('pending', 'running') ORDER BY id DESC LIMIT 1`)
+      .get(ref.owner, ref.repo, String(ref.issue)) as TaskRow | undefined; // text: a bound JS number is a REAL, '1.0'
     return row ? toTask(row) : null;
   }
 
