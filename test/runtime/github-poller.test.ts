@@ -6,7 +6,7 @@
  * dispatched tasks stay pending and the dedupe is seen as it is. A labelled issue becomes exactly one task over
  * many cycles and its label is consumed; unchanged lists are 304s; an issue labelled again while its task is
  * pending gets no second task (the webhook's dedupe, too); a rate-limited answer holds every request until the
- * reset; fleet pull requests whose task the queue does not have are listed by `fleet task status` and the
+ * reset, or for retry-after seconds; fleet pull requests whose task the queue does not have are listed by `fleet task status` and the
  * dashboard; SIGTERM stops a poller that is waiting out a rate limit.
  */
 import { createHmac } from "node:crypto";
@@ -152,6 +152,17 @@ describe("the GitHub poller (fleet queue serve --github-poll-repo)", () => {
     expect(server.out().split(line).length - 1).toBe(1);
     // Polling goes on afterwards.
     await waitUntil("a 304 after the reset", () => gh.calls.slice(from).some((c) => c.status === 304));
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a secondary rate limit (429 with retry-after) holds every request for that many seconds, logged once", async () => {
+    const from = gh.calls.length;
+    gh.rateLimit(Math.floor(Date.now() / 1000) + 2, { status: 429, retryAfterSeconds: 3 });
+    const after = await waitUntil("a request after the wait", () => gh.calls.slice(from).find((c) => c.status !== 429), 30);
+    const limited = gh.calls.slice(from).filter((c) => c.status === 429);
+    expect(limited.length).toBe(1);
+    expect(after.at).toBeGreaterThanOrEqual(limited[0]!.at + 3000);
+    expect(server.out().match(/fleet queue: github poll: rate limited \(HTTP 429, retry-after 3 s\); next request at \d{4}-\d\d-\d\dT[\d:.]+Z\n/g)?.length).toBe(1);
     expect(gh.violations).toEqual([]);
   });
 
