@@ -263,6 +263,11 @@ export const SubmitBodySchema = z
     timeoutSeconds: seconds(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS).default(3600),
     /** Give up after this many claims whose lease expired (default 3). */
     maxAttempts: z.number().int().min(1).max(100).default(3),
+    /**
+     * The task's budget cap in USD (its run gets the smaller of this and its node's budget left today). From
+     * a task's own token (a child task) at most what is left of the parent's budget; absent: all of it.
+     */
+    budgetUsd: z.number().gt(0, `expected USD above 0, at most ${MAX_COST_USD}`).max(MAX_COST_USD, `expected USD above 0, at most ${MAX_COST_USD}`).optional(),
   })
   .strict()
   .refine((b) => !(b.cwd && b.repo), { message: "give either cwd or repo, not both", path: ["repo"] })
@@ -287,8 +292,13 @@ export const ClaimBodySchema = z
   })
   .strict();
 
-/** `POST /v1/tasks/:id/heartbeat` body. */
-export const HeartbeatBodySchema = z.object({ leaseId }).strict();
+/**
+ * `POST /v1/tasks/:id/heartbeat` body. `spentUsd`: what the run has spent so far by the worker's estimate
+ * (runtime/spend.ts), kept by the queue so a child task's budget leaves it out of the parent's.
+ */
+export const HeartbeatBodySchema = z
+  .object({ leaseId, spentUsd: z.number().min(0, `expected USD from 0 to ${MAX_COST_USD}`).max(MAX_COST_USD, `expected USD from 0 to ${MAX_COST_USD}`).optional() })
+  .strict();
 
 /** `POST /v1/tasks/:id/complete` body: the worker's report of one run. Texts longer than their limit are refused (clients cut them with {@link clipUtf8}). */
 export const CompleteBodySchema = z
@@ -412,7 +422,17 @@ export interface Task {
   claimedBy: string | null;
   /** Notes, oldest first (at most {@link MAX_NOTES}). */
   notes: TaskNote[];
+  /** The task whose run submitted this one with its task token (delegation from inside a task), or null. */
+  parent: number | null;
+  /**
+   * The task's budget cap in USD: given at submit (`budgetUsd`, or a child's share of its parent's), narrowed at
+   * each lease to its node's budget left today; null = no cap.
+   */
+  budgetUsd: number | null;
 }
+
+/** `GET /v1/tasks/:id` and `/wait` answer: a task with the ids of its children (tasks it submitted), oldest first. */
+export type TaskWithChildren = Task & { children: number[] };
 
 /** One note on a task: who wrote it (a token's name), when (ISO time) and what. */
 export interface TaskNote {
@@ -445,10 +465,19 @@ export interface ClaimAnswer {
   leaseId: string | null;
   /** Lease length in seconds; heartbeat well within it. */
   leaseSeconds: number;
-  /** The node's budget left today in USD (its `budgetUsdPerSession` minus today's spend; null = no cap): the run's `--max-budget-usd`. */
+  /**
+   * The run's `--max-budget-usd`: the node's budget left today (its `budgetUsdPerSession` minus today's spend),
+   * or the task's own `budgetUsd` when smaller; null = no cap.
+   */
   maxBudgetUsd: number | null;
   /** Why no task was given when `task` is null: nothing matched in time, or the node is over its daily cap. */
   reason: "empty" | "over-budget" | null;
+  /**
+   * The task's own token for this lease (null without a task): it may submit child tasks and read and wait for
+   * the task and its children, and stops working when the lease ends. The worker hands it to the run in a
+   * 0600 file (FLEET_TOKEN_FILE); the queue keeps only its SHA-256.
+   */
+  taskToken: string | null;
 }
 
 /** `GET /v1/nodes/me` answer: what a worker needs to know about its node. */

@@ -11,8 +11,11 @@ import { UserError } from "../model/errors.js";
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
 /** What a token can do (DESIGN.md: every token has one scope). See runtime/README.md for the route table. */
-export const SCOPES = ["node", "operator", "viewer"] as const;
-/** A token's scope: a node's worker and CLI, a person who may do everything, a person who may only read. */
+export const SCOPES = ["node", "operator", "viewer", "task"] as const;
+/**
+ * A token's scope: a node's worker and CLI, a person who may do everything, a person who may only read, or a
+ * task's own token for one lease (minted by the queue, never in the tokens file: runtime/auth.ts).
+ */
 export type Scope = (typeof SCOPES)[number];
 /** The scopes a person's token can have (fleet.yaml `people:`). */
 export const PERSON_SCOPES = ["operator", "viewer"] as const;

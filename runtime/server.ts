@@ -7,6 +7,7 @@
  */
 import { Webhooks } from "@octokit/webhooks";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import {
@@ -39,11 +40,13 @@ import {
   type TakeAnswer,
   type Task,
   type TaskState,
+  type TaskWithChildren,
 } from "./api.js";
 import { installDashboard } from "./dashboard.js";
 import { startGitHubPoller, type RepoRef } from "./github-poller.js";
-import { CHANGE, installAuth, scopes, WORKER, who, type Principal } from "./auth.js";
-import type { TokensFile } from "./config.js";
+import { CHANGE, installAuth, maySee, READ_TASK, scopes, seeRefusal, SUBMIT, WORKER, who, type Principal } from "./auth.js";
+import { childBudget } from "./delegation.js";
+import { tokenSha256, type TokensFile } from "./config.js";
 import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, tagFilter, taskId } from "./http.js";
 import { queueMetrics } from "./metrics.js";
 import { claimNotification, finishNotification, publish, type Notification } from "./ntfy.js";
@@ -205,7 +208,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     requestTimeoutSeconds: opts.requestTimeoutSeconds,
     maxConnections: opts.maxConnections ?? defaultMaxConnections(),
   });
-  installAuth(app, tokens);
+  installAuth(app, tokens, (sha) => store.taskToken(sha));
 
   /** The node a worker call comes from (routes whose scopes are {@link WORKER}). */
   const nodeOf = (req: FastifyRequest) => who(req).name;
@@ -217,14 +220,15 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   const mustHold = (req: FastifyRequest, t: Task) => {
     if (t.node !== nodeOf(req)) throw new HttpError(403, `task ${t.id} is leased to node ${t.node ?? "(none)"}, not ${nodeOf(req)}`);
   };
-  /** A node sees (reads, waits on, cancels, re-prioritises) the tasks it submitted, runs or that target it; people see all. */
-  const visible = (p: Principal, t: Task) => p.kind === "person" || t.submittedBy === p.name || t.target === p.name || t.node === p.name;
+  /** Task `id` if the caller may see it (auth.ts `maySee`): 404 unknown, 403 not theirs. */
   const mustSee = (req: FastifyRequest, id: number): Task => {
     const t = mustGet(id);
     const p = who(req);
-    if (!visible(p, t)) throw new HttpError(403, `task ${id} is not node ${p.name}'s: a node token reads and changes only the tasks its node submitted, runs or that target it`);
+    if (!maySee(p, t)) throw new HttpError(403, seeRefusal(p, id));
     return t;
   };
+  /** A task as `GET /v1/tasks/:id` answers it: with its children's ids. */
+  const withChildren = (t: Task): TaskWithChildren => ({ ...t, children: store.children(t.id).map((c) => c.id) });
 
   app.get("/healthz", async () => ({ ok: true }));
 
@@ -237,17 +241,26 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
    * Validates and stores a submit body from `by` (a node or person name); HttpError 400 names the field. With
    * `dedupe`, a `github-issue` task whose issue already has a pending or running task is not stored: that task
    * is answered, `fresh: false` (checked in the same group commit as the insert, so two dispatches of one
-   * issue cannot both pass).
+   * issue cannot both pass). With `parent` (a task's token submits), the task is that task's child and its
+   * budget comes out of the parent's (delegation.ts; HttpError 403 when nothing, or less than asked, is left),
+   * decided in the same transaction as the insert so that two children submitted together cannot both take
+   * what is left.
    */
-  const submitTask = async (raw: unknown, by: string, dedupe = false): Promise<{ task: Task; fresh: boolean }> => {
+  const submitTask = async (raw: unknown, by: string, how: { dedupe?: boolean; parent?: number } = {}): Promise<{ task: Task; fresh: boolean }> => {
     const body = parse(SubmitBodySchema, raw);
     if (body.github && !opts.github) throw new HttpError(400, `field "github": this queue has no GitHub token; start it with --github-token-file to take GitHub issue tasks`);
     if (body.target !== "any" && !nodes.has(body.target)) throw new HttpError(400, `field "target": unknown node "${body.target}"; known nodes: ${nodeNames.join(", ")}, or "any"`);
     const runners = eligible(body.target, body.tags);
     if (runners.length === 0) throw new HttpError(400, `field "tags": no node ${body.target === "any" ? "" : `"${body.target}" `}has ${JSON.stringify(body.tags)}`);
     const out = await store.grouped(() => {
-      const live = dedupe && body.github ? store.liveGithubTask(body.github) : null;
-      return live ? { task: live, fresh: false } : { task: store.submit(body, by, runners, Date.now()), fresh: true };
+      const live = how.dedupe && body.github ? store.liveGithubTask(body.github) : null;
+      if (live) return { task: live, fresh: false };
+      const parent = how.parent;
+      if (parent === undefined) return { task: store.submit(body, by, runners, Date.now()), fresh: true };
+      const p = mustGet(parent);
+      const share = childBudget(parent, { budgetUsd: p.budgetUsd, spentUsd: store.spentSoFar(parent) }, store.children(parent), body.budgetUsd);
+      if ("refused" in share) throw new HttpError(403, share.refused);
+      return { task: store.submit(body, by, runners, Date.now(), { parent, budgetUsd: share.budgetUsd }), fresh: true };
     });
     if (out.fresh) {
       metrics.submitted.inc();
@@ -255,13 +268,13 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     }
     return out;
   };
-  const submit = async (raw: unknown, by: string): Promise<Task> => (await submitTask(raw, by)).task;
+  const submit = async (raw: unknown, by: string, parent?: number): Promise<Task> => (await submitTask(raw, by, { parent })).task;
   /**
    * An issue labelled for dispatch (webhook or poller) becomes a task for `any` node, submitted by `github`,
    * unless the issue has a pending or running task already.
    */
   const dispatchIssue = (ref: { owner: unknown; repo: unknown; issue: unknown }) =>
-    submitTask({ target: "any", prompt: defaultIssuePrompt(ref as GitHubIssue), github: ref }, "github", true);
+    submitTask({ target: "any", prompt: defaultIssuePrompt(ref as GitHubIssue), github: ref }, "github", { dedupe: true });
 
   // The poller (or, without poll repositories, the scan of the fleet's pull requests alone) runs whenever the
   // queue has a GitHub token.
@@ -290,7 +303,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const p = who(req);
     const all = orphans();
     if (p.kind === "person") return all;
-    return { ...all, orphans: all.orphans.filter((o) => o.kind === "issue" && o.task !== null && visible(p, store.get(o.task)!)) };
+    return { ...all, orphans: all.orphans.filter((o) => o.kind === "issue" && o.task !== null && maySee(p, store.get(o.task)!)) };
   });
 
   /** Cancels task `id` (the caller checked who may): pending → cancelled, running → cancel requested. */
@@ -303,7 +316,10 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return t;
   };
 
-  app.post("/v1/tasks", scopes(CHANGE), async (req, reply) => reply.code(201).send(await submit(req.body, who(req).name)));
+  app.post("/v1/tasks", scopes(SUBMIT), async (req, reply) => {
+    const p = who(req);
+    return reply.code(201).send(await submit(req.body, p.name, p.kind === "task" ? p.taskId : undefined));
+  });
 
   app.get("/v1/tasks", async (req) => {
     const q = req.query as Record<string, unknown>;
@@ -319,9 +335,9 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     return { tasks: store.list({ state: state as TaskState | undefined, node, limit, tag, visibleTo: p.kind === "node" ? p.name : undefined }) };
   });
 
-  app.get("/v1/tasks/:id", async (req) => mustSee(req, taskId((req.params as { id: string }).id)));
+  app.get("/v1/tasks/:id", scopes(READ_TASK), async (req) => withChildren(mustSee(req, taskId((req.params as { id: string }).id))));
 
-  app.get("/v1/tasks/:id/wait", async (req, reply) => {
+  app.get("/v1/tasks/:id/wait", scopes(READ_TASK), async (req, reply) => {
     const id = taskId((req.params as { id: string }).id);
     const q = req.query as Record<string, unknown>;
     onlyQuery(q, ["timeoutSeconds"]);
@@ -330,7 +346,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const deadline = Date.now() + wait * 1000;
     for (;;) {
       const t = mustGet(id);
-      if (FINAL_STATES.includes(t.state) || Date.now() >= deadline || waiters.closing || reply.raw.destroyed) return t;
+      if (FINAL_STATES.includes(t.state) || Date.now() >= deadline || waiters.closing || reply.raw.destroyed) return withChildren(t);
       await waiters.waitResult(id, deadline - Date.now(), reply);
     }
   });
@@ -363,16 +379,18 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
     const over = presence.overBudget(node);
     if (over) {
       presence.seen(node, "over-budget", `spent $${over.spent.toFixed(2)} of $${over.cap.toFixed(2)} today (UTC)`);
-      return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "over-budget" };
+      return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "over-budget", taskToken: null };
     }
     presence.seen(node, "idle");
-    const c = store.claim(node, worker, leaseMs, Date.now());
-    if (!c) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
+    const cap = nodes.get(node)!.budgetUsdPerSession ?? null;
+    const nodeLeft = cap === null ? null : Math.max(0, Math.floor((cap - presence.spentToday(node)) * 100) / 100);
+    // The run's own token (delegation): handed over once, in this answer; the store keeps its SHA-256.
+    const taskToken = `fkt_${randomBytes(32).toString("base64url")}`;
+    const c = store.claim(node, worker, leaseMs, Date.now(), nodeLeft, tokenSha256(taskToken));
+    if (!c) return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty", taskToken: null };
     metrics.claims.inc({ node });
     changed(c.task);
-    const cap = nodes.get(node)!.budgetUsdPerSession ?? null;
-    const maxBudgetUsd = cap === null ? null : Math.max(0, Math.floor((cap - presence.spentToday(node)) * 100) / 100);
-    return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd, reason: null };
+    return { task: c.task, leaseId: c.leaseId, leaseSeconds, maxBudgetUsd: c.task.budgetUsd, reason: null, taskToken };
   };
 
   app.post("/v1/claim", scopes(WORKER), async (req, reply): Promise<ClaimAnswer> => {
@@ -385,7 +403,7 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
       for (;;) {
         if (reply.raw.destroyed || waiters.closing) {
           waiters.wakeClaim(node); // a wake-up this claim cannot use goes to the next waiter
-          return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty" };
+          return { task: null, leaseId: null, leaseSeconds, maxBudgetUsd: null, reason: "empty", taskToken: null };
         }
         const a = claimNow(node, body.worker);
         if (a.task || a.reason === "over-budget" || Date.now() >= deadline) return a;
@@ -398,10 +416,10 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
 
   app.post("/v1/tasks/:id/heartbeat", scopes(WORKER), async (req) => {
     const id = taskId((req.params as { id: string }).id);
-    const { leaseId } = parse(HeartbeatBodySchema, req.body);
+    const { leaseId, spentUsd } = parse(HeartbeatBodySchema, req.body);
     const before = mustGet(id);
     mustHold(req, before);
-    const t = store.heartbeat(id, leaseId, leaseMs, Date.now());
+    const t = store.heartbeat(id, leaseId, leaseMs, Date.now(), spentUsd ?? null);
     if (!t) throw new HttpError(409, `lease lost: task ${id} is ${before.state}${before.state === "running" ? " under another lease" : ""}`);
     presence.seen(nodeOf(req), "busy", `task ${id}`);
     return { task: t, leaseSeconds };

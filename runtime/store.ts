@@ -96,6 +96,9 @@ interface TaskRow {
   notes: string;
   claimed_by: string | null;
   github: string | null;
+  parent: number | null;
+  budget_usd: number | null;
+  spent_usd: number | null;
 }
 
 const SCHEMA = `
@@ -203,6 +206,17 @@ CREATE TRIGGER IF NOT EXISTS lease_events_purge AFTER DELETE ON tasks BEGIN
 END;
 -- Totals that outlive the rows they count (key "purged": tasks removed by purges).
 CREATE TABLE IF NOT EXISTS totals (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+-- Task tokens (a task's own token for one lease, handed to its run): only the SHA-256 is kept. A token is good
+-- while its task is running under that lease (checked on use), so it ends with the lease; rows go with the task.
+CREATE TABLE IF NOT EXISTS task_tokens (
+  token_sha256 TEXT PRIMARY KEY,
+  task_id INTEGER NOT NULL,
+  lease_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS task_tokens_task ON task_tokens(task_id);
+CREATE TRIGGER IF NOT EXISTS task_tokens_purge AFTER DELETE ON tasks BEGIN
+  DELETE FROM task_tokens WHERE task_id = OLD.id;
+END;
 CREATE TABLE IF NOT EXISTS github_deliveries (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes (
   name TEXT PRIMARY KEY,
@@ -216,12 +230,18 @@ CREATE TABLE IF NOT EXISTS nodes (
  * Columns added to `tasks` after the first release, added at open when missing (ALTER TABLE ADD COLUMN keeps
  * the rows): `notes` is a JSON array of {@link TaskNote} as stored (`at` in epoch ms), `claimed_by` the
  * token name of an interactive claim (null for a worker's), `github` the JSON {@link GitHubIssue} of a
- * `github-issue` task (null for a plain one).
+ * `github-issue` task (null for a plain one), `parent` the id of the task whose token submitted it (null for
+ * one submitted by a node or a person), `budget_usd` its budget cap in USD (null: none) and `spent_usd` what
+ * its current run has spent so far by its worker's heartbeats (null: not reported). Indexes on new columns
+ * follow in {@link MIGRATED_INDEXES}, once the columns exist.
  */
 const MIGRATIONS: Array<[column: string, ddl: string]> = [
   ["notes", "ALTER TABLE tasks ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'"],
   ["claimed_by", "ALTER TABLE tasks ADD COLUMN claimed_by TEXT"],
   ["github", "ALTER TABLE tasks ADD COLUMN github TEXT"],
+  ["parent", "ALTER TABLE tasks ADD COLUMN parent INTEGER"],
+  ["budget_usd", "ALTER TABLE tasks ADD COLUMN budget_usd REAL"],
+  ["spent_usd", "ALTER TABLE tasks ADD COLUMN spent_usd REAL"],
 ];
 
 /**
@@ -229,6 +249,28 @@ const MIGRATIONS: Array<[column: string, ddl: string]> = [
  * SQL expression over the `github` column: the index `tasks_github_issue` is on exactly this text.
  */
 const ISSUE_KEY = "(lower(json_extract(github, '$.owner') || '/' || json_extract(github, '$.repo')) || '#' || json_extract(github, '$.issue'))";
+
+/** Indexes over {@link MIGRATIONS}' columns (a task's children, by parent). */
+const MIGRATED_INDEXES = "CREATE INDEX IF NOT EXISTS tasks_parent ON tasks(parent, id) WHERE parent IS NOT NULL;";
+
+/** A child task as its parent's budget sees it (see {@link Store.children}). */
+export interface ChildTask {
+  id: number;
+  state: TaskState;
+  /** Its budget cap in USD (what it holds of the parent's budget while it is not final), or null. */
+  budgetUsd: number | null;
+  /** What it cost once final, or null. */
+  costUsd: number | null;
+}
+
+/** What a task token's SHA-256 stands for (see {@link Store.taskToken}). */
+export interface TaskTokenRecord {
+  taskId: number;
+  /** The task as it is now, or null once purged. */
+  task: Task | null;
+  /** True while the task is running under the lease the token was minted for. */
+  live: boolean;
+}
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -264,6 +306,8 @@ function toTask(r: TaskRow): Task {
     costUsd: r.cost_usd,
     claimedBy: r.claimed_by,
     notes: (JSON.parse(r.notes) as Array<{ author: string; at: number; text: string }>).map((n): TaskNote => ({ author: n.author, at: iso(n.at)!, text: n.text })),
+    parent: r.parent,
+    budgetUsd: r.budget_usd,
   };
 }
 
@@ -304,12 +348,13 @@ export class Store {
     for (const [column, ddl] of MIGRATIONS) if (!columns.has(column)) this.db.exec(ddl);
     // After the migrations (the column may be new): the GitHub queries below read this index, not the rows.
     this.db.exec(`CREATE INDEX IF NOT EXISTS tasks_github_issue ON tasks(${ISSUE_KEY}, id) WHERE github IS NOT NULL`);
+    this.db.exec(MIGRATED_INDEXES);
     this.atomic = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.claimSeq = (this.db.prepare("SELECT COALESCE(MAX(claim_seq), 0) AS m FROM tasks").get() as { m: number }).m;
     this.st = {
       insertTask: this.db.prepare(
-        `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, github, timeout_seconds, max_attempts, state, submitted_by, created_at)
-         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @github, @timeout, @maxAttempts, 'pending', @submittedBy, @now) RETURNING *`,
+        `INSERT INTO tasks (target, tags, prompt, priority, model, cwd, repo, github, timeout_seconds, max_attempts, state, submitted_by, created_at, parent, budget_usd)
+         VALUES (@target, @tags, @prompt, @priority, @model, @cwd, @repo, @github, @timeout, @maxAttempts, 'pending', @submittedBy, @now, @parent, @budget) RETURNING *`,
       ),
       insertReady: this.db.prepare("INSERT OR IGNORE INTO ready (node, priority, task_id) VALUES (?, ?, ?)"),
       deleteReady: this.db.prepare("DELETE FROM ready WHERE task_id = ?"),
@@ -320,7 +365,9 @@ export class Store {
       ),
       lease: this.db.prepare(
         `UPDATE tasks SET state = 'running', attempts = attempts + 1, node = @node, worker = @worker, lease_id = @leaseId,
-           lease_expires_at = @expires, started_at = @now, claim_seq = @seq, claimed_by = @claimedBy WHERE id = @id AND state = 'pending' RETURNING *`,
+           lease_expires_at = @expires, started_at = @now, claim_seq = @seq, claimed_by = @claimedBy, spent_usd = NULL,
+           budget_usd = CASE WHEN @cap IS NULL THEN budget_usd WHEN budget_usd IS NULL THEN @cap ELSE MIN(budget_usd, @cap) END
+         WHERE id = @id AND state = 'pending' RETURNING *`,
       ),
       // The next task a node would be given (what claim takes), without taking it.
       peekReady: this.db.prepare(
@@ -337,7 +384,11 @@ export class Store {
       addNote: this.db.prepare(
         `UPDATE tasks SET notes = json_insert(notes, '$[#]', json(@note)) WHERE id = @id AND json_array_length(notes) < @max RETURNING *`,
       ),
-      renew: this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease_id = ?"),
+      renew: this.db.prepare("UPDATE tasks SET lease_expires_at = ?, spent_usd = COALESCE(?, spent_usd) WHERE id = ? AND state = 'running' AND lease_id = ?"),
+      children: this.db.prepare("SELECT id, state, budget_usd AS budgetUsd, cost_usd AS costUsd FROM tasks WHERE parent = ? ORDER BY id"),
+      spent: this.db.prepare("SELECT spent_usd FROM tasks WHERE id = ?"),
+      insertTaskToken: this.db.prepare("INSERT INTO task_tokens (token_sha256, task_id, lease_id) VALUES (?, ?, ?)"),
+      taskToken: this.db.prepare("SELECT task_id, lease_id FROM task_tokens WHERE token_sha256 = ?"),
       finish: this.db.prepare(
         `UPDATE tasks SET state = @state, finished_at = @now, lease_expires_at = NULL, result = @result, error = @error,
            exit_code = @exitCode, duration_seconds = @durationSeconds, cost_usd = @costUsd,
@@ -459,8 +510,10 @@ export class Store {
   /**
    * Stores a new pending task and indexes it for the given nodes. Returns the task.
    * @param nodes the nodes that may run it (non-empty; the server rejects a task no node can run)
+   * @param family.parent the task whose token submitted it; family.budgetUsd its budget cap in USD when the
+   *   caller decided it (a child's share), else the body's `budgetUsd`
    */
-  submit(body: SubmitBody, submittedBy: string, nodes: string[], now: number): Task {
+  submit(body: SubmitBody, submittedBy: string, nodes: string[], now: number, family: { parent?: number; budgetUsd?: number | null } = {}): Task {
     return this.atomic(() => {
       const priority = PRIORITIES.indexOf(body.priority);
       const row = this.st.insertTask.get({
@@ -476,6 +529,8 @@ export class Store {
         maxAttempts: body.maxAttempts,
         submittedBy,
         now,
+        parent: family.parent ?? null,
+        budget: family.budgetUsd ?? body.budgetUsd ?? null,
       }) as TaskRow;
       for (const n of nodes) this.st.insertReady.run(n, priority, row.id);
       return toTask(row);
@@ -485,16 +540,20 @@ export class Store {
   /**
    * Leases the first ready task for `node` (highest priority, then oldest), or returns null.
    * @param leaseMs lease length in milliseconds from `now`
+   * @param capUsd the node's budget left today (USD), or null for none: the task's `budgetUsd` becomes the
+   *   smaller of the two
+   * @param taskTokenSha256 the SHA-256 of the task token minted for this lease, recorded with the lease (the token itself is never stored); it is good while the task runs under this lease ({@link taskToken})
    */
-  claim(node: string, worker: string, leaseMs: number, now: number): { task: Task; leaseId: string } | null {
+  claim(node: string, worker: string, leaseMs: number, now: number, capUsd: number | null = null, taskTokenSha256?: string): { task: Task; leaseId: string } | null {
     return this.atomic(() => {
       for (;;) {
         const ready = this.st.takeReady.get(node) as { task_id: number } | undefined;
         if (!ready) return null;
         const leaseId = randomUUID();
-        const row = this.st.lease.get({ id: ready.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: null }) as TaskRow | undefined;
+        const row = this.st.lease.get({ id: ready.task_id, node, worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: null, cap: capUsd }) as TaskRow | undefined;
         if (!row) continue; // an index entry of a task that is no longer pending: dropped, try the next
         this.claimSeq++;
+        if (taskTokenSha256 !== undefined) this.st.insertTaskToken.run(taskTokenSha256, row.id, leaseId);
         return { task: toTask(row), leaseId };
       }
     });
@@ -520,7 +579,7 @@ export class Store {
   claimTask(id: number, by: { node: string | null; worker: string; claimedBy: string }, leaseMs: number, now: number): TakeOutcome | undefined {
     return this.atomic((): TakeOutcome | undefined => {
       const leaseId = randomUUID();
-      const row = this.st.lease.get({ id, node: by.node, worker: by.worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: by.claimedBy }) as TaskRow | undefined;
+      const row = this.st.lease.get({ id, node: by.node, worker: by.worker, leaseId, expires: now + leaseMs, now, seq: this.claimSeq + 1, claimedBy: by.claimedBy, cap: null }) as TaskRow | undefined;
       if (!row) {
         const t = this.getRow(id);
         return t ? { kind: "not-pending", task: t } : undefined;
@@ -563,10 +622,11 @@ export class Store {
   /**
    * Renews a lease to `now + leaseMs`. Returns the task (its `cancelRequested` tells the worker to stop), or
    * null when the lease is no longer this worker's.
+   * @param spentUsd what the run has spent so far (USD, the worker's estimate), kept for its children's budget
    */
-  heartbeat(id: number, leaseId: string, leaseMs: number, now: number): Task | null {
+  heartbeat(id: number, leaseId: string, leaseMs: number, now: number, spentUsd: number | null = null): Task | null {
     return this.atomic(() => {
-      if (this.st.renew.run(now + leaseMs, id, leaseId).changes === 0) return null;
+      if (this.st.renew.run(now + leaseMs, spentUsd, id, leaseId).changes === 0) return null;
       return this.getRow(id);
     });
   }
@@ -682,6 +742,24 @@ export class Store {
    */
   leaseHistory(id: number): Array<{ at: string; event: string; node: string | null; worker: string | null }> {
     return (this.st.leaseHistory.all(id) as Array<{ at: number; event: string; node: string | null; worker: string | null }>).map((r) => ({ ...r, at: iso(r.at)! }));
+  }
+
+  /** Task `id`'s children (the tasks its token submitted), oldest first; empty for none or an unknown task. */
+  children(id: number): ChildTask[] {
+    return this.st.children.all(id) as ChildTask[];
+  }
+
+  /** What task `id`'s current run has spent so far by its worker's last heartbeat (USD), or null when not reported. */
+  spentSoFar(id: number): number | null {
+    return (this.st.spent.get(id) as { spent_usd: number | null } | undefined)?.spent_usd ?? null;
+  }
+
+  /** The task token with this SHA-256: its task and whether its lease still holds; undefined for an unknown token. */
+  taskToken(tokenSha256: string): TaskTokenRecord | undefined {
+    const r = this.st.taskToken.get(tokenSha256) as { task_id: number; lease_id: string } | undefined;
+    if (!r) return undefined;
+    const row = this.st.get.get(r.task_id) as TaskRow | undefined;
+    return { taskId: r.task_id, task: row ? toTask(row) : null, live: row?.state === "running" && row.lease_id === r.lease_id };
   }
 
   private getRow(id: number): Task | null {

@@ -73,7 +73,7 @@ describe("queue API: auth and bad input", () => {
     for (let i = 0; i < 4; i++) order.push((await api(server.url, "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "beta", worker: "w" } })).body.task.prompt);
     expect(order).toEqual(["b4", "b2", "b3", "b1"]);
     const empty = await api(server.url, "POST", "/v1/claim", { token: tokenOf("beta"), body: { node: "beta", worker: "w" } });
-    expect(empty).toEqual({ status: 200, body: { task: null, leaseId: null, leaseSeconds: 30, maxBudgetUsd: null, reason: "empty" } });
+    expect(empty).toEqual({ status: 200, body: { task: null, leaseId: null, leaseSeconds: 30, maxBudgetUsd: null, reason: "empty", taskToken: null } });
   });
 
   it("completes exactly once per lease, and hands the next lease back with claimNext", async () => {
