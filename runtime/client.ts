@@ -4,7 +4,7 @@
  * sends the node's bearer token; errors carry the server's status and message.
  */
 import { Pool } from "undici";
-import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type GitHubOrphansAnswer, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState } from "./api.js";
+import { clipUtf8, MAX_COST_USD, MAX_DURATION_SECONDS, MAX_ERROR_BYTES, MAX_RESULT_BYTES, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type GitHubOrphansAnswer, type NextAnswer, type NodeInfo, type NodePresence, type Priority, type Stats, type SubmitInput, type TakeAnswer, type Task, type TaskState, type TaskWithChildren } from "./api.js";
 
 /** A non-2xx answer from the queue: `status` is the HTTP status, the message the server's `error`. */
 export class QueueError extends Error {
@@ -104,12 +104,12 @@ export class QueueClient {
     const qs = q.toString();
     return (await this.request<{ tasks: Task[] }>("GET", `/v1/tasks${qs ? "?" + qs : ""}`)).tasks;
   }
-  /** `GET /v1/tasks/:id`. */
-  get(id: number): Promise<Task> {
+  /** `GET /v1/tasks/:id`: the task with its children's ids. */
+  get(id: number): Promise<TaskWithChildren> {
     return this.request("GET", `/v1/tasks/${id}`);
   }
-  /** `GET /v1/tasks/:id/wait`: the task once final, or as it is after `timeoutSeconds`. */
-  wait(id: number, timeoutSeconds: number, signal?: AbortSignal): Promise<Task> {
+  /** `GET /v1/tasks/:id/wait`: the task (with its children's ids) once final, or as it is after `timeoutSeconds`. */
+  wait(id: number, timeoutSeconds: number, signal?: AbortSignal): Promise<TaskWithChildren> {
     return this.request("GET", `/v1/tasks/${id}/wait?timeoutSeconds=${timeoutSeconds}`, undefined, signal);
   }
   /** `POST /v1/tasks/:id/cancel`. */
@@ -124,9 +124,12 @@ export class QueueClient {
   claim(node: string, worker: string, waitSeconds: number, signal?: AbortSignal): Promise<ClaimAnswer> {
     return this.request("POST", "/v1/claim", { node, worker, waitSeconds }, signal);
   }
-  /** `POST /v1/tasks/:id/heartbeat`: renews the lease; the task's `cancelRequested` says stop. */
-  heartbeat(id: number, leaseId: string): Promise<{ task: Task; leaseSeconds: number }> {
-    return this.request("POST", `/v1/tasks/${id}/heartbeat`, { leaseId });
+  /**
+   * `POST /v1/tasks/:id/heartbeat`: renews the lease; the task's `cancelRequested` says stop. `spentUsd`: the
+   * run's spend so far (USD, the worker's estimate), for its children's budget.
+   */
+  heartbeat(id: number, leaseId: string, spentUsd?: number): Promise<{ task: Task; leaseSeconds: number }> {
+    return this.request("POST", `/v1/tasks/${id}/heartbeat`, spentUsd === undefined ? { leaseId } : { leaseId, spentUsd });
   }
   /** `POST /v1/tasks/:id/github-token`: the GitHub token and API URL of a `github-issue` task, for its lease holder only (renews the lease). */
   githubToken(id: number, leaseId: string): Promise<GitHubCredentials> {

@@ -32,6 +32,13 @@ export interface ExecContext {
   renderFrom?: string;
   /** Aborted with a {@link StopReason} to stop the run. */
   signal: AbortSignal;
+  /**
+   * The task's token for this lease and the file the run supervisor writes it to (0600, as the run's user) before
+   * Claude starts; `env` names that file in FLEET_TOKEN_FILE. Absent: no token is handed over.
+   */
+  taskToken?: { file: string; token: string };
+  /** Called with the run's spend so far (USD, the estimate of runtime/spend.ts) whenever it grows. */
+  onSpend?: (usd: number) => void;
 }
 
 /** What one run produced. Durations in seconds, cost in USD. */
@@ -126,15 +133,19 @@ export function claudePrintExecutor(claudePath: string): Executor {
         run?.signal("SIGTERM");
         killTimer ??= setTimeout(() => run?.signal("SIGKILL"), 5000);
       };
-      run = ctx.runner.start({ command: claudePath, args: claudeArgs(ctx.task.prompt, ctx.model, cap), cwd: ctx.cwd, env: ctx.env, renderFrom: ctx.renderFrom }, (line) => {
+      const secret = ctx.taskToken ? { file: ctx.taskToken.file, value: ctx.taskToken.token } : undefined;
+      run = ctx.runner.start({ command: claudePath, args: claudeArgs(ctx.task.prompt, ctx.model, cap), cwd: ctx.cwd, env: ctx.env, renderFrom: ctx.renderFrom, secret }, (line) => {
         const msg = parseMessage(line);
         if (!msg) {
           if (line.trim()) other = tail(other + line + "\n", 4000);
         } else if (msg.type === "result") {
           result = msg as ClaudeJsonResult;
-        } else if (meter.add(msg) && cap !== null && !capCrossed && meter.usd > cap) {
-          capCrossed = true;
-          stop();
+        } else if (meter.add(msg)) {
+          ctx.onSpend?.(meter.usd);
+          if (cap !== null && !capCrossed && meter.usd > cap) {
+            capCrossed = true;
+            stop();
+          }
         }
       });
       if (ctx.signal.aborted) stop();

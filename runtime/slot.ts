@@ -33,6 +33,11 @@ export interface RunSpec {
   env: Record<string, string>;
   /** Directory whose settings.json and CLAUDE.md are mirrored into `$HOME/.claude` before the run. */
   renderFrom?: string;
+  /**
+   * A secret (one line of visible ASCII: a task token) the supervisor writes to `file` (mode 0600, as the run's
+   * user) before the run and removes after it. It travels on the supervisor's stdin, never in argv or env.
+   */
+  secret?: { file: string; value: string };
 }
 
 /** How a run ended. */
@@ -82,10 +87,11 @@ export class Runner {
    * arrives, and the unterminated rest at the end.
    */
   start(spec: RunSpec, onLine: (line: string) => void = () => {}): RunHandle {
-    const flags = [...(this.o.user ? ["--dedicated"] : []), ...(spec.renderFrom ? ["--render-from", spec.renderFrom] : [])];
+    const flags = [...(this.o.user ? ["--dedicated"] : []), ...(spec.renderFrom ? ["--render-from", spec.renderFrom] : []), ...(spec.secret ? ["--secret-to", spec.secret.file] : [])];
     const argv = [...flags, spec.cwd, spec.command, ...spec.args];
     const bad = argv.find((a) => a.includes("\0"));
     if (bad !== undefined) return failedRun(`cannot run ${spec.command}: an argument contains a NUL byte (U+0000), which no program can receive`);
+    if (spec.secret && !/^[\x21-\x7e]{1,512}$/.test(spec.secret.value)) return failedRun(`cannot run ${spec.command}: the secret for ${spec.secret.file} is not one line of visible ASCII`);
     // Under sudo the environment travels on stdin (sudo resets it, and argv is public in ps); one variable a
     // line, so values with a newline or NUL cannot be sent and are left out.
     const lines = this.o.user
@@ -94,6 +100,8 @@ export class Runner {
           .map(([k, v]) => `${k}=${v}\n`)
           .join("")
       : "";
+    // The secret, when there is one, is the first line (supervise.sh --secret-to), before the environment.
+    const stdin = (spec.secret ? `${spec.secret.value}\n` : "") + lines;
     let child: ChildProcess;
     try {
       child = this.o.user
@@ -102,7 +110,7 @@ export class Runner {
     } catch (err) {
       return failedRun(`cannot start the run supervisor for ${spec.command}: ${(err as Error).message}`);
     }
-    return supervise(child, lines, onLine, this.o.user);
+    return supervise(child, stdin, onLine, this.o.user);
   }
 
   /**

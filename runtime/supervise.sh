@@ -7,15 +7,17 @@
 # children where no service manager does (macOS LaunchDaemon, WSL without systemd); with systemd the unit's
 # control group does it too. POSIX sh on purpose: a run costs one sh, not a second Node.js (~70 ms of CPU each).
 #
-# usage: supervise.sh [--dedicated] [--render-from DIR] CWD COMMAND [ARG...]
+# usage: supervise.sh [--dedicated] [--render-from DIR] [--secret-to FILE] CWD COMMAND [ARG...]
 #        supervise.sh --dedicated --reap
 #   --dedicated    this identity belongs to this slot alone: when a run ends or is stopped, every process of
 #                  the identity is killed too (kill -1), which also catches processes that left the group.
 #                  Refused unless run by sudo for another, non-root user.
 #   --render-from  copy DIR/settings.json and DIR/CLAUDE.md into $HOME/.claude when they differ (remove them
 #                  when DIR lacks them): the slot follows the node's current Claude settings on every claim.
+#   --secret-to    the first stdin line is a secret (the task's queue token): written to FILE with mode 0600, as
+#                  this identity, before the run starts, and removed when it ends. Never in argv or the environment.
 #   --reap         kill every leftover process of the identity (a worker that died with runs), print uid=N.
-# stdin: the run's environment as NAME=VALUE lines (under sudo; credentials travel here, never in argv), an
+# stdin: with --secret-to, the secret line; then the run's environment as NAME=VALUE lines (under sudo; credentials travel here, never in argv), an
 #   empty line, then control lines: TERM (SIGTERM the run's group) or KILL (SIGKILL the group: the run, what
 #   it left behind, this supervisor). End of input after this script exited: SIGKILL what is left of the
 #   group; while the run goes on (the worker is gone): SIGTERM the group, SIGKILL it 2 seconds later.
@@ -25,6 +27,7 @@
 set -u
 fk_sup_dedicated=0
 fk_sup_render=""
+fk_sup_secret_to=""
 fk_sup_reap=0
 fk_sup_invoker=${SUDO_UID:-}
 fk_sup_fail() {
@@ -38,6 +41,11 @@ while [ $# -gt 0 ]; do
     --render-from)
       [ $# -ge 2 ] || fk_sup_fail "--render-from needs a directory"
       fk_sup_render=$2
+      shift 2
+      ;;
+    --secret-to)
+      [ $# -ge 2 ] || fk_sup_fail "--secret-to needs a file"
+      fk_sup_secret_to=$2
       shift 2
       ;;
     *) break ;;
@@ -59,10 +67,15 @@ if [ "$fk_sup_reap" = 1 ]; then
   printf 'uid=%s\n' "$fk_sup_uid"
   exit 0
 fi
-[ $# -ge 2 ] || fk_sup_fail "usage: supervise.sh [--dedicated] [--render-from DIR] CWD COMMAND [ARG...]"
+[ $# -ge 2 ] || fk_sup_fail "usage: supervise.sh [--dedicated] [--render-from DIR] [--secret-to FILE] CWD COMMAND [ARG...]"
 fk_sup_cwd=$1
 shift
 unset SUDO_COMMAND SUDO_USER SUDO_UID SUDO_GID SUDO_HOME MAIL
+fk_sup_secret=""
+if [ -n "$fk_sup_secret_to" ]; then
+  IFS= read -r fk_sup_secret || fk_sup_fail "the worker closed the pipe before sending the secret"
+  [ -n "$fk_sup_secret" ] || fk_sup_fail "the worker sent an empty secret"
+fi
 while :; do
   IFS= read -r fk_sup_line || fk_sup_fail "the worker closed the pipe before the run started"
   [ -n "$fk_sup_line" ] || break
@@ -97,6 +110,12 @@ case $1 in
   */*) [ -f "$1" ] && [ -x "$1" ] ;;
   *) command -v "$1" >/dev/null 2>&1 ;;
 esac || fk_sup_fail "cannot run $1: not found, or not executable by $(id -un)"
+if [ -n "$fk_sup_secret_to" ]; then
+  # printf is a builtin: the secret reaches the file without ever being an argument of a process.
+  (umask 077 && printf '%s\n' "$fk_sup_secret" >"$fk_sup_secret_to.fleetkit-new" && mv -f "$fk_sup_secret_to.fleetkit-new" "$fk_sup_secret_to") ||
+    fk_sup_fail "cannot write $fk_sup_secret_to as $(id -un)"
+fi
+fk_sup_secret=""
 # The run shares this script's process group: the worker starts us as a session of our own.
 "$@" </dev/null &
 fk_sup_child=$!
@@ -129,4 +148,7 @@ exec 3<&0
 ) >/dev/null &
 exec 3<&-
 wait "$fk_sup_child"
-exit $?
+fk_sup_status=$?
+# The secret ends with the run (the queue refuses a task token once its lease ends anyway).
+if [ -n "$fk_sup_secret_to" ]; then rm -f "$fk_sup_secret_to"; fi
+exit "$fk_sup_status"

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { UNCLAIMED_PREFIX, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type NodeInfo, type Task } from "./api.js";
+import { MAX_COST_USD, UNCLAIMED_PREFIX, type ClaimAnswer, type CompleteInput, type GitHubCredentials, type NodeInfo, type Task } from "./api.js";
 import { checkout } from "./checkout.js";
 import { QueueClient, QueueError } from "./client.js";
 import { runGitHubIssue } from "./github.js";
@@ -60,6 +60,12 @@ export interface WorkerOptions {
   /** Log sink (default: {@link stdoutLines}). */
   log?: (line: string) => void;
 }
+
+/**
+ * Where a Claude run finds its task token (the slot's HOME): written 0600 by the run supervisor as the run's
+ * user, removed when the run ends, named by FLEET_TOKEN_FILE in the run's environment.
+ */
+export const TASK_TOKEN_FILE = ".fleet-task-token";
 
 /** The Claude files a slot mirrors from the node user's `~/.claude` on every claim. */
 export const SLOT_CLAUDE_FILES = ["settings.json", "CLAUDE.md"] as const;
@@ -147,6 +153,9 @@ interface SlotContext {
   /** With `--run-as`: the staging directory the run supervisor copies them from, as the slot user. */
   renderFrom?: string;
 }
+
+/** A claim answer that leased a task. */
+type Lease = ClaimAnswer & { task: Task; leaseId: string };
 
 /** A running worker process: N slots sharing one client. */
 export class Worker {
@@ -316,9 +325,10 @@ export class Worker {
       overBudgetLogged = false;
       // Long-polling slots take their next lease with the result report (baseline polling and --once do not).
       const claimNext = !this.o.once && this.o.pollSeconds === undefined;
-      next = await this.runTask(ans.task, ans.leaseId, ans.leaseSeconds, ans.maxBudgetUsd, slot, claimNext).catch((err: Error) => {
+      const lease: Lease = { ...ans, task: ans.task, leaseId: ans.leaseId };
+      next = await this.runTask(lease, slot, claimNext).catch((err: Error) => {
         // A bug of ours, not the task's: the lease expires and the queue retries the task; the slot goes on.
-        this.log(`worker ${workerId}: task ${ans.task!.id}: internal error: ${err.stack ?? err.message}`);
+        this.log(`worker ${workerId}: task ${lease.task.id}: internal error: ${err.stack ?? err.message}`);
         return null;
       });
       if (this.o.once) break;
@@ -340,8 +350,11 @@ export class Worker {
    * Runs one leased task to its report. With `claimNext`, the report also leases the node's next task, which
    * is returned (a lease this slot must run, or release if it is stopping).
    */
-  private async runTask(task: Task, leaseId: string, leaseSeconds: number, maxBudgetUsd: number | null, slot: SlotContext, claimNext: boolean): Promise<ClaimAnswer | null> {
+  private async runTask(lease: Lease, slot: SlotContext, claimNext: boolean): Promise<ClaimAnswer | null> {
+    const { task, leaseId, leaseSeconds } = lease;
     const { workerId } = slot;
+    /** The run's spend so far (USD), sent with each heartbeat for its children's budget. */
+    let spentUsd: number | undefined;
     const abort = new AbortController();
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -352,7 +365,7 @@ export class Worker {
     const hb = setInterval(() => {
       if (beating) return;
       beating = true;
-      this.client.heartbeat(task.id, leaseId).finally(() => (beating = false)).then(
+      this.client.heartbeat(task.id, leaseId, spentUsd).finally(() => (beating = false)).then(
         (r) => {
           if (r.task.cancelRequested && !abort.signal.aborted) abort.abort("cancelled" satisfies StopReason);
         },
@@ -366,7 +379,7 @@ export class Worker {
     }, (leaseSeconds * 1000) / 3);
     const timeout = setTimeout(() => abort.abort("timeout" satisfies StopReason), task.timeoutSeconds * 1000);
     try {
-      const result = await this.execute(task, leaseId, model, maxBudgetUsd, slot, abort.signal);
+      const result = await this.execute(lease, model, slot, abort.signal, (usd) => (spentUsd = Math.min(usd, MAX_COST_USD)));
       clearInterval(hb);
       clearTimeout(timeout);
       const why = abort.signal.aborted ? (abort.signal.reason as StopReason) : null;
@@ -415,12 +428,16 @@ export class Worker {
    * Prepares the task's working directory and runs the executor. Never throws: whatever goes wrong (a checkout
    * that fails, an executor that throws) is this task's failed run, with the reason as its error.
    */
-  private async execute(task: Task, leaseId: string, model: Model, maxBudgetUsd: number | null, slot: SlotContext, signal: AbortSignal): Promise<ExecResult> {
+  private async execute(lease: Lease, model: Model, slot: SlotContext, signal: AbortSignal, onSpend: (usd: number) => void): Promise<ExecResult> {
+    const { task, leaseId, maxBudgetUsd } = lease;
     const started = performance.now();
+    // The task's own token reaches Claude as a file only its user reads; the environment names the file.
+    const taskToken = lease.taskToken ? { file: join(slot.home, TASK_TOKEN_FILE), token: lease.taskToken } : undefined;
+    const env = taskToken ? { ...slot.env, FLEET_QUEUE_URL: this.o.queueUrl, FLEET_TOKEN_FILE: taskToken.file } : { ...slot.env };
     const failed = (error: string): ExecResult => ({ outcome: "failed", result: null, error, exitCode: null, durationSeconds: (performance.now() - started) / 1000, costUsd: null });
     const runExecutor = async (t: Task, cwd: string): Promise<ExecResult> => {
       try {
-        return await this.exec({ task: t, model, maxBudgetUsd, cwd, env: { ...slot.env }, runner: slot.runner, renderFrom: slot.renderFrom, signal });
+        return await this.exec({ task: t, model, maxBudgetUsd, cwd, env: { ...env }, runner: slot.runner, renderFrom: slot.renderFrom, signal, taskToken, onSpend });
       } catch (err) {
         return failed(`the ${this.o.executor} executor failed: ${(err as Error).message}`);
       }
