@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Fleet } from "../model/fleet.js";
 import { UserError } from "../model/errors.js";
-import { defaultIssuePrompt, FINAL_STATES, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState } from "../runtime/api.js";
+import { defaultIssuePrompt, FINAL_STATES, MAX_COST_USD, isBranchName, parseIssueRef, PRIORITIES, TASK_STATES, type GitHubIssue, type Priority, type SubmitInput, type Task, type TaskState, type TaskWithChildren } from "../runtime/api.js";
 import { QueueClient, QueueError } from "../runtime/client.js";
 import { MODELS } from "../runtime/model-choice.js";
 import { queueAccess, secondsFlag, intFlag } from "./args.js";
@@ -19,12 +19,13 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
 
   delegate <node|any> "<prompt>"  submit a task (prompt "-" reads stdin)
         [--priority high|medium|low] [--model auto|haiku|sonnet|opus] [--tag k=v]... [--cwd DIR | --repo URL]
-        [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]
+        [--task-timeout S] [--max-attempts N] [--budget USD] [--wait [--timeout S]]
+        (inside a task, with its task token: a child task, whose budget comes out of what is left of the task's)
   github <owner/repo>#<n> [node|any]  a worker turns the GitHub issue into a pull request from fleet/<node>/issue-<n>
         [--prompt TEXT|-] [--base BRANCH] [--draft] [--tag k=v]... [--priority P] [--model M]
         [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]   (the queue needs --github-token-file)
   list [--status STATE] [--node NODE] [--limit N]   tasks, newest first
-  show <id>                       one task with its result
+  show <id>                       one task with its result, its parent and its children
   wait <id> [--timeout S]         wait until the task ends (exit 1 if it failed, was cancelled or is still running)
   cancel <id>                     cancel a pending task, or stop a running one
   priority <id> <high|medium|low> change a pending task's priority
@@ -128,7 +129,7 @@ const shown = (s: string | null) => printable(s ?? "");
  * through {@link printable}: the result and error keep their newlines and tabs, nothing else reaches the
  * terminal raw.
  */
-export function formatTask(t: Task): string {
+export function formatTask(t: Task, tree: string[] = []): string {
   const tags = Object.entries(t.tags).map(([k, v]) => `${shown(k)}=${shown(v)}`).join(" ");
   const lines = [
     `Task #${t.id}  ${shown(t.state)}${t.cancelRequested && t.state === "running" ? " (cancel requested)" : ""}`,
@@ -146,11 +147,46 @@ export function formatTask(t: Task): string {
     lines.push(`  finished   ${shown(t.finishedAt)}${extra.length ? ` (${extra.join(", ")})` : ""}`);
   }
   if (t.claimedBy) lines.push(`  claimed    by ${shown(t.claimedBy)}${t.worker && t.worker !== t.claimedBy ? ` (session ${shown(t.worker)})` : ""}`);
+  if (t.budgetUsd !== null) lines.push(`  budget     $${t.budgetUsd.toFixed(2)}`);
+  lines.push(...tree);
   lines.push(`  prompt     ${oneLine(t.prompt, 200)}`);
   for (const [i, n] of t.notes.entries()) lines.push(`  ${i === 0 ? "notes     " : "          "} ${shown(n.at)} ${shown(n.author)}: ${printable(n.text, true).replace(/\n/g, "\n             ")}`);
   if (t.error) lines.push(`  error      ${printable(t.error, true)}`);
   if (t.result) lines.push("", printable(t.result, true));
   return lines.join("\n");
+}
+
+/** A task in `show`'s tree: the task, or only its id when this token may not read it. */
+export type TreeNode = Pick<Task, "id" | "state"> | { id: number; state: null };
+
+/**
+ * The `tree` lines of `show`: the parent (if any), the task, its children, each `#id state` (`?` for one this
+ * token may not read), children beyond `maxChildren` counted. No lines for a task without parent or children.
+ */
+export function formatTree(t: Pick<Task, "id" | "state">, parent: TreeNode | null, children: TreeNode[], maxChildren = 50): string[] {
+  if (!parent && children.length === 0) return [];
+  const label = (n: TreeNode) => `#${n.id} ${n.state === null ? "?" : shown(n.state)}`;
+  const lines = parent ? [`  tree       ${label(parent)} (parent)`, `             └ ${label(t)} (this task)`] : [`  tree       ${label(t)} (this task)`];
+  const pad = parent ? "               " : "             ";
+  const listed = children.slice(0, maxChildren);
+  const more = children.length - listed.length;
+  listed.forEach((c, i) => lines.push(`${pad}${i === listed.length - 1 && more === 0 ? "└" : "├"} ${label(c)}`));
+  if (more > 0) lines.push(`${pad}└ … ${more} more`);
+  return lines;
+}
+
+/** Fetches the parent and (up to 50) children of `t` for {@link formatTree}; one this token may not read shows as `?`. */
+async function treeOf(c: QueueClient, t: TaskWithChildren): Promise<string[]> {
+  const node = async (id: number): Promise<TreeNode> => {
+    try {
+      return await c.get(id);
+    } catch (err) {
+      if (err instanceof QueueError && (err.status === 403 || err.status === 404)) return { id, state: null };
+      throw err;
+    }
+  };
+  const [parent, children] = await Promise.all([t.parent === null ? null : node(t.parent), Promise.all(t.children.slice(0, 50).map(node))]);
+  return formatTree(t, parent, [...children, ...t.children.slice(50).map((id) => ({ id, state: null }))]);
 }
 
 /** Renders a task list as a table. */
@@ -183,12 +219,13 @@ const submitOptions = {
   tag: { type: "string", multiple: true },
   "task-timeout": { type: "string" },
   "max-attempts": { type: "string" },
+  budget: { type: "string" },
   wait: { type: "boolean" },
   timeout: { type: "string" },
 } as const;
 
 /** The submit fields of {@link submitOptions} (priority, model, tags, timeout, attempts); UserError for a bad one. */
-function submitFields(f: { priority?: string; model?: string; tag?: string[]; "task-timeout"?: string; "max-attempts"?: string; wait?: boolean; timeout?: string }): Omit<SubmitInput, "target" | "prompt"> {
+function submitFields(f: { priority?: string; model?: string; tag?: string[]; "task-timeout"?: string; "max-attempts"?: string; budget?: string; wait?: boolean; timeout?: string }): Omit<SubmitInput, "target" | "prompt"> {
   if (f.priority && !PRIORITIES.includes(f.priority as Priority)) throw new UserError(`--priority must be one of ${PRIORITIES.join(", ")}, got "${f.priority}".`);
   if (f.model && !["auto", ...MODELS].includes(f.model)) throw new UserError(`--model must be one of auto, ${MODELS.join(", ")}, got "${f.model}".`);
   const tags: Record<string, string> = {};
@@ -204,7 +241,15 @@ function submitFields(f: { priority?: string; model?: string; tag?: string[]; "t
     tags,
     ...(f["task-timeout"] ? { timeoutSeconds: secondsFlag(f["task-timeout"], "task-timeout") } : {}),
     ...(f["max-attempts"] ? { maxAttempts: intFlag(f["max-attempts"], "max-attempts", 1, 100) } : {}),
+    ...(f.budget !== undefined ? { budgetUsd: usdFlag(f.budget, "budget") } : {}),
   };
+}
+
+/** Parses a USD amount from flag `name`: above 0, at most {@link MAX_COST_USD}, at most two decimals (e.g. 0.50). */
+function usdFlag(value: string, name: string): number {
+  const n = Number(value);
+  if (!/^\d{1,5}(\.\d{1,2})?$/.test(value) || n <= 0 || n > MAX_COST_USD) throw new UserError(`--${name} must be US dollars above 0 and at most ${MAX_COST_USD}, with at most two decimals (e.g. 0.50), got "${printable(value)}".`);
+  return n;
 }
 
 /** Submits `input`, prints the queued line (or with `--wait` the final task); the exit code. */
@@ -442,7 +487,7 @@ export async function run(argv: string[], options: { loadFleet?: FleetLoader } =
       const taskId = id(positionals[0]);
       const c = await client(f, load);
       const t = await call(f.queue, () => c.get(taskId));
-      print(f.json ? JSON.stringify(t, null, 2) : formatTask(t));
+      print(f.json ? JSON.stringify(t, null, 2) : formatTask(t, await call(f.queue, () => treeOf(c, t))));
       return 0;
     }
     case "wait": {

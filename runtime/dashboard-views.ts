@@ -130,6 +130,8 @@ const TASK = `<h1>Task #{{task.id}}</h1>
 <dt>Priority</dt><dd id="priority">{{task.priority}}</dd>
 <dt>Model</dt><dd>{{modelText}}</dd>
 <dt>Submitted by</dt><dd>{{task.submittedBy}} at {{task.createdAt}}</dd>
+{{#task.parent}}<dt>Parent</dt><dd id="parent"><a href="/tasks/{{task.parent}}">#{{task.parent}}</a></dd>{{/task.parent}}
+{{#children.length}}<dt>Children</dt><dd id="children">{{#children}}{{#comma}}, {{/comma}}<a href="/tasks/{{id}}">#{{id}}</a> {{state}}{{/children}}</dd>{{/children.length}}
 <dt>Attempts</dt><dd id="attempts">{{task.attempts}} of {{task.maxAttempts}}</dd>
 <dt>Exit code</dt><dd id="exit-code">{{task.exitCode}}{{^hasExit}}–{{/hasExit}}</dd>
 <dt>Duration</dt><dd>{{duration}}</dd>

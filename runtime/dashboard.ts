@@ -475,6 +475,7 @@ export function installDashboard(app: FastifyInstance, q: DashboardQueue, opts: 
         tagsText: Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(" "),
         modelText: modelText(t),
         leases: q.store.leaseHistory(id).map((e) => ({ ...e, atText: utcText(e.at), leased: e.event === "leased" })),
+        children: q.store.children(id).map((c, i) => ({ ...c, comma: i > 0 })),
         hasNotes: t.notes.length > 0,
         notes: t.notes.map((n) => ({ ...n, atText: utcText(n.at) })),
         hasExit: t.exitCode !== null,
