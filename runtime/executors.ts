@@ -34,7 +34,8 @@ export interface ExecContext {
   signal: AbortSignal;
   /**
    * The task's token for this lease and the file the run supervisor writes it to (0600, as the run's user) before
-   * Claude starts; `env` names that file in FLEET_TOKEN_FILE. Absent: no token is handed over.
+   * Claude starts; `env` names that file in FLEET_TOKEN_FILE. Absent: no token is handed over. Only
+   * `claude-print` uses it: the node's AgentAPI session is long-lived and not the task's to hold a token for.
    */
   taskToken?: { file: string; token: string };
   /** Called with the run's spend so far (USD, the estimate of runtime/spend.ts) whenever it grows. */

@@ -282,7 +282,9 @@ export class Worker {
       env = Object.fromEntries(Object.entries({ ...process.env, ...this.o.env }).filter((e): e is [string, string] => e[1] !== undefined));
       env.HOME = home;
     }
+    // Neither the node's token nor a file of it: a task delegates with its own token (TASK_TOKEN_FILE).
     delete env.FLEET_TOKEN;
+    delete env.FLEET_TOKEN_FILE;
     const staged = join(this.homeRoot, STAGED_CLAUDE_DIR);
     const workerId = `${this.o.node}/${hostname()}:${process.pid}/${i}`;
     return user ? { workerId, home, runner, env, claudeFiles: staged, renderFrom: staged } : { workerId, home, runner, env, claudeFiles: join(home, ".claude") };

@@ -231,7 +231,9 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       ["the staged settings: read-only", "touch /var/lib/fleetkit/workers/node-claude/x", "touch: cannot touch '/var/lib/fleetkit/workers/node-claude/x': Permission denied\nexit 1"],
       ["the task database: denied", "cat /var/lib/fleetkit/queue/queue.db", "cat: /var/lib/fleetkit/queue/queue.db: Permission denied\nexit 1"],
       ["no queue token in its environment", "printenv FLEET_TOKEN || echo unset", "unset\nexit 0"],
-      ["the node's fleet command: no token for a task (the token file is unreadable: exit 2)", "fleet task status >/dev/null 2>&1; echo $?", "2\nexit 0"],
+      ["the node's fleet command without the task's token: the node's token file is unreadable (exit 2)", "env -u FLEET_TOKEN_FILE fleet task status >/dev/null 2>&1; echo $?", "2\nexit 0"],
+      ["its task token: a 0600 file of its own, named by FLEET_TOKEN_FILE, not in its environment", 'stat -c "%a %U" "$FLEET_TOKEN_FILE"; env | grep -cF "$(cat "$FLEET_TOKEN_FILE")"', "600 fleetkit-w1\n0\nexit 1"],
+      ["its task token lists no tasks: 403", "fleet task list 2>&1 | grep -c \"HTTP 403): GET /v1/tasks: a task's token may only submit child tasks\"", "1\nexit 0"],
       ["its own HOME, writable", 'echo "$HOME"; touch "$HOME/probe" && echo wrote', "/var/lib/fleetkit/workers/hub-0\nwrote\nexit 0"],
       ["the node's Claude settings, copied into its HOME", 'grep -c DISABLE_AUTOUPDATER "$HOME/.claude/settings.json"', "1\nexit 0"],
       ["Claude's credential in its environment, on no command line", 'ps -eo args > "$HOME/ps"; [ -n "$ANTHROPIC_API_KEY" ] && grep -cF "$ANTHROPIC_API_KEY" "$HOME/ps"', "0\nexit 1"],
@@ -248,6 +250,22 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       expect({ state: t.state, submittedBy: t.submittedBy, node: t.node, result: t.result }).toEqual({ state: "completed", submittedBy: "box", node: "hub", result: "delegated from box\nexit 0" });
       expect(await box.run(`fleet task show ${t.id as number} --json | grep -c '"state": "completed"'`)).toBe("1\n");
     }, 120_000);
+
+    it("delegates from inside the task with its task token: `fleet task delegate box … --wait` completes a child linked to it", async () => {
+      const box = testNode(net, "box");
+      await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
+      try {
+        const t = delegate("hub", "FAKE:exec=fleet task delegate box 'FAKE:exec=echo from the child' --wait --timeout 60 >/dev/null 2>&1; echo $?");
+        expect({ state: t.state, result: t.result }).toEqual({ state: "completed", result: "0\nexit 0" });
+        const get = async (id: unknown) => (await (await fetch(`${hubTunnel!.url}/v1/tasks/${id as number}`, { headers: { Authorization: `Bearer ${tokens.hub}` } })).json()) as Record<string, unknown>;
+        const parent = await get(t.id);
+        expect((parent.children as number[]).length).toBe(1);
+        const child = await get((parent.children as number[])[0]);
+        expect({ parent: child.parent, node: child.node, submittedBy: child.submittedBy, state: child.state, result: child.result }).toEqual({ parent: t.id, node: "box", submittedBy: "hub", state: "completed", result: "from the child\nexit 0" });
+      } finally {
+        await box.run("sudo -n rm -f /usr/local/bin/claude");
+      }
+    }, 180_000);
 
     it("back-to-back tasks in the slot: one run's cleanup (a kill -1 of fleetkit-w1) never reaches the next run", async () => {
       const url = hubTunnel!.url;
