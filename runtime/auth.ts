@@ -67,6 +67,11 @@ export function seeRefusal(p: Principal, id: number): string {
   return `task ${id} is not node ${p.name}'s: a node token reads and changes only the tasks its node submitted, runs or that target it`;
 }
 
+/** The 401 of a task token whose lease ended: `why` says how (e.g. "the task is completed"). */
+export function expiredTaskToken(taskId: number, why: string): HttpError {
+  return new HttpError(401, `task ${taskId}'s token expired with its lease (${why}); a task token works only while its task runs`, true);
+}
+
 /**
  * The principal of a task token, by its SHA-256 among the tokens the queue minted (`lookup`, the store's):
  * undefined for an unknown one; HttpError 401 once its lease ended (the task finished, or its lease expired
@@ -77,7 +82,7 @@ export function taskPrincipal(record: TaskTokenRecord | undefined): Principal | 
   const t = record.task;
   if (!record.live || !t || !t.node) {
     const why = !t ? "the task was purged" : t.state === "running" ? "its lease ended and the task was leased again" : `the task is ${t.state}`;
-    throw new HttpError(401, `task ${record.taskId}'s token expired with its lease (${why}); a task token works only while its task runs`, true);
+    throw expiredTaskToken(record.taskId, why);
   }
   return { kind: "task", name: t.node, taskId: record.taskId };
 }

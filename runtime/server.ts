@@ -44,7 +44,7 @@ import {
 } from "./api.js";
 import { installDashboard } from "./dashboard.js";
 import { startGitHubPoller, type RepoRef } from "./github-poller.js";
-import { CHANGE, installAuth, maySee, READ_TASK, scopes, seeRefusal, SUBMIT, WORKER, who, type Principal } from "./auth.js";
+import { CHANGE, expiredTaskToken, installAuth, maySee, READ_TASK, scopes, seeRefusal, SUBMIT, WORKER, who, type Principal } from "./auth.js";
 import { childBudget } from "./delegation.js";
 import { tokenSha256, type TokensFile } from "./config.js";
 import { HttpError, onlyQuery, parse, queryValue, queueFastify, seconds, tagFilter, taskId } from "./http.js";
@@ -258,6 +258,8 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
       const parent = how.parent;
       if (parent === undefined) return { task: store.submit(body, by, runners, Date.now()), fresh: true };
       const p = mustGet(parent);
+      // Its lease may have ended since the token was checked (a report in the same event-loop turn).
+      if (p.state !== "running") throw expiredTaskToken(parent, `the task is ${p.state}`);
       const share = childBudget(parent, { budgetUsd: p.budgetUsd, spentUsd: store.spentSoFar(parent) }, store.children(parent), body.budgetUsd);
       if ("refused" in share) throw new HttpError(403, share.refused);
       return { task: store.submit(body, by, runners, Date.now(), { parent, budgetUsd: share.budgetUsd }), fresh: true };
