@@ -7,8 +7,7 @@
  * request costs no parsing.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { textProblem } from "./api.js";
-import type { Task } from "./api.js";
+import { textProblem, type Task } from "./api.js";
 import { tokenSha256, type PersonScope, type Scope, type TokensFile } from "./config.js";
 import { HttpError } from "./http.js";
 import type { TaskTokenRecord } from "./store.js";
@@ -73,9 +72,9 @@ export function expiredTaskToken(taskId: number, why: string): HttpError {
 }
 
 /**
- * The principal of a task token, by its SHA-256 among the tokens the queue minted (`lookup`, the store's):
- * undefined for an unknown one; HttpError 401 once its lease ended (the task finished, or its lease expired
- * or was released) or its task was purged.
+ * The principal of a task token from what the store knows of its SHA-256 (store.ts `taskToken`): undefined
+ * for an unknown one; HttpError 401 once its lease ended (the task finished, or its lease expired or was
+ * released) or its task was purged.
  */
 export function taskPrincipal(record: TaskTokenRecord | undefined): Principal | undefined {
   if (!record) return undefined;
@@ -115,7 +114,8 @@ export const WEB = { config: { web: true } } as const;
 /**
  * Adds authentication (onRequest: token → principal, route scopes) and text hygiene (preValidation: no
  * field of any body or query holds a NUL byte, a lone surrogate or a reserved key) to `app`. Routes with
- * {@link WEB} options and `/healthz` need no token.
+ * {@link WEB} options and `/healthz` need no token. `taskTokens` looks a task token up by its SHA-256 (the
+ * store's `taskToken`; a token not in the tokens file is looked for there).
  */
 export function installAuth(app: FastifyInstance, tokens: TokensFile, taskTokens: (tokenSha256: string) => TaskTokenRecord | undefined = () => undefined): void {
   const lookup = principalLookup(tokens);
