@@ -2,7 +2,8 @@
  * User roles: fleet.yaml's `roleSources:` names folders outside the package (relative to the fleet file),
  * each a role with the same {@link RoleDefinition} contract as the built-in ones (README "Writing a role").
  * This module finds the role folders, imports each one's `index.ts` (TypeScript, through whatever loader
- * runs fleetkit: tsx for the CLI, ts-node for `pulumi up`), checks the contract, registers the definitions
+ * runs fleetkit: tsx for the CLI, ts-node for `pulumi up`; the compiled CLI registers tsx for them, see
+ * {@link loadTypeScript}), checks the contract, registers the definitions
  * (roles/registry.ts) and then validates the fleet with them, so every verb and the Pulumi program see one
  * fleet model with the user roles in it.
  *
@@ -108,9 +109,23 @@ function roleFolders(dir: string): string[] | string {
   return subs.length ? subs : `role source ${dir} has no index.ts and no subfolder with one; a role is a folder with an index.ts exporting \`definition\``;
 }
 
+let typeScriptLoader: Promise<void> | undefined;
+/**
+ * Makes `import()` of a .ts file work here. Running from the sources (tsx, ts-node, vitest), this module is
+ * itself TypeScript and the loader is there. Running compiled (dist/, bin/build-cli.mjs), nothing loads
+ * TypeScript, so tsx's loader is registered once, on the first user role: fleets without roles never pay
+ * for it. A user role's imports of fleetkit (`roles/bundle.js`…) then load those sources through tsx, a
+ * second copy of the stateless helpers it uses beside the bundle's.
+ */
+function loadTypeScript(): Promise<void> {
+  if (import.meta.url.endsWith(".ts")) return Promise.resolve();
+  return (typeScriptLoader ??= import("tsx/esm/api").then(({ register }) => void register()));
+}
+
 /** Imports a role folder's index.ts and returns its `definition` (or default) export, or why it cannot. */
 async function importRole(dir: string): Promise<unknown> {
   let mod: Record<string, unknown>;
+  await loadTypeScript();
   try {
     mod = (await import(pathToFileURL(join(dir, "index.ts")).href)) as Record<string, unknown>;
   } catch (err) {

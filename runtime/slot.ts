@@ -16,8 +16,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** Absolute path of the run supervisor beside this module (in the repository and in a node's worker runtime). */
-export const SUPERVISE_SH = fileURLToPath(new URL("./supervise.sh", import.meta.url));
+/**
+ * Absolute path of the run supervisor beside this module (in the repository and in a node's worker runtime).
+ * Spelled `../runtime/` so that it names the same file from the compiled CLI (`dist/*.js`, bin/build-cli.mjs).
+ */
+export const SUPERVISE_SH = fileURLToPath(new URL("../runtime/supervise.sh", import.meta.url));
 
 /** Exit status supervise.sh uses when a run could not be prepared or started (message on stderr). */
 const PREPARE_FAILED = 125;
