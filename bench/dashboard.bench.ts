@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SubmitBodySchema } from "../runtime/api.js";
+import { SubmitBodySchema } from "../runtime/schemas.js";
 import { tokenSha256, type TokensFile } from "../runtime/config.js";
 import { createQueueServer } from "../runtime/server.js";
 import { loadFleet } from "../model/load.js";

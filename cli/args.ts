@@ -3,7 +3,7 @@
  * queue's URL and token); the flags themselves are parsed by ./verb.ts `parseVerb`, as for every verb.
  */
 import { UserError } from "../model/errors.js";
-import { readSecretFile } from "../runtime/config.js";
+import { readSecretFile } from "../runtime/secret-file.js";
 
 /** Parses a non-negative number of seconds (fractions allowed) from flag `name`; undefined stays undefined. */
 export function secondsFlag(value: string | undefined, name: string): number | undefined {

@@ -5,7 +5,8 @@
  */
 import { UserError } from "../model/errors.js";
 import { parseRepoRef } from "../runtime/api.js";
-import { loadTokensFile, readSecretFile } from "../runtime/config.js";
+import { loadTokensFile } from "../runtime/config.js";
+import { readSecretFile } from "../runtime/secret-file.js";
 import { createQueueServer } from "../runtime/server.js";
 import { secondsFlag } from "./args.js";
 import { parseVerb } from "./verb.js";

@@ -4,7 +4,8 @@
  * from the queue (`GET /v1/nodes/me`); Claude's credentials from `--env-file`. SIGTERM/SIGINT drain gracefully.
  */
 import { UserError } from "../model/errors.js";
-import { parseEnvFile, readSecretFile } from "../runtime/config.js";
+import { parseEnvFile } from "../runtime/config.js";
+import { readSecretFile } from "../runtime/secret-file.js";
 import { EXECUTORS, Worker } from "../runtime/worker.js";
 import { intFlag, readToken, secondsFlag } from "./args.js";
 import { parseVerb } from "./verb.js";

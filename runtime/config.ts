@@ -1,12 +1,12 @@
 /**
  * The queue server's view of the fleet: the tokens file (`fleet queue serve --tokens FILE`), rendered by the
- * `queue` role from fleet.yaml and kept on the orchestrator as a 0600 file. Also small shared helpers for
- * reading secrets from files (worker token, env file) without ever putting them on a command line.
+ * `queue` role from fleet.yaml and kept on the orchestrator as a 0600 file. Also the env file parser for the
+ * worker's credentials (secrets come from files, runtime/secret-file.ts, never from a command line).
  */
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { UserError } from "../model/errors.js";
+import { readSecretFile } from "./secret-file.js";
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -159,23 +159,6 @@ export function parseTokensFile(text: string, file: string): TokensFile {
 /** Reads and parses a tokens file; a missing or unreadable file is a {@link UserError}. */
 export function loadTokensFile(file: string): TokensFile {
   return parseTokensFile(readSecretFile(file, "tokens file"), file);
-}
-
-/**
- * Reads a file holding a secret (a token or env file). Warns on stderr when group or others may read it
- * (it should be mode 0600). Throws {@link UserError} when it is missing or empty.
- */
-export function readSecretFile(file: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-    const mode = statSync(file).mode & 0o077;
-    if (mode !== 0) process.stderr.write(`fleet: warning: ${what} ${file} is readable by group or others; run: chmod 600 ${file}\n`);
-  } catch (err) {
-    throw new UserError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}. Check the path (it is created by the queue/worker role, mode 0600).`);
-  }
-  if (!text.trim()) throw new UserError(`${what} ${file} is empty; it must hold the secret.`);
-  return text;
 }
 
 /**

@@ -11,20 +11,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import {
-  ClaimBodySchema,
-  CompleteBodySchema,
   FINAL_STATES,
-  HealthReportSchema,
-  FinishBodySchema,
-  HeartbeatBodySchema,
-  LeaseBodySchema,
-  NoteBodySchema,
-  PresenceBodySchema,
-  PriorityBodySchema,
-  PurgeBodySchema,
-  ReleaseBodySchema,
-  SubmitBodySchema,
-  TakeBodySchema,
   TASK_STATES,
   quoted,
   defaultIssuePrompt,
@@ -42,6 +29,21 @@ import {
   type TaskState,
   type TaskWithChildren,
 } from "./api.js";
+import {
+  ClaimBodySchema,
+  CompleteBodySchema,
+  HealthReportSchema,
+  FinishBodySchema,
+  HeartbeatBodySchema,
+  LeaseBodySchema,
+  NoteBodySchema,
+  PresenceBodySchema,
+  PriorityBodySchema,
+  PurgeBodySchema,
+  ReleaseBodySchema,
+  SubmitBodySchema,
+  TakeBodySchema,
+} from "./schemas.js";
 import { installDashboard } from "./dashboard.js";
 import { startGitHubPoller, type RepoRef } from "./github-poller.js";
 import { CHANGE, expiredTaskToken, installAuth, maySee, READ_TASK, scopes, seeRefusal, SUBMIT, WORKER, who, type Principal } from "./auth.js";

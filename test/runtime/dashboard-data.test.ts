@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CompleteBodySchema, SubmitBodySchema } from "../../runtime/api.js";
+import { CompleteBodySchema, SubmitBodySchema } from "../../runtime/schemas.js";
 import { chartData, nextPage, submitBodyOf } from "../../runtime/dashboard.js";
 import { Store } from "../../runtime/store.js";
 import { tempDir } from "./harness.js";

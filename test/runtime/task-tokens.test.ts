@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { SubmitBodySchema } from "../../runtime/api.js";
+import { SubmitBodySchema } from "../../runtime/schemas.js";
 import { tokenSha256 } from "../../runtime/config.js";
 import { Store } from "../../runtime/store.js";
 import { api, FLEET_BIN, fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, type ServerProc } from "./harness.js";
