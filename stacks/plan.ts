@@ -33,6 +33,19 @@ import {
 
 export * from "../roles/naming.js";
 
+/**
+ * The config keys of tailnet management, without the `fleetkit:` namespace (read by stacks/tailnet.ts; here,
+ * beside the plan, so that `fleet plan` names them without loading the Pulumi SDK).
+ */
+export const TAILNET_CONFIG_KEYS = {
+  apiKey: "tailscaleApiKey",
+  oauthClientId: "tailscaleOauthClientId",
+  oauthClientSecret: "tailscaleOauthClientSecret",
+  tailnet: "tailscaleTailnet",
+  tagOwners: "tailscaleTagOwners",
+  policyFile: "tailnetPolicyFile",
+} as const;
+
 /** One role on one node in the plan. */
 export interface PlannedRole {
   role: RoleName;

@@ -25,24 +25,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tailscale from "@pulumi/tailscale";
 import type { TailnetPolicy } from "./tailnet-policy.js";
-import { TAILNET_POLICY_NAME, TAILNET_PROVIDER_NAME, tailnetKeyResourceName } from "./plan.js";
-
-/** The config keys of tailnet management, without the `fleetkit:` namespace. */
-export const TAILNET_CONFIG_KEYS = {
-  apiKey: "tailscaleApiKey",
-  oauthClientId: "tailscaleOauthClientId",
-  oauthClientSecret: "tailscaleOauthClientSecret",
-  tailnet: "tailscaleTailnet",
-  tagOwners: "tailscaleTagOwners",
-  policyFile: "tailnetPolicyFile",
-} as const;
+import { TAILNET_CONFIG_KEYS, TAILNET_POLICY_NAME, TAILNET_PROVIDER_NAME, tailnetKeyResourceName } from "./plan.js";
 
 /**
  * Seconds a minted auth key stays valid (7 days): it only has to last until the node's first join, which
  * the same `pulumi up` normally does minutes later. Tailscale allows at most 90 days (KB 1085 "Auth keys").
  */
 export const TAILNET_KEY_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
-
 
 /** The stack's Tailscale credentials and tailnet settings; undefined when the tailnet is not managed. */
 export interface TailnetConfig {
