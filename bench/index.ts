@@ -10,3 +10,5 @@ await (await import("./dependson.bench.js")).runDependsOnBench((line) => process
 await (await import("./dashboard.bench.js")).runDashboardBench((line) => process.stdout.write(`\ndashboard: ${line}\n`));
 await (await import("./stats.bench.js")).runStatsBench((line) => process.stdout.write(`\nqueue stats: ${line}\n`));
 await (await import("./orphans.bench.js")).runOrphansBench((line) => process.stdout.write(`\nGitHub orphan list: ${line}\n`));
+process.stdout.write("\nfleet CLI start:\n");
+await (await import("./cli-start.bench.js")).runCliStartBench((line) => process.stdout.write(`${line}\n`));
