@@ -4,7 +4,7 @@
 // changed since: starting takes a bare Node start plus the verb's own modules. Otherwise, e.g. in a checkout
 // without `npm install` or right after editing a source, it loads the TypeScript sources through tsx's
 // loader, silently: the result is the same, only slower to start (about 0.2-1 s more, compiling each call),
-// and a line on stderr would be output every caller (tests, scripts, `--json` users) has to filter.
+// and a line on stderr about it would be one more line every caller (tests, scripts, `--json` users) filters.
 import { readFileSync, statSync } from "node:fs";
 
 const root = new URL("../", import.meta.url);

@@ -13,14 +13,14 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Layer → the layers its files may import (itself included). `bin/` starts the CLI. */
+/** Layer → the layers its files may import (itself included). `bin/` starts the CLI: `cli/`, or `dist/`, the same compiled (bin/build-cli.mjs). */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   model: ["model"],
   roles: ["roles", "model"],
   runtime: ["runtime", "model"],
   stacks: ["stacks", "roles", "model"],
   cli: ["cli", "stacks", "roles", "runtime", "model"],
-  bin: ["bin", "cli"],
+  bin: ["bin", "cli", "dist"],
 };
 
 function sources(dir: string): string[] {
