@@ -72,7 +72,8 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
   const bundles = `${platformFor(node).stateDir}/bundles`;
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
-  const vars = `n=${dir}; d=${shQuote(bundles)}/$n`;
+  // The role name is a hostname label (the loader checks it); quoted all the same, as every fleet.yaml value is.
+  const vars = `n=${shQuote(dir)}; d=${shQuote(bundles)}/$n`;
   const ok = `fk_ok() { [ -f "$1/install.sh" ] && [ -f "$1/uninstall.sh" ] && [ "$(fk_sum "$1/install.sh")" = ${install} ] && [ "$(fk_sum "$1/uninstall.sh")" = ${uninstall} ]; }`;
   const create = [
     `set -e; ${vars}; s=${NODE_BUNDLE_DIR}/$n; ${SUM}; ${ok}`,
@@ -82,7 +83,7 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     `fk_ok "$d.new" || { rm -rf "$d.new"; echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run" >&2; exit 1; }`,
     `rm -rf "$d"; mv "$d.new" "$d"; fi`,
     `rm -rf "$s"; sh "$d/install.sh"`,
-    `for o in ${shQuote(bundles)}/${bundle.role}.*; do [ "$o" = "$d" ] || rm -rf "$o"; done`,
+    `for o in ${shQuote(bundles)}/${shQuote(bundle.role)}.*; do [ "$o" = "$d" ] || rm -rf "$o"; done`,
   ].join("\n");
   const marker = shQuote(`${platformFor(node).stateDir}/roles/${bundle.role}.hash`);
   const del = [
