@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync }
 import { join } from "node:path";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
-import { remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
+import { readTemplate, remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
 import { platformFor } from "./platform.js";
 
 /** Where the copies land on a node, relative to the node user's home (SFTP's starting directory). */
@@ -55,8 +55,16 @@ export function shipsBundleFiles(node: FleetNode): boolean {
   return node.os !== "windows-wsl";
 }
 
-/** sh function printing a file's sha256: GNU `sha256sum` on Linux, `shasum -a 256` (perl) on macOS. */
-const SUM = `fk_sum() { if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d" " -f1; }`;
+/**
+ * The prelude's `fk_sha256` (templates/common/prelude.sh: GNU `sha256sum` on Linux, `shasum -a 256` on macOS),
+ * the one definition of a file's sha256: the short lines run before any script, so they define it themselves.
+ * @throws Error when the prelude no longer defines it as one `fk_sha256() {` … `}` block (a packaging bug).
+ */
+function sha256Function(): string {
+  const m = /^fk_sha256\(\) \{\n[^\n]*\n\}$/m.exec(readTemplate("common/prelude.sh"));
+  if (!m) throw new Error("templates/common/prelude.sh defines no fk_sha256() { … } block of three lines");
+  return m[0];
+}
 
 /**
  * The install and uninstall commands of `bundle` on `node`, and the files they need (see the module doc).
@@ -69,14 +77,18 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     return { create: inv.command, delete: remoteCommand(node, bundle.target, bundle.uninstall), stdinPrefix: inv.stdinPrefix };
   }
   const dir = `${bundle.role}.${bundle.hash}`;
-  const bundles = `${platformFor(node).stateDir}/bundles`;
+  const stateDir = platformFor(node).stateDir;
+  const bundles = `${stateDir}/bundles`;
+  const sum = sha256Function();
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
   // The role name is a hostname label (the loader checks it); quoted all the same, as every fleet.yaml value is.
   const vars = `n=${shQuote(dir)}; d=${shQuote(bundles)}/$n`;
-  const ok = `fk_ok() { [ -f "$1/install.sh" ] && [ -f "$1/uninstall.sh" ] && [ "$(fk_sum "$1/install.sh")" = ${install} ] && [ "$(fk_sum "$1/uninstall.sh")" = ${uninstall} ]; }`;
+  const ok = `fk_ok() { [ -f "$1/install.sh" ] && [ -f "$1/uninstall.sh" ] && [ "$(fk_sha256 "$1/install.sh")" = ${install} ] && [ "$(fk_sha256 "$1/uninstall.sh")" = ${uninstall} ]; }`;
   const create = [
-    `set -e; ${vars}; s=${NODE_BUNDLE_DIR}/$n; ${SUM}; ${ok}`,
+    `set -e; ${vars}; s=${NODE_BUNDLE_DIR}/$n`,
+    sum,
+    ok,
     `if ! fk_ok "$d"; then`,
     `[ -d "$s" ] || { echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the role's -bundle resource)" >&2; exit 1; }`,
     `mkdir -p ${shQuote(bundles)}; umask 077; rm -rf "$d.new"; mkdir "$d.new"; cp "$s/install.sh" "$s/uninstall.sh" "$d.new/"`,
@@ -85,10 +97,11 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     `rm -rf "$s"; sh "$d/install.sh"`,
     `for o in ${shQuote(bundles)}/${shQuote(bundle.role)}.*; do [ "$o" = "$d" ] || rm -rf "$o"; done`,
   ].join("\n");
-  const marker = shQuote(`${platformFor(node).stateDir}/roles/${bundle.role}.hash`);
+  const marker = shQuote(`${stateDir}/roles/${bundle.role}.hash`);
   const del = [
-    `set -e; ${vars}; ${SUM}`,
-    `if [ -f "$d/uninstall.sh" ] && [ "$(fk_sum "$d/uninstall.sh")" = ${uninstall} ]; then sh "$d/uninstall.sh"; rm -rf "$d"`,
+    `set -e; ${vars}`,
+    sum,
+    `if [ -f "$d/uninstall.sh" ] && [ "$(fk_sha256 "$d/uninstall.sh")" = ${uninstall} ]; then sh "$d/uninstall.sh"; rm -rf "$d"`,
     // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
     `elif ! [ -e ${marker} ]; then echo ${shQuote(`fleetkit: ${bundle.role} removed`)}`,
     `else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)" >&2; exit 1; fi`,
