@@ -1,5 +1,5 @@
 /**
- * `fleet plan [--fleet FILE] [--stack NAME] [--json]`: offline. Validates the fleet file, renders every
+ * `fleet plan [--fleet FILE] [--stack NAME] [--json] [--diff STATE [--bundle-dir DIR]]`: offline. Validates the fleet file, renders every
  * node's role bundles and prints the resources `pulumi up` would manage per node — the same resource set the
  * Pulumi program registers (both come from `planFleet`) — and whether the tailnet policy is managed, and
  * if not, what then relies on node firewalls alone. Exit 0 ok, 2 bad input.
@@ -9,6 +9,9 @@
  * folder) for which `fleetkit:` keys are set — a secret's presence, not its value — plus the plain ones it
  * needs (`fleetFile`, `tailscaleTagOwners`, `tailnetPolicyFile`); without `--stack` it plans with the
  * defaults (no managed tailnet, a minted ntfy token) and says so.
+ *
+ * `--diff STATE` prints, instead of the plan, which role bundles would change against a stack state
+ * (`pulumi stack export`) and the diff of their scripts, offline (cli/plan-diff.ts).
  */
 import { parseVerb } from "./verb.js";
 import { readFileSync } from "node:fs";
@@ -25,11 +28,16 @@ import type { Fleet } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
 import { UserError } from "../model/errors.js";
 import { artifactPins } from "./pin-artifacts.js";
+import { diffBundles, formatBundleDiff, readDeployedBundles } from "./plan-diff.js";
 
-const USAGE = `usage: fleet plan [--fleet FILE] [--stack NAME] [--json]
-  --fleet FILE   fleet file to plan (default: the stack's fleetkit:fleetFile, else fleet.yaml)
-  --stack NAME   plan for stack NAME: reads which fleetkit: keys Pulumi.NAME.yaml sets (never a secret's value)
-  --json         print the plan as JSON: { fleet, nodes: [{ name, os, arch, host, roles: [{ role, bundleHash, resources: [{ type, name, dependsOn }] }] }], tailnet: { managed, resources } }
+const USAGE = `usage: fleet plan [--fleet FILE] [--stack NAME] [--json] [--diff STATE [--bundle-dir DIR]]
+  --fleet FILE      fleet file to plan (default: the stack's fleetkit:fleetFile, else fleet.yaml)
+  --stack NAME      plan for stack NAME: reads which fleetkit: keys Pulumi.NAME.yaml sets (never a secret's value)
+  --json            print the plan as JSON: { fleet, nodes: [{ name, os, arch, host, roles: [{ role, bundleHash, resources: [{ type, name, dependsOn }] }] }], tailnet: { managed, resources } }
+  --diff STATE      instead of the plan, the role bundles that would change against a stack state
+                    (\`npx pulumi stack export --file STATE\`; - reads stdin) and their script diffs
+                    (with --json: { changed: [{ node, role, from, to, patch }], added, removed, unchanged, inline })
+  --bundle-dir DIR  where the deployed bundles' scripts are (default: the stack's fleetkit:bundleDir, else .fleetkit/bundles)
 `;
 
 /** What `--stack NAME` learns from the stack's config file. */
@@ -42,6 +50,8 @@ export interface StackFacts {
   fleetFile?: string;
   tagOwners: string[];
   policyFile?: string;
+  /** `fleetkit:bundleDir`, where the program writes bundle files (roles/shipping.ts). */
+  bundleDir?: string;
 }
 
 /**
@@ -88,6 +98,7 @@ export function readStackFacts(stack: string, projectDir = "."): StackFacts {
     fleetFile: plain("fleetFile"),
     tagOwners: Array.isArray(ownersList) ? ownersList.filter((o): o is string => typeof o === "string") : [],
     policyFile: plain(TAILNET_CONFIG_KEYS.policyFile),
+    bundleDir: plain("bundleDir"),
   };
 }
 
@@ -192,7 +203,7 @@ export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string, bundles:
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseVerb(argv, { verb: "plan", usage: USAGE, options: { fleet: { type: "string" }, stack: { type: "string" }, json: { type: "boolean" } }, positionals: false });
+  const parsed = parseVerb(argv, { verb: "plan", usage: USAGE, options: { fleet: { type: "string" }, stack: { type: "string" }, json: { type: "boolean" }, diff: { type: "string" }, "bundle-dir": { type: "string" } }, positionals: false });
   if (!parsed) return 0;
   const { values: args } = parsed;
   const stack = args.stack ? readStackFacts(args.stack) : undefined;
@@ -200,6 +211,13 @@ export async function run(argv: string[]): Promise<number> {
   const fleet = await loadFleetWithRoles(file);
   const bundles = renderBundles(fleet);
   const plan = planFleet(fleet, stackPlanOptions(stack), bundles);
+  if (args.diff !== undefined) {
+    const bundleDir = args["bundle-dir"] ?? stack?.bundleDir ?? ".fleetkit/bundles";
+    const report = diffBundles(plan, bundles, readDeployedBundles(args.diff), bundleDir);
+    process.stdout.write(args.json ? JSON.stringify(report, null, 2) + "\n" : formatBundleDiff(report, args.diff, bundleDir));
+    return 0;
+  }
+  if (args["bundle-dir"] !== undefined) throw new UserError("fleet plan: --bundle-dir goes with --diff STATE; see fleet plan --help.");
   process.stdout.write(args.json ? JSON.stringify(plan, null, 2) + "\n" : formatPlan(fleet, plan, file, bundles, stack));
   return 0;
 }

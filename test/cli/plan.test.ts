@@ -104,7 +104,7 @@ describe("fleet plan", () => {
   it("refuses an unknown option with exit 2 and the usage", () => {
     const run = fleetCli("--bogus");
     expect(run.status).toBe(2);
-    expect(run.stderr.split("\n").slice(0, 2)).toEqual(["fleet plan: unknown option --bogus", "usage: fleet plan [--fleet FILE] [--stack NAME] [--json]"]);
+    expect(run.stderr.split("\n").slice(0, 2)).toEqual(["fleet plan: unknown option --bogus", "usage: fleet plan [--fleet FILE] [--stack NAME] [--json] [--diff STATE [--bundle-dir DIR]]"]);
   });
 });
 

@@ -4,12 +4,12 @@
  * (both decoded and in the wire form that keeps secret markers). The engine side is Pulumi's own
  * MockMonitor; we only watch its RegisterResource requests.
  */
-import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { vi } from "vitest";
+import { programMocks } from "./mocks.js";
 import { FLEET_CHILD_TYPES, FLEET_TYPE, NODE_TYPE, type FleetPlan } from "../../stacks/plan.js";
 
 /** Pulumi's wire signature of a secret value (sdk/nodejs/runtime/rpc.ts `specialSecretSig`). */
@@ -59,49 +59,7 @@ const typeOf = (urn: string) => {
   return qualified.slice(qualified.lastIndexOf("$") + 1);
 };
 
-/** The values the mocks answer for minted tokens and images, so tests can look for them. */
-export const MINTED_MARKER = "MINTEDSECRETMARKER";
-
-/**
- * What a builder's manifest reader answers: the `manifest-<arch>` a build of gcc and clang writes
- * (`arch compiler file sha256`, roles/toolchains/render.ts), with hashes derived from the resource name.
- */
-export function mockManifest(resourceName: string, arch = "x86_64"): string {
-  const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
-  return ["gcc", "clang"].map((c) => `${arch} ${c} ${arch}-${c}-${hex(`${resourceName}-${c}-md5`, 32)}.tar.gz ${hex(`${resourceName}-${c}`, 64)}\n`).join("");
-}
-
-/**
- * The computed outputs the real providers return on create, as the tests' engines answer them: a
- * RandomPassword's recognisable `result`, a RemoteImage's `imageId`, a remote command's stdout (a
- * builder's manifest, else the install's last line) and stderr. Merged over the echoed inputs.
- */
-export function providerOutputs(type: string, name: string): Record<string, unknown> {
-  if (type === "random:index/randomPassword:RandomPassword") return { result: `${MINTED_MARKER}${name.replace(/[^A-Za-z0-9]/g, "")}` };
-  if (type === "docker:index/remoteImage:RemoteImage") return { imageId: `sha256:${"0".repeat(64)}` };
-  if (type === "command:remote:Command") return { stdout: name.endsWith("-toolchains-manifest") ? mockManifest(name) : "fleetkit: changed", stderr: "" };
-  if (type === "tailscale:index/tailnetKey:TailnetKey") return { key: `tskey-auth-${MINTED_MARKER}${name.replace(/[^A-Za-z0-9]/g, "")}` };
-  return {};
-}
-
-/**
- * What the Tailscale API answers a device lookup (`tailscale:index/getDevice:getDevice`) with: a node ID
- * derived from the name asked for (`n<name without dots and dashes>CNTRL`, the shape of Tailscale's IDs).
- */
-export function deviceLookup(inputs: Record<string, unknown>): Record<string, unknown> {
-  const name = String(inputs.name ?? inputs.hostname);
-  return { ...inputs, id: name, nodeId: `n${name.replace(/[^A-Za-z0-9]/g, "")}CNTRL`, tags: [] };
-}
-
-/** Mocks in the pulumi-eks / pulumi/examples style: every resource echoes its inputs plus {@link providerOutputs}. */
-const mocks: pulumi.runtime.Mocks = {
-  newResource(args) {
-    return { id: `${args.name}_id`, state: { ...args.inputs, ...providerOutputs(args.type, args.name) } };
-  },
-  call(args) {
-    return args.token === "tailscale:index/getDevice:getDevice" ? deviceLookup(args.inputs) : args.inputs;
-  },
-};
+export { MINTED_MARKER, mockManifest, providerOutputs, deviceLookup } from "./mocks.js";
 
 /** Where the program runs of this test process write bundle files (the `fleetkit:bundleDir` they get unless given one). */
 export const BUNDLE_DIR = mkdtempSync(join(tmpdir(), "fleetkit-bundles-"));
@@ -122,7 +80,7 @@ export interface ProgramRun {
  */
 export async function runProgram(config: Record<string, string>, secretKeys: string[] = []): Promise<ProgramRun> {
   vi.resetModules();
-  await pulumi.runtime.setMocks(mocks, "fleetkit", "dev", false);
+  await pulumi.runtime.setMocks(programMocks, "fleetkit", "dev", false);
   // Bundle files go to a temp dir, not the checkout's .fleetkit/bundles (content-addressed: runs share it).
   pulumi.runtime.setAllConfig({ "fleetkit:bundleDir": BUNDLE_DIR, ...config }, secretKeys);
   const registrations: Registration[] = [];
