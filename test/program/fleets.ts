@@ -46,3 +46,29 @@ export function withoutRole(file: string, name: string, role: RoleName): string 
   doc.setIn(["nodes", name, "roles"], doc.createNode(roles));
   return writeFleet(doc.toString());
 }
+
+/** A fleet.yaml of `n` nodes in the mix of the root fleet. */
+export function generatedFleet(n: number): string {
+  const lines = [
+    `fleet: scale-${n}`,
+    "tailnet: tail-scale.ts.net",
+    "defaults:",
+    "  user: fleet",
+    "  budgetUsdPerSession: 5",
+    "  claude: { version: 2.1.331 }",
+    "profiles:",
+    "  hub: [tailscale, claude, icecc-scheduler, iceccd, toolchains, ntfy, queue, worker]",
+    "  builder: [tailscale, claude, iceccd, toolchains, worker]",
+    "  pi: [tailscale, claude, agentapi, iceccd, worker]",
+    "  mac: [tailscale, claude, iceccd, worker]",
+    "nodes:",
+    "  hub: { host: hub, os: arch, arch: x86_64, profile: hub, docker: true }",
+    "  builder: { host: builder, os: debian, arch: aarch64, profile: builder }",
+  ];
+  const kinds = [
+    (i: number) => `  pi${i}: { host: pi${i}, os: raspios, arch: aarch64, profile: pi }`,
+    (i: number) => `  mac${i}: { host: mac${i}, os: macos, arch: x86_64, profile: mac }`,
+  ];
+  for (let i = 0; i < n - 2; i++) lines.push(kinds[i % kinds.length]!(i));
+  return lines.join("\n") + "\n";
+}

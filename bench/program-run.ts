@@ -1,0 +1,40 @@
+/**
+ * One run of the Pulumi program (`stacks/index.ts`) under `pulumi.runtime.setMocks`, in a process of its own
+ * so its peak memory is its own: `node --import tsx bench/program-run.ts <fleet file> <bundle dir>`.
+ * Prints one JSON line: `{ resources, inputBytes }` — how many resources the SDK registered and the bytes of
+ * all their inputs in the wire form it sent (what an engine diffs and checkpoints). CPU, wall time and
+ * peak memory are written by bench/usage-reporter.cjs at exit (loaded with `--require`), as for Pulumi's
+ * run harness, so both modes are measured the same way. Used by bench/program.bench.ts.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { programMocks } from "../test/program/mocks.js";
+
+const [fleetFile, bundleDir] = process.argv.slice(2);
+if (!fleetFile || !bundleDir) {
+  process.stderr.write("usage: node --import tsx bench/program-run.ts <fleet file> <bundle dir>\n");
+  process.exit(2);
+}
+
+const SECRETS = {
+  "fleetkit:tailscaleAuthKey": "tskey-auth-bench",
+  "fleetkit:anthropicApiKey": "sk-ant-bench",
+  "fleetkit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE KEY-----\n",
+};
+
+await pulumi.runtime.setMocks(programMocks, "fleetkit", "bench", false);
+pulumi.runtime.setAllConfig({ "fleetkit:fleetFile": fleetFile, "fleetkit:bundleDir": bundleDir, ...SECRETS }, Object.keys(SECRETS));
+let resources = 0;
+let inputBytes = 0;
+const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: { getObject(): { toJavaScript(): unknown } | undefined }, cb: unknown): Promise<void> };
+const original = monitor.registerResource.bind(monitor);
+monitor.registerResource = (req, cb) => {
+  resources++;
+  inputBytes += Buffer.byteLength(JSON.stringify(req.getObject()?.toJavaScript() ?? {}));
+  return original(req, cb);
+};
+try {
+  await import("../stacks/index.js");
+} finally {
+  await pulumi.runtime.disconnect();
+}
+process.stdout.write(`${JSON.stringify({ resources, inputBytes })}\n`);
