@@ -188,6 +188,8 @@ export interface RoleParts {
   secrets?: SecretName[];
   /** `all` (default): every secret is required on stdin; `any`: at least one of them (e.g. API key or OAuth token). */
   secretsMode?: "all" | "any";
+  /** With `secretsMode: "any"`: secrets required besides (read after `secrets`), e.g. the node's queueToken. */
+  requiredSecrets?: SecretName[];
 }
 
 function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platform, what: string): string {
@@ -212,7 +214,8 @@ function header(fleet: Fleet, node: FleetNode, role: RoleName, platform: Platfor
 export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, parts: RoleParts): Bundle {
   if (parts.target === "windows-host") return assembleWindowsHostBundle(fleet, node, role, parts);
   const platform = platformFor(node);
-  const secrets = parts.secrets ?? [];
+  const required = parts.requiredSecrets ?? [];
+  const secrets = [...(parts.secrets ?? []), ...required];
   const any = parts.secretsMode === "any";
   const first = parts.firstFiles ?? [];
   const files = [...first, ...parts.files];
@@ -227,7 +230,8 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   const uninstall = [
     header(fleet, node, role, platform, "uninstall"),
     parts.preUninstall ?? "",
-    files.length ? `fk_rm ${files.map((f) => shQuote(f.path)).join(" ")}` : "",
+    files.some((f) => !f.keepWhile) ? `fk_rm ${files.filter((f) => !f.keepWhile).map((f) => shQuote(f.path)).join(" ")}` : "",
+    ...files.filter((f) => f.keepWhile).map((f) => `if [ ! -e "$FK_STATE/roles/${f.keepWhile}.hash" ]; then fk_rm ${shQuote(f.path)}; fi`),
     parts.postUninstall ?? "",
     parts.packages.length ? `fk_pkg_release ${role} ${parts.packages.join(" ")}` : "",
     `fk_forget ${role}`,
@@ -235,11 +239,14 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
 
   const target = parts.target ?? (node.os === "windows-wsl" ? "wsl" : "node");
   const hash = createHash("sha256");
-  hash.update(JSON.stringify({ target, files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}) }));
+  hash.update(
+    JSON.stringify({ target, files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}), ...(required.length ? { required } : {}) }),
+  );
   const digest = hash.digest("hex");
   const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
   const bundle: Bundle = { node: node.name, role, target, files, install, uninstall, services: parts.services, secrets, hash: digest };
   if (any) bundle.secretsMode = "any";
+  if (required.length) bundle.requiredSecrets = required;
   if (parts.downloads?.length) bundle.downloads = parts.downloads;
   return bundle;
 }

@@ -28,6 +28,11 @@ export interface BundleFile {
   content: string;
   /** What checks this file statically: shell, systemd unit, launchd plist, json, yaml, or plain text. */
   kind: "shell" | "systemd" | "launchd" | "json" | "yaml" | "text";
+  /**
+   * A file two roles place (the node's `fleet` command: worker, or claude without a worker): uninstall leaves
+   * it while this other role's marker (`<stateDir>/roles/<role>.hash`) is on the node.
+   */
+  keepWhile?: RoleName;
 }
 
 /** A long-running service the role manages. */
@@ -71,8 +76,13 @@ export interface Bundle {
   services: BundleService[];
   /** Secrets the install script expects on stdin (as `NAME=value` lines); empty = stdin unused. */
   secrets: SecretName[];
-  /** `any`: the install script needs at least one of `secrets` (pass whichever are configured); absent = all. */
+  /**
+   * `any`: the install script needs at least one of `secrets` (pass whichever are configured), except those in
+   * `requiredSecrets`; absent = all.
+   */
   secretsMode?: "any";
+  /** With `secretsMode: "any"`: secrets among `secrets` that are required all the same (e.g. the node's queueToken). */
+  requiredSecrets?: SecretName[];
   /** sha256 (hex) over target, files (path, mode, owner, content), scripts, services and secret names. */
   hash: string;
   /** Pinned artifacts the install downloads (absent = none); what `fleet pin-artifacts` pins. */

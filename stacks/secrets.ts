@@ -91,7 +91,7 @@ export function formatQueueTokens(tokens: Record<string, string>): string {
  * {@link pulumi.RunError}, so `pulumi up` prints this one paragraph and no stack trace.
  */
 export class MissingSecretError extends pulumi.RunError {
-  constructor(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">, missing: SecretName[]) {
+  constructor(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode" | "requiredSecrets">, missing: SecretName[]) {
     const keys = missing.map((s) => `fleetkit:${s}`);
     const what = bundle.secretsMode === "any" ? `one of the secrets ${keys.join(", ")}` : `the secret ${keys.join(", ")}`;
     super(
@@ -134,7 +134,7 @@ export function secretValue(secrets: StackSecrets, node: string, name: SecretNam
  * @throws MissingSecretError when a required secret is not configured (mode `all`: any missing; mode
  *   `any`: all missing).
  */
-export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode">, secrets: StackSecrets): pulumi.Output<string> | undefined {
+export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "secretsMode" | "requiredSecrets">, secrets: StackSecrets): pulumi.Output<string> | undefined {
   if (bundle.secrets.length === 0) return undefined;
   const present: [SecretName, pulumi.Output<string>][] = [];
   const missing: SecretName[] = [];
@@ -143,7 +143,13 @@ export function secretStdin(bundle: Pick<Bundle, "node" | "role" | "secrets" | "
     if (value) present.push([name, value]);
     else missing.push(name);
   }
-  if (bundle.secretsMode === "any" ? present.length === 0 : missing.length > 0) throw new MissingSecretError(bundle, missing);
+  if (bundle.secretsMode === "any") {
+    // At least one of the alternatives (e.g. API key or OAuth token), and every required one (e.g. queueToken).
+    const required = new Set(bundle.requiredSecrets ?? []);
+    if (!present.some(([name]) => !required.has(name))) throw new MissingSecretError(bundle, missing.filter((n) => !required.has(n)));
+    const requiredMissing = missing.filter((n) => required.has(n));
+    if (requiredMissing.length) throw new MissingSecretError({ ...bundle, secretsMode: undefined }, requiredMissing);
+  } else if (missing.length > 0) throw new MissingSecretError(bundle, missing);
   const lines = present.map(([name, value]) => value.apply((v) => `${name}=${v}\n`));
   return pulumi.secret(pulumi.all(lines).apply((l) => l.join("")));
 }

@@ -23,12 +23,18 @@
  *   whichever is configured) into `<configDir>/claude.env` (0600, owned by the node user) as
  *   `ANTHROPIC_API_KEY=` / `CLAUDE_CODE_OAUTH_TOKEN=` lines, read by AgentAPI's service and the worker.
  *   No secret is ever part of a rendered file.
- * Uninstall removes Claude Code, the link, the env file and the rendered files; ~/.claude's history stays.
+ * - `fleet` (when the fleet runs a queue): on a node without the worker role, this role installs the node's
+ *   `fleet` command the worker role otherwise brings (roles/worker/render.ts `fleetCli`: the runtime's `task`
+ *   verbs, the queue URL, the node's own token from the minted secret `queueToken`, 0600), so Claude on every
+ *   node can delegate as its CLAUDE.md and skill say.
+ * Uninstall removes Claude Code, the link, the env file and the rendered files (and the `fleet` command unless
+ * the worker role is still there); ~/.claude's history stays.
  */
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { fleetQueueUrl, nodeWithRole } from "../../model/fleet.js";
 import { renderTemplate, type RoleParts } from "../bundle.js";
 import { platformFor, type PackageNames } from "../platform.js";
+import { fleetCli } from "../worker/render.js";
 
 /** Where fleetkit installs Claude Code's npm prefix on `node`. */
 export function claudePrefix(node: FleetNode): string {
@@ -143,9 +149,13 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     iceccd: node.roles.includes("iceccd"),
     worker: node.roles.includes("worker"),
   });
+  // The node's `fleet` command: the worker role brings it; on a node without one, this role does (roles/worker).
+  const queue = nodeWithRole(fleet, "queue") !== undefined;
+  const cli = queue ? fleetCli(fleet, node, "claude") : undefined;
+  const ownCli = cli && !node.roles.includes("worker") ? cli : undefined;
   return {
     packages: p.packageList(pkgs),
-    preInstall: [p.installPackages(pkgs), renderTemplate("claude/install.sh", view).trimEnd()].join("\n"),
+    preInstall: [p.installPackages(pkgs), renderTemplate("claude/install.sh", view).trimEnd(), ...(ownCli ? [ownCli.runtime] : [])].join("\n"),
     files: [
       {
         path: `${p.home}/.claude/settings.json`,
@@ -158,11 +168,14 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
       { path: `${p.home}/.claude/CLAUDE.md`, mode: 0o644, owner: node.user, group, kind: "text", content: claudeMd },
       { path: `${p.configDir}/node.json`, mode: 0o644, owner: "root", kind: "json", content: `${JSON.stringify(nodeFacts(fleet, node), null, 2)}\n` },
       { path: `${p.home}/.claude/skills/fleet/SKILL.md`, mode: 0o644, owner: node.user, group, kind: "text", content: fleetSkill(fleet, node) },
+      ...(ownCli ? [ownCli.command] : []),
     ],
-    postInstall: renderTemplate("claude/env.sh", view).trimEnd(),
-    postUninstall: renderTemplate("claude/uninstall.sh", view).trimEnd(),
+    postInstall: [renderTemplate("claude/env.sh", view).trimEnd(), ...(ownCli ? [ownCli.token] : [])].join("\n"),
+    // Always, when the fleet has a queue: the command this role installed, or the worker's once both roles go.
+    postUninstall: [renderTemplate("claude/uninstall.sh", view).trimEnd(), ...(cli ? [cli.remove] : [])].join("\n"),
     services: [],
     secrets: ["anthropicApiKey", "claudeOauthToken"],
     secretsMode: "any",
+    ...(ownCli ? { requiredSecrets: ["queueToken" as const] } : {}),
   };
 }

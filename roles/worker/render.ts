@@ -19,7 +19,8 @@
  *   pipe closes; the systemd unit also keeps `KillMode=control-group`; the LaunchDaemon relies on the
  *   supervisor (launchd kills only the daemon's own process group).
  *
- * - Runtime: Node.js from the platform's packages (Homebrew `node` run as the node user on macOS), the worker's
+ * - Runtime: Node.js and git from the platform's packages (Homebrew's `node` and `git`, run as the node user, on
+ *   macOS: its /usr/bin/git is a stub that asks for the Xcode command line tools), the worker's
  *   sources and pinned package-lock subset (zod + tsx, no native modules) in `<binDir>/worker`, `npm ci` when
  *   the lock changed (roles/runtime-dist.ts).
  * - Queue: `http://<queue node host>:<services.queue.port>` (the queue binds the host address only, so the
@@ -37,13 +38,25 @@
  *   task history and checkouts included.
  */
 import type { Fleet, FleetNode } from "../../model/fleet.js";
-import { renderTemplate, sh, type RoleParts } from "../bundle.js";
+import { renderTemplate, sh, shQuote, type RoleParts } from "../bundle.js";
 import { launchdPlist } from "../launchd.js";
 import type { BundleFile } from "../types.js";
 import { platformFor } from "../platform.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "../claude/render.js";
 import { NODEJS_PACKAGES, queueUrl } from "../queue/render.js";
+import type { PackageNames } from "../platform.js";
 import { runtimePayload } from "../runtime-dist.js";
+
+/**
+ * The worker's packages: Node.js and npm ({@link NODEJS_PACKAGES}) plus git, which runtime/checkout.ts and
+ * GitHub issue tasks (runtime/github.ts) run for every task in a repository; a minimal Debian, Raspberry Pi
+ * OS Lite or Arch install has none.
+ */
+export const WORKER_PACKAGES: PackageNames = {
+  apt: [...NODEJS_PACKAGES.apt!, "git"],
+  pacman: [...NODEJS_PACKAGES.pacman!, "git"],
+  brew: [...NODEJS_PACKAGES.brew!, "git"],
+};
 
 /** Directory of the worker runtime on `node`. */
 export function workerDir(node: FleetNode): string {
@@ -97,13 +110,53 @@ export function workerHomeRoot(node: FleetNode): string {
   return `${platformFor(node).stateDir}/workers`;
 }
 
+/** The node's `fleet` command as install and uninstall fragments: see {@link fleetCli}. */
+export interface FleetCli {
+  /** Unpacks the worker runtime (the `task` verbs the command runs) into {@link workerDir}; needs Node.js. */
+  runtime: string;
+  /** {@link FLEET_COMMAND}, a bundle file of the role that places it, kept on uninstall while the other role is there. */
+  command: BundleFile;
+  /** Writes the node's queue token (secret queueToken) into {@link workerTokenFile}, 0600, the node user's. */
+  token: string;
+  /** Removes the command, the runtime and the token, unless the node's other role that installs them is there. */
+  remove: string;
+}
+
+/**
+ * The `fleet` command on a node: the worker runtime's CLI with the fleet's queue URL and the node's own token,
+ * for the node user's shell and its Claude sessions (issue "delegation from anywhere"). The worker role
+ * installs it, and so does the claude role on a node without a worker, so that every node with Claude can
+ * delegate. The two share the paths; each role's uninstall keeps them while the other role's marker
+ * (`<stateDir>/roles/<role>.hash`) is there. That covers the orders Pulumi runs things in: a role removed is
+ * uninstalled at the end of `pulumi up`, after the other role's update has (re)installed the command. Pure.
+ */
+export function fleetCli(fleet: Fleet, node: FleetNode, owner: "worker" | "claude"): FleetCli {
+  const p = platformFor(node);
+  const dir = workerDir(node);
+  const nodeBin = nodeJsBinDir(node);
+  const tokenFile = workerTokenFile(node);
+  const view = { node: node.name, user: node.user, group: p.userGroup, nodeExe: `${nodeBin}/node`, entry: `${dir}/fleet.mjs`, queueUrl: queueUrl(fleet), tokenFile, configDir: `${p.configDir}/worker` };
+  const payload = runtimePayload(node, "worker", dir);
+  const runtime = renderTemplate("queue/runtime.sh", { verb: owner, dir, nodeBin, stateDir: p.stateDir, minNodeMajor: payload.minNodeMajor, why: "tsx", payload: payload.base64 }).trimEnd();
+  const other = owner === "worker" ? "claude" : "worker";
+  const command: BundleFile = { path: FLEET_COMMAND, mode: 0o755, owner: "root", group: p.rootGroup, kind: "shell", content: renderTemplate("worker/fleet.sh", view), keepWhile: other };
+  const remove = [
+    sh`if [ -e ${`${p.stateDir}/roles/${other}.hash`} ]; then`,
+    `  fk_log ${shQuote(`kept ${FLEET_COMMAND}, its runtime and the node's queue token: role ${other} uses them too`)}`,
+    "else",
+    `  ${sh`fk_rm ${FLEET_COMMAND} ${tokenFile}`}`,
+    `  ${sh`rm -rf ${dir}`}`,
+    "fi",
+  ].join("\n");
+  return { runtime, command, token: renderTemplate("worker/token.sh", view).trimEnd(), remove };
+}
+
 /** Renders the worker role for one node (see the module docstring). Pure. */
 export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
   const dir = workerDir(node);
   const nodeBin = nodeJsBinDir(node);
   const hasClaude = node.roles.includes("claude");
-  const payload = runtimePayload(node, "worker", dir);
   const group = p.userGroup;
   const tokenFile = workerTokenFile(node);
   const homeRoot = workerHomeRoot(node);
@@ -130,28 +183,19 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
     linux: p.family !== "macos",
     macos: p.family === "macos",
   };
-  const runtime = renderTemplate("queue/runtime.sh", {
-    verb: "worker",
-    dir,
-    nodeBin,
-    stateDir: p.stateDir,
-    minNodeMajor: payload.minNodeMajor,
-    why: "tsx",
-    payload: payload.base64,
-  }).trimEnd();
+  const cli = fleetCli(fleet, node, "worker");
   const sudoersRule = workerSudoersRule(node.user, SLOT_USER, view.supervise);
-  const fleetCommand: BundleFile = { path: FLEET_COMMAND, mode: 0o755, owner: "root", group: p.rootGroup, kind: "shell", content: renderTemplate("worker/fleet.sh", view) };
   const sudoersFile: BundleFile = { path: WORKER_SUDOERS, mode: 0o440, owner: "root", group: p.rootGroup, kind: "text", content: sudoersRule };
   const identity = [renderTemplate(p.family === "macos" ? "worker/identity-macos.sh" : "worker/identity.sh", view), renderTemplate("worker/dirs.sh", { ...view, sudoersRule })].join("").trimEnd();
-  const preInstall = [p.installPackages(NODEJS_PACKAGES), runtime, identity].filter(Boolean).join("\n");
-  const token = renderTemplate("worker/token.sh", view).trimEnd();
-  const cleanup = [sh`fk_rm ${tokenFile}`, sh`rm -rf ${dir}`, renderTemplate("worker/identity-remove.sh", view).trimEnd()].join("\n");
+  const preInstall = [p.installPackages(WORKER_PACKAGES), cli.runtime, identity].filter(Boolean).join("\n");
+  const token = cli.token;
+  const cleanup = [cli.remove, renderTemplate("worker/identity-remove.sh", view).trimEnd()].join("\n");
 
   if (p.serviceManager === "launchd") {
     const plist = "/Library/LaunchDaemons/dev.fleetkit.worker.plist";
     const log = `${p.home}/Library/Logs/fleet-worker.log`;
     return {
-      packages: p.packageList(NODEJS_PACKAGES),
+      packages: p.packageList(WORKER_PACKAGES),
       preInstall,
       files: [
         {
@@ -189,7 +233,7 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
           ),
         },
         sudoersFile,
-        fleetCommand,
+        cli.command,
       ],
       postInstall: [token, sh`fk_launchd_daemon dev.fleetkit.worker ${plist} system`].join("\n"),
       preUninstall: sh`fk_launchd_remove dev.fleetkit.worker ${plist} system`,
@@ -200,9 +244,9 @@ export function renderWorker(fleet: Fleet, node: FleetNode): RoleParts {
   }
   const unit = "/etc/systemd/system/fleet-worker.service";
   return {
-    packages: p.packageList(NODEJS_PACKAGES),
+    packages: p.packageList(WORKER_PACKAGES),
     preInstall,
-    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile, fleetCommand],
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("worker/fleet-worker.service", view) }, sudoersFile, cli.command],
     postInstall: [token, "fk_systemd_unit fleet-worker.service"].join("\n"),
     preUninstall: sh`fk_systemd_remove fleet-worker.service ${unit}`,
     postUninstall: cleanup,

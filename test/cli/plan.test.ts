@@ -67,8 +67,9 @@ describe("fleet plan", () => {
     const run = fleetCli();
     const queue = run.stdout.split("\n").find((l) => l.startsWith("  queue "))!;
     expect(queue.replace(HASH, "$1############$3")).toBe(
-      "  queue            ############  Queue + RandomPassword ×3 + CopyToRemote + Command  after arch-orchestrator-tailscale-install, arch-orchestrator-ntfy-token, " +
-        "arch-orchestrator-queue-token, imac-queue-token, macbook1-queue-token, rpi1-queue-token, rpi2-queue-token, rpi3-queue-token",
+      "  queue            ############  Queue + CopyToRemote + Command  after arch-orchestrator-tailscale-install, arch-orchestrator-ntfy-token, " +
+        "arch-orchestrator-queue-token, imac-queue-token, macbook1-queue-token, macbook2-queue-token, rpi1-queue-token, rpi2-queue-token, rpi3-queue-token, " +
+        "windows-desktop-queue-token, windows-laptop-queue-token",
     );
   });
 

@@ -1,6 +1,6 @@
 // @needs debootstrap systemd-nspawn ip iptables ssh ssh-keygen sshd sudo
 /**
- * The worker runtime roles (queue, worker) with claude, on two real Debian 13 (trixie) nodes: bookworm's
+ * The worker runtime roles (queue, worker) with claude, on three real Debian 13 (trixie) nodes: bookworm's
  * Node.js 18 is older than the queue's minimum (20, for better-sqlite3 12), which the queue role refuses with
  * a clear message, so these roles are proven on the release their docs name. Bundles run over SSH exactly
  * as the Pulumi role component runs them (see bundles.ts); the runtime's npm dependencies come from the npm
@@ -18,6 +18,7 @@ import { remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle
 import { wslLauncher } from "../roles/windows-commands.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { announceSkip, bootNodes, type TestNetwork } from "./harness.js";
+import { startGitHub, type GitHubStandIn } from "../runtime/fixtures/github.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
 
 const skipReason = announceSkip();
@@ -25,27 +26,34 @@ const skipReason = announceSkip();
 // box runs its worker without the claude role, so the worker takes `claude` from PATH: there the test puts
 // the stand-in (test/runtime/fixtures/claude, Claude's documented JSON result) for a delegated task to finish
 // (the real Claude Code on hub has no Anthropic API to reach here).
+// desk has Claude and no worker: the claude role brings its `fleet` command (and its token), as on a person's Mac.
 const LAYOUT: Record<string, RoleName[]> = {
   hub: ["claude", "queue", "worker"],
   box: ["worker"],
+  desk: ["claude"],
 };
 const STANDIN = readFileSync(new URL("../runtime/fixtures/claude", import.meta.url), "utf8");
 const QUEUE_PORT = 8787;
 /** What each role leaves outside its bundle files, which uninstall must remove. */
 const ROLE_LEFTOVERS: Partial<Record<RoleName, string[]>> = {
-  claude: ["/usr/local/bin/claude", "/usr/local/lib/fleetkit/claude-code", "/etc/fleetkit/claude.env"],
-  queue: ["/usr/local/lib/fleetkit/queue", "/etc/fleetkit/queue/tokens.json"],
-  worker: ["/usr/local/lib/fleetkit/worker", "/etc/fleetkit/worker/token", "/var/lib/fleetkit/workers"],
+  // The node's `fleet` (command, runtime, token) goes with the last of claude and worker on the node.
+  claude: ["/usr/local/bin/claude", "/usr/local/lib/fleetkit/claude-code", "/etc/fleetkit/claude.env", "/usr/local/bin/fleet", "/etc/fleetkit/worker/token", "/usr/local/lib/fleetkit/worker"],
+  queue: ["/usr/local/lib/fleetkit/queue", "/etc/fleetkit/queue/tokens.json", "/etc/fleetkit/queue/github.token"],
+  worker: ["/usr/local/lib/fleetkit/worker", "/etc/fleetkit/worker/token", "/var/lib/fleetkit/workers", "/usr/local/bin/fleet"],
 };
 
-describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two real Debian 13 nodes", () => {
+describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on three real Debian 13 nodes", () => {
   let net: TestNetwork;
   let fleet: Fleet;
   let bundles: Map<string, Bundle[]>;
-  const tokens: Record<string, string> = { hub: randomBytes(18).toString("hex"), box: randomBytes(18).toString("hex") };
+  const tokens: Record<string, string> = { hub: randomBytes(18).toString("hex"), box: randomBytes(18).toString("hex"), desk: randomBytes(18).toString("hex") };
   const apiKey = `sk-ant-test-${randomBytes(12).toString("hex")}`;
+  /** The queue's GitHub token: a marker that must be nowhere on box and only in the queue's token file on hub. */
+  const githubToken = `ghp_hostsMarker${randomBytes(12).toString("hex")}`;
+  let gh: GitHubStandIn;
   const secretsFor = (node: string): Partial<Record<SecretName, string>> => ({
     anthropicApiKey: apiKey,
+    githubToken,
     queueTokens: formatQueueTokens(tokens),
     queueToken: tokens[node],
   });
@@ -55,7 +63,10 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
 
   beforeAll(async () => {
     // debianHostname: on hub, "hub" is 127.0.1.1 (Debian's installer line), where the queue once bound.
-    net = await bootNodes(2, { names: Object.keys(LAYOUT), suite: "trixie", debianHostname: true, log: (l) => console.log(l) });
+    net = await bootNodes(3, { names: Object.keys(LAYOUT), suite: "trixie", debianHostname: true, log: (l) => console.log(l) });
+    // GitHub, as the nodes reach it: the stand-in on the host's side of the nodes' bridge.
+    gh = await startGitHub(githubToken, { host: net.hostAddress });
+    gh.addRepo("acme", "widgets", { "README.md": "widgets\n", "AGENTS.md": "Run the tests with `make test` before committing.\n" });
     const yaml = [
       "fleet: runtime-test",
       "defaults:",
@@ -66,6 +77,8 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       "services:",
       "  queue:",
       `    port: ${QUEUE_PORT}`,
+      "    github:",
+      `      apiUrl: ${gh.url}`,
       "nodes:",
       ...net.nodes.flatMap((n) => [`  ${n.name}:`, `    host: ${n.name}`, "    os: debian", "    arch: x86_64", `    roles: [${LAYOUT[n.name]!.join(", ")}]`]),
       "",
@@ -75,6 +88,7 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
   });
   afterAll(async () => {
     await net?.teardown();
+    await gh?.close();
   });
 
   it("installs claude, queue and worker in dependency order (waves in parallel, like Pulumi)", async () => {
@@ -137,10 +151,11 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
     for (let i = 0; i < 30; i++) {
       const out = await box.run("sh -s", { input: `curl -fsS -H "Authorization: Bearer ${tokens.box}" http://hub:${QUEUE_PORT}/v1/nodes\n` });
       nodes = (JSON.parse(out) as { nodes: { node: string; online: boolean }[] }).nodes;
-      if (nodes.every((x) => x.online)) break;
+      if (nodes.filter((x) => x.node !== "desk").every((x) => x.online)) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
-    expect(nodes.map((x) => [x.node, x.online]).sort()).toEqual([["box", true], ["hub", true]]);
+    // desk runs no worker: known to the queue (it has a token), never online.
+    expect(nodes.map((x) => [x.node, x.online]).sort()).toEqual([["box", true], ["desk", false], ["hub", true]]);
     const denied = await box.run("sh -s", { input: `curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-a-token-0000000" http://hub:${QUEUE_PORT}/v1/nodes\n` });
     expect(denied).toBe("401");
   }, 60_000);
@@ -197,6 +212,74 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on two 
       costUsd: 0.0123,
     });
     await box.run("sudo -n rm -f /usr/local/bin/claude");
+  }, 120_000);
+
+  it("a GitHub issue task on box, from the worker the worker role installed: the issue becomes a pull request from fleet/box/issue-<n>; the token never reaches box's disk, logs or process list", async () => {
+    const box = testNode(net, "box");
+    // The worker role brought git (a minimal Debian has none; the root filesystem here has none either).
+    expect(await box.run("command -v git")).toBe("/usr/bin/git\n");
+    await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
+    const tunnel = await openTunnel(20200 + net.slot);
+    const n = gh.addIssue("acme", "widgets", { title: "Fix the frobnicator", body: "It frobs twice." });
+    try {
+      const env = { ...process.env, FLEET_QUEUE_URL: tunnel.url, FLEET_TOKEN: tokens.hub };
+      const sub = spawnSync(process.execPath, ["bin/fleet.mjs", "task", "github", `acme/widgets#${n}`, "box", "--prompt", "FAKE:exec=sleep 2; echo fixed > fix.txt", "--json"], { env, encoding: "utf8", timeout: 60_000 });
+      expect([sub.status, sub.stderr]).toEqual([0, ""]);
+      const id = (JSON.parse(sub.stdout) as { id: number }).id;
+      // While it runs: box's process list, as any user of box sees it, never holds the token.
+      const snapshots: string[] = [];
+      let task: Record<string, unknown> = {};
+      for (let i = 0; i < 120; i++) {
+        snapshots.push(await box.run("ps -eo user,args"));
+        task = (await (await fetch(`${tunnel.url}/v1/tasks/${id}`, { headers: { Authorization: `Bearer ${tokens.hub}` } })).json()) as Record<string, unknown>;
+        if (["completed", "failed", "cancelled"].includes(task.state as string)) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect({ state: task.state, node: task.node, error: task.error }).toEqual({ state: "completed", node: "box", error: null });
+      expect((task.result as string).split("\n")[0]).toBe(`pull request ${gh.url}/html/acme/widgets/pull/${n + 1} (created)`);
+      expect(snapshots.some((s) => s.includes("FAKE:exec=sleep 2"))).toBe(true);
+      expect(snapshots.filter((s) => s.includes(githubToken))).toEqual([]);
+      // The branch, pushed over HTTP by box's git; the default branch untouched (its pre-receive hook refuses updates).
+      expect(gh.git("acme", "widgets", ["show", `fleet/box/issue-${n}:fix.txt`])).toBe("fixed");
+      expect(gh.git("acme", "widgets", ["log", "--format=%s|%an", `fleet/box/issue-${n}`])).toBe(`Fix the frobnicator (#${n})|fleetkit box\ninitial commit|Octo Cat`);
+      expect(gh.git("acme", "widgets", ["log", "--format=%s", "main"])).toBe("initial commit");
+      const repo = gh.repo("acme", "widgets");
+      expect(repo.pulls.map((p) => [p.head, p.base, p.state, p.labels])).toEqual([[`fleet/box/issue-${n}`, "main", "open", ["fleet:pull-request"]]]);
+      expect(repo.issues.get(n)!.labels).toEqual([]);
+      expect(gh.calls.filter((c) => c.path.includes(`/issues/${n}`) || c.path.includes("/pulls")).map((c) => `${c.operationId} ${c.status}`)).toEqual([
+        "issues/get 200",
+        "issues/add-labels 200",
+        "issues/list-comments 200",
+        "pulls/list 200",
+        "pulls/create 201",
+        "issues/remove-label 200",
+      ]);
+      expect(gh.violations).toEqual([]);
+      // The token: on hub only in the queue's 0600 token file; on box in no file and no log line.
+      // The search reads the token on stdin: as an argument of sudo it would be in sudo's own journal entry.
+      const find = (n: string) =>
+        testNode(net, n).run("sh -s", {
+          input: `t='${githubToken}'\nprintf '%s\\n' "$t" | sudo -n grep -rlsF -f - /etc /var/lib/fleetkit /home /root /tmp /var/log\nsudo -n journalctl --no-pager -o cat | grep -cF -f /dev/fd/3 3<<EOF\n$t\nEOF\ntrue\n`,
+        });
+      expect(await find("hub")).toBe("/etc/fleetkit/queue/github.token\n0\n");
+      expect(await testNode(net, "hub").run("sudo -n stat -c '%a %U' /etc/fleetkit/queue/github.token")).toBe("600 admin\n");
+      expect(await find("box")).toBe("0\n");
+    } finally {
+      tunnel.close();
+      await box.run("sudo -n rm -f /usr/local/bin/claude");
+    }
+  }, 240_000);
+
+  it("from desk's own shell (Claude, no worker): the claude role brought `fleet` and desk's token; a delegation to box completes", async () => {
+    const [desk, box] = [testNode(net, "desk"), testNode(net, "box")];
+    expect(await desk.run("ls -l /usr/local/bin/fleet | cut -d' ' -f1,3; sudo -n stat -c '%a %U' /etc/fleetkit/worker/token")).toBe("-rwxr-xr-x root\n600 admin\n");
+    await box.run("sudo -n sh -c 'cat > /usr/local/bin/claude && chmod 755 /usr/local/bin/claude'", { input: STANDIN });
+    try {
+      const t = JSON.parse(await desk.run("fleet task delegate box 'FAKE:exec=echo delegated from desk' --wait --timeout 60 --json")) as Record<string, unknown>;
+      expect({ state: t.state, submittedBy: t.submittedBy, node: t.node, result: t.result }).toEqual({ state: "completed", submittedBy: "desk", node: "box", result: "delegated from desk\nexit 0" });
+    } finally {
+      await box.run("sudo -n rm -f /usr/local/bin/claude");
+    }
   }, 120_000);
 
   /** Delegates `prompt` to `node` from this machine (through {@link hubTunnel}) with hub's token and waits; returns the finished task. */

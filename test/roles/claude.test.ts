@@ -17,14 +17,14 @@ const FLEETS: Record<string, Fleet> = { mesh, remote, shared };
 
 describe("role claude: per OS family", () => {
   it.each([
-    // fleet, node, target, package-manager line, npm (prefix) line
-    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
-    ["mesh", "macbook1", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code"],
-    ["remote", "macbook-air", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code"],
-    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
-    ["shared", "control-node", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
-    ["mesh", "windows-desktop", "wsl", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code"],
-  ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, prefix) => {
+    // fleet, node, target, package-manager line, npm (prefix) line, whether claude brings the node's `fleet` (no worker there)
+    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code", false],
+    ["mesh", "macbook1", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code", false],
+    ["remote", "macbook-air", "node", "fk_brew_install node", "/usr/local/libexec/fleetkit/claude-code", true],
+    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code", false],
+    ["shared", "control-node", "node", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code", false],
+    ["mesh", "windows-desktop", "wsl", "fk_apt_install nodejs npm bubblewrap socat", "/usr/local/lib/fleetkit/claude-code", true],
+  ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, prefix, cli) => {
     const fleet = FLEETS[label];
     const b = renderBundle(fleet, node(fleet, name), "claude");
     const lines = b.install.split("\n");
@@ -32,8 +32,17 @@ describe("role claude: per OS family", () => {
     expect(lines).toContain(pkgLine);
     expect(lines).toContain(`  npm install --global --prefix '${prefix}' --no-audit --no-fund --loglevel=error '@anthropic-ai/claude-code@2.1.331' >/dev/null`);
     expect(lines).toContain(`  ln -sfn '${prefix}/bin/claude' '/usr/local/bin/claude'`);
-    expect(lines).toContain("fk_read_secrets --any anthropicApiKey claudeOauthToken");
-    expect([b.secrets, b.secretsMode, b.services]).toEqual([["anthropicApiKey", "claudeOauthToken"], "any", []]);
+    expect(lines).toContain(`fk_read_secrets --any anthropicApiKey claudeOauthToken${cli ? " queueToken" : ""}`);
+    expect([b.secrets, b.secretsMode, b.requiredSecrets, b.services]).toEqual([
+      ["anthropicApiKey", "claudeOauthToken", ...(cli ? ["queueToken"] : [])],
+      "any",
+      cli ? ["queueToken"] : undefined,
+      [],
+    ]);
+    // The node's `fleet`: placed by this role only without a worker; removed by it only once no worker is left.
+    expect(lines.filter((l) => l.startsWith("fk_put '/usr/local/bin/fleet' 0755 'root'"))).toHaveLength(cli ? 1 : 0);
+    const state = node(fleet, name).os === "macos" ? "/usr/local/var/fleetkit" : "/var/lib/fleetkit";
+    expect(b.uninstall).toContain(`if [ -e '${state}/roles/worker.hash' ]; then`);
   });
 
   it.each([
@@ -42,6 +51,8 @@ describe("role claude: per OS family", () => {
       ["/Users/fleet/.claude/CLAUDE.md", 0o644, "fleet", "staff", "text"],
       ["/usr/local/etc/fleetkit/node.json", 0o644, "root", undefined, "json"],
       ["/Users/fleet/.claude/skills/fleet/SKILL.md", 0o644, "fleet", "staff", "text"],
+      // No worker on macbook2: this role brings the node's `fleet` (roles/worker/render.ts fleetCli).
+      ["/usr/local/bin/fleet", 0o755, "root", "wheel", "shell"],
     ]],
     ["remote", "macbook-pro", [
       ["/Users/matt/.claude/settings.json", 0o644, "matt", "staff", "json"],

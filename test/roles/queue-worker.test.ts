@@ -128,11 +128,11 @@ describe("role queue", () => {
 describe("role worker", () => {
   it.each([
     // fleet, node, target, package line, service-manager line, service
-    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["mesh", "macbook1", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
-    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
-    ["remote", "macbook-pro", "node", "fk_brew_install node", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
-    ["shared", "pi-node-2", "node", "fk_apt_install nodejs npm", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+    ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm git", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+    ["mesh", "macbook1", "node", "fk_brew_install git", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
+    ["mesh", "rpi1", "node", "fk_apt_install nodejs npm git", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
+    ["remote", "macbook-pro", "node", "fk_brew_install git", "fk_launchd_daemon dev.fleetkit.worker '/Library/LaunchDaemons/dev.fleetkit.worker.plist' system", "dev.fleetkit.worker"],
+    ["shared", "pi-node-2", "node", "fk_apt_install nodejs npm git", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
   ] as const)("%s fleet: %s (target %s)", (label, name, target, pkgLine, svcLine, service) => {
     const fleet = FLEETS[label];
     const b = renderBundle(fleet, node(fleet, name), "worker");
@@ -256,7 +256,19 @@ describe("role worker", () => {
     // The identity exists before the service starts.
     expect(b.install.indexOf("useradd --system")).toBeLessThan(b.install.indexOf("fk_systemd_unit fleet-worker.service"));
     const un = b.uninstall.split("\n");
-    expect(un.filter((l) => l.includes("/etc/sudoers.d/fleetkit-worker"))).toEqual(["fk_rm '/etc/systemd/system/fleet-worker.service' '/etc/sudoers.d/fleetkit-worker' '/usr/local/bin/fleet'"]);
+    expect(un.filter((l) => l.includes("/etc/sudoers.d/fleetkit-worker"))).toEqual(["fk_rm '/etc/systemd/system/fleet-worker.service' '/etc/sudoers.d/fleetkit-worker'"]);
+    expect(un).toContain(`if [ ! -e "$FK_STATE/roles/claude.hash" ]; then fk_rm '/usr/local/bin/fleet'; fi`);
+    // The node's `fleet`, its runtime and token: kept while the claude role (which brings them without a worker) is there.
+    expect(b.uninstall).toContain(
+      [
+        "if [ -e '/var/lib/fleetkit/roles/claude.hash' ]; then",
+        "  fk_log 'kept /usr/local/bin/fleet, its runtime and the node'\\''s queue token: role claude uses them too'",
+        "else",
+        "  fk_rm '/usr/local/bin/fleet' '/etc/fleetkit/worker/token'",
+        "  rm -rf '/usr/local/lib/fleetkit/worker'",
+        "fi",
+      ].join("\n"),
+    );
     expect(un).toContain("  userdel 'fleetkit-w1'");
     expect(un).toContain("  rm -rf '/var/lib/fleetkit/workers'");
     expect(b.uninstall.indexOf("fk_systemd_remove fleet-worker.service")).toBeLessThan(b.uninstall.indexOf("userdel"));
