@@ -14,8 +14,13 @@
  * Distribution (run by the Pulumi component or a zx script after the build, since the tarball names and
  * sha256s exist only then): read each builder's `/opt/icecc-envs/manifest-<arch>` ({@link parseManifest}),
  * then for every receiving node and tarball run {@link toolchainCheckCommand}; only on `missing`, stream the
- * file from the builder into {@link toolchainReceiveScript} (verifies the sha256 before anything is
- * replaced, links `current-<arch>-<compiler>.tar.gz`, removes superseded tarballs, writes the env file).
+ * file from the builder into the node's receive program, `sudo <binDir>/fleetkit-toolchain-receive ARCH
+ * COMPILER FILE SHA256` ({@link toolchainReceiveProgram}: checks its arguments, verifies the sha256 before
+ * anything is replaced, links `current-<arch>-<compiler>.tar.gz`, removes superseded tarballs).
+ *
+ * Receiver files ({@link toolchainReceiverFiles}): the iceccd role installs the receive program and the
+ * environment file on every Linux iceccd node of a fleet with a builder, so each distribution command
+ * stays a short line (no script travels with each tarball) and the env file changes only with the fleet.
  *
  * Environment (`<configDir>/icecc-env.sh`, a sourced sh file, rendered purely from the fleet): resolves the
  * `current-*` links when sourced, so the bundle never needs the deploy-time hashes. ICECC_VERSION is
@@ -25,7 +30,7 @@
  */
 import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
 import { ARCH_NAMES } from "../../model/schema.js";
-import { putFile, readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "../bundle.js";
+import { readTemplate, renderTemplate, sh, shQuote, type RoleParts } from "../bundle.js";
 import { iceccBinary } from "../iceccd/render.js";
 import { platformFor } from "../platform.js";
 import type { BundleFile } from "../types.js";
@@ -125,7 +130,7 @@ export function toolchainEnvFile(fleet: Fleet, node: FleetNode, paths: Toolchain
     mode: 0o644,
     owner: "root",
     kind: "shell",
-    content: renderTemplate("toolchains/icecc-env.sh", { node: node.name, arch: node.arch, envDir, path, otherArches: others, hasOtherArches: others.length > 0 }),
+    content: renderTemplate("toolchains/icecc-env.sh", { node: node.name, arch: node.arch, envDir, path, otherArches: others.map((other) => ({ other })), hasOtherArches: others.length > 0 }),
   };
 }
 
@@ -167,28 +172,84 @@ export function toolchainCheckCommand(t: ToolchainTarball, envDir = TOOLCHAIN_DI
   return `if [ -f ${f} ] && [ "$(sha256sum ${f} | cut -d' ' -f1)" = ${t.sha256} ]; then echo present; else echo missing; fi`;
 }
 
+/** The prelude helpers the receive program uses (templates/common/prelude.sh). */
+const RECEIVE_HELPERS = ["fk_log", "fk_die", "fk_rm", "fk_sha256"];
+
 /**
- * The complete script (run as root, tarball on stdin) that installs tarball `t` on `node` and writes the
- * node's environment file; idempotent, prints `fleetkit: toolchains changed|unchanged`. Pure.
+ * The prelude's opening settings (`set -eu`, umask, `FK_CHANGED=0`: its lines before the first function) and
+ * the definitions of the helper functions `names`, copied from templates/common/prelude.sh. The receive
+ * program carries only these, not the whole prelude: the iceccd bundle travels inline on a Windows command
+ * line (roles/bundle.ts WINDOWS_COMMAND_LINE_LIMIT), where 8 KB more would not fit.
+ * @throws Error when the prelude defines a name not as `name() { … }` on one line or up to a line `}`.
+ */
+function preludePart(names: string[]): string {
+  const lines = readTemplate("common/prelude.sh").split("\n");
+  const head = lines.slice(0, lines.findIndex((l) => /^fk_\w+\(\) \{/.test(l))).filter((l) => l.trim() !== "" && !l.startsWith("#"));
+  const defs = names.map((name) => {
+    const start = lines.findIndex((l) => l.startsWith(`${name}() {`));
+    const end = start < 0 ? -1 : lines[start]!.trimEnd().endsWith("}") ? start : lines.indexOf("}", start);
+    if (end < 0) throw new Error(`templates/common/prelude.sh defines no ${name}() { … } block (the toolchain receive program needs it)`);
+    return lines.slice(start, end + 1).join("\n");
+  });
+  return ["# --- from the fleetkit prelude ---", ...head, ...defs].join("\n");
+}
+
+/** Path of the receive program on `node` (`<binDir>/fleetkit-toolchain-receive`, installed by the iceccd role). */
+export function toolchainReceivePath(node: FleetNode): string {
+  return `${platformFor(node).binDir}/fleetkit-toolchain-receive`;
+}
+
+/**
+ * The receive program of a Linux iceccd node (a root-owned 0755 sh file with the prelude helpers it uses, rendered from the
+ * fleet only): `fleetkit-toolchain-receive ARCH COMPILER FILE SHA256`, run as root with the tarball on stdin.
+ * It refuses arguments that {@link parseManifest} would refuse (they come from a builder's manifest over SSH),
+ * verifies the sha256 before anything is replaced, links `current-<arch>-<compiler>.tar.gz`, removes
+ * superseded tarballs, and prints `fleetkit: toolchains changed|unchanged` (templates/toolchains/receive.sh).
+ * `paths` is for tests (a temp tarball directory and program path). Pure.
+ */
+export function toolchainReceiveProgram(node: FleetNode, paths: ToolchainPaths & { program?: string } = {}): BundleFile {
+  const path = paths.program ?? toolchainReceivePath(node);
+  const view = {
+    path,
+    envDir: paths.envDir ?? TOOLCHAIN_DIR,
+    archNames: [...ARCH_NAMES],
+    archList: ARCH_NAMES.join(", "),
+    compilers: [...COMPILERS],
+    compilerList: COMPILERS.join(", "),
+  };
+  return {
+    path,
+    mode: 0o755,
+    owner: "root",
+    kind: "shell",
+    content: [
+      "#!/bin/sh",
+      sh`# fleetkit toolchain receive program of node ${node.name}. Rendered by fleetkit; do not edit.`,
+      preludePart(RECEIVE_HELPERS),
+      renderTemplate("toolchains/receive.sh", view).trimEnd(),
+      "",
+    ].join("\n"),
+  };
+}
+
+/**
+ * What the iceccd role installs on a Linux node of a fleet that builds toolchains: the receive program
+ * ({@link toolchainReceiveProgram}) and the environment file ({@link toolchainEnvFile}); none on macOS or in
+ * a fleet without a builder. Pure.
+ */
+export function toolchainReceiverFiles(fleet: Fleet, node: FleetNode): BundleFile[] {
+  if (!isLinux(node) || builtArches(fleet).length === 0) return [];
+  return [toolchainReceiveProgram(node), toolchainEnvFile(fleet, node)];
+}
+
+/**
+ * The root command line (for roles/bundle.ts `remoteCommand`) that runs the receive program at `program` for
+ * tarball `t`, each word quoted.
  * @throws Error when `t` is malformed (see {@link parseManifest}).
  */
-export function toolchainReceiveScript(fleet: Fleet, node: FleetNode, t: ToolchainTarball, paths: ToolchainPaths = {}): string {
+export function toolchainReceiveCommand(t: ToolchainTarball, program: string): string {
   checkTarball(t);
-  const envDir = paths.envDir ?? TOOLCHAIN_DIR;
-  const p = platformFor(node);
-  return [
-    "#!/bin/sh",
-    sh`# fleetkit toolchain receive: ${t.file} on node ${node.name} (fleet ${fleet.name}). Rendered by fleetkit; do not edit.`,
-    readTemplate("common/prelude.sh").trimEnd(),
-    `FK_STATE=${shQuote(p.stateDir)}`,
-    `FK_FAMILY=${p.family}`,
-    `FK_ROOT_GROUP=${p.rootGroup}`,
-    "export FK_STATE FK_FAMILY FK_ROOT_GROUP",
-    renderTemplate("toolchains/receive.sh", { ...t, envDir }).trimEnd(),
-    putFile(toolchainEnvFile(fleet, node, paths), p),
-    'if [ "$FK_CHANGED" = 1 ]; then echo "fleetkit: toolchains changed"; else echo "fleetkit: toolchains unchanged"; fi',
-    "",
-  ].join("\n");
+  return [program, t.arch, t.compiler, t.file, t.sha256].map(shQuote).join(" ");
 }
 
 /** Renders the toolchains role (the builder side) for one node. Pure. */
@@ -203,7 +264,6 @@ export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
     preInstall: p.installPackages(pkgs),
     files: [
       { path: build, mode: 0o755, owner: "root", kind: "shell", content: toolchainBuildScript(node) },
-      toolchainEnvFile(fleet, node),
     ],
     postInstall: [
       sh`fk_tc_out=$(${build})`,

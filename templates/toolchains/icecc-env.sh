@@ -14,10 +14,10 @@ fk_icecc_version() {
   fk_iv=$fk_iv_native
 {{#hasOtherArches}}
   if [ "$1" = clang ]; then
-    for fk_iv_arch in {{otherArches}}; do
-      fk_iv_other=$(readlink -f "{{envDir}}/current-$fk_iv_arch-clang.tar.gz" 2>/dev/null) || continue
-      if [ -f "$fk_iv_other" ]; then fk_iv="$fk_iv,$fk_iv_arch:$fk_iv_other"; fi
-    done
+{{#otherArches}}
+    fk_iv_other=$(readlink -f "{{envDir}}/current-{{other}}-clang.tar.gz" 2>/dev/null) || fk_iv_other=
+    if [ -f "$fk_iv_other" ]; then fk_iv="$fk_iv,{{other}}:$fk_iv_other"; fi
+{{/otherArches}}
   fi
 {{/hasOtherArches}}
   printf '%s\n' "$fk_iv"
@@ -28,4 +28,4 @@ export FLEET_ICECC_VERSION_GCC FLEET_ICECC_VERSION_CLANG
 # Default: clang's (it can use every platform's daemons), else gcc's.
 ICECC_VERSION=${FLEET_ICECC_VERSION_CLANG:-$FLEET_ICECC_VERSION_GCC}
 if [ -n "$ICECC_VERSION" ]; then export ICECC_VERSION; else unset ICECC_VERSION; fi
-unset fk_iv fk_iv_native fk_iv_other fk_iv_arch
+unset fk_iv fk_iv_native fk_iv_other

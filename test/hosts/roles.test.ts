@@ -18,7 +18,7 @@ import { renderFleetBundles } from "../../roles/index.js";
 import { tailscaleTarball } from "../../roles/tailscale/render.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
-import { parseManifest, toolchainCheckCommand, toolchainReceiveScript, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains/render.js";
+import { parseManifest, toolchainCheckCommand, toolchainReceiveCommand, toolchainReceivePath, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains/render.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import type { FleetArtifact } from "./artifact-server.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
@@ -212,7 +212,8 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     for (const name of plan.distribution[0]!.to) {
       const n = tn(name);
       const node = fleetNode(fleet, name);
-      const receive = remoteCommand(node, "node", toolchainReceiveScript(fleet, node, t));
+      // The receive program the node's iceccd bundle installed, run as the distribution runs it.
+      const receive = remoteCommand(node, "node", toolchainReceiveCommand(t, toolchainReceivePath(node)));
       expect(await n.run(toolchainCheckCommand(t))).toBe("missing\n");
       // A copy corrupted on the way is refused before anything is placed.
       const refused = await n.ssh(receive, { input: bad });

@@ -191,7 +191,8 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
       for (const bundle of bundles.get(node.name)!) {
         const cmd = program.get(`${node.name}-${bundle.role}-install`);
         if (bundle.secrets.length === 0) {
-          expect(cmd.inputs.stdin).toBeUndefined();
+          // A WSL install too long for the command line (iceccd's, with the toolchain receive program) is stdin.
+          expect(cmd.inputs.stdin).toBe(bundleShipping(node, bundle).stdinPrefix || undefined);
           expect(cmd.inputs.logging).toBeUndefined();
           expect(cmd.additionalSecretOutputs).toEqual(["connection"]);
           continue;
@@ -583,6 +584,19 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () 
     expect(manifest.inputs.triggers).toEqual([renderBundles(model).get("arch-orchestrator")!.find((b) => b.role === "toolchains")!.hash]);
   });
 
+  it("every distribution command is short and carries no script: the receive program is a file of the iceccd bundle", () => {
+    const commands = program.registrations.filter((r) => /-toolchains-(x86_64|aarch64)$/.test(r.name));
+    expect(commands.length).toBe(5);
+    const prelude = readFileSync("templates/common/prelude.sh", "utf8").split("\n").filter((l) => l.startsWith("fk_"));
+    for (const c of commands) {
+      const create = String(c.inputs.create);
+      expect(Buffer.byteLength(create), c.name).toBeLessThan(4096);
+      // Not even packed (WSL): every remote line fits, and no prelude helper is defined in it.
+      expect(prelude.filter((l) => create.includes(l.slice(0, 12))), c.name).toEqual([]);
+      expect(create).not.toMatch(/fk_put|fk_die|FK_CHANGED/);
+    }
+  });
+
   it("sends them to every Linux iceccd node but the builder, none to the Macs", () => {
     const receivers = program.registrations.filter((r) => r.type === "command:local:Command").map((r) => r.name).sort();
     expect(receivers).toEqual(["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"].map((n) => `${n}-iceccd-toolchains-x86_64`));
@@ -599,7 +613,7 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () 
     });
     expect(receive.inputs.triggers).toEqual([manifest]);
     expect(receive.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
-    expect(receive.inputs.create).toBe(distributionScript(model, node("arch-orchestrator"), node(name), manifest, { builder: {}, receiver: {} }));
+    expect(receive.inputs.create).toBe(distributionScript(node("arch-orchestrator"), node(name), manifest, { builder: {}, receiver: {} }));
     expect(String(receive.inputs.create)).toContain(`'fleet@${name}' '${name === "rpi1" ? "sudo -n sh -c" : "wsl.exe -d Debian -u root -e sh -c"}`);
   });
 });

@@ -21,7 +21,9 @@ import {
   toolchainBuildScript,
   toolchainCheckCommand,
   toolchainEnvFile,
-  toolchainReceiveScript,
+  toolchainReceiveCommand,
+  toolchainReceiveProgram,
+  toolchainReceiverFiles,
   toolchainsPlan,
   type ToolchainTarball,
 } from "../../roles/toolchains/render.js";
@@ -76,20 +78,51 @@ describe("role toolchains: the builder bundle", () => {
     const lines = b.install.split("\n");
     expect([b.target, b.secrets, b.services]).toEqual(["node", [], []]);
     expect(lines).toContain(pkgLine);
-    expect(b.files.map((f) => [f.path, f.mode, f.kind])).toEqual([
-      ["/usr/local/lib/fleetkit/icecc-env-build", 0o755, "shell"],
-      ["/etc/fleetkit/icecc-env.sh", 0o644, "shell"],
-    ]);
+    expect(b.files.map((f) => [f.path, f.mode, f.kind])).toEqual([["/usr/local/lib/fleetkit/icecc-env-build", 0o755, "shell"]]);
     expect(b.files[0].content).toContain(`  if ! (cd "$work" && '${createEnv}' "$@") > "$work/$compiler.log" 2>&1; then`);
     expect(lines).toContain("fk_tc_out=$('/usr/local/lib/fleetkit/icecc-env-build')");
     expect(lines.includes(`fk_log 'note: aarch64 toolchains are not built: ${NO_ARM}'`)).toBe(noteArm);
   });
 
-  it("adding a node changes no toolchains hash; adding an aarch64 builder changes the x86_64 builder's env file", () => {
+  it("adding a node changes neither the builder's bundle nor a receiver's toolchain files; an aarch64 builder drops the note and changes the x86_64 nodes' env files", () => {
     const h = (f: Fleet) => renderBundle(f, node(f, "arch-orchestrator"), "toolchains").hash;
+    // (A new node does change every iceccd bundle: its firewall admits the new daemon.)
+    const tcFiles = (f: Fleet, name: string) => toolchainReceiverFiles(f, node(f, name));
     const rpi4: FleetNode = { ...node(mesh, "rpi3"), name: "rpi4", host: "rpi4" };
-    expect(h({ ...mesh, nodes: [...mesh.nodes, rpi4] })).toBe(h(mesh));
+    const more = { ...mesh, nodes: [...mesh.nodes, rpi4] };
+    expect(h(more)).toBe(h(mesh));
+    expect([tcFiles(more, "rpi1"), tcFiles(more, "windows-desktop")]).toEqual([tcFiles(mesh, "rpi1"), tcFiles(mesh, "windows-desktop")]);
     expect(h(meshArm)).not.toBe(h(mesh));
+    expect(tcFiles(meshArm, "windows-desktop")[1]!.content).not.toBe(tcFiles(mesh, "windows-desktop")[1]!.content);
+  });
+});
+
+describe("role iceccd: the receiver files", () => {
+  it.each([
+    ["mesh", "arch-orchestrator", true],
+    ["mesh", "rpi1", true],
+    ["mesh", "windows-desktop", true],
+    ["mesh", "macbook1", false],
+  ] as const)("%s fleet, %s: receive program and env file: %s", (label, name, has) => {
+    const fleet = label === "mesh" ? mesh : meshArm;
+    const n = node(fleet, name);
+    const b = renderBundle(fleet, n, "iceccd");
+    const files = b.files.filter((f) => f.path.includes("toolchain-receive") || f.path.endsWith("icecc-env.sh"));
+    expect(files).toEqual(has ? [toolchainReceiveProgram(n), toolchainEnvFile(fleet, n)] : []);
+    if (has) expect(files.map((f) => [f.path, f.mode, f.owner])).toEqual([["/usr/local/lib/fleetkit/fleetkit-toolchain-receive", 0o755, "root"], ["/etc/fleetkit/icecc-env.sh", 0o644, "root"]]);
+  });
+
+  it("a fleet without a builder installs neither (nothing to receive)", () => {
+    const noBuilder: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => ({ ...n, roles: n.roles.filter((r) => r !== "toolchains") })) };
+    expect(renderBundle(noBuilder, node(noBuilder, "rpi1"), "iceccd").files.map((f) => f.path).filter((p) => !p.includes("firewall"))).toEqual(["/etc/systemd/system/iceccd.service"]);
+  });
+
+  it("the receive command is the program's path and the four manifest fields, each quoted", () => {
+    const t: ToolchainTarball = { arch: "x86_64", compiler: "gcc", file: `x86_64-gcc-${"a".repeat(32)}.tar.gz`, sha256: "b".repeat(64) };
+    expect(toolchainReceiveCommand(t, "/usr/local/lib/fleetkit/fleetkit-toolchain-receive")).toBe(
+      `'/usr/local/lib/fleetkit/fleetkit-toolchain-receive' 'x86_64' 'gcc' 'x86_64-gcc-${"a".repeat(32)}.tar.gz' '${"b".repeat(64)}'`,
+    );
+    expect(() => toolchainReceiveCommand({ ...t, file: "../x" }, "/p")).toThrow('toolchain manifest line 1: expected "<arch> <compiler> <arch>-<compiler>-<md5>.tar.gz <sha256>"');
   });
 });
 
@@ -117,6 +150,12 @@ const nodeDir = join(root, "node");
 let built: ToolchainTarball[] = [];
 let firstOut = "";
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The receive program as the iceccd bundle installs it, pointed at the temp "node" directory. */
+const program = join(root, "fleetkit-toolchain-receive");
+writeFileSync(program, toolchainReceiveProgram(node(mesh, "rpi1"), { envDir: nodeDir, program }).content, { mode: 0o755 });
+/** Runs the program as the distribution does (`sh -c '<path> ARCH COMPILER FILE SHA256'`), `input` on stdin. */
+const receive = (t: ToolchainTarball, input: string | Buffer) => spawnSync("sh", ["-c", toolchainReceiveCommand(t, program)], { input, encoding: "utf8" });
 
 const runBuild = () => {
   const script = join(root, "icecc-env-build");
@@ -149,26 +188,52 @@ describe("on this machine: icecc-create-env for real", () => {
     expect(built.map((t) => statSync(join(builderDir, t.file)).mtimeMs)).toEqual(before);
   }, 120_000);
 
-  it("distribution: check says missing, receive installs and verifies, then check says present and a resend is a no-op", () => {
-    const rpi1 = node(mesh, "rpi1");
-    const paths = { envDir: nodeDir, envFile: join(root, "etc", "icecc-env.sh") };
+  it("distribution: check says missing, the receive program installs and verifies, then check says present and a resend is a no-op", () => {
     const check = (t: ToolchainTarball) => execFileSync("sh", ["-c", toolchainCheckCommand(t, nodeDir)], { encoding: "utf8" });
     for (const t of built) {
       expect(check(t)).toBe("missing\n");
-      const r = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, rpi1, t, paths)], { input: readFileSync(join(builderDir, t.file)), encoding: "utf8" });
-      expect([r.status, r.stdout]).toEqual([0, "fleetkit: toolchains changed\n"]);
+      const r = receive(t, readFileSync(join(builderDir, t.file)));
+      expect([r.status, r.stdout, r.stderr]).toEqual([0, "fleetkit: toolchains changed\n", `fleetkit: received toolchain ${t.file}\n`]);
       expect(check(t)).toBe("present\n");
-      const again = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, rpi1, t, paths)], { input: "", encoding: "utf8" });
+      const again = receive(t, "");
       expect([again.status, again.stdout]).toEqual([0, "fleetkit: toolchains unchanged\n"]);
       expect(readlinkSync(join(nodeDir, `current-x86_64-${t.compiler}.tar.gz`))).toBe(t.file);
     }
-    expect(readFileSync(paths.envFile, "utf8")).toBe(toolchainEnvFile(mesh, rpi1, paths).content);
+  });
+
+  it("a newer tarball of the same compiler replaces the link and removes the superseded file", () => {
+    const t = built[0]!;
+    const bytes = Buffer.from("a newer toolchain\n");
+    const newer: ToolchainTarball = { ...t, file: `x86_64-${t.compiler}-${"9".repeat(32)}.tar.gz`, sha256: sha256Hex(bytes) };
+    expect([receive(newer, bytes).status, readlinkSync(join(nodeDir, `current-x86_64-${t.compiler}.tar.gz`))]).toEqual([0, newer.file]);
+    expect(spawnSync("ls", [nodeDir], { encoding: "utf8" }).stdout.split("\n").filter((f) => f.startsWith(`x86_64-${t.compiler}-`))).toEqual([newer.file]);
+    // Back to the built one (the tests below expect it).
+    const r = receive(t, readFileSync(join(builderDir, t.file)));
+    expect([r.status, r.stdout, readlinkSync(join(nodeDir, `current-x86_64-${t.compiler}.tar.gz`))]).toEqual([0, "fleetkit: toolchains changed\n", t.file]);
+  });
+
+  it.each([
+    // label, argv after the program, the refusal
+    ["too few arguments", ["x86_64", "gcc"], "expected 4 arguments, got 2"],
+    ["a path as the arch", ["../x", "gcc", `x86_64-gcc-${"a".repeat(32)}.tar.gz`, "b".repeat(64)], "ARCH must be one of x86_64, aarch64"],
+    ["a command substitution as the compiler", ["x86_64", "$(id)", `x86_64-gcc-${"a".repeat(32)}.tar.gz`, "b".repeat(64)], "COMPILER must be one of gcc, clang"],
+    ["a path as the file", ["x86_64", "gcc", "../x", "b".repeat(64)], "FILE must be x86_64-gcc-<32 hex digits>.tar.gz"],
+    ["a file of another arch and compiler", ["x86_64", "gcc", `aarch64-clang-${"a".repeat(32)}.tar.gz`, "b".repeat(64)], "FILE must be x86_64-gcc-<32 hex digits>.tar.gz"],
+    ["a file with a path inside", ["x86_64", "gcc", `x86_64-gcc-${"a".repeat(31)}/.tar.gz`, "b".repeat(64)], "FILE must be x86_64-gcc-<32 hex digits>.tar.gz"],
+    ["a command substitution in the file", ["x86_64", "gcc", `x86_64-gcc-$(id)${"a".repeat(27)}.tar.gz`, "b".repeat(64)], "FILE must be x86_64-gcc-<32 hex digits>.tar.gz"],
+    ["an upper-case sha256", ["x86_64", "gcc", `x86_64-gcc-${"a".repeat(32)}.tar.gz`, "B".repeat(64)], "SHA256 must be 64 lowercase hex digits"],
+    ["a short sha256", ["x86_64", "gcc", `x86_64-gcc-${"a".repeat(32)}.tar.gz`, "b".repeat(63)], "SHA256 must be 64 lowercase hex digits"],
+  ])("the receive program refuses %s, changing nothing", (_label, args, why) => {
+    const before = spawnSync("ls", ["-lA", "--time-style=full-iso", nodeDir], { encoding: "utf8" }).stdout;
+    const r = spawnSync("sh", [program, ...args], { input: "x", encoding: "utf8" });
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: toolchain receive: ${why}; nothing was changed (usage: ${program} ARCH COMPILER FILE SHA256)\n`]);
+    expect(spawnSync("ls", ["-lA", "--time-style=full-iso", nodeDir], { encoding: "utf8" }).stdout).toBe(before);
   });
 
   it("a corrupted transfer is refused and replaces nothing", () => {
     const t = built[0]!;
     const other: ToolchainTarball = { ...t, file: `x86_64-${t.compiler}-${"0".repeat(32)}.tar.gz` };
-    const r = spawnSync("sh", ["-c", toolchainReceiveScript(mesh, node(mesh, "rpi1"), other, { envDir: nodeDir, envFile: join(root, "etc", "x.sh") })], { input: "not a tarball", encoding: "utf8" });
+    const r = receive(other, "not a tarball");
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`fleetkit: error: toolchain ${other.file} arrived with sha256 [0-9a-f]{64}, expected ${t.sha256}; nothing was replaced, send it again\n$`));
     expect(spawnSync("ls", ["-A", nodeDir], { encoding: "utf8" }).stdout.split("\n").filter((f) => f.includes("0".repeat(32)))).toEqual([]);
