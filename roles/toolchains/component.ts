@@ -5,10 +5,10 @@
  * - a receiving node's `iceccd` component (roles/iceccd/component.ts) gets one `<name>-toolchains-<arch>` local.Command per builder: run
  *   on the machine doing `pulumi up`, it asks the node whether each listed tarball is present with that
  *   sha256 and streams only the missing ones builder → node over SSH (`ssh builder cat … | ssh node
- *   sudo fleetkit-toolchain-receive ARCH COMPILER FILE SHA256`), so an unchanged tarball is never copied
+ *   sudo fleetkit-toolchain-receive ARCH COMPILER TARGET FILE SHA256`), so an unchanged tarball is never copied
  *   again. The receive program is a file the node's iceccd bundle installed (roles/toolchains/render.ts
  *   `toolchainReceiveProgram`, with the node's ICECC_VERSION environment file): it checks its arguments,
- *   verifies the sha256 before anything is replaced and links `current-<arch>-<compiler>.tar.gz`, so this
+ *   verifies the sha256 before anything is replaced and links `current-<stem>.tar.gz`, so this
  *   command stays a few lines long. It re-runs when the manifest changes (its trigger).
  *
  * Both use the local `ssh` client with the options of roles/ssh.ts `sshClientArgs` (BatchMode, the fleet's dial
@@ -35,6 +35,15 @@ export type StreamSshOptions = Pick<SshClientOptions, "keyFile" | "options">;
 export function sshInvocation(node: FleetNode, remoteLine: string, client: StreamSshOptions = {}): string {
   const opts = sshClientArgs(node, { keyFile: client.keyFile, options: client.options }).map(shWord);
   return `ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} ${shQuote(remoteLine)}`;
+}
+
+/**
+ * A sh function `name` that runs its one argument as the remote line on `node` over SSH, with the options of
+ * {@link sshInvocation}: the distribution script names each node's ssh options once, not per command.
+ */
+export function sshFunction(name: string, node: FleetNode, client: StreamSshOptions = {}): string {
+  const opts = sshClientArgs(node, { keyFile: client.keyFile, options: client.options }).map(shWord);
+  return `${name}() { ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} "$1"; }`;
 }
 
 /** Where a node's Linux-side scripts run: inside the WSL distro on Windows, else the node's shell. */
@@ -67,12 +76,13 @@ export function distributionScript(
   const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
   if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
+  else lines.push(sshFunction("fk_on_builder", builder, ssh.builder), sshFunction("fk_on_receiver", receiver, ssh.receiver));
   for (const [i, t] of tarballs.entries()) {
-    const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir)), ssh.receiver);
-    const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${builderDir}/${t.file}`)}`), ssh.builder);
-    const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver))), ssh.receiver);
-    // The receive line is written once, as a function: stdin is the stream, or nothing.
-    lines.push(`fk_receive_${i}() { ${receive}; }`, `if [ "$(${check})" = missing ]; then`, `  ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
+    const check = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir)));
+    const send = shQuote(remoteCommand(builder, linuxTarget(builder), `cat ${shWord(`${builderDir}/${t.file}`)}`));
+    const receive = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver))));
+    // The receive program reads stdin only when the tarball is missing: then the stream, else nothing.
+    lines.push(`fk_receive_${i}() { fk_on_receiver ${receive}; }`, `if [ "$(fk_on_receiver ${check})" = missing ]; then`, `  fk_on_builder ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
   }
   return lines.join("\n") + "\n";
 }

@@ -47,7 +47,7 @@ describe("toolchain distribution over real SSH", () => {
     writeFileSync(join(dir, "src", "usr", "bin", "gcc"), "#!/bin/sh\necho not really gcc\n");
     tarball = `x86_64-gcc-${"a".repeat(32)}.tar.gz`;
     execFileSync("tar", ["-czf", join(builderDir, tarball), "-C", join(dir, "src"), "usr"]);
-    manifest = `x86_64 gcc ${tarball} ${sha256Hex(readFileSync(join(builderDir, tarball)))}\n`;
+    manifest = `x86_64 gcc x86_64 ${tarball} ${sha256Hex(readFileSync(join(builderDir, tarball)))}\n`;
     fleet = parseFleet(
       [
         "fleet: toolchain-test",
@@ -76,8 +76,8 @@ describe("toolchain distribution over real SSH", () => {
     const script = distributionScript(node("builder"), node("receiver"), manifest);
     expect(Buffer.byteLength(script)).toBeLessThan(4096);
     expect(script).not.toContain("fk_put");
-    // The receive line (once, in a function): the program's path and the four manifest fields as words (quoted twice: sudo's sh -c, then ssh's).
-    expect(script.match(/fleetkit-toolchain-receive\S* \S*x86_64\S* \S*gcc\S* \S*x86_64-gcc-a{32}\.tar\.gz\S* \S*[0-9a-f]{64}/g)).toHaveLength(1);
+    // The receive line (once, in a function): the program's path and the five manifest fields as plain words.
+    expect(script.match(/fleetkit-toolchain-receive x86_64 gcc x86_64 x86_64-gcc-a{32}\.tar\.gz [0-9a-f]{64}/g)).toHaveLength(1);
   });
 
   it("copies a missing tarball, verified, and links it as current", () => {
@@ -101,6 +101,7 @@ describe("toolchain distribution over real SSH", () => {
   it("refuses a tarball whose bytes do not match the manifest, replacing nothing", () => {
     const other = `x86_64-gcc-${"b".repeat(32)}.tar.gz`;
     writeFileSync(join(builderDir, other), "corrupted in transit\n");
+    // An older four-field manifest line (target = arch) still distributes.
     const run = distribute(`x86_64 gcc ${other} ${"0".repeat(64)}\n`);
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain(`toolchain ${other} arrived with sha256 ${sha256Hex("corrupted in transit\n")}, expected ${"0".repeat(64)}; nothing was replaced`);
