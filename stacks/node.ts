@@ -48,7 +48,7 @@ export const COMPONENTS: Readonly<Record<BuiltinRoleName, ComponentFactory>> = O
       const manifest = (args.lookup(roleResourceName(from, "toolchains")) as Toolchains).manifest;
       return { builder, arch, manifest, keyFile: args.sshKeyFileOf?.(from) };
     });
-    return new Iceccd(name, { ...role, fleet, sources, keyFile: args.sshKeyFile }, opts);
+    return new Iceccd(name, { ...role, sources, keyFile: args.sshKeyFile }, opts);
   },
   toolchains: (name, role, args, opts) => new Toolchains(name, { ...role, arch: args.node.arch }, opts),
   agentapi: (name, role, _args, opts) => new Role(name, role, opts),

@@ -35,6 +35,10 @@ export const NEEDS = {
   gcc: "gcc",
   "g++": "g++",
   clang: "clang",
+  "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu", // toolchains: a real cross compiler, packed into a cross tarball
+  "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu",
+  chroot: "coreutils", // toolchains: runs a packed compiler inside its tarball's tree, as icecc's README checks one
+  file: "file", // toolchains: the object a cross compiler made is aarch64
   debootstrap: "debootstrap", // hosts level: Debian root filesystem for the test nodes
   "systemd-nspawn": "systemd-container", // hosts level: boots the test nodes
   ip: "iproute2", // hosts level: network namespaces and veth pairs

@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
+import type { ArchName, FleetNode } from "../../model/fleet.js";
 import { RoleComponent, type RoleArgs } from "../component.js";
 import { toolchainReceiveResourceName } from "../naming.js";
 import { distributionScript } from "../toolchains/component.js";
@@ -22,7 +22,6 @@ export interface ToolchainSource {
 
 /** Inputs of an iceccd component on a node that receives toolchains. */
 export interface IceccdArgs extends RoleArgs {
-  fleet: Fleet;
   /** Builders to receive from (roles/toolchains/render.ts toolchainsPlan: Linux iceccd nodes other than the builder). */
   sources: ToolchainSource[];
   /** Local key file for reaching this node; undefined = ssh-agent. */
@@ -41,7 +40,7 @@ export class Iceccd extends RoleComponent {
         new command.local.Command(
           this.childName(toolchainReceiveResourceName(name, src.arch)),
           {
-            create: pulumi.output(src.manifest).apply((m) => distributionScript(args.fleet, src.builder, args.node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile: args.keyFile } })),
+            create: pulumi.output(src.manifest).apply((m) => distributionScript(src.builder, args.node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile: args.keyFile } })),
             triggers: [src.manifest],
             interpreter: ["/bin/sh", "-c"],
             addPreviousOutputInEnv: false,

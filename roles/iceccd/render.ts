@@ -21,6 +21,7 @@ import { renderTemplate, sh, type RoleParts } from "../bundle.js";
 import { launchdPlist } from "../launchd.js";
 import { platformFor } from "../platform.js";
 import { reachedOverTailnet } from "../reach.js";
+import { toolchainReceiverFiles } from "../toolchains/render.js";
 
 /** The icecc packages per package manager (both icecc roles install them; the last role to leave removes them). */
 export const ICECC_PACKAGES = { apt: ["icecc"], pacman: ["icecream"], brew: ["icecream"] };
@@ -117,7 +118,9 @@ export function renderIceccd(fleet: Fleet, node: FleetNode): RoleParts {
   return {
     packages: p.packageList(ICECC_PACKAGES),
     preInstall: `${p.installPackages(ICECC_PACKAGES)}\n${ENSURE_ICECC_USER}`,
-    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("icecc/iceccd.service", view) }],
+    // With toolchain builders in the fleet: the root receive program the distribution runs by path, and the
+    // sourced ICECC_VERSION file (roles/toolchains/render.ts toolchainReceiverFiles).
+    files: [{ path: unit, mode: 0o644, owner: "root", kind: "systemd", content: renderTemplate("icecc/iceccd.service", view) }, ...toolchainReceiverFiles(fleet, node)],
     postInstall: "fk_systemd_unit iceccd.service",
     preUninstall: sh`fk_systemd_remove iceccd.service ${unit}`,
     services: [{ name: "iceccd.service", manager: "systemd", scope: "system" }],

@@ -5,20 +5,22 @@
  * - a receiving node's `iceccd` component (roles/iceccd/component.ts) gets one `<name>-toolchains-<arch>` local.Command per builder: run
  *   on the machine doing `pulumi up`, it asks the node whether each listed tarball is present with that
  *   sha256 and streams only the missing ones builder → node over SSH (`ssh builder cat … | ssh node
- *   receive-script`), so an unchanged tarball is never copied again. The receive script verifies the sha256
- *   before anything is replaced, links `current-<arch>-<compiler>.tar.gz` and writes the node's ICECC_VERSION
- *   environment file. It re-runs when the manifest changes (its trigger).
+ *   sudo fleetkit-toolchain-receive ARCH COMPILER TARGET FILE SHA256`), so an unchanged tarball is never copied
+ *   again. The receive program is a file the node's iceccd bundle installed (roles/toolchains/render.ts
+ *   `toolchainReceiveProgram`, with the node's ICECC_VERSION environment file): it checks its arguments,
+ *   verifies the sha256 before anything is replaced and links `current-<stem>.tar.gz`, so this
+ *   command stays a few lines long. It re-runs when the manifest changes (its trigger).
  *
  * Both use the local `ssh` client with the options of roles/ssh.ts `sshClientArgs` (BatchMode, the fleet's dial
  * timeout, the key file when the key came from a file, else the ssh-agent), like Docker's SSH transport for ntfy.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import type { ArchName, Fleet, FleetNode } from "../../model/fleet.js";
+import type { ArchName, FleetNode } from "../../model/fleet.js";
 import { remoteCommand, shQuote } from "../bundle.js";
 import { shWord } from "../escape.js";
 import { sshClientArgs, type SshClientOptions } from "../ssh.js";
-import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveScript, type ToolchainPaths } from "./render.js";
+import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveCommand, toolchainReceivePath } from "./render.js";
 import { RoleComponent, type RoleArgs } from "../component.js";
 import { toolchainManifestResourceName } from "../naming.js";
 
@@ -35,6 +37,15 @@ export function sshInvocation(node: FleetNode, remoteLine: string, client: Strea
   return `ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} ${shQuote(remoteLine)}`;
 }
 
+/**
+ * A sh function `name` that runs its one argument as the remote line on `node` over SSH, with the options of
+ * {@link sshInvocation}: the distribution script names each node's ssh options once, not per command.
+ */
+export function sshFunction(name: string, node: FleetNode, client: StreamSshOptions = {}): string {
+  const opts = sshClientArgs(node, { keyFile: client.keyFile, options: client.options }).map(shWord);
+  return `${name}() { ssh ${opts.join(" ")} ${shQuote(`${node.user}@${node.host}`)} "$1"; }`;
+}
+
 /** Where a node's Linux-side scripts run: inside the WSL distro on Windows, else the node's shell. */
 const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "node");
 
@@ -42,18 +53,19 @@ const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "n
 export interface DistributionPaths {
   /** The builder's tarball directory (default /opt/icecc-envs). */
   builderEnvDir?: string;
-  /** The receiver's tarball directory and environment file. */
-  receiver?: ToolchainPaths;
+  /** The receiver's tarball directory (default /opt/icecc-envs), for the presence check. */
+  receiverEnvDir?: string;
+  /** The receive program on the receiver (default roles/toolchains/render.ts `toolchainReceivePath`). */
+  receiveProgram?: string;
 }
 
 /**
  * The local sh script that brings `receiver` up to date with `builder`'s manifest text: for each tarball,
- * check on the receiver, stream from the builder only when missing, and run the receive script either way
- * (it reads stdin only when the file is missing; it also links and writes the environment file). Pure.
+ * check on the receiver, stream from the builder only when missing, and run the receiver's installed receive
+ * program either way (it reads stdin only when the file is missing; it also links the current tarball). Pure.
  * @throws Error when the manifest is malformed (roles/toolchains/render.ts parseManifest).
  */
 export function distributionScript(
-  fleet: Fleet,
   builder: FleetNode,
   receiver: FleetNode,
   manifest: string,
@@ -64,12 +76,13 @@ export function distributionScript(
   const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
   if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
+  else lines.push(sshFunction("fk_on_builder", builder, ssh.builder), sshFunction("fk_on_receiver", receiver, ssh.receiver));
   for (const [i, t] of tarballs.entries()) {
-    const check = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiver?.envDir)), ssh.receiver);
-    const send = sshInvocation(builder, remoteCommand(builder, linuxTarget(builder), `cat ${shQuote(`${builderDir}/${t.file}`)}`), ssh.builder);
-    const receive = sshInvocation(receiver, remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveScript(fleet, receiver, t, paths.receiver)), ssh.receiver);
-    // The receive line (the script with its prelude, quoted twice) is written once, as a function.
-    lines.push(`fk_receive_${i}() {`, `  ${receive}`, "}", `if [ "$(${check})" = missing ]; then`, `  ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
+    const check = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir)));
+    const send = shQuote(remoteCommand(builder, linuxTarget(builder), `cat ${shWord(`${builderDir}/${t.file}`)}`));
+    const receive = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver))));
+    // The receive program reads stdin only when the tarball is missing: then the stream, else nothing.
+    lines.push(`fk_receive_${i}() { fk_on_receiver ${receive}; }`, `if [ "$(fk_on_receiver ${check})" = missing ]; then`, `  fk_on_builder ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
   }
   return lines.join("\n") + "\n";
 }

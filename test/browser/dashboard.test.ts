@@ -298,7 +298,7 @@ describe("dashboard in Chromium", () => {
   it("the fleet page shows each node's profile, roles and the health fleet status reported, live", async () => {
     const { ctx, page } = await signIn("bob");
     expect(await page.locator('tr[data-node="rpi1"] .profile').textContent()).toBe("headless-agent");
-    expect(await page.locator('tr[data-node="rpi1"] .roles').textContent()).toBe("tailscale, claude, iceccd, agentapi, worker (agent)");
+    expect(await page.locator('tr[data-node="rpi1"] .roles').textContent()).toBe("tailscale, claude, iceccd, toolchains, agentapi, worker (agent)");
     expect(await page.locator('tr[data-node="macbook2"] .roles').textContent()).toBe("tailscale, claude, iceccd");
     expect(await page.locator('tr[data-node="rpi1"] .health').textContent()).toBe("not checked");
     expect(await page.locator("#health-summary").textContent()).toBe("No health report yet: run fleet status --report with an operator's token (for example from the drift check).");

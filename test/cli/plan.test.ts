@@ -73,7 +73,7 @@ describe("fleet plan", () => {
     );
   });
 
-  it("--json prints planFleet's plan for the root fleet: 9 nodes, 43 roles, 142 resources", () => {
+  it("--json prints planFleet's plan for the root fleet: 9 nodes, 44 roles, 151 resources", () => {
     const run = fleetCli("--json");
     expect(run.status).toBe(0);
     const json = JSON.parse(run.stdout);
@@ -84,7 +84,7 @@ describe("fleet plan", () => {
     expect(Object.keys(json.nodes[0].roles[0])).toEqual(["role", "bundleHash", "resources"]);
     expect(Object.keys(json.nodes[0].roles[0].resources[0])).toEqual(["type", "name", "dependsOn"]);
     const roles = json.nodes.flatMap((n: { roles: { resources: unknown[] }[] }) => n.roles);
-    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 43, 142]);
+    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 44, 151]);
   });
 
   it.each([
@@ -128,7 +128,7 @@ describe("fleet plan and the tailnet policy", () => {
     const dir = project({ dev: `config:\n  fleetkit:ntfyToken:${SECURE}\n` });
     const run = fleetCliIn(dir, "--stack", "dev");
     expect(run.status).toBe(0);
-    expect(run.stdout.split("\n")[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 43 roles, 141 resources");
+    expect(run.stdout.split("\n")[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 150 resources");
     expect(tailnetLine(run.stdout)).toEqual([
       "tailnet policy: not managed (no fleetkit:tailscaleApiKey or fleetkit:tailscaleOauthClientSecret in Pulumi.dev.yaml): AgentAPI on 6 nodes, the queue, icecc and ntfy rely on node firewalls only; nodes join with the shared fleetkit:tailscaleAuthKey",
     ]);
@@ -139,13 +139,14 @@ describe("fleet plan and the tailnet policy", () => {
     const run = fleetCliIn(dir, "--stack", "mesh");
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
     const lines = run.stdout.split("\n");
-    expect(lines[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 43 roles, 162 resources");
+    expect(lines[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 171 resources");
     expect(lines.find((l) => l.startsWith("  tailscale "))!.replace(/[0-9a-f]{12}/, "#")).toBe("  tailscale        #  Tailscale + TailnetKey + CopyToRemote + Command + DeviceTags  after tailnet-policy");
     expect(lines.slice(lines.findIndex((l) => l.startsWith("tailnet policy:")))).toEqual([
-      "tailnet policy: managed (fleetkit:tailscaleApiKey in Pulumi.mesh.yaml): 3 tags, 8 grants, 6 tests; each node joins with its own single-use key",
+      "tailnet policy: managed (fleetkit:tailscaleApiKey in Pulumi.mesh.yaml): 4 tags, 10 grants, 8 tests; each node joins with its own single-use key",
       "  tag:fleet-orchestrator    arch-orchestrator",
-      "  tag:fleet-headless-agent  macbook1, imac, rpi1, rpi2, rpi3",
+      "  tag:fleet-headless-agent  macbook1, imac, rpi2, rpi3",
       "  tag:fleet-workstation     macbook2, windows-desktop, windows-laptop",
+      "  tag:fleet-node-rpi1       rpi1",
       "  resources: tailnet (Tailscale provider), tailnet-policy (Acl: the tailnet's whole policy file)",
       "",
     ]);

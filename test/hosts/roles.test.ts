@@ -18,7 +18,7 @@ import { renderFleetBundles } from "../../roles/index.js";
 import { tailscaleTarball } from "../../roles/tailscale/render.js";
 import { remoteCommand } from "../../roles/bundle.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
-import { parseManifest, toolchainCheckCommand, toolchainReceiveScript, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains/render.js";
+import { parseManifest, tarballStem, toolchainCheckCommand, toolchainReceiveCommand, toolchainReceivePath, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains/render.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
 import type { FleetArtifact } from "./artifact-server.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
@@ -32,6 +32,14 @@ const LAYOUT: Record<string, RoleName[]> = {
   "node-c": ["tailscale", "iceccd"],
 };
 const NAMES = Object.keys(LAYOUT);
+
+/**
+ * Debian's aarch64 cross compiler (what `icecc-create-env` packs into node-a's cross tarball, and what node-b's
+ * icecc preprocesses with locally before the job goes out), installed from Debian through the harness's
+ * registry proxy before the roles: it stands in for the Pis' native aarch64 gcc (issue 14).
+ */
+const CROSS_PACKAGES = ["gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu"];
+const CROSS_NODES = ["node-a", "node-b"];
 
 /** Binaries and trees a role installs outside its bundle files, which uninstall must remove. */
 const ROLE_LEFTOVERS: Partial<Record<RoleName, string[]>> = {
@@ -105,7 +113,15 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     agentapi = await net.artifactServer.publish("agentapi", "v0.10.0");
     fleet = parseFleet(fleetYaml(net, { tailscale, agentapi }, { "node-b": 2, "node-c": 2 }), "hosts-test.fleet.yaml");
     bundles = renderFleetBundles(fleet);
-  });
+    const install = `sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${CROSS_PACKAGES.join(" ")}`;
+    await Promise.all(
+      CROSS_NODES.map(async (name) => {
+        // The root filesystem's package lists may be older than the mirror: refresh them once when a package is gone.
+        const r = await tn(name).ssh(install);
+        if (r.code !== 0) await tn(name).run(`sudo -n apt-get update -q >/dev/null && ${install}`);
+      }),
+    );
+  }, 600_000);
   afterAll(async () => {
     await net?.teardown();
   });
@@ -199,33 +215,44 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     });
   });
 
-  it("toolchains: node-a's tarball is copied to node-b and node-c by content hash, sha256-verified, once", async () => {
+  it("toolchains: node-a's tarballs (native gcc, gcc cross to aarch64) are copied to node-b and node-c by content hash, sha256-verified, once", async () => {
     const plan = toolchainsPlan(fleet);
     expect(plan.distribution).toEqual([{ arch: "x86_64", from: "node-a", to: ["node-b", "node-c"] }]);
     const manifest = parseManifest(await tn("node-a").run(`cat ${TOOLCHAIN_DIR}/manifest-x86_64`));
-    expect(manifest.map((t) => [t.arch, t.compiler])).toEqual([["x86_64", "gcc"]]);
-    const t = manifest[0]!;
+    expect(manifest.map((t) => [t.arch, t.compiler, t.target])).toEqual([["x86_64", "gcc", "x86_64"], ["x86_64", "gcc", "aarch64"]]);
+    for (const t of manifest) await distributeTarball(t, plan.distribution[0]!.to);
+    const [native, cross] = manifest.map((t) => `${TOOLCHAIN_DIR}/${t.file}`);
+    for (const name of plan.distribution[0]!.to) {
+      expect(await tn(name).run(". /etc/fleetkit/icecc-env.sh && printf '%s\\n' \"$ICECC_VERSION\" \"$FLEET_ICECC_VERSION_GCC\" \"$FLEET_ICECC_VERSION_AARCH64\"")).toBe(
+        `${native},${cross}=aarch64-linux-gnu\n${native}\n${cross}=aarch64-linux-gnu\n`,
+      );
+    }
+  });
+
+  /** Sends tarball `t` from node-a to each of `to` through its receive program, as the distribution does. */
+  async function distributeTarball(t: ReturnType<typeof parseManifest>[number], to: string[]): Promise<void> {
     const bytes = Buffer.from(await tn("node-a").run(`base64 -w0 ${TOOLCHAIN_DIR}/${t.file}`), "base64");
     expect(createHash("sha256").update(bytes).digest("hex")).toBe(t.sha256);
     const bad = Buffer.from(bytes);
     bad[bad.length - 1] ^= 0xff;
-    for (const name of plan.distribution[0]!.to) {
+    for (const name of to) {
       const n = tn(name);
       const node = fleetNode(fleet, name);
-      const receive = remoteCommand(node, "node", toolchainReceiveScript(fleet, node, t));
+      // The receive program the node's iceccd bundle installed, run as the distribution runs it.
+      const receive = remoteCommand(node, "node", toolchainReceiveCommand(t, toolchainReceivePath(node)));
       expect(await n.run(toolchainCheckCommand(t))).toBe("missing\n");
       // A copy corrupted on the way is refused before anything is placed.
       const refused = await n.ssh(receive, { input: bad });
       expect([refused.code, refused.stderr]).toEqual([1, expect.stringContaining(`toolchain ${t.file} arrived with sha256 ${createHash("sha256").update(bad).digest("hex")}, expected ${t.sha256}; nothing was replaced`)]);
-      expect(await n.run(`${toolchainCheckCommand(t)}; ls -A ${TOOLCHAIN_DIR}`)).toBe("missing\n");
+      expect(await n.run(`${toolchainCheckCommand(t)}; ls -A ${TOOLCHAIN_DIR} | grep -c -F ${t.file} || true`)).toBe("missing\n0\n");
       const first = await n.ssh(receive, { input: bytes });
       expect([first.code, lastLine(first.stdout)], first.stderr).toEqual([0, "fleetkit: toolchains changed"]);
       expect(await n.run(toolchainCheckCommand(t))).toBe("present\n");
       const again = await n.ssh(receive, { input: bytes });
       expect([again.code, lastLine(again.stdout)], again.stderr).toEqual([0, "fleetkit: toolchains unchanged"]);
-      expect(await n.run(". /etc/fleetkit/icecc-env.sh && echo $ICECC_VERSION")).toBe(`${TOOLCHAIN_DIR}/${t.file}\n`);
+      expect(await n.run(`readlink ${TOOLCHAIN_DIR}/current-${tarballStem(t)}.tar.gz`)).toBe(`${t.file}\n`);
     }
-  });
+  }
 
   it("icecc: a C file compiled on node-b with CC='icecc gcc' and the distributed toolchain runs on node-c, per icecc's own log", async () => {
     const b = tn("node-b");
@@ -233,7 +260,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     const src = "#include <stdio.h>\nint main(void) { printf(\"compiled by icecc: %d\\n\", 6 * 7); return 0; }\n";
     await b.copy({ content: src }, "/home/admin/work/hello.c", 0o644);
     await b.run("sudo -n chown -R admin:admin /home/admin/work");
-    const env = (await b.run(". /etc/fleetkit/icecc-env.sh && echo $ICECC_VERSION")).trim();
+    const env = (await b.run(". /etc/fleetkit/icecc-env.sh && echo $FLEET_ICECC_VERSION_GCC")).trim();
     expect(env).toMatch(new RegExp(`^${TOOLCHAIN_DIR}/x86_64-gcc-([0-9a-f]{32})\\.tar\\.gz$`));
     const compile = [
       "cd /home/admin/work && rm -f icecc.log hello.o && . /etc/fleetkit/icecc-env.sh",
@@ -255,6 +282,37 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     const md5 = /x86_64-gcc-([0-9a-f]{32})/.exec(env)![1]!;
     expect(await c.run(`sudo -n find /var/cache/icecc -maxdepth 2 -name '*${md5}*' | wc -l`)).not.toBe("0\n");
   }, 120_000);
+
+  it("icecc cross: `icecc aarch64-linux-gnu-gcc -c` on node-b, with ICECC_VERSION from the env file, runs on node-c in node-a's cross tarball and makes an aarch64 object", async () => {
+    const b = tn("node-b");
+    const c = tn("node-c");
+    await b.copy({ content: "int answer(int x) { return 6 * x; }\n" }, "/home/admin/work/cross.c", 0o644);
+    await b.run("sudo -n chown -R admin:admin /home/admin/work");
+    const version = (await b.run(". /etc/fleetkit/icecc-env.sh && echo $ICECC_VERSION")).trim();
+    const md5 = new RegExp(`,${TOOLCHAIN_DIR}/x86_64-gcc-aarch64-([0-9a-f]{32})\\.tar\\.gz=aarch64-linux-gnu$`).exec(version)?.[1];
+    expect(md5, version).toBeDefined();
+    const compile = [
+      "cd /home/admin/work && rm -f cross.log cross.o && . /etc/fleetkit/icecc-env.sh",
+      "ICECC_PREFERRED_HOST=node-c ICECC_DEBUG=debug ICECC_LOGFILE=/home/admin/work/cross.log icecc aarch64-linux-gnu-gcc -O2 -c cross.c -o cross.o",
+      "file -b cross.o",
+    ].join(" && ");
+    let out = "";
+    for (let i = 0; i < 30; i++) {
+      out = await b.run(compile);
+      if ((await b.run("cat /home/admin/work/cross.log")).includes(c.address)) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(out).toMatch(/^ELF 64-bit LSB relocatable, ARM aarch64, /);
+    const log = await b.run("cat /home/admin/work/cross.log");
+    // icecc chose the tarball for the prefix aarch64-linux-gnu (not node-b's native gcc one) and node-c compiled.
+    expect(log).toContain(`${TOOLCHAIN_DIR}/x86_64-gcc-aarch64-${md5}.tar.gz`);
+    expect(log).not.toMatch(/x86_64-gcc-[0-9a-f]{32}\.tar\.gz/);
+    expect(log).toContain(c.address);
+    expect(log).not.toMatch(/building myself/);
+    // node-c installed that environment (iceccd names it by the tarball's hash) and holds no aarch64 compiler of its own.
+    expect(await c.run(`sudo -n find /var/cache/icecc -maxdepth 2 -name '*${md5}*' | wc -l`)).not.toBe("0\n");
+    expect(await c.run("command -v aarch64-linux-gnu-gcc || echo none")).toBe("none\n");
+  }, 180_000);
 
   it("a role change (iceccd max jobs on node-c) changes only that bundle; its install over the old one restarts the daemon with the new setting", async () => {
     const changed = parseFleet(fleetYaml(net, { tailscale, agentapi }, { "node-b": 2, "node-c": 3 }), "hosts-test.fleet.yaml");

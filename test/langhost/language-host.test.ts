@@ -114,7 +114,7 @@ describe.each([
 
   it("registers exactly the planned resources with their types, names and parents", () => {
     expect(tree(run.registrations)).toEqual(plannedTree(plan));
-    expect(run.registrations).toHaveLength(153); // 116 before bundles travelled as files, plus one copy per Linux and macOS role (37);
+    expect(run.registrations).toHaveLength(162); // 116 before bundles travelled as files, plus one copy per Linux and macOS role (37), plus rpi1 building aarch64 toolchains (its component, copy, install and manifest reader, and 5 receivers: 9);
     expect(new Set(run.registrations.map((r) => r.urn)).size).toBe(run.registrations.length);
   });
 
@@ -156,7 +156,7 @@ describe("Pulumi's Node.js language host, normal run, nine-machine fleet with fl
     expect({ exitCode: run.exitCode, errors: run.logs.filter((l) => !l.startsWith("0:")) }).toEqual({ exitCode: 0, errors: [] });
     const managed = planFleet(loadFleet("fleet.yaml"), { tailnetManaged: true });
     expect(tree(run.registrations)).toEqual(plannedTree(managed));
-    expect(run.registrations).toHaveLength(153 + 2 + 9 * 2);
+    expect(run.registrations).toHaveLength(162 + 2 + 9 * 2);
   });
 
   it("sends the API key and every minted auth key only inside secret envelopes", () => {
@@ -169,6 +169,6 @@ describe("Pulumi's Node.js language host, normal run, nine-machine fleet with fl
     expect(isSecret(install.inputs.stdin)).toBe(true);
     expect(JSON.stringify(install.inputs.stdin)).toContain(`tailscaleAuthKey=tskey-auth-${MINTED_MARKER}rpi1tailscalekey`);
     const tags = run.registrations.find((r) => r.name === "rpi1-tailscale-tags")!;
-    expect(tags.inputs).toEqual({ deviceId: "nrpi1tailagentmeshtsnetCNTRL", tags: ["tag:fleet-headless-agent"] });
+    expect(tags.inputs).toEqual({ deviceId: "nrpi1tailagentmeshtsnetCNTRL", tags: ["tag:fleet-node-rpi1"] });
   });
 });

@@ -9,12 +9,21 @@ import type * as pulumi from "@pulumi/pulumi";
 export const MINTED_MARKER = "MINTEDSECRETMARKER";
 
 /**
- * What a builder's manifest reader answers: the `manifest-<arch>` a build of gcc and clang writes
- * (`arch compiler file sha256`, roles/toolchains/render.ts), with hashes derived from the resource name.
+ * What a builder's manifest reader answers: the `manifest-<arch>` a build of gcc, clang and a gcc cross
+ * compiler to the other arch writes (`arch compiler target file sha256`, roles/toolchains/render.ts), with
+ * hashes derived from the resource name. `arch` is the builder's: an aarch64 builder's reader (`rpi1-…`)
+ * answers aarch64 lines.
  */
-export function mockManifest(resourceName: string, arch = "x86_64"): string {
+export function mockManifest(resourceName: string, arch = resourceName.startsWith("rpi") ? "aarch64" : "x86_64"): string {
   const hex = (seed: string, length: number) => createHash("sha256").update(seed).digest("hex").slice(0, length);
-  return ["gcc", "clang"].map((c) => `${arch} ${c} ${arch}-${c}-${hex(`${resourceName}-${c}-md5`, 32)}.tar.gz ${hex(`${resourceName}-${c}`, 64)}\n`).join("");
+  const other = arch === "x86_64" ? "aarch64" : "x86_64";
+  return [
+    ["gcc", arch, `${arch}-gcc`],
+    ["clang", arch, `${arch}-clang`],
+    ["gcc", other, `${arch}-gcc-${other}`],
+  ]
+    .map(([c, target, stem]) => `${arch} ${c} ${target} ${stem}-${hex(`${resourceName}-${stem}-md5`, 32)}.tar.gz ${hex(`${resourceName}-${stem}`, 64)}\n`)
+    .join("");
 }
 
 /**

@@ -191,7 +191,8 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
       for (const bundle of bundles.get(node.name)!) {
         const cmd = program.get(`${node.name}-${bundle.role}-install`);
         if (bundle.secrets.length === 0) {
-          expect(cmd.inputs.stdin).toBeUndefined();
+          // A WSL install too long for the command line (iceccd's, with the toolchain receive program) is stdin.
+          expect(cmd.inputs.stdin).toBe(bundleShipping(node, bundle).stdinPrefix || undefined);
           expect(cmd.inputs.logging).toBeUndefined();
           expect(cmd.additionalSecretOutputs).toEqual(["connection"]);
           continue;
@@ -277,11 +278,11 @@ describe("fleet.yaml, node by node", () => {
     expect(value).toEqual(Object.fromEntries(model.nodes.map((n) => [n.name, `${MINTED_MARKER}${n.name.replace(/-/g, "")}queuetoken`])));
   });
 
-  it("rpi1 has only its Node, role components, bundle copies, install commands, queue token and x86_64 toolchain receiver", () => {
+  it("rpi1 has only its Node, role components, bundle copies, install commands, queue token, x86_64 toolchain receiver and aarch64 manifest reader", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;
-    expect(roles).toEqual(["tailscale", "claude", "iceccd", "agentapi", "worker"]);
-    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-bundle`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64"].sort();
+    expect(roles).toEqual(["tailscale", "claude", "iceccd", "toolchains", "agentapi", "worker"]);
+    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-bundle`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64", "rpi1-toolchains-manifest"].sort();
     expect(mine).toEqual(expected);
     expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
   });
@@ -429,7 +430,7 @@ describe("changes stay local", () => {
       node: "windows-laptop",
       role: "iceccd",
       changed: [...iceccFirewalls, "windows-laptop-claude-install", "arch-orchestrator-queue-install", ...iceccdsWithout("windows-laptop")],
-      alsoGone: ["windows-laptop-iceccd-toolchains-x86_64"],
+      alsoGone: ["windows-laptop-iceccd-toolchains-x86_64", "windows-laptop-iceccd-toolchains-aarch64"],
     },
   ])("removing $role from $node removes only its resources (and updates $changed)", async ({ node, role, changed, alsoGone = [] }) => {
     const after = await run(withoutRole(baseFile, node, role));
@@ -565,7 +566,7 @@ describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", ()
   });
 });
 
-describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () => {
+describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64, rpi1 aarch64)", () => {
   let program: ProgramRun;
   let model: FleetModel;
   const node = (name: string) => model.nodes.find((n) => n.name === name)!;
@@ -583,23 +584,47 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64)", () 
     expect(manifest.inputs.triggers).toEqual([renderBundles(model).get("arch-orchestrator")!.find((b) => b.role === "toolchains")!.hash]);
   });
 
-  it("sends them to every Linux iceccd node but the builder, none to the Macs", () => {
-    const receivers = program.registrations.filter((r) => r.type === "command:local:Command").map((r) => r.name).sort();
-    expect(receivers).toEqual(["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"].map((n) => `${n}-iceccd-toolchains-x86_64`));
+  it("every distribution command is short and carries no script: the receive program is a file of the iceccd bundle", () => {
+    const commands = program.registrations.filter((r) => /-toolchains-(x86_64|aarch64)$/.test(r.name));
+    expect(commands.length).toBe(10);
+    const prelude = readFileSync("templates/common/prelude.sh", "utf8").split("\n").filter((l) => l.startsWith("fk_"));
+    for (const c of commands) {
+      const create = String(c.inputs.create);
+      expect(Buffer.byteLength(create), c.name).toBeLessThan(4096);
+      // Not even packed (WSL): every remote line fits, and no prelude helper is defined in it.
+      expect(prelude.filter((l) => create.includes(l.slice(0, 12))), c.name).toEqual([]);
+      expect(create).not.toMatch(/fk_put|fk_die|FK_CHANGED/);
+    }
   });
 
-  it.each(["rpi1", "windows-desktop"])("%s receives from the builder's manifest, re-run when the manifest changes", (name) => {
-    const receive = program.get(`${name}-iceccd-toolchains-x86_64`);
-    const manifest = mockManifest("arch-orchestrator-toolchains-manifest");
+  it("sends each builder's tarballs to every other Linux iceccd node, none to the Macs", () => {
+    const receivers = program.registrations.filter((r) => r.type === "command:local:Command").map((r) => r.name).sort();
+    expect(receivers).toEqual(
+      [
+        ...["rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"].map((n) => `${n}-iceccd-toolchains-x86_64`),
+        ...["arch-orchestrator", "rpi2", "rpi3", "windows-desktop", "windows-laptop"].map((n) => `${n}-iceccd-toolchains-aarch64`),
+      ].sort(),
+    );
+  });
+
+  it.each([
+    ["rpi1", "arch-orchestrator", "x86_64"],
+    ["windows-desktop", "arch-orchestrator", "x86_64"],
+    ["arch-orchestrator", "rpi1", "aarch64"],
+    ["windows-desktop", "rpi1", "aarch64"],
+  ] as const)("%s receives from %s's manifest (%s), re-run when the manifest changes", (name, builder, arch) => {
+    const receive = program.get(`${name}-iceccd-toolchains-${arch}`);
+    const manifest = mockManifest(`${builder}-toolchains-manifest`);
+    expect(manifest.split("\n")[0]).toMatch(new RegExp(`^${arch} gcc ${arch} ${arch}-gcc-`));
     expect(shape(receive)).toEqual({
       type: "command:local:Command",
-      name: `${name}-iceccd-toolchains-x86_64`,
+      name: `${name}-iceccd-toolchains-${arch}`,
       parent: `${name}-iceccd`,
-      dependsOn: ["arch-orchestrator-toolchains-manifest", `${name}-iceccd-install`],
+      dependsOn: [`${builder}-toolchains-manifest`, `${name}-iceccd-install`].sort(),
     });
     expect(receive.inputs.triggers).toEqual([manifest]);
     expect(receive.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
-    expect(receive.inputs.create).toBe(distributionScript(model, node("arch-orchestrator"), node(name), manifest, { builder: {}, receiver: {} }));
-    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' '${name === "rpi1" ? "sudo -n sh -c" : "wsl.exe -d Debian -u root -e sh -c"}`);
+    expect(receive.inputs.create).toBe(distributionScript(node(builder), node(name), manifest, { builder: {}, receiver: {} }));
+    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' "$1"; }\nfk_receive_0() { fk_on_receiver '${name === "windows-desktop" ? "wsl.exe -d Debian -u root -e sh -c" : "sudo -n sh -c"}`);
   });
 });

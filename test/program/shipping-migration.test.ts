@@ -14,7 +14,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isSecret, runProgram, type Registration } from "./harness.js";
-import { REAL_FLEETS } from "./fleets.js";
+import { REAL_FLEETS, withoutRole } from "./fleets.js";
 import { COMMAND_TYPE } from "../../roles/naming.js";
 
 /** Type token of @pulumi/command's remote.CopyToRemote. */
@@ -46,7 +46,9 @@ describe("moving an existing stack to file-shipped bundles", () => {
   const before = JSON.parse(readFileSync(FIXTURE, "utf8")) as Record<string, Record<string, unknown>[]>;
 
   it.each(REAL_FLEETS)("%s: every earlier resource keeps its URN and replace-triggering inputs; only bundle copies are new", async (file) => {
-    const run = await runProgram({ "fleetkit:fleetFile": file, ...CONFIG }, Object.keys(CONFIG));
+    // fleet.yaml as it was recorded: rpi1 has built the aarch64 toolchains since (its own new resources).
+    const source = file === "fleet.yaml" ? withoutRole(file, "rpi1", "toolchains") : file;
+    const run = await runProgram({ "fleetkit:fleetFile": source, ...CONFIG }, Object.keys(CONFIG));
     const now = new Map(run.registrations.map((r) => [r.name, identity(r)]));
     expect(before[file]!.length).toBeGreaterThan(20);
     for (const was of before[file]!) expect(now.get(String(was.name)), String(was.name)).toEqual(was);

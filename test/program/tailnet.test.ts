@@ -65,30 +65,38 @@ const admin = ["autogroup:admin"];
 /** The exact policy of each real fleet, written out by hand from roles/reach.ts's rules. */
 const EXPECTED: Record<(typeof REAL_FLEETS)[number], TailnetPolicy> = {
   "fleet.yaml": (() => {
-    const [o, h, w] = ["tag:fleet-orchestrator", "tag:fleet-headless-agent", "tag:fleet-workstation"];
+    // rpi1 has profile headless-agent plus toolchains: its own tag, so tag:fleet-headless-agent means exactly the profile's roles.
+    const [o, h, w, r] = ["tag:fleet-orchestrator", "tag:fleet-headless-agent", "tag:fleet-workstation", "tag:fleet-node-rpi1"];
     return {
-      tagOwners: { [o]: admin, [h]: admin, [w]: admin },
+      tagOwners: { [o]: admin, [h]: admin, [w]: admin, [r]: admin },
       grants: [
         SELF,
         // SSH from people and from fleet nodes (where `pulumi up` may run) to every node.
-        { src: ["autogroup:member", o, h, w], dst: [o, h, w], ip: ["tcp:22"] },
+        { src: ["autogroup:member", o, h, w, r], dst: [o, h, w, r], ip: ["tcp:22"] },
         // The scheduler, the orchestrator's iceccd and the queue: every node compiles and submits tasks.
-        { src: [o, h, w], dst: [o], ip: ["tcp:8765", "udp:8765", "tcp:10245", "tcp:8787"] },
+        { src: [o, h, w, r], dst: [o], ip: ["tcp:8765", "udp:8765", "tcp:10245", "tcp:8787"] },
         // AgentAPI: only the queue node (arch-orchestrator) drives agents.
         { src: [o], dst: [o], ip: ["tcp:3284"] },
         // ntfy: allowFrom defaults to fleet + tailnet.
-        { src: [o, h, w, "autogroup:member", "autogroup:tagged"], dst: [o], ip: ["tcp:8091"] },
-        { src: [o, h, w], dst: [h], ip: ["tcp:10245"] },
+        { src: [o, h, w, r, "autogroup:member", "autogroup:tagged"], dst: [o], ip: ["tcp:8091"] },
+        { src: [o, h, w, r], dst: [h], ip: ["tcp:10245"] },
         { src: [o], dst: [h], ip: ["tcp:3284"] },
-        { src: [o, h, w], dst: [w], ip: ["tcp:10245"] },
+        { src: [o, h, w, r], dst: [w], ip: ["tcp:10245"] },
+        { src: [o, h, w, r], dst: [r], ip: ["tcp:10245"] },
+        { src: [o], dst: [r], ip: ["tcp:3284"] },
       ],
       tests: [
-        { src: o, proto: "tcp", accept: [`${o}:8765`, `${o}:10245`, `${o}:3284`, `${o}:8091`, `${o}:8787`, `${h}:10245`, `${h}:3284`, `${w}:10245`], deny: [`${o}:8766`] },
-        { src: h, proto: "tcp", accept: [`${o}:8765`, `${o}:10245`, `${o}:8091`, `${o}:8787`, `${h}:10245`, `${w}:10245`], deny: [`${o}:8766`, `${o}:3284`, `${h}:3284`] },
-        { src: w, proto: "tcp", accept: [`${o}:8765`, `${o}:10245`, `${o}:8091`, `${o}:8787`, `${h}:10245`, `${w}:10245`], deny: [`${o}:8766`, `${o}:3284`, `${h}:3284`] },
+        { src: o, proto: "tcp", accept: [`${o}:8765`, `${o}:10245`, `${o}:3284`, `${o}:8091`, `${o}:8787`, `${h}:10245`, `${h}:3284`, `${w}:10245`, `${r}:10245`, `${r}:3284`], deny: [`${o}:8766`] },
+        ...[h, w, r].map((src) => ({
+          src,
+          proto: "tcp" as const,
+          accept: [`${o}:8765`, `${o}:10245`, `${o}:8091`, `${o}:8787`, `${h}:10245`, `${w}:10245`, `${r}:10245`],
+          deny: [`${o}:8766`, `${o}:3284`, `${h}:3284`, `${r}:3284`],
+        })),
         { src: o, proto: "udp", accept: [`${o}:8765`] },
         { src: h, proto: "udp", accept: [`${o}:8765`] },
         { src: w, proto: "udp", accept: [`${o}:8765`] },
+        { src: r, proto: "udp", accept: [`${o}:8765`] },
       ],
     };
   })(),

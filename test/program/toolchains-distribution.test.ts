@@ -2,8 +2,9 @@
 /**
  * The toolchain distribution the program's `<node>-iceccd-toolchains-<arch>` local.Command runs, run for
  * real: a real sshd on loopback stands for the builder (127.0.0.1) and the receiver (127.0.0.2), the local
- * `ssh` client streams a real tar.gz, and the receiver's script verifies it. Tarball folders are temp
- * folders (the real ones are /opt/icecc-envs).
+ * `ssh` client streams a real tar.gz, and the receiver's receive program (rendered as its iceccd bundle
+ * installs it) verifies it. Tarball folders and the program are in temp folders (the real ones are
+ * /opt/icecc-envs and /usr/local/lib/fleetkit).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleet } from "../../model/load.js";
 import type { Fleet } from "../../model/fleet.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
+import { toolchainReceiveProgram } from "../../roles/toolchains/render.js";
 import { sha256Hex } from "../../roles/bundle.js";
 import { startSshd, type TestSshd } from "../cli/sshd.js";
 
@@ -22,14 +24,14 @@ describe("toolchain distribution over real SSH", () => {
   let dir: string;
   let builderDir: string;
   let receiverDir: string;
-  let envFile: string;
+  let program: string;
   let manifest: string;
   let tarball: string;
 
   const node = (name: string) => fleet.nodes.find((n) => n.name === name)!;
   const distribute = (text: string) => {
     const client = { keyFile: sshd.keyPath, options: [`UserKnownHostsFile=${sshd.knownHosts}`] };
-    const script = distributionScript(fleet, node("builder"), node("receiver"), text, { builder: client, receiver: client }, { builderEnvDir: builderDir, receiver: { envDir: receiverDir, envFile } });
+    const script = distributionScript(node("builder"), node("receiver"), text, { builder: client, receiver: client }, { builderEnvDir: builderDir, receiverEnvDir: receiverDir, receiveProgram: program });
     // What local.Command does with interpreter ["/bin/sh", "-c"].
     return spawnSync("/bin/sh", ["-c", script], { encoding: "utf8", timeout: 60_000 });
   };
@@ -39,13 +41,13 @@ describe("toolchain distribution over real SSH", () => {
     dir = mkdtempSync(join(tmpdir(), "fleetkit-toolchains-"));
     builderDir = join(dir, "builder");
     receiverDir = join(dir, "receiver");
-    envFile = join(dir, "receiver-etc", "icecc-env.sh");
+    program = join(dir, "receiver-bin", "fleetkit-toolchain-receive");
     mkdirSync(builderDir);
     mkdirSync(join(dir, "src", "usr", "bin"), { recursive: true });
     writeFileSync(join(dir, "src", "usr", "bin", "gcc"), "#!/bin/sh\necho not really gcc\n");
     tarball = `x86_64-gcc-${"a".repeat(32)}.tar.gz`;
     execFileSync("tar", ["-czf", join(builderDir, tarball), "-C", join(dir, "src"), "usr"]);
-    manifest = `x86_64 gcc ${tarball} ${sha256Hex(readFileSync(join(builderDir, tarball)))}\n`;
+    manifest = `x86_64 gcc x86_64 ${tarball} ${sha256Hex(readFileSync(join(builderDir, tarball)))}\n`;
     fleet = parseFleet(
       [
         "fleet: toolchain-test",
@@ -60,6 +62,9 @@ describe("toolchain distribution over real SSH", () => {
       ].join("\n"),
       "toolchain-test.yaml",
     );
+    // The receive program as the receiver's iceccd bundle installs it (root-owned, 0755), pointed at the temp folder.
+    mkdirSync(join(dir, "receiver-bin"));
+    writeFileSync(program, toolchainReceiveProgram(node("receiver"), { envDir: receiverDir, program }).content, { mode: 0o755 });
   });
 
   afterAll(async () => {
@@ -67,7 +72,15 @@ describe("toolchain distribution over real SSH", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("copies a missing tarball, verified, links it as current and writes the environment file", () => {
+  it("each command line is short: the receive program is named by path, no script travels with it", () => {
+    const script = distributionScript(node("builder"), node("receiver"), manifest);
+    expect(Buffer.byteLength(script)).toBeLessThan(4096);
+    expect(script).not.toContain("fk_put");
+    // The receive line (once, in a function): the program's path and the five manifest fields as plain words.
+    expect(script.match(/fleetkit-toolchain-receive x86_64 gcc x86_64 x86_64-gcc-a{32}\.tar\.gz [0-9a-f]{64}/g)).toHaveLength(1);
+  });
+
+  it("copies a missing tarball, verified, and links it as current", () => {
     const run = distribute(manifest);
     expect(run.stderr).not.toMatch(/fk_die|error/i);
     expect(run.status).toBe(0);
@@ -75,7 +88,6 @@ describe("toolchain distribution over real SSH", () => {
     expect(readFileSync(join(receiverDir, tarball))).toEqual(readFileSync(join(builderDir, tarball)));
     expect(statSync(join(receiverDir, tarball)).mode & 0o777).toBe(0o644);
     expect(readlinkSync(join(receiverDir, "current-x86_64-gcc.tar.gz"))).toBe(tarball);
-    expect(readFileSync(envFile, "utf8")).toContain(receiverDir);
   });
 
   it("sends nothing when the receiver already has it: the second run is unchanged", () => {
@@ -89,6 +101,7 @@ describe("toolchain distribution over real SSH", () => {
   it("refuses a tarball whose bytes do not match the manifest, replacing nothing", () => {
     const other = `x86_64-gcc-${"b".repeat(32)}.tar.gz`;
     writeFileSync(join(builderDir, other), "corrupted in transit\n");
+    // An older four-field manifest line (target = arch) still distributes.
     const run = distribute(`x86_64 gcc ${other} ${"0".repeat(64)}\n`);
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain(`toolchain ${other} arrived with sha256 ${sha256Hex("corrupted in transit\n")}, expected ${"0".repeat(64)}; nothing was replaced`);

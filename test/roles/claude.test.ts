@@ -106,7 +106,7 @@ describe("role claude: per OS family", () => {
 
   it.each([
     ["mesh", "arch-orchestrator", { node: "arch-orchestrator", fleet: "agent-mesh", budgetUsdPerSession: 20, roles: ["tailscale", "claude", "icecc-scheduler", "iceccd", "toolchains", "agentapi", "ntfy", "queue", "worker"], os: "arch", arch: "x86_64" }],
-    ["mesh", "rpi1", { node: "rpi1", fleet: "agent-mesh", budgetUsdPerSession: 5, roles: ["tailscale", "claude", "iceccd", "agentapi", "worker"], os: "raspios", arch: "aarch64" }],
+    ["mesh", "rpi1", { node: "rpi1", fleet: "agent-mesh", budgetUsdPerSession: 5, roles: ["tailscale", "claude", "iceccd", "toolchains", "agentapi", "worker"], os: "raspios", arch: "aarch64" }],
     ["shared", "control-node", { node: "control-node", fleet: "shared-fs-queue", budgetUsdPerSession: 10, roles: ["tailscale", "claude", "queue", "worker"], os: "debian", arch: "x86_64" }],
   ] as const)("%s fleet: node.json of %s records the budget cap for the worker runtime", (label, name, facts) => {
     const fleet = FLEETS[label];
