@@ -109,7 +109,9 @@ nodes:
       ["cc2", "ok", true, []],
     ]);
     expect(code).toBe(0);
-    expect(report.nodes.map((n) => n.iceccSchedulerConnections! >= 1)).toEqual([true, true, true]);
+    // The scheduler's monitor protocol lists every daemon, by node name (iceccd -N).
+    expect(report.icecc).toMatchObject({ scheduler: "sched", protocol: expect.any(Number), notConnected: [] });
+    expect(report.icecc!.daemons.map((d) => [d.name, d.inFleet, d.noRemote])).toEqual([["cc1", true, false], ["cc2", true, false], ["sched", true, false]]);
     expect(report.nodes[0].roles.map((r) => [r.role, r.ok, r.services.map((s) => `${s.name}=${s.state}`)])).toEqual([
       ["icecc-scheduler", true, ["icecc-scheduler.service=active"]],
       ["iceccd", true, ["iceccd.service=active"]],
@@ -122,7 +124,8 @@ nodes:
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout) as StatusReport;
     expect(report.nodes.map((n) => [n.node, n.healthy])).toEqual([["sched", true], ["cc1", true], ["cc2", false]]);
-    expect(report.nodes[2].problems).toEqual(["iceccd: iceccd.service is inactive", "iceccd: not connected to the icecc scheduler"]);
+    expect(report.nodes[2].problems).toEqual(["iceccd: iceccd.service is inactive", "iceccd: not connected to the icecc scheduler on sched"]);
+    expect(report.icecc!.notConnected).toEqual(["cc2"]);
 
     const table = await fleetCli("status", "--fleet", file);
     expect(table.code).toBe(1);
