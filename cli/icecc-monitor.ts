@@ -148,7 +148,8 @@ export function tcpTransport(host: string, port: number): MonitorTransport {
  * ssh(1)): the node's sshd dials the address, so a scheduler bound to the node's tailnet interface and
  * fenced off by its firewall is reached as from the node itself. Needs the node's sshd to allow TCP
  * forwarding (OpenSSH's default `AllowTcpForwarding yes`). `failure()` is ssh's last stderr line; ssh's
- * `stdio forwarding failed` (sshd could not connect, e.g. nothing listens there) is said in those words.
+ * bare `stdio forwarding failed` (sshd did not open the connection: nothing listens there, or forwarding is
+ * off; at LogLevel=ERROR ssh does not say which) is spelled out.
  */
 export function sshForwardTransport(target: SshTarget, host: string, port: number): MonitorTransport {
   const args = sshArgs(target, { stdin: true });
@@ -165,7 +166,7 @@ export function sshForwardTransport(target: SshTarget, host: string, port: numbe
     done,
     failure: () => {
       const last = stderr.trim().split("\n").filter((l) => l.trim()).at(-1)?.trim();
-      return last === "stdio forwarding failed" ? `sshd on ${target.name} could not connect to ${dest} (ssh: ${last})` : last;
+      return last === "stdio forwarding failed" ? `sshd on ${target.name} did not connect to ${dest}: nothing listens there, or its AllowTcpForwarding is off (ssh: ${last})` : last;
     },
     close: () => {
       stream.destroy();
