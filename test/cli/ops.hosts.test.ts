@@ -134,6 +134,11 @@ nodes:
     expect(rows.find((l) => l.startsWith("cc2 "))!.split(/\s+/).slice(2, 4)).toEqual(["·", "✗"]);
     expect(rows.find((l) => l.startsWith("sched "))!.split(/\s+/).slice(2, 4)).toEqual(["✓", "✓"]);
     expect(rows).toContain("✗ cc2: iceccd: iceccd.service is inactive");
+    expect(rows).toContain("✗ cc2: iceccd: not connected to the icecc scheduler on sched");
+    // The cluster section, from the scheduler's monitor protocol through ssh -W on sched.
+    expect(rows.find((l) => l.startsWith("icecc cluster:"))).toMatch(/^icecc cluster: scheduler sched at 127\.0\.0\.1:8765 \(protocol \d+\)$/);
+    expect(rows.filter((l) => /^  (cc1|cc2|sched) /.test(l)).map((l) => l.split(/\s+/).slice(1, 3))).toEqual([["cc1", expect.any(String)], ["sched", expect.any(String)]]);
+    expect(rows).toContain("  ✗ iceccd on cc2 is not connected to the scheduler");
     expect(rows).toContain("2/3 nodes healthy");
 
     const restart = await fleetCli("restart", "cc2", "iceccd", "--fleet", file);
