@@ -146,7 +146,7 @@ nodes:
     expect(restart.code).toBe(0);
     const { code } = await statusUntil((r) => r.healthy);
     expect(code).toBe(0);
-  });
+  }, 120_000); // four status calls and a restart: 50 s and over 60 s in two runs on a busy 2-core machine
 
   it("exec: runs on all nodes at once, output prefixed by node, exit code the highest", async () => {
     // Each node prints when it started and ended a 2 s sleep: run in parallel, every start precedes
