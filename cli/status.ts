@@ -192,8 +192,9 @@ export async function sendHealth(url: string, token: string, report: StatusRepor
 }
 
 /**
- * Judges one probed node (with the queue's worker presence and the exposures of its services when known).
- * Pure: same inputs, same status.
+ * Judges one probed node (with the queue's worker presence, the exposures of its services and the icecc
+ * cluster when known: an iceccd the scheduler does not list, and on the scheduler's node a scheduler that
+ * could not be read, are problems of those roles). Pure: same inputs, same status.
  */
 export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: Exposure[] = [], icecc?: IceccClusterStatus): NodeStatus {
   const { fleet, node, report } = probe;
