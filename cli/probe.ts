@@ -11,7 +11,8 @@
  * - `file ROLE PATH SHA256|-` — sha256 of each rendered file as it is on the node;
  * - `svc ROLE MANAGER NAME STATE` — STATE one of {@link ServiceState};
  * - one record per role with a probe (roles/types.ts `RoleProbe`, in roles/<role>/probe.ts), tagged by the
- *   role: `tailscale STATE`, `agentapi HTTPCODE STATUS`, `icecc CONNECTIONS`, a user role's own;
+ *   role: `tailscale STATE`, `agentapi HTTPCODE STATUS`, a user role's own (iceccd has none: `fleet status`
+ *   asks the scheduler which daemons are connected, cli/icecc-monitor.ts);
  * - `disk PATH AVAIL_BYTES TOTAL_BYTES` — `df -Pk` of the root filesystem;
  * - `reach SERVICE NODE PORT open|closed|unchecked` — a TCP connect from this node to another node's service
  *   this node may not reach (cli/exposure.ts), when `fleet status` gives the probe such checks.
@@ -95,7 +96,7 @@ export interface ProbeReport {
   services: { role: RoleName; manager: BundleService["manager"]; name: string; state: ServiceState }[];
   /**
    * Each probed role's fact as its probe parsed it (roles/types.ts `RoleProbe.parse`), by role: e.g.
-   * `tailscale: "Running"`, `agentapi: { httpCode, status }`, `iceccd: 1` (connections to the scheduler).
+   * `tailscale: "Running"`, `agentapi: { httpCode, status }`.
    */
   checks: Record<string, unknown>;
   disk?: { path: string; availBytes: number; totalBytes: number };

@@ -6,8 +6,9 @@
  *
  * Healthy means: SSH answers; every role's services are active under their service manager; every
  * rendered role has its install marker; Tailscale's BackendState is `Running` (tailscale role);
- * AgentAPI answers `GET /status` with 200 (agentapi role); the queue server answers `GET /healthz` with 200 on the queue node (queue role); iceccd holds a connection to the scheduler
- * (iceccd role); the queue server has seen the node's worker recently (worker role, when a queue token is
+ * AgentAPI answers `GET /status` with 200 (agentapi role); the queue server answers `GET /healthz` with 200 on the queue node (queue role); the icecc
+ * scheduler lists the node's daemon (iceccd role: the cluster as the scheduler's own monitor protocol
+ * reports it, read through an SSH forward on the scheduler node, see {@link iceccCluster}); the queue server has seen the node's worker recently (worker role, when a queue token is
  * given: `GET /v1/nodes` of the runtime's queue API); the root filesystem has at least {@link MIN_FREE_BYTES} and {@link MIN_FREE_RATIO} free;
  * and no service answers where the fleet's allow-list says it must not (cli/exposure.ts: a TCP connect
  * from a probed node the rule does not allow, and from this machine when it is not an allowed source;
@@ -26,11 +27,15 @@ import { roleDefinition } from "../roles/registry.js";
 import type { AgentapiFact } from "../roles/agentapi/probe.js";
 import { resolveTargets } from "./targets.js";
 import type { ServiceState } from "./services.js";
-import { fleetQueueUrl } from "../model/fleet.js";
+import { fleetQueueUrl, nodeWithRole } from "../model/fleet.js";
 import { QueueClient } from "../runtime/client.js";
 import type { NodePresence } from "../runtime/api.js";
 import { readToken } from "./args.js";
 import { checkedRules, exposureChecks, exposureProblem, localExposures, probedExposures, type Exposure } from "./exposure.js";
+import { localSchedulerHost } from "../roles/iceccd/render.js";
+import { ICECC_SCHEDULER_PORT } from "../roles/reach.js";
+import { sshTargetOf } from "./ssh.js";
+import { monitorScheduler, sshForwardTransport, type IceccDaemon, type IceccJob, type MonitorTransport } from "./icecc-monitor.js";
 
 /** Below this many free bytes on `/` a node is unhealthy (1 GiB). */
 export const MIN_FREE_BYTES = 1024 ** 3;
@@ -57,7 +62,6 @@ export interface NodeStatus {
   sshMs: number;
   tailscale: string | null;
   agentapi: AgentapiFact | null;
-  iceccSchedulerConnections: number | null;
   disk: { availBytes: number; totalBytes: number } | null;
   /** The worker's presence as the queue server reports it (worker role only; null = not asked). */
   worker: { online: boolean; lastSeen: string | null; status: string | null } | null;
@@ -76,6 +80,75 @@ export interface StatusReport {
   nodes: NodeStatus[];
   /** Why worker presence could not be read from the queue (absent when it was, or no node runs a worker). */
   queue?: string;
+  /** The icecc cluster as its scheduler reports it (absent when the fleet has no scheduler or no probed node has an icecc role). */
+  icecc?: IceccClusterStatus;
+}
+
+/**
+ * The icecc cluster of `fleet status`: what the scheduler's monitor protocol reported (cli/icecc-monitor.ts),
+ * matched against the fleet.
+ */
+export interface IceccClusterStatus {
+  /** The node with role icecc-scheduler. */
+  scheduler: string;
+  /** The address the monitor dialed from the scheduler node (`host:port`: its tailnet address when bound there, else loopback). */
+  address: string;
+  /** The negotiated icecream protocol version; null when the scheduler could not be read. */
+  protocol: number | null;
+  /** Why the scheduler could not be read (one line); absent when it was. */
+  error?: string;
+  /** Daemons connected to the scheduler, by name; `inFleet` false for one no fleet node runs. */
+  daemons: (IceccDaemon & { inFleet: boolean })[];
+  /** Jobs the scheduler announced while the monitor listened and that had not finished (it does not replay older ones). */
+  jobs: IceccJob[];
+  /** Milliseconds the monitor listened after logging in. */
+  listenedMs: number;
+  /** Sums over `daemons`: how many, their job slots (max jobs), jobs in flight. */
+  totals: { daemons: number; maxJobs: number; jobs: number };
+  /** Probed nodes with role iceccd whose daemon the scheduler does not list. */
+  notConnected: string[];
+}
+
+/** How long the monitor listens after logging in, at most (ms); it stops early once every fleet daemon has reported. */
+export const ICECC_MONITOR_WINDOW_MS = 1500;
+
+/**
+ * Reads the icecc cluster from the fleet's scheduler when any of `nodes` has an icecc role: a monitor login
+ * (cli/icecc-monitor.ts) through `ssh -W` on the scheduler node to the address its scheduler listens on
+ * (roles/iceccd/render.ts `localSchedulerHost`: the node's tailnet address when the scheduler is bound to
+ * tailscale0, else 127.0.0.1) and port 8765, so it works however the scheduler's interface and the node
+ * firewall are set. Never throws: a failure is the result's `error`. Undefined when there is nothing to read.
+ * @param transport how to reach the scheduler (default: the SSH forward; tests pass a direct connection).
+ */
+export async function iceccCluster(
+  fleet: Fleet,
+  nodes: FleetNode[],
+  timeoutSeconds: number,
+  transport?: (host: string, port: number) => MonitorTransport,
+): Promise<IceccClusterStatus | undefined> {
+  const scheduler = nodeWithRole(fleet, "icecc-scheduler");
+  if (!scheduler || !nodes.some((n) => n.roles.includes("iceccd") || n.roles.includes("icecc-scheduler"))) return undefined;
+  const host = localSchedulerHost(fleet, scheduler);
+  const port = ICECC_SCHEDULER_PORT;
+  const fleetDaemons = fleet.nodes.filter((n) => n.roles.includes("iceccd")).map((n) => n.name);
+  const base = { scheduler: scheduler.name, address: `${host.includes(":") ? `[${host}]` : host}:${port}` };
+  const dial = transport ?? ((h: string, p: number) => sshForwardTransport(sshTargetOf(scheduler), h, p));
+  try {
+    const snap = await monitorScheduler(dial(host, port), { host, port, timeoutMs: timeoutSeconds * 1000, windowMs: ICECC_MONITOR_WINDOW_MS, expect: fleetDaemons });
+    const listed = new Set(snap.daemons.map((d) => d.name));
+    const daemons = snap.daemons.map((d) => ({ ...d, inFleet: fleetDaemons.includes(d.name) }));
+    return {
+      ...base,
+      protocol: snap.scheduler.protocol,
+      daemons,
+      jobs: snap.jobs,
+      listenedMs: snap.listenedMs,
+      totals: { daemons: daemons.length, maxJobs: daemons.reduce((a, d) => a + d.maxJobs, 0), jobs: snap.jobs.length },
+      notConnected: nodes.filter((n) => n.roles.includes("iceccd") && !listed.has(n.name)).map((n) => n.name),
+    };
+  } catch (err) {
+    return { ...base, protocol: null, error: (err as Error).message, daemons: [], jobs: [], listenedMs: 0, totals: { daemons: 0, maxJobs: 0, jobs: 0 }, notConnected: [] };
+  }
 }
 
 /**
@@ -119,10 +192,11 @@ export async function sendHealth(url: string, token: string, report: StatusRepor
 }
 
 /**
- * Judges one probed node (with the queue's worker presence and the exposures of its services when known).
- * Pure: same inputs, same status.
+ * Judges one probed node (with the queue's worker presence, the exposures of its services and the icecc
+ * cluster when known: an iceccd the scheduler does not list, and on the scheduler's node a scheduler that
+ * could not be read, are problems of those roles). Pure: same inputs, same status.
  */
-export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: Exposure[] = []): NodeStatus {
+export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: Exposure[] = [], icecc?: IceccClusterStatus): NodeStatus {
   const { fleet, node, report } = probe;
   const base = { node: node.name, host: node.host, os: node.os, reach: probe.reach, sshMs: probe.ms, exposed };
   if (probe.reach !== "ok" || !report.complete) {
@@ -131,7 +205,6 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
       ...base,
       tailscale: null,
       agentapi: null,
-      iceccSchedulerConnections: null,
       disk: null,
       worker: null,
       roles: node.roles.map((role) => ({ role, ok: null, services: [], problems: [] })),
@@ -158,6 +231,8 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
     const check = roleDefinition(fleet, role).probe;
     if (check) problems.push(...check.judge(report.checks[role]));
     if (unseen) problems.push(unseen);
+    if (role === "iceccd" && icecc?.notConnected.includes(node.name)) problems.push(`not connected to the icecc scheduler on ${icecc.scheduler}`);
+    if (role === "icecc-scheduler" && icecc?.error !== undefined && icecc.scheduler === node.name) problems.push(icecc.error);
     return { role, ok: problems.length === 0, services, problems };
   });
   const problems = roles.filter((r) => r.ok === false).flatMap((r) => r.problems.map((p) => `${r.role}: ${p}`));
@@ -171,7 +246,6 @@ export function nodeStatus(probe: NodeProbe, presence?: QueuePresence, exposed: 
     // The probe facts `fleet status --json` has always shown at the top level (each role's fact is also in `roles`).
     tailscale: (report.checks.tailscale as string | undefined) ?? null,
     agentapi: (report.checks.agentapi as AgentapiFact | undefined) ?? null,
-    iceccSchedulerConnections: (report.checks.iceccd as number | undefined) ?? null,
     disk,
     worker: workerOf(node, presence),
     roles,
@@ -203,14 +277,17 @@ export function formatBytes(bytes: number): string {
  * services of `nodes` are tried from this machine and each probe tries the services it may not reach
  * (cli/exposure.ts). Resolves when the slowest node answers or times out; never rejects for network
  * trouble.
+ * The icecc cluster is read from the scheduler at the same time ({@link iceccCluster}); a scheduler that
+ * cannot be read makes the report unhealthy (and its node, when probed).
  * @param opts.localAddresses this machine's addresses for the exposure check (default: its interfaces').
+ * @param opts.iceccTransport how to reach the icecc scheduler (default: `ssh -W` on its node).
  */
 export async function fleetStatus(
   fleet: Fleet,
   nodes: FleetNode[],
   timeoutSeconds: number,
   queueToken?: string,
-  opts: { localAddresses?: string[] } = {},
+  opts: { localAddresses?: string[]; iceccTransport?: (host: string, port: number) => MonitorTransport } = {},
 ): Promise<StatusReport> {
   const url = fleetQueueUrl(fleet);
   const wantPresence = url !== undefined && nodes.some((n) => n.roles.includes("worker"));
@@ -218,15 +295,18 @@ export async function fleetStatus(
   const targets = new Set(nodes.map((n) => n.name));
   const checks = exposureChecks(fleet, nodes);
   const localP = localExposures(fleet, checkedRules(fleet).filter((r) => targets.has(r.node)), { ...opts, connectSeconds: Math.min(3, timeoutSeconds) });
+  const iceccP = iceccCluster(fleet, nodes, timeoutSeconds, opts.iceccTransport);
   const probes = await Promise.all(nodes.map((n) => probeNode(fleet, n, timeoutSeconds, checks.get(n.name) ?? [])));
   const presence = await presenceP;
   const exposures = [
     ...probes.flatMap((p) => probedExposures(fleet, p.node.name, checks.get(p.node.name) ?? [], p.report.reach.filter((r) => r.result === "open"))),
     ...(await localP),
   ];
-  const statuses = probes.map((p) => nodeStatus(p, presence, exposures.filter((e) => e.node === p.node.name)));
-  const report: StatusReport = { fleet: fleet.name, healthy: statuses.every((s) => s.healthy), nodes: statuses };
+  const icecc = await iceccP;
+  const statuses = probes.map((p) => nodeStatus(p, presence, exposures.filter((e) => e.node === p.node.name), icecc));
+  const report: StatusReport = { fleet: fleet.name, healthy: statuses.every((s) => s.healthy) && icecc?.error === undefined, nodes: statuses };
   if (presence && !presence.ok) report.queue = presence.reason;
+  if (icecc) report.icecc = icecc;
   return report;
 }
 
@@ -255,17 +335,46 @@ export function formatStatus(report: StatusReport): string {
     lines.push("");
     for (const n of bad) for (const p of n.problems) lines.push(`${chalk.red("✗")} ${n.node}: ${p}`);
   }
+  if (report.icecc) lines.push("", ...formatIceccCluster(report.icecc));
   if (report.queue) lines.push("", chalk.yellow(`worker presence ${report.queue}`));
   const healthy = report.nodes.length - bad.length;
   lines.push("", `${healthy}/${report.nodes.length} nodes healthy`);
   return lines.join("\n") + "\n";
 }
 
+/**
+ * The cluster section of the human output: the scheduler, one row per daemon (platform, jobs in flight of
+ * its max, load, no-remote), totals, the jobs seen, and the iceccd nodes the scheduler does not list.
+ */
+export function formatIceccCluster(c: IceccClusterStatus): string[] {
+  const head = `icecc cluster: scheduler ${chalk.bold(c.scheduler)} at ${c.address}${c.protocol === null ? "" : ` (protocol ${c.protocol})`}`;
+  if (c.error !== undefined) return [head, `  ${chalk.red("✗")} ${c.error}`];
+  const rows = c.daemons.map((d) => [
+    d.inFleet ? d.name : `${d.name} (not in the fleet)`,
+    d.ip,
+    d.platform,
+    `${d.jobs}/${d.maxJobs}`,
+    `${Math.round(d.load / 10)}%`,
+    d.noRemote ? "no remote jobs" : "",
+  ]);
+  const header = ["daemon", "ip", "platform", "jobs", "load", ""];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `  ${r.map((v, i) => v.padEnd(widths[i])).join("  ")}`.trimEnd();
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const lines = [head];
+  if (rows.length) lines.push(chalk.dim(line(header)), ...rows.map(line));
+  lines.push(`  ${plural(c.totals.daemons, "daemon")}, ${plural(c.totals.maxJobs, "job slot")}, ${plural(c.totals.jobs, "job")} seen in flight in ${(c.listenedMs / 1000).toFixed(1)} s`);
+  for (const j of c.jobs) lines.push(`  job ${j.id} ${j.file || "?"}: ${j.client ?? "?"} → ${j.state === "pending" ? "(choosing)" : (j.server ?? "?")}${j.state === "local" ? " (local)" : ""}`);
+  for (const n of c.notConnected) lines.push(`  ${chalk.red("✗")} iceccd on ${n} is not connected to the scheduler`);
+  return lines;
+}
+
 const USAGE = `usage: fleet status [node|profile|all …] [--fleet FILE] [--json] [--timeout SECONDS] [--token-file FILE] [--report]
   --fleet FILE       fleet file (default fleet.yaml)
   --token-file FILE  a queue token (mode 0600; or FLEET_TOKEN) to read worker presence from the queue
   --report           also send each node's health to the queue for the dashboard's fleet page (needs an operator's token)
-  --json             print { fleet, healthy, nodes: [{ node, reach, sshMs, roles: [{ role, ok, services, problems }], … }] }
+  --json             print { fleet, healthy, nodes: [{ node, reach, sshMs, roles: [{ role, ok, services, problems }], … }],
+                     icecc: { scheduler, protocol, daemons, jobs, totals, notConnected } }
   --timeout SECONDS  per-node limit, dial included (default: the fleet's perDialTimeoutSeconds + 10)
 Exit 0 when every node is healthy, 1 when any node is unhealthy or offline or the report was not taken, 2 for bad input.
 `;

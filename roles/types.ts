@@ -133,7 +133,7 @@ export interface RoleProbe<Fact = unknown> {
   windowsHostScript?: (fleet: Fleet, node: FleetNode) => string[];
   /** The record's fields after the tag as this role's fact; undefined = malformed (kept as unparsed). */
   parse: (fields: string[]) => Fact | undefined;
-  /** Problems in the fact, one phrase each (`not connected to the icecc scheduler`); undefined fact = not reported. */
+  /** Problems in the fact, one phrase each (`tailscale is Stopped`); undefined fact = not reported. */
   judge: (fact: Fact | undefined) => string[];
 }
 

@@ -32,6 +32,9 @@ export const NEEDS = {
   sudo: "sudo", // bundles' and the distribution's commands run as root through sudo -n, as on nodes
   git: "git", // runtime level: tasks with a git repository
   "icecc-create-env": "icecc", // toolchains: packs a compiler into an icecc environment
+  "icecc-scheduler": "icecc", // cli level: the monitor client against a real scheduler on loopback
+  iceccd: "icecc",
+  icecc: "icecc", // the compiler wrapper whose job the monitor sees
   gcc: "gcc",
   "g++": "g++",
   clang: "clang",

@@ -4,7 +4,6 @@ import { LOCAL_COMMAND_TYPE, installResourceName, roleResourceName, toolchainMan
 import { toolchainSources } from "../toolchains/render.js";
 import type { RoleDefinition } from "../types.js";
 import { holders, ICECCD_PORT } from "../reach.js";
-import { probe } from "./probe.js";
 import { renderIceccd } from "./render.js";
 
 /** The `iceccd` role (roles/types.ts `RoleDefinition`). */
@@ -15,7 +14,6 @@ export const definition: RoleDefinition = {
   after: [{ role: "tailscale", where: "local" }, { role: "icecc-scheduler", where: "fleet" }],
   render: renderIceccd,
   listens: (fleet) => [{ service: "iceccd", proto: "tcp", port: ICECCD_PORT, fromNodes: holders(fleet, "iceccd"), why: "icecc clients on compiling nodes send jobs here" }],
-  probe: probe as RoleDefinition["probe"],
   // One local command per builder streams its tarballs of one architecture to this node (after both the
   // install here and the builder's manifest).
   children: (fleet, node) => {

@@ -303,7 +303,7 @@ describe("dashboard in Chromium", () => {
     expect(await page.locator('tr[data-node="rpi1"] .health').textContent()).toBe("not checked");
     expect(await page.locator("#health-summary").textContent()).toBe("No health report yet: run fleet status --report with an operator's token (for example from the drift check).");
     // What `fleet status --report` sends (cli/status.ts sendHealth), arriving while the page is open.
-    const row = (node: string, healthy: boolean, problems: string[]) => ({ node, host: node, os: "raspios", reach: problems[0] === "offline" ? "offline" : "ok", sshMs: 9, tailscale: null, agentapi: null, iceccSchedulerConnections: null, disk: null, worker: null, exposed: [], roles: [], healthy, problems });
+    const row = (node: string, healthy: boolean, problems: string[]) => ({ node, host: node, os: "raspios", reach: problems[0] === "offline" ? "offline" : "ok", sshMs: 9, tailscale: null, agentapi: null, disk: null, worker: null, exposed: [], roles: [], healthy, problems });
     const report = { fleet: "mesh", healthy: false, nodes: [row("rpi1", true, []), row("rpi2", false, ["iceccd: iceccd.service is inactive", "worker: not seen by the queue yet"]), row("rpi3", false, ["offline"])] } as unknown as StatusReport;
     expect(await sendHealth(server.url, tokenOf("bob"), report)).toMatchObject({ ok: false });
     expect(await sendHealth(server.url, tokenOf("ann"), report)).toEqual({ ok: true });

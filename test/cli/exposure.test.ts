@@ -115,7 +115,7 @@ describe("the status of a node with an exposed service", () => {
     const bundles = renderNodeBundles(mesh, rpi1);
     const e = { service: "agentapi", node: "rpi1", port: 3284, from: "rpi2", allowed: ["arch-orchestrator"] };
     const lines = ["fk-probe 1", ...bundles.flatMap((b) => [`marker\t${b.role}\t${b.hash}`, ...b.services.map((s) => `svc\t${b.role}\t${s.manager}\t${s.name}\tactive`)])];
-    const probe: NodeProbe = { fleet: mesh, node: rpi1, reach: "ok", ms: 5, report: parseProbe([...lines, "tailscale\tRunning", "agentapi\t200\tstable", "icecc\t1", "disk\t/\t50000000000\t100000000000", "fk-probe-end"].join("\n")), bundles };
+    const probe: NodeProbe = { fleet: mesh, node: rpi1, reach: "ok", ms: 5, report: parseProbe([...lines, "tailscale\tRunning", "agentapi\t200\tstable", "disk\t/\t50000000000\t100000000000", "fk-probe-end"].join("\n")), bundles };
     expect(nodeStatus(probe).problems).toEqual([]);
     const s = nodeStatus(probe, undefined, [e]);
     expect([s.healthy, s.problems, s.exposed]).toEqual([false, ["exposed: agentapi on rpi1 is reachable from rpi2 (allowed: arch-orchestrator)"], [e]]);

@@ -109,7 +109,9 @@ nodes:
       ["cc2", "ok", true, []],
     ]);
     expect(code).toBe(0);
-    expect(report.nodes.map((n) => n.iceccSchedulerConnections! >= 1)).toEqual([true, true, true]);
+    // The scheduler's monitor protocol lists every daemon, by node name (iceccd -N).
+    expect(report.icecc).toMatchObject({ scheduler: "sched", protocol: expect.any(Number), notConnected: [] });
+    expect(report.icecc!.daemons.map((d) => [d.name, d.inFleet, d.noRemote])).toEqual([["cc1", true, false], ["cc2", true, false], ["sched", true, false]]);
     expect(report.nodes[0].roles.map((r) => [r.role, r.ok, r.services.map((s) => `${s.name}=${s.state}`)])).toEqual([
       ["icecc-scheduler", true, ["icecc-scheduler.service=active"]],
       ["iceccd", true, ["iceccd.service=active"]],
@@ -122,7 +124,8 @@ nodes:
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout) as StatusReport;
     expect(report.nodes.map((n) => [n.node, n.healthy])).toEqual([["sched", true], ["cc1", true], ["cc2", false]]);
-    expect(report.nodes[2].problems).toEqual(["iceccd: iceccd.service is inactive", "iceccd: not connected to the icecc scheduler"]);
+    expect(report.nodes[2].problems).toEqual(["iceccd: iceccd.service is inactive", "iceccd: not connected to the icecc scheduler on sched"]);
+    expect(report.icecc!.notConnected).toEqual(["cc2"]);
 
     const table = await fleetCli("status", "--fleet", file);
     expect(table.code).toBe(1);
@@ -131,6 +134,11 @@ nodes:
     expect(rows.find((l) => l.startsWith("cc2 "))!.split(/\s+/).slice(2, 4)).toEqual(["·", "✗"]);
     expect(rows.find((l) => l.startsWith("sched "))!.split(/\s+/).slice(2, 4)).toEqual(["✓", "✓"]);
     expect(rows).toContain("✗ cc2: iceccd: iceccd.service is inactive");
+    expect(rows).toContain("✗ cc2: iceccd: not connected to the icecc scheduler on sched");
+    // The cluster section, from the scheduler's monitor protocol through ssh -W on sched.
+    expect(rows.find((l) => l.startsWith("icecc cluster:"))).toMatch(/^icecc cluster: scheduler sched at 127\.0\.0\.1:8765 \(protocol \d+\)$/);
+    expect(rows.filter((l) => /^  (cc1|cc2|sched) /.test(l)).map((l) => l.split(/\s+/).slice(1, 3))).toEqual([["cc1", expect.any(String)], ["sched", expect.any(String)]]);
+    expect(rows).toContain("  ✗ iceccd on cc2 is not connected to the scheduler");
     expect(rows).toContain("2/3 nodes healthy");
 
     const restart = await fleetCli("restart", "cc2", "iceccd", "--fleet", file);
@@ -138,7 +146,7 @@ nodes:
     expect(restart.code).toBe(0);
     const { code } = await statusUntil((r) => r.healthy);
     expect(code).toBe(0);
-  });
+  }, 120_000); // four status calls and a restart: 50 s and over 60 s in two runs on a busy 2-core machine
 
   it("exec: runs on all nodes at once, output prefixed by node, exit code the highest", async () => {
     // Each node prints when it started and ended a 2 s sleep: run in parallel, every start precedes

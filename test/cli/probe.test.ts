@@ -68,7 +68,7 @@ describe("probeScript", () => {
       { role: "iceccd", path: "/usr/local/etc/fleetkit/icecc.env", sha256: null },
     ]);
     expect(report.services).toEqual([{ role: "iceccd", manager: "launchd", name: "org.icecc.iceccd", state: "missing" }]);
-    expect(report.checks).toEqual({ iceccd: 0 });
+    expect(report.checks).toEqual({});
     expect(report.disk!.totalBytes).toBeGreaterThan(report.disk!.availBytes);
   });
 });
@@ -80,13 +80,13 @@ describe("parseProbe", () => {
     [
       "every record kind",
       `fk-probe 1\nmarker\ticeccd\t${H}\nmarker\ttailscale\t-\nfile\ticeccd\t/etc/x y\t${H}\nfile\ticeccd\t/etc/z\t-\nsvc\ticeccd\tsystemd\ticeccd.service\tfailed\n` +
-        `tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t1024\t4096\nreach\tagentapi\trpi1\t3284\topen\nreach\tqueue\thub\t8787\tclosed\nfk-probe-end\n`,
+        `tailscale\tRunning\nagentapi\t200\tstable\ndisk\t/\t1024\t4096\nreach\tagentapi\trpi1\t3284\topen\nreach\tqueue\thub\t8787\tclosed\nfk-probe-end\n`,
       {
         complete: true,
         markers: [["iceccd", H], ["tailscale", null]],
         files: [{ role: "iceccd", path: "/etc/x y", sha256: H }, { role: "iceccd", path: "/etc/z", sha256: null }],
         services: [{ role: "iceccd", manager: "systemd", name: "iceccd.service", state: "failed" }],
-        checks: { tailscale: "Running", agentapi: { httpCode: 200, status: "stable" }, iceccd: 1 },
+        checks: { tailscale: "Running", agentapi: { httpCode: 200, status: "stable" } },
         disk: { path: "/", availBytes: 1024, totalBytes: 4096 },
         reach: [{ service: "agentapi", node: "rpi1", port: 3284, result: "open" }, { service: "queue", node: "hub", port: 8787, result: "closed" }],
         unparsed: [],
@@ -120,7 +120,7 @@ function schedProbe(over: { marker?: (role: string, hash: string) => string | nu
     for (const f of b.files) lines.push(`file\t${b.role}\t${f.path}\t${(over.file ?? ((_p, s) => s))(f.path, sha256Hex(f.content)) ?? "-"}`);
     for (const s of b.services) lines.push(`svc\t${b.role}\t${s.manager}\t${s.name}\t${(over.svc ?? (() => "active"))(s.name)}`);
   }
-  lines.push(over.extra ?? "tailscale\tRunning\nagentapi\t200\tstable\nicecc\t1\ndisk\t/\t50000000000\t100000000000", "fk-probe-end");
+  lines.push(over.extra ?? "tailscale\tRunning\nagentapi\t200\tstable\ndisk\t/\t50000000000\t100000000000", "fk-probe-end");
   return { fleet, node: sched, reach: "ok", ms: 42, report: parseProbe(lines.join("\n")), bundles };
 }
 
@@ -190,13 +190,22 @@ describe("nodeStatus", () => {
   it.each([
     ["a stopped service", { svc: (n: string) => (n === "iceccd.service" ? "inactive" : "active") }, ["iceccd: iceccd.service is inactive"]],
     ["a missing marker", { marker: (r: string, h: string) => (r === "iceccd" ? null : h) }, ["iceccd: not installed (no marker)"]],
-    ["iceccd without its scheduler", { extra: "icecc\t0\ndisk\t/\t50000000000\t100000000000" }, ["iceccd: not connected to the icecc scheduler"]],
-    ["a full disk", { extra: "icecc\t1\ndisk\t/\t1000000\t100000000000" }, ["disk: only 977 KiB free of 93.1 GiB on /"]],
-    ["5 % free is not enough on a big disk", { extra: "icecc\t1\ndisk\t/\t40000000000\t1000000000000" }, ["disk: only 37.3 GiB free of 931 GiB on /"]],
+    ["a full disk", { extra: "disk\t/\t1000000\t100000000000" }, ["disk: only 977 KiB free of 93.1 GiB on /"]],
+    ["5 % free is not enough on a big disk", { extra: "disk\t/\t40000000000\t1000000000000" }, ["disk: only 37.3 GiB free of 931 GiB on /"]],
   ])("is unhealthy with %s", (_what, over, problems) => {
     const s = nodeStatus(schedProbe(over));
     expect(s.healthy).toBe(false);
     expect(s.problems).toEqual(problems);
+  });
+
+  it.each([
+    ["its daemon is not listed by the scheduler", { notConnected: ["sched"] }, ["iceccd: not connected to the icecc scheduler on sched"]],
+    ["the scheduler cannot be read", { error: "icecc scheduler 127.0.0.1:8765: connection refused (no scheduler listening there)" }, ["icecc-scheduler: icecc scheduler 127.0.0.1:8765: connection refused (no scheduler listening there)"]],
+    ["another node is not listed", { notConnected: ["mac"] }, []],
+  ])("judges the icecc cluster: %s", (_what, over, problems) => {
+    const cluster = { scheduler: "sched", address: "127.0.0.1:8765", protocol: 43, daemons: [], jobs: [], listenedMs: 200, totals: { daemons: 0, maxJobs: 0, jobs: 0 }, notConnected: [], ...over };
+    const s = nodeStatus(schedProbe(), undefined, [], cluster);
+    expect([s.healthy, s.problems]).toEqual([problems.length === 0, problems]);
   });
 
   it("an offline node is unhealthy and says why", () => {
