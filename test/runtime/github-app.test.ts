@@ -155,6 +155,33 @@ describe("github-issue tasks with a GitHub App", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("a token expiring within 5 minutes is asked for again before the push: the branch and pull request go through with the second", async () => {
+    gh.tokenLifetimeSeconds = 240;
+    try {
+      const n = gh.addIssue("acme", "gadgets", { title: "Short-lived", body: "s" });
+      const before = taskTokens("acme/gadgets").length;
+      const from = gh.calls.length;
+      const { code, t } = await submit([`acme/gadgets#${n}`, "beta", "--prompt", "FAKE:exec=echo s > s.txt"]);
+      expect([code, t.state, t.error]).toEqual([0, "completed", null]);
+      const [first, second] = taskTokens("acme/gadgets").slice(before);
+      expect(taskTokens("acme/gadgets").length - before).toBe(2);
+      expect(first!.token).not.toBe(second!.token);
+      const [i, j] = [gh.minted.indexOf(first!), gh.minted.indexOf(second!)];
+      const task = gh.calls.slice(from).filter((c) => c.path.includes(`/issues/${n}`) || c.path.includes("/pulls"));
+      expect(task.map((c) => `${c.operationId} ${c.auth}`)).toEqual([
+        `issues/get installation ${i}`,
+        `issues/add-labels installation ${i}`,
+        `issues/list-comments installation ${i}`,
+        `pulls/list installation ${j}`,
+        `pulls/create installation ${j}`,
+        `issues/remove-label installation ${j}`,
+      ]);
+      expect(gh.git("acme", "gadgets", ["show", `fleet/beta/issue-${n}:s.txt`])).toBe("s");
+    } finally {
+      gh.tokenLifetimeSeconds = 3600;
+    }
+  });
+
   it("an installation token asked for a repository outside the installation is refused by GitHub: the task fails in one line, nothing written", async () => {
     gh.addIssue("acme", "private", { title: "Hidden", body: "h" });
     const { code, t } = await submit(["acme/private#1", "beta"]);
