@@ -10,7 +10,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Octokit } from "@octokit/rest";
@@ -205,6 +205,53 @@ describe("github-issue tasks with a GitHub App", () => {
     for (const [what, text] of Object.entries({ ps, outputs, db, configs, texts })) {
       expect([what, secrets.filter((s) => text.includes(s)).length]).toEqual([what, 0]);
     }
+  });
+
+  describe("the stand-in's App JWT check (what GitHub refuses, so a test cannot pass with a token GitHub would not mint)", () => {
+    /** An RS256 JWT over `claims`, signed with `key` (default: the App's key). */
+    const jwt = (claims: Record<string, unknown>, key: string = privateKey, alg = "RS256") => {
+      const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+      const head = `${part({ alg, typ: "JWT" })}.${part(claims)}`;
+      return `${head}.${sign("sha256", Buffer.from(head), key).toString("base64url")}`;
+    };
+    const now = () => Math.floor(Date.now() / 1000);
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
+    const undecodable = "A JSON web token could not be decoded";
+    it.each<[string, () => string, number, string | null]>([
+      ["a good JWT (iat 30 s back, exp 9.5 min ahead, as auth-app signs)", () => jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 570 }), 200, null],
+      ["iss as a string", () => jwt({ iss: String(APP_ID), iat: now() - 30, exp: now() + 570 }), 200, null],
+      ["another App's id", () => jwt({ iss: APP_ID + 1, iat: now() - 30, exp: now() + 570 }), 401, undecodable],
+      ["signed with another key", () => jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 570 }, other), 401, undecodable],
+      ["alg none", () => jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 570 }, privateKey, "none"), 401, undecodable],
+      ["expired", () => jwt({ iss: APP_ID, iat: now() - 700, exp: now() - 100 }), 401, "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires."],
+      ["exp more than 10 minutes ahead", () => jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 700 }), 401, "'Expiration time' claim ('exp') is too far in the future."],
+      ["iat in the future", () => jwt({ iss: APP_ID, iat: now() + 120, exp: now() + 500 }), 401, "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued."],
+      ["not a JWT (the stand-in's own token)", () => PAT, 401, undecodable],
+    ])("%s → %i", async (_what, token, status, message) => {
+      const res = await fetch(`${gh.url}/repos/acme/widgets/installation`, { headers: { authorization: `Bearer ${token()}`, accept: "application/vnd.github+json" } });
+      const body = (await res.json()) as { id?: number; message?: string };
+      expect([res.status, status === 200 ? body.id : body.message]).toEqual([status, status === 200 ? INSTALLATION : message]);
+      expect(gh.violations).toEqual([]);
+    });
+
+    it("an installation token cannot mint tokens, and a JWT is no installation token", async () => {
+      const minted = gh.minted[0]!.token;
+      const mint = await fetch(`${gh.url}/app/installations/${INSTALLATION}/access_tokens`, { method: "POST", headers: { authorization: `token ${minted}`, "content-type": "application/json" }, body: "{}" });
+      expect([mint.status, ((await mint.json()) as { message: string }).message]).toEqual([401, undecodable]);
+      const get = await fetch(`${gh.url}/repos/acme/widgets`, { headers: { authorization: `Bearer ${jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 570 })}` } });
+      expect([get.status, ((await get.json()) as { message: string }).message]).toEqual([401, "Bad credentials"]);
+    });
+
+    it.each<[string, Record<string, unknown>, number, string]>([
+      ["a repository outside the installation", { repositories: ["private"] }, 422, "There is at least one repository that does not exist or is not accessible to the parent installation."],
+      ["a permission the App was not granted", { repositories: ["widgets"], permissions: { administration: "write" } }, 422, "The permissions requested are not granted to this installation."],
+      ["an unknown installation", {}, 404, "Not Found"],
+    ])("minting for %s is refused", async (what, body, status, message) => {
+      const id = what === "an unknown installation" ? 999 : INSTALLATION;
+      const res = await fetch(`${gh.url}/app/installations/${id}/access_tokens`, { method: "POST", headers: { authorization: `Bearer ${jwt({ iss: APP_ID, iat: now() - 30, exp: now() + 570 })}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect([res.status, ((await res.json()) as { message: string }).message]).toEqual([status, message]);
+      expect(gh.violations).toEqual([]);
+    });
   });
 
   describe("a wrong App", () => {
