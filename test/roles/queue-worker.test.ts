@@ -6,7 +6,7 @@
  * completing a task over HTTP on loopback.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -655,7 +655,8 @@ describe("queue with GitHub issue tasks (services.queue.github)", () => {
     const dir = mkdtempSync(join(tmpdir(), "fk-queue-github-app-"));
     try {
       const view = { user: "root", group: "root", configDir: dir, tokenFile: join(dir, "github.token"), app: { id: 5, keyFile: join(dir, "github-app.pem") }, apiUrl: "https://api.github.com" };
-      const pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEMARKERkeyBody0123+/==\n-----END RSA PRIVATE KEY-----\n";
+      // A real 2048-bit key: its base64 is one stdin line of about 2.3 KB.
+      const pem = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
       const run = (key: string) => {
         const script = [readTemplate("common/prelude.sh"), "fk_read_secrets githubAppPrivateKey", renderTemplate("queue/github-secrets.sh", view)].join("\n");
         return spawnSync("sh", ["-c", script], { input: `githubAppPrivateKey=${key}\n`, encoding: "utf8" });
@@ -670,7 +671,9 @@ describe("queue with GitHub issue tasks (services.queue.github)", () => {
       ]) {
         const r = run(key!);
         expect([r.status, r.stderr.split("\n").filter((l) => l.startsWith("fleetkit: error"))]).toEqual([1, [`fleetkit: error: ${msg}`]]);
+        expect(r.stderr).not.toContain(pem.split("\n")[3]);
       }
+      expect(ok.stderr).not.toContain(pem.split("\n")[3]);
       expect(readFileSync(join(dir, "github-app.pem"), "utf8")).toBe(pem);
       expect(readdirSync(dir).filter((f) => f.startsWith(".github.")).length).toBe(0);
     } finally {
