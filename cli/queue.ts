@@ -6,6 +6,7 @@
 import { UserError } from "../model/errors.js";
 import { parseRepoRef } from "../runtime/api.js";
 import { loadTokensFile } from "../runtime/config.js";
+import { appAuth, checkAppPrivateKey, tokenAuth, type GitHubAuth } from "../runtime/github-app.js";
 import { readSecretFile } from "../runtime/secret-file.js";
 import { createQueueServer } from "../runtime/server.js";
 import { secondsFlag } from "./args.js";
@@ -13,8 +14,9 @@ import { parseVerb } from "./verb.js";
 
 const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FILE
        [--lease-seconds S] [--claim-wait-seconds S] [--presence-seconds S] [--synchronous normal|full] [--public-url URL]
-       [--github-token-file FILE [--github-api-url URL] [--github-webhook-secret-file FILE]
-        [--github-poll-repo OWNER/REPO]... [--github-poll-seconds S] [--github-dispatch-label L]]
+       [--github-token-file FILE | --github-app-id N --github-app-key-file FILE [--github-app-installation-id N]]
+       [--github-api-url URL] [--github-webhook-secret-file FILE]
+       [--github-poll-repo OWNER/REPO]... [--github-poll-seconds S] [--github-dispatch-label L]
 
   --db                  SQLite database file (created if missing; WAL mode)
   --listen              address to bind, e.g. arch-orchestrator:8787 or 127.0.0.1:0 (0 = any free port)
@@ -29,6 +31,12 @@ const USAGE = `usage: fleet queue serve --db FILE --listen HOST:PORT --tokens FI
   --logins-per-minute   dashboard sign-in attempts allowed per client address per minute (default 10)
   --github-token-file   file (mode 0600) holding the GitHub token for github-issue tasks (one line); the queue
                         hands it to the worker holding such a task's lease, for that run only
+  --github-app-id       instead of a token file, a GitHub App: its App ID (digits); each github-issue task then gets
+                        a fresh installation token restricted to the task's repository (contents, issues and pull
+                        requests write, metadata read), minted when the lease holder asks for it
+  --github-app-key-file file (mode 0600) holding the App's private key (the .pem GitHub generated)
+  --github-app-installation-id  the App's installation to mint tokens from (default: looked up per repository,
+                        GET /repos/{owner}/{repo}/installation)
   --github-api-url      GitHub REST base URL (default https://api.github.com; GitHub Enterprise: https://HOST/api/v3)
   --github-webhook-secret-file  file (mode 0600) holding the GitHub webhook's secret: POST /v1/github/webhook
                         then turns an issue labelled --github-dispatch-label (default fleet:dispatch) into a task
@@ -44,6 +52,41 @@ export function parseListen(value: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UserError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8787 or arch-orchestrator:8787), got "${value}".`);
   return { host: m[1] ?? m[2]!, port };
+}
+
+/** A whole number from 1 to 2^53-1 as GitHub writes ids (no sign, no leading zero), or null. */
+const githubId = (v: string): number | null => (/^[1-9][0-9]{0,15}$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : null);
+
+/**
+ * The queue's GitHub credentials from its flags: `--github-token-file`, or `--github-app-id` with
+ * `--github-app-key-file` (and `--github-app-installation-id`), or neither (undefined). The App's key is
+ * checked here (a PEM RSA private key), so a bad key file is one line at start; a wrong App id or a key of
+ * another App can only be told by GitHub, at the first task (runtime/server.ts: a 502 with GitHub's answer,
+ * on the worker's task and the queue's stderr). Throws UserError on bad or conflicting flags.
+ */
+export function githubAuthFlags(f: Record<string, string | string[] | boolean | undefined>, apiUrl: string): GitHubAuth | undefined {
+  const s = (k: string) => f[k] as string | undefined;
+  const app = s("github-app-id") !== undefined || s("github-app-key-file") !== undefined || s("github-app-installation-id") !== undefined;
+  if (s("github-token-file") && app) throw new UserError("--github-token-file and --github-app-id/--github-app-key-file are two ways to the same thing: give one (a fine-grained token, or a GitHub App).");
+  if (s("github-token-file")) {
+    const token = readSecretFile(s("github-token-file")!, "GitHub token file").trim();
+    if (!/^[\x21-\x7e]{1,1024}$/.test(token)) throw new UserError(`GitHub token file ${s("github-token-file")} must hold one token: one line of printable characters without spaces.`);
+    return tokenAuth(token, apiUrl);
+  }
+  if (!app) {
+    if (s("github-api-url")) throw new UserError("--github-api-url needs --github-token-file or --github-app-id (the credentials github-issue tasks use).");
+    return undefined;
+  }
+  if (!s("github-app-id") || !s("github-app-key-file")) throw new UserError("a GitHub App needs both --github-app-id (its App ID) and --github-app-key-file (its private key, mode 0600).");
+  const appId = githubId(s("github-app-id")!);
+  if (appId === null) throw new UserError(`--github-app-id must be the App's numeric ID (its settings page, "App ID"), got ${JSON.stringify(s("github-app-id")!.slice(0, 40))}.`);
+  const inst = s("github-app-installation-id");
+  const installationId = inst === undefined ? undefined : githubId(inst);
+  if (installationId === null) throw new UserError(`--github-app-installation-id must be a numeric installation ID (the number at the end of the installation's settings URL), got ${JSON.stringify(inst!.slice(0, 40))}.`);
+  const file = s("github-app-key-file")!;
+  const privateKey = readSecretFile(file, "GitHub App key file");
+  checkAppPrivateKey(privateKey, file);
+  return appAuth({ appId, privateKey, installationId, apiUrl });
 }
 
 /** Entry point of `fleet queue`. */
@@ -70,6 +113,9 @@ export async function run(argv: string[]): Promise<number> {
       "logins-per-minute": { type: "string" },
       "github-token-file": { type: "string" },
       "github-api-url": { type: "string" },
+      "github-app-id": { type: "string" },
+      "github-app-key-file": { type: "string" },
+      "github-app-installation-id": { type: "string" },
       "github-webhook-secret-file": { type: "string" },
       "github-dispatch-label": { type: "string" },
       "github-poll-repo": { type: "string", multiple: true },
@@ -88,12 +134,10 @@ export async function run(argv: string[]): Promise<number> {
   if (leaseSeconds === 0) throw new UserError("--lease-seconds must be greater than 0.");
   const githubApiUrl = f["github-api-url"] ?? "https://api.github.com";
   if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(\/[A-Za-z0-9._~\/-]*)?$/.test(githubApiUrl)) throw new UserError(`--github-api-url must be an http(s) URL such as https://api.github.com, got "${githubApiUrl}".`);
-  if (f["github-api-url"] && !f["github-token-file"]) throw new UserError("--github-api-url needs --github-token-file (the token github-issue tasks use).");
-  const githubToken = f["github-token-file"] ? readSecretFile(f["github-token-file"], "GitHub token file").trim() : undefined;
-  if (githubToken !== undefined && !/^[\x21-\x7e]{1,1024}$/.test(githubToken)) throw new UserError(`GitHub token file ${f["github-token-file"]} must hold one token: one line of printable characters without spaces.`);
+  const github = githubAuthFlags(f, githubApiUrl.replace(/\/+$/, ""));
   const pollRepos = f["github-poll-repo"] ?? [];
-  if ((f["github-webhook-secret-file"] || f["github-dispatch-label"] || pollRepos.length || f["github-poll-seconds"]) && !f["github-token-file"]) {
-    throw new UserError("--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file (the token the dispatched tasks use).");
+  if ((f["github-webhook-secret-file"] || f["github-dispatch-label"] || pollRepos.length || f["github-poll-seconds"]) && !github) {
+    throw new UserError("--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file or --github-app-id (the credentials the dispatched tasks use).");
   }
   if (f["github-dispatch-label"] && !f["github-webhook-secret-file"] && !pollRepos.length) throw new UserError("--github-dispatch-label needs --github-webhook-secret-file or --github-poll-repo (the label arrives by webhook or by polling).");
   const repos = pollRepos.map((r) => {
@@ -117,9 +161,9 @@ export async function run(argv: string[]): Promise<number> {
     synchronous: f.synchronous as "full" | "normal" | undefined,
     publicUrl: f["public-url"],
     loginsPerMinute: logins === undefined ? undefined : Number(logins),
-    github: githubToken === undefined ? undefined : { token: githubToken, apiUrl: githubApiUrl.replace(/\/+$/, "") },
+    github,
     githubWebhook: webhookSecret === undefined ? undefined : { secret: webhookSecret, dispatchLabel: label },
-    githubPoll: githubToken === undefined ? undefined : { repos, intervalSeconds: pollSeconds, dispatchLabel: label },
+    githubPoll: github === undefined ? undefined : { repos, intervalSeconds: pollSeconds, dispatchLabel: label },
   });
   let address: string;
   try {

@@ -23,7 +23,7 @@ const USAGE = `usage: fleet task <command> [options]   (queue: --queue URL, FLEE
         (inside a task, with its task token: a child task, whose budget comes out of what is left of the task's)
   github <owner/repo>#<n> [node|any]  a worker turns the GitHub issue into a pull request from fleet/<node>/issue-<n>
         [--prompt TEXT|-] [--base BRANCH] [--draft] [--tag k=v]... [--priority P] [--model M]
-        [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]   (the queue needs --github-token-file)
+        [--task-timeout S] [--max-attempts N] [--wait [--timeout S]]   (the queue needs --github-token-file or --github-app-id)
   list [--status STATE] [--node NODE] [--limit N]   tasks, newest first
   show <id>                       one task with its result, its parent and its children
   wait <id> [--timeout S]         wait until the task ends (exit 1 if it failed, was cancelled or is still running)

@@ -183,13 +183,33 @@ export const servicesSchema = z
           .describe("Who may reach the queue's API and dashboard besides the fleet's nodes (node firewall and tailnet policy): tailnet, anywhere or CIDR blocks like 192.168.1.0/24."),
         /**
          * GitHub issues to pull requests (kind `github-issue`, runtime/github.ts): set to let the queue take such
-         * tasks with the token in secret config `fleetkit:githubToken`; `webhook: true` also receives GitHub's
+         * tasks with the token in secret config `fleetkit:githubToken`, or as the GitHub App of `app` (its key in
+         * secret config `fleetkit:githubAppPrivateKey`; exactly one of the two); `webhook: true` also receives GitHub's
          * webhook (secret `fleetkit:githubWebhookSecret`) and turns an issue labelled `dispatchLabel` into a task;
          * `poll` finds such issues by polling instead (a queue GitHub cannot reach).
          */
         github: z
           .object({
             apiUrl: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" }).default("https://api.github.com").describe("GitHub REST base URL (GitHub Enterprise: https://HOST/api/v3)."),
+            /**
+             * A GitHub App instead of a token (runtime/github-app.ts): each task gets a fresh installation token
+             * restricted to its repository, so no long-lived token reaches a worker. The App's private key is the
+             * secret `fleetkit:githubAppPrivateKey`.
+             */
+            app: z
+              .object({
+                id: z.number().int("expected the App's numeric ID").min(1).max(Number.MAX_SAFE_INTEGER).describe("The App's ID (its settings page, \"App ID\")."),
+                installationId: z
+                  .number()
+                  .int("expected a numeric installation ID")
+                  .min(1)
+                  .max(Number.MAX_SAFE_INTEGER)
+                  .optional()
+                  .describe("The installation to mint tokens from (the number at the end of its settings URL); unset: looked up per repository."),
+              })
+              .strict()
+              .optional()
+              .describe("Sign in as a GitHub App (private key in secret config fleetkit:githubAppPrivateKey) instead of the token fleetkit:githubToken."),
             webhook: z.boolean().default(false).describe("Receive GitHub's webhook at POST /v1/github/webhook (secret fleetkit:githubWebhookSecret); the queue must then be reachable from GitHub (allowFrom)."),
             dispatchLabel: githubLabel
               .default("fleet:dispatch")
@@ -217,7 +237,7 @@ export const servicesSchema = z
           })
           .strict()
           .optional()
-          .describe("Let the queue take GitHub issue tasks (token in secret config fleetkit:githubToken)."),
+          .describe("Let the queue take GitHub issue tasks (token in secret config fleetkit:githubToken, or a GitHub App: app)."),
         /** Days a completed, failed or cancelled task is kept before the queue purges it (0 keeps every task); counts stay right. */
         retentionDays: z
           .number()

@@ -57,7 +57,7 @@ export type ScriptTarget =
  * A secret an install script reads from stdin, one `NAME=value` line each, in this order. `queueTokens` and
  * `peopleTokens` carry each token's SHA-256 (`name:hex` pairs), never a token: the queue node keeps hashes only.
  */
-export type SecretName = "tailscaleAuthKey" | "anthropicApiKey" | "claudeOauthToken" | "queueToken" | "queueTokens" | "peopleTokens" | "ntfyToken" | "githubToken" | "githubWebhookSecret";
+export type SecretName = "tailscaleAuthKey" | "anthropicApiKey" | "claudeOauthToken" | "queueToken" | "queueTokens" | "peopleTokens" | "ntfyToken" | "githubToken" | "githubAppPrivateKey" | "githubWebhookSecret";
 
 /** One role rendered for one node. */
 export interface Bundle {

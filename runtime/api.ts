@@ -192,12 +192,16 @@ export const isBranchName = (s: string): boolean => BRANCH.test(s);
 
 /**
  * `POST /v1/tasks/:id/github-token` answer: what a worker holding a `github-issue` task's lease uses for it —
- * the queue's GitHub token and API base URL. Kept in the worker's memory for that run only.
+ * the queue's GitHub token (the fine-grained token of `--github-token-file`, or a GitHub App installation token
+ * minted for this call, restricted to the task's repository: runtime/github-app.ts) and API base URL. Kept in
+ * the worker's memory for that run only.
  */
 export interface GitHubCredentials {
   token: string;
   /** REST base URL, e.g. `https://api.github.com`. */
   apiUrl: string;
+  /** When an installation token stops working (ISO 8601, GitHub's `expires_at`); null for a token file's token. */
+  expiresAt: string | null;
 }
 
 /** A task as the API returns it. */

@@ -25,11 +25,12 @@
  * the retry, and a pause must stay visible and stoppable).
  *
  * Each list reads the first 100 items (oldest first): a larger backlog of labelled issues drains by 100 a cycle.
- * Logs neither the token nor issue texts.
+ * Logs neither the token nor issue texts. The token comes per repository from `token` (an App installation token
+ * is restricted to the repository it is asked for).
  */
 import { Octokit } from "@octokit/rest";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pullTaskId, type FleetPull, type GitHubCredentials } from "./api.js";
+import { pullTaskId, type FleetPull } from "./api.js";
 import { PULL_REQUEST_LABEL } from "./github.js";
 
 /** Added to `x-ratelimit-reset` before the next request: clocks differ, and the reset second is whole. */
@@ -48,8 +49,13 @@ export type Dispatch = (ref: RepoRef & { issue: number }) => Promise<{ task: num
 
 /** Options of {@link startGitHubPoller}. */
 export interface GitHubPollerOptions {
-  /** The queue's GitHub token and REST base URL. */
-  creds: GitHubCredentials;
+  /** REST base URL, e.g. `https://api.github.com`. */
+  apiUrl: string;
+  /**
+   * The token for requests on a repository (runtime/github-app.ts `GitHubAuth.queueToken`: the token file's, or
+   * an App installation token for that repository). Rejects with a one-line Error.
+   */
+  token: (r: RepoRef) => Promise<string>;
   /** Repositories whose issues labelled `dispatchLabel` become tasks (empty: the pull request scan only). */
   repos: RepoRef[];
   /** The issue label that dispatches (fleet.yaml `services.queue.github.dispatchLabel`). */
@@ -94,7 +100,8 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
   const abort = new AbortController();
   const signal = abort.signal;
   const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-  const gh = new Octokit({ auth: opts.creds.token, baseUrl: opts.creds.apiUrl, userAgent: "fleetkit", log: quiet, request: { signal } });
+  const gh = new Octokit({ baseUrl: opts.apiUrl, userAgent: "fleetkit", log: quiet, request: { signal } });
+  const authorization = async (r: RepoRef) => `token ${await opts.token(r)}`;
   const etags = new Map<string, string>();
   const pulls = new Map<string, FleetPull[]>();
   /** The last failure logged per issue or list, so a failure repeating every cycle is logged once. */
@@ -139,6 +146,7 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
   const list = async (r: RepoRef, label: string): Promise<{ items: ListedIssue[]; etag: string | undefined } | null> => {
     await held();
     const etag = etags.get(`${key(r)} ${label}`);
+    const auth = await authorization(r);
     try {
       const res = await gh.request("GET /repos/{owner}/{repo}/issues", {
         owner: r.owner,
@@ -148,7 +156,7 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
         sort: "created",
         direction: "asc",
         per_page: 100,
-        headers: etag ? { "if-none-match": etag } : {},
+        headers: etag ? { authorization: auth, "if-none-match": etag } : { authorization: auth },
       });
       heed(res.status, res.headers);
       return { items: res.data as ListedIssue[], etag: res.headers.etag };
@@ -176,7 +184,8 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
         const { task, fresh } = await opts.dispatch({ ...r, issue: i.number });
         if (fresh) opts.log(`github poll: ${ref} is labelled ${opts.dispatchLabel}: task ${task}`);
         await held();
-        await gh.rest.issues.removeLabel({ owner: r.owner, repo: r.repo, issue_number: i.number, name: opts.dispatchLabel }).then(
+        const auth = await authorization(r);
+        await gh.rest.issues.removeLabel({ owner: r.owner, repo: r.repo, issue_number: i.number, name: opts.dispatchLabel, headers: { authorization: auth } }).then(
           (res) => heed(res.status, res.headers),
           (err: { status?: number; response?: { headers?: Record<string, string> } }) => {
             if (err.status !== undefined) heed(err.status, err.response?.headers ?? {});

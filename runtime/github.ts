@@ -17,8 +17,9 @@
  * what failed and the run's last lines; the label stays. A shutdown or a lost lease comments nothing (the task
  * goes back to the queue and another attempt follows).
  *
- * **The token.** The queue hands it to the lease holder (`POST /v1/tasks/:id/github-token`); it lives in this
- * run's memory, goes to Octokit, and reaches git only as the variable `FLEET_GIT_TOKEN` of the clone, fetch
+ * **The token.** The queue hands it to the lease holder (`POST /v1/tasks/:id/github-token`: its token file's, or
+ * an App installation token for this repository alone, with its expiry, asked for again before the push when it
+ * expires within {@link TOKEN_MARGIN_SECONDS}); it lives in this run's memory, goes to Octokit, and reaches git only as the variable `FLEET_GIT_TOKEN` of the clone, fetch
  * and push steps, read by a credential helper given on git's command line ({@link GIT_CREDENTIAL_HELPER}:
  * the helper's text names the variable, never the value). Claude's environment never holds it, no URL holds
  * it, and no log line, report or pull request text does.
@@ -37,6 +38,8 @@ import type { Runner } from "./slot.js";
 const GIT_TIMEOUT_SECONDS = 300;
 /** Largest prompt handed to Claude, in bytes (one argv string may be at most 128 KiB on Linux, MAX_ARG_STRLEN). */
 const MAX_CLAUDE_PROMPT_BYTES = 100 * 1024;
+/** Credentials expiring sooner than this are asked for again before the push (seconds). */
+export const TOKEN_MARGIN_SECONDS = 300;
 /** Label of a pull request a fleet worker opened. */
 export const PULL_REQUEST_LABEL = "fleet:pull-request";
 
@@ -136,6 +139,12 @@ export interface GitHubRunContext {
   node: string;
   model: Model;
   creds: GitHubCredentials;
+  /**
+   * Asks the queue for the task's credentials again (under the same lease). Called before the push (and a
+   * failure comment) when `creds.expiresAt` is less than {@link TOKEN_MARGIN_SECONDS} away: an App's
+   * installation token lasts an hour, a run may last longer.
+   */
+  refreshCreds?: () => Promise<GitHubCredentials>;
   runner: Runner;
   /** The slot's home (checkouts go to `<home>/repos/`). */
   home: string;
@@ -169,7 +178,16 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
   const seconds = () => (performance.now() - started) / 1000;
   const { owner, repo, issue: number } = ctx.task.github;
   const ref = `${owner}/${repo}#${number}`;
-  const gh = githubClient(ctx.creds, ctx.signal);
+  let creds = ctx.creds;
+  let gh = githubClient(creds, ctx.signal);
+  /** Swaps in fresh credentials when the current ones expire within TOKEN_MARGIN_SECONDS. */
+  const fresh = async () => {
+    if (!ctx.refreshCreds || creds.expiresAt === null || Date.parse(creds.expiresAt) - Date.now() > TOKEN_MARGIN_SECONDS * 1000) return;
+    creds = await ctx.refreshCreds().catch((err: Error) => {
+      throw new StepError(`cannot get a fresh GitHub token from the queue: ${err.message.split("\n")[0]}`);
+    });
+    gh = githubClient(creds, ctx.signal);
+  };
   const o = { owner, repo };
   const label = claimLabel(ctx.node);
   const branch = issueBranch(ctx.node, number);
@@ -191,7 +209,7 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
     labelled = true;
     const comments = await gh.paginate(gh.rest.issues.listComments, { ...o, issue_number: number, per_page: 100 }).catch(apiError(`cannot read the comments of ${ref}`));
 
-    const git = gitSteps(ctx, repoData.clone_url);
+    const git = gitSteps(ctx, repoData.clone_url, () => creds.token);
     const dir = await git.checkout(base, branch);
     const startSha = (await git.run(dir, ["rev-parse", "HEAD"], "read HEAD")).trim();
     const agents = await git.run(dir, ["show", "HEAD:AGENTS.md"], "read AGENTS.md", true);
@@ -220,6 +238,7 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
     if ((await git.run(dir, ["rev-list", "--count", `${startSha}..HEAD`], "count the new commits")).trim() === "0") {
       throw new StepError("Claude's run changed nothing in the repository; no pull request was opened", lastLines(run.result ?? ""), run);
     }
+    await fresh();
     await git.ownConfig();
     await git.run(dir, ["push", "-q", "origin", `HEAD:refs/heads/${branch}`], `push ${branch}`, false, true);
 
@@ -243,6 +262,7 @@ export async function runGitHubIssue(ctx: GitHubRunContext): Promise<ExecResult>
     const e = err instanceof StepError ? err : new StepError((err as Error).message);
     const reason = ctx.signal.aborted ? (ctx.signal.reason as StopReason) : null;
     if (labelled && reason !== "shutdown" && reason !== "lease-lost") {
+      await fresh().catch((f: Error) => ctx.log(`${ref}: ${f.message}`));
       const text = `fleetkit task ${ctx.task.id} on node ${ctx.node} failed: ${e.message}${e.output ? `\n\nLast lines of output:\n\n\`\`\`\n${e.output.replaceAll("```", "`\u200b``")}\n\`\`\`` : ""}\n\nThe label ${label} stays until someone looks; resubmit with \`fleet task github ${ref}\`.`;
       await gh.rest.issues.createComment({ ...o, issue_number: number, body: clipUtf8(text, 60_000) }).catch((c: Error) => ctx.log(`${ref}: cannot comment on the failure: ${c.message.split("\n")[0]}`));
     }
@@ -257,7 +277,7 @@ function stopText(reason: StopReason, timeoutSeconds: number): string {
 }
 
 /** Git steps on the slot's checkout of `cloneUrl`, as the slot's identity, with the checkout.ts safety options. */
-function gitSteps(ctx: GitHubRunContext, cloneUrl: string) {
+function gitSteps(ctx: GitHubRunContext, cloneUrl: string, token: () => string) {
   const repos = join(ctx.home, "repos");
   const dir = join(repos, `github-${ctx.task.github.owner}-${ctx.task.github.repo}-${createHash("sha256").update(cloneUrl).digest("hex").slice(0, 12)}`);
   const baseEnv = { ...ctx.env, GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0", GIT_CEILING_DIRECTORIES: repos, GIT_AUTHOR_NAME: `fleetkit ${ctx.node}`, GIT_AUTHOR_EMAIL: `fleetkit@${ctx.node}.invalid`, GIT_COMMITTER_NAME: `fleetkit ${ctx.node}`, GIT_COMMITTER_EMAIL: `fleetkit@${ctx.node}.invalid` };
@@ -268,7 +288,7 @@ function gitSteps(ctx: GitHubRunContext, cloneUrl: string) {
   async function run(cwd: string, args: string[], what: string, mayFail?: false, withToken?: boolean): Promise<string>;
   async function run(cwd: string, args: string[], what: string, mayFail: true, withToken?: boolean): Promise<string | null>;
   async function run(cwd: string, args: string[], what: string, mayFail = false, withToken = false): Promise<string | null> {
-    const env = withToken ? { ...baseEnv, ...remoteEnv, FLEET_GIT_TOKEN: ctx.creds.token } : baseEnv;
+    const env = withToken ? { ...baseEnv, ...remoteEnv, FLEET_GIT_TOKEN: token() } : baseEnv;
     const r = await ctx.runner.run({ command: "git", args: [...safe, ...args], cwd, env }, GIT_TIMEOUT_SECONDS, ctx.signal);
     if (r.exitCode === 0) return r.stdout;
     if (mayFail) return null;

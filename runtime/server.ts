@@ -46,6 +46,7 @@ import {
 } from "./schemas.js";
 import { installDashboard } from "./dashboard.js";
 import { startGitHubPoller, type RepoRef } from "./github-poller.js";
+import type { GitHubAuth } from "./github-app.js";
 import { CHANGE, expiredTaskToken, installAuth, maySee, READ_TASK, scopes, seeRefusal, SUBMIT, WORKER, who, type Principal } from "./auth.js";
 import { childBudget } from "./delegation.js";
 import { tokenSha256, type TokensFile } from "./config.js";
@@ -102,10 +103,12 @@ export interface QueueServerOptions {
   /** How often retention runs, from the start (default 3600). */
   purgeEverySeconds?: number;
   /**
-   * GitHub credentials for `github-issue` tasks (`--github-token-file`, `--github-api-url`): handed only to the
-   * worker holding such a task's lease (`POST /v1/tasks/:id/github-token`). Unset: such tasks are refused at submit.
+   * GitHub credentials for `github-issue` tasks (runtime/github-app.ts: `tokenAuth` for `--github-token-file`,
+   * `appAuth` for `--github-app-id`/`--github-app-key-file`): a task's token is handed only to the worker holding
+   * its lease (`POST /v1/tasks/:id/github-token`; an App's is minted for that call, for the task's repository).
+   * Unset: such tasks are refused at submit.
    */
-  github?: GitHubCredentials;
+  github?: GitHubAuth;
   /**
    * The GitHub webhook receiver (`POST /v1/github/webhook`): `secret` is the webhook's secret (HMAC-SHA256 of
    * the body in `X-Hub-Signature-256`); an issue labelled `dispatchLabel` (default `fleet:dispatch`) becomes a
@@ -284,7 +287,8 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   // queue has a GitHub token.
   const poller = opts.github
     ? startGitHubPoller({
-        creds: opts.github,
+        apiUrl: opts.github.apiUrl,
+        token: (r) => opts.github!.queueToken(r),
         repos: opts.githubPoll?.repos ?? [],
         dispatchLabel: opts.githubPoll?.dispatchLabel ?? "fleet:dispatch",
         intervalSeconds: opts.githubPoll?.intervalSeconds ?? (opts.githubPoll?.repos.length ? 60 : 300),
@@ -430,16 +434,25 @@ export function createQueueServer(opts: QueueServerOptions): { app: FastifyInsta
   });
 
   // The GitHub token of a github-issue task, for the worker holding its lease (renewed by the call: asking is
-  // as good as a heartbeat). Never logged, never stored with the task.
+  // as good as a heartbeat). Never logged, never stored with the task. With an App, a fresh installation token
+  // restricted to the task's repository, minted after the lease is renewed; a failed mint is 502 with one line
+  // (also on the queue's stderr, where an operator sees a wrong App id or key).
+  // With a token file, that token as it is.
   app.post("/v1/tasks/:id/github-token", scopes(WORKER), async (req): Promise<GitHubCredentials> => {
     const id = taskId((req.params as { id: string }).id);
     const { leaseId } = parse(HeartbeatBodySchema, req.body);
     const before = mustGet(id);
     mustHold(req, before);
     if (!before.github) throw new HttpError(400, `task ${id} is not a GitHub issue task`);
-    if (!opts.github) throw new HttpError(409, `this queue has no GitHub token (--github-token-file) for task ${id}`);
+    if (!opts.github) throw new HttpError(409, `this queue has no GitHub token (--github-token-file) or App (--github-app-id) for task ${id}`);
     if (!store.heartbeat(id, leaseId, leaseMs, Date.now())) throw new HttpError(409, `lease lost: task ${id} is ${before.state}${before.state === "running" ? " under another lease" : ""}`);
-    return { ...opts.github };
+    try {
+      return await opts.github.taskCredentials({ owner: before.github.owner, repo: before.github.repo });
+    } catch (err) {
+      const line = (err as Error).message.split("\n")[0]!;
+      process.stderr.write(`fleet queue: task ${id}: ${line}\n`);
+      throw new HttpError(502, line);
+    }
   });
 
   if (opts.githubWebhook) {

@@ -459,6 +459,7 @@ export class Worker {
         node: this.o.node,
         model,
         creds,
+        refreshCreds: () => this.client.githubToken(task.id, leaseId),
         runner: slot.runner,
         home: slot.home,
         env: slot.env,

@@ -9,7 +9,7 @@ import type { Bundle } from "../roles/types.js";
 import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleCreationOrder, roleResourceName } from "./plan.js";
 import type { RoleComponent } from "../roles/component.js";
 import { Node } from "./node.js";
-import { NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
+import { checkGitHubCredentials, NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
 import { createTailnet, type TailnetConfig, type TailnetResources } from "./tailnet.js";
 import { tailnetTags, type TailnetPolicy } from "./tailnet-policy.js";
 
@@ -75,6 +75,7 @@ export class Fleet extends pulumi.ComponentResource {
     const bundles = args.bundles ?? renderBundles(model);
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
+    checkGitHubCredentials(model.services.queue.github, args.configSecrets);
     const minted = mintedSecrets(bundles, { ntfyTokenFromConfig: args.configSecrets.ntfyToken !== undefined, tailnetManaged: args.tailnet !== undefined }, Object.keys(model.people));
     const retain = (node: string) => ({ ...child, retainOnDelete: forget.has(node) });
 

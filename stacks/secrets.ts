@@ -10,6 +10,7 @@
  * pulumi config set --secret fleetkit:ntfyToken tk_…                  # optional: minted by the stack when unset
  * pulumi config set --secret fleetkit:sshPrivateKey < ~/.ssh/id_ed25519   # optional: else defaults.sshKeyPath is read
  * pulumi config set --secret fleetkit:githubToken github_pat_…       # with services.queue.github: GitHub issue tasks
+ * pulumi config set --secret fleetkit:githubAppPrivateKey < app.pem   # or, with services.queue.github.app: a GitHub App's key
  * pulumi config set --secret fleetkit:githubWebhookSecret …           # with services.queue.github.webhook: true
  * ```
  * Per-node queue tokens and the tokens of the people in fleet.yaml `people:` are always minted by the stack
@@ -24,7 +25,7 @@ import type { Bundle, SecretName } from "../roles/types.js";
 export const CONFIG_NAMESPACE = "fleetkit";
 
 /** Secrets a user sets with `pulumi config set --secret fleetkit:<name>`. */
-export const CONFIG_SECRETS = ["tailscaleAuthKey", "anthropicApiKey", "claudeOauthToken", "ntfyToken", "githubToken", "githubWebhookSecret"] as const;
+export const CONFIG_SECRETS = ["tailscaleAuthKey", "anthropicApiKey", "claudeOauthToken", "ntfyToken", "githubToken", "githubAppPrivateKey", "githubWebhookSecret"] as const;
 /** A secret read from config. */
 export type ConfigSecretName = (typeof CONFIG_SECRETS)[number];
 
@@ -51,10 +52,24 @@ export interface StackSecrets {
 }
 
 /**
+ * `fleetkit:githubAppPrivateKey` as it goes on stdin: the PEM (a multi-line text, set from the App's .pem file)
+ * as one line of base64 (RFC 4648, with padding), which the queue role's script decodes into the key file.
+ * @throws pulumi.RunError when the value is not a PEM private key (the value itself is never quoted).
+ */
+export function encodeAppPrivateKey(pem: string): string {
+  const text = pem.replace(/\r\n/g, "\n").trim();
+  if (!/^-----BEGIN ([A-Z ]+ )?PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+\n-----END ([A-Z ]+ )?PRIVATE KEY-----$/.test(text)) {
+    throw new pulumi.RunError("fleetkit:githubAppPrivateKey is not a PEM private key; set it from the .pem file GitHub generated for the App (its settings, \"Private keys\") with `pulumi config set --secret fleetkit:githubAppPrivateKey < app.pem`.");
+  }
+  return Buffer.from(`${text}\n`, "utf8").toString("base64");
+}
+
+/**
  * Reads the config secrets (`fleetkit:<name>` for each of {@link CONFIG_SECRETS}) that are set. Values are
  * secret Outputs whether or not the user used `--secret`, so a value never flips between plain and secret.
+ * `githubAppPrivateKey` is the one multi-line value: it becomes one line by {@link encodeAppPrivateKey}.
  * @throws pulumi.RunError when a value holds a line break: it would corrupt (or forge) stdin's
- *   `NAME=value` lines.
+ *   `NAME=value` lines; or when `githubAppPrivateKey` is not a PEM private key.
  */
 export function readConfigSecrets(config: pulumi.Config): StackSecrets["config"] {
   const out: StackSecrets["config"] = {};
@@ -62,6 +77,10 @@ export function readConfigSecrets(config: pulumi.Config): StackSecrets["config"]
     // The raw value, read without wrapping it, only to check its shape; it is wrapped as a secret below.
     const raw = pulumi.runtime.getConfig(`${config.name}:${name}`);
     if (raw === undefined) continue;
+    if (name === "githubAppPrivateKey") {
+      out[name] = pulumi.secret(encodeAppPrivateKey(raw));
+      continue;
+    }
     if (/[\r\n]/.test(raw)) {
       throw new pulumi.RunError(`fleetkit:${name} contains a line break; set it again as one line with \`pulumi config set --secret fleetkit:${name} <value>\`.`);
     }
@@ -84,6 +103,27 @@ export function formatQueueTokens(tokens: Record<string, string>): string {
     .sort()
     .map((name) => `${name}:${hash(tokens[name])}`)
     .join(" ");
+}
+
+/**
+ * Checks the queue's GitHub credentials against fleet.yaml `services.queue.github` (`github`, undefined when
+ * unset): exactly one of a fine-grained token (`fleetkit:githubToken`) or a GitHub App (`github.app` in
+ * fleet.yaml and its key `fleetkit:githubAppPrivateKey`). Nothing to check without `github`.
+ * @throws pulumi.RunError naming both keys when neither or both are set, or when the App's key and
+ *   fleet.yaml disagree.
+ */
+export function checkGitHubCredentials(github: { app?: { id: number } } | undefined, config: StackSecrets["config"]): void {
+  if (!github) return;
+  const token = config.githubToken !== undefined;
+  const key = config.githubAppPrivateKey !== undefined;
+  const both = "services.queue.github needs exactly one of a fine-grained token (secret fleetkit:githubToken) or a GitHub App (services.queue.github.app in fleet.yaml, its private key in secret fleetkit:githubAppPrivateKey)";
+  if (github.app) {
+    if (token) throw new pulumi.RunError(`${both}; both are set. Remove the token with \`pulumi config rm fleetkit:githubToken\`, or remove services.queue.github.app to use the token.`);
+    if (!key) throw new pulumi.RunError(`${both}; services.queue.github.app (App ${github.app.id}) is set but fleetkit:githubAppPrivateKey is not. Set it with \`pulumi config set --secret fleetkit:githubAppPrivateKey < app.pem\` (the .pem GitHub generated for the App).`);
+    return;
+  }
+  if (key) throw new pulumi.RunError(`${both}; fleetkit:githubAppPrivateKey is set but fleet.yaml has no services.queue.github.app. Add app: { id: <App ID> } there, or remove the key with \`pulumi config rm fleetkit:githubAppPrivateKey\`.`);
+  if (!token) throw new pulumi.RunError(`${both}; neither is set. Set a token with \`pulumi config set --secret fleetkit:githubToken github_pat_…\`, or see the README's GitHub section for an App.`);
 }
 
 /**

@@ -59,6 +59,14 @@ export function queueGithubTokenFile(node: FleetNode): string {
   return `${platformFor(node).configDir}/queue/github.token`;
 }
 
+/**
+ * Path of the GitHub App's private key file (PEM, 0600, the node user's) on the queue node
+ * (`services.queue.github.app`): the queue reads it with `--github-app-key-file`.
+ */
+export function queueGithubAppKeyFile(node: FleetNode): string {
+  return `${platformFor(node).configDir}/queue/github-app.pem`;
+}
+
 /** Path of the GitHub webhook secret file (0600, the node user's) on the queue node (`services.queue.github.webhook`). */
 export function queueGithubWebhookFile(node: FleetNode): string {
   return `${platformFor(node).configDir}/queue/github-webhook.secret`;
@@ -112,13 +120,14 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
     "queueTokens",
     ...(hasPeople ? ["peopleTokens" as const] : []),
     ...(hasNtfy ? ["ntfyToken" as const] : []),
-    ...(github ? ["githubToken" as const] : []),
+    ...(github ? [github.app ? ("githubAppPrivateKey" as const) : ("githubToken" as const)] : []),
     ...(github?.webhook ? ["githubWebhookSecret" as const] : []),
   ];
   // The dispatch label goes to the unit only where something reads it: the webhook or the poller.
   const githubView = github
     ? {
         tokenFile: queueGithubTokenFile(node),
+        app: github.app ? { id: github.app.id, installationId: github.app.installationId, keyFile: queueGithubAppKeyFile(node) } : undefined,
         apiUrl: github.apiUrl.replace(/\/+$/, ""),
         webhook: github.webhook ? { secretFile: queueGithubWebhookFile(node) } : undefined,
         poll: github.poll ? { repos: github.poll.repos.map((repo) => ({ repo })), seconds: github.poll.intervalSeconds } : undefined,
@@ -177,7 +186,7 @@ export function renderQueue(fleet: Fleet, node: FleetNode): RoleParts {
       }).trimEnd(),
     ].filter(Boolean).join("\n"),
     preUninstall: sh`fk_systemd_remove fleet-queue.service ${unit}`,
-    postUninstall: [sh`fk_rm ${tokens} ${queueGithubTokenFile(node)} ${queueGithubWebhookFile(node)}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
+    postUninstall: [github?.app ? sh`fk_rm ${tokens} ${queueGithubTokenFile(node)} ${queueGithubAppKeyFile(node)} ${queueGithubWebhookFile(node)}` : sh`fk_rm ${tokens} ${queueGithubTokenFile(node)} ${queueGithubWebhookFile(node)}`, sh`rm -rf ${dir}`, sh`fk_log "kept the task database in ${stateDir}"`].join("\n"),
     services: [{ name: "fleet-queue.service", manager: "systemd", scope: "system" }],
     secrets,
   };

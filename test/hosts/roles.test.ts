@@ -98,6 +98,7 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     peopleTokens: "",
     ntfyToken: "",
     githubToken: "",
+    githubAppPrivateKey: "",
     githubWebhookSecret: "",
   };
   const tn = (name: string): TestNode => testNode(net, name);

@@ -6,7 +6,7 @@
  * completing a task over HTTP on loopback.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -21,7 +21,7 @@ import { queueFacts, queueUrl } from "../../roles/queue/render.js";
 import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
 import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
 import { importClosure, RUNTIME_ASSET_PACKAGES, RUNTIME_EXTRA_VERBS, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
-import { formatQueueTokens } from "../../stacks/secrets.js";
+import { encodeAppPrivateKey, formatQueueTokens } from "../../stacks/secrets.js";
 import { parseTokensFile } from "../../runtime/config.js";
 
 const mesh = loadFleet("fleet.yaml");
@@ -632,18 +632,65 @@ describe("queue with GitHub issue tasks (services.queue.github)", () => {
       ["queueTokens", "ntfyToken", "githubToken"],
       " --github-token-file /etc/fleetkit/queue/github.token --github-api-url https://api.github.com --github-poll-repo acme/widgets --github-poll-repo Acme/gadgets.js --github-poll-seconds 120 --github-dispatch-label \"fleet 100%%\"",
     ],
+    [
+      "{ app: { id: 123456 } }",
+      ["queueTokens", "ntfyToken", "githubAppPrivateKey"],
+      " --github-app-id 123456 --github-app-key-file /etc/fleetkit/queue/github-app.pem --github-api-url https://api.github.com",
+    ],
+    [
+      "{ app: { id: 123456, installationId: 7890 }, webhook: true }",
+      ["queueTokens", "ntfyToken", "githubAppPrivateKey", "githubWebhookSecret"],
+      " --github-app-id 123456 --github-app-key-file /etc/fleetkit/queue/github-app.pem --github-app-installation-id 7890 --github-api-url https://api.github.com --github-webhook-secret-file /etc/fleetkit/queue/github-webhook.secret --github-dispatch-label fleet:dispatch",
+    ],
   ])("github: %s → secrets %j and the unit's flags", (github, secrets, flags) => {
     const fleet = withGithub(github);
     const b = renderBundle(fleet, node(fleet, "raspberrypi"), "queue");
     expect(b.secrets).toEqual(secrets);
     const exec = b.files.find((f) => f.path === "/etc/systemd/system/fleet-queue.service")!.content.split("\n").find((l) => l.startsWith("ExecStart="))!;
     expect(exec).toBe(`ExecStart=/usr/bin/node /usr/local/lib/fleetkit/queue/fleet.mjs queue serve --db /var/lib/fleetkit/queue/queue.db --listen 0.0.0.0:8787 --tokens /etc/fleetkit/queue/tokens.json${flags}`);
-    expect(b.uninstall).toContain("fk_rm '/etc/fleetkit/queue/tokens.json' '/etc/fleetkit/queue/github.token' '/etc/fleetkit/queue/github-webhook.secret'\n");
+    const key = github.includes("app") ? " '/etc/fleetkit/queue/github-app.pem'" : "";
+    expect(b.uninstall).toContain(`fk_rm '/etc/fleetkit/queue/tokens.json' '/etc/fleetkit/queue/github.token'${key} '/etc/fleetkit/queue/github-webhook.secret'\n`);
   });
 
-  it("a bad github block is a located error", () => {
-    expect(() => withGithub("{ webhook: yes-please }")).toThrow(/services\.queue\.github\.webhook/);
-    expect(() => withGithub("{ token: ghp_inline }")).toThrow(/services\.queue\.github/);
+  it.each([
+    ["{ webhook: yes-please }", /services\.queue\.github\.webhook/],
+    ["{ token: ghp_inline }", /services\.queue\.github/],
+    ["{ app: { id: '123' } }", /services\.queue\.github\.app\.id/],
+    ["{ app: { id: 0 } }", /services\.queue\.github\.app\.id/],
+    ["{ app: { installationId: 5 } }", /services\.queue\.github\.app\.id/],
+    ["{ app: { id: 1, privateKey: x } }", /services\.queue\.github\.app/],
+  ])("a bad github block %s is a located error", (github, error) => {
+    expect(() => withGithub(github)).toThrow(error);
+  });
+
+  it("github secrets step with an App, run: the key decoded into a 0600 file, an earlier token file removed, the key never printed; a bad key refused, nothing written", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fk-queue-github-app-"));
+    try {
+      const view = { user: "root", group: "root", configDir: dir, tokenFile: join(dir, "github.token"), app: { id: 5, keyFile: join(dir, "github-app.pem") }, apiUrl: "https://api.github.com" };
+      // A real 2048-bit key: its base64 is one stdin line of about 2.3 KB.
+      const pem = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs1", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
+      const run = (key: string) => {
+        const script = [readTemplate("common/prelude.sh"), "fk_read_secrets githubAppPrivateKey", renderTemplate("queue/github-secrets.sh", view)].join("\n");
+        return spawnSync("sh", ["-c", script], { input: `githubAppPrivateKey=${key}\n`, encoding: "utf8" });
+      };
+      writeFileSync(join(dir, "github.token"), "github_pat_old\n", { mode: 0o600 });
+      const ok = run(encodeAppPrivateKey(pem));
+      expect([ok.status, ok.stdout, ok.stderr]).toEqual([0, "", `fleetkit: wrote ${join(dir, "github-app.pem")}\nfleetkit: removed ${join(dir, "github.token")}\n`]);
+      expect([readFileSync(join(dir, "github-app.pem"), "utf8"), statSync(join(dir, "github-app.pem")).mode & 0o777]).toEqual([pem, 0o600]);
+      for (const [key, msg] of [
+        ["not;base64", "secret githubAppPrivateKey must be the App's PEM private key; set it with pulumi config set --secret fleetkit:githubAppPrivateKey < app.pem"],
+        [Buffer.from("just text\n").toString("base64"), "secret githubAppPrivateKey does not decode to a PEM private key; set it with pulumi config set --secret fleetkit:githubAppPrivateKey < app.pem"],
+      ]) {
+        const r = run(key!);
+        expect([r.status, r.stderr.split("\n").filter((l) => l.startsWith("fleetkit: error"))]).toEqual([1, [`fleetkit: error: ${msg}`]]);
+        expect(r.stderr).not.toContain(pem.split("\n")[3]);
+      }
+      expect(ok.stderr).not.toContain(pem.split("\n")[3]);
+      expect(readFileSync(join(dir, "github-app.pem"), "utf8")).toBe(pem);
+      expect(readdirSync(dir).filter((f) => f.startsWith(".github.")).length).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("github secrets step, run: 0600 files owned by the user, values never printed; bad values refused, nothing written", () => {

@@ -94,7 +94,7 @@ describe("fleet queue serve: bad GitHub poll flags exit 2 with one line, before 
   const serve = ["queue", "serve", "--db", "DIR/q.db", "--listen", "127.0.0.1:0", "--tokens", "DIR/tokens.json"];
   const gh = ["--github-token-file", "DIR/gh.token"];
   it.each([
-    ["poll without a token", [...serve, "--github-poll-repo", "acme/widgets"], "--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file (the token the dispatched tasks use)."],
+    ["poll without a token", [...serve, "--github-poll-repo", "acme/widgets"], "--github-webhook-secret-file, --github-poll-repo, --github-poll-seconds and --github-dispatch-label need --github-token-file or --github-app-id (the credentials the dispatched tasks use)."],
     ["a repo without owner", [...serve, ...gh, "--github-poll-repo", "widgets"], '--github-poll-repo: expected <owner>/<repo>, e.g. acme/widgets, got "widgets".'],
     ["a bad owner", [...serve, ...gh, "--github-poll-repo=-acme/widgets"], '--github-poll-repo: "-acme" is not a GitHub owner: 1-39 letters, digits or single hyphens, not at either end.'],
     ["a repo twice", [...serve, ...gh, "--github-poll-repo", "acme/widgets", "--github-poll-repo", "ACME/widgets"], "--github-poll-repo ACME/widgets is given twice (GitHub names ignore case)."],
