@@ -43,19 +43,21 @@ import { launchdPlist } from "../launchd.js";
 import type { BundleFile } from "../types.js";
 import { platformFor } from "../platform.js";
 import { claudeBinary, claudeEnvFile, nodeJsBinDir } from "../claude/render.js";
-import { NODEJS_PACKAGES, queueUrl } from "../queue/render.js";
+import { queueUrl } from "../queue/render.js";
 import type { PackageNames } from "../platform.js";
 import { runtimePayload } from "../runtime-dist.js";
 
 /**
- * The worker's packages: Node.js and npm ({@link NODEJS_PACKAGES}) plus git, which runtime/checkout.ts and
+ * The worker's packages: Node.js and npm (as roles/queue/render.ts `NODEJS_PACKAGES`) plus git, which runtime/checkout.ts and
  * GitHub issue tasks (runtime/github.ts) run for every task in a repository; a minimal Debian, Raspberry Pi
- * OS Lite or Arch install has none.
+ * OS Lite or Arch install has none. Written out, not spread from NODEJS_PACKAGES: the queue, claude and worker
+ * renderers import each other, and a constant computed from another module's constant at load time would
+ * depend on which of them loads first (test/roles/queue-worker.test.ts checks both lists agree).
  */
 export const WORKER_PACKAGES: PackageNames = {
-  apt: [...NODEJS_PACKAGES.apt!, "git"],
-  pacman: [...NODEJS_PACKAGES.pacman!, "git"],
-  brew: [...NODEJS_PACKAGES.brew!, "git"],
+  apt: ["nodejs", "npm", "git"],
+  pacman: ["nodejs", "npm", "git"],
+  brew: ["node", "git"],
 };
 
 /** Directory of the worker runtime on `node`. */

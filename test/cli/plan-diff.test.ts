@@ -99,7 +99,7 @@ describe("fleet plan --diff", () => {
       status: 0,
       stderr: "",
       stdout: [
-        `bundles against ${stateFile}: 0 changed, 0 added, 0 removed, 37 unchanged`,
+        `bundles against ${stateFile}: 0 changed, 0 added, 0 removed, 38 unchanged`,
         "",
         "not compared: windows-desktop, windows-laptop (Windows: the bundle travels inline in its command; `pulumi preview --diff` shows it)",
         "",
@@ -121,7 +121,7 @@ describe("fleet plan --diff", () => {
     const r = plan("--diff", stateFile, "--bundle-dir", bundleDir, "--fleet", file);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
     const lines = masked(r.stdout).split("\n");
-    expect(lines[0]).toBe(`bundles against ${stateFile}: 11 changed, 3 added, 1 removed, 25 unchanged`);
+    expect(lines[0]).toBe(`bundles against ${stateFile}: 11 changed, 3 added, 1 removed, 26 unchanged`);
     expect(lines.filter((l) => /^[~+-] [a-z]/.test(l))).toEqual([
       // rpi4 joins every firewall allow-list of the fleet's services (roles/reach.ts).
       "~ arch-orchestrator icecc-scheduler: # -> #",
@@ -158,13 +158,13 @@ describe("fleet plan --diff", () => {
       })),
       added: [],
       removed: [],
-      unchanged: 35,
+      unchanged: 36,
       inline: ["windows-desktop", "windows-laptop"],
     });
     const empty = mkdtempSync(join(tmpdir(), "fleet-plan-diff-empty-"));
     const r = plan("--diff", stateFile, "--bundle-dir", empty, "--fleet", file);
     expect(masked(r.stdout).split("\n").slice(0, 4)).toEqual([
-      `bundles against ${stateFile}: 2 changed, 0 added, 0 removed, 35 unchanged`,
+      `bundles against ${stateFile}: 2 changed, 0 added, 0 removed, 36 unchanged`,
       "",
       "~ arch-orchestrator queue: # -> #",
       `  (the deployed scripts are not in ${empty}/queue.#: deployed from another checkout; only the hash is known)`,

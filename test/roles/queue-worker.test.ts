@@ -17,8 +17,8 @@ import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
 import { POSIX_COMMAND_LINE_LIMIT, readTemplate, remoteCommand, remoteInvocation, renderTemplate } from "../../roles/bundle.js";
 import { bundleShipping, shippedTexts } from "../../roles/shipping.js";
-import { queueFacts, queueUrl } from "../../roles/queue/render.js";
-import { SLOT_USER, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
+import { NODEJS_PACKAGES, queueFacts, queueUrl } from "../../roles/queue/render.js";
+import { SLOT_USER, WORKER_PACKAGES, WORKER_STAGED_CLAUDE_DIR, workerDir } from "../../roles/worker/render.js";
 import { STAGED_CLAUDE_DIR } from "../../runtime/worker.js";
 import { importClosure, RUNTIME_ASSET_PACKAGES, RUNTIME_EXTRA_VERBS, runtimePackage, runtimePayload, staticImports } from "../../roles/runtime-dist.js";
 import { encodeAppPrivateKey, formatQueueTokens } from "../../stacks/secrets.js";
@@ -126,6 +126,10 @@ describe("role queue", () => {
 });
 
 describe("role worker", () => {
+  it("installs the queue's Node.js packages plus git on every package manager", () => {
+    for (const pm of ["apt", "pacman", "brew"] as const) expect(WORKER_PACKAGES[pm]).toEqual([...NODEJS_PACKAGES[pm]!, "git"]);
+  });
+
   it.each([
     // fleet, node, target, package line, service-manager line, service
     ["mesh", "arch-orchestrator", "node", "fk_pacman_install nodejs npm git", "fk_systemd_unit fleet-worker.service", "fleet-worker.service"],
