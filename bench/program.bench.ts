@@ -9,6 +9,9 @@
  *   gRPC engine stand-in of test/langhost/engine-standin.ts. At 9, 100 and 500 nodes (1,000 would double
  *   the bench's length and adds nothing the curve does not show).
  *
+ * Beside them, the floor: bench/program-floor.ts, the SDK alone registering 500 nodes' worth of resources of
+ * fleetkit's shape and input sizes with nothing rendered, so the report shows what is Pulumi's own cost.
+ *
  * Per run: wall and CPU seconds of the program's process, its peak resident memory (bench/usage-reporter.cjs),
  * resources registered and the bytes of their inputs as sent (what an engine diffs and checkpoints). Each
  * figure is also given per node against the 9-node run of the same harness in the same bench, so the curve
@@ -74,6 +77,13 @@ async function underMocks(nodes: number, fleetFile: string, work: string): Promi
   return { nodes, ...usage, ...counts };
 }
 
+/** The SDK floor (bench/program-floor.ts) for `nodes` nodes of `roles` roles each, under setMocks. */
+async function floorUnderMocks(nodes: number, roles: number, work: string): Promise<ProgramFigures> {
+  const { usage, stdout } = await measured(["--import", "tsx", "bench/program-floor.ts", String(nodes), String(roles)], {}, work);
+  const counts = JSON.parse(stdout.trim().split("\n").at(-1)!) as { resources: number; inputBytes: number };
+  return { nodes, ...usage, ...counts };
+}
+
 /** The program under Pulumi's run harness (a normal run, not a preview) for `fleetFile`. */
 async function underRunHarness(nodes: number, fleetFile: string, work: string): Promise<ProgramFigures> {
   const project = parse(readFileSync(join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string; main: string; runtime: { options: { typescript: boolean } } };
@@ -131,6 +141,14 @@ export async function runProgramBench(out: (line: string) => void): Promise<void
       }
     }
     const at500 = (h: string) => results[h]!.find((f) => f.nodes === 500)!;
+    // The floor: the SDK alone registering as many resources of the same shape (5 roles a node: 16 per node).
+    const floor = await floorUnderMocks(500, 5, work);
+    const ours = at500("mocks");
+    out(
+      `SDK floor, 500 nodes under mocks (${floor.resources} resources of fleetkit's shape, nothing rendered): ${floor.wallSeconds.toFixed(1)} s wall, ` +
+        `${floor.cpuSeconds.toFixed(1)} s CPU, peak ${mb(floor.maxRssBytes)}, inputs ${mb(floor.inputBytes)}; fleetkit's program against it: ` +
+        `CPU ×${(ours.cpuSeconds / floor.cpuSeconds).toFixed(1)}, peak ×${(ours.maxRssBytes / floor.maxRssBytes).toFixed(1)}`,
+    );
     const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
     const m = at500("mocks");
     const h = at500("run harness");

@@ -1,0 +1,53 @@
+/**
+ * The floor under bench/program.bench.ts: what the Pulumi SDK alone costs to register a fleet's worth of
+ * resources of fleetkit's shape, with none of fleetkit's rendering: per node one component, and per role one
+ * component holding a `CopyToRemote`-like resource (a 200-byte input) and a `Command`-like one (a 1.2 KB
+ * create line, a 0.7 KB delete line and an SSH connection whose private key is a secret, as fleetkit's are)
+ * that depends on the copy and on the role before it. Under `pulumi.runtime.setMocks` like bench/program-run.ts:
+ * `node --import tsx bench/program-floor.ts <nodes> <roles per node>`; usage (CPU, wall, peak memory) comes
+ * from bench/usage-reporter.cjs. Prints `{ resources, inputBytes }` as program-run.ts does.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+class Thing extends pulumi.CustomResource {
+  constructor(name: string, props: Record<string, pulumi.Input<unknown>>, opts?: pulumi.CustomResourceOptions) {
+    super("floor:index:Thing", name, props, pulumi.mergeOptions({ version: "1.0.0" }, opts ?? {}));
+  }
+}
+class Group extends pulumi.ComponentResource {
+  constructor(type: string, name: string, opts?: pulumi.ComponentResourceOptions) {
+    super(type, name, {}, opts);
+  }
+}
+
+const nodes = Number(process.argv[2]);
+const roles = Number(process.argv[3]);
+if (!(nodes > 0) || !(roles > 0)) {
+  process.stderr.write("usage: node --import tsx bench/program-floor.ts <nodes> <roles per node>\n");
+  process.exit(2);
+}
+await pulumi.runtime.setMocks({ newResource: (a) => ({ id: `${a.name}_id`, state: a.inputs }), call: (a) => a.inputs }, "floor", "bench", false);
+let resources = 0;
+let inputBytes = 0;
+const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: { getObject(): { toJavaScript(): unknown } | undefined }, cb: unknown): Promise<void> };
+const original = monitor.registerResource.bind(monitor);
+monitor.registerResource = (req, cb) => {
+  resources++;
+  inputBytes += Buffer.byteLength(JSON.stringify(req.getObject()?.toJavaScript() ?? {}));
+  return original(req, cb);
+};
+const key = pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfloor\n-----END OPENSSH PRIVATE KEY-----\n");
+const fleet = new Group("floor:index:Fleet", "fleet");
+for (let i = 0; i < nodes; i++) {
+  const node = new Group("floor:index:Node", `node${i}`, { parent: fleet });
+  const connection = { host: `node${i}`, user: "fleet", port: 22, privateKey: key, dialErrorLimit: 3 };
+  let previous: pulumi.Resource[] = [];
+  for (let r = 0; r < roles; r++) {
+    const role = new Group("floor:index:Role", `node${i}-role${r}`, { parent: node, dependsOn: previous });
+    const copy = new Thing(`node${i}-role${r}-bundle`, { connection, source: "s".repeat(200), remotePath: ".fleetkit/bundles" }, { parent: role });
+    const install = new Thing(`node${i}-role${r}-install`, { connection, create: "c".repeat(1200), delete: "d".repeat(700) }, { parent: role, dependsOn: [copy] });
+    previous = [install];
+  }
+}
+await pulumi.runtime.disconnect();
+process.stdout.write(`${JSON.stringify({ resources, inputBytes })}\n`);
