@@ -4,7 +4,8 @@
  *
  * Build (this role's bundle, on each node with role `toolchains`): `<binDir>/icecc-env-build` runs
  * `icecc-create-env` for the node's gcc/g++ and clang (each when installed), and for each installed gcc cross
- * compiler to another arch (`<triple>-gcc`/`<triple>-g++`, {@link GNU_TRIPLES}), and stores
+ * compiler to another arch (`<triple>-gcc`/`<triple>-g++`, {@link GNU_TRIPLES}; the role installs them, to every
+ * other arch the fleet's Linux daemons run, {@link CROSS_PACKAGES}), and stores
  * `/opt/icecc-envs/<stem>-<md5>.tar.gz` ({@link tarballStem}: `<arch>-<compiler>` native,
  * `<arch>-gcc-<target>` cross), `<md5>` being icecc-create-env's content hash of the toolchain's files.
  * icecc-create-env's tarball bytes differ on every run (fresh mtimes), so an unchanged toolchain keeps the
@@ -63,6 +64,17 @@ export type Compiler = (typeof COMPILERS)[number];
  * `aarch64-linux-gnu-gcc` selects the ICECC_VERSION entries ending in `=aarch64-linux-gnu`.
  */
 export const GNU_TRIPLES: Readonly<Record<ArchName, string>> = { x86_64: "x86_64-linux-gnu", aarch64: "aarch64-linux-gnu" };
+
+/**
+ * The packages of the gcc cross compilers (gcc and g++) to `target`, per package manager: Debian's and Raspberry
+ * Pi OS's `gcc-<triple>`/`g++-<triple>` (with `_` as `-`: `gcc-x86-64-linux-gnu`), Arch Linux's
+ * `aarch64-linux-gnu-gcc` (x86_64 hosts only; Arch Linux ARM packages none to x86_64, so such a builder packs
+ * no cross tarball and its nodes' x86_64-target compiles go to x86_64 daemons only).
+ */
+export const CROSS_PACKAGES: Readonly<Record<ArchName, { apt: string[]; pacman: string[] }>> = {
+  aarch64: { apt: ["gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu"], pacman: ["aarch64-linux-gnu-gcc"] },
+  x86_64: { apt: ["gcc-x86-64-linux-gnu", "g++-x86-64-linux-gnu"], pacman: [] },
+};
 
 /** One line of a builder's manifest: a current tarball. */
 export interface ToolchainTarball {
@@ -304,7 +316,13 @@ export function toolchainReceiveCommand(t: ToolchainTarball, program: string): s
 /** Renders the toolchains role (the builder side) for one node. Pure. */
 export function renderToolchains(fleet: Fleet, node: FleetNode): RoleParts {
   const p = platformFor(node);
-  const pkgs = { apt: ["icecc", "gcc", "g++"], pacman: ["icecream", "gcc"] };
+  // The cross compilers to every other arch the fleet's Linux daemons run, so this builder packs those
+  // tarballs too (and its own compiles can target them).
+  const targets = ARCH_NAMES.filter((a) => a !== node.arch && fleet.nodes.some((n) => n.roles.includes("iceccd") && isLinux(n) && n.arch === a));
+  const pkgs = {
+    apt: ["icecc", "gcc", "g++", ...targets.flatMap((t) => CROSS_PACKAGES[t].apt)],
+    pacman: ["icecream", "gcc", ...(node.arch === "x86_64" ? targets.flatMap((t) => CROSS_PACKAGES[t].pacman) : [])],
+  };
   const build = `${p.binDir}/icecc-env-build`;
   const plan = toolchainsPlan(fleet);
   const notes = plan.missing.map((m) => `fk_log ${shQuote(`note: ${m.arch} toolchains are not built: ${m.reason}`)}`);

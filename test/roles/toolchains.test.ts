@@ -77,9 +77,9 @@ describe("toolchains plan", () => {
 
 describe("role toolchains: the builder bundle", () => {
   it.each([
-    ["mesh", "arch-orchestrator", "fk_pacman_install icecream gcc", false],
-    ["mesh", "rpi1", "fk_apt_install icecc gcc g++", false],
-    ["meshX86", "arch-orchestrator", "fk_pacman_install icecream gcc", true],
+    ["mesh", "arch-orchestrator", "fk_pacman_install icecream gcc aarch64-linux-gnu-gcc", false],
+    ["mesh", "rpi1", "fk_apt_install icecc gcc g++ gcc-x86-64-linux-gnu g++-x86-64-linux-gnu", false],
+    ["meshX86", "arch-orchestrator", "fk_pacman_install icecream gcc aarch64-linux-gnu-gcc", true],
   ] as const)("%s fleet: %s", (label, name, pkgLine, noteArm) => {
     const fleet = fleets[label];
     const b = renderBundle(fleet, node(fleet, name), "toolchains");
