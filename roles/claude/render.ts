@@ -102,7 +102,8 @@ export function fleetSkill(fleet: Fleet, node: FleetNode): string {
   return renderTemplate("claude/SKILL.md", {
     fleet: fleet.name,
     node: node.name,
-    command: node.roles.includes("worker"),
+    // The node's `fleet`: the worker role or, without one, this role installs it wherever the fleet has a queue.
+    command: queue !== undefined,
     queueUrl: queue ? fleetQueueUrl(fleet)! : "(no node of this fleet runs the queue role)",
   });
 }

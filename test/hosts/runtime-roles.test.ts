@@ -282,6 +282,38 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on thre
     }
   }, 120_000);
 
+  it("desk's Claude skill points at its `fleet`, which lists the fleet's nodes; an interactive claim → note → complete from desk's shell shows in `show`", async () => {
+    const desk = testNode(net, "desk");
+    const skill = await desk.run("cat ~/.claude/skills/fleet/SKILL.md");
+    expect(skill).toContain(`The \`fleet\` command on this node talks to the fleet's queue at \`http://hub:${QUEUE_PORT}\``);
+    expect(skill).toContain("This node is **desk**.");
+    const status = JSON.parse(await desk.run("fleet task status --json")) as { nodes: { node: string }[] };
+    expect(status.nodes.map((n) => n.node).sort()).toEqual(["box", "desk", "hub"]);
+    const id = (JSON.parse(await desk.run("fleet task delegate desk 'Look at the flaky test by hand' --json")) as { id: number }).id;
+    // The claim runs in the foreground of a session, renewing its lease, until the task is finished elsewhere.
+    await desk.run(`setsid sh -c 'fleet task claim ${id} --session desk-Claude > /tmp/claim.out 2>&1' </dev/null >/dev/null 2>&1 &`);
+    let out = "";
+    for (let i = 0; i < 60 && !out.includes("Ctrl-C here gives the task back"); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      out = await desk.run("cat /tmp/claim.out 2>/dev/null || true");
+    }
+    expect(out.split("\n")[0]).toMatch(new RegExp(`^Task #${id} claimed by desk-Claude \\(desk\\); lease `));
+    expect(await desk.run(`fleet task note ${id} 'found it: a race in setup'`)).toBe(`Note added to task #${id} (1 note).\n`);
+    expect(await desk.run(`fleet task complete ${id} -n 'Fixed: await the server first'`)).toBe(`Task #${id} completed.\n`);
+    for (let i = 0; i < 40 && !out.trimEnd().endsWith(`Task #${id} completed.`); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      out = await desk.run("cat /tmp/claim.out");
+    }
+    expect(out.trimEnd().split("\n").at(-1)).toBe(`Task #${id} completed.`);
+    const t = JSON.parse(await desk.run(`fleet task show ${id} --json`)) as { state: string; result: string; claimedBy: string; notes: { author: string; text: string }[] };
+    expect({ state: t.state, result: t.result, claimedBy: t.claimedBy, notes: t.notes.map((n) => [n.author, n.text]) }).toEqual({
+      state: "completed",
+      result: "Fixed: await the server first",
+      claimedBy: "desk",
+      notes: [["desk", "found it: a race in setup"], ["desk", "Fixed: await the server first"]],
+    });
+  }, 120_000);
+
   /** Delegates `prompt` to `node` from this machine (through {@link hubTunnel}) with hub's token and waits; returns the finished task. */
   const delegate = (node: string, prompt: string): Record<string, unknown> => {
     const env = { ...process.env, FLEET_QUEUE_URL: hubTunnel!.url, FLEET_TOKEN: tokens.hub };

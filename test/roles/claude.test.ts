@@ -161,19 +161,24 @@ describe("the fleet skill (~/.claude/skills/fleet/SKILL.md, Claude Code's skills
     expect(front.get("description")).toMatch(/^Hand work to another machine of this fleetkit fleet, .*fleet task delegate/);
   });
 
+  // mesh without its queue (and so without workers): no `fleet` anywhere.
+  const noQueue: Fleet = { ...mesh, nodes: mesh.nodes.map((n) => ({ ...n, roles: n.roles.filter((r) => r !== "queue" && r !== "worker") })) };
   it.each([
     ["mesh", "rpi1", true],
-    ["mesh", "macbook2", false],
+    // No worker on macbook2: the claude role brings `fleet` there (roles/worker/render.ts fleetCli).
+    ["mesh", "macbook2", true],
     ["remote", "macbook-pro", true],
+    ["noQueue", "rpi1", false],
   ] as const)("%s/%s: names this node, points at `fleet task status` for the others, and says whether `fleet` is installed here (%s)", (fleet, name, command) => {
-    const { text } = skillOf(FLEETS[fleet]!, name);
+    const f = fleet === "noQueue" ? noQueue : FLEETS[fleet]!;
+    const { text } = skillOf(f, name);
     expect(text).toContain(`This node is **${name}**.`);
     expect(text).toContain("    fleet task status         # every node: OS, arch, profile, roles, tags, online or not, spend today against its cap\n");
     expect(text.includes("The `fleet` command on this node talks to the fleet's queue")).toBe(command);
-    expect(text.includes("This node runs no worker, so `fleet` is not installed here")).toBe(!command);
+    expect(text.includes("This fleet runs no queue, so there is no `fleet` command here")).toBe(!command);
     // No other node is named (but the queue's, in its URL): adding or changing a node re-deploys no other node's claude role.
-    const queueNode = FLEETS[fleet]!.nodes.find((n) => n.roles.includes("queue"))!.name;
-    for (const other of FLEETS[fleet]!.nodes.filter((n) => n.name !== name && n.name !== queueNode)) expect(text).not.toMatch(new RegExp(`\\b${other.name}\\b`));
+    const queueNode = f.nodes.find((n) => n.roles.includes("queue"))?.name;
+    for (const other of f.nodes.filter((n) => n.name !== name && n.name !== queueNode)) expect(text).not.toMatch(new RegExp(`\\b${other.name}\\b`));
   });
 
   it("gives the delegation commands; CLAUDE.md points at it", () => {
