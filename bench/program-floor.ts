@@ -8,6 +8,7 @@
  * from bench/usage-reporter.cjs. Prints `{ resources, inputBytes }` as program-run.ts does.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { countRegistrations } from "./registrations.js";
 
 class Thing extends pulumi.CustomResource {
   constructor(name: string, props: Record<string, pulumi.Input<unknown>>, opts?: pulumi.CustomResourceOptions) {
@@ -27,15 +28,7 @@ if (!(nodes > 0) || !(roles > 0)) {
   process.exit(2);
 }
 await pulumi.runtime.setMocks({ newResource: (a) => ({ id: `${a.name}_id`, state: a.inputs }), call: (a) => a.inputs }, "floor", "bench", false);
-let resources = 0;
-let inputBytes = 0;
-const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: { getObject(): { toJavaScript(): unknown } | undefined }, cb: unknown): Promise<void> };
-const original = monitor.registerResource.bind(monitor);
-monitor.registerResource = (req, cb) => {
-  resources++;
-  inputBytes += Buffer.byteLength(JSON.stringify(req.getObject()?.toJavaScript() ?? {}));
-  return original(req, cb);
-};
+const counts = countRegistrations();
 const key = pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfloor\n-----END OPENSSH PRIVATE KEY-----\n");
 const fleet = new Group("floor:index:Fleet", "fleet");
 for (let i = 0; i < nodes; i++) {
@@ -50,4 +43,4 @@ for (let i = 0; i < nodes; i++) {
   }
 }
 await pulumi.runtime.disconnect();
-process.stdout.write(`${JSON.stringify({ resources, inputBytes })}\n`);
+process.stdout.write(`${JSON.stringify(counts)}\n`);

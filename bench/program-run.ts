@@ -8,6 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { programMocks } from "../test/program/mocks.js";
+import { countRegistrations } from "./registrations.js";
 
 const [fleetFile, bundleDir] = process.argv.slice(2);
 if (!fleetFile || !bundleDir) {
@@ -23,18 +24,10 @@ const SECRETS = {
 
 await pulumi.runtime.setMocks(programMocks, "fleetkit", "bench", false);
 pulumi.runtime.setAllConfig({ "fleetkit:fleetFile": fleetFile, "fleetkit:bundleDir": bundleDir, ...SECRETS }, Object.keys(SECRETS));
-let resources = 0;
-let inputBytes = 0;
-const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: { getObject(): { toJavaScript(): unknown } | undefined }, cb: unknown): Promise<void> };
-const original = monitor.registerResource.bind(monitor);
-monitor.registerResource = (req, cb) => {
-  resources++;
-  inputBytes += Buffer.byteLength(JSON.stringify(req.getObject()?.toJavaScript() ?? {}));
-  return original(req, cb);
-};
+const counts = countRegistrations();
 try {
   await import("../stacks/index.js");
 } finally {
   await pulumi.runtime.disconnect();
 }
-process.stdout.write(`${JSON.stringify({ resources, inputBytes })}\n`);
+process.stdout.write(`${JSON.stringify(counts)}\n`);
