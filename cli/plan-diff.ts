@@ -69,7 +69,8 @@ export function readDeployedBundles(file: string): Map<string, DeployedBundle> {
     if (!source || source[SIG_KEY] !== ARCHIVE_SIG || typeof source.path !== "string") continue;
     const dir = basename(source.path);
     if (!DIR_RE.test(dir)) continue;
-    out.set(r.urn.slice(r.urn.lastIndexOf("::") + 2), { resource: r.urn.slice(r.urn.lastIndexOf("::") + 2), dir });
+    const resource = r.urn.slice(r.urn.lastIndexOf("::") + 2);
+    out.set(resource, { resource, dir });
   }
   return out;
 }
@@ -142,18 +143,21 @@ function scriptPatch(bundleDir: string, from: string, to: string, bundle: Bundle
   return parts.join("");
 }
 
+/** The first 12 hex digits of a bundle directory's hash (`<role>.<hash>`), as `fleet plan` shows hashes. */
+const shortHash = (dir: string) => dir.slice(dir.lastIndexOf(".") + 1, dir.lastIndexOf(".") + 13);
+
 /** The human-readable report: one line per changed, added and removed bundle, each change followed by its patch. */
 export function formatBundleDiff(report: BundleDiff, stateFile: string, bundleDir: string): string {
   const lines = [
     `bundles against ${stateFile}: ${report.changed.length} changed, ${report.added.length} added, ${report.removed.length} removed, ${report.unchanged} unchanged`,
   ];
   for (const c of report.changed) {
-    lines.push("", `~ ${c.node} ${c.role}: ${c.from.slice(c.role.length + 1, c.role.length + 13)} -> ${c.to.slice(c.role.length + 1, c.role.length + 13)}`);
+    lines.push("", `~ ${c.node} ${c.role}: ${shortHash(c.from)} -> ${shortHash(c.to)}`);
     if (c.patch === null) lines.push(`  (the deployed scripts are not in ${bundleDir}/${c.from}: deployed from another checkout; only the hash is known)`);
     else lines.push(c.patch.trimEnd());
   }
   if (report.added.length || report.removed.length) lines.push("");
-  for (const a of report.added) lines.push(`+ ${a.node} ${a.role}: new, ${a.to.slice(a.role.length + 1, a.role.length + 13)} (copied and installed)`);
+  for (const a of report.added) lines.push(`+ ${a.node} ${a.role}: new, ${shortHash(a.to)} (copied and installed)`);
   for (const r of report.removed) lines.push(`- ${r.resource}: no longer planned (its uninstall script runs)`);
   if (report.inline.length) lines.push("", `not compared: ${report.inline.join(", ")} (Windows: the bundle travels inline in its command; \`pulumi preview --diff\` shows it)`);
   return lines.join("\n") + "\n";

@@ -34,7 +34,7 @@ import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { fleetQueueUrl, nodeWithRole } from "../../model/fleet.js";
 import { renderTemplate, type RoleParts } from "../bundle.js";
 import { platformFor, type PackageNames } from "../platform.js";
-import { fleetCli } from "../worker/render.js";
+import { fleetCli, fleetCliRemoval } from "../worker/render.js";
 
 /** Where fleetkit installs Claude Code's npm prefix on `node`. */
 export function claudePrefix(node: FleetNode): string {
@@ -152,8 +152,7 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
   });
   // The node's `fleet` command: the worker role brings it; on a node without one, this role does (roles/worker).
   const queue = nodeWithRole(fleet, "queue") !== undefined;
-  const cli = queue ? fleetCli(fleet, node, "claude") : undefined;
-  const ownCli = cli && !node.roles.includes("worker") ? cli : undefined;
+  const ownCli = queue && !node.roles.includes("worker") ? fleetCli(fleet, node, "claude") : undefined;
   return {
     packages: p.packageList(pkgs),
     preInstall: [p.installPackages(pkgs), renderTemplate("claude/install.sh", view).trimEnd(), ...(ownCli ? [ownCli.runtime] : [])].join("\n"),
@@ -173,7 +172,7 @@ export function renderClaude(fleet: Fleet, node: FleetNode): RoleParts {
     ],
     postInstall: [renderTemplate("claude/env.sh", view).trimEnd(), ...(ownCli ? [ownCli.token] : [])].join("\n"),
     // Always, when the fleet has a queue: the command this role installed, or the worker's once both roles go.
-    postUninstall: [renderTemplate("claude/uninstall.sh", view).trimEnd(), ...(cli ? [cli.remove] : [])].join("\n"),
+    postUninstall: [renderTemplate("claude/uninstall.sh", view).trimEnd(), ...(queue ? [fleetCliRemoval(node, "claude")] : [])].join("\n"),
     services: [],
     secrets: ["anthropicApiKey", "claudeOauthToken"],
     secretsMode: "any",

@@ -142,15 +142,23 @@ export function fleetCli(fleet: Fleet, node: FleetNode, owner: "worker" | "claud
   const runtime = renderTemplate("queue/runtime.sh", { verb: owner, dir, nodeBin, stateDir: p.stateDir, minNodeMajor: payload.minNodeMajor, why: "tsx", payload: payload.base64 }).trimEnd();
   const other = owner === "worker" ? "claude" : "worker";
   const command: BundleFile = { path: FLEET_COMMAND, mode: 0o755, owner: "root", group: p.rootGroup, kind: "shell", content: renderTemplate("worker/fleet.sh", view), keepWhile: other };
-  const remove = [
-    sh`if [ -e ${`${p.stateDir}/roles/${other}.hash`} ]; then`,
+  return { runtime, command, token: renderTemplate("worker/token.sh", view).trimEnd(), remove: fleetCliRemoval(node, owner) };
+}
+
+/**
+ * {@link FleetCli.remove} alone: what `owner`'s uninstall runs for the node's `fleet` when it does not place it
+ * itself (the claude role on a node with a worker), without rendering the runtime it would otherwise carry.
+ */
+export function fleetCliRemoval(node: FleetNode, owner: "worker" | "claude"): string {
+  const other = owner === "worker" ? "claude" : "worker";
+  return [
+    sh`if [ -e ${`${platformFor(node).stateDir}/roles/${other}.hash`} ]; then`,
     `  fk_log ${shQuote(`kept ${FLEET_COMMAND}, its runtime and the node's queue token: role ${other} uses them too`)}`,
     "else",
-    `  ${sh`fk_rm ${FLEET_COMMAND} ${tokenFile}`}`,
-    `  ${sh`rm -rf ${dir}`}`,
+    `  ${sh`fk_rm ${FLEET_COMMAND} ${workerTokenFile(node)}`}`,
+    `  ${sh`rm -rf ${workerDir(node)}`}`,
     "fi",
   ].join("\n");
-  return { runtime, command, token: renderTemplate("worker/token.sh", view).trimEnd(), remove };
 }
 
 /** Renders the worker role for one node (see the module docstring). Pure. */
