@@ -171,6 +171,18 @@ describe("fleet plan --diff", () => {
     ]);
   });
 
+  it("a hostile state: archive paths that step out of the bundle dir or are no bundle name are ignored (their roles count as added), nothing outside is read", () => {
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { deployment: { resources: { urn: string; inputs: Record<string, any> }[] } };
+    const bad = ["../../../etc/passwd", "/etc", "claude.$(id)", `claude.${"a".repeat(64)}/../../x`, `../claude.${"b".repeat(63)}`];
+    const copies = state.deployment.resources.filter((r) => r.urn.endsWith("-bundle")).slice(0, bad.length);
+    copies.forEach((r, i) => (r.inputs.source.path = bad[i]));
+    const file = join(mkdtempSync(join(tmpdir(), "fleet-plan-diff-hostile-")), "state.json");
+    writeFileSync(file, JSON.stringify(state));
+    const r = plan("--diff", file, "--bundle-dir", bundleDir);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(r.stdout.split("\n")[0]).toBe(`bundles against ${file}: 0 changed, ${bad.length} added, 0 removed, ${38 - bad.length} unchanged`);
+  });
+
   it.each([
     ["a file that is not there", "/nonexistent/state.json", "fleet plan --diff: cannot read /nonexistent/state.json (ENOENT); write it with `npx pulumi stack export --file FILE` for the stack and pass that file.\n"],
     ["not JSON", "not json {", /^fleet plan --diff: \S+ is not JSON \(.*\); write it with `npx pulumi stack export --file FILE` for the stack and pass that file\.\n$/],
