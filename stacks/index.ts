@@ -113,10 +113,32 @@ function tailnet(model: FleetModel) {
   return { config: tailnetConfig, policy };
 }
 
+/**
+ * Runs `build` (the synchronous creation of every resource) with V8's `Error.stackTraceLimit` at 0, then
+ * restores it. The SDK wraps each of its internal promises in `debuggablePromise`
+ * (@pulumi/pulumi runtime/debuggable.js), which reads `new Error().stack` eagerly for a leak report nobody
+ * sees on a good run; under `pulumi up` that stack is formatted through source-map-support, which the run
+ * harness loads (cmd/run/index.js). At 500 nodes that formatting was about half the program's time and
+ * a tenth of its heap (bench/program.bench.ts). Resource source positions are unaffected: the SDK lifts
+ * the limit itself while capturing them (resource.js `Resource.callsites`). The cost: an Error thrown while
+ * the resources are created carries no frames (user mistakes are `RunError`s, which print none anyway);
+ * set `FLEETKIT_STACK_TRACES=1` to keep the default limit when chasing a fleetkit bug.
+ */
+function withoutPromiseStacks<T>(build: () => T): T {
+  if (process.env.FLEETKIT_STACK_TRACES) return build();
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return build();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 const model = await load(fleetFile);
 const keys = sshKeys(model);
 
-const fleet = new Fleet(model.name, {
+const fleet = withoutPromiseStacks(() => new Fleet(model.name, {
   fleet: model,
   bundleDir: expandPath(config.get("bundleDir") ?? ".fleetkit/bundles"),
   configSecrets: readConfigSecrets(config),
@@ -124,7 +146,7 @@ const fleet = new Fleet(model.name, {
   sshKeyFile: keys.file,
   forgetNodes: forgetNodes(model),
   tailnet: tailnet(model),
-});
+}));
 
 /** Stack output: the fleet's name (fleet.yaml `fleet`). */
 export const fleetName = model.name;

@@ -30,7 +30,7 @@ export type RoleLookup = (name: string) => RoleComponent;
  * (node, bundle, connection, secrets), `node` the Node component's own inputs for what a role needs beyond
  * them (peers, key files, the managed tailnet), `opts` parent and `dependsOn`.
  */
-export type ComponentFactory = (name: string, role: RoleArgs, node: NodeArgs, opts: pulumi.ComponentResourceOptions) => RoleComponent;
+export type ComponentFactory = (name: string, role: RoleArgs, node: Omit<NodeArgs, "bundles">, opts: pulumi.ComponentResourceOptions) => RoleComponent;
 
 /**
  * The component of each role: a plain {@link Role} (the install command) unless the role has Pulumi
@@ -117,25 +117,36 @@ export class Node extends pulumi.ComponentResource {
   public readonly roles: Partial<Record<RoleName, RoleComponent>> = {};
   /** Bundle hash per role (the markers the installs leave on the node). */
   public readonly bundleHashes: Record<string, string>;
-  private readonly args: NodeArgs;
+  /** The Node's inputs without the bundles, which are held only until their role is added. */
+  private readonly args: Omit<NodeArgs, "bundles">;
+  /**
+   * The bundles of the roles not added yet. {@link Node.addRole} takes its bundle out: once its files are
+   * written the texts are garbage (at 500 nodes about 140 MB of scripts that would otherwise live as long
+   * as the program, bench/program.bench.ts).
+   */
+  private readonly pending: Map<RoleName, Bundle>;
 
   constructor(name: string, args: NodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(NODE_TYPE, name, {}, opts);
     if (name !== args.node.name) throw new Error(`Node component ${name} must be named after its node (${args.node.name})`);
-    this.args = args;
-    this.bundleHashes = Object.fromEntries(args.bundles.map((b) => [b.role, b.hash]));
+    const { bundles, ...rest } = args;
+    this.args = rest;
+    this.pending = new Map(bundles.map((b) => [b.role, b]));
+    this.bundleHashes = Object.fromEntries(bundles.map((b) => [b.role, b.hash]));
     this.registerOutputs({ bundleHashes: this.bundleHashes });
   }
 
   /**
    * Creates the component of `role` on this node, `dependsOn` the components its definition waits for
    * (plan.ts `roleDependencies`), which must exist already.
-   * @throws Error when the node has no bundle for `role`, or a dependency is not created yet (fleetkit bugs).
+   * @throws Error when the node has no bundle for `role` or it was added already, or a dependency is not
+   * created yet (fleetkit bugs).
    */
   addRole(role: RoleName): RoleComponent {
     const { fleet, node } = this.args;
-    const bundle = this.args.bundles.find((b) => b.role === role);
-    if (!bundle) throw new Error(`node ${node.name} has no bundle for role ${role}`);
+    const bundle = this.pending.get(role);
+    if (!bundle) throw new Error(`node ${node.name} has no bundle for role ${role}${this.roles[role] ? " left (it was added already)" : ""}`);
+    this.pending.delete(role);
     const host = bundle.role === "tailscale" ? (node.bootstrapHost ?? node.host) : node.host;
     const deps = roleDependencies(fleet, node, bundle.role);
     const roleArgs: RoleArgs = {

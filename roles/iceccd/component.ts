@@ -35,12 +35,14 @@ export class Iceccd extends RoleComponent {
 
   constructor(name: string, args: IceccdArgs, opts?: pulumi.ComponentResourceOptions) {
     super(name, args, opts);
+    // The apply closes over these, not over `args`, whose bundle texts are garbage once the install exists.
+    const { node, keyFile } = args;
     this.toolchains = args.sources.map(
       (src) =>
         new command.local.Command(
           this.childName(toolchainReceiveResourceName(name, src.arch)),
           {
-            create: pulumi.output(src.manifest).apply((m) => distributionScript(src.builder, args.node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile: args.keyFile } })),
+            create: pulumi.output(src.manifest).apply((m) => distributionScript(src.builder, node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile } })),
             triggers: [src.manifest],
             interpreter: ["/bin/sh", "-c"],
             addPreviousOutputInEnv: false,
