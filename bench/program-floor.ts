@@ -3,7 +3,10 @@
  * resources of fleetkit's shape, with none of fleetkit's rendering: per node one component, and per role one
  * component holding a `CopyToRemote`-like resource (a 200-byte input) and a `Command`-like one (a 1.2 KB
  * create line, a 0.7 KB delete line and an SSH connection whose private key is a secret, as fleetkit's are)
- * that depends on the copy and on the role before it. Under `pulumi.runtime.setMocks` like bench/program-run.ts:
+ * that depends on the copy and on the role before it. Like fleetkit's program (stacks/index.ts
+ * `limitPromiseStacks`) it creates them with `Error.stackTraceLimit` at 0, so the SDK's eager promise stacks
+ * cost neither side; `FLEETKIT_STACK_TRACES=1` keeps the default limit in both, to measure what that costs.
+ * Under `pulumi.runtime.setMocks` like bench/program-run.ts:
  * `node --import tsx bench/program-floor.ts <nodes> <roles per node>`; usage (CPU, wall, peak memory) comes
  * from bench/usage-reporter.cjs. Prints `{ resources, inputBytes }` as program-run.ts does.
  */
@@ -30,6 +33,7 @@ if (!(nodes > 0) || !(roles > 0)) {
 await pulumi.runtime.setMocks({ newResource: (a) => ({ id: `${a.name}_id`, state: a.inputs }), call: (a) => a.inputs }, "floor", "bench", false);
 const counts = countRegistrations();
 const key = pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfloor\n-----END OPENSSH PRIVATE KEY-----\n");
+if (!process.env.FLEETKIT_STACK_TRACES) Error.stackTraceLimit = 0;
 const fleet = new Group("floor:index:Fleet", "fleet");
 for (let i = 0; i < nodes; i++) {
   const node = new Group("floor:index:Node", `node${i}`, { parent: fleet });

@@ -71,15 +71,15 @@ function measured(args: string[], env: Record<string, string>, work: string): Pr
 }
 
 /** The program under setMocks for `fleetFile` (`nodes` nodes). */
-async function underMocks(nodes: number, fleetFile: string, work: string): Promise<ProgramFigures> {
-  const { usage, stdout } = await measured(["--import", "tsx", "bench/program-run.ts", fleetFile, join(work, "bundles")], {}, work);
+async function underMocks(nodes: number, fleetFile: string, work: string, env: Record<string, string> = {}): Promise<ProgramFigures> {
+  const { usage, stdout } = await measured(["--import", "tsx", "bench/program-run.ts", fleetFile, join(work, "bundles")], env, work);
   const counts = JSON.parse(stdout.trim().split("\n").at(-1)!) as { resources: number; inputBytes: number };
   return { nodes, ...usage, ...counts };
 }
 
 /** The SDK floor (bench/program-floor.ts) for `nodes` nodes of `roles` roles each, under setMocks. */
-async function floorUnderMocks(nodes: number, roles: number, work: string): Promise<ProgramFigures> {
-  const { usage, stdout } = await measured(["--import", "tsx", "bench/program-floor.ts", String(nodes), String(roles)], {}, work);
+async function floorUnderMocks(nodes: number, roles: number, work: string, env: Record<string, string> = {}): Promise<ProgramFigures> {
+  const { usage, stdout } = await measured(["--import", "tsx", "bench/program-floor.ts", String(nodes), String(roles)], env, work);
   const counts = JSON.parse(stdout.trim().split("\n").at(-1)!) as { resources: number; inputBytes: number };
   return { nodes, ...usage, ...counts };
 }
@@ -148,6 +148,16 @@ export async function runProgramBench(out: (line: string) => void): Promise<void
       `SDK floor, 500 nodes under mocks (${floor.resources} resources of fleetkit's shape, nothing rendered): ${floor.wallSeconds.toFixed(1)} s wall, ` +
         `${floor.cpuSeconds.toFixed(1)} s CPU, peak ${mb(floor.maxRssBytes)}, inputs ${mb(floor.inputBytes)}; fleetkit's program against it: ` +
         `CPU ×${(ours.cpuSeconds / floor.cpuSeconds).toFixed(1)}, peak ×${(ours.maxRssBytes / floor.maxRssBytes).toFixed(1)}`,
+    );
+    // What the SDK's eager promise stacks cost (stacks/index.ts limitPromiseStacks): the same runs with the
+    // default Error.stackTraceLimit. The floor pair is the upstream reproduction: the SDK alone, nothing of ours.
+    const keep = { FLEETKIT_STACK_TRACES: "1" };
+    const floorStacks = await floorUnderMocks(500, 5, work, keep);
+    const oursStacks = await underMocks(500, fleets.get(500)!, work, keep);
+    out(
+      `SDK promise stacks at the default limit (FLEETKIT_STACK_TRACES=1), 500 nodes under mocks: SDK floor ${floorStacks.wallSeconds.toFixed(1)} s wall, ` +
+        `peak ${mb(floorStacks.maxRssBytes)} (×${(floorStacks.wallSeconds / floor.wallSeconds).toFixed(1)} wall against limit 0); fleetkit ${oursStacks.wallSeconds.toFixed(1)} s wall, ` +
+        `peak ${mb(oursStacks.maxRssBytes)} (×${(oursStacks.wallSeconds / ours.wallSeconds).toFixed(1)})`,
     );
     const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
     const m = at500("mocks");

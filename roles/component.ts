@@ -5,8 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
-import type { Bundle } from "./types.js";
-import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles } from "./shipping.js";
+import { NODE_BUNDLE_DIR, type ShippedBundle } from "./shipping.js";
 import { bundleResourceName, installResourceName, roleTypeToken } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
@@ -16,13 +15,11 @@ export type SshConnection = command.types.input.remote.ConnectionArgs;
 export interface RoleArgs {
   /** The node the role runs on (its WSL distro decides how `wsl` scripts are started). */
   node: FleetNode;
-  /** The role's rendered bundle (roles/index.ts `renderNodeBundles`); the install script embeds all of it. */
-  bundle: Bundle;
   /**
-   * Local directory the bundle's files are written to for copying (roles/shipping.ts `writeBundleFiles`;
-   * the program's `fleetkit:bundleDir`, default `.fleetkit/bundles` in the project). Unused on Windows nodes.
+   * The role's bundle, shipped (roles/shipping.ts `shipBundle`): its command lines, and on Linux and macOS
+   * the local directory its files were written to (under the program's `fleetkit:bundleDir`).
    */
-  bundleDir: string;
+  bundle: ShippedBundle;
   /**
    * SSH connection to the node. Keep it stable between runs (same host, key secret-ness, limits): any
    * change replaces the install command, which runs uninstall, then install.
@@ -38,9 +35,9 @@ export interface RoleArgs {
 }
 
 /**
- * Ships one role to one node (roles/shipping.ts `bundleShipping`):
+ * Ships one role to one node (roles/shipping.ts `bundleShipping`, `shipBundle`):
  * - on Linux and macOS a `remote.CopyToRemote` named `<name>-bundle` copies the directory `<role>.<hash>`
- *   (install and uninstall scripts, written locally under `bundleDir`) into the node user's
+ *   (install and uninstall scripts, written locally under the program's `bundleDir`) into the node user's
  *   `~/.fleetkit/bundles/` over SFTP, once per bundle hash: the engine compares the archive's hash, so an
  *   unchanged bundle copies nothing;
  * - a `remote.Command` named `<name>-install`, after the copy: `create` is a short line that checks the
@@ -86,13 +83,13 @@ export class RoleComponent extends pulumi.ComponentResource {
     super(roleTypeToken(args.bundle.role), name, {}, opts);
     this.name = name;
     this.forget = args.forget ?? false;
-    const { node, bundle } = args;
+    const { bundle } = args;
     const hasSecrets = bundle.secrets.length > 0;
-    const shipping = bundleShipping(node, bundle);
-    if (shipping.files) {
+    const shipping = bundle.shipping;
+    if (shipping.localDir) {
       this.copy = new command.remote.CopyToRemote(
         this.childName(bundleResourceName(name)),
-        { connection: args.connection, source: new pulumi.asset.FileArchive(writeBundleFiles(args.bundleDir, shipping)), remotePath: NODE_BUNDLE_DIR },
+        { connection: args.connection, source: new pulumi.asset.FileArchive(shipping.localDir), remotePath: NODE_BUNDLE_DIR },
         this.childOptions(),
       );
     }

@@ -235,6 +235,9 @@ function ensureNewline(s: string): string {
   return s.endsWith("\n") ? s : `${s}\n`;
 }
 
+/** Payloads by package, then by directory and platform (see {@link runtimePayload}). */
+const payloads = new WeakMap<RuntimePackage, Map<string, RuntimePayload>>();
+
 /** Encoded payloads by their fk_put text (a handful per checkout: one per runtime, OS family and directory). */
 const payloadCache = new Map<string, Fragment>();
 
@@ -255,6 +258,13 @@ export interface RuntimePayload {
 export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: string): RuntimePayload {
   const pkg = runtimePackage(verb, readTemplate("queue/fleet.mjs"));
   const platform = platformFor(node);
+  // The payload depends on the package, the directory and the platform only: nodes of one platform share it,
+  // without placing every file again for each (a tenth of a 500-node render, bench/program.bench.ts).
+  const byPlace = payloads.get(pkg) ?? new Map<string, RuntimePayload>();
+  payloads.set(pkg, byPlace);
+  const place = `${dir}\0${JSON.stringify(platform)}`;
+  const known = byPlace.get(place);
+  if (known) return known;
   const files: BundleFile[] = pkg.files.map((f) => ({ path: `${dir}/${f.path}`, mode: f.mode ?? 0o644, owner: "root", kind: "text", content: f.content }));
   const script = `${files.map((f) => putFile(f, platform)).join("\n")}\n`;
   // Every node of one OS family unpacks the same text: gzip (most of a worker's render) runs once per text.
@@ -263,5 +273,7 @@ export function runtimePayload(node: FleetNode, verb: "queue" | "worker", dir: s
     base64 = Fragment.base64Lines(gzipSync(Buffer.from(script, "utf8"), { level: 9 }));
     payloadCache.set(script, base64);
   }
-  return { base64, minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
+  const payload = { base64, minNodeMajor: pkg.minNodeMajor, paths: files.map((f) => f.path) };
+  byPlace.set(place, payload);
+  return payload;
 }

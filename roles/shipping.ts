@@ -23,8 +23,11 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync }
 import { join } from "node:path";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
-import { readTemplate, remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
+import { remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
 import { platformFor } from "./platform.js";
+
+/** A word POSIX sh takes as it is, unquoted: what every value in the shipping lines must be. */
+const PLAIN_WORD = /^[A-Za-z0-9_./-]+$/;
 
 /** Where the copies land on a node, relative to the node user's home (SFTP's starting directory). */
 export const NODE_BUNDLE_DIR = ".fleetkit/bundles";
@@ -56,14 +59,12 @@ export function shipsBundleFiles(node: FleetNode): boolean {
 }
 
 /**
- * The prelude's `fk_sha256` (templates/common/prelude.sh: GNU `sha256sum` on Linux, `shasum -a 256` on macOS),
- * the one definition of a file's sha256: the short lines run before any script, so they define it themselves.
- * @throws Error when the prelude no longer defines it as one `fk_sha256() {` … `}` block (a packaging bug).
+ * The command that prints a file's sha256 read from stdin as `<hex>  -`: GNU coreutils' `sha256sum` on Linux
+ * (Debian, Raspberry Pi OS, Arch), `shasum -a 256` on macOS (Perl's shasum, in the base system; coreutils is
+ * not). Both print the same line for stdin (sha256sum(1), shasum(1)), so one comparison serves both.
  */
-function sha256Function(): string {
-  const m = /^fk_sha256\(\) \{\n[^\n]*\n\}$/m.exec(readTemplate("common/prelude.sh"));
-  if (!m) throw new Error("templates/common/prelude.sh defines no fk_sha256() { … } block of three lines");
-  return m[0];
+function sha256Command(node: FleetNode): string {
+  return platformFor(node).family === "macos" ? "shasum -a 256" : "sha256sum";
 }
 
 /**
@@ -77,34 +78,35 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     return { create: inv.command, delete: remoteCommand(node, bundle.target, bundle.uninstall), stdinPrefix: inv.stdinPrefix };
   }
   const dir = `${bundle.role}.${bundle.hash}`;
-  const stateDir = platformFor(node).stateDir;
-  const bundles = `${stateDir}/bundles`;
-  const sum = sha256Function();
+  const bundles = `${platformFor(node).stateDir}/bundles`;
+  const sum = sha256Command(node);
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
-  // The role name is a hostname label (the loader checks it); quoted all the same, as every fleet.yaml value is.
-  const vars = `n=${shQuote(dir)}; d=${shQuote(bundles)}/$n`;
-  const ok = `fk_ok() { [ -f "$1/install.sh" ] && [ -f "$1/uninstall.sh" ] && [ "$(fk_sha256 "$1/install.sh")" = ${install} ] && [ "$(fk_sha256 "$1/uninstall.sh")" = ${uninstall} ]; }`;
+  // The lines use no single quotes, so `sh -c '…'` adds no escapes, and leave plain words unquoted: they
+  // are every role's state and diff (issue 15), each byte counted 2,000 times at 500 nodes. So every value
+  // must be a plain word: the role a hostname label (the loader checks it), the hashes hex, the paths fixed.
+  for (const word of [dir, bundles]) {
+    if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
+  }
+  const vars = `n=${dir};d=${bundles}/$n`;
+  // k DIR: both scripts there and their sha256 as rendered (a missing file is a mismatch, quietly).
+  const ok = `k(){ [ "$(${sum} <"$1/install.sh")" = "${install}  -" ]&&[ "$(${sum} <"$1/uninstall.sh")" = "${uninstall}  -" ];} 2>/dev/null`;
   const create = [
-    `set -e; ${vars}; s=${NODE_BUNDLE_DIR}/$n`,
-    sum,
+    `set -e;${vars};s=${NODE_BUNDLE_DIR}/$n`,
     ok,
-    `if ! fk_ok "$d"; then`,
-    `[ -d "$s" ] || { echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the role's -bundle resource)" >&2; exit 1; }`,
-    `mkdir -p ${shQuote(bundles)}; umask 077; rm -rf "$d.new"; mkdir "$d.new"; cp "$s/install.sh" "$s/uninstall.sh" "$d.new/"`,
-    `fk_ok "$d.new" || { rm -rf "$d.new"; echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run" >&2; exit 1; }`,
-    `rm -rf "$d"; mv "$d.new" "$d"; fi`,
-    `rm -rf "$s"; sh "$d/install.sh"`,
-    `for o in ${shQuote(bundles)}/${shQuote(bundle.role)}.*; do [ "$o" = "$d" ] || rm -rf "$o"; done`,
+    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the -bundle resource of this role)">&2;exit 1;}`,
+    `mkdir -p ${bundles};umask 077;rm -rf $d.new;mkdir $d.new;cp $s/install.sh $s/uninstall.sh $d.new/`,
+    `k $d.new||{ rm -rf $d.new;echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run">&2;exit 1;};rm -rf $d;mv $d.new $d;fi`,
+    `rm -rf $s;sh $d/install.sh`,
+    `for o in ${bundles}/${bundle.role}.*;do [ "$o" = $d ]||rm -rf "$o";done`,
   ].join("\n");
-  const marker = shQuote(`${stateDir}/roles/${bundle.role}.hash`);
+  const marker = `${platformFor(node).stateDir}/roles/${bundle.role}.hash`;
   const del = [
-    `set -e; ${vars}`,
-    sum,
-    `if [ -f "$d/uninstall.sh" ] && [ "$(fk_sha256 "$d/uninstall.sh")" = ${uninstall} ]; then sh "$d/uninstall.sh"; rm -rf "$d"`,
+    `set -e;${vars}`,
+    `if { [ "$(${sum} <$d/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null;then sh $d/uninstall.sh;rm -rf $d`,
     // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
-    `elif ! [ -e ${marker} ]; then echo ${shQuote(`fleetkit: ${bundle.role} removed`)}`,
-    `else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)" >&2; exit 1; fi`,
+    `elif ! [ -e ${marker} ];then echo "fleetkit: ${bundle.role} removed"`,
+    `else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)">&2;exit 1;fi`,
   ].join("\n");
   return {
     files: { dir, "install.sh": bundle.install, "uninstall.sh": bundle.uninstall },
@@ -132,14 +134,56 @@ export function writeBundleFiles(localDir: string, shipping: BundleShipping): st
   try {
     writeFileSync(join(tmp, "install.sh"), files["install.sh"], { mode: 0o600 });
     writeFileSync(join(tmp, "uninstall.sh"), files["uninstall.sh"], { mode: 0o600 });
-    try {
-      renameSync(tmp, target);
-    } catch (err) {
-      // Another run renamed the same content into place first.
-      if (!existsSync(target)) throw err;
-    }
-  } finally {
+    renameSync(tmp, target);
+  } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
+    // Another run renamed the same content into place first.
+    if (!existsSync(target)) throw err;
   }
   return target;
+}
+
+/** What a role's resources run once its bundle is shipped: the command lines and where its files are. */
+export interface ShippedCommands {
+  /** The install command line (`remote.Command` create). */
+  create: string;
+  /** The uninstall command line (`remote.Command` delete). */
+  delete: string;
+  /** Text that must come first on the install command's stdin, before the secrets ("" = none). */
+  stdinPrefix: string;
+  /** The local directory `<role>.<hash>` to copy before `create` runs (written); undefined = inline (Windows). */
+  localDir?: string;
+}
+
+/**
+ * A bundle as the Pulumi program holds it once its files are written ({@link shipBundle}): what its
+ * resources need, none of its texts (scripts and file contents), which are garbage from then on.
+ */
+export type ShippedBundle = Pick<Bundle, "node" | "role" | "target" | "secrets" | "secretsMode" | "requiredSecrets" | "hash"> & { shipping: ShippedCommands };
+
+/**
+ * Ships `bundle` of `node`: its commands ({@link bundleShipping}) and, when it travels as files, the files
+ * written under `localDir` ({@link writeBundleFiles}). The program ships each node's bundles as soon as they
+ * are rendered, so only one node's scripts are alive at a time (at 500 nodes the whole fleet's are
+ * 124 MB of text, bench/program.bench.ts).
+ * @throws Error for {@link bundleShipping}'s and {@link writeBundleFiles}'s reasons.
+ */
+export function shipBundle(node: FleetNode, bundle: Bundle, localDir: string): ShippedBundle {
+  const shipping = bundleShipping(node, bundle);
+  const { role, target, secrets, secretsMode, requiredSecrets, hash } = bundle;
+  return {
+    node: bundle.node,
+    role,
+    target,
+    secrets,
+    ...(secretsMode ? { secretsMode } : {}),
+    ...(requiredSecrets ? { requiredSecrets } : {}),
+    hash,
+    shipping: {
+      create: shipping.create,
+      delete: shipping.delete,
+      stdinPrefix: shipping.stdinPrefix,
+      ...(shipping.files ? { localDir: writeBundleFiles(localDir, shipping) } : {}),
+    },
+  };
 }

@@ -6,7 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Fleet as FleetModel } from "../model/fleet.js";
 import type { Bundle } from "../roles/types.js";
-import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, renderBundles, roleCreationOrder, roleResourceName } from "./plan.js";
+import { renderNodeBundles } from "../roles/index.js";
+import { shipBundle, type ShippedBundle } from "../roles/shipping.js";
+import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, roleCreationOrder, roleResourceName } from "./plan.js";
 import type { RoleComponent } from "../roles/component.js";
 import { Node } from "./node.js";
 import { checkGitHubCredentials, NTFY_TOKEN_RANDOM_LENGTH, QUEUE_TOKEN_LENGTH, type StackSecrets } from "./secrets.js";
@@ -72,7 +74,10 @@ export class Fleet extends pulumi.ComponentResource {
   constructor(name: string, args: FleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super(FLEET_TYPE, name, {}, opts);
     const model = args.fleet;
-    const bundles = args.bundles ?? renderBundles(model);
+    // Rendered and shipped node by node: each node's scripts are garbage once its files are written.
+    const bundles = new Map<string, ShippedBundle[]>(
+      model.nodes.map((node) => [node.name, (args.bundles?.get(node.name) ?? renderNodeBundles(model, node)).map((b) => shipBundle(node, b, args.bundleDir))]),
+    );
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
     checkGitHubCredentials(model.services.queue.github, args.configSecrets);
@@ -110,7 +115,7 @@ export class Fleet extends pulumi.ComponentResource {
    */
   private createNodes(
     model: FleetModel,
-    bundles: Map<string, Bundle[]>,
+    bundles: Map<string, ShippedBundle[]>,
     args: FleetArgs,
     ctx: { secrets: StackSecrets; forget: Set<string>; tags?: Map<string, string> },
   ): void {
@@ -130,7 +135,6 @@ export class Fleet extends pulumi.ComponentResource {
           node,
           bundles: bundles.get(node.name) ?? [],
           secrets,
-          bundleDir: args.bundleDir,
           sshPrivateKey: args.sshPrivateKey(node.name),
           sshKeyFile: args.sshKeyFile?.(node.name),
           sshKeyFileOf: args.sshKeyFile,

@@ -114,31 +114,25 @@ function tailnet(model: FleetModel) {
 }
 
 /**
- * Runs `build` (the synchronous creation of every resource) with V8's `Error.stackTraceLimit` at 0, then
- * restores it. The SDK wraps each of its internal promises in `debuggablePromise`
- * (@pulumi/pulumi runtime/debuggable.js), which reads `new Error().stack` eagerly for a leak report nobody
- * sees on a good run; under `pulumi up` that stack is formatted through source-map-support, which the run
- * harness loads (cmd/run/index.js). At 500 nodes that formatting was about half the program's time and
- * a tenth of its heap (bench/program.bench.ts). Resource source positions are unaffected: the SDK lifts
- * the limit itself while capturing them (resource.js `Resource.callsites`). The cost: an Error thrown while
- * the resources are created carries no frames (user mistakes are `RunError`s, which print none anyway);
- * set `FLEETKIT_STACK_TRACES=1` to keep the default limit when chasing a fleetkit bug.
+ * Sets V8's `Error.stackTraceLimit` to 0 for the rest of the program, before any resource is created. The
+ * SDK wraps each of its internal promises in `debuggablePromise` (@pulumi/pulumi runtime/debuggable.js),
+ * which reads `new Error().stack` eagerly for a leak report nobody sees on a good run; under `pulumi up`
+ * that stack is formatted through source-map-support, which the run harness loads (cmd/run/index.js). At
+ * 500 nodes that was about half the program's time and a tenth of its heap (bench/program.bench.ts: under
+ * the run harness 88 → 44 s). Resource source positions are unaffected: the SDK lifts the limit itself
+ * while capturing them (resource.js `Resource.callsites`). The cost: an Error thrown later carries no
+ * frames (user mistakes are `RunError`s, which print none anyway); set `FLEETKIT_STACK_TRACES=1` to keep
+ * the default limit when chasing a fleetkit bug. (Set after the imports: some module loading reads stacks.)
  */
-function withoutPromiseStacks<T>(build: () => T): T {
-  if (process.env.FLEETKIT_STACK_TRACES) return build();
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return build();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+function limitPromiseStacks(): void {
+  if (!process.env.FLEETKIT_STACK_TRACES) Error.stackTraceLimit = 0;
 }
 
 const model = await load(fleetFile);
 const keys = sshKeys(model);
 
-const fleet = withoutPromiseStacks(() => new Fleet(model.name, {
+limitPromiseStacks();
+const fleet = new Fleet(model.name, {
   fleet: model,
   bundleDir: expandPath(config.get("bundleDir") ?? ".fleetkit/bundles"),
   configSecrets: readConfigSecrets(config),
@@ -146,7 +140,7 @@ const fleet = withoutPromiseStacks(() => new Fleet(model.name, {
   sshKeyFile: keys.file,
   forgetNodes: forgetNodes(model),
   tailnet: tailnet(model),
-}));
+});
 
 /** Stack output: the fleet's name (fleet.yaml `fleet`). */
 export const fleetName = model.name;

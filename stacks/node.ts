@@ -7,7 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { BuiltinRoleName, Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
-import type { Bundle } from "../roles/types.js";
+import type { ShippedBundle } from "../roles/shipping.js";
 import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
 import { isBuiltinRole } from "../roles/registry.js";
 import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
@@ -66,12 +66,10 @@ export interface NodeArgs {
   fleet: FleetModel;
   /** This node, with defaults applied. */
   node: FleetNode;
-  /** The node's rendered bundles, one per role, in canonical role order (their hashes are the node's output). */
-  bundles: Bundle[];
+  /** The node's shipped bundles, one per role, in canonical role order (their hashes are the node's output). */
+  bundles: ShippedBundle[];
   /** Config and minted secrets; each role gets the ones its bundle declares, on stdin. */
   secrets: StackSecrets;
-  /** Local directory for the bundle files copied to Linux and macOS nodes (roles/shipping.ts). */
-  bundleDir: string;
   /** SSH private key (PEM/OpenSSH text), a secret Output so it never flips between plain and secret. */
   sshPrivateKey: pulumi.Input<string>;
   /**
@@ -120,11 +118,9 @@ export class Node extends pulumi.ComponentResource {
   /** The Node's inputs without the bundles, which are held only until their role is added. */
   private readonly args: Omit<NodeArgs, "bundles">;
   /**
-   * The bundles of the roles not added yet. {@link Node.addRole} takes its bundle out: once its files are
-   * written the texts are garbage (at 500 nodes about 140 MB of scripts that would otherwise live as long
-   * as the program, bench/program.bench.ts).
+   * The bundles of the roles not added yet ({@link Node.addRole} takes its bundle out).
    */
-  private readonly pending: Map<RoleName, Bundle>;
+  private readonly pending: Map<RoleName, ShippedBundle>;
 
   constructor(name: string, args: NodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super(NODE_TYPE, name, {}, opts);
@@ -152,7 +148,6 @@ export class Node extends pulumi.ComponentResource {
     const roleArgs: RoleArgs = {
       node,
       bundle,
-      bundleDir: this.args.bundleDir,
       connection: sshConnection(node, this.args.sshPrivateKey, host),
       secretStdin: secretStdin(bundle, this.args.secrets),
       forget: this.args.forget ?? false,

@@ -176,7 +176,7 @@ export interface MintedSecrets {
  * not supply it, listed under the ntfy role when that reads it, else under the first bundle (fleet order)
  * that does.
  */
-export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptions = {}, people: readonly string[] = []): MintedSecrets {
+export function mintedSecrets(bundles: Map<string, Pick<Bundle, "node" | "role" | "secrets">[]>, options: PlanOptions = {}, people: readonly string[] = []): MintedSecrets {
   const all = [...bundles.values()].flat();
   const queue = all.find((b) => b.secrets.includes("queueTokens"));
   const queueTokenOwners = new Map<string, { node: string; role: RoleName }>();
@@ -198,7 +198,7 @@ export function mintedSecrets(bundles: Map<string, Bundle[]>, options: PlanOptio
 }
 
 /** The token resources a bundle's stdin is built from (names of the minted RandomPasswords it reads). */
-export function secretInputResources(bundle: Bundle, minted: MintedSecrets): string[] {
+export function secretInputResources(bundle: Pick<Bundle, "node" | "secrets">, minted: MintedSecrets): string[] {
   const names: string[] = [];
   for (const s of bundle.secrets) {
     if (s === "queueToken" && minted.queueTokenNodes.includes(bundle.node)) names.push(queueTokenResourceName(bundle.node));

@@ -76,13 +76,20 @@ export function distributionScript(
   const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
   if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
-  else lines.push(sshFunction("fk_on_builder", builder, ssh.builder), sshFunction("fk_on_receiver", receiver, ssh.receiver));
-  for (const [i, t] of tarballs.entries()) {
-    const check = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir)));
-    const send = shQuote(remoteCommand(builder, linuxTarget(builder), `cat ${shWord(`${builderDir}/${t.file}`)}`));
-    const receive = shQuote(remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver))));
-    // The receive program reads stdin only when the tarball is missing: then the stream, else nothing.
-    lines.push(`fk_receive_${i}() { fk_on_receiver ${receive}; }`, `if [ "$(fk_on_receiver ${check})" = missing ]; then`, `  fk_on_builder ${send} | fk_receive_${i}`, "else", `  fk_receive_${i} </dev/null`, "fi");
+  else {
+    // fk_tarball CHECK SEND RECEIVE: the receive program reads stdin only when the tarball is missing, so
+    // the builder streams it only then, and the program runs either way (it also links the current tarball).
+    lines.push(
+      sshFunction("fk_on_builder", builder, ssh.builder),
+      sshFunction("fk_on_receiver", receiver, ssh.receiver),
+      `fk_tarball() { if [ "$(fk_on_receiver "$1")" = missing ]; then fk_on_builder "$2" | fk_on_receiver "$3"; else fk_on_receiver "$3" </dev/null; fi; }`,
+    );
+  }
+  for (const t of tarballs) {
+    const check = remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir));
+    const send = remoteCommand(builder, linuxTarget(builder), `cat ${shWord(`${builderDir}/${t.file}`)}`);
+    const receive = remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver)));
+    lines.push(`fk_tarball ${[check, send, receive].map(shQuote).join(" ")}`);
   }
   return lines.join("\n") + "\n";
 }

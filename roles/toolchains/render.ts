@@ -229,7 +229,8 @@ function checkTarball(t: ToolchainTarball): void {
 export function toolchainCheckCommand(t: ToolchainTarball, envDir = TOOLCHAIN_DIR): string {
   checkTarball(t);
   const f = shWord(`${envDir}/${t.file}`);
-  return `if [ -f ${f} ] && [ "$(sha256sum ${f} | cut -c1-64)" = ${t.sha256} ]; then echo present; else echo missing; fi`;
+  // sha256sum(1) prints `<hex>  -` for stdin; a missing file fails the comparison, quietly.
+  return `if { [ "$(sha256sum <${f})" = "${t.sha256}  -" ];} 2>/dev/null;then echo present;else echo missing;fi`;
 }
 
 /** The prelude helpers the receive program uses (templates/common/prelude.sh). */

@@ -625,6 +625,7 @@ describe("toolchain tarballs (fleet.yaml: arch-orchestrator builds x86_64, rpi1 
     expect(receive.inputs.triggers).toEqual([manifest]);
     expect(receive.inputs.interpreter).toEqual(["/bin/sh", "-c"]);
     expect(receive.inputs.create).toBe(distributionScript(node(builder), node(name), manifest, { builder: {}, receiver: {} }));
-    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' "$1"; }\nfk_receive_0() { fk_on_receiver '${name === "windows-desktop" ? "wsl.exe -d Debian -u root -e sh -c" : "sudo -n sh -c"}`);
+    expect(String(receive.inputs.create)).toContain(`'fleet@${name}' "$1"; }\nfk_tarball() {`);
+    expect(String(receive.inputs.create)).toContain(`\nfk_tarball '${name === "windows-desktop" ? "wsl.exe -d Debian -u root -e sh -c" : "sudo -n sh -c"}`);
   });
 });

@@ -98,7 +98,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the role's -bundle resource)\n`,
+      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the -bundle resource of this role)\n`,
     ]);
   });
 
@@ -142,6 +142,41 @@ describe("a bundle shipped as files", () => {
     expect(statSync(join(path, "install.sh")).mtimeMs).toBe(mtime);
     expect(readdirSync(local)).toEqual([dir]);
     rmSync(local, { recursive: true });
+  });
+});
+
+describe("a bundle shipped as files to a macOS node", () => {
+  // The same lines with macOS's paths and `shasum -a 256` (Perl's shasum, as on macOS; Debian ships the same
+  // script with perl), run here by sh as root: the check must accept the real scripts and refuse others.
+  const mac = fleet.nodes.find((n) => n.name === "macbook1")!;
+  const macRoot = "/usr/local/var/fleetkit";
+  const hadRoot = existsSync(macRoot);
+  const v1 = bundle("mac1");
+  const ship = bundleShipping(mac, v1);
+  afterAll(() => {
+    if (!hadRoot) rmSync(macRoot, { recursive: true, force: true });
+    else rmSync(join(macRoot, "bundles", ship.files!.dir), { recursive: true, force: true });
+  });
+
+  it("checks the scripts with shasum -a 256 and installs from root's copy under the macOS state directory", () => {
+    expect(ship.create).toContain(`"$(shasum -a 256 <"$1/install.sh")" = "${sha256Hex(v1.install)}  -"`);
+    expect(ship.create).not.toContain("sha256sum");
+    writeBundleFiles(join(home, NODE_BUNDLE_DIR), ship);
+    const r = run(ship.create, "queueToken=mac\n");
+    expect([r.status, r.stdout.split("\n").at(-2), r.stderr]).toEqual([0, `fleetkit: ${ROLE} mac1`, ""]);
+    expect(readdirSync(join(macRoot, "bundles")).filter((d) => d.startsWith(`${ROLE}.`))).toEqual([ship.files!.dir]);
+  });
+
+  it("refuses a changed copy, and uninstalls from root's copy", () => {
+    const v2 = bundle("mac2");
+    const local = writeBundleFiles(join(home, NODE_BUNDLE_DIR), bundleShipping(mac, v2));
+    writeFileSync(join(local, "uninstall.sh"), "echo changed\n");
+    const bad = run(bundleShipping(mac, v2).create);
+    expect([bad.status, bad.stdout]).toEqual([1, ""]);
+    expect(bad.stderr).toContain("does not match its sha256; nothing was run");
+    rmSync(local, { recursive: true });
+    const r = run(ship.delete);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, `fleetkit: ${ROLE} removed (mac1)\n`, ""]);
   });
 });
 
