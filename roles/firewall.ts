@@ -80,9 +80,13 @@ export function nftChains(role: RoleName): string[] {
 
 /** The allowed sources of a rule as the node looks them up: the allowed nodes' fleet.yaml hosts, then CIDRs. */
 export function ruleSources(fleet: Fleet, rule: ReachRule): string[] {
-  const hostOf = (name: string) => fleet.nodes.find((n) => n.name === name)!.host;
-  return [...new Set([...rule.fromNodes.map(hostOf), ...rule.fromCidrs])];
+  let hosts = hostsByName.get(fleet);
+  if (!hosts) hostsByName.set(fleet, (hosts = new Map(fleet.nodes.map((n) => [n.name, n.host]))));
+  return [...new Set([...rule.fromNodes.map((name) => hosts.get(name)!), ...rule.fromCidrs])];
 }
+
+/** Each fleet's node hosts by node name: a rule from every node would otherwise search the list per node (quadratic). */
+const hostsByName = new WeakMap<Fleet, Map<string, string>>();
 
 function ruleComment(fleet: Fleet, r: ReachRule): string {
   const from = [...r.fromNodes, ...r.fromCidrs];

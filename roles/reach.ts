@@ -114,7 +114,9 @@ function listenRules(fleet: Fleet, node: FleetNode, role: RoleName): ReachRule[]
   return listens.map((l) => {
     if (checked) checkListen(l);
     const sources = sourcesOf(fleet, l.from ?? []);
-    const fromNodes = fleet.nodes.map((n) => n.name).filter((n) => sources.fromNodes.includes(n) || (l.fromNodes ?? []).includes(n));
+    // In fleet order; through a Set, as a rule from every node would otherwise search its list per node.
+    const allowed = new Set([...sources.fromNodes, ...(l.fromNodes ?? [])]);
+    const fromNodes = fleet.nodes.map((n) => n.name).filter((n) => allowed.has(n));
     return { role, service: l.service, node: node.name, proto: l.proto, port: l.port, ...sources, fromNodes, why: checked ? String(l.why).replace(/[^\x20-\x7e]/g, "?") : l.why };
   });
   function checkListen(l: RoleListen): void {
