@@ -10,14 +10,17 @@
  *   the bench's length and adds nothing the curve does not show).
  *
  * Beside them, the floor: bench/program-floor.ts, the SDK alone registering 500 nodes' worth of resources of
- * fleetkit's shape and input sizes with nothing rendered, so the report shows what is Pulumi's own cost.
+ * fleetkit's shape and input sizes with nothing rendered, so the report shows what is Pulumi's own cost; then
+ * the floor and the 500-node program again at the SDK's default `Error.stackTraceLimit`
+ * (`FLEETKIT_STACK_TRACES=1`): what the SDK's eager promise stacks cost (stacks/index.ts `limitPromiseStacks`),
+ * the floor pair being the reproduction for an upstream report.
  *
  * Per run: wall and CPU seconds of the program's process, its peak resident memory (bench/usage-reporter.cjs),
  * resources registered and the bytes of their inputs as sent (what an engine diffs and checkpoints). Each
  * figure is also given per node against the 9-node run of the same harness in the same bench, so the curve
  * shows whether cost per node grows (linear: ratio about 1 or below, since fixed costs spread out).
  * Targets (issue 15): 500 nodes under 10 s (mocks) and 30 s (run harness) wall, peak under 800 MB, inputs
- * under 5 MB. Bounded: about 4 minutes on our 2-core machine. Alone: `npx tsx bench/program.bench.ts`.
+ * under 5 MB. Bounded: about 5 minutes on our 2-core machine. Alone: `npx tsx bench/program.bench.ts`.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

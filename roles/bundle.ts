@@ -145,7 +145,11 @@ export function renderTemplate(relPath: string, view: Record<string, unknown>): 
     templateWriters.set(relPath, writer);
   }
   const out = writer.render(text, view);
-  return out.replace(/\n*$/, "\n");
+  // Exactly one final newline. (`replace(/\n*$/, …)` tries the pattern at every offset: a tenth of a second per
+  // 500 renders of the 120 KB runtime template.)
+  let end = out.length;
+  while (end > 0 && out.charCodeAt(end - 1) === 10) end--;
+  return `${out.slice(0, end)}\n`;
 }
 
 const HEREDOC_END = "FLEETKIT_EOF";
@@ -238,10 +242,15 @@ export function assembleBundle(fleet: Fleet, node: FleetNode, role: RoleName, pa
   ].filter((s) => s !== "").join("\n") + "\n";
 
   const target = parts.target ?? (node.os === "windows-wsl" ? "wsl" : "node");
+  // The scripts are hashed as they are, not inside JSON (escaping 120 KB scripts cost more than hashing them),
+  // and the files by their metadata: their contents are in the install script. Scripts hold no NUL (sh words
+  // refuse it), so the NUL-separated parts cannot run into each other.
   const hash = createHash("sha256");
+  const fileFacts = files.map(({ content: _content, ...facts }) => facts);
   hash.update(
-    JSON.stringify({ target, files, installBody, uninstall, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}), ...(required.length ? { required } : {}) }),
+    JSON.stringify({ target, files: fileFacts, services: parts.services, secrets, packages: parts.packages, ...(any ? { secretsMode: "any" } : {}), ...(required.length ? { required } : {}) }),
   );
+  hash.update("\0install\0").update(installBody).update("\0uninstall\0").update(uninstall);
   const digest = hash.digest("hex");
   const install = `${installBody}\nfk_finish ${role} ${digest}${parts.packages.length ? " " + parts.packages.join(" ") : ""}\n`;
   const bundle: Bundle = { node: node.name, role, target, files, install, uninstall, services: parts.services, secrets, hash: digest };

@@ -83,7 +83,7 @@ export interface Bundle {
   secretsMode?: "any";
   /** With `secretsMode: "any"`: secrets among `secrets` that are required all the same (e.g. the node's queueToken). */
   requiredSecrets?: SecretName[];
-  /** sha256 (hex) over target, files (path, mode, owner, content), scripts, services and secret names. */
+  /** sha256 (hex) over target, files (path, mode, owner, kind; their content is in the install script), the scripts, services and secret names. */
   hash: string;
   /** Pinned artifacts the install downloads (absent = none); what `fleet pin-artifacts` pins. */
   downloads?: BundleDownload[];
