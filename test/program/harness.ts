@@ -69,6 +69,8 @@ export interface ProgramRun {
   registrations: Registration[];
   /** The program module's exports (stack outputs). */
   outputs: Record<string, unknown>;
+  /** V8's `Error.stackTraceLimit` as the program left it (stacks/index.ts `limitPromiseStacks`); restored after the run. */
+  stackTraceLimit: number;
   /** Registration by resource name. @throws Error when absent. */
   get(name: string): Registration;
 }
@@ -108,15 +110,21 @@ export async function runProgram(config: Record<string, string>, secretKeys: str
     return original(req, cb);
   };
   let outputs: Record<string, unknown>;
+  // The program lowers the limit for its own run; the test process keeps its frames for later failures.
+  const limit = Error.stackTraceLimit;
+  let stackTraceLimit = limit;
   try {
     outputs = { ...(await import("../../stacks/index.js")) };
   } finally {
+    stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = limit;
     await pulumi.runtime.disconnect();
   }
   const byName = new Map(registrations.map((r) => [r.name, r]));
   return {
     registrations,
     outputs,
+    stackTraceLimit,
     get(name) {
       const r = byName.get(name);
       if (!r) throw new Error(`no resource named ${name} was registered`);

@@ -449,6 +449,22 @@ describe("changes stay local", () => {
 describe("stack config", () => {
   const file = "examples/shared-fs-queue.fleet.yaml";
 
+  it("creates the resources at V8's stack trace limit 0 (the SDK's eager promise stacks); FLEETKIT_STACK_TRACES=1 keeps the default, and the same resources", async () => {
+    const saved = process.env.FLEETKIT_STACK_TRACES;
+    const limited = await run(file);
+    process.env.FLEETKIT_STACK_TRACES = "1";
+    try {
+      const kept = await run(file);
+      expect([limited.stackTraceLimit, kept.stackTraceLimit]).toEqual([0, Error.stackTraceLimit]);
+      expect(Error.stackTraceLimit).toBeGreaterThan(0);
+      const shape = (p: ProgramRun) => p.registrations.map((r) => [r.type, r.name, r.parent, r.dependsOn.join(",")].join(" "));
+      expect(shape(kept)).toEqual(shape(limited));
+    } finally {
+      if (saved === undefined) delete process.env.FLEETKIT_STACK_TRACES;
+      else process.env.FLEETKIT_STACK_TRACES = saved;
+    }
+  });
+
   it("fleetkit:forgetNodes marks that node's resources retainOnDelete and no other node's", async () => {
     const program = await run(file, { "fleetkit:forgetNodes": JSON.stringify(["pi-node-2"]) });
     const mine = (r: Registration) => r.name.startsWith("pi-node-2-");
