@@ -55,8 +55,9 @@ export interface RoleArgs {
  *   runs before the new install and never undoes it (FIELD-NOTES: create-before-delete would);
  * - secrets reach the script only on stdin; a role with secrets marks stdout/stderr secret and logs stderr
  *   only, so nothing a script echoes can leak into a diff or the log;
- * - the component's `dependsOn` is passed on to the command, so the script really waits for the roles this
- *   one needs (a `dependsOn` on a component alone does not hold back its children).
+ * - the component's `dependsOn` is passed on to the copy and the command, so both really wait for the roles
+ *   this one needs (a `dependsOn` on a component alone does not hold back its children): on a node joined
+ *   through `bootstrapHost` nothing else connects before its tailscale role is installed.
  *
  * Children are named `<name>-…` and checked to be (like sst's base component).
  */
@@ -86,18 +87,20 @@ export class RoleComponent extends pulumi.ComponentResource {
     const { bundle } = args;
     const hasSecrets = bundle.secrets.length > 0;
     const shipping = bundle.shipping;
+    const given = opts?.dependsOn;
+    // The Fleet passes plain resources (stacks/node.ts), never a Promise of a list.
+    const after: pulumi.Input<pulumi.Resource>[] = given === undefined ? [] : Array.isArray(given) ? given : [given as pulumi.Input<pulumi.Resource>];
     if (shipping.localDir) {
+      // The copy waits for what the install waits for: on a node joined through bootstrapHost, the other roles
+      // connect to its tailnet name, which answers only once this node's tailscale role is installed.
       this.copy = new command.remote.CopyToRemote(
         this.childName(bundleResourceName(name)),
         { connection: args.connection, source: new pulumi.asset.FileArchive(shipping.localDir), remotePath: NODE_BUNDLE_DIR },
-        this.childOptions(),
+        this.childOptions({ dependsOn: after }),
       );
     }
     const prefix = shipping.stdinPrefix;
     const stdin = !prefix ? args.secretStdin : args.secretStdin === undefined ? prefix : pulumi.concat(prefix, args.secretStdin);
-    const given = opts?.dependsOn;
-    // The Fleet passes plain resources (stacks/node.ts), never a Promise of a list.
-    const after: pulumi.Input<pulumi.Resource>[] = given === undefined ? [] : Array.isArray(given) ? given : [given as pulumi.Input<pulumi.Resource>];
     this.install = new command.remote.Command(
       this.childName(installResourceName(name)),
       {

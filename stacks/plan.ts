@@ -134,8 +134,8 @@ export function roleCreationOrder(fleet: Fleet): [string, RoleName][] {
 
 /**
  * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: on a
- * Linux or macOS node the copy of its bundle files (roles/shipping.ts), its install command (waiting for
- * that copy), then what the role's definition declares its component creates (roles/<role>/index.ts
+ * Linux or macOS node the copy of its bundle files (roles/shipping.ts; planFleet adds the roles it waits for,
+ * as for the install), its install command (waiting for that copy), then what the role's definition declares its component creates (roles/<role>/index.ts
  * `children`: ntfy's Docker provider, image and container; a builder's toolchain manifest reader; an iceccd
  * node's toolchain receivers; the device tags of a tailscale node in a managed tailnet).
  */
@@ -255,7 +255,11 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
             { type: roleTypeToken(bundle.role), name, dependsOn: sorted(after) },
             ...tokens,
             ...children.map((r) =>
-              r.name === installName ? { ...r, dependsOn: sorted([...r.dependsOn, ...after, ...secretInputResources(bundle, minted)]) } : { ...r, dependsOn: sorted(r.dependsOn) },
+              r.name === installName
+                ? { ...r, dependsOn: sorted([...r.dependsOn, ...after, ...secretInputResources(bundle, minted)]) }
+                : r.name === bundleResourceName(name)
+                  ? { ...r, dependsOn: sorted([...r.dependsOn, ...after]) }
+                  : { ...r, dependsOn: sorted(r.dependsOn) },
             ),
           ],
         };

@@ -132,7 +132,10 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         }
         copies++;
         const { copy, dir } = bundleCopy(program, role);
-        expect([copy.type, copy.parent, copy.inputs.remotePath, copy.dependsOn]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR, []]);
+        expect([copy.type, copy.parent, copy.inputs.remotePath]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR]);
+        // The copy waits for what its install waits for, but the copy itself and the tokens its stdin reads.
+        const secretInputs = (d: string) => /^(random|tailscale):/.test(program.get(d).type);
+        expect(copy.dependsOn, role).toEqual(cmd.dependsOn.filter((d) => d !== `${role}-bundle` && !secretInputs(d)));
         expect(copy.inputs.connection).toEqual(cmd.inputs.connection);
         expect(dir.endsWith(`/${bundle.role}.${bundle.hash}`)).toBe(true);
         expect(readdirSync(dir).sort()).toEqual(["install.sh", "uninstall.sh"]);
@@ -183,6 +186,18 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         });
         expect(isSecret(cmd.wire.connection) || isSecret((cmd.wire.connection as Record<string, unknown>).privateKey)).toBe(true);
       }
+    }
+  });
+
+  it("connects nothing but the tailscale role to a node before its tailscale role is installed (copies included)", () => {
+    for (const node of model.nodes.filter((n) => n.roles.includes("tailscale"))) {
+      const remote = program.registrations.filter((r) => r.name.startsWith(`${node.name}-`) && (r.type === "command:remote:Command" || r.type === "command:remote:CopyToRemote"));
+      // Directly or through what it waits for (a toolchain manifest reader waits for its install).
+      const waitsFor = (name: string, seen = new Set<string>()): Set<string> => {
+        for (const d of program.get(name).dependsOn) if (!seen.has(d)) waitsFor(d, seen.add(d));
+        return seen;
+      };
+      for (const r of remote.filter((x) => !x.name.startsWith(`${node.name}-tailscale-`))) expect([...waitsFor(r.name)], r.name).toContain(`${node.name}-tailscale-install`);
     }
   });
 
@@ -258,7 +273,8 @@ describe("fleet.yaml, node by node", () => {
     const install = program.get(`rpi1-${role}-install`);
     const tokenDeps = role === "worker" ? ["rpi1-queue-token"] : [];
     expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...all, `rpi1-${role}-bundle`, ...tokenDeps].sort() });
-    expect(shape(program.get(`rpi1-${role}-bundle`))).toEqual({ type: "command:remote:CopyToRemote", name: `rpi1-${role}-bundle`, parent: `rpi1-${role}`, dependsOn: [] });
+    // The copy waits for the same roles (it connects like the install), not for the token.
+    expect(shape(program.get(`rpi1-${role}-bundle`))).toEqual({ type: "command:remote:CopyToRemote", name: `rpi1-${role}-bundle`, parent: `rpi1-${role}`, dependsOn: all });
   });
 
   it("every node has a queue token: workers read theirs, the others (macbook2, the Windows PCs) get one for `fleet task` from the secret stack output", async () => {
