@@ -5,7 +5,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Fleet as FleetModel } from "../model/fleet.js";
-import type { Bundle } from "../roles/types.js";
 import { renderNodeBundles } from "../roles/index.js";
 import { shipBundle, type ShippedBundle } from "../roles/shipping.js";
 import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, roleCreationOrder, roleResourceName } from "./plan.js";
@@ -19,8 +18,6 @@ import { tailnetTags, type TailnetPolicy } from "./tailnet-policy.js";
 export interface FleetArgs {
   /** The validated fleet (model/load.ts `loadFleet`). */
   fleet: FleetModel;
-  /** The fleet's rendered bundles by node (default: rendered here); pass them to render only once. */
-  bundles?: Map<string, Bundle[]>;
   /**
    * Local directory the bundles of Linux and macOS nodes are written to before they are copied
    * (roles/shipping.ts; index.ts: `fleetkit:bundleDir`, default `.fleetkit/bundles` in the project).
@@ -76,7 +73,7 @@ export class Fleet extends pulumi.ComponentResource {
     const model = args.fleet;
     // Rendered and shipped node by node: each node's scripts are garbage once its files are written.
     const bundles = new Map<string, ShippedBundle[]>(
-      model.nodes.map((node) => [node.name, (args.bundles?.get(node.name) ?? renderNodeBundles(model, node)).map((b) => shipBundle(node, b, args.bundleDir))]),
+      model.nodes.map((node) => [node.name, renderNodeBundles(model, node).map((b) => shipBundle(node, b, args.bundleDir))]),
     );
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
