@@ -24,7 +24,7 @@ import { join } from "node:path";
 import type { FleetNode } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
 import { remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
-import { platformFor } from "./platform.js";
+import { platformFor, type Platform } from "./platform.js";
 
 /** A word POSIX sh takes as it is, unquoted: what every value in the shipping lines must be. */
 const PLAIN_WORD = /^[A-Za-z0-9_./-]+$/;
@@ -63,8 +63,8 @@ export function shipsBundleFiles(node: FleetNode): boolean {
  * (Debian, Raspberry Pi OS, Arch), `shasum -a 256` on macOS (Perl's shasum, in the base system; coreutils is
  * not). Both print the same line for stdin (sha256sum(1), shasum(1)), so one comparison serves both.
  */
-function sha256Command(node: FleetNode): string {
-  return platformFor(node).family === "macos" ? "shasum -a 256" : "sha256sum";
+function sha256Command(platform: Platform): string {
+  return platform.family === "macos" ? "shasum -a 256" : "sha256sum";
 }
 
 /**
@@ -78,8 +78,9 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     return { create: inv.command, delete: remoteCommand(node, bundle.target, bundle.uninstall), stdinPrefix: inv.stdinPrefix };
   }
   const dir = `${bundle.role}.${bundle.hash}`;
-  const bundles = `${platformFor(node).stateDir}/bundles`;
-  const sum = sha256Command(node);
+  const platform = platformFor(node);
+  const bundles = `${platform.stateDir}/bundles`;
+  const sum = sha256Command(platform);
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
   // The lines use no single quotes, so `sh -c '…'` adds no escapes, and leave plain words unquoted: they
@@ -100,7 +101,7 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     `rm -rf $s;sh $d/install.sh`,
     `for o in ${bundles}/${bundle.role}.*;do [ "$o" = $d ]||rm -rf "$o";done`,
   ].join("\n");
-  const marker = `${platformFor(node).stateDir}/roles/${bundle.role}.hash`;
+  const marker = `${platform.stateDir}/roles/${bundle.role}.hash`;
   const del = [
     `set -e;${vars}`,
     `if { [ "$(${sum} <$d/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null;then sh $d/uninstall.sh;rm -rf $d`,
