@@ -145,6 +145,17 @@ describe("a bundle shipped as files", () => {
   });
 });
 
+describe("a value that is not a plain sh word", () => {
+  // The lines leave their values unquoted (each is a hostname label, hex or a fixed path): anything else is
+  // refused before a line is made, whatever the model let through.
+  it.each(["a b", "x;reboot", "it's", "$(id)", "new\nline", "glob*", "tab\there", "back`tick`"])("role %j: refused, naming the word", (role) => {
+    const b = { ...bundle("hostile"), role: role as RoleName };
+    expect(() => bundleShipping(rpi1, b)).toThrow(
+      `bundleShipping: ${JSON.stringify(`${role}.${b.hash}`)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`,
+    );
+  });
+});
+
 describe("a bundle shipped as files to a macOS node", () => {
   // The same lines with macOS's paths and `shasum -a 256` (Perl's shasum, as on macOS; Debian ships the same
   // script with perl), run here by sh as root: the check must accept the real scripts and refuse others.
