@@ -18,7 +18,7 @@ import { remoteInvocation, WINDOWS_COMMAND_LINE_LIMIT } from "../../roles/bundle
 import { wslLauncher } from "../roles/windows-commands.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { announceSkip, bootNodes, type TestNetwork } from "./harness.js";
-import { startGitHub, type GitHubStandIn } from "../runtime/fixtures/github.js";
+import { issueCalls, NEW_PULL_REQUEST_CALLS, startGitHub, type GitHubStandIn } from "../runtime/fixtures/github.js";
 import { expectedFacts, fileFacts, installWaves, lastLine, mainPids, runBundleScript, serviceState, testNode, withoutMtime } from "./bundles.js";
 
 const skipReason = announceSkip();
@@ -246,14 +246,7 @@ describe.skipIf(skipReason !== undefined)("hosts: queue and worker roles on thre
       const repo = gh.repo("acme", "widgets");
       expect(repo.pulls.map((p) => [p.head, p.base, p.state, p.labels])).toEqual([[`fleet/box/issue-${n}`, "main", "open", ["fleet:pull-request"]]]);
       expect(repo.issues.get(n)!.labels).toEqual([]);
-      expect(gh.calls.filter((c) => c.path.includes(`/issues/${n}`) || c.path.includes("/pulls")).map((c) => `${c.operationId} ${c.status}`)).toEqual([
-        "issues/get 200",
-        "issues/add-labels 200",
-        "issues/list-comments 200",
-        "pulls/list 200",
-        "pulls/create 201",
-        "issues/remove-label 200",
-      ]);
+      expect(issueCalls(gh, n)).toEqual(NEW_PULL_REQUEST_CALLS);
       expect(gh.violations).toEqual([]);
       // The token: on hub only in the queue's 0600 token file; on box in no file and no log line.
       // The search reads the token on stdin: as an argument of sudo it would be in sudo's own journal entry.

@@ -16,7 +16,7 @@ import { createHmac } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startGitHub, type GitHubStandIn } from "./fixtures/github.js";
+import { issueCalls, NEW_PULL_REQUEST_CALLS, startGitHub, type GitHubStandIn } from "./fixtures/github.js";
 import { fleetRun, startServer, startWorker, stopAll, tempDir, tokenOf, waitUntil, writeTokens, api, type Proc, type ServerProc } from "./harness.js";
 
 /** The GitHub token: a marker that must appear nowhere but the queue's token file and the stand-in. */
@@ -33,7 +33,6 @@ describe("github-issue tasks", () => {
   const workers: Proc[] = [];
   let env: NodeJS.ProcessEnv;
   const argvDir = () => join(dir, "argv");
-  const issueCalls = (n: number) => gh.calls.filter((c) => c.path.includes(`/issues/${n}`) || c.path.endsWith("/pulls") || c.path.includes("/pulls/"));
 
   beforeAll(async () => {
     dir = tempDir();
@@ -80,14 +79,7 @@ describe("github-issue tasks", () => {
       },
     ]);
     expect(repo.issues.get(n)!.labels).toEqual([]);
-    expect(issueCalls(n).map((c) => `${c.operationId} ${c.status}`)).toEqual([
-      "issues/get 200",
-      "issues/add-labels 200",
-      "issues/list-comments 200",
-      "pulls/list 200",
-      "pulls/create 201",
-      "issues/remove-label 200",
-    ]);
+    expect(issueCalls(gh, n)).toEqual(NEW_PULL_REQUEST_CALLS);
     expect(gh.calls.find((c) => c.operationId === "issues/add-labels" && c.path.endsWith(`/issues/${n}/labels`))!.body).toEqual({ labels: ["fleet:alpha"] });
     expect(gh.violations).toEqual([]);
     // Claude saw the repository's AGENTS.md, the issue, its comment and the extra instructions, in the checkout.
