@@ -27,7 +27,8 @@ import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/rest";
 import { UserError } from "../model/errors.js";
 import type { GitHubCredentials } from "./api.js";
-import type { RepoRef } from "./github-poller.js";
+import { QUIET_LOG } from "./github.js";
+import { repoKey, type RepoRef } from "./github-poller.js";
 
 /**
  * Permissions of a task's token: what runtime/github.ts does (read the repository, push a branch, label and
@@ -90,8 +91,6 @@ export function checkAppPrivateKey(pem: string, file: string): void {
   if (type !== "rsa") throw new UserError(`GitHub App key file ${file} holds an ${type} key; GitHub Apps sign with RSA (RS256): use the .pem GitHub generated for the App.`);
 }
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-
 /** One line out of an Octokit or auth-app error: status and GitHub's message. */
 function oneLine(err: unknown): string {
   const e = err as { status?: number; message?: string };
@@ -103,22 +102,21 @@ const NO_CACHE = { get: async () => "", set: async () => {} };
 
 /** Credentials of the App mode (see the file's docstring). The key is checked by {@link checkAppPrivateKey} first. */
 export function appAuth(o: GitHubAppOptions): GitHubAuth {
-  const request = new Octokit({ baseUrl: o.apiUrl, userAgent: "fleetkit", log: quiet }).request;
-  const base = { appId: o.appId, privateKey: o.privateKey, request, log: quiet };
+  const request = new Octokit({ baseUrl: o.apiUrl, userAgent: "fleetkit", log: QUIET_LOG }).request;
+  const base = { appId: o.appId, privateKey: o.privateKey, request, log: QUIET_LOG };
   const minting = createAppAuth({ ...base, cache: NO_CACHE });
   const polling = createAppAuth(base);
   const installations = new Map<string, number>();
-  const key = (r: RepoRef) => `${r.owner}/${r.repo}`.toLowerCase();
 
   const installationOf = async (r: RepoRef): Promise<number> => {
     if (o.installationId !== undefined) return o.installationId;
-    const known = installations.get(key(r));
+    const known = installations.get(repoKey(r));
     if (known !== undefined) return known;
     const { token } = await minting({ type: "app" });
     const res = await request("GET /repos/{owner}/{repo}/installation", { owner: r.owner, repo: r.repo, headers: { authorization: `bearer ${token}` } }).catch((err) => {
       throw new Error(`GitHub App ${o.appId}: cannot find its installation on ${r.owner}/${r.repo}: ${oneLine(err)}${(err as { status?: number }).status === 404 ? " (install the App on that repository)" : ""}`);
     });
-    installations.set(key(r), res.data.id);
+    installations.set(repoKey(r), res.data.id);
     return res.data.id;
   };
 
@@ -127,7 +125,7 @@ export function appAuth(o: GitHubAppOptions): GitHubAuth {
     try {
       return await auth({ type: "installation", installationId, repositoryNames: [r.repo], permissions, refresh });
     } catch (err) {
-      installations.delete(key(r));
+      installations.delete(repoKey(r));
       throw new Error(`GitHub App ${o.appId}: cannot mint an installation token for ${r.owner}/${r.repo} (installation ${installationId}): ${oneLine(err)}`);
     }
   };

@@ -31,7 +31,7 @@
 import { Octokit } from "@octokit/rest";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pullTaskId, type FleetPull } from "./api.js";
-import { PULL_REQUEST_LABEL } from "./github.js";
+import { PULL_REQUEST_LABEL, QUIET_LOG } from "./github.js";
 
 /** Added to `x-ratelimit-reset` before the next request: clocks differ, and the reset second is whole. */
 export const RESET_GRACE_MS = 1000;
@@ -93,14 +93,14 @@ interface ListedIssue {
   pull_request?: unknown;
 }
 
-const key = (r: RepoRef) => `${r.owner}/${r.repo}`.toLowerCase();
+/** A repository's key in per-repository maps: `owner/repo`, lower-cased as GitHub compares names. */
+export const repoKey = (r: RepoRef) => `${r.owner}/${r.repo}`.toLowerCase();
 
 /** Starts polling at once (first cycle now), then every `intervalSeconds`. */
 export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
   const abort = new AbortController();
   const signal = abort.signal;
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-  const gh = new Octokit({ baseUrl: opts.apiUrl, userAgent: "fleetkit", log: quiet, request: { signal } });
+  const gh = new Octokit({ baseUrl: opts.apiUrl, userAgent: "fleetkit", log: QUIET_LOG, request: { signal } });
   const authorization = async (r: RepoRef) => `token ${await opts.token(r)}`;
   const etags = new Map<string, string>();
   const pulls = new Map<string, FleetPull[]>();
@@ -145,7 +145,7 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
    */
   const list = async (r: RepoRef, label: string): Promise<{ items: ListedIssue[]; etag: string | undefined } | null> => {
     await held();
-    const etag = etags.get(`${key(r)} ${label}`);
+    const etag = etags.get(`${repoKey(r)} ${label}`);
     const auth = await authorization(r);
     try {
       const res = await gh.request("GET /repos/{owner}/{repo}/issues", {
@@ -199,19 +199,19 @@ export function startGitHubPoller(opts: GitHubPollerOptions): GitHubPoller {
         once(ref, `github poll: ${ref}: not dispatched: ${((err as Error).message ?? String(err)).split("\n")[0]}`);
       }
     }
-    if (handled && answer.etag) etags.set(`${key(r)} ${opts.dispatchLabel}`, answer.etag);
+    if (handled && answer.etag) etags.set(`${repoKey(r)} ${opts.dispatchLabel}`, answer.etag);
   };
 
   const scanPulls = async (r: RepoRef) => {
     const answer = await list(r, PULL_REQUEST_LABEL);
     if (answer === null) return;
-    pulls.set(key(r), answer.items.filter((i) => i.pull_request).map((i) => ({ owner: r.owner, repo: r.repo, number: i.number, task: pullTaskId(i.body) })));
-    if (answer.etag) etags.set(`${key(r)} ${PULL_REQUEST_LABEL}`, answer.etag);
+    pulls.set(repoKey(r), answer.items.filter((i) => i.pull_request).map((i) => ({ owner: r.owner, repo: r.repo, number: i.number, task: pullTaskId(i.body) })));
+    if (answer.etag) etags.set(`${repoKey(r)} ${PULL_REQUEST_LABEL}`, answer.etag);
   };
 
   const cycle = async () => {
     const scanned = new Map<string, RepoRef>();
-    for (const r of [...opts.repos, ...opts.taskRepos()]) if (!scanned.has(key(r))) scanned.set(key(r), r);
+    for (const r of [...opts.repos, ...opts.taskRepos()]) if (!scanned.has(repoKey(r))) scanned.set(repoKey(r), r);
     let complete = true;
     const step = async (what: string, fn: () => Promise<void>) => {
       try {

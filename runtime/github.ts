@@ -63,18 +63,20 @@ export const GIT_CREDENTIAL_HELPER =
 /** Octokit with GitHub's recommended retry and throttling behaviour (secondary rate limits, Retry-After). */
 const FleetOctokit = Octokit.plugin(retry, throttling);
 
+/** Octokit's and auth-app's `log` option that logs nothing: a request log could carry an issue's text or a token. */
+export const QUIET_LOG = { debug() {}, info() {}, warn() {}, error() {} };
+
 /**
  * An Octokit client for `creds` (REST base URL and token). Rate limits: a primary or secondary limit is
  * waited out and retried twice (the throttling plugin reads `Retry-After` / `x-ratelimit-reset`); 5xx and
  * network errors are retried by the retry plugin. Logs nothing (a request log could carry the issue's text).
  */
 export function githubClient(creds: GitHubCredentials, signal?: AbortSignal): InstanceType<typeof FleetOctokit> {
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
   return new FleetOctokit({
     auth: creds.token,
     baseUrl: creds.apiUrl,
     userAgent: "fleetkit",
-    log: quiet,
+    log: QUIET_LOG,
     request: { signal },
     throttle: {
       onRateLimit: (_after: number, _opts: unknown, _o: unknown, retryCount: number) => retryCount < 2,
