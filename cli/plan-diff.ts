@@ -3,32 +3,30 @@
  *
  * The deployed side comes from the stack's state as `pulumi stack export --file STATE` writes it (Pulumi's
  * deployment format, version 3: sdk/go/common/apitype/deployments.json and resources.json in
- * github.com/pulumi/pulumi): for each `<node>-<role>-bundle` resource (a `remote.CopyToRemote`,
- * roles/shipping.ts) the state keeps its `source` input, a file archive whose `path` ends in the bundle's
- * directory name `<role>.<hash>` (property-values.json, "Local File Archive"). Nothing else of the state is
- * read, and secrets stay encrypted in it. The deployed scripts themselves are the bundle directory of that
+ * github.com/pulumi/pulumi): for each `<node>-<role>-install` resource (a `remote.Command`) the state keeps its
+ * `create` input, the short install line of roles/shipping.ts, which begins by naming the bundle's directory
+ * `<role>.<hash>`. Nothing else of the state is read, and secrets stay encrypted in it. The deployed scripts themselves are the bundle directory of that
  * name under the bundle dir (`fleetkit:bundleDir`, default `.fleetkit/bundles`), where the program wrote
  * them when it was deployed from this checkout; the new side is what the fleet renders now. Windows nodes'
  * bundles travel inline in their command (no copy resource) and are left out, said in one line.
  */
 import { readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { createTwoFilesPatch } from "diff";
 import { z } from "zod";
 import type { Bundle } from "../roles/types.js";
-import { COPY_TYPE, type FleetPlan } from "../stacks/plan.js";
+import { COMMAND_TYPE, installResourceName, roleResourceName, type FleetPlan } from "../stacks/plan.js";
 import { UserError } from "../model/errors.js";
+import { shipsBundleFiles } from "../roles/shipping.js";
 
-/** One bundle as deployed: its copy resource's name and its directory name `<role>.<hash>`. */
+/** One bundle as deployed: its install command's resource name and its directory name `<role>.<hash>`. */
 export interface DeployedBundle {
   resource: string;
   dir: string;
 }
 
-/** Pulumi's archive signature key and value (property-values.json, "Archive property values"). */
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7";
-const DIR_RE = /^[a-z0-9][a-z0-9-]*\.[0-9a-f]{64}$/;
+/** How a file-shipped install line begins (roles/shipping.ts `bundleShipping`), naming the bundle directory. */
+const CREATE_RE = /^sudo -n sh -c 'set -e;n=([a-z0-9][a-z0-9-]*\.[0-9a-f]{64});/;
 
 const StateSchema = z.object({
   version: z.literal(3, { error: "expected version 3 (what `pulumi stack export` writes today)" }),
@@ -38,7 +36,8 @@ const StateSchema = z.object({
 });
 
 /**
- * The bundles a stack state says are deployed, by copy resource name (`<node>-<role>-bundle`).
+ * The bundles a stack state says are deployed, by install command name (`<node>-<role>-install`); installs
+ * whose bundle travels inline (Windows) are not among them.
  * @param file a `pulumi stack export --file` output; `-` reads standard input.
  * @throws UserError (exit 2) when the file cannot be read, is not JSON or not a version 3 deployment, naming
  *   the file, what was expected and how to produce it.
@@ -64,11 +63,10 @@ export function readDeployedBundles(file: string): Map<string, DeployedBundle> {
   }
   const out = new Map<string, DeployedBundle>();
   for (const r of parsed.data.deployment.resources ?? []) {
-    if (r.type !== COPY_TYPE) continue;
-    const source = r.inputs?.source as Record<string, unknown> | undefined;
-    if (!source || source[SIG_KEY] !== ARCHIVE_SIG || typeof source.path !== "string") continue;
-    const dir = basename(source.path);
-    if (!DIR_RE.test(dir)) continue;
+    if (r.type !== COMMAND_TYPE) continue;
+    const create = r.inputs?.create;
+    const dir = typeof create === "string" ? CREATE_RE.exec(create)?.[1] : undefined;
+    if (!dir) continue;
     const resource = r.urn.slice(r.urn.lastIndexOf("::") + 2);
     out.set(resource, { resource, dir });
   }
@@ -91,7 +89,7 @@ export interface BundleDiff {
   changed: ChangedBundle[];
   /** Roles the fleet has and the state does not: `pulumi up` copies and installs them. */
   added: { node: string; role: string; to: string }[];
-  /** Copy resources the state has and the fleet no longer plans: `pulumi up` runs their uninstall. */
+  /** Install commands the state has and the fleet no longer plans: `pulumi up` runs their uninstall. */
   removed: { resource: string; from: string }[];
   /** Roles whose bundle is deployed unchanged. */
   unchanged: number;
@@ -109,16 +107,16 @@ export function diffBundles(plan: FleetPlan, bundles: Map<string, Bundle[]>, dep
   for (const node of plan.nodes) {
     const byRole = new Map((bundles.get(node.name) ?? []).map((b) => [b.role as string, b]));
     for (const role of node.roles) {
-      const copy = role.resources.find((r) => r.type === COPY_TYPE);
-      if (!copy) {
+      if (!shipsBundleFiles(node)) {
         if (!report.inline.includes(node.name)) report.inline.push(node.name);
         continue;
       }
-      planned.add(copy.name);
+      const install = installResourceName(roleResourceName(node.name, role.role));
+      planned.add(install);
       const bundle = byRole.get(role.role);
       if (!bundle) continue;
       const to = `${bundle.role}.${bundle.hash}`;
-      const was = deployed.get(copy.name);
+      const was = deployed.get(install);
       if (!was) report.added.push({ node: node.name, role: role.role, to });
       else if (was.dir === to) report.unchanged++;
       else report.changed.push({ node: node.name, role: role.role, from: was.dir, to, patch: scriptPatch(bundleDir, was.dir, to, bundle) });

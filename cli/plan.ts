@@ -166,21 +166,23 @@ function typeSummary(resources: { type: string }[]): string {
 }
 
 /**
- * The human-readable plan: a header line, one block per node with one line per role (bundle hash, its
- * resources' types, the resources of other roles it waits for), then where each icecc toolchain is
+ * The human-readable plan: a header line, one block per node (a line with its address and its own
+ * resources, the copy of its bundle files) with one line per role (bundle hash, its resources' types, the
+ * resources of other roles it waits for), then where each icecc toolchain is
  * built and copied (roles/toolchains/render.ts describeToolchainsPlan), then each artifact download with no
  * sha256 pinned (an install that would stop; `fleet pin-artifacts` pins them), then the tailnet lines
  * ({@link describeTailnet}).
  */
 export function formatPlan(fleet: Fleet, plan: FleetPlan, file: string, bundles: Map<string, Bundle[]> = renderBundles(fleet), stack?: StackFacts): string {
   const roleCount = plan.nodes.reduce((n, node) => n + node.roles.length, 0);
-  const resourceCount = plan.tailnet.resources.length + plan.nodes.reduce((n, node) => n + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
+  const resourceCount = plan.tailnet.resources.length + plan.nodes.reduce((n, node) => n + node.resources.length + node.roles.reduce((m, r) => m + r.resources.length, 0), 0);
   const lines = [chalk.bold(`fleet ${plan.fleet} (${file}): ${plan.nodes.length} nodes, ${roleCount} roles, ${resourceCount} resources`), ""];
   const nameWidth = Math.max(...plan.nodes.map((n) => n.name.length));
-  // Another role's bundle copy is waited for with its install command, which is listed: not named twice.
-  const copies = new Set(plan.nodes.flatMap((n) => n.roles.flatMap((r) => r.resources.filter((x) => x.type === COPY_TYPE).map((x) => x.name))));
+  // Bundle copies are on the node's line or waited for with an install command, which is listed: not named twice.
+  const copies = new Set(plan.nodes.flatMap((n) => [...n.resources, ...n.roles.flatMap((r) => r.resources)].filter((x) => x.type === COPY_TYPE).map((x) => x.name)));
   for (const node of plan.nodes) {
-    lines.push(`${chalk.bold(node.name.padEnd(nameWidth))}  ${node.os}/${node.arch}  ssh ${node.host}`);
+    const own = node.resources.length ? `  bundles: ${typeSummary(node.resources)}${node.resources.some((r) => r.dependsOn.length) ? chalk.dim(`  after ${[...new Set(node.resources.flatMap((r) => r.dependsOn))].join(", ")}`) : ""}` : "";
+    lines.push(`${chalk.bold(node.name.padEnd(nameWidth))}  ${node.os}/${node.arch}  ssh ${node.host}${own}`);
     const roleWidth = Math.max(...node.roles.map((r) => r.role.length));
     for (const role of node.roles) {
       const own = new Set(role.resources.map((r) => r.name));

@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
-import { NODE_BUNDLE_DIR, type ShippedBundle } from "./shipping.js";
+import { NODE_BUNDLE_DIR, ownsBundleCopy, type ShippedBundle } from "./shipping.js";
 import { bundleResourceName, installResourceName, roleTypeToken } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
@@ -25,6 +25,11 @@ export interface RoleArgs {
    * change replaces the install command, which runs uninstall, then install.
    */
   connection: pulumi.Input<SshConnection>;
+  /**
+   * The node's copy (`<node>-bundles`, stacks/node.ts) that carries this role's files, which the install waits
+   * for; needed when the bundle travels as files and has no copy of its own (roles/shipping.ts `ownsBundleCopy`).
+   */
+  nodeCopy?: command.remote.CopyToRemote;
   /** The install script's stdin: the bundle's secrets as `NAME=value` lines (secret); undefined = none. */
   secretStdin?: pulumi.Input<string>;
   /**
@@ -36,10 +41,11 @@ export interface RoleArgs {
 
 /**
  * Ships one role to one node (roles/shipping.ts `bundleShipping`, `shipBundle`):
- * - on Linux and macOS a `remote.CopyToRemote` named `<name>-bundle` copies the directory `<role>.<hash>`
- *   (install and uninstall scripts, written locally under the program's `bundleDir`) into the node user's
- *   `~/.fleetkit/bundles/` over SFTP, once per bundle hash: the engine compares the archive's hash, so an
- *   unchanged bundle copies nothing;
+ * - on Linux and macOS the install waits for the copy that carries the directory `<role>.<hash>` (install and
+ *   uninstall scripts, written locally under the program's `bundleDir`) into the node user's
+ *   `~/.fleetkit/bundles/` over SFTP: the node's copy (`nodeCopy`), or for a tailscale role joined through
+ *   `bootstrapHost` a `remote.CopyToRemote` of its own named `<name>-bundle`, dialled like its install. The
+ *   engine compares the archive's hash, so unchanged bundles copy nothing;
  * - a `remote.Command` named `<name>-install`, after the copy: `create` is a short line that checks the
  *   scripts' sha256 and runs the install as root, `delete` the uninstall; on Windows both carry the script
  *   inline (`remoteInvocation`), a WSL install too long for a Windows command line (the worker's) on stdin
@@ -55,9 +61,8 @@ export interface RoleArgs {
  *   runs before the new install and never undoes it (FIELD-NOTES: create-before-delete would);
  * - secrets reach the script only on stdin; a role with secrets marks stdout/stderr secret and logs stderr
  *   only, so nothing a script echoes can leak into a diff or the log;
- * - the component's `dependsOn` is passed on to the copy and the command, so both really wait for the roles
- *   this one needs (a `dependsOn` on a component alone does not hold back its children): on a node joined
- *   through `bootstrapHost` nothing else connects before its tailscale role is installed.
+ * - the component's `dependsOn` is passed on to its own copy and the command, so both really wait for the
+ *   roles this one needs (a `dependsOn` on a component alone does not hold back its children).
  *
  * Children are named `<name>-…` and checked to be (like sst's base component).
  */
@@ -66,7 +71,7 @@ export class RoleComponent extends pulumi.ComponentResource {
   public readonly bundleHash: pulumi.Output<string>;
   /** The install command (create = install, delete = uninstall). */
   public readonly install: command.remote.Command;
-  /** The copy of the bundle's files to the node (Linux and macOS); undefined on Windows nodes. */
+  /** The copy that carries the bundle's files to the node, its own or the node's (Linux and macOS); undefined on Windows nodes. */
   public readonly copy?: command.remote.CopyToRemote;
   /** The install script's standard output (secret for roles with secrets); its last line says changed/unchanged. */
   public readonly stdout: pulumi.Output<string>;
@@ -79,6 +84,7 @@ export class RoleComponent extends pulumi.ComponentResource {
    * @param name the role resource name, `<node>-<role>` (plan.ts `roleResourceName`)
    * @param args the node, bundle, connection and secrets
    * @param opts component options; `dependsOn` is also applied to the install command
+   * @throws Error when the bundle travels in the node's copy and `args.nodeCopy` is missing (a fleetkit bug)
    */
   constructor(name: string, args: RoleArgs, opts?: pulumi.ComponentResourceOptions) {
     super(roleTypeToken(args.bundle.role), name, {}, opts);
@@ -90,14 +96,15 @@ export class RoleComponent extends pulumi.ComponentResource {
     const given = opts?.dependsOn;
     // The Fleet passes plain resources (stacks/node.ts), never a Promise of a list.
     const after: pulumi.Input<pulumi.Resource>[] = given === undefined ? [] : Array.isArray(given) ? given : [given as pulumi.Input<pulumi.Resource>];
-    if (shipping.localDir) {
-      // The copy waits for what the install waits for: on a node joined through bootstrapHost, the other roles
-      // connect to its tailnet name, which answers only once this node's tailscale role is installed.
+    if (shipping.localDir && ownsBundleCopy(args.node, bundle.role)) {
       this.copy = new command.remote.CopyToRemote(
         this.childName(bundleResourceName(name)),
         { connection: args.connection, source: new pulumi.asset.FileArchive(shipping.localDir), remotePath: NODE_BUNDLE_DIR },
         this.childOptions({ dependsOn: after }),
       );
+    } else if (shipping.localDir) {
+      if (!args.nodeCopy) throw new Error(`${name}: its bundle travels in the node's copy, which was not passed (a fleetkit bug)`);
+      this.copy = args.nodeCopy;
     }
     const prefix = shipping.stdinPrefix;
     const stdin = !prefix ? args.secretStdin : args.secretStdin === undefined ? prefix : pulumi.concat(prefix, args.secretStdin);

@@ -13,7 +13,7 @@ export const FLEET_TYPE = "fleetkit:index:Fleet";
 export const NODE_TYPE = "fleetkit:index:Node";
 /** Type token of @pulumi/command's remote.Command (a role's install/uninstall over SSH). */
 export const COMMAND_TYPE = "command:remote:Command";
-/** Type token of @pulumi/command's remote.CopyToRemote (a role's bundle copied to a Linux or macOS node, roles/shipping.ts). */
+/** Type token of @pulumi/command's remote.CopyToRemote (a node's bundles copied to a Linux or macOS node, roles/shipping.ts). */
 export const COPY_TYPE = "command:remote:CopyToRemote";
 /** Type token of @pulumi/command's local.Command (toolchain streaming, run where `pulumi up` runs). */
 export const LOCAL_COMMAND_TYPE = "command:local:Command";
@@ -75,9 +75,21 @@ export function installResourceName(roleResource: string): string {
   return `${roleResource}-install`;
 }
 
-/** Name of the copy of a role's bundle files to its node (roles/shipping.ts), which the install command waits for. */
+/**
+ * Name of the copy of one role's bundle files to its node, which the install command waits for: only a
+ * tailscale role joined through `bootstrapHost` has one of its own (roles/shipping.ts `ownsBundleCopy`);
+ * every other role's files travel in its node's copy ({@link nodeBundlesResourceName}).
+ */
 export function bundleResourceName(roleResource: string): string {
   return `${roleResource}-bundle`;
+}
+
+/**
+ * Name of the copy of a node's bundle files (roles/shipping.ts): one `remote.CopyToRemote` per Linux or macOS
+ * node, child of its Node component, which every role's install command there waits for.
+ */
+export function nodeBundlesResourceName(node: string): string {
+  return `${node}-bundles`;
 }
 
 /** Names of the ntfy role's Docker resources: the provider, the pinned image and the container. */

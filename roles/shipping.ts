@@ -1,36 +1,47 @@
 /**
- * How a role's bundle reaches its node. Linux and macOS nodes get it as files, content-addressed: the
- * install and uninstall scripts are copied once per bundle hash (a `remote.CopyToRemote` of the directory
- * `<role>.<hash>`, SFTP into the node user's `~/.fleetkit/bundles/`), and the install command is a short
- * line naming that directory and the scripts' sha256, so it changes exactly when the bundle does, the stack
- * state holds hashes instead of scripts, and a preview diff shows which role's hash changed. Windows nodes
- * keep the bundle inline in the command (roles/bundle.ts `remoteInvocation`): their SFTP lands on the host,
- * not in the WSL distro.
+ * How a role's bundle reaches its node. Linux and macOS nodes get it as files, content-addressed: each role's
+ * install and uninstall scripts are written locally as the directory `<role>.<hash>`, and one
+ * `remote.CopyToRemote` per node (`<node>-bundles`, {@link writeNodeBundles}) copies all of the node's role
+ * directories over SFTP into the node user's `~/.fleetkit/bundles/` whenever one of them changes; the install
+ * command is a short line naming its directory and the scripts' sha256, so it changes exactly when the
+ * bundle does, the stack state holds hashes instead of scripts, and a preview diff shows which role's hash
+ * changed. One exception: the tailscale role of a node joined through `bootstrapHost` has a copy of its own,
+ * dialled to that address ({@link ownsBundleCopy}). Windows nodes keep the bundle inline in the command
+ * (roles/bundle.ts `remoteInvocation`): their SFTP lands on the host, not in the WSL distro.
  *
  * On the node, the install line (as root, through `sudo -n`, in the node user's home, where the SSH
  * session starts and SFTP's relative paths begin):
  * 1. copies the two scripts into `<stateDir>/bundles/<role>.<hash>/` (mode 0700, root's) unless a copy whose
  *    sha256 match is already there, and checks the sha256 of the copy, not of the user's files, so nothing
  *    the node user's processes write between check and use can run as root; a mismatch runs nothing;
- * 2. removes the node user's copy, runs the install script (secrets on stdin, as before), and on success
- *    removes the role's other bundle versions.
+ * 2. removes the node user's copies of the role (every version: the node's copy sends the directories of
+ *    unchanged roles too, which stay until their role next installs), runs the install script (secrets on
+ *    stdin), and on success removes root's copies of the role's other versions.
  * A re-run (a failed install retried, the same hash) finds the root copy and needs no new copy. The
  * uninstall line runs the root copy's uninstall script after checking its sha256 and removes the copy; with
  * no copy and no role marker (`<stateDir>/roles/<role>.hash`) the role is already gone and it says so, as
  * an uninstall script run twice does; with a marker but no whole copy it removes nothing and says why.
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
-import type { FleetNode } from "../model/fleet.js";
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { FleetNode, RoleName } from "../model/fleet.js";
 import type { Bundle } from "./types.js";
 import { remoteCommand, remoteInvocation, sha256Hex, shQuote } from "./bundle.js";
 import { platformFor, type Platform } from "./platform.js";
+import { bundleResourceName, nodeBundlesResourceName, roleResourceName } from "./naming.js";
 
 /** A word POSIX sh takes as it is, unquoted: what every value in the shipping lines must be. */
 const PLAIN_WORD = /^[A-Za-z0-9_./-]+$/;
 
-/** Where the copies land on a node, relative to the node user's home (SFTP's starting directory). */
-export const NODE_BUNDLE_DIR = ".fleetkit/bundles";
+/**
+ * Where a node's copy is sent, relative to the node user's home (SFTP's starting directory): the local
+ * directory it sends is named `bundles` and has no trailing slash, so it lands as `.fleetkit/bundles`, merged
+ * into what is there (pulumi-command 1.2.1 provider/pkg/provider/remote/copyController.go `sftpCopy`).
+ */
+export const NODE_COPY_REMOTE_PATH = ".fleetkit";
+
+/** Where the role directories land on a node, relative to the node user's home. */
+export const NODE_BUNDLE_DIR = `${NODE_COPY_REMOTE_PATH}/bundles`;
 
 /** The commands (and files) that deliver one bundle. */
 export interface BundleShipping {
@@ -54,8 +65,22 @@ export function shippedTexts(shipping: BundleShipping): string[] {
 }
 
 /** True when `node`'s bundles travel as files (Linux and macOS); Windows nodes' travel inline. */
-export function shipsBundleFiles(node: FleetNode): boolean {
+export function shipsBundleFiles(node: { os: string }): boolean {
   return node.os !== "windows-wsl";
+}
+
+/**
+ * True when `role`'s bundle on `node` has a copy of its own instead of travelling in the node's copy: the
+ * tailscale role of a Linux or macOS node joined through `bootstrapHost`. Its copy dials that address like
+ * its install; the node's copy dials the node's tailnet name, which answers only once that role is installed.
+ */
+export function ownsBundleCopy(node: FleetNode, role: RoleName): boolean {
+  return shipsBundleFiles(node) && role === "tailscale" && node.bootstrapHost !== undefined;
+}
+
+/** Name of the `remote.CopyToRemote` that carries `role`'s bundle to `node` (Linux and macOS). */
+export function bundleCopyName(node: FleetNode, role: RoleName): string {
+  return ownsBundleCopy(node, role) ? bundleResourceName(roleResourceName(node.name, role)) : nodeBundlesResourceName(node.name);
 }
 
 /**
@@ -83,10 +108,11 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
   const sum = sha256Command(platform);
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
+  const copy = bundleCopyName(node, bundle.role);
   // The lines use no single quotes, so `sh -c '…'` adds no escapes, and leave plain words unquoted: they
   // are every role's state and diff (issue 15), each byte counted 2,000 times at 500 nodes. So every value
-  // must be a plain word: the role a hostname label (the loader checks it), the hashes hex, the paths fixed.
-  for (const word of [dir, bundles]) {
+  // must be a plain word: the role and node hostname labels (the loader checks them), the hashes hex, the paths fixed.
+  for (const word of [dir, bundles, copy]) {
     if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
   }
   const vars = `n=${dir};d=${bundles}/$n`;
@@ -95,10 +121,10 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
   const create = [
     `set -e;${vars};s=${NODE_BUNDLE_DIR}/$n`,
     ok,
-    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the -bundle resource of this role)">&2;exit 1;}`,
+    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the URN of ${copy})">&2;exit 1;}`,
     `mkdir -p ${bundles};umask 077;rm -rf $d.new;mkdir $d.new;cp $s/install.sh $s/uninstall.sh $d.new/`,
     `k $d.new||{ rm -rf $d.new;echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run">&2;exit 1;};rm -rf $d;mv $d.new $d;fi`,
-    `rm -rf $s;sh $d/install.sh`,
+    `rm -rf ${NODE_BUNDLE_DIR}/${bundle.role}.*;sh $d/install.sh`,
     `for o in ${bundles}/${bundle.role}.*;do [ "$o" = $d ]||rm -rf "$o";done`,
   ].join("\n");
   const marker = `${platform.stateDir}/roles/${bundle.role}.hash`;
@@ -187,4 +213,66 @@ export function shipBundle(node: FleetNode, bundle: Bundle, localDir: string): S
       ...(shipping.files ? { localDir: writeBundleFiles(localDir, shipping) } : {}),
     },
   };
+}
+
+/**
+ * Writes the directory a node's copy sends: `<localDir>/nodes/<id>/bundles/<role>.<hash>/` for each of
+ * `dirs` (directory names `<role>.<hash>` already written by {@link writeBundleFiles} under `localDir`), its
+ * files hard links to those (a copy where the file system refuses a link). `<id>` is the sha256 of the sorted
+ * names, so the directory is content-addressed like the role directories: when it exists it is left as it
+ * is, otherwise it is built in a temporary directory renamed into place (never half a directory).
+ * @returns the absolute path of its `bundles` directory (the copy's source; named `bundles` so that it lands
+ *   as {@link NODE_BUNDLE_DIR} when sent to {@link NODE_COPY_REMOTE_PATH}).
+ * @throws Error when a role directory is missing or the directory cannot be written.
+ */
+export function writeNodeBundles(localDir: string, dirs: readonly string[]): string {
+  const names = [...dirs].sort();
+  const id = sha256Hex(names.join("\n"));
+  const nodes = join(localDir, "nodes");
+  const target = join(nodes, id);
+  if (existsSync(target)) return join(target, "bundles");
+  mkdirSync(nodes, { recursive: true, mode: 0o700 });
+  const tmp = mkdtempSync(join(nodes, `.${id}.`));
+  try {
+    for (const dir of names) {
+      mkdirSync(join(tmp, "bundles", dir), { recursive: true, mode: 0o700 });
+      for (const file of ["install.sh", "uninstall.sh"]) {
+        const from = join(localDir, dir, file);
+        const to = join(tmp, "bundles", dir, file);
+        try {
+          linkSync(from, to);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") throw err;
+          copyFileSync(from, to);
+        }
+      }
+    }
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(target)) throw err;
+  }
+  return join(target, "bundles");
+}
+
+/** A node's bundles once shipped ({@link shipNode}). */
+export interface ShippedNode {
+  /** Each role's shipped bundle, in the order rendered. */
+  bundles: ShippedBundle[];
+  /**
+   * The local directory the node's copy (`<node>-bundles`) sends ({@link writeNodeBundles}): every role's
+   * files but those with a copy of their own ({@link ownsBundleCopy}); undefined when there is none to send
+   * (a Windows node, or no such role).
+   */
+  copyDir?: string;
+}
+
+/**
+ * Ships a node's rendered bundles ({@link shipBundle} each) and writes the directory its copy sends.
+ * @throws Error for {@link shipBundle}'s and {@link writeNodeBundles}'s reasons.
+ */
+export function shipNode(node: FleetNode, bundles: readonly Bundle[], localDir: string): ShippedNode {
+  const shipped = bundles.map((b) => shipBundle(node, b, localDir));
+  const dirs = shipped.filter((b) => b.shipping.localDir !== undefined && !ownsBundleCopy(node, b.role)).map((b) => basename(b.shipping.localDir!));
+  return dirs.length ? { bundles: shipped, copyDir: writeNodeBundles(localDir, dirs) } : { bundles: shipped };
 }

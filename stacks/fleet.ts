@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Fleet as FleetModel } from "../model/fleet.js";
 import { renderNodeBundles } from "../roles/index.js";
-import { shipBundle, type ShippedBundle } from "../roles/shipping.js";
+import { shipNode, type ShippedNode } from "../roles/shipping.js";
 import { FLEET_TYPE, mintedSecrets, ntfyTokenResourceName, personTokenResourceName, queueTokenResourceName, roleCreationOrder, roleResourceName } from "./plan.js";
 import type { RoleComponent } from "../roles/component.js";
 import { Node } from "./node.js";
@@ -72,9 +72,8 @@ export class Fleet extends pulumi.ComponentResource {
     super(FLEET_TYPE, name, {}, opts);
     const model = args.fleet;
     // Rendered and shipped node by node: each node's scripts are garbage once its files are written.
-    const bundles = new Map<string, ShippedBundle[]>(
-      model.nodes.map((node) => [node.name, renderNodeBundles(model, node).map((b) => shipBundle(node, b, args.bundleDir))]),
-    );
+    const shipped = new Map<string, ShippedNode>(model.nodes.map((node) => [node.name, shipNode(node, renderNodeBundles(model, node), args.bundleDir)]));
+    const bundles = new Map([...shipped].map(([node, s]) => [node, s.bundles]));
     const forget = new Set(args.forgetNodes ?? []);
     const child = { parent: this };
     checkGitHubCredentials(model.services.queue.github, args.configSecrets);
@@ -102,7 +101,7 @@ export class Fleet extends pulumi.ComponentResource {
     const secrets: StackSecrets = { config: args.configSecrets, queueTokens: this.queueTokens, peopleTokens: this.peopleTokens, mintedNtfyToken, tailnetKeys: this.tailnet?.keys };
 
     this.bundleHashes = {};
-    this.createNodes(model, bundles, args, { secrets, forget, tags });
+    this.createNodes(model, shipped, args, { secrets, forget, tags });
     this.registerOutputs({ bundleHashes: this.bundleHashes });
   }
 
@@ -112,7 +111,7 @@ export class Fleet extends pulumi.ComponentResource {
    */
   private createNodes(
     model: FleetModel,
-    bundles: Map<string, ShippedBundle[]>,
+    shipped: Map<string, ShippedNode>,
     args: FleetArgs,
     ctx: { secrets: StackSecrets; forget: Set<string>; tags?: Map<string, string> },
   ): void {
@@ -130,7 +129,8 @@ export class Fleet extends pulumi.ComponentResource {
         {
           fleet: model,
           node,
-          bundles: bundles.get(node.name) ?? [],
+          bundles: shipped.get(node.name)?.bundles ?? [],
+          copyDir: shipped.get(node.name)?.copyDir,
           secrets,
           sshPrivateKey: args.sshPrivateKey(node.name),
           sshKeyFile: args.sshKeyFile?.(node.name),

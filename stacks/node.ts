@@ -6,9 +6,10 @@
  * resource graph for unknowns once per such input, which made the program quadratic in the node count).
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
 import type { BuiltinRoleName, Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
-import type { ShippedBundle } from "../roles/shipping.js";
-import { NODE_TYPE, roleDependencies, roleResourceName } from "./plan.js";
+import { NODE_COPY_REMOTE_PATH, ownsBundleCopy, type ShippedBundle } from "../roles/shipping.js";
+import { NODE_TYPE, nodeBundlesResourceName, roleDependencies, roleResourceName } from "./plan.js";
 import { isBuiltinRole } from "../roles/registry.js";
 import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
 import { Ntfy } from "../roles/ntfy/component.js";
@@ -68,6 +69,11 @@ export interface NodeArgs {
   node: FleetNode;
   /** The node's shipped bundles, one per role, in canonical role order (their hashes are the node's output). */
   bundles: ShippedBundle[];
+  /**
+   * The local directory the node's copy sends (roles/shipping.ts `shipNode`); undefined when no role's files
+   * travel in it (Windows nodes).
+   */
+  copyDir?: string;
   /** Config and minted secrets; each role gets the ones its bundle declares, on stdin. */
   secrets: StackSecrets;
   /** SSH private key (PEM/OpenSSH text), a secret Output so it never flips between plain and secret. */
@@ -103,18 +109,22 @@ export function sshConnection(node: FleetNode, privateKey: pulumi.Input<string>,
 }
 
 /**
- * One node. Children: one role component per role, named `<node>-<role>` (type `fleetkit:role:<Role>`),
- * each added by {@link Node.addRole} once the roles it waits for exist.
+ * One node. Children: the copy of its bundle files (`<node>-bundles`, a `remote.CopyToRemote` of
+ * `copyDir` to `~/.fleetkit`, on Linux and macOS), and one role component per role, named `<node>-<role>`
+ * (type `fleetkit:role:<Role>`), each added by {@link Node.addRole} once the roles it waits for exist.
  * The `tailscale` role connects to `bootstrapHost` when set (the node is not on the tailnet before it
  * runs); every other role connects to `host`. Keep `bootstrapHost` in fleet.yaml after the first run:
  * removing it changes that command's connection, which the provider treats as replace-on-change
- * (FIELD-NOTES): Tailscale is uninstalled and installed again.
+ * (FIELD-NOTES): Tailscale is uninstalled and installed again. On such a node the tailscale role's files have
+ * a copy of their own through `bootstrapHost`, and the node's copy waits for that role's install.
  */
 export class Node extends pulumi.ComponentResource {
   /** The node's role components by role, as they are added. */
   public readonly roles: Partial<Record<RoleName, RoleComponent>> = {};
   /** Bundle hash per role (the markers the installs leave on the node). */
   public readonly bundleHashes: Record<string, string>;
+  /** The copy of the node's bundle files, created with the first role whose files it carries. */
+  public copy?: command.remote.CopyToRemote;
   /** The Node's inputs without the bundles, which are held only until their role is added. */
   private readonly args: Omit<NodeArgs, "bundles">;
   /**
@@ -148,6 +158,7 @@ export class Node extends pulumi.ComponentResource {
     const roleArgs: RoleArgs = {
       node,
       bundle,
+      ...(bundle.shipping.localDir && !ownsBundleCopy(node, bundle.role) ? { nodeCopy: this.nodeCopy() } : {}),
       connection: sshConnection(node, this.args.sshPrivateKey, host),
       secretStdin: secretStdin(bundle, this.args.secrets),
       forget: this.args.forget ?? false,
@@ -158,5 +169,29 @@ export class Node extends pulumi.ComponentResource {
     const component = factory(roleResourceName(node.name, bundle.role), roleArgs, this.args, roleOpts);
     this.roles[bundle.role] = component;
     return component;
+  }
+
+  /**
+   * The node's copy, created on first use: `copyDir` sent to `~/.fleetkit` over `host`. On a node joined
+   * through `bootstrapHost` it waits for the tailscale role's install (its tailnet name answers only then),
+   * which must exist already (the roles on a node wait for its tailscale role).
+   * @throws Error when there is no `copyDir` or that install is not created yet (fleetkit bugs).
+   */
+  private nodeCopy(): command.remote.CopyToRemote {
+    if (this.copy) return this.copy;
+    const { node, copyDir } = this.args;
+    if (!copyDir) throw new Error(`node ${node.name} has bundle files but no copy directory (a fleetkit bug)`);
+    const dependsOn: pulumi.Resource[] = [];
+    if (node.roles.includes("tailscale") && ownsBundleCopy(node, "tailscale")) {
+      const tailscale = this.roles.tailscale;
+      if (!tailscale) throw new Error(`node ${node.name}: its bundles are copied through its tailnet name before its tailscale role exists (a fleetkit bug)`);
+      dependsOn.push(tailscale.install);
+    }
+    this.copy = new command.remote.CopyToRemote(
+      nodeBundlesResourceName(node.name),
+      { connection: sshConnection(node, this.args.sshPrivateKey), source: new pulumi.asset.FileArchive(copyDir), remotePath: NODE_COPY_REMOTE_PATH },
+      { parent: this, dependsOn, retainOnDelete: this.args.forget ?? false },
+    );
+    return this.copy;
   }
 }

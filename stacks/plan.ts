@@ -10,11 +10,12 @@ import { renderFleetBundles, roleDefinition } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
 import { toolchainSources } from "../roles/toolchains/render.js";
 import type { Bundle } from "../roles/types.js";
-import { shipsBundleFiles } from "../roles/shipping.js";
+import { bundleCopyName, ownsBundleCopy, shipsBundleFiles } from "../roles/shipping.js";
 import {
   COMMAND_TYPE,
   COPY_TYPE,
   bundleResourceName,
+  nodeBundlesResourceName,
   RANDOM_PASSWORD_TYPE,
   roleTypeToken,
   TAILNET_KEY_TYPE,
@@ -63,6 +64,8 @@ export interface FleetPlan {
     os: string;
     arch: string;
     host: string;
+    /** The Node's own resources ({@link nodeResources}): the copy of its bundle files on Linux and macOS. */
+    resources: PlannedResource[];
     roles: PlannedRole[];
   }[];
   /**
@@ -133,17 +136,29 @@ export function roleCreationOrder(fleet: Fleet): [string, RoleName][] {
 }
 
 /**
- * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: on a
- * Linux or macOS node the copy of its bundle files (roles/shipping.ts; planFleet adds the roles it waits for,
- * as for the install), its install command (waiting for that copy), then what the role's definition declares its component creates (roles/<role>/index.ts
+ * The resources a role component parents (what a `dependsOn` on it stands for), in creation order: its own
+ * copy of its bundle files where it has one (roles/shipping.ts `ownsBundleCopy`; planFleet adds the roles it
+ * waits for, as for the install), its install command (waiting for the copy that carries its files, its own
+ * or its node's), then what the role's definition declares its component creates (roles/<role>/index.ts
  * `children`: ntfy's Docker provider, image and container; a builder's toolchain manifest reader; an iceccd
  * node's toolchain receivers; the device tags of a tailscale node in a managed tailnet).
  */
 export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName, options: PlanOptions = {}): PlannedResource[] {
   const name = roleResourceName(node.name, role);
-  const copy = shipsBundleFiles(node) ? [{ type: COPY_TYPE, name: bundleResourceName(name), dependsOn: [] }] : [];
-  const install = { type: COMMAND_TYPE, name: installResourceName(name), dependsOn: copy.map((c) => c.name) };
+  const copy = ownsBundleCopy(node, role) ? [{ type: COPY_TYPE, name: bundleResourceName(name), dependsOn: [] }] : [];
+  const install = { type: COMMAND_TYPE, name: installResourceName(name), dependsOn: shipsBundleFiles(node) ? [bundleCopyName(node, role)] : [] };
   return [...copy, install, ...(roleDefinition(fleet, role).children?.(fleet, node, options) ?? [])];
+}
+
+/**
+ * The resources a Node component parents besides its role components: on a Linux or macOS node with a role
+ * whose files travel in it, the node's copy (`<node>-bundles`, stacks/node.ts), which waits for the node's
+ * tailscale install when that role has a copy of its own (joined through `bootstrapHost`).
+ */
+export function nodeResources(node: FleetNode): PlannedResource[] {
+  if (!node.roles.some((r) => shipsBundleFiles(node) && !ownsBundleCopy(node, r))) return [];
+  const after = node.roles.includes("tailscale") && ownsBundleCopy(node, "tailscale") ? [installResourceName(roleResourceName(node.name, "tailscale"))] : [];
+  return [{ type: COPY_TYPE, name: nodeBundlesResourceName(node.name), dependsOn: after }];
 }
 
 /** Which minted secrets a fleet needs, from its rendered bundles. */
@@ -233,6 +248,7 @@ export function planFleet(fleet: Fleet, options: PlanOptions = {}, bundles: Map<
       os: node.os,
       arch: node.arch,
       host: node.host,
+      resources: nodeResources(node),
       roles: bundles.get(node.name)!.map((bundle): PlannedRole => {
         const name = roleResourceName(node.name, bundle.role);
         const after = expand(roleDependencies(fleet, node, bundle.role));

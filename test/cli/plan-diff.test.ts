@@ -2,7 +2,7 @@
  * `fleet plan --diff STATE` as users run it (`node bin/fleet.mjs plan --diff …`), against a stack state made
  * the way Pulumi makes one: the real program (`stacks/index.ts`) runs under setMocks for fleet.yaml, writing
  * its bundle files to a bundle dir as `pulumi up` does, and what it registered becomes a `pulumi stack export`
- * document (secrets as ciphertext, archives as local file archives), validated against Pulumi's published
+ * document (secrets as ciphertext, archives as local file archives, each install's short create line as it is), validated against Pulumi's published
  * JSON Schemas of stack state (fixtures/pulumi-apitype). Then the fleet changes — a budget raised on rpi1,
  * AgentAPI taken off rpi3, a Pi added — and the diff must name exactly those bundles, with the script lines
  * that changed.
@@ -115,7 +115,7 @@ describe("fleet plan --diff", () => {
     await expect(masked(r.stdout).replace(stateFile, "STATE")).toMatchFileSnapshot("fixtures/plan-diff-budget.txt");
   });
 
-  it("a node added and a role taken off: the new node's bundles, the removed copy, and every allow-list that names the node", () => {
+  it("a node added and a role taken off: the new node's bundles, the removed install, and every allow-list that names the node", () => {
     let file = withoutRole("fleet.yaml", "rpi3", "agentapi");
     file = withNode(file, "rpi4", { host: "rpi4", os: "raspios", arch: "aarch64", profile: "workstation", budgetUsdPerSession: 5 });
     const r = plan("--diff", stateFile, "--bundle-dir", bundleDir, "--fleet", file);
@@ -139,7 +139,7 @@ describe("fleet plan --diff", () => {
       "+ rpi4 tailscale: new, # (copied and installed)",
       "+ rpi4 claude: new, # (copied and installed)",
       "+ rpi4 iceccd: new, # (copied and installed)",
-      "- rpi3-agentapi-bundle: no longer planned (its uninstall script runs)",
+      "- rpi3-agentapi-install: no longer planned (its uninstall script runs)",
     ]);
   });
 
@@ -171,11 +171,11 @@ describe("fleet plan --diff", () => {
     ]);
   });
 
-  it("a hostile state: archive paths that step out of the bundle dir or are no bundle name are ignored (their roles count as added), nothing outside is read", () => {
+  it("a hostile state: install lines that name a path out of the bundle dir or no bundle directory are ignored (their roles count as added), nothing outside is read", () => {
     const state = JSON.parse(readFileSync(stateFile, "utf8")) as { deployment: { resources: { urn: string; inputs: Record<string, any> }[] } };
     const bad = ["../../../etc/passwd", "/etc", "claude.$(id)", `claude.${"a".repeat(64)}/../../x`, `../claude.${"b".repeat(63)}`];
-    const copies = state.deployment.resources.filter((r) => r.urn.endsWith("-bundle")).slice(0, bad.length);
-    copies.forEach((r, i) => (r.inputs.source.path = bad[i]));
+    const installs = state.deployment.resources.filter((r) => r.urn.endsWith("-install") && String(r.inputs.create).startsWith("sudo -n sh -c 'set -e;n=")).slice(0, bad.length);
+    installs.forEach((r, i) => (r.inputs.create = String(r.inputs.create).replace(/n=[^;]*;/, `n=${bad[i]};`)));
     const file = join(mkdtempSync(join(tmpdir(), "fleet-plan-diff-hostile-")), "state.json");
     writeFileSync(file, JSON.stringify(state));
     const r = plan("--diff", file, "--bundle-dir", bundleDir);

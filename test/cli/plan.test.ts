@@ -67,24 +67,27 @@ describe("fleet plan", () => {
     const run = fleetCli();
     const queue = run.stdout.split("\n").find((l) => l.startsWith("  queue "))!;
     expect(queue.replace(HASH, "$1############$3")).toBe(
-      "  queue            ############  Queue + CopyToRemote + Command  after arch-orchestrator-tailscale-install, arch-orchestrator-ntfy-token, " +
+      "  queue            ############  Queue + Command  after arch-orchestrator-tailscale-install, arch-orchestrator-ntfy-token, " +
         "arch-orchestrator-queue-token, imac-queue-token, macbook1-queue-token, macbook2-queue-token, rpi1-queue-token, rpi2-queue-token, rpi3-queue-token, " +
         "windows-desktop-queue-token, windows-laptop-queue-token",
     );
   });
 
-  it("--json prints planFleet's plan for the root fleet: 9 nodes, 44 roles, 151 resources", () => {
+  it("--json prints planFleet's plan for the root fleet: 9 nodes (7 with their bundle copy), 44 roles, 113 role resources", () => {
     const run = fleetCli("--json");
     expect(run.status).toBe(0);
     const json = JSON.parse(run.stdout);
     expect(json).toEqual(JSON.parse(JSON.stringify(planFleet(loadFleet("fleet.yaml")))));
     expect(Object.keys(json)).toEqual(["fleet", "nodes", "tailnet"]);
     expect(json.tailnet).toEqual({ managed: false, resources: [] });
-    expect(Object.keys(json.nodes[0])).toEqual(["name", "os", "arch", "host", "roles"]);
+    expect(Object.keys(json.nodes[0])).toEqual(["name", "os", "arch", "host", "resources", "roles"]);
+    expect(json.nodes.map((n: { resources: { name: string }[] }) => n.resources.map((r) => r.name)).flat()).toEqual(
+      ["arch-orchestrator", "macbook1", "imac", "macbook2", "rpi1", "rpi2", "rpi3"].map((n) => `${n}-bundles`),
+    );
     expect(Object.keys(json.nodes[0].roles[0])).toEqual(["role", "bundleHash", "resources"]);
     expect(Object.keys(json.nodes[0].roles[0].resources[0])).toEqual(["type", "name", "dependsOn"]);
     const roles = json.nodes.flatMap((n: { roles: { resources: unknown[] }[] }) => n.roles);
-    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 44, 151]);
+    expect([json.nodes.length, roles.length, roles.flatMap((r: { resources: unknown[] }) => r.resources).length]).toEqual([9, 44, 113]);
   });
 
   it.each([
@@ -128,7 +131,7 @@ describe("fleet plan and the tailnet policy", () => {
     const dir = project({ dev: `config:\n  fleetkit:ntfyToken:${SECURE}\n` });
     const run = fleetCliIn(dir, "--stack", "dev");
     expect(run.status).toBe(0);
-    expect(run.stdout.split("\n")[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 150 resources");
+    expect(run.stdout.split("\n")[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 119 resources");
     expect(tailnetLine(run.stdout)).toEqual([
       "tailnet policy: not managed (no fleetkit:tailscaleApiKey or fleetkit:tailscaleOauthClientSecret in Pulumi.dev.yaml): AgentAPI on 6 nodes, the queue, icecc and ntfy rely on node firewalls only; nodes join with the shared fleetkit:tailscaleAuthKey",
     ]);
@@ -139,8 +142,8 @@ describe("fleet plan and the tailnet policy", () => {
     const run = fleetCliIn(dir, "--stack", "mesh");
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
     const lines = run.stdout.split("\n");
-    expect(lines[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 171 resources");
-    expect(lines.find((l) => l.startsWith("  tailscale "))!.replace(/[0-9a-f]{12}/, "#")).toBe("  tailscale        #  Tailscale + TailnetKey + CopyToRemote + Command + DeviceTags  after tailnet-policy");
+    expect(lines[0]).toBe("fleet agent-mesh (fleet.yaml): 9 nodes, 44 roles, 140 resources");
+    expect(lines.find((l) => l.startsWith("  tailscale "))!.replace(/[0-9a-f]{12}/, "#")).toBe("  tailscale        #  Tailscale + TailnetKey + Command + DeviceTags  after tailnet-policy");
     expect(lines.slice(lines.findIndex((l) => l.startsWith("tailnet policy:")))).toEqual([
       "tailnet policy: managed (fleetkit:tailscaleApiKey in Pulumi.mesh.yaml): 4 tags, 10 grants, 8 tests; each node joins with its own single-use key",
       "  tag:fleet-orchestrator    arch-orchestrator",
@@ -179,7 +182,7 @@ describe("fleet plan and the tailnet policy", () => {
     );
     const run = fleetCliIn(dir, "--stack", "oauth");
     expect(run.status).toBe(0);
-    expect(run.stdout.split("\n")[0]).toBe("fleet shared-fs-queue (examples/shared-fs-queue.fleet.yaml): 3 nodes, 10 roles, 41 resources");
+    expect(run.stdout.split("\n")[0]).toBe("fleet shared-fs-queue (examples/shared-fs-queue.fleet.yaml): 3 nodes, 10 roles, 34 resources");
     expect(tailnetLine(run.stdout)).toEqual([
       "tailnet policy: managed (fleetkit:tailscaleOauthClientSecret in Pulumi.oauth.yaml): 4 tags, 4 grants, 2 tests (with mine.hujson); each node joins with its own single-use key",
     ]);

@@ -73,6 +73,7 @@ function plannedTree(plan: FleetPlan): string[] {
   for (const r of plan.tailnet.resources) lines.push(`${r.type} ${r.name} <- fleetkit:index:Fleet ${plan.fleet}`);
   for (const node of plan.nodes) {
     lines.push(`fleetkit:index:Node ${node.name} <- fleetkit:index:Fleet ${plan.fleet}`);
+    for (const r of node.resources) lines.push(`${r.type} ${r.name} <- fleetkit:index:Node ${node.name}`);
     for (const role of node.roles) {
       const [component, ...children] = role.resources;
       lines.push(`${component!.type} ${component!.name} <- fleetkit:index:Node ${node.name}`);
@@ -114,19 +115,17 @@ describe.each([
 
   it("registers exactly the planned resources with their types, names and parents", () => {
     expect(tree(run.registrations)).toEqual(plannedTree(plan));
-    expect(run.registrations).toHaveLength(162); // 116 before bundles travelled as files, plus one copy per Linux and macOS role (37), plus rpi1 building aarch64 toolchains (its component, copy, install and manifest reader, and 5 receivers: 9);
+    expect(run.registrations).toHaveLength(131); // 116 before bundles travelled as files, plus one copy per Linux and macOS node (7), plus rpi1 building aarch64 toolchains (its component, install and manifest reader, and 5 receivers: 8);
     expect(new Set(run.registrations.map((r) => r.urn)).size).toBe(run.registrations.length);
   });
 
   it("gives each resource the dependencies the plan lists", () => {
     const urnByName = new Map(run.registrations.map((r) => [r.name, r.urn]));
     const missing = plan.nodes.flatMap((n) =>
-      n.roles.flatMap((role) =>
-        role.resources.flatMap((res) => {
-          const registered = run.registrations.find((r) => r.name === res.name)!;
-          return res.dependsOn.filter((d) => !registered.dependencies.includes(urnByName.get(d)!)).map((d) => `${res.name} -> ${d}`);
-        }),
-      ),
+      [...n.resources, ...n.roles.flatMap((role) => role.resources)].flatMap((res) => {
+        const registered = run.registrations.find((r) => r.name === res.name)!;
+        return res.dependsOn.filter((d) => !registered.dependencies.includes(urnByName.get(d)!)).map((d) => `${res.name} -> ${d}`);
+      }),
     );
     expect(missing).toEqual([]);
     const rpi1Claude = run.registrations.find((r) => r.name === "rpi1-claude-install")!;
@@ -156,7 +155,7 @@ describe("Pulumi's Node.js language host, normal run, nine-machine fleet with fl
     expect({ exitCode: run.exitCode, errors: run.logs.filter((l) => !l.startsWith("0:")) }).toEqual({ exitCode: 0, errors: [] });
     const managed = planFleet(loadFleet("fleet.yaml"), { tailnetManaged: true });
     expect(tree(run.registrations)).toEqual(plannedTree(managed));
-    expect(run.registrations).toHaveLength(162 + 2 + 9 * 2);
+    expect(run.registrations).toHaveLength(131 + 2 + 9 * 2);
   });
 
   it("sends the API key and every minted auth key only inside secret envelopes", () => {

@@ -160,7 +160,7 @@ export const shape = (r: Registration): Shape => ({ type: r.type, name: r.name, 
 
 /**
  * The resources a plan stands for, with parents by the program's rules: the Fleet at the root, Nodes
- * under it, role components under their Node, minted secrets (plan.ts FLEET_CHILD_TYPES) and the tailnet's
+ * under it, a node's copy and role components under their Node, minted secrets (plan.ts FLEET_CHILD_TYPES) and the tailnet's
  * provider and policy under the Fleet, everything else under its role component. Sorted by name.
  */
 export function expectedShapes(plan: FleetPlan): Shape[] {
@@ -168,6 +168,7 @@ export function expectedShapes(plan: FleetPlan): Shape[] {
   for (const r of plan.tailnet.resources) out.push({ ...r, parent: plan.fleet });
   for (const node of plan.nodes) {
     out.push({ type: NODE_TYPE, name: node.name, parent: plan.fleet, dependsOn: [] });
+    for (const r of node.resources) out.push({ ...r, parent: node.name });
     for (const role of node.roles) {
       const [component, ...children] = role.resources;
       out.push({ ...component, parent: node.name });

@@ -10,7 +10,7 @@ import { loadFleet } from "../../model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../model/fleet.js";
 import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
-import { bundleShipping, NODE_BUNDLE_DIR, shipsBundleFiles } from "../../roles/shipping.js";
+import { bundleCopyName, bundleShipping, NODE_BUNDLE_DIR, NODE_COPY_REMOTE_PATH, ownsBundleCopy, shipsBundleFiles } from "../../roles/shipping.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
@@ -64,16 +64,24 @@ function scriptOf(commandLine: string, stdin = ""): string {
   throw new Error(`not a Windows command line: ${commandLine.slice(0, 80)}`);
 }
 
-/** The Linux/macOS copy of a role's bundle: the registration and the local directory its archive names. */
+/** The bundle directory `<role>.<hash>` a file-shipped install line names; undefined for an inline (Windows) one. */
+const shippedDir = (create: unknown) => /^sudo -n sh -c 'set -e;n=([a-z0-9-]+\.[0-9a-f]{64});/.exec(String(create))?.[1];
+
+/**
+ * The Linux/macOS copy that carries a role's bundle (`role` is `<node>-<role>`): its own `-bundle` copy or its
+ * node's `-bundles` copy, and the local directory of the role's files in what that copy sends.
+ */
 function bundleCopy(program: ProgramRun, role: string): { copy: Registration; dir: string } {
-  const copy = program.get(`${role}-bundle`);
-  return { copy, dir: (copy.inputs.source as { path: string }).path };
+  const own = program.registrations.find((r) => r.name === `${role}-bundle`);
+  if (own) return { copy: own, dir: (own.inputs.source as { path: string }).path };
+  const copy = program.get(`${program.get(role).parent}-bundles`);
+  return { copy, dir: join((copy.inputs.source as { path: string }).path, shippedDir(program.get(`${role}-install`).inputs.create)!) };
 }
 
 /** The install script a role's command runs: from its copied files (Linux, macOS) or its command line (Windows). */
 function installScript(program: ProgramRun, role: string): string {
   const cmd = program.get(`${role}-install`);
-  if (program.registrations.some((r) => r.name === `${role}-bundle`)) return readFileSync(join(bundleCopy(program, role).dir, "install.sh"), "utf8");
+  if (shippedDir(cmd.inputs.create)) return readFileSync(join(bundleCopy(program, role).dir, "install.sh"), "utf8");
   return scriptOf(String(cmd.inputs.create), String(cmd.inputs.stdin ?? ""));
 }
 
@@ -118,30 +126,44 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
     }
   });
 
-  it("copies each Linux and macOS role's scripts, content-addressed, before its short install line runs them by hash", () => {
+  it("copies each Linux and macOS node's role scripts in one copy, content-addressed, before each short install line runs them by hash", () => {
     let copies = 0;
     for (const node of model.nodes) {
+      const carried: string[] = [];
       for (const bundle of bundles.get(node.name)!) {
         const role = `${node.name}-${bundle.role}`;
         const cmd = program.get(`${role}-install`);
         const create = String(cmd.inputs.create);
         const del = String(cmd.inputs.delete);
         if (!shipsBundleFiles(node)) {
-          expect(program.registrations.some((r) => r.name === `${role}-bundle`), role).toBe(false);
+          expect(program.registrations.filter((r) => r.name === `${role}-bundle` || r.name === `${node.name}-bundles`), role).toEqual([]);
           continue;
         }
         copies++;
         const { copy, dir } = bundleCopy(program, role);
-        expect([copy.type, copy.parent, copy.inputs.remotePath]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR]);
-        // The copy waits for what its install waits for, but the copy itself and the tokens its stdin reads.
-        const secretInputs = (d: string) => /^(random|tailscale):/.test(program.get(d).type);
-        expect(copy.dependsOn, role).toEqual(cmd.dependsOn.filter((d) => d !== `${role}-bundle` && !secretInputs(d)));
-        expect(copy.inputs.connection).toEqual(cmd.inputs.connection);
+        expect(copy.name).toBe(bundleCopyName(node, bundle.role));
+        if (ownsBundleCopy(node, bundle.role)) {
+          // A tailscale role joined through bootstrapHost: its own copy, dialled like its install, waiting for what it waits for.
+          expect([copy.type, copy.parent, copy.inputs.remotePath]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR]);
+          const secretInputs = (d: string) => /^(random|tailscale):/.test(program.get(d).type);
+          expect(copy.dependsOn, role).toEqual(cmd.dependsOn.filter((d) => d !== `${role}-bundle` && !secretInputs(d)));
+          expect(copy.inputs.connection).toEqual(cmd.inputs.connection);
+        } else {
+          // The node's copy: its `bundles` directory sent to ~/.fleetkit, over the node's host.
+          expect([copy.type, copy.parent, copy.inputs.remotePath, (copy.inputs.source as { path: string }).path.split("/").at(-1)]).toEqual([
+            "command:remote:CopyToRemote",
+            node.name,
+            NODE_COPY_REMOTE_PATH,
+            "bundles",
+          ]);
+          expect((copy.inputs.connection as { host: string }).host).toBe(node.host);
+          carried.push(`${bundle.role}.${bundle.hash}`);
+        }
         expect(dir.endsWith(`/${bundle.role}.${bundle.hash}`)).toBe(true);
         expect(readdirSync(dir).sort()).toEqual(["install.sh", "uninstall.sh"]);
         expect(readFileSync(join(dir, "install.sh"), "utf8")).toBe(bundle.install);
         expect(readFileSync(join(dir, "uninstall.sh"), "utf8")).toBe(bundle.uninstall);
-        expect(cmd.dependsOn).toContain(`${role}-bundle`);
+        expect(cmd.dependsOn).toContain(copy.name);
         // The lines name the bundle and its scripts' sha256, and carry none of the scripts.
         for (const line of [create, del]) {
           expect(Buffer.byteLength(line), role).toBeLessThan(2048);
@@ -153,6 +175,9 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         expect(create).toContain(sha256Hex(bundle.install));
         expect(del).toContain(sha256Hex(bundle.uninstall));
       }
+      // The node's copy sends exactly the directories of the roles it carries.
+      if (carried.length) expect(readdirSync((program.get(`${node.name}-bundles`).inputs.source as { path: string }).path).sort(), node.name).toEqual(carried.sort());
+      else expect(program.registrations.some((r) => r.name === `${node.name}-bundles`), node.name).toBe(false);
     }
     expect(copies).toBeGreaterThan(0);
   });
@@ -189,7 +214,7 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
     }
   });
 
-  it("connects nothing but the tailscale role to a node before its tailscale role is installed (copies included)", () => {
+  it("connects nothing but the tailscale role (and its node's copy, over the same address) to a node before its tailscale role is installed", () => {
     for (const node of model.nodes.filter((n) => n.roles.includes("tailscale"))) {
       const remote = program.registrations.filter((r) => r.name.startsWith(`${node.name}-`) && (r.type === "command:remote:Command" || r.type === "command:remote:CopyToRemote"));
       // Directly or through what it waits for (a toolchain manifest reader waits for its install).
@@ -197,7 +222,11 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         for (const d of program.get(name).dependsOn) if (!seen.has(d)) waitsFor(d, seen.add(d));
         return seen;
       };
-      for (const r of remote.filter((x) => !x.name.startsWith(`${node.name}-tailscale-`))) expect([...waitsFor(r.name)], r.name).toContain(`${node.name}-tailscale-install`);
+      // Without bootstrapHost the node's copy carries the tailscale role's files too, so it goes first, to the address that install dials.
+      const first = (name: string) => name.startsWith(`${node.name}-tailscale-`) || (!ownsBundleCopy(node, "tailscale") && name === `${node.name}-bundles`);
+      for (const r of remote.filter((x) => !first(x.name))) expect([...waitsFor(r.name)], r.name).toContain(`${node.name}-tailscale-install`);
+      const copy = remote.find((r) => r.name === `${node.name}-bundles`);
+      if (copy && first(copy.name)) expect(copy.inputs.connection).toEqual(program.get(`${node.name}-tailscale-install`).inputs.connection);
     }
   });
 
@@ -266,15 +295,15 @@ describe("fleet.yaml, node by node", () => {
     { role: "agentapi", type: "fleetkit:role:Agentapi", dependsOn: ["rpi1-claude-install", "rpi1-tailscale-install"] },
     { role: "worker", type: "fleetkit:role:Worker", dependsOn: ["arch-orchestrator-queue-install", "rpi1-claude-install", "rpi1-tailscale-install"] },
   ])("rpi1 $role: a $type under the rpi1 Node, waiting for $dependsOn", ({ role, type, dependsOn }) => {
-    // A dependsOn on a role component stands for all its resources: the bundle copy and the install command.
-    const all = dependsOn.flatMap((d) => [d, d.replace(/-install$/, "-bundle")]).sort();
+    // A dependsOn on a role component stands for all its resources: here the install command (the files travel in the node's copy).
     const component = program.get(`rpi1-${role}`);
-    expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn: all });
+    expect(shape(component)).toEqual({ type, name: `rpi1-${role}`, parent: "rpi1", dependsOn });
     const install = program.get(`rpi1-${role}-install`);
     const tokenDeps = role === "worker" ? ["rpi1-queue-token"] : [];
-    expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...all, `rpi1-${role}-bundle`, ...tokenDeps].sort() });
-    // The copy waits for the same roles (it connects like the install), not for the token.
-    expect(shape(program.get(`rpi1-${role}-bundle`))).toEqual({ type: "command:remote:CopyToRemote", name: `rpi1-${role}-bundle`, parent: `rpi1-${role}`, dependsOn: all });
+    expect(shape(install)).toEqual({ type: "command:remote:Command", name: `rpi1-${role}-install`, parent: `rpi1-${role}`, dependsOn: [...dependsOn, "rpi1-bundles", ...tokenDeps].sort() });
+    // The node's copy goes first (rpi1 has no bootstrapHost: it dials the address the tailscale install dials).
+    expect(shape(program.get("rpi1-bundles"))).toEqual({ type: "command:remote:CopyToRemote", name: "rpi1-bundles", parent: "rpi1", dependsOn: [] });
+    expect(program.registrations.some((r) => r.name === `rpi1-${role}-bundle`)).toBe(false);
   });
 
   it("every node has a queue token: workers read theirs, the others (macbook2, the Windows PCs) get one for `fleet task` from the secret stack output", async () => {
@@ -294,13 +323,13 @@ describe("fleet.yaml, node by node", () => {
     expect(value).toEqual(Object.fromEntries(model.nodes.map((n) => [n.name, `${MINTED_MARKER}${n.name.replace(/-/g, "")}queuetoken`])));
   });
 
-  it("rpi1 has only its Node, role components, bundle copies, install commands, queue token, x86_64 toolchain receiver and aarch64 manifest reader", () => {
+  it("rpi1 has only its Node, its bundle copy, role components, install commands, queue token, x86_64 toolchain receiver and aarch64 manifest reader", () => {
     const mine = program.registrations.filter((r) => r.name === "rpi1" || r.name.startsWith("rpi1-")).map((r) => r.name).sort();
     const roles = node("rpi1").roles;
     expect(roles).toEqual(["tailscale", "claude", "iceccd", "toolchains", "agentapi", "worker"]);
-    const expected = ["rpi1", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-bundle`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64", "rpi1-toolchains-manifest"].sort();
+    const expected = ["rpi1", "rpi1-bundles", ...roles.flatMap((r) => [`rpi1-${r}`, `rpi1-${r}-install`]), "rpi1-queue-token", "rpi1-iceccd-toolchains-x86_64", "rpi1-toolchains-manifest"].sort();
     expect(mine).toEqual(expected);
-    expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(roles.map((r) => `rpi1-${r}`).sort());
+    expect(program.registrations.filter((r) => r.parent === "rpi1").map((r) => r.name).sort()).toEqual(["rpi1-bundles", ...roles.map((r) => `rpi1-${r}`)].sort());
   });
 
   it("rpi1's iceccd points at arch-orchestrator and installs with apt, as a systemd service", () => {
@@ -357,8 +386,8 @@ describe("fleet.yaml, node by node", () => {
 
 describe("changes stay local", () => {
   let base: ProgramRun;
-  /** Install commands as they change: on a Linux or macOS node each comes with its bundle copy (a new hash), registered first. */
-  const withCopies = (installs: string[]) => installs.flatMap((n) => (n.startsWith("windows-") ? [n] : [n.replace(/-install$/, "-bundle"), n])).sort();
+  /** Install commands as they change: on a Linux or macOS node with their node's copy (it sends a new set of directories). */
+  const withCopies = (installs: string[]) => [...new Set(installs.flatMap((n) => (n.startsWith("windows-") ? [n] : [`${base.get(base.get(n).parent).parent}-bundles`, n])))].sort();
   const baseFile = "fleet.yaml";
   /** The mesh's compiling nodes, whose icecc ports admit one another (roles/reach.ts). */
   const COMPILERS = ["arch-orchestrator", "macbook1", "imac", "macbook2", "rpi1", "rpi2", "rpi3", "windows-desktop", "windows-laptop"];
@@ -452,7 +481,8 @@ describe("changes stay local", () => {
     const after = await run(withoutRole(baseFile, node, role));
     const now = new Map(after.registrations.map((r) => [r.name, r]));
     const gone = base.registrations.filter((r) => !now.has(r.name)).map((r) => r.name).sort();
-    expect(gone).toEqual([`${node}-${role}`, ...withCopies([`${node}-${role}-install`]), ...alsoGone].sort());
+    // The node's copy stays (it sends one directory fewer: it is among the changed).
+    expect(gone).toEqual([`${node}-${role}`, `${node}-${role}-install`, ...alsoGone].sort());
     expect(after.registrations.length).toBe(base.registrations.length - gone.length);
     const differing = base.registrations
       .filter((r) => now.has(r.name))
@@ -592,7 +622,8 @@ describe("ntfy on Docker over SSH (remote-tasks: the Pi hosts ntfy on 8091)", ()
     const configured = await run(file, { "fleetkit:ntfyToken": `tk_${MARK.toLowerCase()}0000000000000000` });
     expect(configured.registrations.some((r) => r.name === "raspberrypi-ntfy-token")).toBe(false);
     expect(configured.get("raspberrypi-ntfy-install").inputs.stdin).toBe(`ntfyToken=tk_${MARK.toLowerCase()}0000000000000000\n`);
-    expect(configured.get("raspberrypi-ntfy-install").dependsOn).toEqual(["raspberrypi-ntfy-bundle", "raspberrypi-tailscale-bundle", "raspberrypi-tailscale-install"]);
+    // raspberrypi joins through bootstrapHost: its tailscale role has a copy of its own, the node's copy carries ntfy's files.
+    expect(configured.get("raspberrypi-ntfy-install").dependsOn).toEqual(["raspberrypi-bundles", "raspberrypi-tailscale-bundle", "raspberrypi-tailscale-install"]);
     const plan = planFleet(loadFleet(file), { ntfyTokenFromConfig: true });
     expect(configured.registrations.map(shape).sort(byName)).toEqual(expectedShapes(plan));
   });

@@ -50,7 +50,7 @@ describe("Pulumi's Node.js harness", () => {
     expect(summary.transpileOnly).toBe(false);
     expect(summary.fleetName).toBe("shared-fs-queue");
     const plan = planFleet(loadFleet("examples/shared-fs-queue.fleet.yaml"));
-    const planned = plan.nodes.flatMap((n) => n.roles.flatMap((r) => r.resources.map((x) => `${x.type} ${x.name}`)));
+    const planned = plan.nodes.flatMap((n) => [...n.resources, ...n.roles.flatMap((r) => r.resources)].map((x) => `${x.type} ${x.name}`));
     expect(summary.registered.sort()).toEqual(
       ["fleetkit:index:Fleet shared-fs-queue", ...plan.nodes.map((n) => `fleetkit:index:Node ${n.name}`), ...planned].sort(),
     );

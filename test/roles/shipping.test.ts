@@ -3,10 +3,12 @@
  * File-shipped bundles (roles/shipping.ts) run for real by sh as the SSH server would, as root through
  * `sudo -n`, in a stand-in for the node user's home holding what CopyToRemote copied: the install runs from
  * root's checked copy with the secrets on stdin, a retry needs no new copy, a changed or missing copy runs
- * nothing and says so in one line, a new version removes the old, and the uninstall runs from root's copy.
+ * nothing and says so in one line, a new version removes the old (and every copy of the role the node's copy
+ * left in the user's home, but no other role's), and the uninstall runs from root's copy. Plus the local
+ * directory a node's copy sends (`writeNodeBundles`): content-addressed, hard links to the role directories.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -14,7 +16,7 @@ import { loadFleet } from "../../model/load.js";
 import type { RoleName } from "../../model/fleet.js";
 import { renderBundles } from "../../stacks/plan.js";
 import { POSIX_COMMAND_LINE_LIMIT, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
-import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles } from "../../roles/shipping.js";
+import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles, writeNodeBundles } from "../../roles/shipping.js";
 import type { Bundle } from "../../roles/types.js";
 
 const fleet = loadFleet("fleet.yaml");
@@ -98,16 +100,22 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the -bundle resource of this role)\n`,
+      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the URN of rpi1-bundles)\n`,
     ]);
   });
 
-  it("a new version installs and removes the old version's copy", () => {
+  it("a new version installs and removes the old version's copy, and the user's copies of the role (not another role's)", () => {
     const v4 = bundle("v4");
     copy(v4);
+    // The node's copy sends every role's directory when one changes: an older one of this role, and another role's, are there too.
+    const other = `${ROLE}x.${"c".repeat(64)}`;
+    copy(v1);
+    mkdirSync(join(home, NODE_BUNDLE_DIR, other));
     const r = run(bundleShipping(rpi1, v4).create, "queueToken=4\n");
     expect([r.status, r.stdout.split("\n").at(-2)]).toEqual([0, `fleetkit: ${ROLE} v4`]);
     expect(rootCopies()).toEqual([`${ROLE}.${v4.hash}`]);
+    expect(readdirSync(join(home, NODE_BUNDLE_DIR))).toEqual([other]);
+    rmSync(join(home, NODE_BUNDLE_DIR, other), { recursive: true });
   });
 
   it("uninstalls from root's copy and removes it; again, with the role gone, it says removed", () => {
@@ -142,6 +150,36 @@ describe("a bundle shipped as files", () => {
     expect(statSync(join(path, "install.sh")).mtimeMs).toBe(mtime);
     expect(readdirSync(local)).toEqual([dir]);
     rmSync(local, { recursive: true });
+  });
+});
+
+describe("the directory a node's copy sends", () => {
+  const local = mkdtempSync(join(tmpdir(), "fleetkit-ship-node-"));
+  afterAll(() => rmSync(local, { recursive: true, force: true }));
+  const a = bundleShipping(rpi1, bundle("node-a"));
+  const b = bundleShipping(rpi1, { ...bundle("node-b"), role: `${ROLE}b` as RoleName });
+
+  it("holds each role directory as hard links under nodes/<sha256 of the names>/bundles, written once", () => {
+    const dirs = [writeBundleFiles(local, b), writeBundleFiles(local, a)].map((d) => d.slice(local.length + 1));
+    const sent = writeNodeBundles(local, dirs);
+    expect(sent).toBe(join(local, "nodes", sha256Hex([...dirs].sort().join("\n")), "bundles"));
+    expect(readdirSync(sent).sort()).toEqual([...dirs].sort());
+    for (const [ship, dir] of [[a, dirs[1]!], [b, dirs[0]!]] as const) {
+      expect(readdirSync(join(sent, dir)).sort()).toEqual(["install.sh", "uninstall.sh"]);
+      expect(readFileSync(join(sent, dir, "install.sh"), "utf8")).toBe(ship.files!["install.sh"]);
+      expect(statSync(join(sent, dir, "install.sh")).ino).toBe(statSync(join(local, dir, "install.sh")).ino);
+    }
+    // The same set (in any order) is the same directory, left as it is; a temporary directory never stays.
+    const mtime = statSync(sent).mtimeMs;
+    expect(writeNodeBundles(local, [...dirs].reverse())).toBe(sent);
+    expect(statSync(sent).mtimeMs).toBe(mtime);
+    expect(readdirSync(join(local, "nodes"))).toEqual([sha256Hex([...dirs].sort().join("\n"))]);
+  });
+
+  it("refuses a role directory that was never written, leaving nothing behind", () => {
+    const missing = `${ROLE}.${"d".repeat(64)}`;
+    expect(() => writeNodeBundles(local, [missing])).toThrow(/ENOENT/);
+    expect(readdirSync(join(local, "nodes"))).toHaveLength(1);
   });
 });
 
