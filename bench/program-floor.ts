@@ -1,9 +1,9 @@
 /**
  * The floor under bench/program.bench.ts: what the Pulumi SDK alone costs to register a fleet's worth of
- * resources of fleetkit's shape, with none of fleetkit's rendering: per node one component, and per role one
- * component holding a `CopyToRemote`-like resource (a 200-byte input) and a `Command`-like one (a 1.2 KB
- * create line, a 0.7 KB delete line and an SSH connection whose private key is a secret, as fleetkit's are)
- * that depends on the copy and on the role before it. Like fleetkit's program (stacks/index.ts
+ * resources of fleetkit's shape, with none of fleetkit's rendering: per node one component holding a
+ * `CopyToRemote`-like resource (a 200-byte input: its bundles), and per role one component holding a
+ * `Command`-like one (a 1.0 KB create line, a 0.55 KB delete line and an SSH connection whose private key is
+ * a secret, as fleetkit's are) that depends on the node's copy and on the role before it. Like fleetkit's program (stacks/index.ts
  * `limitPromiseStacks`) it creates them with `Error.stackTraceLimit` at 0, so the SDK's eager promise stacks
  * cost neither side; `FLEETKIT_STACK_TRACES=1` keeps the default limit in both, to measure what that costs.
  * Under `pulumi.runtime.setMocks` like bench/program-run.ts:
@@ -38,11 +38,11 @@ const fleet = new Group("floor:index:Fleet", "fleet");
 for (let i = 0; i < nodes; i++) {
   const node = new Group("floor:index:Node", `node${i}`, { parent: fleet });
   const connection = { host: `node${i}`, user: "fleet", port: 22, privateKey: key, dialErrorLimit: 3 };
+  const copy = new Thing(`node${i}-bundles`, { connection, source: "s".repeat(200), remotePath: ".fleetkit" }, { parent: node });
   let previous: pulumi.Resource[] = [];
   for (let r = 0; r < roles; r++) {
     const role = new Group("floor:index:Role", `node${i}-role${r}`, { parent: node, dependsOn: previous });
-    const copy = new Thing(`node${i}-role${r}-bundle`, { connection, source: "s".repeat(200), remotePath: ".fleetkit/bundles" }, { parent: role });
-    const install = new Thing(`node${i}-role${r}-install`, { connection, create: "c".repeat(1200), delete: "d".repeat(700) }, { parent: role, dependsOn: [copy] });
+    const install = new Thing(`node${i}-role${r}-install`, { connection, create: "c".repeat(1000), delete: "d".repeat(550) }, { parent: role, dependsOn: [copy, ...previous] });
     previous = [install];
   }
 }

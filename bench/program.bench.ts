@@ -144,7 +144,7 @@ export async function runProgramBench(out: (line: string) => void): Promise<void
       }
     }
     const at500 = (h: string) => results[h]!.find((f) => f.nodes === 500)!;
-    // The floor: the SDK alone registering as many resources of the same shape (5 roles a node: 16 per node).
+    // The floor: the SDK alone registering as many resources of the same shape (5 roles a node: 12 resources per node).
     const floor = await floorUnderMocks(500, 5, work);
     const ours = at500("mocks");
     out(
