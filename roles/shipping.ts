@@ -115,25 +115,25 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
   for (const word of [dir, bundles, copy]) {
     if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
   }
-  const vars = `n=${dir};d=${bundles}/$n`;
-  // k DIR: both scripts there and their sha256 as rendered (a missing file is a mismatch, quietly).
-  const ok = `k(){ [ "$(${sum} <"$1/install.sh")" = "${install}  -" ]&&[ "$(${sum} <"$1/uninstall.sh")" = "${uninstall}  -" ];} 2>/dev/null`;
+  // k DIR: both scripts there and their sha256 as rendered (a missing file is a mismatch, quietly). $1, $d,
+  // $s and $o are plain words too ($o a name in root's directory), so they go unquoted.
+  const ok = `k(){ [ "$(${sum} <$1/install.sh)" = "${install}  -" ]&&[ "$(${sum} <$1/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null`;
   const create = [
-    `set -e;${vars};s=${NODE_BUNDLE_DIR}/$n`,
+    `set -e;n=${dir};b=${bundles};d=$b/$n;u=${NODE_BUNDLE_DIR};s=$u/$n`,
     ok,
-    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the URN of ${copy})">&2;exit 1;}`,
-    `mkdir -p ${bundles};umask 077;rm -rf $d.new;mkdir $d.new;cp $s/install.sh $s/uninstall.sh $d.new/`,
-    `k $d.new||{ rm -rf $d.new;echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run">&2;exit 1;};rm -rf $d;mv $d.new $d;fi`,
-    `rm -rf ${NODE_BUNDLE_DIR}/${bundle.role}.*;sh $d/install.sh`,
-    `for o in ${bundles}/${bundle.role}.*;do [ "$o" = $d ]||rm -rf "$o";done`,
+    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: no ~/$s, its copy did not happen (pulumi up --replace the URN of ${copy})">&2;exit 1;}`,
+    `mkdir -p $b;umask 077;rm -rf $d.new;mkdir $d.new;cp $s/install.sh $s/uninstall.sh $d.new`,
+    `k $d.new||{ rm -rf $d.new;echo "fleetkit: ~/$s does not match its sha256; nothing run">&2;exit 1;};rm -rf $d;mv $d.new $d;fi`,
+    `rm -rf $u/${bundle.role}.*;sh $d/install.sh`,
+    `for o in $b/${bundle.role}.*;do [ $o = $d ]||rm -rf $o;done`,
   ].join("\n");
   const marker = `${platform.stateDir}/roles/${bundle.role}.hash`;
   const del = [
-    `set -e;${vars}`,
+    `set -e;n=${dir};d=${bundles}/$n`,
     `if { [ "$(${sum} <$d/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null;then sh $d/uninstall.sh;rm -rf $d`,
     // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
     `elif ! [ -e ${marker} ];then echo "fleetkit: ${bundle.role} removed"`,
-    `else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)">&2;exit 1;fi`,
+    `else echo "fleetkit: $d/uninstall.sh is missing or changed; nothing removed (README: forgetting a node)">&2;exit 1;fi`,
   ].join("\n");
   return {
     files: { dir, "install.sh": bundle.install, "uninstall.sh": bundle.uninstall },

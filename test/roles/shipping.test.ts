@@ -88,7 +88,7 @@ describe("a bundle shipped as files", () => {
     const local = copy(v2);
     writeFileSync(join(local, "install.sh"), "echo pwned > /tmp/fleetkit-ship-pwned\n");
     const r = run(bundleShipping(rpi1, v2).create, "queueToken=x\n");
-    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: bundle ${ROLE}.${v2.hash} in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v2.hash} does not match its sha256; nothing was run\n`]);
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: ~/${NODE_BUNDLE_DIR}/${ROLE}.${v2.hash} does not match its sha256; nothing run\n`]);
     expect(existsSync("/tmp/fleetkit-ship-pwned")).toBe(false);
     expect(rootCopies()).toEqual([dir]);
     rmSync(local, { recursive: true });
@@ -100,7 +100,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the URN of rpi1-bundles)\n`,
+      `fleetkit: no ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash}, its copy did not happen (pulumi up --replace the URN of rpi1-bundles)\n`,
     ]);
   });
 
@@ -135,7 +135,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: the uninstall script of bundle ${v4.files!.dir} is not whole in ${ROOT}/${v4.files!.dir} on this node; nothing was removed (README: forgetting a node)\n`,
+      `fleetkit: ${ROOT}/${v4.files!.dir}/uninstall.sh is missing or changed; nothing removed (README: forgetting a node)\n`,
     ]);
     expect(existsSync(MARKER)).toBe(true);
   });
@@ -208,7 +208,7 @@ describe("a bundle shipped as files to a macOS node", () => {
   });
 
   it("checks the scripts with shasum -a 256 and installs from root's copy under the macOS state directory", () => {
-    expect(ship.create).toContain(`"$(shasum -a 256 <"$1/install.sh")" = "${sha256Hex(v1.install)}  -"`);
+    expect(ship.create).toContain(`"$(shasum -a 256 <$1/install.sh)" = "${sha256Hex(v1.install)}  -"`);
     expect(ship.create).not.toContain("sha256sum");
     writeBundleFiles(join(home, NODE_BUNDLE_DIR), ship);
     const r = run(ship.create, "queueToken=mac\n");
@@ -222,7 +222,7 @@ describe("a bundle shipped as files to a macOS node", () => {
     writeFileSync(join(local, "uninstall.sh"), "echo changed\n");
     const bad = run(bundleShipping(mac, v2).create);
     expect([bad.status, bad.stdout]).toEqual([1, ""]);
-    expect(bad.stderr).toContain("does not match its sha256; nothing was run");
+    expect(bad.stderr).toContain("does not match its sha256; nothing run");
     rmSync(local, { recursive: true });
     const r = run(ship.delete);
     expect([r.status, r.stdout, r.stderr]).toEqual([0, `fleetkit: ${ROLE} removed (mac1)\n`, ""]);
