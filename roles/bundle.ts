@@ -412,3 +412,21 @@ export function remoteCommand(node: FleetNode, target: ScriptTarget, script: str
   }
   return inv.command;
 }
+
+/** A word every shell on the way reads as it is: sh, cmd.exe and PowerShell (no quoting, no expansion). */
+const ARGV_WORD = /^[A-Za-z0-9_./-]+$/;
+
+/**
+ * The command line that runs the program `argv[0]` as root on `node` with the arguments that follow, no shell
+ * script in between: `sudo -n PROGRAM ARG…` on Linux and macOS (`node`), `wsl.exe -d <distro> -u root -e
+ * PROGRAM ARG…` in a WSL distro (`-e` runs the program without the distro's shell, wsl(1) `--exec`). Callers
+ * may append further plain words. Every word must be a plain one ([A-Za-z0-9_./-]), the same to sh, cmd.exe and
+ * PowerShell; a test path with other characters is quoted for sh where the target is `node`.
+ * @throws Error when the target is `windows-host`, a `wsl` word is not plain, or `wslDistro` is not a {@link windowsWord}.
+ */
+export function rootArgvCommand(node: FleetNode, target: ScriptTarget, argv: string[]): string {
+  if (target === "node") return `sudo -n ${argv.map((w) => (ARGV_WORD.test(w) ? w : shQuote(w))).join(" ")}`;
+  if (target !== "wsl") throw new Error(`rootArgvCommand: no program runs as root on the ${target} of node ${node.name} (a fleetkit bug)`);
+  for (const w of argv) if (!ARGV_WORD.test(w)) throw new Error(`rootArgvCommand: ${shownValue(w)} cannot be written plain on a Windows command line for node ${node.name} (a fleetkit bug)`);
+  return `wsl.exe -d ${windowsWord(node.wslDistro ?? "", `node ${node.name}: wslDistro`)} -u root -e ${argv.join(" ")}`;
+}

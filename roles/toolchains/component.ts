@@ -17,10 +17,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { ArchName, FleetNode } from "../../model/fleet.js";
-import { remoteCommand, shQuote } from "../bundle.js";
+import { remoteCommand, rootArgvCommand, shQuote } from "../bundle.js";
 import { shWord } from "../escape.js";
 import { sshClientArgs, type SshClientOptions } from "../ssh.js";
-import { parseManifest, TOOLCHAIN_DIR, toolchainCheckCommand, toolchainReceiveCommand, toolchainReceivePath } from "./render.js";
+import { parseManifest, receiveArguments, TOOLCHAIN_DIR, toolchainReceivePath } from "./render.js";
 import { RoleComponent, type RoleArgs } from "../component.js";
 import { toolchainManifestResourceName } from "../naming.js";
 
@@ -53,17 +53,19 @@ const linuxTarget = (node: FleetNode) => (node.os === "windows-wsl" ? "wsl" : "n
 export interface DistributionPaths {
   /** The builder's tarball directory (default /opt/icecc-envs). */
   builderEnvDir?: string;
-  /** The receiver's tarball directory (default /opt/icecc-envs), for the presence check. */
-  receiverEnvDir?: string;
   /** The receive program on the receiver (default roles/toolchains/render.ts `toolchainReceivePath`). */
   receiveProgram?: string;
 }
 
 /**
- * The local sh script that brings `receiver` up to date with `builder`'s manifest text: for each tarball,
- * check on the receiver, stream from the builder only when missing, and run the receiver's installed receive
- * program either way (it reads stdin only when the file is missing; it also links the current tarball). Pure.
- * @throws Error when the manifest is malformed (roles/toolchains/render.ts parseManifest).
+ * The local sh script that brings `receiver` up to date with `builder`'s manifest text: one line per tarball,
+ * `fk_tarball ARCH COMPILER TARGET FILE SHA256` (the manifest's fields, plain words), which asks the receiver's
+ * installed receive program whether the tarball is there (`… check`), streams it from the builder only when
+ * it is missing, and runs the receive program either way (it reads stdin only when the file is missing; it
+ * also links the current tarball). The programs run as root without a shell script in between
+ * (roles/bundle.ts `rootArgvCommand`), so each tarball costs one short line. Pure.
+ * @throws Error when the manifest is malformed (roles/toolchains/render.ts parseManifest), or a path would
+ *   need quoting inside the script's double quotes (a fleetkit bug: the paths are fixed, tests' temp paths plain).
  */
 export function distributionScript(
   builder: FleetNode,
@@ -73,24 +75,20 @@ export function distributionScript(
   paths: DistributionPaths = {},
 ): string {
   const tarballs = parseManifest(manifest);
-  const builderDir = paths.builderEnvDir ?? TOOLCHAIN_DIR;
   const lines = ["set -eu", `# fleetkit: toolchains from ${builder.name} to ${receiver.name}`];
-  if (tarballs.length === 0) lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
-  else {
-    // fk_tarball CHECK SEND RECEIVE: the receive program reads stdin only when the tarball is missing, so
-    // the builder streams it only then, and the program runs either way (it also links the current tarball).
-    lines.push(
-      sshFunction("fk_on_builder", builder, ssh.builder),
-      sshFunction("fk_on_receiver", receiver, ssh.receiver),
-      `fk_tarball() { if [ "$(fk_on_receiver "$1")" = missing ]; then fk_on_builder "$2" | fk_on_receiver "$3"; else fk_on_receiver "$3" </dev/null; fi; }`,
-    );
+  if (tarballs.length === 0) {
+    lines.push(`echo "fleetkit: ${builder.name} lists no toolchain tarballs yet" >&2`);
+    return lines.join("\n") + "\n";
   }
-  for (const t of tarballs) {
-    const check = remoteCommand(receiver, linuxTarget(receiver), toolchainCheckCommand(t, paths.receiverEnvDir));
-    const send = remoteCommand(builder, linuxTarget(builder), `cat ${shWord(`${builderDir}/${t.file}`)}`);
-    const receive = remoteCommand(receiver, linuxTarget(receiver), toolchainReceiveCommand(t, paths.receiveProgram ?? toolchainReceivePath(receiver)));
-    lines.push(`fk_tarball ${[check, send, receive].map(shQuote).join(" ")}`);
-  }
+  const receive = rootArgvCommand(receiver, linuxTarget(receiver), [paths.receiveProgram ?? toolchainReceivePath(receiver)]);
+  const send = rootArgvCommand(builder, linuxTarget(builder), ["cat", `${paths.builderEnvDir ?? TOOLCHAIN_DIR}/`]);
+  for (const part of [receive, send]) if (/["$`\\]/.test(part)) throw new Error(`distributionScript: ${JSON.stringify(part)} cannot stand inside double quotes (a fleetkit bug)`);
+  lines.push(
+    sshFunction("fk_on_builder", builder, ssh.builder),
+    sshFunction("fk_on_receiver", receiver, ssh.receiver),
+    `fk_tarball() { r="${receive} $*"; if [ "$(fk_on_receiver "$r check")" = missing ]; then fk_on_builder "${send}$4" | fk_on_receiver "$r"; else fk_on_receiver "$r" </dev/null; fi; }`,
+  );
+  for (const t of tarballs) lines.push(`fk_tarball ${receiveArguments(t).join(" ")}`);
   return lines.join("\n") + "\n";
 }
 

@@ -19,10 +19,11 @@
  *
  * Distribution (run by the Pulumi component or a zx script after the build, since the tarball names and
  * sha256s exist only then): read each builder's `/opt/icecc-envs/manifest-<arch>` ({@link parseManifest}),
- * then for every receiving node and tarball run {@link toolchainCheckCommand}; only on `missing`, stream the
- * file from the builder into the node's receive program, `sudo <binDir>/fleetkit-toolchain-receive ARCH
- * COMPILER TARGET FILE SHA256` ({@link toolchainReceiveProgram}: checks its arguments, verifies the sha256
- * before anything is replaced, links `current-<stem>.tar.gz`, removes that stem's superseded tarballs).
+ * then for every receiving node and tarball ask the node's receive program, `sudo <binDir>/fleetkit-toolchain-receive
+ * ARCH COMPILER TARGET FILE SHA256 check`, whether it is there; only on `missing`, stream the file from the
+ * builder into the same program without `check` ({@link toolchainReceiveProgram}: checks its arguments,
+ * verifies the sha256 before anything is replaced, links `current-<stem>.tar.gz`, removes that stem's
+ * superseded tarballs).
  *
  * Receiver files ({@link toolchainReceiverFiles}): the iceccd role installs the receive program and the
  * environment file on every Linux iceccd node of a fleet with a builder, so each distribution command
@@ -222,17 +223,6 @@ function checkTarball(t: ToolchainTarball): void {
   parseManifest(`${t.arch} ${t.compiler} ${t.target} ${t.file} ${t.sha256}`);
 }
 
-/**
- * A command (POSIX sh, safe for any node user) printing `present` when `<envDir>/<file>` exists with that
- * sha256, else `missing`: the distribution copies only on `missing`.
- */
-export function toolchainCheckCommand(t: ToolchainTarball, envDir = TOOLCHAIN_DIR): string {
-  checkTarball(t);
-  const f = shWord(`${envDir}/${t.file}`);
-  // sha256sum(1) prints `<hex>  -` for stdin; a missing file fails the comparison, quietly.
-  return `if { [ "$(sha256sum <${f})" = "${t.sha256}  -" ];} 2>/dev/null;then echo present;else echo missing;fi`;
-}
-
 /** The prelude helpers the receive program uses (templates/common/prelude.sh). */
 const RECEIVE_HELPERS = ["fk_log", "fk_die", "fk_rm", "fk_sha256"];
 
@@ -310,8 +300,16 @@ export function toolchainReceiverFiles(fleet: Fleet, node: FleetNode): BundleFil
  * @throws Error when `t` is malformed (see {@link parseManifest}).
  */
 export function toolchainReceiveCommand(t: ToolchainTarball, program: string): string {
+  return [program, ...receiveArguments(t)].map(shWord).join(" ");
+}
+
+/**
+ * The receive program's arguments for tarball `t`: ARCH COMPILER TARGET FILE SHA256, plain words (checked).
+ * @throws Error when `t` is malformed (see {@link parseManifest}).
+ */
+export function receiveArguments(t: ToolchainTarball): string[] {
   checkTarball(t);
-  return [program, t.arch, t.compiler, t.target, t.file, t.sha256].map(shWord).join(" ");
+  return [t.arch, t.compiler, t.target, t.file, t.sha256];
 }
 
 /** Renders the toolchains role (the builder side) for one node. Pure. */

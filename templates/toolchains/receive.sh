@@ -1,13 +1,15 @@
-# Usage: {{path}} ARCH COMPILER TARGET FILE SHA256   (as root)
+# Usage: {{path}} ARCH COMPILER TARGET FILE SHA256 [check]   (as root)
 # Receives toolchain tarball FILE into {{envDir}} from stdin, unless a file of that name and sha256 is already
-# there (then stdin is not read: the distribution checks first and sends nothing). The arguments come from
+# there (then stdin is not read: the distribution checks first and sends nothing). With `check` last it only
+# prints `present` or `missing` (that file with that sha256 there or not) and changes nothing. The arguments come from
 # a builder's manifest, read over SSH: each is checked against the shape roles/toolchains/render.ts
 # parseManifest accepts before it is used: FILE is STEM-<md5>.tar.gz, STEM being ARCH-COMPILER (TARGET =
 # ARCH) or ARCH-gcc-TARGET (a gcc cross compiler). The sha256 is verified before the file replaces anything;
 # then current-STEM.tar.gz links it and older STEM tarballs are removed.
 # Prints `fleetkit: toolchains changed` or `fleetkit: toolchains unchanged`.
-fk_bad() { fk_die "toolchain receive: $1; nothing was changed (usage: {{path}} ARCH COMPILER TARGET FILE SHA256)"; }
-[ $# -eq 5 ] || fk_bad "expected 5 arguments, got $#"
+fk_bad() { fk_die "toolchain receive: $1; nothing was changed (usage: {{path}} ARCH COMPILER TARGET FILE SHA256 [check])"; }
+fk_check=
+if [ $# -eq 6 ] && [ "$6" = check ]; then fk_check=1; else [ $# -eq 5 ] || fk_bad "expected 5 arguments and an optional check, got $#"; fi
 fk_arch=$1 fk_compiler=$2 fk_target=$3 fk_file=$4 fk_sum=$5
 # fk_one_of VALUE WORD... : true when VALUE is one of the WORDs
 fk_one_of() { fk_v=$1; shift; for fk_w in "$@"; do if [ "$fk_v" = "$fk_w" ]; then return 0; fi; done; return 1; }
@@ -31,8 +33,13 @@ case $fk_sum in *[!0-9a-f]* | "") fk_sum= ;; esac
 
 fk_env_dir={{envDir}}
 fk_path="$fk_env_dir/$fk_file"
+fk_present() { [ -f "$fk_path" ] && [ "$(fk_sha256 "$fk_path")" = "$fk_sum" ]; }
+if [ -n "$fk_check" ]; then
+  if fk_present; then echo present; else echo missing; fi
+  exit 0
+fi
 mkdir -p "$fk_env_dir"
-if [ -f "$fk_path" ] && [ "$(fk_sha256 "$fk_path")" = "$fk_sum" ]; then
+if fk_present; then
   fk_log "toolchain $fk_file already present"
 else
   fk_part="$fk_env_dir/.$fk_file.part.$$"

@@ -31,7 +31,7 @@ describe("toolchain distribution over real SSH", () => {
   const node = (name: string) => fleet.nodes.find((n) => n.name === name)!;
   const distribute = (text: string) => {
     const client = { keyFile: sshd.keyPath, options: [`UserKnownHostsFile=${sshd.knownHosts}`] };
-    const script = distributionScript(node("builder"), node("receiver"), text, { builder: client, receiver: client }, { builderEnvDir: builderDir, receiverEnvDir: receiverDir, receiveProgram: program });
+    const script = distributionScript(node("builder"), node("receiver"), text, { builder: client, receiver: client }, { builderEnvDir: builderDir, receiveProgram: program });
     // What local.Command does with interpreter ["/bin/sh", "-c"].
     return spawnSync("/bin/sh", ["-c", script], { encoding: "utf8", timeout: 60_000 });
   };
@@ -72,12 +72,14 @@ describe("toolchain distribution over real SSH", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("each command line is short: the receive program is named by path, no script travels with it", () => {
+  it("each tarball is one short line of the manifest's fields; the receive program is named once, by path, run as root without a script", () => {
     const script = distributionScript(node("builder"), node("receiver"), manifest);
-    expect(Buffer.byteLength(script)).toBeLessThan(4096);
+    expect(Buffer.byteLength(script)).toBeLessThan(1024);
     expect(script).not.toContain("fk_put");
-    // The receive line (once, in a function): the program's path and the five manifest fields as plain words.
-    expect(script.match(/fleetkit-toolchain-receive x86_64 gcc x86_64 x86_64-gcc-a{32}\.tar\.gz [0-9a-f]{64}/g)).toHaveLength(1);
+    expect(script.match(/fleetkit-toolchain-receive/g)).toHaveLength(1);
+    expect(script).toContain('r="sudo -n /usr/local/lib/fleetkit/fleetkit-toolchain-receive $*"');
+    expect(script).toContain('fk_on_builder "sudo -n cat /opt/icecc-envs/$4"');
+    expect(script.split("\n").filter((l) => l.startsWith("fk_tarball "))).toEqual([`fk_tarball x86_64 gcc x86_64 ${tarball} ${manifest.trim().split(" ").at(-1)}`]);
   });
 
   it("copies a missing tarball, verified, and links it as current", () => {

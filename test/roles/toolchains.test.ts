@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFleet } from "../../model/load.js";
 import type { Fleet, FleetNode } from "../../model/fleet.js";
 import { renderBundle } from "../../roles/index.js";
-import { sha256Hex } from "../../roles/bundle.js";
+import { rootArgvCommand, sha256Hex } from "../../roles/bundle.js";
 import {
   describeToolchainsPlan,
   parseManifest,
   toolchainBuildScript,
-  toolchainCheckCommand,
   toolchainEnvFile,
   toolchainReceiveCommand,
   toolchainReceiveProgram,
@@ -222,8 +221,8 @@ describe("on this machine: icecc-create-env for real", () => {
     expect(built.map((t) => statSync(join(builderDir, t.file)).mtimeMs)).toEqual(before);
   }, 120_000);
 
-  it("distribution: check says missing, the receive program installs and verifies, then check says present and a resend is a no-op", () => {
-    const check = (t: ToolchainTarball) => execFileSync("sh", ["-c", toolchainCheckCommand(t, nodeDir)], { encoding: "utf8" });
+  it("distribution: the program's check says missing, the receive program installs and verifies, then check says present and a resend is a no-op", () => {
+    const check = (t: ToolchainTarball) => execFileSync("sh", ["-c", `${toolchainReceiveCommand(t, program)} check`], { encoding: "utf8" });
     for (const t of built) {
       expect(check(t)).toBe("missing\n");
       const r = receive(t, readFileSync(join(builderDir, t.file)));
@@ -252,7 +251,9 @@ describe("on this machine: icecc-create-env for real", () => {
   const file = `x86_64-gcc-${md5}.tar.gz`;
   it.each([
     // label, argv after the program, the refusal
-    ["too few arguments", ["x86_64", "gcc", file, sha], "expected 5 arguments, got 4"],
+    ["too few arguments", ["x86_64", "gcc", file, sha], "expected 5 arguments and an optional check, got 4"],
+    ["a sixth argument that is not check", ["x86_64", "gcc", "x86_64", file, sha, "rm"], "expected 5 arguments and an optional check, got 6"],
+    ["check with a bad argument", ["x86_64", "gcc", "x86_64", "../x", sha, "check"], "FILE must be x86_64-gcc-<32 hex digits>.tar.gz"],
     ["a path as the arch", ["../x", "gcc", "x86_64", file, sha], "ARCH must be one of x86_64, aarch64"],
     ["a command substitution as the compiler", ["x86_64", "$(id)", "x86_64", file, sha], "COMPILER must be one of gcc, clang"],
     ["a command substitution as the target", ["x86_64", "gcc", "`id`", file, sha], "TARGET must be one of x86_64, aarch64"],
@@ -268,7 +269,7 @@ describe("on this machine: icecc-create-env for real", () => {
   ])("the receive program refuses %s, changing nothing", (_label, args, why) => {
     const before = spawnSync("ls", ["-lA", "--time-style=full-iso", nodeDir], { encoding: "utf8" }).stdout;
     const r = spawnSync("sh", [program, ...args], { input: "x", encoding: "utf8" });
-    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: toolchain receive: ${why}; nothing was changed (usage: ${program} ARCH COMPILER TARGET FILE SHA256)\n`]);
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: error: toolchain receive: ${why}; nothing was changed (usage: ${program} ARCH COMPILER TARGET FILE SHA256 [check])\n`]);
     expect(spawnSync("ls", ["-lA", "--time-style=full-iso", nodeDir], { encoding: "utf8" }).stdout).toBe(before);
   });
 
@@ -339,5 +340,24 @@ describe("on this machine: icecc-create-env for real", () => {
       `FLEET_ICECC_VERSION_GCC=${gcc}`,
     ].sort();
     expect([r.status, r.stderr, r.stdout]).toEqual([0, "", want.join("\n") + "\n"]);
+  });
+});
+
+describe("rootArgvCommand: a program run as root with plain arguments, no script", () => {
+  const prog = "/usr/local/lib/fleetkit/fleetkit-toolchain-receive";
+  it.each([
+    ["rpi1", "node", [prog, "x86_64"], `sudo -n ${prog} x86_64`],
+    ["rpi1", "node", ["/tmp/a b/prog", "x"], "sudo -n '/tmp/a b/prog' x"],
+    ["windows-desktop", "wsl", [prog, "x86_64"], `wsl.exe -d Debian -u root -e ${prog} x86_64`],
+  ] as const)("%s %s %j -> %s", (name, target, argv, line) => {
+    expect(rootArgvCommand(node(mesh, name), target, [...argv])).toBe(line);
+  });
+
+  it.each([
+    ["a space on a Windows command line", "wsl", ["/tmp/a b/prog"], 'rootArgvCommand: "/tmp/a b/prog" cannot be written plain on a Windows command line for node windows-desktop (a fleetkit bug)'],
+    ["a variable on a Windows command line", "wsl", [prog, "$env:X"], 'rootArgvCommand: "$env:X" cannot be written plain on a Windows command line for node windows-desktop (a fleetkit bug)'],
+    ["the Windows host itself", "windows-host", [prog], "rootArgvCommand: no program runs as root on the windows-host of node windows-desktop (a fleetkit bug)"],
+  ] as const)("refuses %s", (_what, target, argv, message) => {
+    expect(() => rootArgvCommand(node(mesh, "windows-desktop"), target, [...argv])).toThrow(message);
   });
 });
