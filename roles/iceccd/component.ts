@@ -1,7 +1,9 @@
 /**
  * The iceccd role component (`fleetkit:role:Iceccd`): the role's install, and on a Linux node that receives
  * toolchains one local command per builder architecture that streams the builder's tarballs to it
- * (roles/toolchains/component.ts `distributionScript`), re-run when the builder's manifest changes.
+ * (roles/toolchains/component.ts `distributionScript`), re-run when the builder's manifest changes: the
+ * script is made from the manifest's fields, and a changed `create` with no `update` runs `create` again
+ * (@pulumi/command; no `triggers`, which would repeat the whole manifest in the state of every receiver).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -43,7 +45,6 @@ export class Iceccd extends RoleComponent {
           this.childName(toolchainReceiveResourceName(name, src.arch)),
           {
             create: pulumi.output(src.manifest).apply((m) => distributionScript(src.builder, node, m, { builder: { keyFile: src.keyFile }, receiver: { keyFile } })),
-            triggers: [src.manifest],
             interpreter: ["/bin/sh", "-c"],
             addPreviousOutputInEnv: false,
           },

@@ -9,7 +9,7 @@
  *   again. The receive program is a file the node's iceccd bundle installed (roles/toolchains/render.ts
  *   `toolchainReceiveProgram`, with the node's ICECC_VERSION environment file): it checks its arguments,
  *   verifies the sha256 before anything is replaced and links `current-<stem>.tar.gz`, so this
- *   command stays a few lines long. It re-runs when the manifest changes (its trigger).
+ *   command stays a few lines long. It re-runs when the manifest changes (the script is made from it).
  *
  * Both use the local `ssh` client with the options of roles/ssh.ts `sshClientArgs` (BatchMode, the fleet's dial
  * timeout, the key file when the key came from a file, else the ssh-agent), like Docker's SSH transport for ntfy.
