@@ -4,7 +4,7 @@
  * The deployed side comes from the stack's state as `pulumi stack export --file STATE` writes it (Pulumi's
  * deployment format, version 3: sdk/go/common/apitype/deployments.json and resources.json in
  * github.com/pulumi/pulumi): for each `<node>-<role>-install` resource (a `remote.Command`) the state keeps its
- * `create` input, the short install line of roles/shipping.ts, which begins by naming the bundle's directory
+ * `create` input, the short install line of roles/shipping.ts, which ends by naming the bundle's directory
  * `<role>.<hash>`. Nothing else of the state is read, and secrets stay encrypted in it. The deployed scripts themselves are the bundle directory of that
  * name under the bundle dir (`fleetkit:bundleDir`, default `.fleetkit/bundles`), where the program wrote
  * them when it was deployed from this checkout; the new side is what the fleet renders now. Windows nodes'
@@ -25,8 +25,8 @@ export interface DeployedBundle {
   dir: string;
 }
 
-/** How a file-shipped install line begins (roles/shipping.ts `bundleShipping`), naming the bundle directory. */
-const CREATE_RE = /^sudo -n sh -c 'set -e;n=([a-z0-9][a-z0-9-]*\.[0-9a-f]{64});/;
+/** A file-shipped install line (roles/shipping.ts `bundleShipping`): it ends by handing the helper the bundle directory. */
+const CREATE_RE = /^sudo -n sh -c 'h=[^']*;sh \$h i ([a-z0-9][a-z0-9-]*\.[0-9a-f]{64}) [0-9a-f]{64} [0-9a-f]{64} [a-z0-9-]+'$/;
 
 const StateSchema = z.object({
   version: z.literal(3, { error: "expected version 3 (what `pulumi stack export` writes today)" }),

@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { FleetNode } from "../model/fleet.js";
-import { NODE_BUNDLE_DIR, ownsBundleCopy, type ShippedBundle } from "./shipping.js";
+import { NODE_COPY_REMOTE_PATH, ownsBundleCopy, type ShippedBundle } from "./shipping.js";
 import { bundleResourceName, installResourceName, roleTypeToken } from "./naming.js";
 
 /** SSH connection inputs of @pulumi/command (host, port, user, privateKey, perDialTimeout, dialErrorLimit). */
@@ -43,11 +43,12 @@ export interface RoleArgs {
  * Ships one role to one node (roles/shipping.ts `bundleShipping`, `shipBundle`):
  * - on Linux and macOS the install waits for the copy that carries the directory `<role>.<hash>` (install and
  *   uninstall scripts, written locally under the program's `bundleDir`) into the node user's
- *   `~/.fleetkit/bundles/` over SFTP: the node's copy (`nodeCopy`), or for a tailscale role joined through
- *   `bootstrapHost` a `remote.CopyToRemote` of its own named `<name>-bundle`, dialled like its install. The
- *   engine compares the archive's hash, so unchanged bundles copy nothing;
- * - a `remote.Command` named `<name>-install`, after the copy: `create` is a short line that checks the
- *   scripts' sha256 and runs the install as root, `delete` the uninstall; on Windows both carry the script
+ *   `~/.fleetkit/bundles/` over SFTP with the shipping helper: the node's copy (`nodeCopy`), or for a tailscale
+ *   role joined through `bootstrapHost` a `remote.CopyToRemote` of its own named `<name>-bundle` (its
+ *   `bundles` directory holding this role and the helper), dialled like its install. The engine compares the
+ *   archive's hash, so unchanged bundles copy nothing;
+ * - a `remote.Command` named `<name>-install`, after the copy: `create` is a short line that has root's
+ *   checked copy of the shipping helper check the scripts' sha256 and run the install, `delete` the uninstall; on Windows both carry the script
  *   inline (`remoteInvocation`), a WSL install too long for a Windows command line (the worker's) on stdin
  *   ahead of the secrets;
  * - no `triggers`, on purpose: `create` names the bundle hash and the scripts' sha256 (or is the whole script
@@ -96,10 +97,10 @@ export class RoleComponent extends pulumi.ComponentResource {
     const given = opts?.dependsOn;
     // The Fleet passes plain resources (stacks/node.ts), never a Promise of a list.
     const after: pulumi.Input<pulumi.Resource>[] = given === undefined ? [] : Array.isArray(given) ? given : [given as pulumi.Input<pulumi.Resource>];
-    if (shipping.localDir && ownsBundleCopy(args.node, bundle.role)) {
+    if (shipping.copyDir && ownsBundleCopy(args.node, bundle.role)) {
       this.copy = new command.remote.CopyToRemote(
         this.childName(bundleResourceName(name)),
-        { connection: args.connection, source: new pulumi.asset.FileArchive(shipping.localDir), remotePath: NODE_BUNDLE_DIR },
+        { connection: args.connection, source: new pulumi.asset.FileArchive(shipping.copyDir), remotePath: NODE_COPY_REMOTE_PATH },
         this.childOptions({ dependsOn: after }),
       );
     } else if (shipping.localDir) {

@@ -48,9 +48,9 @@ export interface BundleShipping {
   /**
    * The files to copy before `create` runs, or undefined when the bundle travels inline (Windows):
    * `dir` is `<role>.<hash>`, the directory name locally and on the node; `install.sh` and `uninstall.sh`
-   * are the bundle's scripts.
+   * are the bundle's scripts; `helper` the platform's {@link shipHelper}, sent beside the role directories.
    */
-  files?: { dir: string; "install.sh": string; "uninstall.sh": string };
+  files?: { dir: string; "install.sh": string; "uninstall.sh": string; helper: { name: string; content: string } };
   /** The install command line (`remote.Command` create). */
   create: string;
   /** The uninstall command line (`remote.Command` delete). */
@@ -61,7 +61,8 @@ export interface BundleShipping {
 
 /** Every text a shipping sends to its node: command lines, stdin prefix and file contents (for leak checks). */
 export function shippedTexts(shipping: BundleShipping): string[] {
-  return [shipping.create, shipping.delete, shipping.stdinPrefix, ...(shipping.files ? [shipping.files["install.sh"], shipping.files["uninstall.sh"]] : [])];
+  const f = shipping.files;
+  return [shipping.create, shipping.delete, shipping.stdinPrefix, ...(f ? [f["install.sh"], f["uninstall.sh"], f.helper.content] : [])];
 }
 
 /** True when `node`'s bundles travel as files (Linux and macOS); Windows nodes' travel inline. */
@@ -93,9 +94,59 @@ function sha256Command(platform: Platform): string {
 }
 
 /**
- * The install and uninstall commands of `bundle` on `node`, and the files they need (see the module doc).
- * Pure: the same bundle always gives the same text.
- * @throws Error for {@link remoteInvocation}'s reasons on Windows nodes.
+ * The shipping helper of a platform: the sh program that does, as root, what each role's install and uninstall
+ * line asks (so each line only names its bundle and hashes, and the stack state holds the procedure once per
+ * node instead of once per role): `sh HELPER i <role>.<hash> INSTALL_SHA256 UNINSTALL_SHA256 COPY` and
+ * `sh HELPER u <role>.<hash> UNINSTALL_SHA256`, in the node user's home (see the module doc for what each does).
+ * It travels in the node's copy as `~/.fleetkit/bundles/_ship.<first 16 hex of its sha256>` (`_` is in no role
+ * name: those are hostname labels) and each line copies it into `<stateDir>/` and checks its sha256 there
+ * before first use. Pure.
+ */
+export function shipHelper(platform: Platform): { name: string; content: string; sha256: string } {
+  const sum = sha256Command(platform);
+  const state = platform.stateDir;
+  const content = [
+    "# fleetkit shipping helper (roles/shipping.ts), run as root in the node user's home:",
+    "#   sh HELPER i DIR INSTALL_SHA256 UNINSTALL_SHA256 COPY   install the bundle DIR (<role>.<hash>) copied by COPY",
+    "#   sh HELPER u DIR UNINSTALL_SHA256                       uninstall it",
+    "set -e",
+    `b=${state}/bundles u=${NODE_BUNDLE_DIR} n=$2`,
+    // The lines pass plain words; anything else (a path, an empty name) is refused before it is used.
+    `case $n in "" | .* | *[!a-z0-9.-]*) echo "fleetkit: shipping helper: bad bundle name $n" >&2; exit 2 ;; esac`,
+    `d="$b/$n" s="$u/$n" r="\${n%%.*}"`,
+    "if [ \"$1\" = u ]; then",
+    `  if { [ "$(${sum} <"$d/uninstall.sh")" = "$3  -" ]; } 2>/dev/null; then sh "$d/uninstall.sh"; rm -rf "$d"`,
+    // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
+    `  elif ! [ -e "${state}/roles/$r.hash" ]; then echo "fleetkit: $r removed"`,
+    `  else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)" >&2; exit 1; fi`,
+    "  exit 0",
+    "fi",
+    `i=$3 x=$4 c=$5`,
+    // k DIR: both scripts there and their sha256 as rendered (a missing file is a mismatch, quietly).
+    `k() { [ "$(${sum} <"$1/install.sh")" = "$i  -" ] && [ "$(${sum} <"$1/uninstall.sh")" = "$x  -" ]; } 2>/dev/null`,
+    // Root's copy is checked, not the user's files, so nothing the user's processes write between check and use runs.
+    'if ! k "$d"; then',
+    `  [ -d "$s" ] || { echo "fleetkit: bundle $n is not in ~/$s on this node; the copy before this command did not happen (pulumi up --replace the URN of $c)" >&2; exit 1; }`,
+    '  mkdir -p "$b"; umask 077; rm -rf "$d.new"; mkdir "$d.new"; cp "$s/install.sh" "$s/uninstall.sh" "$d.new/"',
+    `  k "$d.new" || { rm -rf "$d.new"; echo "fleetkit: bundle $n in ~/$s does not match its sha256; nothing was run" >&2; exit 1; }`,
+    '  rm -rf "$d"; mv "$d.new" "$d"',
+    "fi",
+    // The node's copy sends unchanged roles' directories too: every user copy of this role goes.
+    'rm -rf "$u/$r."*',
+    'sh "$d/install.sh"',
+    'for o in "$b/$r."*; do [ "$o" = "$d" ] || rm -rf "$o"; done',
+    "",
+  ].join("\n");
+  const sha256 = sha256Hex(content);
+  return { name: `_ship.${sha256.slice(0, 16)}`, content, sha256 };
+}
+
+/**
+ * The install and uninstall commands of `bundle` on `node`, and the files they need (see the module doc):
+ * on Linux and macOS each line makes sure root's copy of the platform's {@link shipHelper} is there and whole,
+ * then hands it the bundle directory, the scripts' sha256 and the name of the copy to replace when the files
+ * did not arrive. Pure: the same bundle always gives the same text.
+ * @throws Error for {@link remoteInvocation}'s reasons on Windows nodes, or when a value is not a plain sh word.
  */
 export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping {
   if (!shipsBundleFiles(node)) {
@@ -104,39 +155,29 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
   }
   const dir = `${bundle.role}.${bundle.hash}`;
   const platform = platformFor(node);
-  const bundles = `${platform.stateDir}/bundles`;
-  const sum = sha256Command(platform);
+  const state = platform.stateDir;
+  const helper = shipHelper(platform);
   const install = sha256Hex(bundle.install);
   const uninstall = sha256Hex(bundle.uninstall);
   const copy = bundleCopyName(node, bundle.role);
   // The lines use no single quotes, so `sh -c '…'` adds no escapes, and leave plain words unquoted: they
   // are every role's state and diff (issue 15), each byte counted 2,000 times at 500 nodes. So every value
   // must be a plain word: the role and node hostname labels (the loader checks them), the hashes hex, the paths fixed.
-  for (const word of [dir, bundles, copy]) {
+  for (const word of [dir, state, copy]) {
     if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
   }
-  // k DIR: both scripts there and their sha256 as rendered (a missing file is a mismatch, quietly). $1, $d,
-  // $s and $o are plain words too ($o a name in root's directory), so they go unquoted.
-  const ok = `k(){ [ "$(${sum} <$1/install.sh)" = "${install}  -" ]&&[ "$(${sum} <$1/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null`;
-  const create = [
-    `set -e;n=${dir};b=${bundles};d=$b/$n;u=${NODE_BUNDLE_DIR};s=$u/$n`,
-    ok,
-    `if ! k $d;then [ -d $s ]||{ echo "fleetkit: no ~/$s, its copy did not happen (pulumi up --replace the URN of ${copy})">&2;exit 1;}`,
-    `mkdir -p $b;umask 077;rm -rf $d.new;mkdir $d.new;cp $s/install.sh $s/uninstall.sh $d.new`,
-    `k $d.new||{ rm -rf $d.new;echo "fleetkit: ~/$s does not match its sha256; nothing run">&2;exit 1;};rm -rf $d;mv $d.new $d;fi`,
-    `rm -rf $u/${bundle.role}.*;sh $d/install.sh`,
-    `for o in $b/${bundle.role}.*;do [ $o = $d ]||rm -rf $o;done`,
-  ].join("\n");
-  const marker = `${platform.stateDir}/roles/${bundle.role}.hash`;
-  const del = [
-    `set -e;n=${dir};d=${bundles}/$n`,
-    `if { [ "$(${sum} <$d/uninstall.sh)" = "${uninstall}  -" ];} 2>/dev/null;then sh $d/uninstall.sh;rm -rf $d`,
-    // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
-    `elif ! [ -e ${marker} ];then echo "fleetkit: ${bundle.role} removed"`,
-    `else echo "fleetkit: $d/uninstall.sh is missing or changed; nothing removed (README: forgetting a node)">&2;exit 1;fi`,
-  ].join("\n");
+  const h = `h=${state}/${helper.name}`;
+  // Root's copy of the helper, from the node's copy, checked; then the helper does the rest.
+  const fetch =
+    `[ -f $h ]||{ mkdir -p ${state};umask 077;cp ${NODE_BUNDLE_DIR}/${helper.name} $h.new 2>/dev/null&&[ "$(${sha256Command(platform)} <$h.new)" = "${helper.sha256}  -" ]&&mv $h.new $h;}` +
+    `||{ rm -f $h.new;echo "fleetkit: no whole ~/${NODE_BUNDLE_DIR}/${helper.name} on this node; nothing was run (pulumi up --replace the URN of ${copy})">&2;exit 1;}`;
+  const create = `${h};${fetch};sh $h i ${dir} ${install} ${uninstall} ${copy}`;
+  // An uninstall needs root's helper, there since this role's install ran; without it and without the role's marker the role is gone.
+  const del =
+    `${h};if [ -f $h ];then sh $h u ${dir} ${uninstall};elif ! [ -e ${state}/roles/${bundle.role}.hash ];then echo "fleetkit: ${bundle.role} removed";` +
+    `else echo "fleetkit: no $h on this node; nothing was removed (README: forgetting a node)">&2;exit 1;fi`;
   return {
-    files: { dir, "install.sh": bundle.install, "uninstall.sh": bundle.uninstall },
+    files: { dir, "install.sh": bundle.install, "uninstall.sh": bundle.uninstall, helper: { name: helper.name, content: helper.content } },
     create: `sudo -n sh -c ${shQuote(create)}`,
     delete: `sudo -n sh -c ${shQuote(del)}`,
     stdinPrefix: "",
@@ -178,8 +219,13 @@ export interface ShippedCommands {
   delete: string;
   /** Text that must come first on the install command's stdin, before the secrets ("" = none). */
   stdinPrefix: string;
-  /** The local directory `<role>.<hash>` to copy before `create` runs (written); undefined = inline (Windows). */
+  /** The local directory `<role>.<hash>` its files were written to; undefined = inline (Windows). */
   localDir?: string;
+  /**
+   * For a role with a copy of its own ({@link ownsBundleCopy}), the local `bundles` directory that copy sends
+   * ({@link writeNodeBundles} of this role alone); undefined for the others, whose files travel in the node's copy.
+   */
+  copyDir?: string;
 }
 
 /**
@@ -198,6 +244,8 @@ export type ShippedBundle = Pick<Bundle, "node" | "role" | "target" | "secrets" 
 export function shipBundle(node: FleetNode, bundle: Bundle, localDir: string): ShippedBundle {
   const shipping = bundleShipping(node, bundle);
   const { role, target, secrets, secretsMode, requiredSecrets, hash } = bundle;
+  const files = shipping.files;
+  const dir = files ? writeBundleFiles(localDir, shipping) : undefined;
   return {
     node: bundle.node,
     role,
@@ -210,32 +258,36 @@ export function shipBundle(node: FleetNode, bundle: Bundle, localDir: string): S
       create: shipping.create,
       delete: shipping.delete,
       stdinPrefix: shipping.stdinPrefix,
-      ...(shipping.files ? { localDir: writeBundleFiles(localDir, shipping) } : {}),
+      ...(dir ? { localDir: dir } : {}),
+      ...(files && ownsBundleCopy(node, role) ? { copyDir: writeNodeBundles(localDir, [files.dir], files.helper) } : {}),
     },
   };
 }
 
 /**
- * Writes the directory a node's copy sends: `<localDir>/nodes/<id>/bundles/<role>.<hash>/` for each of
- * `dirs` (directory names `<role>.<hash>` already written by {@link writeBundleFiles} under `localDir`), its
- * files hard links to those (a copy where the file system refuses a link). `<id>` is the sha256 of the sorted
+ * Writes the directory a node's copy sends: `<localDir>/nodes/<id>/bundles/` holding the platform's shipping
+ * `helper` ({@link shipHelper}, named by its hash) and `<role>.<hash>/` for each of `dirs` (directory names
+ * already written by {@link writeBundleFiles} under `localDir`), whose files are hard links to those (a copy
+ * where the file system refuses a link). `<id>` is the sha256 of the helper's and the sorted directories'
  * names, so the directory is content-addressed like the role directories: when it exists it is left as it
  * is, otherwise it is built in a temporary directory renamed into place (never half a directory).
  * @returns the absolute path of its `bundles` directory (the copy's source; named `bundles` so that it lands
  *   as {@link NODE_BUNDLE_DIR} when sent to {@link NODE_COPY_REMOTE_PATH}).
  * @throws Error when a role directory is missing or the directory cannot be written.
  */
-export function writeNodeBundles(localDir: string, dirs: readonly string[]): string {
+export function writeNodeBundles(localDir: string, dirs: readonly string[], helper: { name: string; content: string }): string {
   const names = [...dirs].sort();
-  const id = sha256Hex(names.join("\n"));
+  const id = sha256Hex([helper.name, ...names].join("\n"));
   const nodes = join(localDir, "nodes");
   const target = join(nodes, id);
   if (existsSync(target)) return join(target, "bundles");
   mkdirSync(nodes, { recursive: true, mode: 0o700 });
   const tmp = mkdtempSync(join(nodes, `.${id}.`));
   try {
+    mkdirSync(join(tmp, "bundles"), { mode: 0o700 });
+    writeFileSync(join(tmp, "bundles", helper.name), helper.content, { mode: 0o600 });
     for (const dir of names) {
-      mkdirSync(join(tmp, "bundles", dir), { recursive: true, mode: 0o700 });
+      mkdirSync(join(tmp, "bundles", dir), { mode: 0o700 });
       for (const file of ["install.sh", "uninstall.sh"]) {
         const from = join(localDir, dir, file);
         const to = join(tmp, "bundles", dir, file);
@@ -274,5 +326,5 @@ export interface ShippedNode {
 export function shipNode(node: FleetNode, bundles: readonly Bundle[], localDir: string): ShippedNode {
   const shipped = bundles.map((b) => shipBundle(node, b, localDir));
   const dirs = shipped.filter((b) => b.shipping.localDir !== undefined && !ownsBundleCopy(node, b.role)).map((b) => basename(b.shipping.localDir!));
-  return dirs.length ? { bundles: shipped, copyDir: writeNodeBundles(localDir, dirs) } : { bundles: shipped };
+  return dirs.length ? { bundles: shipped, copyDir: writeNodeBundles(localDir, dirs, shipHelper(platformFor(node))) } : { bundles: shipped };
 }

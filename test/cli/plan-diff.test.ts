@@ -174,8 +174,9 @@ describe("fleet plan --diff", () => {
   it("a hostile state: install lines that name a path out of the bundle dir or no bundle directory are ignored (their roles count as added), nothing outside is read", () => {
     const state = JSON.parse(readFileSync(stateFile, "utf8")) as { deployment: { resources: { urn: string; inputs: Record<string, any> }[] } };
     const bad = ["../../../etc/passwd", "/etc", "claude.$(id)", `claude.${"a".repeat(64)}/../../x`, `../claude.${"b".repeat(63)}`];
-    const installs = state.deployment.resources.filter((r) => r.urn.endsWith("-install") && String(r.inputs.create).startsWith("sudo -n sh -c 'set -e;n=")).slice(0, bad.length);
-    installs.forEach((r, i) => (r.inputs.create = String(r.inputs.create).replace(/n=[^;]*;/, `n=${bad[i]};`)));
+    const installs = state.deployment.resources.filter((r) => r.urn.endsWith("-install") && String(r.inputs.create).startsWith("sudo -n sh -c 'h=")).slice(0, bad.length);
+    installs.forEach((r, i) => (r.inputs.create = String(r.inputs.create).replace(/;sh \$h i [^ ]+ /, `;sh $h i ${bad[i]} `)));
+    expect(installs.map((r) => String(r.inputs.create).includes(`;sh $h i ${bad[installs.indexOf(r)]} `))).toEqual(bad.map(() => true));
     const file = join(mkdtempSync(join(tmpdir(), "fleet-plan-diff-hostile-")), "state.json");
     writeFileSync(file, JSON.stringify(state));
     const r = plan("--diff", file, "--bundle-dir", bundleDir);

@@ -1,7 +1,7 @@
 /**
  * Running rendered role bundles on harness nodes exactly as the Pulumi role component does (roles/component.ts,
- * roles/shipping.ts `bundleShipping`): the bundle's files copied over SFTP into the node user's
- * `~/.fleetkit/bundles/<role>.<hash>/` (as CopyToRemote does), then the short install line over SSH as the
+ * roles/shipping.ts `bundleShipping`): the bundle's files and the shipping helper copied over SFTP into the
+ * node user's `~/.fleetkit/bundles/` (as the node's CopyToRemote does), then the short install line over SSH as the
  * node user (on a Windows node's stand-in, the script inline in the line), with the bundle's secrets as `NAME=value` lines on stdin (stacks/secrets.ts `secretStdin`),
  * in the order `dependsOn` gives (plan.ts `roleDependencies`), independent roles in parallel. Plus the
  * file checks the hosts tests share.
@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { roleDependencies, roleResourceName } from "../../stacks/plan.js";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles, type BundleShipping } from "../../roles/shipping.js";
@@ -77,14 +77,20 @@ export async function runBundleScript(
 const LOCAL_BUNDLES = mkdtempSync(join(tmpdir(), "fleetkit-hosts-bundles-"));
 
 /**
- * Copies a file-shipped bundle's directory to `node` as CopyToRemote does: SFTP as the node user, parents
- * created, into `~/.fleetkit/bundles/<role>.<hash>/`.
+ * Copies a file-shipped bundle's directory and the shipping helper to `node` as the node's CopyToRemote
+ * does: SFTP as the node user, parents created, into `~/.fleetkit/bundles/<role>.<hash>/` and
+ * `~/.fleetkit/bundles/_ship.<hash>`.
  */
 export async function copyBundle(node: TestNode, shipping: BundleShipping): Promise<void> {
+  const files = shipping.files!;
   const local = writeBundleFiles(LOCAL_BUNDLES, shipping);
-  const remote = `${NODE_BUNDLE_DIR}/${shipping.files!.dir}`;
+  const helper = join(LOCAL_BUNDLES, files.helper.name);
+  writeFileSync(helper, files.helper.content, { mode: 0o600 });
+  const remote = `${NODE_BUNDLE_DIR}/${files.dir}`;
   const parents = remote.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
-  await node.sftp([...parents.map((d) => `-mkdir ${d}`), `put ${local}/install.sh ${remote}/install.sh`, `put ${local}/uninstall.sh ${remote}/uninstall.sh`, ""].join("\n"));
+  await node.sftp(
+    [...parents.map((d) => `-mkdir ${d}`), `put ${local}/install.sh ${remote}/install.sh`, `put ${local}/uninstall.sh ${remote}/uninstall.sh`, `put ${helper} ${NODE_BUNDLE_DIR}/${files.helper.name}`, ""].join("\n"),
+  );
 }
 
 /**

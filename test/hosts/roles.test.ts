@@ -17,6 +17,8 @@ import type { Fleet, FleetNode, RoleName } from "../../model/fleet.js";
 import { renderFleetBundles } from "../../roles/index.js";
 import { tailscaleTarball } from "../../roles/tailscale/render.js";
 import { remoteCommand } from "../../roles/bundle.js";
+import { shipHelper } from "../../roles/shipping.js";
+import { platformFor } from "../../roles/platform.js";
 import type { Bundle, SecretName } from "../../roles/types.js";
 import { parseManifest, tarballStem, toolchainReceiveCommand, toolchainReceivePath, toolchainsPlan, TOOLCHAIN_DIR } from "../../roles/toolchains/render.js";
 import { announceSkip, bootNodes, type TestNetwork, type TestNode } from "./harness.js";
@@ -160,8 +162,9 @@ describe.skipIf(skipReason !== undefined)("hosts: Linux role bundles on three re
     }
     expect(withoutMtime(await fileFacts(tn(node), b.files.map((f) => f.path)))).toEqual(expectedFacts(b));
     expect(await tn(node).run(`cat /var/lib/fleetkit/roles/${role}.hash`)).toBe(`${b.hash}\n`);
-    // The bundle ran from root's own copy; the node user's copy is gone.
-    expect(await tn(node).run(`sudo -n stat -c '%a %U' /var/lib/fleetkit/bundles/${role}.${b.hash}; ls -A .fleetkit/bundles`)).toBe("700 root\n");
+    // The bundle ran from root's own copy through root's copy of the shipping helper; the node user's copy of the role is gone.
+    const helper = shipHelper(platformFor(fleetNode(fleet, node))).name;
+    expect(await tn(node).run(`sudo -n stat -c '%a %U' /var/lib/fleetkit/bundles/${role}.${b.hash} /var/lib/fleetkit/${helper}; ls -A .fleetkit/bundles`)).toBe(`700 root\n600 root\n${helper}\n`);
   });
 
   it.each(allPairs)("$node $role: install again (nothing copied: the bundle is unchanged) reports no change and touches no file", async ({ node, role }) => {

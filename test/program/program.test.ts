@@ -10,7 +10,8 @@ import { loadFleet } from "../../model/load.js";
 import type { Fleet as FleetModel, FleetNode, RoleName } from "../../model/fleet.js";
 import { RANDOM_PASSWORD_TYPE, planFleet, renderBundles, type FleetPlan } from "../../stacks/plan.js";
 import { remoteCommand, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
-import { bundleCopyName, bundleShipping, NODE_BUNDLE_DIR, NODE_COPY_REMOTE_PATH, ownsBundleCopy, shipsBundleFiles } from "../../roles/shipping.js";
+import { bundleCopyName, bundleShipping, NODE_COPY_REMOTE_PATH, ownsBundleCopy, shipHelper, shipsBundleFiles } from "../../roles/shipping.js";
+import { platformFor } from "../../roles/platform.js";
 import type { Bundle } from "../../roles/types.js";
 import { distributionScript } from "../../roles/toolchains/component.js";
 import { byName, expectedShapes, isSecret, MINTED_MARKER, mockManifest, plainStrings, runProgram, shape, type ProgramRun, type Registration } from "./harness.js";
@@ -65,16 +66,14 @@ function scriptOf(commandLine: string, stdin = ""): string {
 }
 
 /** The bundle directory `<role>.<hash>` a file-shipped install line names; undefined for an inline (Windows) one. */
-const shippedDir = (create: unknown) => /^sudo -n sh -c 'set -e;n=([a-z0-9-]+\.[0-9a-f]{64});/.exec(String(create))?.[1];
+const shippedDir = (create: unknown) => /^sudo -n sh -c 'h=[^']*;sh \$h i ([a-z0-9-]+\.[0-9a-f]{64}) /.exec(String(create))?.[1];
 
 /**
  * The Linux/macOS copy that carries a role's bundle (`role` is `<node>-<role>`): its own `-bundle` copy or its
  * node's `-bundles` copy, and the local directory of the role's files in what that copy sends.
  */
 function bundleCopy(program: ProgramRun, role: string): { copy: Registration; dir: string } {
-  const own = program.registrations.find((r) => r.name === `${role}-bundle`);
-  if (own) return { copy: own, dir: (own.inputs.source as { path: string }).path };
-  const copy = program.get(`${program.get(role).parent}-bundles`);
+  const copy = program.registrations.find((r) => r.name === `${role}-bundle`) ?? program.get(`${program.get(role).parent}-bundles`);
   return { copy, dir: join((copy.inputs.source as { path: string }).path, shippedDir(program.get(`${role}-install`).inputs.create)!) };
 }
 
@@ -144,7 +143,8 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         expect(copy.name).toBe(bundleCopyName(node, bundle.role));
         if (ownsBundleCopy(node, bundle.role)) {
           // A tailscale role joined through bootstrapHost: its own copy, dialled like its install, waiting for what it waits for.
-          expect([copy.type, copy.parent, copy.inputs.remotePath]).toEqual(["command:remote:CopyToRemote", role, NODE_BUNDLE_DIR]);
+          expect([copy.type, copy.parent, copy.inputs.remotePath]).toEqual(["command:remote:CopyToRemote", role, NODE_COPY_REMOTE_PATH]);
+          expect(readdirSync((copy.inputs.source as { path: string }).path).sort()).toEqual([shipHelper(platformFor(node)).name, `${bundle.role}.${bundle.hash}`]);
           const secretInputs = (d: string) => /^(random|tailscale):/.test(program.get(d).type);
           expect(copy.dependsOn, role).toEqual(cmd.dependsOn.filter((d) => d !== `${role}-bundle` && !secretInputs(d)));
           expect(copy.inputs.connection).toEqual(cmd.inputs.connection);
@@ -176,7 +176,11 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         expect(del).toContain(sha256Hex(bundle.uninstall));
       }
       // The node's copy sends exactly the directories of the roles it carries.
-      if (carried.length) expect(readdirSync((program.get(`${node.name}-bundles`).inputs.source as { path: string }).path).sort(), node.name).toEqual(carried.sort());
+      if (carried.length) {
+        const sent = (program.get(`${node.name}-bundles`).inputs.source as { path: string }).path;
+        expect(readdirSync(sent).sort(), node.name).toEqual([shipHelper(platformFor(node)).name, ...carried].sort());
+        expect(readFileSync(join(sent, shipHelper(platformFor(node)).name), "utf8")).toBe(shipHelper(platformFor(node)).content);
+      }
       else expect(program.registrations.some((r) => r.name === `${node.name}-bundles`), node.name).toBe(false);
     }
     expect(copies).toBeGreaterThan(0);

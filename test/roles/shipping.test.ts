@@ -16,7 +16,8 @@ import { loadFleet } from "../../model/load.js";
 import type { RoleName } from "../../model/fleet.js";
 import { renderBundles } from "../../stacks/plan.js";
 import { POSIX_COMMAND_LINE_LIMIT, remoteInvocation, sha256Hex } from "../../roles/bundle.js";
-import { bundleShipping, NODE_BUNDLE_DIR, writeBundleFiles, writeNodeBundles } from "../../roles/shipping.js";
+import { bundleShipping, NODE_BUNDLE_DIR, shipHelper, writeBundleFiles, writeNodeBundles } from "../../roles/shipping.js";
+import { platformFor } from "../../roles/platform.js";
 import type { Bundle } from "../../roles/types.js";
 
 const fleet = loadFleet("fleet.yaml");
@@ -41,14 +42,23 @@ function bundle(version: string): Bundle {
 
 /** Runs a command line as sshd would, in the node user's home, with `input` on stdin. */
 const run = (line: string, input = "") => spawnSync("sh", ["-c", line], { cwd: home, input, encoding: "utf8" });
-/** What CopyToRemote leaves in the user's home. */
-const copy = (b: Bundle) => writeBundleFiles(join(home, NODE_BUNDLE_DIR), bundleShipping(rpi1, b));
+/** The shipping helper of rpi1's platform, and root's copy of it (made by the first install line). */
+const HELPER = shipHelper(platformFor(rpi1));
+const ROOT_HELPER = `/var/lib/fleetkit/${HELPER.name}`;
+const hadHelper = existsSync(ROOT_HELPER);
+/** What the node's CopyToRemote leaves in the user's home: the role directory and the helper. */
+const copy = (b: Bundle) => {
+  const dir = writeBundleFiles(join(home, NODE_BUNDLE_DIR), bundleShipping(rpi1, b));
+  writeFileSync(join(home, NODE_BUNDLE_DIR, HELPER.name), HELPER.content);
+  return dir;
+};
 const rootCopies = () => (existsSync(ROOT) ? readdirSync(ROOT).filter((d) => d.startsWith(`${ROLE}.`)).sort() : []);
 
 afterAll(() => {
   for (const d of rootCopies()) rmSync(join(ROOT, d), { recursive: true, force: true });
   rmSync(home, { recursive: true, force: true });
   rmSync(MARKER, { force: true });
+  if (!hadHelper) rmSync(ROOT_HELPER, { force: true });
 });
 
 describe("a bundle shipped as files", () => {
@@ -57,7 +67,7 @@ describe("a bundle shipped as files", () => {
   const dir = `${ROLE}.${v1.hash}`;
 
   it("has short command lines naming the bundle and its scripts' sha256, with none of the scripts", () => {
-    expect(ship.files).toEqual({ dir, "install.sh": v1.install, "uninstall.sh": v1.uninstall });
+    expect(ship.files).toEqual({ dir, "install.sh": v1.install, "uninstall.sh": v1.uninstall, helper: { name: HELPER.name, content: HELPER.content } });
     expect(ship.stdinPrefix).toBe("");
     for (const line of [ship.create, ship.delete]) {
       expect(Buffer.byteLength(line)).toBeLessThan(2048);
@@ -66,6 +76,31 @@ describe("a bundle shipped as files", () => {
     }
     expect(ship.create).toContain(sha256Hex(v1.install));
     expect(ship.delete).toContain(sha256Hex(v1.uninstall));
+  });
+
+  it("runs nothing while the shipping helper is missing or changed in the user's copy, naming the copy to replace; uninstalls need root's", () => {
+    const saved = existsSync(ROOT_HELPER) ? readFileSync(ROOT_HELPER) : undefined;
+    rmSync(ROOT_HELPER, { force: true });
+    try {
+      writeBundleFiles(join(home, NODE_BUNDLE_DIR), ship);
+      const refused = `fleetkit: no whole ~/${NODE_BUNDLE_DIR}/${HELPER.name} on this node; nothing was run (pulumi up --replace the URN of rpi1-bundles)\n`;
+      const missing = run(ship.create, "queueToken=x\n");
+      expect([missing.status, missing.stdout, missing.stderr]).toEqual([1, "", refused]);
+      writeFileSync(join(home, NODE_BUNDLE_DIR, HELPER.name), HELPER.content.replace("set -e\n", "set -e\necho pwned > /tmp/fleetkit-ship-pwned\n"));
+      const changed = run(ship.create, "queueToken=x\n");
+      expect([changed.status, changed.stdout, changed.stderr]).toEqual([1, "", refused]);
+      expect([existsSync("/tmp/fleetkit-ship-pwned"), existsSync(ROOT_HELPER), rootCopies()]).toEqual([false, false, []]);
+      // Without root's helper an uninstall removes nothing: "removed" when the role was never installed, else why not.
+      const gone = run(ship.delete);
+      expect([gone.status, gone.stdout, gone.stderr]).toEqual([0, `fleetkit: ${ROLE} removed\n`, ""]);
+      mkdirSync(dirname(MARKER), { recursive: true });
+      writeFileSync(MARKER, "x\n");
+      const kept = run(ship.delete);
+      expect([kept.status, kept.stdout, kept.stderr]).toEqual([1, "", `fleetkit: no ${ROOT_HELPER} on this node; nothing was removed (README: forgetting a node)\n`]);
+    } finally {
+      rmSync(MARKER, { force: true });
+      if (saved) writeFileSync(ROOT_HELPER, saved, { mode: 0o600 });
+    }
   });
 
   it("runs the install as root from root's checked copy, with the secrets on stdin, and removes the user's copy", () => {
@@ -88,7 +123,7 @@ describe("a bundle shipped as files", () => {
     const local = copy(v2);
     writeFileSync(join(local, "install.sh"), "echo pwned > /tmp/fleetkit-ship-pwned\n");
     const r = run(bundleShipping(rpi1, v2).create, "queueToken=x\n");
-    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: ~/${NODE_BUNDLE_DIR}/${ROLE}.${v2.hash} does not match its sha256; nothing run\n`]);
+    expect([r.status, r.stdout, r.stderr]).toEqual([1, "", `fleetkit: bundle ${ROLE}.${v2.hash} in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v2.hash} does not match its sha256; nothing was run\n`]);
     expect(existsSync("/tmp/fleetkit-ship-pwned")).toBe(false);
     expect(rootCopies()).toEqual([dir]);
     rmSync(local, { recursive: true });
@@ -100,7 +135,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: no ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash}, its copy did not happen (pulumi up --replace the URN of rpi1-bundles)\n`,
+      `fleetkit: bundle ${ROLE}.${v3.hash} is not in ~/${NODE_BUNDLE_DIR}/${ROLE}.${v3.hash} on this node; the copy before this command did not happen (pulumi up --replace the URN of rpi1-bundles)\n`,
     ]);
   });
 
@@ -114,7 +149,7 @@ describe("a bundle shipped as files", () => {
     const r = run(bundleShipping(rpi1, v4).create, "queueToken=4\n");
     expect([r.status, r.stdout.split("\n").at(-2)]).toEqual([0, `fleetkit: ${ROLE} v4`]);
     expect(rootCopies()).toEqual([`${ROLE}.${v4.hash}`]);
-    expect(readdirSync(join(home, NODE_BUNDLE_DIR))).toEqual([other]);
+    expect(readdirSync(join(home, NODE_BUNDLE_DIR)).sort()).toEqual([HELPER.name, other].sort());
     rmSync(join(home, NODE_BUNDLE_DIR, other), { recursive: true });
   });
 
@@ -135,7 +170,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: ${ROOT}/${v4.files!.dir}/uninstall.sh is missing or changed; nothing removed (README: forgetting a node)\n`,
+      `fleetkit: the uninstall script of bundle ${v4.files!.dir} is not whole in ${ROOT}/${v4.files!.dir} on this node; nothing was removed (README: forgetting a node)\n`,
     ]);
     expect(existsSync(MARKER)).toBe(true);
   });
@@ -159,11 +194,13 @@ describe("the directory a node's copy sends", () => {
   const a = bundleShipping(rpi1, bundle("node-a"));
   const b = bundleShipping(rpi1, { ...bundle("node-b"), role: `${ROLE}b` as RoleName });
 
-  it("holds each role directory as hard links under nodes/<sha256 of the names>/bundles, written once", () => {
+  it("holds the shipping helper and each role directory as hard links under nodes/<sha256 of the names>/bundles, written once", () => {
     const dirs = [writeBundleFiles(local, b), writeBundleFiles(local, a)].map((d) => d.slice(local.length + 1));
-    const sent = writeNodeBundles(local, dirs);
-    expect(sent).toBe(join(local, "nodes", sha256Hex([...dirs].sort().join("\n")), "bundles"));
-    expect(readdirSync(sent).sort()).toEqual([...dirs].sort());
+    const sent = writeNodeBundles(local, dirs, HELPER);
+    const id = sha256Hex([HELPER.name, ...[...dirs].sort()].join("\n"));
+    expect(sent).toBe(join(local, "nodes", id, "bundles"));
+    expect(readdirSync(sent).sort()).toEqual([HELPER.name, ...dirs].sort());
+    expect(readFileSync(join(sent, HELPER.name), "utf8")).toBe(HELPER.content);
     for (const [ship, dir] of [[a, dirs[1]!], [b, dirs[0]!]] as const) {
       expect(readdirSync(join(sent, dir)).sort()).toEqual(["install.sh", "uninstall.sh"]);
       expect(readFileSync(join(sent, dir, "install.sh"), "utf8")).toBe(ship.files!["install.sh"]);
@@ -171,14 +208,14 @@ describe("the directory a node's copy sends", () => {
     }
     // The same set (in any order) is the same directory, left as it is; a temporary directory never stays.
     const mtime = statSync(sent).mtimeMs;
-    expect(writeNodeBundles(local, [...dirs].reverse())).toBe(sent);
+    expect(writeNodeBundles(local, [...dirs].reverse(), HELPER)).toBe(sent);
     expect(statSync(sent).mtimeMs).toBe(mtime);
-    expect(readdirSync(join(local, "nodes"))).toEqual([sha256Hex([...dirs].sort().join("\n"))]);
+    expect(readdirSync(join(local, "nodes"))).toEqual([id]);
   });
 
   it("refuses a role directory that was never written, leaving nothing behind", () => {
     const missing = `${ROLE}.${"d".repeat(64)}`;
-    expect(() => writeNodeBundles(local, [missing])).toThrow(/ENOENT/);
+    expect(() => writeNodeBundles(local, [missing], HELPER)).toThrow(/ENOENT/);
     expect(readdirSync(join(local, "nodes"))).toHaveLength(1);
   });
 });
@@ -205,10 +242,16 @@ describe("a bundle shipped as files to a macOS node", () => {
   afterAll(() => {
     if (!hadRoot) rmSync(macRoot, { recursive: true, force: true });
     else rmSync(join(macRoot, "bundles", ship.files!.dir), { recursive: true, force: true });
+    if (hadRoot) rmSync(join(macRoot, ship.files!.helper.name), { force: true });
   });
 
   it("checks the scripts with shasum -a 256 and installs from root's copy under the macOS state directory", () => {
-    expect(ship.create).toContain(`"$(shasum -a 256 <$1/install.sh)" = "${sha256Hex(v1.install)}  -"`);
+    const helper = shipHelper(platformFor(mac));
+    expect(helper.content).toContain(`"$(shasum -a 256 <"$1/install.sh")" = "$i  -"`);
+    expect(helper.content).not.toContain("sha256sum");
+    expect(ship.create).toContain(`"$(shasum -a 256 <$h.new)" = "${helper.sha256}  -"`);
+    expect(ship.create).toContain(` i ${ship.files!.dir} ${sha256Hex(v1.install)} ${sha256Hex(v1.uninstall)} macbook1-bundles'`);
+    writeFileSync(join(home, NODE_BUNDLE_DIR, helper.name), helper.content);
     expect(ship.create).not.toContain("sha256sum");
     writeBundleFiles(join(home, NODE_BUNDLE_DIR), ship);
     const r = run(ship.create, "queueToken=mac\n");
@@ -222,7 +265,7 @@ describe("a bundle shipped as files to a macOS node", () => {
     writeFileSync(join(local, "uninstall.sh"), "echo changed\n");
     const bad = run(bundleShipping(mac, v2).create);
     expect([bad.status, bad.stdout]).toEqual([1, ""]);
-    expect(bad.stderr).toContain("does not match its sha256; nothing run");
+    expect(bad.stderr).toContain("does not match its sha256; nothing was run");
     rmSync(local, { recursive: true });
     const r = run(ship.delete);
     expect([r.status, r.stdout, r.stderr]).toEqual([0, `fleetkit: ${ROLE} removed (mac1)\n`, ""]);
