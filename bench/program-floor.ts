@@ -12,6 +12,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { countRegistrations } from "./registrations.js";
+import { BENCH_SSH_KEY } from "./secrets.js";
 
 class Thing extends pulumi.CustomResource {
   constructor(name: string, props: Record<string, pulumi.Input<unknown>>, opts?: pulumi.CustomResourceOptions) {
@@ -32,7 +33,7 @@ if (!(nodes > 0) || !(roles > 0)) {
 }
 await pulumi.runtime.setMocks({ newResource: (a) => ({ id: `${a.name}_id`, state: a.inputs }), call: (a) => a.inputs }, "floor", "bench", false);
 const counts = countRegistrations();
-const key = pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfloor\n-----END OPENSSH PRIVATE KEY-----\n");
+const key = pulumi.secret(BENCH_SSH_KEY);
 if (!process.env.FLEETKIT_STACK_TRACES) Error.stackTraceLimit = 0;
 const fleet = new Group("floor:index:Fleet", "fleet");
 for (let i = 0; i < nodes; i++) {

@@ -9,6 +9,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { programMocks } from "../test/program/mocks.js";
 import { countRegistrations } from "./registrations.js";
+import { BENCH_SECRETS } from "./secrets.js";
 
 const [fleetFile, bundleDir] = process.argv.slice(2);
 if (!fleetFile || !bundleDir) {
@@ -16,11 +17,7 @@ if (!fleetFile || !bundleDir) {
   process.exit(2);
 }
 
-const SECRETS = {
-  "fleetkit:tailscaleAuthKey": "tskey-auth-bench",
-  "fleetkit:anthropicApiKey": "sk-ant-bench",
-  "fleetkit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE KEY-----\n",
-};
+const SECRETS = BENCH_SECRETS;
 
 await pulumi.runtime.setMocks(programMocks, "fleetkit", "bench", false);
 pulumi.runtime.setAllConfig({ "fleetkit:fleetFile": fleetFile, "fleetkit:bundleDir": bundleDir, ...SECRETS }, Object.keys(SECRETS));

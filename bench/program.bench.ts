@@ -30,6 +30,7 @@ import { parse } from "yaml";
 import { startEngineStandin } from "../test/langhost/engine-standin.js";
 import { generatedFleet } from "../test/program/fleets.js";
 import { deviceLookup, providerOutputs } from "../test/program/mocks.js";
+import { BENCH_SECRETS } from "./secrets.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const REPORTER = join(ROOT, "bench/usage-reporter.cjs");
@@ -44,11 +45,7 @@ export interface ProgramFigures {
   inputBytes: number;
 }
 
-const SECRETS = {
-  "fleetkit:tailscaleAuthKey": "tskey-auth-bench",
-  "fleetkit:anthropicApiKey": "sk-ant-bench",
-  "fleetkit:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nbench\n-----END OPENSSH PRIVATE KEY-----\n",
-};
+const SECRETS = BENCH_SECRETS;
 
 /** Runs `node ...args` with the usage reporter; resolves with its usage and stdout, rejects on a non-zero exit. */
 function measured(args: string[], env: Record<string, string>, work: string): Promise<{ usage: { cpuSeconds: number; wallSeconds: number; maxRssBytes: number }; stdout: string }> {
