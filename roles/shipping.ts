@@ -97,7 +97,7 @@ function sha256Command(platform: Platform): string {
  * The shipping helper of a platform: the sh program that does, as root, what each role's install and uninstall
  * line asks (so each line only names its bundle and hashes, and the stack state holds the procedure once per
  * node instead of once per role): `sh HELPER i <role>.<hash> INSTALL_SHA256 UNINSTALL_SHA256 COPY` and
- * `sh HELPER u <role>.<hash> UNINSTALL_SHA256`, in the node user's home (see the module doc for what each does).
+ * `sh HELPER u <role>.<hash>`, in the node user's home (see the module doc for what each does).
  * It travels in the node's copy as `~/.fleetkit/bundles/_ship.<first 16 hex of its sha256>` (`_` is in no role
  * name: those are hostname labels) and each line copies it into `<stateDir>/` and checks its sha256 there
  * before first use. Pure.
@@ -108,17 +108,18 @@ export function shipHelper(platform: Platform): { name: string; content: string;
   const content = [
     "# fleetkit shipping helper (roles/shipping.ts), run as root in the node user's home:",
     "#   sh HELPER i DIR INSTALL_SHA256 UNINSTALL_SHA256 COPY   install the bundle DIR (<role>.<hash>) copied by COPY",
-    "#   sh HELPER u DIR UNINSTALL_SHA256                       uninstall it",
+    "#   sh HELPER u DIR                                        uninstall it",
     "set -e",
     `b=${state}/bundles u=${NODE_BUNDLE_DIR} n=$2`,
     // The lines pass plain words; anything else (a path, an empty name) is refused before it is used.
     `case $n in "" | .* | *[!a-z0-9.-]*) echo "fleetkit: shipping helper: bad bundle name $n" >&2; exit 2 ;; esac`,
     `d="$b/$n" s="$u/$n" r="\${n%%.*}"`,
+    // Root's copy was checked when it was placed, whole (by one rename), in a directory only root writes.
     "if [ \"$1\" = u ]; then",
-    `  if { [ "$(${sum} <"$d/uninstall.sh")" = "$3  -" ]; } 2>/dev/null; then sh "$d/uninstall.sh"; rm -rf "$d"`,
+    '  if [ -f "$d/uninstall.sh" ]; then sh "$d/uninstall.sh"; rm -rf "$d"',
     // No script and no role marker: the role is not installed (an uninstall that already ran); as the scripts do.
     `  elif ! [ -e "${state}/roles/$r.hash" ]; then echo "fleetkit: $r removed"`,
-    `  else echo "fleetkit: the uninstall script of bundle $n is not whole in $d on this node; nothing was removed (README: forgetting a node)" >&2; exit 1; fi`,
+    `  else echo "fleetkit: the uninstall script of bundle $n is not in $d on this node; nothing was removed (README: forgetting a node)" >&2; exit 1; fi`,
     "  exit 0",
     "fi",
     `i=$3 x=$4 c=$5`,
@@ -167,15 +168,15 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
   }
   const h = `h=${state}/${helper.name}`;
-  // Root's copy of the helper, from the node's copy, checked; then the helper does the rest.
+  // Root's copy of the helper, from the node's copy ($u), checked; then the helper does the rest.
   const fetch =
-    `[ -f $h ]||{ mkdir -p ${state};umask 077;cp ${NODE_BUNDLE_DIR}/${helper.name} $h.new 2>/dev/null&&[ "$(${sha256Command(platform)} <$h.new)" = "${helper.sha256}  -" ]&&mv $h.new $h;}` +
-    `||{ rm -f $h.new;echo "fleetkit: no whole ~/${NODE_BUNDLE_DIR}/${helper.name} on this node; nothing was run (pulumi up --replace the URN of ${copy})">&2;exit 1;}`;
+    `[ -f $h ]||{ u=${NODE_BUNDLE_DIR}/\${h##*/};mkdir -p \${h%/*};umask 077;cp $u $h.new 2>/dev/null&&[ "$(${sha256Command(platform)} <$h.new)" = "${helper.sha256}  -" ]&&mv $h.new $h` +
+    `||{ rm -f $h.new;echo "fleetkit: no whole ~/$u on this node; nothing was run (pulumi up --replace the URN of ${copy})">&2;exit 1;};}`;
   const create = `${h};${fetch};sh $h i ${dir} ${install} ${uninstall} ${copy}`;
   // An uninstall needs root's helper, there since this role's install ran; without it and without the role's marker the role is gone.
   const del =
-    `${h};if [ -f $h ];then sh $h u ${dir} ${uninstall};elif ! [ -e ${state}/roles/${bundle.role}.hash ];then echo "fleetkit: ${bundle.role} removed";` +
-    `else echo "fleetkit: no $h on this node; nothing was removed (README: forgetting a node)">&2;exit 1;fi`;
+    `${h};[ -f $h ]&&exec sh $h u ${dir};[ -e \${h%/*}/roles/${bundle.role}.hash ]&&{ echo "fleetkit: no $h on this node; nothing was removed (README: forgetting a node)">&2;exit 1;};` +
+    `echo "fleetkit: ${bundle.role} removed"`;
   return {
     files: { dir, "install.sh": bundle.install, "uninstall.sh": bundle.uninstall, helper: { name: helper.name, content: helper.content } },
     create: `sudo -n sh -c ${shQuote(create)}`,

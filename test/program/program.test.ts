@@ -172,8 +172,8 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
           expect(line).not.toContain("#!/bin/sh");
           expect(line).not.toContain("fk_finish");
         }
-        expect(create).toContain(sha256Hex(bundle.install));
-        expect(del).toContain(sha256Hex(bundle.uninstall));
+        expect(create).toContain(` i ${bundle.role}.${bundle.hash} ${sha256Hex(bundle.install)} ${sha256Hex(bundle.uninstall)} ${copy.name}'`);
+        expect(del).toContain(` u ${bundle.role}.${bundle.hash};`);
       }
       // The node's copy sends exactly the directories of the roles it carries.
       if (carried.length) {

@@ -75,7 +75,9 @@ describe("a bundle shipped as files", () => {
       expect(line).not.toContain("read -r fk_line");
     }
     expect(ship.create).toContain(sha256Hex(v1.install));
-    expect(ship.delete).toContain(sha256Hex(v1.uninstall));
+    expect(ship.create).toContain(` i ${dir} ${sha256Hex(v1.install)} ${sha256Hex(v1.uninstall)} rpi1-bundles'`);
+    // The uninstall runs root's copy, checked when it was placed: the line names the bundle only.
+    expect(ship.delete).toContain(` u ${dir};`);
   });
 
   it("runs nothing while the shipping helper is missing or changed in the user's copy, naming the copy to replace; uninstalls need root's", () => {
@@ -170,7 +172,7 @@ describe("a bundle shipped as files", () => {
     expect([r.status, r.stdout, r.stderr]).toEqual([
       1,
       "",
-      `fleetkit: the uninstall script of bundle ${v4.files!.dir} is not whole in ${ROOT}/${v4.files!.dir} on this node; nothing was removed (README: forgetting a node)\n`,
+      `fleetkit: the uninstall script of bundle ${v4.files!.dir} is not in ${ROOT}/${v4.files!.dir} on this node; nothing was removed (README: forgetting a node)\n`,
     ]);
     expect(existsSync(MARKER)).toBe(true);
   });
