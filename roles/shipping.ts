@@ -9,18 +9,20 @@
  * dialled to that address ({@link ownsBundleCopy}). Windows nodes keep the bundle inline in the command
  * (roles/bundle.ts `remoteInvocation`): their SFTP lands on the host, not in the WSL distro.
  *
- * On the node, the install line (as root, through `sudo -n`, in the node user's home, where the SSH
- * session starts and SFTP's relative paths begin):
+ * On the node (as root, through `sudo -n`, in the node user's home, where the SSH session starts and SFTP's
+ * relative paths begin), each line first makes sure root's copy of the platform's shipping helper
+ * ({@link shipHelper}, sent in the same copy) is in `<stateDir>/`, copied and checked against its sha256 on
+ * first use; the helper then does the rest. An install:
  * 1. copies the two scripts into `<stateDir>/bundles/<role>.<hash>/` (mode 0700, root's) unless a copy whose
  *    sha256 match is already there, and checks the sha256 of the copy, not of the user's files, so nothing
  *    the node user's processes write between check and use can run as root; a mismatch runs nothing;
  * 2. removes the node user's copies of the role (every version: the node's copy sends the directories of
  *    unchanged roles too, which stay until their role next installs), runs the install script (secrets on
  *    stdin), and on success removes root's copies of the role's other versions.
- * A re-run (a failed install retried, the same hash) finds the root copy and needs no new copy. The
- * uninstall line runs the root copy's uninstall script after checking its sha256 and removes the copy; with
+ * A re-run (a failed install retried, the same hash) finds the root copy and needs no new copy. An
+ * uninstall runs the root copy's uninstall script (checked when it was placed) and removes the copy; with
  * no copy and no role marker (`<stateDir>/roles/<role>.hash`) the role is already gone and it says so, as
- * an uninstall script run twice does; with a marker but no whole copy it removes nothing and says why.
+ * an uninstall script run twice does; with a marker but no copy (or no helper) it removes nothing and says why.
  */
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
