@@ -170,10 +170,11 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
     if (!PLAIN_WORD.test(word)) throw new Error(`bundleShipping: ${JSON.stringify(word)} is not a plain sh word (a fleetkit bug: role names are hostname labels)`);
   }
   const h = `h=${state}/${helper.name}`;
-  // Root's copy of the helper, from the node's copy ($u), checked; then the helper does the rest.
+  // Root's copy of the helper, from the node's copy ($u), checked; then the helper does the rest. The
+  // temporary name is this shell's ($$): Pulumi runs a node's independent installs at the same time.
   const fetch =
-    `[ -f $h ]||{ u=${NODE_BUNDLE_DIR}/\${h##*/};mkdir -p \${h%/*};umask 077;cp $u $h.new 2>/dev/null&&[ "$(${sha256Command(platform)} <$h.new)" = "${helper.sha256}  -" ]&&mv $h.new $h` +
-    `||{ rm -f $h.new;echo "fleetkit: no whole ~/$u on this node; nothing was run (pulumi up --replace the URN of ${copy})">&2;exit 1;};}`;
+    `[ -f $h ]||{ u=${NODE_BUNDLE_DIR}/\${h##*/};t=$h.$$;mkdir -p \${h%/*};umask 077;cp $u $t 2>/dev/null&&[ "$(${sha256Command(platform)} <$t)" = "${helper.sha256}  -" ]&&mv $t $h` +
+    `||{ rm -f $t;echo "fleetkit: no whole ~/$u on this node; nothing was run (pulumi up --replace the URN of ${copy})">&2;exit 1;};}`;
   const create = `${h};${fetch};sh $h i ${dir} ${install} ${uninstall} ${copy}`;
   // An uninstall needs root's helper, there since this role's install ran; without it and without the role's marker the role is gone.
   const del =

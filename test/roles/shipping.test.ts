@@ -7,7 +7,7 @@
  * left in the user's home, but no other role's), and the uninstall runs from root's copy. Plus the local
  * directory a node's copy sends (`writeNodeBundles`): content-addressed, hard links to the role directories.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -101,6 +101,23 @@ describe("a bundle shipped as files", () => {
       expect([kept.status, kept.stdout, kept.stderr]).toEqual([1, "", `fleetkit: no ${ROOT_HELPER} on this node; nothing was removed (README: forgetting a node)\n`]);
     } finally {
       rmSync(MARKER, { force: true });
+      if (saved) writeFileSync(ROOT_HELPER, saved, { mode: 0o600 });
+    }
+  });
+
+  it("several roles installing at once on a node without root's helper (Pulumi runs independent installs in parallel) all get it", async () => {
+    const saved = existsSync(ROOT_HELPER) ? readFileSync(ROOT_HELPER) : undefined;
+    rmSync(ROOT_HELPER, { force: true });
+    const roles = [1, 2, 3, 4, 5, 6].map((i) => ({ ...bundle(`par${i}`), role: `${ROLE}p${i}` as RoleName }));
+    try {
+      for (const b of roles) copy(b);
+      const runAsync = (line: string) =>
+        new Promise<number | null>((resolve) => spawn("sh", ["-c", line], { cwd: home, stdio: ["pipe", "ignore", "ignore"] }).on("close", resolve).stdin!.end("queueToken=p\n"));
+      expect(await Promise.all(roles.map((b) => runAsync(bundleShipping(rpi1, b).create)))).toEqual(roles.map(() => 0));
+      expect(readFileSync(ROOT_HELPER, "utf8")).toBe(HELPER.content);
+      expect(readdirSync(dirname(ROOT_HELPER)).filter((f) => f.startsWith(`${HELPER.name}.`))).toEqual([]);
+    } finally {
+      for (const b of roles) rmSync(join(ROOT, `${b.role}.${b.hash}`), { recursive: true, force: true });
       if (saved) writeFileSync(ROOT_HELPER, saved, { mode: 0o600 });
     }
   });
@@ -251,7 +268,7 @@ describe("a bundle shipped as files to a macOS node", () => {
     const helper = shipHelper(platformFor(mac));
     expect(helper.content).toContain(`"$(shasum -a 256 <"$1/install.sh")" = "$i  -"`);
     expect(helper.content).not.toContain("sha256sum");
-    expect(ship.create).toContain(`"$(shasum -a 256 <$h.new)" = "${helper.sha256}  -"`);
+    expect(ship.create).toContain(`"$(shasum -a 256 <$t)" = "${helper.sha256}  -"`);
     expect(ship.create).toContain(` i ${ship.files!.dir} ${sha256Hex(v1.install)} ${sha256Hex(v1.uninstall)} macbook1-bundles'`);
     writeFileSync(join(home, NODE_BUNDLE_DIR, helper.name), helper.content);
     expect(ship.create).not.toContain("sha256sum");
