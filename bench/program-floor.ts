@@ -2,7 +2,7 @@
  * The floor under bench/program.bench.ts: what the Pulumi SDK alone costs to register a fleet's worth of
  * resources of fleetkit's shape, with none of fleetkit's rendering: per node one component holding a
  * `CopyToRemote`-like resource (a 200-byte input: its bundles), and per role one component holding a
- * `Command`-like one (a 1.0 KB create line, a 0.55 KB delete line and an SSH connection whose private key is
+ * `Command`-like one (a 0.65 KB create line, a 0.35 KB delete line and an SSH connection whose private key is
  * a secret, as fleetkit's are) that depends on the node's copy and on the role before it. Like fleetkit's program (stacks/index.ts
  * `limitPromiseStacks`) it creates them with `Error.stackTraceLimit` at 0, so the SDK's eager promise stacks
  * cost neither side; `FLEETKIT_STACK_TRACES=1` keeps the default limit in both, to measure what that costs.
@@ -43,7 +43,7 @@ for (let i = 0; i < nodes; i++) {
   let previous: pulumi.Resource[] = [];
   for (let r = 0; r < roles; r++) {
     const role = new Group("floor:index:Role", `node${i}-role${r}`, { parent: node, dependsOn: previous });
-    const install = new Thing(`node${i}-role${r}-install`, { connection, create: "c".repeat(1000), delete: "d".repeat(550) }, { parent: role, dependsOn: [copy, ...previous] });
+    const install = new Thing(`node${i}-role${r}-install`, { connection, create: "c".repeat(650), delete: "d".repeat(350) }, { parent: role, dependsOn: [copy, ...previous] });
     previous = [install];
   }
 }
