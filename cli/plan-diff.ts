@@ -25,8 +25,15 @@ export interface DeployedBundle {
   dir: string;
 }
 
-/** A file-shipped install line (roles/shipping.ts `bundleShipping`): it ends by handing the helper the bundle directory. */
-const CREATE_RE = /^sudo -n sh -c 'h=[^']*;sh \$h i ([a-z0-9][a-z0-9-]*\.[0-9a-f]{64}) [0-9a-f]{64} [0-9a-f]{64} [a-z0-9-]+'$/;
+/**
+ * File-shipped install lines (roles/shipping.ts `bundleShipping`) and the bundle directory each names: today's,
+ * which ends by handing the shipping helper the directory, and the earlier one that began `set -e;n=<dir>;`
+ * (a stack last deployed before the helper).
+ */
+const CREATE_RES = [
+  /^sudo -n sh -c 'h=[^']*;sh \$h i ([a-z0-9][a-z0-9-]*\.[0-9a-f]{64}) [0-9a-f]{64} [0-9a-f]{64} [a-z0-9-]+'$/,
+  /^sudo -n sh -c 'set -e;n=([a-z0-9][a-z0-9-]*\.[0-9a-f]{64});/,
+];
 
 const StateSchema = z.object({
   version: z.literal(3, { error: "expected version 3 (what `pulumi stack export` writes today)" }),
@@ -65,7 +72,7 @@ export function readDeployedBundles(file: string): Map<string, DeployedBundle> {
   for (const r of parsed.data.deployment.resources ?? []) {
     if (r.type !== COMMAND_TYPE) continue;
     const create = r.inputs?.create;
-    const dir = typeof create === "string" ? CREATE_RE.exec(create)?.[1] : undefined;
+    const dir = typeof create === "string" ? CREATE_RES.map((re) => re.exec(create)?.[1]).find((d) => d) : undefined;
     if (!dir) continue;
     const resource = r.urn.slice(r.urn.lastIndexOf("::") + 2);
     out.set(resource, { resource, dir });

@@ -184,6 +184,19 @@ describe("fleet plan --diff", () => {
     expect(r.stdout.split("\n")[0]).toBe(`bundles against ${file}: 0 changed, ${bad.length} added, 0 removed, ${38 - bad.length} unchanged`);
   });
 
+  it("reads a state deployed before the shipping helper: its install lines began set -e;n=<dir>;", () => {
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { deployment: { resources: { urn: string; inputs: Record<string, any> }[] } };
+    const installs = state.deployment.resources.filter((r) => String(r.inputs.create).startsWith("sudo -n sh -c 'h="));
+    for (const r of installs) {
+      const dir = /;sh \$h i (\S+) /.exec(String(r.inputs.create))![1];
+      r.inputs.create = `sudo -n sh -c 'set -e;n=${dir};d=/var/lib/fleetkit/bundles/$n;s=.fleetkit/bundles/$n\nsh $d/install.sh'`;
+    }
+    const file = join(mkdtempSync(join(tmpdir(), "fleet-plan-diff-earlier-")), "state.json");
+    writeFileSync(file, JSON.stringify(state));
+    expect(installs).toHaveLength(38);
+    expect(plan("--diff", file, "--bundle-dir", bundleDir).stdout.split("\n")[0]).toBe(`bundles against ${file}: 0 changed, 0 added, 0 removed, 38 unchanged`);
+  });
+
   it.each([
     ["a file that is not there", "/nonexistent/state.json", "fleet plan --diff: cannot read /nonexistent/state.json (ENOENT); write it with `npx pulumi stack export --file FILE` for the stack and pass that file.\n"],
     ["not JSON", "not json {", /^fleet plan --diff: \S+ is not JSON \(.*\); write it with `npx pulumi stack export --file FILE` for the stack and pass that file\.\n$/],
