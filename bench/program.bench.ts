@@ -145,7 +145,7 @@ export async function runProgramBench(out: (line: string) => void): Promise<void
     const floor = await floorUnderMocks(500, 5, work);
     const ours = at500("mocks");
     out(
-      `SDK floor, 500 nodes under mocks (${floor.resources} resources of fleetkit's shape, nothing rendered): ${floor.wallSeconds.toFixed(1)} s wall, ` +
+      `SDK floor, 500 nodes under mocks (${floor.resources} @pulumi/command resources of fleetkit's shape, none of its code): ${floor.wallSeconds.toFixed(1)} s wall, ` +
         `${floor.cpuSeconds.toFixed(1)} s CPU, peak ${mb(floor.maxRssBytes)}, inputs ${mb(floor.inputBytes)}; fleetkit's program against it: ` +
         `CPU ×${(ours.cpuSeconds / floor.cpuSeconds).toFixed(1)}, peak ×${(ours.maxRssBytes / floor.maxRssBytes).toFixed(1)}`,
     );
