@@ -237,6 +237,6 @@ describe("hostile fleet files through the CLI (node bin/fleet.mjs, a real proces
   it("a value equal to the heredoc terminator, on no line of its own, plans (exit 0)", async () => {
     const f = write("eof.yaml", line(TAGS, "    tags: { gpu: FLEETKIT_EOF, FLEETKIT_EOF: x }")(line('    allow: [Edit, "Bash(npm test)"]', "    allow: [Edit, FLEETKIT_EOF]")(BASE)));
     const r = await fleetCli(["plan", "--fleet", f]);
-    expect([r.status, r.stderr, r.stdout.split("\n")[0]]).toEqual([0, "", `fleet hostile (${f}): 2 nodes, 12 roles, 37 resources`]);
+    expect([r.status, r.stderr, r.stdout.split("\n")[0]]).toEqual([0, "", `fleet hostile (${f}): 2 nodes, 12 roles, 32 resources`]);
   }, 90_000);
 });
