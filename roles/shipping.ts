@@ -81,6 +81,14 @@ export function ownsBundleCopy(node: FleetNode, role: RoleName): boolean {
   return shipsBundleFiles(node) && role === "tailscale" && node.bootstrapHost !== undefined;
 }
 
+/**
+ * True when `node`'s own copy (`<node>-bundles`) must wait for its tailscale role's install: that role has a
+ * copy of its own ({@link ownsBundleCopy}), and the node's copy dials the tailnet name.
+ */
+export function nodeCopyAwaitsTailscale(node: FleetNode): boolean {
+  return node.roles.includes("tailscale") && ownsBundleCopy(node, "tailscale");
+}
+
 /** Name of the `remote.CopyToRemote` that carries `role`'s bundle to `node` (Linux and macOS). */
 export function bundleCopyName(node: FleetNode, role: RoleName): string {
   return ownsBundleCopy(node, role) ? bundleResourceName(roleResourceName(node.name, role)) : nodeBundlesResourceName(node.name);
@@ -104,7 +112,25 @@ function sha256Command(platform: Platform): string {
  * name: those are hostname labels) and each line copies it into `<stateDir>/` and checks its sha256 there
  * before first use. Pure.
  */
-export function shipHelper(platform: Platform): { name: string; content: string; sha256: string } {
+export function shipHelper(platform: Platform): ShipHelper {
+  const key = `${platform.family}\0${platform.stateDir}`;
+  let helper = shipHelpers.get(key);
+  if (!helper) shipHelpers.set(key, (helper = renderShipHelper(platform)));
+  return helper;
+}
+
+/** The shipping helper: its file name on the node, its text and the text's sha256 (hex). */
+export interface ShipHelper {
+  name: string;
+  content: string;
+  sha256: string;
+}
+
+/** {@link shipHelper}'s renders by platform family and state directory (the only facts the text depends on). */
+const shipHelpers = new Map<string, ShipHelper>();
+
+/** Renders {@link shipHelper}'s text for `platform`. Pure. */
+function renderShipHelper(platform: Platform): ShipHelper {
   const sum = sha256Command(platform);
   const state = platform.stateDir;
   const content = [
@@ -199,17 +225,29 @@ export function bundleShipping(node: FleetNode, bundle: Bundle): BundleShipping 
 export function writeBundleFiles(localDir: string, shipping: BundleShipping): string {
   const files = shipping.files;
   if (!files) throw new Error("writeBundleFiles: this bundle travels inline, it has no files");
-  const target = join(localDir, files.dir);
-  if (existsSync(target)) return target;
-  mkdirSync(localDir, { recursive: true, mode: 0o700 });
-  const tmp = mkdtempSync(join(localDir, `.${files.dir}.`));
-  try {
+  return placeWhole(localDir, files.dir, (tmp) => {
     writeFileSync(join(tmp, "install.sh"), files["install.sh"], { mode: 0o600 });
     writeFileSync(join(tmp, "uninstall.sh"), files["uninstall.sh"], { mode: 0o600 });
+  });
+}
+
+/**
+ * The content-addressed directory `<parent>/<name>` (mode 0700), made whole: left as it is when it exists (its
+ * name is its content's hash), else `fill` writes a fresh temporary directory beside it that is renamed into
+ * place, so a crash or a parallel run never leaves half of one. Returns its absolute path.
+ * @throws what `fill` or the file system throws, after removing the temporary directory (unless another run
+ *   renamed the same content into place first).
+ */
+function placeWhole(parent: string, name: string, fill: (tmp: string) => void): string {
+  const target = join(parent, name);
+  if (existsSync(target)) return target;
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  const tmp = mkdtempSync(join(parent, `.${name}.`));
+  try {
+    fill(tmp);
     renameSync(tmp, target);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    // Another run renamed the same content into place first.
     if (!existsSync(target)) throw err;
   }
   return target;
@@ -279,15 +317,10 @@ export function shipBundle(node: FleetNode, bundle: Bundle, localDir: string): S
  *   as {@link NODE_BUNDLE_DIR} when sent to {@link NODE_COPY_REMOTE_PATH}).
  * @throws Error when a role directory is missing or the directory cannot be written.
  */
-export function writeNodeBundles(localDir: string, dirs: readonly string[], helper: { name: string; content: string }): string {
+export function writeNodeBundles(localDir: string, dirs: readonly string[], helper: Pick<ShipHelper, "name" | "content">): string {
   const names = [...dirs].sort();
   const id = sha256Hex([helper.name, ...names].join("\n"));
-  const nodes = join(localDir, "nodes");
-  const target = join(nodes, id);
-  if (existsSync(target)) return join(target, "bundles");
-  mkdirSync(nodes, { recursive: true, mode: 0o700 });
-  const tmp = mkdtempSync(join(nodes, `.${id}.`));
-  try {
+  const target = placeWhole(join(localDir, "nodes"), id, (tmp) => {
     mkdirSync(join(tmp, "bundles"), { mode: 0o700 });
     writeFileSync(join(tmp, "bundles", helper.name), helper.content, { mode: 0o600 });
     for (const dir of names) {
@@ -303,11 +336,7 @@ export function writeNodeBundles(localDir: string, dirs: readonly string[], help
         }
       }
     }
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (!existsSync(target)) throw err;
-  }
+  });
   return join(target, "bundles");
 }
 

@@ -8,7 +8,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import type { BuiltinRoleName, Fleet as FleetModel, FleetNode, RoleName } from "../model/fleet.js";
-import { NODE_COPY_REMOTE_PATH, ownsBundleCopy, type ShippedBundle } from "../roles/shipping.js";
+import { NODE_COPY_REMOTE_PATH, nodeCopyAwaitsTailscale, ownsBundleCopy, type ShippedBundle } from "../roles/shipping.js";
 import { NODE_TYPE, nodeBundlesResourceName, roleDependencies, roleResourceName } from "./plan.js";
 import { isBuiltinRole } from "../roles/registry.js";
 import { Role, type RoleArgs, type RoleComponent, type SshConnection } from "../roles/component.js";
@@ -182,7 +182,7 @@ export class Node extends pulumi.ComponentResource {
     const { node, copyDir } = this.args;
     if (!copyDir) throw new Error(`node ${node.name} has bundle files but no copy directory (a fleetkit bug)`);
     const dependsOn: pulumi.Resource[] = [];
-    if (node.roles.includes("tailscale") && ownsBundleCopy(node, "tailscale")) {
+    if (nodeCopyAwaitsTailscale(node)) {
       const tailscale = this.roles.tailscale;
       if (!tailscale) throw new Error(`node ${node.name}: its bundles are copied through its tailnet name before its tailscale role exists (a fleetkit bug)`);
       dependsOn.push(tailscale.install);

@@ -10,7 +10,7 @@ import { renderFleetBundles, roleDefinition } from "../roles/index.js";
 export { toolchainSources } from "../roles/toolchains/render.js";
 import { toolchainSources } from "../roles/toolchains/render.js";
 import type { Bundle } from "../roles/types.js";
-import { bundleCopyName, ownsBundleCopy, shipsBundleFiles } from "../roles/shipping.js";
+import { bundleCopyName, nodeCopyAwaitsTailscale, ownsBundleCopy, shipsBundleFiles } from "../roles/shipping.js";
 import {
   COMMAND_TYPE,
   COPY_TYPE,
@@ -157,7 +157,7 @@ export function roleChildResources(fleet: Fleet, node: FleetNode, role: RoleName
  */
 export function nodeResources(node: FleetNode): PlannedResource[] {
   if (!node.roles.some((r) => shipsBundleFiles(node) && !ownsBundleCopy(node, r))) return [];
-  const after = node.roles.includes("tailscale") && ownsBundleCopy(node, "tailscale") ? [installResourceName(roleResourceName(node.name, "tailscale"))] : [];
+  const after = nodeCopyAwaitsTailscale(node) ? [installResourceName(roleResourceName(node.name, "tailscale"))] : [];
   return [{ type: COPY_TYPE, name: nodeBundlesResourceName(node.name), dependsOn: after }];
 }
 
