@@ -180,8 +180,7 @@ describe.each(REAL_FLEETS)("the program for %s", (realFile) => {
         const sent = (program.get(`${node.name}-bundles`).inputs.source as { path: string }).path;
         expect(readdirSync(sent).sort(), node.name).toEqual([shipHelper(platformFor(node)).name, ...carried].sort());
         expect(readFileSync(join(sent, shipHelper(platformFor(node)).name), "utf8")).toBe(shipHelper(platformFor(node)).content);
-      }
-      else expect(program.registrations.some((r) => r.name === `${node.name}-bundles`), node.name).toBe(false);
+      } else expect(program.registrations.some((r) => r.name === `${node.name}-bundles`), node.name).toBe(false);
     }
     expect(copies).toBeGreaterThan(0);
   });
